@@ -1,0 +1,61 @@
+# mlcycle: `make help` lists the targets. Every target sets up .venv first when needed.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+STAMP := $(VENV)/.installed
+export PATH := $(BIN):$(PATH)
+export DVC_NO_ANALYTICS := 1
+export MPLBACKEND := Agg
+PYTEST_ARGS ?=
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name mlcycle --display-name "Python (mlcycle)" >/dev/null
+	@touch $@
+
+.PHONY: help setup repro test test-fast lab metrics plots stages check lint clean
+
+setup: $(STAMP) ## create .venv, install the project (editable) and its Jupyter kernel, prepare DVC
+	@test -d .dvc || dvc init --quiet $$(git rev-parse --git-dir >/dev/null 2>&1 || echo --no-scm)
+
+repro: setup ## run the pipeline on the data named in params.yaml (re-runs only what changed)
+	mlcycle check
+	dvc repro
+	@echo "open reports/index.html"
+
+test: setup ## run every test: unit, data, model and end-to-end pipeline tests
+	pytest $(PYTEST_ARGS)
+
+test-fast: setup ## quick tests for iteration (skips notebook and pipeline runs)
+	pytest -m "not slow" $(PYTEST_ARGS)
+
+lab: setup ## open JupyterLab on the workspace (localhost only)
+	jupyter lab --ip=127.0.0.1 --notebook-dir=$(CURDIR)
+
+metrics: setup ## show the pipeline's metrics (dvc metrics show)
+	dvc metrics show
+
+plots: setup ## render the pipeline's plots to dvc_plots/index.html (dvc plots show)
+	dvc plots show
+
+stages: setup ## list stages with their notebook, code and tests
+	mlcycle stages
+
+check: setup ## check params.yaml without running anything
+	mlcycle check
+
+lint: setup ## ruff on src, tests and notebooks
+	ruff check src tests bench notebooks
+
+clean: ## remove pipeline outputs (keeps .venv, the DVC cache and data/raw)
+	rm -rf data/interim/* data/processed models reports/executed reports/figures reports/plots \
+	  reports/*.html reports/metrics reports/validate_findings.json dvc_plots
+	@touch data/interim/.gitkeep
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'

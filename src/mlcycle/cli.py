@@ -1,0 +1,72 @@
+"""The `mlcycle` command: run a stage, check parameters, build the report index, list stages."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from mlcycle.errors import MlcycleError
+
+
+def _check(args) -> int:
+    from mlcycle import config
+
+    params = config.load(args.params)
+    print(f"{args.params}: ok ({len(params.dump())} sections)")
+    return 0
+
+
+def _run(args) -> int:
+    from mlcycle.runner import run_stage
+
+    run = run_stage(args.stage, params_file=args.params)
+    s = run.seconds
+    print(f"{args.stage}: {run.status} in {sum(s.values()):.1f}s "
+          f"(execute {s.get('execute', 0):.1f}s, render {s.get('render', 0):.1f}s) -> {run.html.relative_to(run.root)}")
+    return 0
+
+
+def _report(args) -> int:
+    from mlcycle import config, report
+    from mlcycle.paths import Paths
+
+    paths = Paths.at()
+    params = config.load(args.params, root=paths.root)
+    out = report.build_index(paths, params)
+    print(f"report: {out.relative_to(paths.root)}")
+    return 0
+
+
+def _stages(args) -> int:
+    from mlcycle.paths import NOTEBOOKS, STAGES
+
+    print(f"{'stage':<10} {'notebook':<30} {'code':<26} tests")
+    for st in STAGES:
+        nb = f"notebooks/{NOTEBOOKS[st]}" if st in NOTEBOOKS else "-"
+        print(f"{st:<10} {nb:<30} {'src/mlcycle/' + st + '.py':<26} tests/code/test_{st}.py")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mlcycle", description=__doc__)
+    p.add_argument("--params", default="params.yaml", help="parameters file, relative to the workspace root")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("check", help="check params.yaml (types, unknown keys, missing values)").set_defaults(fn=_check)
+    r = sub.add_parser("run", help="run one notebook stage through the runner (what dvc repro calls)")
+    r.add_argument("stage")
+    r.set_defaults(fn=_run)
+    sub.add_parser("report", help="write reports/index.html linking every stage report").set_defaults(fn=_report)
+    sub.add_parser("stages", help="list stages with their notebook, code and tests").set_defaults(fn=_stages)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except MlcycleError as exc:
+        print(f"mlcycle: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except FileNotFoundError as exc:
+        print(f"mlcycle: {exc}", file=sys.stderr)
+        return 2

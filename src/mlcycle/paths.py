@@ -1,0 +1,112 @@
+"""Where everything lives. Every stage's inputs and outputs are named here once.
+
+dvc.yaml declares the same paths as deps and outs; tests/code/test_conventions.py checks that
+the two agree. Nothing here touches the disk at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT_MARKERS = ("params.yaml", "dvc.yaml")
+
+# stage name -> notebook file under notebooks/ (the report stage has no notebook)
+NOTEBOOKS: dict[str, str] = {
+    "ingest": "01_ingest.ipynb",
+    "validate": "02_validate.ipynb",
+    "eda": "03_eda.ipynb",
+    "features": "04_features.ipynb",
+    "train": "05_train.ipynb",
+    "evaluate": "06_evaluate.ipynb",
+}
+STAGES: tuple[str, ...] = (*NOTEBOOKS, "report")
+
+
+def find_root(start: str | Path | None = None) -> Path:
+    """The workspace root: $MLCYCLE_ROOT, else the nearest folder upwards holding params.yaml and dvc.yaml."""
+    env = os.environ.get("MLCYCLE_ROOT")
+    if env:
+        return Path(env).resolve()
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if all((folder / m).exists() for m in ROOT_MARKERS):
+            return folder
+    raise FileNotFoundError(
+        f"no mlcycle workspace found at or above {here}: expected params.yaml and dvc.yaml; "
+        "run from inside the workspace or set MLCYCLE_ROOT"
+    )
+
+
+@dataclass(frozen=True)
+class Paths:
+    root: Path
+
+    @classmethod
+    def at(cls, root: str | Path | None = None) -> Paths:
+        return cls(Path(root).resolve() if root else find_root())
+
+    # inputs
+    @property
+    def params(self) -> Path:
+        return self.root / "params.yaml"
+
+    def notebook(self, stage: str) -> Path:
+        return self.root / "notebooks" / NOTEBOOKS[stage]
+
+    def raw_dataset(self, dataset: str) -> Path:
+        return self.root / "data" / "raw" / dataset
+
+    # stage outputs
+    @property
+    def processed(self) -> Path:
+        return self.root / "data" / "processed"
+
+    def split_file(self, part: str) -> Path:
+        """part: train | valid | test"""
+        return self.processed / f"{part}.parquet"
+
+    @property
+    def feature_spec(self) -> Path:
+        return self.processed / "features.json"
+
+    @property
+    def models(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def model(self) -> Path:
+        return self.models / "model"
+
+    @property
+    def baseline(self) -> Path:
+        return self.models / "baseline"
+
+    @property
+    def reports(self) -> Path:
+        return self.root / "reports"
+
+    def report_html(self, stage: str) -> Path:
+        return self.reports / f"{stage}.html"
+
+    def executed_notebook(self, stage: str) -> Path:
+        return self.reports / "executed" / f"{stage}.ipynb"
+
+    def metrics(self, stage: str) -> Path:
+        return self.reports / "metrics" / f"{stage}.json"
+
+    def figures(self, stage: str) -> Path:
+        return self.reports / "figures" / stage
+
+    @property
+    def findings(self) -> Path:
+        return self.reports / "validate_findings.json"
+
+    @property
+    def plots(self) -> Path:
+        return self.reports / "plots"
+
+    @property
+    def index(self) -> Path:
+        return self.reports / "index.html"

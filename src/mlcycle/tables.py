@@ -1,0 +1,89 @@
+"""Reading the input table (CSV or Parquet) with errors that say what is wrong and what to do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from mlcycle.config import DataParams
+from mlcycle.errors import DataError
+
+
+def table_format(path: Path, fmt: str = "auto") -> str:
+    if fmt != "auto":
+        return fmt
+    suffix = "".join(path.suffixes[-2:]).lower()
+    if suffix.endswith(".parquet") or suffix.endswith(".pq"):
+        return "parquet"
+    if suffix.endswith((".csv", ".csv.gz", ".csv.zip", ".csv.bz2", ".tsv")):
+        return "csv"
+    raise DataError(
+        f"data.path '{path.name}': cannot tell the format from the suffix; "
+        "set data.format to csv or parquet"
+    )
+
+
+def read_table(path: str | Path, fmt: str = "auto", columns: list[str] | None = None) -> pd.DataFrame:
+    """Read a CSV or Parquet file; every failure is a DataError naming the file and the fix."""
+    p = Path(path)
+    if not p.exists():
+        raise DataError(
+            f"data.path '{path}' does not exist; put the file there (and track it with "
+            "`dvc add`) or correct data.path in params.yaml"
+        )
+    if p.is_dir():
+        raise DataError(f"data.path '{path}' is a folder; name a CSV or Parquet file")
+    if p.stat().st_size == 0:
+        raise DataError(f"data.path '{path}' is an empty file (0 bytes)")
+    kind = table_format(p, fmt)
+    try:
+        if kind == "parquet":
+            df = pd.read_parquet(p, columns=columns)
+        else:
+            sep = "\t" if p.name.lower().endswith(".tsv") else ","
+            df = pd.read_csv(p, sep=sep, usecols=columns, encoding="utf-8", low_memory=False)
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"data.path '{path}' is not UTF-8 text (byte {exc.start}): re-save it as UTF-8"
+        ) from None
+    except pd.errors.EmptyDataError:
+        raise DataError(f"data.path '{path}' has no rows or columns") from None
+    except (pd.errors.ParserError, OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"data.path '{path}' cannot be read as {kind}: {first}") from None
+    if df.shape[1] == 0:
+        raise DataError(f"data.path '{path}' has no columns")
+    return df
+
+
+def parse_time(df: pd.DataFrame, column: str | None) -> pd.DataFrame:
+    """Return df with `column` parsed to timezone-naive datetimes (UTC when the text has an offset)."""
+    if not column or column not in df.columns:
+        return df
+    s = df[column]
+    if not pd.api.types.is_datetime64_any_dtype(s):
+        try:
+            s = pd.to_datetime(s, utc=True, format="ISO8601")
+        except (ValueError, TypeError):
+            try:
+                s = pd.to_datetime(s, utc=True, format="mixed")
+            except (ValueError, TypeError) as exc:
+                raise DataError(
+                    f"data.time_column '{column}' cannot be read as dates ({exc}); "
+                    "fix the values or set data.time_column to null"
+                ) from None
+    if getattr(s.dt, "tz", None) is not None:
+        s = s.dt.tz_convert("UTC").dt.tz_localize(None)
+    out = df.copy()
+    out[column] = s
+    return out
+
+
+def load(data: DataParams, root: Path) -> pd.DataFrame:
+    """The input table named by params `data`, with its time column parsed."""
+    path = Path(data.path)
+    if not path.is_absolute():
+        path = root / path
+    df = read_table(path, data.format)
+    return parse_time(df, data.time_column)

@@ -1,0 +1,85 @@
+"""The workspace's own conventions: one name per stage everywhere, one parameters cell, no stored
+outputs, notebooks that orchestrate (no def/class), dvc.yaml deps and outs that match the code."""
+
+import ast
+import json
+
+import pytest
+import yaml
+
+from mlcycle.paths import NOTEBOOKS, STAGES, Paths
+from tests.conftest import ROOT
+
+DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def cells(name):
+    return json.loads((ROOT / "notebooks" / name).read_text())["cells"]
+
+
+def test_notebook_folder_matches_stages():
+    on_disk = sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb"))
+    assert on_disk == sorted(NOTEBOOKS.values())
+    assert list(DVC) == list(STAGES)
+
+
+@pytest.mark.parametrize("stage, name", NOTEBOOKS.items())
+def test_notebook_shape(stage, name):
+    cs = cells(name)
+    tagged = [c for c in cs if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(tagged) == 1, "exactly one cell tagged parameters"
+    for line in "".join(tagged[0]["source"]).splitlines():
+        assert ":" in line and "=" in line and "#" in line, f"typed, commented literal expected: {line}"
+    for c in cs:
+        if c["cell_type"] == "code":
+            assert not c.get("outputs") and c.get("execution_count") is None, "notebooks are committed without outputs"
+            tree = ast.parse("".join(c["source"]))
+            assert not [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.ClassDef)], \
+                "functions and classes belong in src/mlcycle"
+    assert f"src/mlcycle/{stage}.py" in cs[0]["source"] if isinstance(cs[0]["source"], str) else "".join(cs[0]["source"])
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_stage_has_module_test_and_deps(stage):
+    assert (ROOT / "src" / "mlcycle" / f"{stage}.py").exists()
+    assert (ROOT / "tests" / "code" / f"test_{stage}.py").exists()
+    spec = DVC[stage]
+    deps = spec["deps"]
+    assert f"src/mlcycle/{stage}.py" in deps
+    if stage in NOTEBOOKS:
+        assert f"notebooks/{NOTEBOOKS[stage]}" in deps
+        assert spec["cmd"] == f"python -m mlcycle run {stage}"
+        outs = [next(iter(o)) if isinstance(o, dict) else o for o in spec["outs"]]
+        paths = Paths(ROOT)
+        assert str(paths.report_html(stage).relative_to(ROOT)) in outs
+        assert str(paths.executed_notebook(stage).relative_to(ROOT)) in outs
+        assert "report.show_code" in spec["params"]
+
+
+@pytest.mark.parametrize("stage", [s for s in STAGES if s in PARAMS])
+def test_stage_reads_its_own_section(stage):
+    params = DVC[stage]["params"]
+    assert any(p == stage or str(p).startswith(f"{stage}.") for p in params)
+
+
+def test_metrics_paths_match_code():
+    paths = Paths(ROOT)
+    for stage in ("validate", "features", "train", "evaluate"):
+        declared = [next(iter(m)) for m in DVC[stage]["metrics"]]
+        assert str(paths.metrics(stage).relative_to(ROOT)) in declared
+
+
+def test_makefile_targets_are_documented():
+    text = (ROOT / "Makefile").read_text()
+    for target in ("repro", "test", "test-fast", "lab", "clean", "help"):
+        assert f"\n{target}:" in text and "##" in text.split(f"\n{target}:")[1].splitlines()[0]
+
+
+def test_readme_maps_every_stage():
+    readme = (ROOT / "README.md").read_text()
+    for stage in STAGES:
+        assert f"src/mlcycle/{stage}.py" in readme
+        if stage in NOTEBOOKS:
+            assert f"notebooks/{NOTEBOOKS[stage]}" in readme
+    assert "make repro" in readme and "make test" in readme

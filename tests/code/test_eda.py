@@ -1,0 +1,35 @@
+import pandas as pd
+from matplotlib.figure import Figure
+
+from mlcycle import eda
+from tests.code.frames import mixed_frame
+
+
+def test_overview_counts_nulls_and_distinct():
+    df = mixed_frame(100)
+    ov = eda.overview(df).set_index("column")
+    assert ov.loc["x2", "nulls"] == df["x2"].isna().sum()
+    assert ov.loc["cat", "distinct"] == 3
+
+
+def test_figures_are_made_and_saved(tmp_path):
+    df = mixed_frame(200)
+    label = (df["y"] == "yes").astype(int)
+    figs = {
+        "missing": eda.plot_missing(df),
+        "label": eda.plot_label(df["y"], "classification", "y"),
+        "numeric": eda.plot_numeric(df, ["x1", "x2"]),
+        "by_cat": eda.plot_label_by_category(df, ["cat"], label, 5, "y"),
+        "corr": eda.plot_correlations(eda.correlations(df, ["x1", "x2"], label)),
+        "trend": eda.plot_trend(eda.trend(df, "when", label, freq="D"), "y"),
+    }
+    for name, fig in figs.items():
+        assert isinstance(fig, Figure)
+        assert eda.save(fig, tmp_path, name).stat().st_size > 1000
+    assert eda.plot_missing(df[["x1"]]) is None
+
+
+def test_label_rate_by_category():
+    df = pd.DataFrame({"c": ["a", "a", "b", None]})
+    t = eda.label_rate(df, "c", pd.Series([1, 0, 1, 1]), top=5)
+    assert t.loc["a", "label_mean"] == 0.5 and t.loc["a", "rows"] == 2

@@ -1,0 +1,48 @@
+import numpy as np
+import pytest
+
+from mlcycle import evaluate
+
+
+def test_perfect_and_random_scores():
+    y = np.array([0, 0, 1, 1] * 50)
+    perfect = evaluate.classification_metrics(y, y * 0.8 + 0.1, threshold=0.5)
+    assert perfect["roc_auc"] == 1.0 and perfect["f1"] == 1.0
+    rng = np.random.default_rng(0)
+    noise = evaluate.classification_metrics(y, rng.random(len(y)), threshold=0.5)
+    assert 0.35 < noise["roc_auc"] < 0.65
+
+
+def test_calibration_error():
+    rng = np.random.default_rng(1)
+    p = rng.random(20000)
+    y = (rng.random(20000) < p).astype(int)
+    assert evaluate.expected_calibration_error(y, p) < 0.02
+    assert evaluate.expected_calibration_error(y, np.clip(p + 0.3, 0, 1)) > 0.2
+
+
+def test_regression_metrics():
+    y = np.array([1.0, 2.0, 3.0])
+    m = evaluate.regression_metrics(y, y + 1)
+    assert m["rmse"] == pytest.approx(1.0) and m["mae"] == pytest.approx(1.0) and m["r2"] == pytest.approx(-0.5)
+
+
+def test_multiclass_metrics_and_curves():
+    y = np.array([0, 1, 2, 2])
+    p = np.array([[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8], [0.6, 0.2, 0.2]])
+    m = evaluate.classification_metrics(y, p, None)
+    assert m["accuracy"] == 0.75 and "roc_auc_ovr" in m
+    c = evaluate.curves("classification", y, p, None, 10, classes=["a", "b", "c"])
+    assert set(c) == {"confusion"} and set(c["confusion"]["actual"]) == {"a", "b", "c"}
+
+
+def test_curves_by_task_and_written_files(tmp_path):
+    y = np.array([0, 1] * 100)
+    p = np.linspace(0, 1, 200)
+    c = evaluate.curves("classification", y, p, 0.5, 10)
+    assert set(c) == {"roc", "pr", "calibration", "confusion"}
+    r = evaluate.curves("regression", np.arange(10.0), np.arange(10.0) + 0.5, None, 10)
+    assert set(r) == {"residuals"} and (r["residuals"]["residual"] == -0.5).all()
+    evaluate.write({"model": {"a": 1 / 3}}, c, tmp_path / "m.json", tmp_path / "plots")
+    assert (tmp_path / "m.json").read_text().count("0.333333") == 1
+    assert sorted(f.name for f in (tmp_path / "plots").iterdir()) == ["calibration.csv", "confusion.csv", "pr.csv", "roc.csv"]

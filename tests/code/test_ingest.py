@@ -1,0 +1,25 @@
+import pandas as pd
+
+from mlcycle import config, ingest
+
+
+def tables():
+    return {"main": pd.DataFrame({"a": range(100), "s": pd.Series(["x", None] * 50, dtype=object)}),
+            "side": pd.DataFrame({"b": [1, 2]})}
+
+
+def test_prepare_samples_main_table_only_and_keeps_order():
+    src = tables()
+    out = ingest.prepare(src, config.IngestParams(sample_frac=0.3, seed=1))
+    assert len(out["main"]) == 30 and len(out["side"]) == 2
+    assert out["main"]["a"].is_monotonic_increasing
+    assert len(src["main"]) == 100  # input untouched
+    assert out["main"]["s"].dtype == "str"
+
+
+def test_write_and_summary(tmp_path):
+    out = ingest.prepare(tables(), config.IngestParams())
+    written = ingest.write(out, tmp_path / "raw")
+    assert [p.name for p in written] == ["main.parquet", "side.parquet"]
+    pd.testing.assert_frame_equal(pd.read_parquet(written[0]), out["main"])
+    assert ingest.summary(out)["rows"].tolist() == [100, 2]

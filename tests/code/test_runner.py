@@ -1,0 +1,44 @@
+import json
+
+import nbformat
+import pytest
+
+from mlcycle import runner
+from mlcycle.errors import StageError
+from tests.conftest import ROOT
+
+
+def test_rejects_notebook_with_other_parameters(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("params_file: str = 'params.yaml'\nlearning_rate: float = 0.1")
+    cell.metadata["tags"] = ["parameters"]
+    nb.cells = [cell]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = tmp_path / "x.ipynb"
+    nbformat.write(nb, str(path))
+    with pytest.raises(StageError, match="must declare exactly \\['params_file'\\]"):
+        runner.check_notebook(path)
+    with pytest.raises(StageError, match="not found"):
+        runner.check_notebook(tmp_path / "missing.ipynb")
+
+
+def test_every_stage_notebook_passes_the_check():
+    for name in ("01_ingest", "02_validate", "03_eda", "04_features", "05_train", "06_evaluate"):
+        runner.check_notebook(ROOT / "notebooks" / f"{name}.ipynb")
+
+
+def test_strip_timestamps():
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["papermill"] = {"start_time": "t", "end_time": "t", "duration": 1.0, "parameters": {"a": 1}}
+    cell = nbformat.v4.new_code_cell("1")
+    cell.metadata["execution"] = {"iopub.execute_input": "t"}
+    cell.metadata["papermill"] = {"start_time": "t", "status": "completed"}
+    nb.cells = [cell]
+    runner.strip_timestamps(nb)
+    dumped = json.dumps(nb)
+    assert '"t"' not in dumped and '"parameters"' in dumped and "completed" in dumped
+
+
+def test_unknown_stage():
+    with pytest.raises(StageError, match="unknown stage 'trian'"):
+        runner.run_stage("trian", root=ROOT)

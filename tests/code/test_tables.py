@@ -1,0 +1,45 @@
+import pandas as pd
+import pytest
+
+from mlcycle import tables
+from mlcycle.errors import DataError
+
+
+def test_reads_csv_and_parquet(tmp_path):
+    df = pd.DataFrame({"a": [1, 2], "t": ["2013-01-01T10:00:00Z", "2013-01-02T11:00:00Z"]})
+    df.to_csv(tmp_path / "d.csv", index=False)
+    df.to_parquet(tmp_path / "d.parquet")
+    for name in ("d.csv", "d.parquet"):
+        out = tables.parse_time(tables.read_table(tmp_path / name), "t")
+        assert out["t"].dt.hour.tolist() == [10, 11] and out["t"].dt.tz is None
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "does not exist"),
+        (b"", "is an empty file"),
+        (b"a,b\n\xff\xfe,1\n", "is not UTF-8"),
+        (b'a,b\n"1,2\n', "cannot be read as csv"),
+    ],
+)
+def test_bad_files_say_what_is_wrong(tmp_path, content, message):
+    p = tmp_path / "d.csv"
+    if content is not None:
+        p.write_bytes(content)
+    with pytest.raises(DataError, match=message):
+        tables.read_table(p)
+
+
+def test_corrupt_parquet_and_unknown_suffix(tmp_path):
+    (tmp_path / "d.parquet").write_bytes(b"PAR1 not really")
+    with pytest.raises(DataError, match="cannot be read as parquet"):
+        tables.read_table(tmp_path / "d.parquet")
+    (tmp_path / "d.xlsx").write_bytes(b"x")
+    with pytest.raises(DataError, match="set data.format"):
+        tables.read_table(tmp_path / "d.xlsx")
+
+
+def test_unparseable_time_column():
+    with pytest.raises(DataError, match="data.time_column 't'"):
+        tables.parse_time(pd.DataFrame({"t": ["yesterday", "2013-01-01"]}), "t")

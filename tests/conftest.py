@@ -1,0 +1,86 @@
+"""Shared fixtures: temporary copies of the workspace, params edits, and running commands there."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+# what a workspace copy needs: the pipeline definition, notebooks and code (data comes from ingest)
+COPY = ["params.yaml", "dvc.yaml", "notebooks", "src", ".dvc/config", ".dvcignore", ".gitignore", "data/raw/.gitkeep"]
+
+# small enough for seconds per stage, large enough for every stage to mean something
+SAMPLE = {
+    "ingest": {"sample_frac": 0.04},
+    "validate": {"min_rows": 100},
+    "eda": {"sample_rows": 4000},
+    "train": {"max_iter": 40},
+}
+
+
+def env() -> dict[str, str]:
+    e = dict(os.environ)
+    e["PATH"] = f"{BIN}{os.pathsep}{e.get('PATH', '')}"
+    e.update(DVC_NO_ANALYTICS="1", MPLBACKEND="Agg", GIT_AUTHOR_NAME="mlcycle tests",
+             GIT_AUTHOR_EMAIL="tests@mlcycle.invalid", GIT_COMMITTER_NAME="mlcycle tests",
+             GIT_COMMITTER_EMAIL="tests@mlcycle.invalid")
+    e.pop("MLCYCLE_ROOT", None)
+    return e
+
+
+def run(cmd: list[str] | str, cwd: Path, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
+    """Run a command in a workspace copy; on failure show its output."""
+    proc = subprocess.run(cmd, cwd=cwd, env=env(), capture_output=True, text=True, timeout=timeout,
+                          shell=isinstance(cmd, str))
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{cmd} exited {proc.returncode}\nstdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def deep_merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def edit_params(ws: Path, changes: dict) -> dict:
+    """Apply `changes` (nested sections) to ws/params.yaml, as a user would by editing it."""
+    p = ws / "params.yaml"
+    params = deep_merge(yaml.safe_load(p.read_text()), changes)
+    p.write_text(yaml.safe_dump(params, sort_keys=False))
+    return params
+
+
+def make_workspace(dest: Path, params: dict | None = None, git: bool = True) -> Path:
+    """A fresh copy of the workspace (as a clone would have it) at dest, optionally with params edits."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for item in COPY:
+        src = ROOT / item
+        if not src.exists():
+            continue
+        target = dest / item
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            shutil.copytree(src, target, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", ".ipynb_checkpoints"))
+        else:
+            shutil.copy2(src, target)
+    if params:
+        edit_params(dest, params)
+    if git:
+        run(["git", "init", "-q"], dest)
+        run(["git", "add", "-A"], dest)
+        run(["git", "commit", "-q", "-m", "workspace copy"], dest)
+    return dest
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    return make_workspace(tmp_path / "ws")

@@ -1,0 +1,78 @@
+"""Every pipeline notebook executed on a small sample, through the runner `dvc repro` uses."""
+
+import json
+
+import nbformat
+import pytest
+
+from mlcycle.paths import NOTEBOOKS, STAGES
+from tests.conftest import SAMPLE, make_workspace, run
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def sample_ws(tmp_path_factory):
+    ws = make_workspace(tmp_path_factory.mktemp("nb") / "ws", params=SAMPLE)
+    outputs = {}
+    for stage in STAGES:
+        cmd = ["python", "-m", "mlcycle", "report"] if stage == "report" else ["python", "-m", "mlcycle", "run", stage]
+        outputs[stage] = run(cmd, ws)
+    return ws, outputs
+
+
+@pytest.mark.parametrize("stage", list(NOTEBOOKS))
+def test_stage_executes_and_renders(sample_ws, stage):
+    ws, outputs = sample_ws
+    assert f"{stage}: FINISHED" in outputs[stage].stdout
+    nb = nbformat.read(str(ws / "reports" / "executed" / f"{stage}.ipynb"), as_version=4)
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors
+    assert "start_time" not in json.dumps(nb.metadata)  # timestamps stripped
+    html = (ws / "reports" / f"{stage}.html").read_text()
+    assert "Traceback" not in html and "Warning" not in html
+    assert "params_file" not in html and 'class="highlight hl-ipython3"' not in html  # code hidden by default
+
+
+def test_stage_outputs(sample_ws):
+    ws, _ = sample_ws
+    assert len(list((ws / "data/raw/nycflights13").glob("*.parquet"))) == 5
+    assert json.loads((ws / "reports/metrics/validate.json").read_text())["passed"] is True
+    assert len(list((ws / "reports/figures/eda").glob("*.png"))) >= 5
+    feats = json.loads((ws / "reports/metrics/features.json").read_text())
+    assert feats["train_rows"] > feats["valid_rows"] > 0 and feats["test_rows"] > 0
+    assert (ws / "models/model/MLmodel").exists() and (ws / "models/baseline/MLmodel").exists()
+    ev = json.loads((ws / "reports/metrics/evaluate.json").read_text())
+    assert 0.5 < ev["model"]["roc_auc"] <= 1 and 0 < ev["model"]["f1"] <= 1
+    assert {p.name for p in (ws / "reports/plots").glob("*.csv")} == {"roc.csv", "pr.csv", "calibration.csv", "confusion.csv"}
+    index = (ws / "reports/index.html").read_text()
+    for stage in NOTEBOOKS:
+        assert f'href="{stage}.html"' in index
+    assert f"{ev['model']['roc_auc']:.4f}" in index
+
+
+def test_show_code_switch(sample_ws):
+    ws, _ = sample_ws
+    text = (ws / "params.yaml").read_text().replace("show_code: false", "show_code: true")
+    (ws / "params.yaml").write_text(text)
+    run(["python", "-m", "mlcycle", "run", "validate"], ws)
+    html = (ws / "reports/validate.html").read_text()
+    assert 'class="highlight hl-ipython3"' in html and ">check<" in html
+
+
+def test_same_params_same_metrics(sample_ws):
+    ws, _ = sample_ws
+    first = (ws / "reports/metrics/evaluate.json").read_text()
+    run(["python", "-m", "mlcycle", "run", "train"], ws)
+    run(["python", "-m", "mlcycle", "run", "evaluate"], ws)
+    assert (ws / "reports/metrics/evaluate.json").read_text() == first
+
+
+def test_failing_stage_names_the_problem(sample_ws, tmp_path):
+    ws, _ = sample_ws
+    text = (ws / "params.yaml").read_text().replace("target: arr_delay", "target: arrival_delay")
+    (ws / "params.yaml").write_text(text)
+    proc = run(["python", "-m", "mlcycle", "run", "validate"], ws, check=False)
+    assert proc.returncode == 1
+    assert "target column 'arrival_delay' is missing" in proc.stderr
+    assert "reports/validate.html" in proc.stderr
