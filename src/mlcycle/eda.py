@@ -168,3 +168,19 @@ def save(fig: Figure | None, folder: Path, name: str) -> Path | None:
     path = folder / f"{name}.png"
     fig.savefig(path, dpi=90, metadata={"Software": None})
     return path
+
+
+def numeric_label(label: pd.Series, task: str, positive_class=None) -> tuple[pd.Series, str]:
+    """The label as numbers for rates, correlations and trends, and what its mean means.
+
+    Regression: the value itself. Binary: 1 for the positive class. Multiclass: 1 for the rarest
+    class (the one a model most often misses).
+    """
+    if task == "regression":
+        return label.astype("float64"), "mean"
+    from mlcycle.features import classes_of
+
+    classes, positive = classes_of(label, positive_class)
+    if positive is None:
+        positive = label.value_counts().idxmin()
+    return label.eq(positive).astype("float64"), f"share {positive!r}"

@@ -33,3 +33,14 @@ def test_label_rate_by_category():
     df = pd.DataFrame({"c": ["a", "a", "b", None]})
     t = eda.label_rate(df, "c", pd.Series([1, 0, 1, 1]), top=5)
     assert t.loc["a", "label_mean"] == 0.5 and t.loc["a", "rows"] == 2
+
+
+def test_numeric_label_by_task():
+    y = pd.Series(["no", "yes", "yes", "no", "no"])
+    rate, what = eda.numeric_label(y, "classification")
+    assert rate.tolist() == [0, 1, 1, 0, 0] and what == "share 'yes'"
+    rate, what = eda.numeric_label(y, "classification", positive_class="no")
+    assert rate.sum() == 3
+    multi = pd.Series(["a", "a", "b", "c", "c", "c"])
+    assert eda.numeric_label(multi, "classification")[0].tolist() == [0, 0, 1, 0, 0, 0]
+    assert eda.numeric_label(pd.Series([1.5, 2.5]), "regression")[0].mean() == 2.0
