@@ -117,7 +117,7 @@ def plot_label_by_category(df: pd.DataFrame, columns: list[str], label: pd.Serie
         ax.tick_params(labelsize=7)
     for ax in axes[n:]:
         ax.set_visible(False)
-    fig.suptitle(f"Mean of {name} by category (most frequent {top})", fontsize=10)
+    fig.suptitle(f"{name}, by category (the {top} most frequent)", fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -152,11 +152,11 @@ def plot_trend(table: pd.DataFrame, name: str) -> Figure:
     fig = Figure(figsize=(8, 3.2))
     ax = fig.subplots()
     ax.plot(table.index, table["label_mean"], color="#c0504d")
-    ax.set_ylabel(f"mean {name}")
+    ax.set_ylabel("rate")
     ax2 = ax.twinx()
     ax2.bar(table.index, table["rows"], width=5, alpha=0.25, color="#4f81bd")
     ax2.set_ylabel("rows")
-    ax.set_title(f"{name} over time (weekly)")
+    ax.set_title(f"{name}, weekly")
     fig.tight_layout()
     return fig
 
@@ -170,17 +170,17 @@ def save(fig: Figure | None, folder: Path, name: str) -> Path | None:
     return path
 
 
-def numeric_label(label: pd.Series, task: str, positive_class=None) -> tuple[pd.Series, str]:
-    """The label as numbers for rates, correlations and trends, and what its mean means.
+def numeric_label(label: pd.Series, task: str, positive_class=None, name: str = "label") -> tuple[pd.Series, str]:
+    """The label as numbers for rates, correlations and trends, and a title saying what its mean is.
 
     Regression: the value itself. Binary: 1 for the positive class. Multiclass: 1 for the rarest
     class (the one a model most often misses).
     """
     if task == "regression":
-        return label.astype("float64"), "mean"
+        return label.astype("float64"), f"mean of {name}"
     from mlcycle.features import classes_of
 
-    classes, positive = classes_of(label, positive_class)
+    _, positive = classes_of(label, positive_class)
     if positive is None:
         positive = label.value_counts().idxmin()
-    return label.eq(positive).astype("float64"), f"share {positive!r}"
+    return label.eq(positive).astype("float64"), f"share of rows with {name} = {positive!r}"

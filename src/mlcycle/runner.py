@@ -74,13 +74,15 @@ def check_notebook(nb_path: Path) -> None:
 
 
 def strip_timestamps(nb) -> None:
-    """Remove what changes from run to run although results do not (times, durations)."""
+    """Remove what changes from run to run although results do not (times, durations, random ids)."""
     nb.metadata.get("papermill", {}).pop("start_time", None)
     nb.metadata.get("papermill", {}).pop("end_time", None)
     nb.metadata.get("papermill", {}).pop("duration", None)
     for key in ("input_path", "output_path"):
         nb.metadata.get("papermill", {}).pop(key, None)
     for cell in nb.cells:
+        if "injected-parameters" in cell.metadata.get("tags", []):
+            cell.id = "injected-parameters"  # papermill gives it a random id each run
         cell.metadata.pop("execution", None)
         pm = cell.metadata.get("papermill")
         if pm:

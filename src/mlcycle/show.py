@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pandas as pd
@@ -19,13 +20,20 @@ def figure(fig, folder: Path, name: str) -> Path | None:
     return path
 
 
-def table(df, caption: str | None = None, digits: int = 4):
-    """A rounded table with an optional caption, for the HTML report."""
-    from IPython.display import display
+_tables = itertools.count(1)
 
-    styled = df.style.format(precision=digits, thousands=",")
+
+def table(df, caption: str | None = None, digits: int = 4):
+    """A rounded table with an optional caption, for the HTML report.
+
+    Tables are numbered in order of display (not pandas' random ids), so a re-run with the same
+    results renders the same HTML.
+    """
+    from IPython.display import HTML, display
+
+    styled = df.style.format(precision=digits, thousands=",").set_uuid(f"table{next(_tables)}")
     if isinstance(df.index, pd.RangeIndex):
         styled = styled.hide(axis="index")
     if caption:
         styled = styled.set_caption(caption)
-    display(styled)
+    display(HTML(styled.to_html()))  # a Styler's own text form carries its memory address

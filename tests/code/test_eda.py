@@ -38,7 +38,7 @@ def test_label_rate_by_category():
 def test_numeric_label_by_task():
     y = pd.Series(["no", "yes", "yes", "no", "no"])
     rate, what = eda.numeric_label(y, "classification")
-    assert rate.tolist() == [0, 1, 1, 0, 0] and what == "share 'yes'"
+    assert rate.tolist() == [0, 1, 1, 0, 0] and what == "share of rows with label = 'yes'"
     rate, what = eda.numeric_label(y, "classification", positive_class="no")
     assert rate.sum() == 3
     multi = pd.Series(["a", "a", "b", "c", "c", "c"])

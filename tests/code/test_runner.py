@@ -33,10 +33,13 @@ def test_strip_timestamps():
     cell = nbformat.v4.new_code_cell("1")
     cell.metadata["execution"] = {"iopub.execute_input": "t"}
     cell.metadata["papermill"] = {"start_time": "t", "status": "completed"}
-    nb.cells = [cell]
+    injected = nbformat.v4.new_code_cell("params_file = 'x'")
+    injected.metadata["tags"] = ["injected-parameters"]
+    nb.cells = [cell, injected]
     runner.strip_timestamps(nb)
     dumped = json.dumps(nb)
     assert '"t"' not in dumped and '"parameters"' in dumped and "completed" in dumped
+    assert nb.cells[1].id == "injected-parameters"
 
 
 def test_unknown_stage():

@@ -70,9 +70,21 @@ def test_same_params_same_metrics(sample_ws):
 
 def test_failing_stage_names_the_problem(sample_ws, tmp_path):
     ws, _ = sample_ws
-    text = (ws / "params.yaml").read_text().replace("target: arr_delay", "target: arrival_delay")
-    (ws / "params.yaml").write_text(text)
-    proc = run(["python", "-m", "mlcycle", "run", "validate"], ws, check=False)
+    good = (ws / "params.yaml").read_text()
+    (ws / "params.yaml").write_text(good.replace("target: arr_delay", "target: arrival_delay"))
+    try:
+        proc = run(["python", "-m", "mlcycle", "run", "validate"], ws, check=False)
+    finally:
+        (ws / "params.yaml").write_text(good)
     assert proc.returncode == 1
     assert "target column 'arrival_delay' is missing" in proc.stderr
     assert "reports/validate.html" in proc.stderr
+
+
+def test_rerun_renders_identical_report(sample_ws):
+    ws, _ = sample_ws
+    run(["python", "-m", "mlcycle", "run", "features"], ws)
+    before = {p: (ws / p).read_bytes() for p in ("reports/features.html", "reports/executed/features.ipynb")}
+    run(["python", "-m", "mlcycle", "run", "features"], ws)
+    for p, content in before.items():
+        assert (ws / p).read_bytes() == content, p
