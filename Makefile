@@ -35,7 +35,7 @@ test-fast: setup ## quick tests for iteration (skips notebook and pipeline runs)
 	pytest -m "not slow" $(PYTEST_ARGS)
 
 lab: setup ## open JupyterLab on the workspace (localhost only)
-	jupyter lab --ip=127.0.0.1 --notebook-dir=$(CURDIR)
+	jupyter lab --ip=127.0.0.1 --notebook-dir=$(CURDIR) $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 metrics: setup ## show the pipeline's metrics (dvc metrics show)
 	dvc metrics show

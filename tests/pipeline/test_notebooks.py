@@ -88,3 +88,16 @@ def test_rerun_renders_identical_report(sample_ws):
     run(["python", "-m", "mlcycle", "run", "features"], ws)
     for p, content in before.items():
         assert (ws / p).read_bytes() == content, p
+
+
+def test_notebook_run_as_in_jupyterlab_reads_the_same_params(sample_ws, tmp_path):
+    """JupyterLab starts kernels in notebooks/: the notebook must find params.yaml and the outputs
+    by itself and reproduce the pipeline's results."""
+    ws, _ = sample_ws
+    before = (ws / "reports/metrics/features.json").read_text()
+    nb = nbformat.read(str(ws / "notebooks/04_features.ipynb"), as_version=4)
+    from nbclient import NotebookClient
+
+    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ws / "notebooks")}}).execute()
+    assert (ws / "reports/metrics/features.json").read_text() == before
+    assert not list((ws / "notebooks").glob("*.parquet")) and not (ws / "notebooks" / "reports").exists()
