@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m ipykernel install --sys-prefix --name mlcycle --display-name "Python (mlcycle)" >/dev/null
 	@touch $@
 
-.PHONY: help setup repro test test-fast lab metrics plots stages check lint clean
+.PHONY: help setup repro test test-fast lab ui models metrics plots stages check lint clean
 
 setup: $(STAMP) ## create .venv, install the project (editable) and its Jupyter kernel, prepare DVC
 	@test -d .dvc || dvc init --quiet $$(git rev-parse --git-dir >/dev/null 2>&1 || echo --no-scm)
@@ -36,6 +36,12 @@ test-fast: setup ## quick tests for iteration (skips notebook and pipeline runs)
 
 lab: setup ## open JupyterLab on the workspace (localhost only)
 	jupyter lab --ip=127.0.0.1 --notebook-dir=$(CURDIR) $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
+
+ui: setup ## MLflow UI on the workspace's tracking store (localhost only)
+	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns/mlflow.db --default-artifact-root $(CURDIR)/mlruns/artifacts --host 127.0.0.1 --port $(or $(PORT),5000)
+
+models: setup ## registered model versions with their aliases (mlcycle models)
+	mlcycle models
 
 metrics: setup ## show the pipeline's metrics (dvc metrics show)
 	dvc metrics show

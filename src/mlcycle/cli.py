@@ -47,6 +47,56 @@ def _stages(args) -> int:
     return 0
 
 
+def _registry(args):
+    from mlcycle import config, tracking
+    from mlcycle.paths import Paths
+
+    paths = Paths.at()
+    params = config.load(args.params, root=paths.root)
+    client, _ = tracking.setup(paths.root, params)
+    return client, params.tracking.model_name, tracking.store_dir(paths.root) / "audit.jsonl"
+
+
+def _models(args) -> int:
+    from mlcycle import registry
+
+    client, name, _ = _registry(args)
+    table = registry.versions_table(client, name)
+    if table.empty:
+        print(f"model '{name}' has no registered versions yet: run `make repro`")
+        return 0
+    print(f"model '{name}'")
+    print(table.to_string(index=False))
+    return 0
+
+
+def _promote(args) -> int:
+    from mlcycle import registry
+
+    client, name, audit_file = _registry(args)
+    e = registry.promote(client, audit_file, name, args.version, args.reason)
+    print(f"{name}: champion v{e['from_version']} -> v{e['to_version']} ({e['reason']})")
+    return 0
+
+
+def _rollback(args) -> int:
+    from mlcycle import registry
+
+    client, name, audit_file = _registry(args)
+    e = registry.rollback(client, audit_file, name, args.reason)
+    print(f"{name}: champion rolled back v{e['from_version']} -> v{e['to_version']} ({e['reason']})")
+    return 0
+
+
+def _audit(args) -> int:
+    from mlcycle import registry
+
+    _, name, audit_file = _registry(args)
+    for e in registry.read_audit(audit_file, name):
+        print(f"{e['when']}  {e['action']:<13} v{e['from_version']} -> v{e['to_version']}  {e['who']}: {e['reason']}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mlcycle", description=__doc__)
     p.add_argument("--params", default="params.yaml", help="parameters file, relative to the workspace root")
@@ -57,6 +107,15 @@ def parser() -> argparse.ArgumentParser:
     r.set_defaults(fn=_run)
     sub.add_parser("report", help="write reports/index.html linking every stage report").set_defaults(fn=_report)
     sub.add_parser("stages", help="list stages with their notebook, code and tests").set_defaults(fn=_stages)
+    sub.add_parser("models", help="registered versions with aliases, gate metric, data hash, commit, date").set_defaults(fn=_models)
+    pr = sub.add_parser("promote", help="make VERSION the champion (recorded in the audit log)")
+    pr.add_argument("version")
+    pr.add_argument("--reason", required=True)
+    pr.set_defaults(fn=_promote)
+    rb = sub.add_parser("rollback", help="give the champion alias back to the previous champion")
+    rb.add_argument("--reason", required=True)
+    rb.set_defaults(fn=_rollback)
+    sub.add_parser("audit", help="the audit log: gate decisions, promotions, rollbacks").set_defaults(fn=_audit)
     return p
 
 

@@ -116,6 +116,20 @@ class EvaluateParams(Section):
     calibration_bins: Annotated[int, Field(ge=2, le=50)] = 10
 
 
+class TrackingParams(Section):
+    enabled: bool = True
+    uri: str | None = None  # null: $MLFLOW_TRACKING_URI, else SQLite under the workspace's mlruns/
+    experiment: str = "mlcycle"
+    model_name: str = "mlcycle-model"
+
+
+class GateParams(Section):
+    metric: str = "auto"  # compared with the champion re-scored on the same holdout; auto: by task
+    minimums: dict[str, float] = {}  # metric -> lowest acceptable value (higher-is-better metrics)
+    maximums: dict[str, float] = {}  # metric -> highest acceptable value (rmse, log_loss, ...)
+    max_drop: Annotated[float, Field(ge=0.0)] = 0.005  # how much worse than the champion is tolerated
+
+
 class ReportParams(Section):
     show_code: bool = False
     title: str = "mlcycle"
@@ -132,6 +146,8 @@ class Params(Section):
     split: SplitParams = SplitParams()
     train: TrainParams = TrainParams()
     evaluate: EvaluateParams = EvaluateParams()
+    gate: GateParams = GateParams()
+    tracking: TrackingParams = TrackingParams()
     report: ReportParams = ReportParams()
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)

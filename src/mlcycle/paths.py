@@ -84,6 +84,11 @@ class Paths:
         return self.models / "baseline"
 
     @property
+    def registered(self) -> Path:
+        """The model version the train stage registered (name, version, run id)."""
+        return self.models / "registered.json"
+
+    @property
     def reports(self) -> Path:
         return self.root / "reports"
 
@@ -102,6 +107,10 @@ class Paths:
     @property
     def findings(self) -> Path:
         return self.reports / "validate_findings.json"
+
+    @property
+    def gate_decision(self) -> Path:
+        return self.reports / "gate_decision.json"
 
     @property
     def plots(self) -> Path:

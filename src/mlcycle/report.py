@@ -78,6 +78,8 @@ def build_index(paths: Paths, params: Params) -> Path:
         "data": {"path": params.data.path, "md5": file_md5(data_path)},
         "code": git_version(paths.root),
         "model_name": params.train.model,
+        "gate": _read_json(paths.gate_decision) or {},
+        "registered": _read_json(paths.registered) or {},
         "esc": html.escape,
     }
     env = Environment(loader=PackageLoader("mlcycle", "templates"), autoescape=select_autoescape(["html", "j2"]))

@@ -33,6 +33,7 @@ class StageRun:
     executed: Path
     html: Path
     status: str = "RUNNING"  # RUNNING | FINISHED | FAILED
+    tracking_run_id: str | None = None
     error: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -109,8 +110,10 @@ def render_html(nb, html_path: Path, show_code: bool, title: str) -> None:
 
 
 def run_stage(stage: str, root: str | Path | None = None, params_file: str = "params.yaml",
-              hooks: tuple[Hook, ...] = ()) -> StageRun:
-    """Execute one notebook stage; raise StageError (after rendering what ran) if it fails."""
+              hooks: tuple[Hook, ...] | None = None) -> StageRun:
+    """Execute one notebook stage; raise StageError (after rendering what ran) if it fails.
+
+    hooks: None means the default ones (MLflow tracking when `tracking.enabled`)."""
     import nbformat
 
     if stage not in NOTEBOOKS:
@@ -121,9 +124,19 @@ def run_stage(stage: str, root: str | Path | None = None, params_file: str = "pa
     run = StageRun(stage, paths.root, params, paths.notebook(stage), paths.executed_notebook(stage),
                    paths.report_html(stage))
     check_notebook(run.notebook)
+    if hooks is None:
+        from mlcycle.tracking import TrackingHook
+
+        hooks = (TrackingHook(),) if params.tracking.enabled else ()
     run.seconds["check"] = time.perf_counter() - t0
     for h in hooks:
-        h.start(run)
+        try:
+            h.start(run)
+        except Exception as exc:
+            raise StageError(
+                f"stage '{stage}': tracking could not start ({type(exc).__name__}: {str(exc)[:300]}); "
+                "check MLFLOW_TRACKING_URI / tracking.uri, or set tracking.enabled: false"
+            ) from None
 
     import papermill
     from papermill.exceptions import PapermillExecutionError

@@ -309,3 +309,13 @@ def summary(result: TrainResult, spec: FeatureSpec) -> pd.DataFrame:
     if result.threshold is not None:
         rows.append({"item": "decision threshold (best F1 on valid)", "value": f"{result.threshold:.4f}"})
     return pd.DataFrame(rows).set_index("item")
+
+
+def write_registration(path: Path, name: str) -> None:
+    """models/registered.json before tracking registers the model: the name, no version yet."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"name": name, "version": None, "run_id": None}, indent=2) + "\n")
+
+
+def read_registration(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {"name": None, "version": None, "run_id": None}

@@ -48,9 +48,45 @@ def test_metrics_and_plots_commands(full_ws):
     assert (ws / "dvc_plots" / "index.html").exists()
 
 
-def test_train_change_reruns_only_downstream(full_ws):
+def client_for(ws):
+    import mlflow
+
+    return mlflow.MlflowClient(f"sqlite:///{ws / 'mlruns' / 'mlflow.db'}")
+
+
+def test_every_stage_recorded_under_one_pipeline_run(full_ws):
     ws, _ = full_ws
-    edit_params(ws, {"train": {"learning_rate": 0.1, "max_iter": 150}})
+    c = client_for(ws)
+    exp = c.get_experiment_by_name("mlcycle")
+    runs = c.search_runs([exp.experiment_id])
+    parents = [r for r in runs if r.info.run_name == "pipeline"]
+    assert len(parents) == 1
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    assert sorted(r.data.tags["mlcycle.stage"] for r in children) == ["eda", "evaluate", "features", "ingest", "train", "validate"]
+    assert all(r.info.status == "FINISHED" for r in children)
+    train = next(r for r in children if r.data.tags["mlcycle.stage"] == "train")
+    assert len(train.data.tags["mlflow.source.git.commit"]) == 40 and train.data.tags["mlcycle.git.dirty"] in ("true", "false")
+    assert train.data.tags["mlcycle.dvc.deps.data/processed"].endswith(".dir")
+    assert train.data.params["train.learning_rate"] == "0.05" and "valid_roc_auc" in train.data.metrics
+    assert {i.dataset.name for i in train.inputs.dataset_inputs} == {"data/processed"}
+    assert {a.path for a in c.list_artifacts(train.info.run_id, "report")} == {"report/train.html", "report/train.ipynb"}
+    mv = c.get_model_version_by_alias("nycflights13-late-arrival", "champion")
+    assert str(mv.version) == "1" and mv.tags["gate.decision"] == "promoted" and mv.run_id == train.info.run_id
+
+
+def test_train_change_reruns_only_downstream_and_gate_keeps_champion(full_ws):
+    ws, _ = full_ws
+    edit_params(ws, {"train": {"max_iter": 3, "max_leaf_nodes": 4}})  # a clearly weaker model
     out = run(["dvc", "repro"], ws, timeout=900)
     assert ran(out.stdout) == {"train", "evaluate", "report"}
     assert "roc_auc" in run(["dvc", "metrics", "diff"], ws).stdout
+    decision = json.loads((ws / "reports/gate_decision.json").read_text())
+    assert decision["outcome"] == "rejected" and decision["champion_version"] == "1"
+    assert "roc_auc vs champion v1" in decision["summary"]
+    models = run(["mlcycle", "models"], ws).stdout
+    assert re.search(r"\n\s+1\s+champion", models) and re.search(r"\n\s+2\s+challenger", models)
+    run(["mlcycle", "promote", "2", "--reason", "try the small model"], ws)
+    back = run(["mlcycle", "rollback", "--reason", "small model is worse"], ws).stdout
+    assert "v2 -> v1" in back
+    audit = run(["mlcycle", "audit"], ws).stdout.splitlines()
+    assert [line.split()[1] for line in audit] == ["gate-promote", "gate-reject", "promote", "rollback"]

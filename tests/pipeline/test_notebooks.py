@@ -49,6 +49,7 @@ def test_stage_outputs(sample_ws):
     for stage in NOTEBOOKS:
         assert f'href="{stage}.html"' in index
     assert f"{ev['model']['roc_auc']:.4f}" in index
+    assert '<p id="gate"><strong>promoted</strong>' in index
 
 
 def test_show_code_switch(sample_ws):
@@ -79,6 +80,12 @@ def test_failing_stage_names_the_problem(sample_ws, tmp_path):
     assert proc.returncode == 1
     assert "target column 'arrival_delay' is missing" in proc.stderr
     assert "reports/validate.html" in proc.stderr
+    import mlflow
+
+    c = mlflow.MlflowClient(f"sqlite:///{ws / 'mlruns' / 'mlflow.db'}")
+    runs = c.search_runs([c.get_experiment_by_name("mlcycle").experiment_id], "tags.`mlcycle.stage` = 'validate'",
+                         order_by=["attributes.start_time DESC"], max_results=1)
+    assert runs[0].info.status == "FAILED" and "arrival_delay" in runs[0].data.tags["mlcycle.error"]
 
 
 def test_rerun_renders_identical_report(sample_ws):

@@ -1,0 +1,174 @@
+"""The model registry: register the trained model, move the `champion` alias, keep an audit log.
+
+Every gate decision, promotion and rollback appends one JSON line to `mlruns/audit.jsonl` in the
+main workspace (append-only) and is copied to a tag of the registered model, so it shows in MLflow.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import json
+from pathlib import Path
+
+from mlcycle.errors import MlcycleError
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+
+
+class RegistryError(MlcycleError):
+    """A registry operation cannot be done (unknown version, no earlier champion...)."""
+
+
+def register(client, name: str, run_id: str, model_dir: Path, tags: dict[str, str]) -> str:
+    """Log `model_dir` (an MLflow model folder) to the run as `model` and register it; returns the version."""
+    client.log_artifacts(run_id, str(model_dir), "model")
+    try:
+        client.get_registered_model(name)
+    except Exception:
+        try:
+            client.create_registered_model(name)
+        except Exception:  # created meanwhile by a parallel run
+            pass
+    source = f"{client.get_run(run_id).info.artifact_uri}/model"
+    mv = client.create_model_version(name, source=source, run_id=run_id, tags=tags)
+    return str(mv.version)
+
+
+def champion(client, name: str):
+    """The model version with the `champion` alias, or None."""
+    try:
+        return client.get_model_version_by_alias(name, CHAMPION)
+    except Exception:
+        return None
+
+
+def set_alias(client, name: str, alias: str, version: str) -> None:
+    client.set_registered_model_alias(name, alias, str(version))
+
+
+def audit(audit_file: Path, client, name: str, action: str, version_from, version_to, reason: str,
+          details: dict | None = None) -> dict:
+    """Append one entry to the audit log and mirror it as a registered-model tag."""
+    entry = {
+        "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "model": name, "action": action,
+        "from_version": None if version_from is None else str(version_from),
+        "to_version": None if version_to is None else str(version_to),
+        "reason": reason, "who": getpass.getuser(),
+    }
+    if details:
+        entry["details"] = details
+    audit_file.parent.mkdir(parents=True, exist_ok=True)
+    with audit_file.open("a", encoding="utf-8") as f:
+        f.write(json.dumps(entry, sort_keys=True) + "\n")
+    try:
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
+        client.set_registered_model_tag(name, f"audit.{stamp}", json.dumps(entry)[:5000])
+    except Exception:
+        pass
+    return entry
+
+
+def read_audit(audit_file: Path, name: str | None = None) -> list[dict]:
+    if not audit_file.exists():
+        return []
+    rows = [json.loads(line) for line in audit_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [r for r in rows if name is None or r["model"] == name]
+
+
+def promote(client, audit_file: Path, name: str, version: str, reason: str, action: str = "promote") -> dict:
+    """Give `version` the champion alias (the old champion keeps its other aliases)."""
+    try:
+        client.get_model_version(name, str(version))
+    except Exception:
+        raise RegistryError(f"model '{name}' has no version {version}; see `mlcycle models`") from None
+    old = champion(client, name)
+    set_alias(client, name, CHAMPION, version)
+    return audit(audit_file, client, name, action, old.version if old else None, version, reason)
+
+
+def rollback(client, audit_file: Path, name: str, reason: str) -> dict:
+    """Give the champion alias back to the version that held it before the current champion."""
+    current = champion(client, name)
+    if current is None:
+        raise RegistryError(f"model '{name}' has no champion to roll back")
+    moves = [e for e in read_audit(audit_file, name)
+             if e["to_version"] == str(current.version) and e["from_version"] and e["action"] in ("promote", "gate-promote", "rollback")]
+    if not moves:
+        raise RegistryError(f"model '{name}': no earlier champion is recorded before version {current.version}")
+    previous = moves[-1]["from_version"]
+    set_alias(client, name, CHAMPION, previous)
+    return audit(audit_file, client, name, "rollback", current.version, previous, reason)
+
+
+def versions_table(client, name: str):
+    """One row per version: aliases, headline metric tags, data hash, git commit, date."""
+    import pandas as pd
+
+    rows = []
+    try:
+        found = client.search_model_versions(f"name = '{name}'")
+    except Exception:
+        found = []
+    for mv in sorted(found, key=lambda m: int(m.version)):
+        mv = client.get_model_version(name, mv.version)  # search results carry no aliases
+        t = mv.tags or {}
+        rows.append({
+            "version": int(mv.version), "aliases": ",".join(mv.aliases or []),
+            "gate": t.get("gate.decision", ""), "metric": t.get("gate.metric", ""),
+            "value": t.get("gate.value", ""), "data_md5": t.get("data_md5", "")[:12],
+            "git_commit": t.get("git_commit", "")[:10],
+            "created": dt.datetime.fromtimestamp(mv.creation_timestamp / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M"),
+        })
+    return pd.DataFrame(rows)
+
+
+def load_version(client, name: str, version: str):
+    """The sklearn pipeline and mlcycle metadata of a registered version."""
+    import mlflow.sklearn
+    from mlflow.models import get_model_info
+
+    from mlcycle.train import quiet_mlflow
+
+    uri = f"models:/{name}/{version}"
+    with quiet_mlflow():
+        model = mlflow.sklearn.load_model(uri)
+        meta = (get_model_info(uri).metadata or {}).get("mlcycle", {})
+    return model, meta
+
+
+def rescore_champion(client, name: str, candidate_version: str | None, score):
+    """(version, metrics, note) of the current champion re-scored by `score(model, meta)` on the
+    current holdout; (None, None, note) when there is none or it cannot score the current data."""
+    champ = champion(client, name)
+    if champ is None:
+        return None, None, "no champion yet: the first model is promoted when it meets the minimums"
+    if candidate_version is not None and str(champ.version) == str(candidate_version):
+        return None, None, "the candidate already is the champion"
+    try:
+        model, meta = load_version(client, name, champ.version)
+        return str(champ.version), score(model, meta), f"champion v{champ.version} re-scored on the current holdout"
+    except Exception as exc:
+        return None, None, (f"champion v{champ.version} cannot score the current holdout "
+                            f"({type(exc).__name__}: {str(exc)[:200]}); compared on minimums only")
+
+
+def apply_decision(client, audit_file: Path, name: str, decision) -> dict:
+    """Move aliases as the gate decided, tag the version with the decision, audit it."""
+    version = decision.candidate_version
+    old = champion(client, name)
+    if decision.promote:
+        set_alias(client, name, CHAMPION, version)
+    else:
+        set_alias(client, name, CHALLENGER, version)
+    value = next((c["value"] for c in decision.criteria if c["criterion"].startswith(decision.metric)), None)
+    for k, v in {"gate.decision": decision.outcome, "gate.metric": decision.metric,
+                 "gate.value": "" if value is None else f"{value:.6f}",
+                 "gate.criteria": json.dumps(decision.criteria, default=str)[:5000],
+                 "gate.summary": decision.summary()}.items():
+        client.set_model_version_tag(name, version, k, v)
+    action = "gate-promote" if decision.promote else "gate-reject"
+    return audit(audit_file, client, name, action, old.version if old else None,
+                 version if decision.promote else (old.version if old else None),
+                 decision.summary(), {"criteria": decision.criteria})

@@ -1,0 +1,66 @@
+"""Registry operations against a real embedded MLflow store (SQLite in a temporary folder)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlcycle import config, gate, registry, tracking
+from mlcycle.registry import RegistryError
+from tests.conftest import make_workspace
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    ws = make_workspace(tmp_path_factory.mktemp("reg") / "ws", git=False)
+    params = config.load(ws / "params.yaml")
+    client, exp = tracking.setup(ws, params)
+    import mlflow.sklearn
+    from sklearn.linear_model import LogisticRegression
+
+    X = pd.DataFrame({"a": np.arange(20.0)})
+    y = (X["a"] > 9).astype(int)
+    model_dir = ws / "m"
+    mlflow.sklearn.save_model(LogisticRegression().fit(X, y), str(model_dir), serialization_format="cloudpickle")
+    versions = []
+    for _ in range(3):
+        rid = client.create_run(exp).info.run_id
+        versions.append(registry.register(client, "m", rid, model_dir, {"data_md5": "abc"}))
+    return ws, client, versions, X
+
+
+def test_store_is_absolute_sqlite_in_workspace(store):
+    ws, *_ = store
+    assert (ws / "mlruns" / "mlflow.db").exists()
+    assert tracking.tracking_uri(ws, config.load(ws / "params.yaml")) == f"sqlite:///{ws / 'mlruns' / 'mlflow.db'}"
+
+
+def test_gate_promote_reject_promote_rollback_audit(store):
+    ws, client, (v1, v2, v3), X = store
+    audit = ws / "mlruns" / "audit.jsonl"
+    P = config.GateParams(minimums={"roc_auc": 0.6})
+    registry.apply_decision(client, audit, "m", gate.decide({"roc_auc": 0.8}, None, P, v1))
+    assert str(registry.champion(client, "m").version) == v1
+    registry.apply_decision(client, audit, "m", gate.decide({"roc_auc": 0.5}, {"roc_auc": 0.8}, P, v2, v1))
+    assert str(registry.champion(client, "m").version) == v1
+    assert str(client.get_model_version_by_alias("m", "challenger").version) == v2
+    assert client.get_model_version("m", v2).tags["gate.decision"] == "rejected"
+    registry.promote(client, audit, "m", v3, "manual")
+    registry.rollback(client, audit, "m", "v3 misbehaves")
+    assert str(registry.champion(client, "m").version) == v1
+    actions = [e["action"] for e in registry.read_audit(audit, "m")]
+    assert actions == ["gate-promote", "gate-reject", "promote", "rollback"]
+    entry = registry.read_audit(audit, "m")[-1]
+    assert entry["from_version"] == v3 and entry["to_version"] == v1 and entry["who"] and entry["reason"] == "v3 misbehaves"
+    assert any(k.startswith("audit.") for k in client.get_registered_model("m").tags)
+    table = registry.versions_table(client, "m")
+    assert table.set_index("version").loc[int(v1), "aliases"] == "champion"
+
+
+def test_rescore_champion_and_errors(store):
+    ws, client, (v1, v2, v3), X = store
+    version, metrics, note = registry.rescore_champion(client, "m", v2, lambda m, meta: {"n": float(m.predict(X).sum())})
+    assert version == str(registry.champion(client, "m").version) and metrics == {"n": 10.0} and "re-scored" in note
+    version, metrics, note = registry.rescore_champion(client, "m", v2, lambda m, meta: m.predict(X[["a", "a"]].set_axis(["x", "y"], axis=1)))
+    assert version is None and "cannot score" in note
+    with pytest.raises(RegistryError, match="has no version 99"):
+        registry.promote(client, ws / "mlruns" / "audit.jsonl", "m", "99", "typo")
