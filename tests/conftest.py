@@ -32,6 +32,10 @@ def env() -> dict[str, str]:
              GIT_AUTHOR_EMAIL="tests@mlcycle.invalid", GIT_COMMITTER_NAME="mlcycle tests",
              GIT_COMMITTER_EMAIL="tests@mlcycle.invalid")
     e.pop("MLCYCLE_ROOT", None)
+    # mlflow.set_tracking_uri() in this process (registry tests) also sets these variables: a
+    # workspace copy must use its own store unless a test points it at a server on purpose
+    e.pop("MLFLOW_TRACKING_URI", None)
+    e.pop("MLFLOW_REGISTRY_URI", None)
     return e
 
 

@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import subprocess
+import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -197,7 +198,8 @@ class TrackingHook:
         metrics_file = paths.metrics(run.stage)
         if metrics_file.exists():
             flat = flatten(json.loads(metrics_file.read_text()))
-            nums = [Metric(k, float(v), 0, 0) for k, v in flat.items()
+            now = int(time.time() * 1000)
+            nums = [Metric(k, float(v), now, 0) for k, v in flat.items()
                     if isinstance(v, int | float) and not isinstance(v, bool)]
             if nums:
                 c.log_batch(rid, metrics=nums)

@@ -51,7 +51,8 @@ def test_metrics_and_plots_commands(full_ws):
 def client_for(ws):
     import mlflow
 
-    return mlflow.MlflowClient(f"sqlite:///{ws / 'mlruns' / 'mlflow.db'}")
+    uri = f"sqlite:///{ws / 'mlruns' / 'mlflow.db'}"
+    return mlflow.MlflowClient(uri, registry_uri=uri)
 
 
 def test_every_stage_recorded_under_one_pipeline_run(full_ws):
