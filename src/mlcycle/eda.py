@@ -73,26 +73,35 @@ def plot_label(y: pd.Series, task: str, name: str) -> Figure:
     return fig
 
 
-def plot_numeric(df: pd.DataFrame, columns: list[str]) -> Figure | None:
+def small_multiples(columns: list[str], ncol: int, width: float, height: float, draw, title: str) -> Figure | None:
+    """One small panel per column, `ncol` per row; draw(ax, column) fills a panel."""
     if not columns:
         return None
     n = len(columns)
-    ncol = min(4, n)
+    ncol = min(ncol, n)
     nrow = int(np.ceil(n / ncol))
-    fig = Figure(figsize=(3.2 * ncol, 2.4 * nrow))
+    fig = Figure(figsize=(width * ncol, height * nrow))
     axes = np.atleast_1d(fig.subplots(nrow, ncol)).ravel()
     for ax, c in zip(axes, columns, strict=False):
-        v = df[c].dropna().to_numpy(dtype=float)
-        if len(v):
-            lo, hi = np.quantile(v, [0.005, 0.995])
-            ax.hist(np.clip(v, lo, hi), bins=40, color="#4f81bd")
+        draw(ax, c)
         ax.set_title(c, fontsize=9)
         ax.tick_params(labelsize=7)
     for ax in axes[n:]:
         ax.set_visible(False)
-    fig.suptitle("Numeric distributions (clipped at the 0.5% and 99.5% quantiles)", fontsize=10)
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def plot_numeric(df: pd.DataFrame, columns: list[str]) -> Figure | None:
+    def draw(ax, c):
+        v = df[c].dropna().to_numpy(dtype=float)
+        if len(v):
+            lo, hi = np.quantile(v, [0.005, 0.995])
+            ax.hist(np.clip(v, lo, hi), bins=40, color="#4f81bd")
+
+    return small_multiples(columns, 4, 3.2, 2.4, draw,
+                           "Numeric distributions (clipped at the 0.5% and 99.5% quantiles)")
 
 
 def label_rate(df: pd.DataFrame, column: str, label: pd.Series, top: int) -> pd.DataFrame:
@@ -103,23 +112,11 @@ def label_rate(df: pd.DataFrame, column: str, label: pd.Series, top: int) -> pd.
 
 
 def plot_label_by_category(df: pd.DataFrame, columns: list[str], label: pd.Series, top: int, name: str) -> Figure | None:
-    if not columns:
-        return None
-    n = len(columns)
-    ncol = min(3, n)
-    nrow = int(np.ceil(n / ncol))
-    fig = Figure(figsize=(4.2 * ncol, 2.8 * nrow))
-    axes = np.atleast_1d(fig.subplots(nrow, ncol)).ravel()
-    for ax, c in zip(axes, columns, strict=False):
+    def draw(ax, c):
         t = label_rate(df, c, label, top).sort_values("label_mean")
         ax.barh(t.index.astype(str), t["label_mean"].to_numpy(), color="#9bbb59")
-        ax.set_title(c, fontsize=9)
-        ax.tick_params(labelsize=7)
-    for ax in axes[n:]:
-        ax.set_visible(False)
-    fig.suptitle(f"{name}, by category (the {top} most frequent)", fontsize=10)
-    fig.tight_layout()
-    return fig
+
+    return small_multiples(columns, 3, 4.2, 2.8, draw, f"{name}, by category (the {top} most frequent)")
 
 
 def correlations(df: pd.DataFrame, columns: list[str], label: pd.Series) -> pd.DataFrame:
