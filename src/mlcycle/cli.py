@@ -97,6 +97,13 @@ def _audit(args) -> int:
     return 0
 
 
+def _queue(args) -> int:
+    from mlcycle import experiments
+    from mlcycle.paths import Paths
+
+    return experiments.run_queue(Paths.at().root, jobs=args.jobs)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mlcycle", description=__doc__)
     p.add_argument("--params", default="params.yaml", help="parameters file, relative to the workspace root")
@@ -116,6 +123,9 @@ def parser() -> argparse.ArgumentParser:
     rb.add_argument("--reason", required=True)
     rb.set_defaults(fn=_rollback)
     sub.add_parser("audit", help="the audit log: gate decisions, promotions, rollbacks").set_defaults(fn=_audit)
+    q = sub.add_parser("queue", help="run the queued DVC experiments in parallel through an MLflow server it starts")
+    q.add_argument("--jobs", "-j", type=int, default=2)
+    q.set_defaults(fn=_queue)
     return p
 
 

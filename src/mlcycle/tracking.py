@@ -180,8 +180,11 @@ class TrackingHook:
             base["mlcycle.dvc_experiment"] = exp_name
         tags = {**base, "mlflow.runName": run.stage}
         key = pipeline_key()
+        self.parent_id = None
         if key:
-            tags["mlflow.parentRunId"] = parent_run(self.client, self.exp_id, key, base)
+            shared = {k: v for k, v in base.items() if k not in ("mlcycle.stage", "mlflow.source.name")}
+            self.parent_id = parent_run(self.client, self.exp_id, key, shared)
+            tags["mlflow.parentRunId"] = self.parent_id
         self.run_id = self.client.create_run(self.exp_id, tags=tags).info.run_id
         run.tracking_run_id = self.run_id
 
@@ -223,7 +226,10 @@ class TrackingHook:
             c.set_tag(rid, "mlcycle.error", run.error[:5000])
         if run.stage == "train" and run.status == "FINISHED":
             self.register(run, hashes)
-        c.set_terminated(rid, "FAILED" if run.status == "FAILED" else "FINISHED")
+        status = "FAILED" if run.status == "FAILED" else "FINISHED"
+        c.set_terminated(rid, status)
+        if self.parent_id:  # the pipeline run ends with its latest stage, FAILED if that one failed
+            c.set_terminated(self.parent_id, status)
 
     def register(self, run, hashes) -> None:
         """Register the trained model; write models/registered.json for the evaluate stage's gate."""

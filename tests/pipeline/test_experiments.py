@@ -1,0 +1,32 @@
+"""`dvc exp run -S` and two queued experiments run in parallel, both recorded in MLflow."""
+
+import pytest
+
+from tests.conftest import SAMPLE, make_workspace, run
+
+pytestmark = pytest.mark.slow
+
+
+def test_two_queued_experiments_in_parallel(tmp_path):
+    ws = make_workspace(tmp_path / "ws", params=SAMPLE)
+    run(["dvc", "repro"], ws, timeout=900)
+    run("git add -A && git commit -qm baseline", ws)
+    for n, it in (("fast", 20), ("slow", 30)):
+        run(["dvc", "exp", "run", "--queue", "-n", n, "-S", f"train.max_iter={it}"], ws)
+    out = run(["mlcycle", "queue", "--jobs", "2"], ws, timeout=1200).stdout
+    assert "tracking server for the queue" in out
+    assert out.count("Success") == 2, out
+    rows = run(["dvc", "exp", "show", "--csv"], ws).stdout.splitlines()
+    assert "model.roc_auc" in rows[0]
+    assert {"fast", "slow"} <= {r.split(",")[0] for r in rows[1:]}
+    import mlflow
+
+    uri = f"sqlite:///{ws / 'mlruns' / 'mlflow.db'}"
+    c = mlflow.MlflowClient(uri, registry_uri=uri)
+    runs = c.search_runs([c.get_experiment_by_name("mlcycle").experiment_id])
+    trained = {r.data.tags.get("mlcycle.dvc_experiment") for r in runs if r.data.tags.get("mlcycle.stage") == "train"}
+    assert {"fast", "slow"} <= trained
+    assert not [r for r in runs if r.info.status == "RUNNING"]  # parents end with their last stage
+    params = {r.data.tags["mlcycle.dvc_experiment"]: r.data.params["train.max_iter"] for r in runs
+              if r.data.tags.get("mlcycle.stage") == "train" and r.data.tags.get("mlcycle.dvc_experiment")}
+    assert params == {"fast": "20", "slow": "30"}
