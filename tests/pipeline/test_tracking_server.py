@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from mlcycle.experiments import free_port
 from tests.conftest import SAMPLE, env, make_workspace, run
-from tests.pipeline.test_lab import free_port
 
 pytestmark = pytest.mark.slow
 
