@@ -96,8 +96,36 @@ class SplitParams(Section):
         return self
 
 
+MODEL_FAMILIES = ("hist_gradient_boosting", "random_forest", "linear")
+SEARCHABLE = {  # hyperparameters a search may vary, per model family (see mlcycle.search)
+    "hist_gradient_boosting": ("learning_rate", "max_leaf_nodes", "min_samples_leaf", "l2_regularization"),
+    "random_forest": ("n_estimators", "max_depth", "min_samples_leaf"),
+    "linear": ("C",),
+}
+
+
+class SearchParams(Section):
+    method: Literal["none", "random", "optuna"] = "none"
+    trials: Annotated[int, Field(ge=1)] = 20  # per model family
+    cv_folds: Annotated[int, Field(ge=2, le=20)] = 3
+    timeout_minutes: Annotated[float, Field(gt=0.0)] | None = None  # per model family; null: no limit
+    space: dict[str, Annotated[list[float], Field(min_length=2, max_length=2)]] = {}  # name -> [low, high]
+
+    @model_validator(mode="after")
+    def _space(self) -> SearchParams:
+        known = sorted({n for names in SEARCHABLE.values() for n in names})
+        for name, (low, high) in self.space.items():
+            if name not in known:
+                close = difflib.get_close_matches(name, known, n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                raise ValueError(f"space: '{name}' cannot be searched{hint}; searchable: {', '.join(known)}")
+            if not low < high:
+                raise ValueError(f"space: {name}: low {low} must be below high {high}")
+        return self
+
+
 class TrainParams(Section):
-    model: Literal["hist_gradient_boosting", "random_forest", "linear"] = "hist_gradient_boosting"
+    model: Literal["auto", "hist_gradient_boosting", "random_forest", "linear"] = "hist_gradient_boosting"
     learning_rate: Annotated[float, Field(gt=0.0, le=1.0)] = 0.05
     max_iter: Annotated[int, Field(ge=1)] = 400
     max_leaf_nodes: Annotated[int, Field(ge=2)] = 31
@@ -109,6 +137,7 @@ class TrainParams(Section):
     max_categories: Annotated[int, Field(ge=2, le=250)] = 60
     threshold: Literal["auto"] | Annotated[float, Field(gt=0.0, lt=1.0)] = "auto"
     baseline_columns: list[str] = []
+    search: SearchParams = SearchParams()
     seed: int = 42
 
 

@@ -84,6 +84,10 @@ class Paths:
         return self.models / "baseline"
 
     @property
+    def search(self) -> Path:
+        return self.models / "search.json"
+
+    @property
     def registered(self) -> Path:
         """The model version the train stage registered (name, version, run id)."""
         return self.models / "registered.json"

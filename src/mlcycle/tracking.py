@@ -225,11 +225,41 @@ class TrackingHook:
         if run.error:
             c.set_tag(rid, "mlcycle.error", run.error[:5000])
         if run.stage == "train" and run.status == "FINISHED":
+            self.log_search(run)
             self.register(run, hashes)
         status = "FAILED" if run.status == "FAILED" else "FINISHED"
         c.set_terminated(rid, status)
         if self.parent_id:  # the pipeline run ends with its latest stage, FAILED if that one failed
             c.set_terminated(self.parent_id, status)
+
+    def log_search(self, run) -> None:
+        """The model selection: the chosen values as `selected.*` params, and each trial as a nested run."""
+        from mlflow.entities import Metric, Param, RunTag
+
+        path = Paths(run.root).search
+        if not path.exists():
+            return
+        doc = json.loads(path.read_text())
+        c, rid = self.client, self.run_id
+        c.log_batch(rid, params=[Param(f"selected.{k}", str(v)) for k, v in doc["chosen"].items()],
+                    tags=[RunTag("mlcycle.model_family", doc["chosen"]["model"]),
+                          RunTag("mlcycle.search.method", doc["method"])])
+        metric = f"{doc['scored_by']}_{doc['score']}"
+        status = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
+        for t in doc["trials"]:
+            tags = {"mlflow.parentRunId": rid, "mlflow.runName": f"trial {t['number']} {t['model']}",
+                    "mlcycle.stage": "train.search", "mlcycle.trial": str(t["number"]),
+                    "mlcycle.trial.state": t["state"], "mlcycle.search.method": doc["method"],
+                    "mlcycle.best_trial": str(t["number"] == doc["best_trial"]).lower()}
+            if t["error"]:
+                tags["mlcycle.error"] = t["error"]
+            child = c.create_run(self.exp_id, start_time=t["start_ms"], tags=tags).info.run_id
+            metrics = [Metric(f"fold_{metric}", v, t["end_ms"], i) for i, v in enumerate(t["fold_scores"])]
+            if t["score"] is not None:
+                metrics.append(Metric(metric, t["score"], t["end_ms"], 0))
+            c.log_batch(child, metrics=metrics,
+                        params=[Param("model", t["model"])] + [Param(k, str(v)) for k, v in t["params"].items()])
+            c.set_terminated(child, status.get(t["state"], "FINISHED"), end_time=t["end_ms"])
 
     def register(self, run, hashes) -> None:
         """Register the trained model; write models/registered.json for the evaluate stage's gate."""

@@ -75,6 +75,8 @@ def preprocessor(numeric: list[str], categorical: list[str], params: TrainParams
 
 def estimator(task: str, params: TrainParams, n_categorical: int):
     """The estimator named by params.model, with its hyperparameters from params."""
+    if params.model == "auto":
+        raise ValueError("train.model 'auto' is resolved by mlcycle.search.select before fitting")
     classification = task == "classification"
     if params.model == "hist_gradient_boosting":
         from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
@@ -290,9 +292,11 @@ def load(model_dir: Path):
         return mlflow.sklearn.load_model(str(model_dir)), meta
 
 
-def write_metrics(result: TrainResult, path: Path) -> None:
+def write_metrics(result: TrainResult, path: Path, search: dict | None = None) -> None:
+    """reports/metrics/train.json: validation scores, and the model selection's under `search`."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result.metrics(), indent=2) + "\n")
+    out = result.metrics() | ({"search": search} if search else {})
+    path.write_text(json.dumps(out, indent=2) + "\n")
 
 
 

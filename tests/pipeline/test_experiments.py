@@ -1,4 +1,4 @@
-"""`dvc exp run -S` and two queued experiments run in parallel, both recorded in MLflow."""
+"""`dvc exp run -S`: two queued experiments in parallel and one in a temporary copy, all recorded in MLflow."""
 
 import pytest
 
@@ -30,3 +30,13 @@ def test_two_queued_experiments_in_parallel(tmp_path):
     params = {r.data.tags["mlcycle.dvc_experiment"]: r.data.params["train.max_iter"] for r in runs
               if r.data.tags.get("mlcycle.stage") == "train" and r.data.tags.get("mlcycle.dvc_experiment")}
     assert params == {"fast": "20", "slow": "30"}
+
+    # --temp runs in a copy under .dvc/tmp/exps/ and still writes to this workspace's store
+    out = run(["dvc", "exp", "run", "--temp", "-n", "tmpcopy", "-S", "train.max_iter=25"], ws, timeout=900).stdout
+    assert "tmpcopy" in out
+    runs = c.search_runs([c.get_experiment_by_name("mlcycle").experiment_id],
+                         filter_string="tags.`mlcycle.dvc_experiment` = 'tmpcopy'")
+    assert {r.data.tags.get("mlcycle.stage") for r in runs} >= {"train", "evaluate"}  # and the parent
+    assert {r.data.params["train.max_iter"] for r in runs if r.data.tags.get("mlcycle.stage") == "train"} == {"25"}
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+    assert not list((ws / ".dvc/tmp/exps").glob("*/mlruns"))  # no stray store inside the temp copy

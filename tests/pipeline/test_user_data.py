@@ -52,12 +52,15 @@ def test_own_data_runs_by_editing_params_only(tmp_path, kind):
     ws = make_workspace(tmp_path / "ws")
     if kind == "classification":
         churn_csv(ws / "data/raw/churn.csv")
+        # model selection as well: every family, an Optuna search with time-ordered folds
         changes = {"data": {"path": "data/raw/churn.csv", "target": "churn", "task": "classification",
                             "positive_class": "yes", "id_columns": ["customer_id"], "time_column": "signup"},
-                   "split": {"test_start": "2023-09-01"}}
+                   "split": {"test_start": "2023-09-01"},
+                   "train": {"model": "auto", "search": {"method": "optuna", "trials": 3, "cv_folds": 3}}}
     else:
         prices_parquet(ws / "data/raw/prices.parquet")
-        changes = {"data": {"path": "data/raw/prices.parquet", "target": "price", "task": "regression"}}
+        changes = {"data": {"path": "data/raw/prices.parquet", "target": "price", "task": "regression"},
+                   "train": {"search": {"method": "random", "trials": 3, "cv_folds": 3}}}
     from tests.conftest import edit_params
 
     edit_params(ws, deep_merge(deep_merge({"eda": SAMPLE["eda"]}, USER), changes))
@@ -74,3 +77,28 @@ def test_own_data_runs_by_editing_params_only(tmp_path, kind):
         assert ev["model"]["r2"] > 0.9 and ev["model"]["rmse"] < ev["baseline"]["rmse"]
         assert (ws / "reports/plots/residuals.csv").exists()
     assert "up to date" in run(["dvc", "status"], ws).stdout
+    check_search_recorded(ws, families=3 if kind == "classification" else 1)
+
+
+def check_search_recorded(ws, families: int):
+    """Every trial is a nested MLflow run of the train run; the chosen values are logged on it."""
+    import mlflow
+
+    doc = json.loads((ws / "models/search.json").read_text())
+    assert len(doc["trials"]) == 3 * families and doc["scored_by"] == "cv" and doc["cv_folds"] == 3
+    assert json.loads((ws / "reports/metrics/train.json").read_text())["search"]["trials"] == 3 * families
+    uri = f"sqlite:///{ws / 'mlruns' / 'mlflow.db'}"
+    c = mlflow.MlflowClient(uri, registry_uri=uri)
+    runs = c.search_runs([c.get_experiment_by_name("mlcycle").experiment_id])
+    train_run = next(r for r in runs if r.data.tags.get("mlcycle.stage") == "train")
+    trials = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == train_run.info.run_id]
+    assert len(trials) == len(doc["trials"])
+    assert {r.data.tags["mlcycle.trial.state"] for r in trials} <= {"COMPLETE", "PRUNED", "FAIL"}
+    assert not [r for r in trials if r.info.status == "RUNNING"]
+    best = [r for r in trials if r.data.tags["mlcycle.best_trial"] == "true"]
+    assert len(best) == 1 and best[0].data.params["model"] == doc["chosen"]["model"]
+    assert train_run.data.params["selected.model"] == doc["chosen"]["model"]
+    assert train_run.data.tags["mlcycle.model_family"] == doc["chosen"]["model"]
+    complete = [r for r in trials if r.data.tags["mlcycle.trial.state"] == "COMPLETE"]
+    metric = f"cv_{doc['score']}"
+    assert best[0].data.metrics[metric] == max(r.data.metrics[metric] for r in complete)
