@@ -91,7 +91,17 @@ def strip_timestamps(nb) -> None:
                 pm.pop(k, None)
 
 
-def render_html(nb, html_path: Path, show_code: bool, title: str) -> None:
+def skip_unused_imports() -> None:
+    """Keep jsonschema from building the IRI grammars of `rfc3987_syntax` at import.
+
+    nbformat imports jsonschema, whose format checkers import `rfc3987_syntax` when it is installed
+    (a Jupyter dependency) and compile 39 lark grammars: 2-3 s per process, for IRI formats that
+    notebook schemas never use. Marking the module absent makes jsonschema skip those two checkers.
+    """
+    sys.modules.setdefault("rfc3987_syntax", None)
+
+
+def html_exporter(show_code: bool):
     from nbconvert import HTMLExporter
     from nbconvert.preprocessors import TagRemovePreprocessor
     from traitlets.config import Config
@@ -104,6 +114,11 @@ def render_html(nb, html_path: Path, show_code: bool, title: str) -> None:
     exporter.exclude_input = not show_code
     exporter.exclude_input_prompt = not show_code
     exporter.exclude_output_prompt = True
+    return exporter
+
+
+def render_html(nb, html_path: Path, show_code: bool, title: str, exporter=None) -> None:
+    exporter = exporter or html_exporter(show_code)
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
     html_path.parent.mkdir(parents=True, exist_ok=True)
     html_path.write_text(body, encoding="utf-8")
@@ -113,7 +128,15 @@ def run_stage(stage: str, root: str | Path | None = None, params_file: str = "pa
               hooks: tuple[Hook, ...] | None = None) -> StageRun:
     """Execute one notebook stage; raise StageError (after rendering what ran) if it fails.
 
-    hooks: None means the default ones (MLflow tracking when `tracking.enabled`)."""
+    hooks: None means the default ones (MLflow tracking when `tracking.enabled`).
+
+    While the kernel runs the notebook (in its own process), the hooks start elsewhere: the default
+    tracking hook in a forked process (`ForkedHooks`: it imports mlflow, opens the store, hashes
+    the inputs on the other core), hooks given by the caller in a helper thread. The thread also
+    prepares the HTML exporter. That fixed cost overlaps the stage's own work instead of adding to it."""
+    skip_unused_imports()
+    from concurrent.futures import ThreadPoolExecutor
+
     import nbformat
 
     if stage not in NOTEBOOKS:
@@ -128,15 +151,15 @@ def run_stage(stage: str, root: str | Path | None = None, params_file: str = "pa
         from mlcycle.tracking import TrackingHook
 
         hooks = (TrackingHook(),) if params.tracking.enabled else ()
+        if hooks and sys.platform.startswith("linux"):
+            hooks = (ForkedHooks(hooks),)
     run.seconds["check"] = time.perf_counter() - t0
-    for h in hooks:
-        try:
-            h.start(run)
-        except Exception as exc:
-            raise StageError(
-                f"stage '{stage}': tracking could not start ({type(exc).__name__}: {str(exc)[:300]}); "
-                "check MLFLOW_TRACKING_URI / tracking.uri, or set tracking.enabled: false"
-            ) from None
+    forked = len(hooks) == 1 and isinstance(hooks[0], ForkedHooks)
+    if forked:
+        hooks[0].start(run)  # forks before any thread or kernel exists
+    background = ThreadPoolExecutor(1, thread_name_prefix="mlcycle-stage")
+    started = None if forked else background.submit(_start_hooks, hooks, run)
+    exporter = background.submit(html_exporter, params.report.show_code)
 
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -172,8 +195,15 @@ def run_stage(stage: str, root: str | Path | None = None, params_file: str = "pa
     if nb is not None:
         strip_timestamps(nb)
         nbformat.write(nb, str(run.executed))
-        render_html(nb, run.html, params.report.show_code, f"mlcycle: {stage}")
+        render_html(nb, run.html, params.report.show_code, f"mlcycle: {stage}", exporter.result())
     run.seconds["render"] = time.perf_counter() - t2
+    start_error = hooks[0].wait_started(run) if forked else started.result()
+    background.shutdown()
+    if start_error is not None:
+        raise StageError(
+            f"stage '{stage}': tracking could not start ({start_error}); "
+            "check MLFLOW_TRACKING_URI / tracking.uri, or set tracking.enabled: false"
+        ) from None
     run.status = "FAILED" if failure else "FINISHED"
     for h in hooks:
         try:
@@ -186,3 +216,72 @@ def run_stage(stage: str, root: str | Path | None = None, params_file: str = "pa
             if run.html.exists() else f"stage '{stage}' failed: {run.error}"
         ) from None
     return run
+
+
+def _start_hooks(hooks, run: StageRun) -> str | None:
+    """Start every hook; return the first failure as text (raised by the runner after execution)."""
+    for h in hooks:
+        try:
+            h.start(run)
+        except Exception as exc:
+            return f"{type(exc).__name__}: {str(exc)[:300]}"
+    return None
+
+
+class ForkedHooks:
+    """Runs hooks in a forked child process, so their imports and I/O (mlflow, DVC hashing, git)
+    use the other core while the kernel executes the notebook, instead of adding to the stage's time.
+
+    The child starts the hooks at once, then waits for the runner to send the stage's outcome and
+    ends them. If the runner dies first, the child records the stage as FAILED rather than leave
+    it RUNNING.
+    """
+
+    def __init__(self, hooks):
+        self.hooks = hooks
+
+    def start(self, run: StageRun) -> None:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("fork")
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_hooks_child, args=(self.hooks, run, child), name="mlcycle-tracking")
+        self.proc.start()
+        child.close()
+
+    def wait_started(self, run: StageRun) -> str | None:
+        try:
+            error, run.tracking_run_id = self.conn.recv()
+        except EOFError:
+            error = f"the tracking process exited with code {self.proc.exitcode}"
+        if error is not None:
+            self.proc.join()
+        return error
+
+    def end(self, run: StageRun) -> None:
+        self.conn.send((run.status, run.error, run.seconds))
+        try:
+            self.conn.recv()
+        except EOFError:
+            print(f"mlcycle: the tracking process exited with code {self.proc.exitcode}", file=sys.stderr)
+        self.proc.join()
+
+
+def _hooks_child(hooks, run: StageRun, conn) -> None:
+    error = _start_hooks(hooks, run)
+    conn.send((error, run.tracking_run_id))
+    if error is not None:
+        return
+    try:
+        run.status, run.error, run.seconds = conn.recv()
+    except EOFError:  # the runner ended without telling the outcome: never leave the run RUNNING
+        run.status, run.error = "FAILED", "the stage's runner process ended before the stage finished"
+    for h in hooks:
+        try:
+            h.end(run)
+        except Exception:  # a hook must never hide the stage's own outcome
+            traceback.print_exc()
+    try:
+        conn.send("ended")
+    except OSError:
+        pass

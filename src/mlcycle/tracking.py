@@ -134,15 +134,17 @@ def parent_run(client, exp_id: str, key: str, tags: dict[str, str]) -> str:
     return run.info.run_id
 
 
-def dvc_hashes(root: Path, stage: str) -> dict[str, dict[str, str]]:
-    """DVC's own hash (md5, `.dir` for folders) of each file input and output of `stage`."""
-    out: dict[str, dict[str, str]] = {"deps": {}, "outs": {}}
+def dvc_hashes(root: Path, stage: str, kinds: tuple[str, ...] = ("deps", "outs")) -> dict[str, dict[str, str]]:
+    """DVC's own hash (md5, `.dir` for folders) of each file input and/or output of `stage`."""
+    out: dict[str, dict[str, str]] = {k: {} for k in kinds}
     try:
         from dvc.repo import Repo
 
         with Repo(str(root)) as repo:
             st = repo.stage.collect(stage)[0]
             for kind, items in (("deps", st.deps), ("outs", st.outs)):
+                if kind not in kinds:
+                    continue
                 for o in items:
                     if getattr(o, "hash_name", "") == "params" or not o.exists:
                         continue
@@ -171,8 +173,11 @@ class TrackingHook:
         self.run_id: str | None = None
 
     def start(self, run) -> None:
+        """Runs while the kernel executes the notebook (see runner.run_stage): inputs do not change."""
         self.client, self.exp_id = setup(run.root, run.params)
-        base = {**git_state(run.root), **versions(), "mlcycle.stage": run.stage,
+        self.git = git_state(run.root)
+        self.deps = dvc_hashes(run.root, run.stage, ("deps",))
+        base = {**self.git, **versions(), "mlcycle.stage": run.stage,
                 "mlflow.user": getpass.getuser(), "mlflow.source.name": f"notebooks/{run.notebook.name}",
                 "mlflow.source.type": "NOTEBOOK"}
         exp_name = os.environ.get("DVC_EXP_NAME")
@@ -206,7 +211,9 @@ class TrackingHook:
                     if isinstance(v, int | float) and not isinstance(v, bool)]
             if nums:
                 c.log_batch(rid, metrics=nums)
-        hashes = dvc_hashes(run.root, run.stage)
+        hashes = {**self.deps, **dvc_hashes(run.root, run.stage, ("outs",))}
+        if "error" in self.deps:
+            hashes["error"] = {**self.deps["error"], **hashes.get("error", {})}
         tags = [RunTag(f"mlcycle.dvc.{kind}.{path}"[:250], h) for kind, items in hashes.items() for path, h in items.items()]
         tags += [RunTag("mlcycle.seconds", json.dumps({k: round(v, 2) for k, v in run.seconds.items()}))]
         c.log_batch(rid, tags=tags)
@@ -266,7 +273,7 @@ class TrackingHook:
         from mlcycle import registry
 
         paths = Paths(run.root)
-        git = git_state(run.root)
+        git = self.git
         name = run.params.tracking.model_name
         tags = {"git_commit": git["mlflow.source.git.commit"], "git_dirty": git["mlcycle.git.dirty"],
                 "data_md5": hashes.get("deps", {}).get("data/processed", ""), "stage_run_id": self.run_id}
