@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m ipykernel install --sys-prefix --name mlcycle --display-name "Python (mlcycle)" >/dev/null
 	@touch $@
 
-.PHONY: help setup repro test test-fast lab ui models metrics plots stages check lint clean
+.PHONY: help setup repro test test-fast bench lab ui models metrics plots stages check lint clean
 
 setup: $(STAMP) ## create .venv, install the project (editable) and its Jupyter kernel, prepare DVC
 	@test -d .dvc || dvc init --quiet $$(git rev-parse --git-dir >/dev/null 2>&1 || echo --no-scm)
@@ -33,6 +33,10 @@ test: setup ## run every test: unit, data, model and end-to-end pipeline tests
 
 test-fast: setup ## quick tests for iteration (skips notebook and pipeline runs)
 	pytest -m "not slow" $(PYTEST_ARGS)
+
+bench: setup ## benchmarks (bench/bench_*.py) -> reports/benchmarks.md; long: BENCH_SCALES=1 for the default size only
+	@set -e; for b in bench/bench_*.py; do echo "== $$b"; python $$b; done
+	python bench/report.py
 
 lab: setup ## open JupyterLab on the workspace (localhost only)
 	jupyter lab --ip=127.0.0.1 --notebook-dir=$(CURDIR) $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)

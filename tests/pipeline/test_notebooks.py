@@ -108,3 +108,18 @@ def test_notebook_run_as_in_jupyterlab_reads_the_same_params(sample_ws, tmp_path
     NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ws / "notebooks")}}).execute()
     assert (ws / "reports/metrics/features.json").read_text() == before
     assert not list((ws / "notebooks").glob("*.parquet")) and not (ws / "notebooks" / "reports").exists()
+
+
+def test_bare_benchmark_baseline_computes_the_same_results(sample_ws, tmp_path):
+    """bench/bare_pipeline.py (the speed baseline) runs the notebooks' code in one process: it must
+    reach the same metrics as the runner, or the benchmark would compare different work."""
+    import sys
+
+    from tests.conftest import ROOT
+
+    ws, _ = sample_ws
+    bare = make_workspace(tmp_path / "bare", params=SAMPLE)
+    run([sys.executable, str(ROOT / "bench" / "bare_pipeline.py"), str(bare)], bare)
+    for name in ("features", "train", "evaluate"):
+        assert (bare / f"reports/metrics/{name}.json").read_text() == (ws / f"reports/metrics/{name}.json").read_text(), name
+    assert (bare / "reports/index.html").exists() and not (bare / "mlruns").exists()

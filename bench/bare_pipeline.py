@@ -1,0 +1,45 @@
+"""The bare baseline: the pipeline's own computations in one Python process, nothing else.
+
+It runs the code cells of every stage notebook in order (the same calls into `src/mlcycle`, on the
+same data, with the same params, writing the same files), then builds the index page. No kernels,
+no papermill, no HTML rendering, no DVC, no MLflow tracking (the gate finds no registry and says so).
+
+    python bench/bare_pipeline.py WORKSPACE
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+from pathlib import Path
+
+import nbformat
+
+
+def main(ws: Path) -> None:
+    os.chdir(ws)
+    os.environ["MLCYCLE_ROOT"] = str(ws)
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    sys.path.insert(0, str(ws / "src"))
+    from mlcycle import config, report
+    from mlcycle.paths import NOTEBOOKS, Paths
+
+    params = config.load("params.yaml", root=ws)
+    for stage, name in NOTEBOOKS.items():
+        nb = nbformat.read(ws / "notebooks" / name, as_version=4)
+        scope = {"__name__": f"bare_{stage}", "params_file": "params.yaml"}
+        for cell in nb.cells:
+            if cell.cell_type != "code" or "parameters" in cell.metadata.get("tags", []):
+                continue
+            with contextlib.redirect_stdout(io.StringIO()):
+                exec(compile(cell.source, name, "exec"), scope)
+        import matplotlib.pyplot as plt
+
+        plt.close("all")
+    report.build_index(Paths.at(ws), params)
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]).resolve())

@@ -1,0 +1,100 @@
+"""Fixed costs: one notebook stage, a no-op `dvc repro`, and a `train` parameter change.
+
+- stage: a stage whose notebook does nothing (its parameters cell and `pass`), run by
+  `mlcycle run` with tracking on (the default) and off, against the naive way: the `papermill`
+  command line, then `jupyter nbconvert --to html`. Target: ours at most half of the naive way.
+- noop_repro: `dvc repro` with nothing changed (target: within 1.5 s), next to `dvc status`.
+- train_change: a `train` value changed, then `dvc repro`: which stages ran and how long it took.
+
+    python bench/bench_overhead.py
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+import nbformat
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import edit_params, measure, repeats, save, summarise, workspace  # noqa: E402
+
+SMALL = {"ingest": {"sample_frac": 0.04}, "validate": {"min_rows": 100}, "eda": {"sample_rows": 4000},
+         "train": {"max_iter": 40}}
+
+
+def noop_notebook(ws: Path, stage_file: str) -> None:
+    path = ws / "notebooks" / stage_file
+    nb = nbformat.read(path, as_version=4)
+    nb.cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    cell = nbformat.v4.new_code_cell("pass")
+    cell.id = "cell-noop"
+    nb.cells.append(cell)
+    nbformat.write(nb, path)
+
+
+def bench_stage(tmp: Path, n: int) -> dict:
+    ws = workspace(tmp / "stage")
+    noop_notebook(ws, "02_validate.ipynb")
+    off = workspace(tmp / "stage-notrack", {"tracking": {"enabled": False}})
+    noop_notebook(off, "02_validate.ipynb")
+    naive_cmd = ("papermill --no-progress-bar notebooks/02_validate.ipynb /tmp/mlcycle-bench-noop.ipynb "
+                 "-p params_file params.yaml -k python3 && jupyter nbconvert --to html /tmp/mlcycle-bench-noop.ipynb")
+    samples = {"naive papermill + nbconvert": [], "mlcycle run (tracking on)": [], "mlcycle run (tracking off)": []}
+    measure(["python", "-m", "mlcycle", "run", "validate"], ws)  # warm the store and OS caches once
+    for _ in range(n):
+        samples["naive papermill + nbconvert"].append(measure(naive_cmd, ws))
+        samples["mlcycle run (tracking on)"].append(measure(["python", "-m", "mlcycle", "run", "validate"], ws))
+        samples["mlcycle run (tracking off)"].append(measure(["python", "-m", "mlcycle", "run", "validate"], off))
+    rows = {k: summarise(v) for k, v in samples.items()}
+    base = rows["naive papermill + nbconvert"]["median_seconds"]
+    for r in rows.values():
+        r["ratio_to_naive"] = round(r["median_seconds"] / base, 3)
+    return {"variants": rows, "target": "mlcycle run (tracking on) at most 0.5 x naive",
+            "met": rows["mlcycle run (tracking on)"]["ratio_to_naive"] <= 0.5}
+
+
+def ran(output: str) -> list[str]:
+    return re.findall(r"Running stage '([^']+)'", output)
+
+
+def bench_dvc(tmp: Path, n: int) -> dict:
+    ws = workspace(tmp / "dvc", SMALL)
+    measure(["dvc", "repro"], ws)
+    status, noop = [], []
+    for _ in range(n):
+        status.append(measure(["dvc", "status"], ws))
+        s = measure(["dvc", "repro"], ws)
+        assert not ran(s["output"]), s["output"]
+        noop.append(s)
+    changes = []
+    for i in range(max(2, n // 2)):
+        edit_params(ws, {"train": {"max_iter": 41 + i}})
+        s = measure(["dvc", "repro"], ws)
+        changes.append(s)
+    stages = sorted({tuple(ran(s["output"])) for s in changes})
+    noop_row = summarise(noop)
+    return {
+        "noop_repro": noop_row, "dvc_status": summarise(status),
+        "noop_target": "no-op dvc repro within 1.5 s", "noop_met": noop_row["median_seconds"] <= 1.5,
+        "train_change": summarise(changes), "train_change_stages": [list(s) for s in stages],
+        "train_change_ok": all(set(s) <= {"train", "evaluate", "report"} and {"train", "evaluate"} <= set(s)
+                               for s in stages),
+    }
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="mlcycle-bench-") as d:
+        tmp = Path(d)
+        stage = bench_stage(tmp, repeats(5))
+        print(json.dumps(stage, indent=2))
+        dvc = bench_dvc(tmp, repeats(5))
+        print(json.dumps(dvc, indent=2))
+    print(save("overhead", {"stage": stage, "dvc": dvc}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""Shared helpers for the benchmarks: workspace copies, timed commands with peak memory, results files.
+
+Every benchmark runs its baseline and ours in the same invocation (alternating, several times) and
+reports medians and ratios, because machines here are noisy. Results go to
+reports/benchmarks/<name>.json; `python bench/report.py` collects them into reports/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+RESULTS = ROOT / "reports" / "benchmarks"
+COPY = ["params.yaml", "dvc.yaml", "notebooks", "src", ".dvc/config", ".dvcignore", ".gitignore", "data/raw/.gitkeep"]
+
+
+def env(**extra: str) -> dict[str, str]:
+    e = dict(os.environ)
+    e["PATH"] = f"{BIN}{os.pathsep}{e.get('PATH', '')}"
+    e.update(DVC_NO_ANALYTICS="1", MPLBACKEND="Agg", GIT_AUTHOR_NAME="mlcycle bench",
+             GIT_AUTHOR_EMAIL="bench@mlcycle.invalid", GIT_COMMITTER_NAME="mlcycle bench",
+             GIT_COMMITTER_EMAIL="bench@mlcycle.invalid", PYTHONPATH="")
+    for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLCYCLE_ROOT"):
+        e.pop(k, None)
+    e.update(extra)
+    return e
+
+
+def workspace(dest: Path, params: dict | None = None) -> Path:
+    """A fresh copy of the workspace (as a clone has it) with a git commit; params edits merged in."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    for item in COPY:
+        src = ROOT / item
+        if not src.exists():
+            continue
+        target = dest / item
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            shutil.copytree(src, target, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy2(src, target)
+    if params:
+        edit_params(dest, params)
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "bench workspace"]):
+        subprocess.run(cmd, cwd=dest, env=env(), check=True, capture_output=True)
+    return dest
+
+
+def edit_params(ws: Path, changes: dict) -> None:
+    def merge(a, b):
+        out = dict(a)
+        for k, v in b.items():
+            out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        return out
+
+    p = ws / "params.yaml"
+    p.write_text(yaml.safe_dump(merge(yaml.safe_load(p.read_text()), changes), sort_keys=False))
+
+
+def measure(cmd: list[str] | str, cwd: Path, extra_env: dict | None = None, timeout: float = 7200) -> dict:
+    """Run a command; wall seconds and the peak of the summed RSS of its whole process tree
+    (sampled every 50 ms, so concurrent processes such as a runner and its kernel count together)."""
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env(**(extra_env or {})), shell=isinstance(cmd, str),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    peak = 0
+    done = threading.Event()
+
+    def sample():
+        nonlocal peak
+        root = psutil.Process(proc.pid)
+        while not done.is_set():
+            try:
+                procs = [root, *root.children(recursive=True)]
+                total = 0
+                for p in procs:
+                    try:
+                        total += p.memory_info().rss
+                    except psutil.Error:
+                        pass
+                peak = max(peak, total)
+            except psutil.Error:
+                pass
+            done.wait(0.05)
+
+    t0 = time.perf_counter()
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, _ = proc.communicate(timeout=timeout)
+    seconds = time.perf_counter() - t0
+    done.set()
+    sampler.join()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{cmd} exited {proc.returncode} in {cwd}:\n{out[-3000:]}")
+    return {"seconds": seconds, "peak_mb": peak / 2**20, "output": out}
+
+
+def summarise(samples: list[dict]) -> dict:
+    return {
+        "runs": len(samples),
+        "median_seconds": round(statistics.median(s["seconds"] for s in samples), 3),
+        "min_seconds": round(min(s["seconds"] for s in samples), 3),
+        "max_seconds": round(max(s["seconds"] for s in samples), 3),
+        "median_peak_mb": round(statistics.median(s["peak_mb"] for s in samples), 1),
+    }
+
+
+def machine() -> str:
+    mem = psutil.virtual_memory().total / 2**30
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return (f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, {mem:.0f} GB RAM, "
+            f"Python {platform.python_version()}, load average at start {load:.2f}")
+
+
+def save(name: str, result: dict) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    result = {"name": name, "machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M"), **result}
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    return path
+
+
+def repeats(default: int) -> int:
+    return int(os.environ.get("BENCH_REPEATS", default))
