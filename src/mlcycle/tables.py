@@ -1,7 +1,13 @@
-"""Reading the input table (CSV or Parquet) with errors that say what is wrong and what to do."""
+"""Reading the input table (CSV or Parquet) with errors that say what is wrong and what to do.
+
+Personal data (`data.pii_columns`) is dropped or hashed here, as the table is read, so no stage,
+report, tracking run or model sees the raw values.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -22,6 +28,19 @@ def table_format(path: Path, fmt: str = "auto") -> str:
         f"data.path '{path.name}': cannot tell the format from the suffix; "
         "set data.format to csv or parquet"
     )
+
+
+def check_data_path(data: DataParams, root: Path) -> Path:
+    """data.path resolved; a DataError saying what to do when it is missing."""
+    p = Path(data.path)
+    p = p if p.is_absolute() else root / p
+    if not p.exists():
+        dvc_file = p.with_name(p.name + ".dvc")
+        hint = (f"`dvc pull {data.path}` fetches it (tracked by {dvc_file.name})" if dvc_file.exists()
+                else "put the file there (and track it with `dvc add`) or correct data.path in params.yaml"
+                     + ("; `dvc repro ingest` writes the default example" if "nycflights13" in data.path else ""))
+        raise DataError(f"data.path '{data.path}' does not exist; {hint}")
+    return p
 
 
 def read_table(path: str | Path, fmt: str = "auto", columns: list[str] | None = None) -> pd.DataFrame:
@@ -80,10 +99,33 @@ def parse_time(df: pd.DataFrame, column: str | None) -> pd.DataFrame:
     return out
 
 
-def load(data: DataParams, root: Path) -> pd.DataFrame:
-    """The input table named by params `data`, with its time column parsed."""
-    path = Path(data.path)
+SALT_ENV = "MLCYCLE_PII_SALT"  # secret salt of hashed personal columns (unset: no salt)
+
+
+def mask_personal(df: pd.DataFrame, columns: list[str], mode: str = "drop",
+                  salt: str | None = None) -> pd.DataFrame:
+    """df without the raw values of `columns`: dropped, or replaced by a salted SHA-256 digest
+    (16 hex characters; equal values give equal digests, nulls stay null). Input not mutated."""
+    present = [c for c in columns if c in df.columns]
+    if not present:
+        return df
+    if mode == "drop":
+        return df.drop(columns=present)
+    salt = os.environ.get(SALT_ENV, "") if salt is None else salt
+    out = df.copy()
+    for c in present:
+        s = out[c]
+        digest = s.map(lambda v: hashlib.sha256(f"{salt}{v}".encode()).hexdigest()[:16], na_action="ignore")
+        out[c] = digest.astype("str").where(s.notna())
+    return out
+
+
+def load(data: DataParams, root: Path, path: str | Path | None = None) -> pd.DataFrame:
+    """The input table named by params `data` (or another file read the same way, e.g. a new
+    batch), personal columns masked, its time column parsed."""
+    path = Path(path or data.path)
     if not path.is_absolute():
         path = root / path
     df = read_table(path, data.format)
+    df = mask_personal(df, data.pii_columns, data.pii_mode)
     return parse_time(df, data.time_column)

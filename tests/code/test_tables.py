@@ -43,3 +43,21 @@ def test_corrupt_parquet_and_unknown_suffix(tmp_path):
 def test_unparseable_time_column():
     with pytest.raises(DataError, match="data.time_column 't'"):
         tables.parse_time(pd.DataFrame({"t": ["yesterday", "2013-01-01"]}), "t")
+
+
+def test_personal_columns_are_dropped_or_hashed():
+    df = pd.DataFrame({"email": ["a@x.org", None, "a@x.org"], "nid": ["123-45", "678-90", "111"], "v": [1, 2, 3]})
+    dropped = tables.mask_personal(df, ["email", "nid", "absent"], "drop")
+    assert list(dropped.columns) == ["v"] and "email" in df.columns  # input not mutated
+    hashed = tables.mask_personal(df, ["email"], "hash", salt="s")
+    h = hashed["email"]
+    assert h[0] == h[2] and len(h[0]) == 16 and pd.isna(h[1]) and "a@x.org" not in h.tolist()
+    assert tables.mask_personal(df, ["email"], "hash", salt="t")["email"][0] != h[0]  # the salt matters
+
+
+def test_load_masks_personal_columns(tmp_path):
+    pd.DataFrame({"email": ["a@x.org"], "y": [1]}).to_csv(tmp_path / "d.csv", index=False)
+    from tests.code.frames import data_params
+
+    out = tables.load(data_params(path="d.csv", pii_columns=["email"], pii_mode="hash"), tmp_path)
+    assert out["email"][0] != "a@x.org"
