@@ -24,6 +24,7 @@ from mlcycle.errors import DataError
 from mlcycle.schema import TableSchema
 
 Msg = Callable[[int, list], str]
+TABLE = "<table>"  # the column of table-level findings while grouping
 
 
 @dataclass
@@ -296,8 +297,9 @@ def _params_rules(r: Rules, df: pd.DataFrame, data: DataParams, params: Validate
             r.msgs[("warning", c, "column_in_dataframe")] = lambda n, ex, c=c: (
                 f"column '{c}' listed in data.id_columns/drop_columns is not in the data")
     n = params.min_rows
-    r.check("error", None, "min_rows", lambda d: len(d) >= n,
-            lambda c, ex: f"only {len(df):,} rows, fewer than validate.min_rows = {n:,}")
+    if table is None or table.min_rows < n:  # else the schema's min_rows check covers it
+        r.check("error", None, "min_rows", lambda d: len(d) >= n,
+                lambda c, ex: f"only {len(df):,} rows, fewer than validate.min_rows = {n:,}")
     for c in df.columns:
         if c != t and c not in data.required_columns and (table is None or c not in table.columns):
             r.check("warning", c, "all_null", lambda s: len(s) == 0 or not s.isna().all(),
@@ -344,8 +346,8 @@ def findings_from(failures: pd.DataFrame, level: str, rules: Rules, sch: str) ->
     presence = fc["check"].isin(["column_in_dataframe", "column_in_schema"])
     fc.loc[presence, "column"] = fc.loc[presence, "failure_case"].astype(str)
     out = []
-    for (col, chk), g in fc.groupby([fc["column"].fillna("\0"), "check"], sort=False, dropna=False):
-        col = None if col == "\0" else str(col)
+    for (col, chk), g in fc.groupby([fc["column"].fillna(TABLE), "check"], sort=False, dropna=False):
+        col = None if col == TABLE else str(col)
         idx = g["index"].dropna()
         count = idx.nunique() if len(idx) else 1
         ex = [v for v in g["failure_case"].dropna().unique().tolist() if v is not False][:3]

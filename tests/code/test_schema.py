@@ -63,3 +63,10 @@ def test_the_inferred_schema_accepts_its_own_data():
     df, dp, t = inferred()
     r = validate.check(df, dp, LIMITS, t, "s.yaml")
     assert r.ok and not r.warnings, r.summary()
+
+
+def test_too_few_rows_names_the_schema_limit():
+    df, dp, t = inferred()
+    r = validate.check(df.head(5), dp, LIMITS, t, "s.yaml")
+    assert [(f.column, f.check) for f in r.errors] == [(None, "min_rows")]
+    assert r.errors[0].message == "only 5 rows, fewer than min_rows 10 in s.yaml"

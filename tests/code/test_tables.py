@@ -19,7 +19,7 @@ def test_reads_csv_and_parquet(tmp_path):
     [
         (None, "does not exist"),
         (b"", "is an empty file"),
-        (b"a,b\n\xff\xfe,1\n", "is not UTF-8"),
+        (b"a,b\n\xff\xfe,1\n", "is not UTF-8 text \\(byte 0xff on line 2"),
         (b'a,b\n"1,2\n', "cannot be read as csv"),
     ],
 )
@@ -61,3 +61,20 @@ def test_load_masks_personal_columns(tmp_path):
 
     out = tables.load(data_params(path="d.csv", pii_columns=["email"], pii_mode="hash"), tmp_path)
     assert out["email"][0] != "a@x.org"
+
+
+def test_a_csv_cut_off_mid_row_is_refused(tmp_path):
+    p = tmp_path / "d.csv"
+    p.write_text("a,b,c\n1,2,3\n4,5")
+    with pytest.raises(DataError, match="looks truncated: its last line ends without a newline after 2 of 3"):
+        tables.read_table(p)
+    p.write_text("a,b,c\n1,2,3\n4,5,6")  # no final newline but complete: fine
+    assert len(tables.read_table(p)) == 2
+
+
+def test_a_truncated_parquet_file_says_so(tmp_path):
+    p = tmp_path / "d.parquet"
+    pd.DataFrame({"a": range(100)}).to_parquet(p)
+    p.write_bytes(p.read_bytes()[:200])
+    with pytest.raises(DataError, match="cannot be read as parquet: .*export it again"):
+        tables.read_table(p)
