@@ -147,7 +147,7 @@ def _add_data(args) -> int:
     paths = Paths.at()
     params = config.load(args.params, root=paths.root)
     result, record = batches.add(args.file, params, paths.root, name=args.name)
-    print(result.summary(report="reports/validate_findings.json" if record is None else "data/batches.jsonl"))
+    print(result.summary(footer=None))
     if record is None:
         print(f"mlcycle: batch {args.file} refused: fix the errors above; nothing was stored", file=sys.stderr)
         return 1

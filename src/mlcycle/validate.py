@@ -72,15 +72,16 @@ class Result:
             "passed": self.ok,
         }
 
-    def summary(self, report: str = "reports/validate.html") -> str:
-        """A few lines for the terminal: the first error first, then one line per finding."""
+    def summary(self, footer: str | None = "see reports/validate.html and reports/validate_findings.json") -> str:
+        """A few lines for the terminal: the first error first, then one line per finding, then footer."""
         head = (f"validate: {self.errors[0].message}" if self.errors
                 else f"validate: {self.source} passed with {len(self.warnings)} warning(s)")
         lines = [head, f"  {len(self.errors)} error(s), {len(self.warnings)} warning(s) in {self.source} "
                        f"({self.rows:,} rows; schema {self.schema or 'none'}):"]
         for f in [*self.errors, *self.warnings]:
             lines.append(f"  {f.level:<7} {f.column or '(table)'}: {f.check}, {f.count:,}: {f.message}")
-        lines.append(f"  see {report} and reports/validate_findings.json")
+        if footer:
+            lines.append(f"  {footer}")
         return "\n".join(lines)
 
     message = summary
@@ -423,7 +424,7 @@ def write(result: Result, metrics_path: Path, findings_path: Path) -> None:
 def enforce(result: Result) -> None:
     """Raise DataError (stopping the pipeline) when the result has errors."""
     if not result.ok:
-        raise DataError(result.summary())
+        raise DataError(result.summary(footer="findings: reports/validate_findings.json"))  # the runner adds the report
 
 
 def summary_from_file(findings_path: Path) -> str:
