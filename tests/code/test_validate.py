@@ -1,8 +1,10 @@
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from mlcycle import config, validate
+from mlcycle import config, schema, validate
 from mlcycle.errors import DataError
 from tests.code.frames import data_params, mixed_frame
 
@@ -58,3 +60,76 @@ def test_written_metrics(tmp_path):
     r = validate.check(pd.DataFrame({"y": [1, 0] * 20}), data_params(), LIMITS)
     validate.write(r, tmp_path / "m.json", tmp_path / "f.json")
     assert '"passed": true' in (tmp_path / "m.json").read_text()
+
+
+def _checks(r, level="error"):
+    return {(f.column, f.check): f for f in r.findings if f.level == level}
+
+
+def test_every_violation_is_collected_with_counts_and_examples():
+    df = mixed_frame(200)
+    dp = data_params(required_columns=["x1", "cat"])
+    t = schema.infer(df, dp, LIMITS)
+    bad = df.copy()
+    bad["x1"] = bad["x1"].astype(str)
+    bad.loc[3, "x1"] = "12 km"           # numbers stored as text
+    bad["extra"] = 1                       # a column not in the schema
+    bad = bad.drop(columns=["flag"])       # a column missing
+    bad.loc[:50, "x2"] = np.nan            # nulls above the limit
+    bad.loc[7, "x2"] = 99.0                # out of range
+    bad.loc[5, "cat"] = "zzz"              # a new category: a warning
+    bad.loc[0, "y"] = "maybe"              # an unseen target class
+    bad = pd.concat([bad, bad.iloc[[10, 11]]], ignore_index=True)  # duplicate rows
+    r = validate.check(bad, dp, LIMITS, t, "schemas/x.yaml")
+    errs, warns = _checks(r), _checks(r, "warning")
+    assert set(errs) == {("extra", "column_in_schema"), ("flag", "column_in_dataframe"), ("x1", "dtype"),
+                         ("x2", "max_null_share"), ("x2", "max"), ("y", "values"), (None, "unique_rows")}
+    assert "'12 km'" in errs[("x1", "dtype")].message and "holds string values" in errs[("x1", "dtype")].message
+    assert errs[(None, "unique_rows")].count == 2
+    assert errs[("x2", "max")].examples == [99.0]
+    assert errs[("y", "values")].examples == ["maybe"]
+    assert ("cat", "new_values") in warns and ("x2", "null_share_rise") in warns
+    summary = r.summary()
+    assert summary.splitlines()[0].startswith("validate: column 'flag' is missing")
+    assert len(summary.splitlines()) == 2 + len(r.findings) + 1
+
+
+def test_a_new_category_warns_until_it_is_common():
+    df = mixed_frame(200)
+    dp = data_params()
+    t = schema.infer(df, dp, LIMITS)
+    few = df.copy()
+    few.loc[0, "cat"] = "d"
+    r = validate.check(few, dp, LIMITS, t)
+    assert r.ok and [f.check for f in r.warnings] == ["new_values"]
+    many = df.copy()
+    many.loc[:20, "cat"] = "d"
+    assert {f.check for f in validate.check(many, dp, LIMITS, t).errors} == {"new_values_share"}
+
+
+def test_duplicate_ids_from_params():
+    df = mixed_frame(50).assign(id=[1, 1] + list(range(2, 50)))
+    r = validate.check(df, data_params(id_columns=["id"]), LIMITS)
+    f = _checks(r)[("id", "field_uniqueness")]
+    assert f.count == 2 and "must be unique" in f.message
+
+
+def test_findings_file_has_counts_and_examples(tmp_path):
+    df = mixed_frame(50).assign(id=[1, 1] + list(range(2, 50)))
+    r = validate.check(df, data_params(id_columns=["id"]), LIMITS)
+    validate.write(r, tmp_path / "m.json", tmp_path / "f.json")
+    body = json.loads((tmp_path / "f.json").read_text())
+    assert body["errors"] == 1 and body["findings"][0]["examples"] == [1]
+    assert "id: field_uniqueness, 2" in validate.summary_from_file(tmp_path / "f.json")
+
+
+def test_run_reports_an_unreadable_file_as_a_finding(tmp_path):
+    (tmp_path / "d.csv").write_bytes(b"")
+    r = validate.run(data_params(path="d.csv"), LIMITS, tmp_path)
+    assert not r.ok and r.errors[0].check == "read" and "empty file" in r.errors[0].message
+
+
+def test_run_without_a_schema_warns_how_to_make_one(tmp_path):
+    mixed_frame(50).to_csv(tmp_path / "d.csv", index=False)
+    r = validate.run(data_params(path="d.csv"), LIMITS, tmp_path)
+    assert r.ok and any(f.check == "schema" and "mlcycle schema infer" in f.message for f in r.warnings)
