@@ -531,15 +531,18 @@ class Metrics:
 ENDPOINTS = {"/predict", "/health", "/ready", "/model", "/metrics", "/docs", "/openapi.json", "/redoc"}
 
 
-class RequestMetrics:
-    """ASGI middleware: counts and times every HTTP request by endpoint and status."""
+class Guard:
+    """ASGI middleware: refuses bodies over `max_body` bytes with a JSON 413 before they are read,
+    and counts and times every HTTP request by endpoint and status."""
 
-    def __init__(self, app, metrics: Metrics):
-        self.app, self.metrics = app, metrics
+    def __init__(self, app, metrics: Metrics, max_body: int):
+        self.app, self.metrics, self.max_body = app, metrics, max_body
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        from starlette.exceptions import HTTPException
+
         path = scope.get("path", "")
         endpoint = path if path in ENDPOINTS else "other"
         status = [500]
@@ -550,8 +553,27 @@ class RequestMetrics:
                 status[0] = message["status"]
             await send(message)
 
+        size = [0]
+
+        async def receiving():
+            message = await receive()
+            if message["type"] == "http.request":
+                size[0] += len(message.get("body", b""))
+                if size[0] > self.max_body:  # a body sent without Content-Length
+                    raise HTTPException(413)
+            return message
+
         try:
-            await self.app(scope, receive, sending)
+            length = next((v for k, v in scope.get("headers", ()) if k == b"content-length"), None)
+            if length is not None and length.isdigit() and int(length) > self.max_body:
+                err = ClientError(413, "body too large", "body", f"the body is larger than {self.max_body} bytes")
+                body = json.dumps(err.body(uuid.uuid4().hex)).encode()
+                await sending({"type": "http.response.start", "status": 413,
+                               "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                                           (b"connection", b"close")]})
+                await send({"type": "http.response.body", "body": body})
+                return
+            await self.app(scope, receiving, sending)
         finally:
             self.metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
             self.metrics.requests.labels(endpoint, str(status[0])).inc()
@@ -597,9 +619,9 @@ def create_app(s: Settings):
             log.warning("serve: prediction log flushed (%d rows in %d parts by pid %s)",
                         predlog.rows_written, predlog.parts_written, os.getpid())
 
-    app = FastAPI(title="mlcycle model server", version="1", lifespan=lifespan, max_body_size=s.max_body_bytes,
+    app = FastAPI(title="mlcycle model server", version="1", lifespan=lifespan,
                   description=f"Serves `{s.model_uri}`. Input columns and types come from the model's MLflow signature.")
-    app.add_middleware(RequestMetrics, metrics=metrics)
+    app.add_middleware(Guard, metrics=metrics, max_body=s.max_body_bytes)
     bearer = HTTPBearer(auto_error=False, description=f"needed when ${s.token_env} is set on the server")
 
     def json_response(body: dict, status: int = 200, request_id: str | None = None) -> Response:
