@@ -775,12 +775,19 @@ def run(s: Settings, log_level: str = "warning") -> int:
             raise ServeError(f"serve: {s.model_uri} does not resolve in {s.tracking_uri}; "
                              "see `mlcycle models`, or run `make repro` to register a champion") from None
     os.environ[SETTINGS_ENV] = s.to_json()
+    metrics_dir = None
     # one OpenMP thread per worker: parallelism comes from workers and concurrent requests; with
     # more, HistGradientBoosting's per-call thread team costs ~10x the latency of a small request
     # on a busy machine. An OMP_NUM_THREADS already set wins.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    if s.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="mlcycle-serve-metrics-")
-    uvicorn.run("mlcycle.serve:app_from_env", factory=True, host=s.host, port=s.port, workers=s.workers,
-                log_level=log_level, access_log=False, timeout_graceful_shutdown=60)
+    if s.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # /metrics adds up the workers
+        metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="mlcycle-serve-metrics-")
+    try:
+        uvicorn.run("mlcycle.serve:app_from_env", factory=True, host=s.host, port=s.port, workers=s.workers,
+                    log_level=log_level, access_log=False, timeout_graceful_shutdown=60)
+    finally:
+        if metrics_dir:
+            import shutil
+
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
