@@ -399,6 +399,9 @@ class ClientError(Exception):
         return out
 
 
+UNION_TAGS = {"float", "int", "str", "bool", "none", "datetime", "any"}
+
+
 def describe(errors: list[dict], max_rows: int) -> ClientError:
     """The first pydantic / FastAPI validation error as a ClientError naming the field."""
     errors = list(errors)
@@ -409,7 +412,8 @@ def describe(errors: list[dict], max_rows: int) -> ClientError:
                                f"at most {max_rows} rows per request; split the request")
     e = errors[0]
     kind = e.get("type", "")
-    loc = [p for p in e.get("loc", ()) if p != "body"]
+    # drop "body" and the union-branch tags pydantic adds to locations ("float", "list[...]", ...)
+    loc = [p for p in e.get("loc", ()) if p != "body" and not (isinstance(p, str) and p in UNION_TAGS or "[" in str(p))]
     ints = [p for p in loc if isinstance(p, int)]
     row = ints[0] if ints and ("dataframe_records" in loc or "data" in loc or loc[:1] == [ints[0]]) else None
     names = [p for p in loc if isinstance(p, str)]

@@ -81,6 +81,7 @@ def test_missing_column():
     ({"instances": [GOOD]}, 422, "unknown field", "instances"),
     ({"dataframe_split": {"columns": ["distance", "nope"], "data": [[1.0, 2.0]]}}, 422, "unknown column", "nope"),
     ({"dataframe_split": {"columns": ["distance"], "data": [[1.0]] * 5}}, 413, "too many rows", "data"),
+    ({"dataframe_split": {"columns": ["distance"], "data": [[{"a": 1}]]}}, 422, "wrong type", "data"),
 ])
 def test_bad_body(body, status, error, field):
     err = error_for(body)
