@@ -173,7 +173,6 @@ def load(client, uri: str, not_null: tuple[str, ...] = ()) -> Served:
     with quiet_mlflow(), tempfile.TemporaryDirectory(prefix="mlcycle-serve-") as tmp:
         local = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=tmp)
         mlmodel = Model.load(local)
-        info.setdefault("run_id", mlmodel.run_id)
         info["run_id"] = info.get("run_id") or mlmodel.run_id
         meta = (mlmodel.metadata or {}).get("mlcycle", {})
         if "sklearn" in mlmodel.flavors:

@@ -1,5 +1,6 @@
-"""Concurrent load on a real server: 20 clients, 3,000 requests, zero errors, and after a SIGTERM
-every accepted prediction is in the prediction log."""
+"""Concurrent load on a real server with two uvicorn workers: 20 clients, 3,000 requests, zero
+errors, and after a SIGTERM every accepted prediction is in the prediction log (written by both
+workers); /metrics adds up both workers."""
 
 import random
 from concurrent.futures import ThreadPoolExecutor
@@ -33,7 +34,7 @@ def test_concurrent_load_loses_nothing(served_ws, tmp_path):
         return out
 
     # parts roll every 2 s here (serve.log_roll_seconds in the test params): rows span many parts
-    with serving(served_ws, tmp_path / "predictions", TOKEN) as s:
+    with serving(served_ws, tmp_path / "predictions", TOKEN, "--workers", "2") as s:
         url = s.url
         with ThreadPoolExecutor(CLIENTS) as pool:
             results = [x for part in pool.map(client, range(CLIENTS)) for x in part]
@@ -45,6 +46,7 @@ def test_concurrent_load_loses_nothing(served_ws, tmp_path):
     log = read(tmp_path / "predictions")
     assert log.groupby("request_id").size().to_dict() == expected  # every accepted row, once
     assert len(log) == sum(expected.values())
-    assert len(list((tmp_path / "predictions").glob("part-*.parquet"))) > 1
+    parts = list((tmp_path / "predictions").glob("part-*.parquet"))
+    assert len({p.name.split("-")[2] for p in parts}) == 2  # part-<start>-<pid>-<seq>: both workers wrote
     assert f'mlcycle_serve_rows_scored_total {float(len(log))}' in metrics
     assert 'status="5' not in metrics
