@@ -170,3 +170,10 @@ def test_log_holds_every_prediction_after_shutdown(served_ws, tmp_path, rows):
     log = read(tmp_path / "predictions")
     assert sorted(log["request_id"].unique()) == sorted(ids) and len(log) == 15
     assert {"prediction", "score", "model_version", "ts", "row", "distance", "carrier"} <= set(log.columns)
+
+
+def test_unknown_model_fails_in_seconds_with_a_message(served_ws):
+    proc = run([sys.executable, "-m", "mlcycle", "serve", "--model-uri", "models:/no-such-model@champion",
+                "--port", "1"], served_ws, check=False, timeout=120)
+    assert proc.returncode == 1
+    assert "models:/no-such-model@champion does not resolve" in proc.stderr and "make repro" in proc.stderr
