@@ -82,9 +82,17 @@ class Settings:
 
 def settings(root: Path, params, **overrides) -> Settings:
     """Settings from params (a `config.Params`) with CLI overrides (None values are ignored)."""
-    from mlcycle import tracking
+    from pydantic import ValidationError
 
-    s = params.serve
+    from mlcycle import tracking
+    from mlcycle.config import ServeParams
+
+    over = {k: v for k, v in overrides.items() if v is not None}
+    try:  # flags get the same checks as params.yaml
+        s = ServeParams.model_validate({**params.serve.model_dump(), **over})
+    except ValidationError as exc:
+        e = exc.errors()[0]
+        raise ServeError(f"serve: --{str(e['loc'][0]).replace('_', '-')}: {e['msg']} (got {e.get('input')!r})") from None
     values = dict(
         model_uri=s.model_uri or f"models:/{params.tracking.model_name}@champion",
         tracking_uri=tracking.tracking_uri(root, params), host=s.host, port=s.port, workers=s.workers,
@@ -93,7 +101,6 @@ def settings(root: Path, params, **overrides) -> Settings:
         reload_seconds=s.reload_seconds, log_dir=s.log_dir, log_max_rows=s.log_max_rows,
         log_roll_seconds=s.log_roll_seconds, log_queue_rows=s.log_queue_rows, token_env=s.token_env,
     )
-    values.update({k: v for k, v in overrides.items() if v is not None})
     log_dir = Path(values["log_dir"])
     values["log_dir"] = str(log_dir if log_dir.is_absolute() else Path(root) / log_dir)
     return Settings(**values)

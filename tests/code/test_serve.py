@@ -140,3 +140,5 @@ def test_settings_from_params_and_flags(tmp_path):
     assert s.port == 9999 and s.log_dir == str(tmp_path / "data/predictions")
     assert s.not_null == tuple(params.data.required_columns)
     assert serve.Settings.from_json(s.to_json()) == s
+    with pytest.raises(serve.ServeError, match=r"--workers: Input should be greater than or equal to 1 \(got 0\)"):
+        serve.settings(tmp_path, params, workers=0)
