@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m ipykernel install --sys-prefix --name mlcycle --display-name "Python (mlcycle)" >/dev/null
 	@touch $@
 
-.PHONY: help setup repro test test-fast bench lab ui models metrics plots stages check lint clean
+.PHONY: help setup repro test test-fast bench lab ui models metrics plots stages check lint clean serve
 
 setup: $(STAMP) ## create .venv, install the project (editable) and its Jupyter kernel, prepare DVC
 	@test -d .dvc || dvc init --quiet $$(git rev-parse --git-dir >/dev/null 2>&1 || echo --no-scm)
@@ -66,6 +66,9 @@ clean: ## remove pipeline outputs (keeps .venv, the DVC cache and data/raw)
 	rm -rf data/interim/* data/processed models reports/executed reports/figures reports/plots \
 	  reports/*.html reports/metrics reports/validate_findings.json dvc_plots
 	@touch data/interim/.gitkeep
+
+serve: setup ## serve the champion over HTTP on 127.0.0.1 (SERVE_ARGS="--port 8000 --workers 2"; see README Serving)
+	mlcycle serve $(SERVE_ARGS)
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'

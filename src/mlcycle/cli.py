@@ -121,6 +121,20 @@ def _queue(args) -> int:
     return experiments.run_queue(Paths.at().root, jobs=args.jobs)
 
 
+def _serve(args) -> int:
+    from mlcycle import config, serve
+    from mlcycle.paths import Paths
+
+    paths = Paths.at()
+    params = config.load(args.params, root=paths.root)
+    s = serve.settings(paths.root, params, model_uri=args.model_uri, host=args.host, port=args.port,
+                       workers=args.workers, reload_seconds=args.reload_seconds, log_dir=args.log_dir,
+                       max_rows=args.max_rows)
+    print(f"serving {s.model_uri} on http://{s.host}:{s.port} ({s.workers} worker(s)); "
+          f"docs at /docs, prediction log in {s.log_dir}", flush=True)
+    return serve.run(s, log_level=args.log_level)
+
+
 def _schema_infer(args) -> int:
     from mlcycle import config, schema, tables
     from mlcycle.paths import Paths
@@ -179,6 +193,16 @@ def parser() -> argparse.ArgumentParser:
     q = sub.add_parser("queue", help="run the queued DVC experiments in parallel through an MLflow server it starts")
     q.add_argument("--jobs", "-j", type=int, default=2)
     q.set_defaults(fn=_queue)
+    sv = sub.add_parser("serve", help="serve the champion (or --model-uri) over HTTP; flags override params.yaml serve:")
+    sv.add_argument("--model-uri", help="an MLflow model URI (default: models:/<tracking.model_name>@champion)")
+    sv.add_argument("--host", help="bind address (default 127.0.0.1)")
+    sv.add_argument("--port", type=int)
+    sv.add_argument("--workers", type=int, help="uvicorn worker processes")
+    sv.add_argument("--reload-seconds", type=float, help="how often the model alias is checked")
+    sv.add_argument("--log-dir", help="prediction log folder (relative to the workspace root)")
+    sv.add_argument("--max-rows", type=int, help="rows per request at most")
+    sv.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    sv.set_defaults(fn=_serve)
     sc = sub.add_parser("schema", help="data schema: `mlcycle schema infer` proposes one from the current data")
     scs = sc.add_subparsers(dest="schema_command", required=True)
     si = scs.add_parser("infer", help="write a schema inferred from data.path for you to review and commit")

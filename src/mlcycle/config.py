@@ -175,6 +175,24 @@ class ReportParams(Section):
     title: str = "mlcycle"
 
 
+class ServeParams(Section):
+    """`mlcycle serve`: the prediction server (src/mlcycle/serve.py); CLI flags override these."""
+
+    model_uri: str | None = None  # null: models:/<tracking.model_name>@champion
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 8000
+    workers: Annotated[int, Field(ge=1, le=64)] = 1
+    max_rows: Annotated[int, Field(ge=1)] = 1000  # rows per request at most
+    max_body_mb: Annotated[float, Field(gt=0.0)] = 8.0  # request body size at most
+    not_null: Literal["auto"] | list[str] = "auto"  # columns refusing null; auto: data.required_columns
+    reload_seconds: Annotated[float, Field(gt=0.0)] = 10.0  # how often the alias is checked
+    log_dir: str = "data/predictions"  # prediction log, relative to the workspace root
+    log_max_rows: Annotated[int, Field(ge=1)] = 100_000  # rows per Parquet part at most
+    log_roll_seconds: Annotated[float, Field(gt=0.0)] = 60.0  # a part is closed after this long
+    log_queue_rows: Annotated[int, Field(ge=1)] = 200_000  # rows waiting for the writer at most
+    token_env: str = "MLCYCLE_SERVE_TOKEN"  # environment variable holding the bearer token
+
+
 class Params(Section):
     """The whole of params.yaml."""
 
@@ -189,6 +207,7 @@ class Params(Section):
     gate: GateParams = GateParams()
     tracking: TrackingParams = TrackingParams()
     report: ReportParams = ReportParams()
+    serve: ServeParams = ServeParams()
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
 

@@ -1,0 +1,144 @@
+"""Request validation of the model server, without a server: request models built from a model's
+columns, the error each bad input gets, the frame handed to the model, settings."""
+
+import math
+
+import pytest
+from pydantic import ValidationError
+
+from mlcycle import config, serve
+from mlcycle.serve import (
+    ClientError,
+    Column,
+    describe,
+    frame,
+    parse_uri,
+    request_models,
+    rows_from_split,
+)
+from tests.conftest import ROOT
+
+COLUMNS = (
+    Column("distance", "double", nullable=False),
+    Column("temp", "double"),
+    Column("wind_gust", "double", required=False),
+    Column("seats", "long"),
+    Column("carrier", "string", nullable=False),
+    Column("plane_type", "string"),
+)
+GOOD = {"distance": 1400.0, "temp": 39.0, "wind_gust": None, "seats": 149, "carrier": "UA", "plane_type": None}
+Request, ROWS, _ = request_models(COLUMNS, max_rows=3)
+
+
+def error_for(body: dict) -> ClientError:
+    try:
+        req = Request.model_validate(body)
+    except ValidationError as exc:
+        return describe(exc.errors(include_url=False), 3)
+    try:
+        rows_from_split(req.dataframe_split, ROWS, COLUMNS, 3)
+    except ClientError as exc:
+        return exc
+    return None
+
+
+def records(**changes):
+    return {"dataframe_records": [GOOD, {**GOOD, **changes}]}
+
+
+def test_good_rows_validate():
+    req = Request.model_validate({"dataframe_records": [GOOD, {k: v for k, v in GOOD.items() if k != "wind_gust"}]})
+    assert req.dataframe_records[0] == GOOD and "wind_gust" not in req.dataframe_records[1]
+    assert Request.model_validate(records(temp=float("nan"))).dataframe_records[1]["temp"] != 1.0  # NaN: missing
+
+
+@pytest.mark.parametrize("change, status, error, field", [
+    ({"distance": "far"}, 422, "wrong type", "distance"),
+    ({"distance": True}, 422, "wrong type", "distance"),
+    ({"seats": 1.5}, 422, "wrong type", "seats"),
+    ({"seats": 2**70}, 422, "invalid value", "seats"),
+    ({"carrier": 7}, 422, "wrong type", "carrier"),
+    ({"distance": None}, 422, "null not allowed", "distance"),
+    ({"distance": float("nan")}, 422, "NaN not allowed", "distance"),
+    ({"temp": float("inf")}, 422, "infinity not allowed", "temp"),
+    ({"dep_delay": 3.0}, 422, "unknown column", "dep_delay"),
+])
+def test_bad_value_names_field_and_row(change, status, error, field):
+    err = error_for(records(**change))
+    assert (err.status, err.error, err.field, err.row) == (status, error, field, 1)
+    assert field in err.detail
+
+
+def test_missing_column():
+    row = {k: v for k, v in GOOD.items() if k != "carrier"}
+    err = error_for({"dataframe_records": [row]})
+    assert (err.status, err.error, err.field, err.row) == (422, "missing column", "carrier", 0)
+
+
+@pytest.mark.parametrize("body, status, error, field", [
+    ({"dataframe_records": [GOOD] * 4}, 413, "too many rows", "dataframe_records"),
+    ({"dataframe_records": []}, 422, "no rows", "dataframe_records"),
+    ({"instances": [GOOD]}, 422, "unknown field", "instances"),
+    ({"dataframe_split": {"columns": ["distance", "nope"], "data": [[1.0, 2.0]]}}, 422, "unknown column", "nope"),
+    ({"dataframe_split": {"columns": ["distance"], "data": [[1.0]] * 5}}, 413, "too many rows", "data"),
+    ({"dataframe_split": {"columns": ["distance"], "data": [[{"a": 1}]]}}, 422, "wrong type", "data"),
+])
+def test_bad_body(body, status, error, field):
+    err = error_for(body)
+    assert (err.status, err.error, err.field) == (status, error, field)
+
+
+def split(columns, data):
+    return {"dataframe_split": {"columns": columns, "data": data}}
+
+
+def test_split_form():
+    cols = list(GOOD)
+    req = Request.model_validate(split(cols, [list(GOOD.values())]))
+    assert rows_from_split(req.dataframe_split, ROWS, COLUMNS, 3) == [GOOD]
+    assert error_for(split(cols + ["distance"], [list(GOOD.values()) + [1.0]])).error == "duplicate column"
+    assert error_for(split(cols[1:], [list(GOOD.values())[1:]])).field == "distance"
+    assert error_for(split(cols, [list(GOOD.values())[:-1]])).error == "wrong row length"
+    bad = list(GOOD.values())
+    bad[0] = "far"
+    err = error_for(split(cols, [list(GOOD.values()), bad]))
+    assert (err.error, err.field, err.row) == ("wrong type", "distance", 1)
+
+
+def test_json_and_empty_body_errors():
+    assert describe([{"type": "json_invalid", "loc": ("body", 3), "msg": "x", "ctx": {"error": "Expecting value"}}], 3).status == 400
+    assert describe([{"type": "missing", "loc": ("body",), "msg": "Field required"}], 3).error == "empty body"
+
+
+def test_openapi_schema_shows_columns_and_types():
+    schema = Request.model_json_schema()
+    row = schema["$defs"]["Row"]
+    assert row["properties"]["seats"]["anyOf"][0]["type"] == "integer"
+    assert row["properties"]["carrier"]["type"] == "string"  # not nullable: no null branch
+    assert set(row["required"]) == set(GOOD) - {"wind_gust"}
+    assert row["additionalProperties"] is False
+
+
+def test_frame_types_and_missing_values():
+    X = frame([GOOD, {**GOOD, "seats": None, "temp": float("nan")}], COLUMNS)
+    assert list(X.columns) == [c.name for c in COLUMNS]
+    assert str(X["distance"].dtype) == "float64" and str(X["carrier"].dtype) == "str"
+    assert math.isnan(X["seats"][1]) and X["wind_gust"].isna().all() and X["plane_type"].isna().all()
+    assert str(frame([GOOD], COLUMNS)["seats"].dtype) == "int64"
+
+
+def test_parse_uri():
+    assert parse_uri("models:/m@champion") == ("m", "champion", None)
+    assert parse_uri("models:/m/3") == ("m", None, "3")
+    assert parse_uri("runs:/abc/model") == (None, None, None)
+
+
+def test_settings_from_params_and_flags(tmp_path):
+    params = config.load(ROOT / "params.yaml")
+    s = serve.settings(tmp_path, params, port=9999, log_dir=None)
+    assert s.model_uri == f"models:/{params.tracking.model_name}@champion" and s.host == "127.0.0.1"
+    assert s.port == 9999 and s.log_dir == str(tmp_path / "data/predictions")
+    assert s.not_null == tuple(params.data.required_columns)
+    assert serve.Settings.from_json(s.to_json()) == s
+    with pytest.raises(serve.ServeError, match=r"--workers: Input should be greater than or equal to 1 \(got 0\)"):
+        serve.settings(tmp_path, params, workers=0)
