@@ -24,7 +24,6 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 RESULTS = ROOT / "reports" / "benchmarks"
-COPY = ["params.yaml", "dvc.yaml", "notebooks", "src", ".dvc/config", ".dvcignore", ".gitignore", "data/raw/.gitkeep"]
 
 
 def env(**extra: str) -> dict[str, str]:
@@ -44,7 +43,9 @@ def workspace(dest: Path, params: dict | None = None) -> Path:
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
-    for item in COPY:
+    from mlcycle.paths import WORKSPACE_FILES
+
+    for item in WORKSPACE_FILES:
         src = ROOT / item
         if not src.exists():
             continue

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, RESULTS  # noqa: E402
+from common import RESULTS, ROOT  # noqa: E402
 
 
 def _overhead(r: dict) -> list[str]:

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mlcycle.paths import WORKSPACE_FILES
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-# what a workspace copy needs: the pipeline definition, notebooks and code (data comes from ingest)
-COPY = ["params.yaml", "dvc.yaml", "notebooks", "src", "schemas", ".dvc/config", ".dvcignore", ".gitignore",
-        "data/raw/.gitkeep"]
+COPY = WORKSPACE_FILES
 
 # small enough for seconds per stage, large enough for every stage to mean something
 SAMPLE = {

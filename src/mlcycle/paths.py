@@ -22,6 +22,10 @@ NOTEBOOKS: dict[str, str] = {
     "evaluate": "06_evaluate.ipynb",
 }
 STAGES: tuple[str, ...] = (*NOTEBOOKS, "report")
+# what a fresh copy of the workspace needs to run the pipeline, as a clone has it (tests and benchmarks
+# copy these): the pipeline definition, notebooks, code and schemas; data comes from ingest
+WORKSPACE_FILES: tuple[str, ...] = ("params.yaml", "dvc.yaml", "notebooks", "src", "schemas", ".dvc/config",
+                                    ".dvcignore", ".gitignore", "data/raw/.gitkeep")
 
 
 def find_root(start: str | Path | None = None) -> Path:
