@@ -14,7 +14,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 # what a workspace copy needs: the pipeline definition, notebooks and code (data comes from ingest)
-COPY = ["params.yaml", "dvc.yaml", "notebooks", "src", ".dvc/config", ".dvcignore", ".gitignore", "data/raw/.gitkeep"]
+COPY = ["params.yaml", "dvc.yaml", "notebooks", "src", ".dvc/config", ".dvcignore", ".gitignore", "data/raw/.gitkeep",
+        "intended_use.md"]
 
 # small enough for seconds per stage, large enough for every stage to mean something
 SAMPLE = {

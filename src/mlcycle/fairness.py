@@ -382,3 +382,37 @@ def _fmt(v, lo=None, hi=None) -> str:
     if lo is None or (isinstance(lo, float) and np.isnan(lo)):
         return f"{v:.3f}"
     return f"{v:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
+def write(assessment: Assessment, path) -> None:
+    """reports/fairness.json: every group table and gap (read by the model card)."""
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(assessment.to_dict(), indent=1, default=str) + "\n")
+
+
+def headline_metric(table: pd.DataFrame) -> str:
+    """The per-group metric plotted: ROC AUC (binary), MAE (regression) or accuracy (multiclass)."""
+    return next(m for m in ("roc_auc", "mae", "accuracy") if m in table)
+
+
+def plot_groups(table: pd.DataFrame, metric: str | None = None, top: int = 20):
+    """The metric of the largest groups with their intervals; small groups in grey."""
+    from matplotlib.figure import Figure
+
+    metric = metric or headline_metric(table)
+    t = table.head(top).iloc[::-1]
+    fig = Figure(figsize=(7, 0.28 * len(t) + 1.4))
+    ax = fig.subplots()
+    y = np.arange(len(t))
+    colors = np.where(t["small"], "#aaaaaa", "#4c72b0")
+    if f"{metric}_lo" in t:
+        err = np.vstack([t[metric] - t[f"{metric}_lo"], t[f"{metric}_hi"] - t[metric]])
+        ax.errorbar(t[metric], y, xerr=np.nan_to_num(err), fmt="none", ecolor="#999999", capsize=2)
+    ax.scatter(t[metric], y, c=colors, zorder=3)
+    ax.set_yticks(y, [f"{g} (n={n:,})" for g, n in zip(t["group"], t["n"], strict=True)], fontsize=8)
+    col = str(table["column"].iloc[0]) if len(table) else ""
+    ax.set(xlabel=metric, title=f"{metric} by {col} (95% intervals; grey: small groups)")
+    fig.tight_layout()
+    return fig
