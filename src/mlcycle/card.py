@@ -75,8 +75,10 @@ def image(path: Path) -> str | None:
 def version_history(audit: list[dict], version: str) -> list[dict]:
     """Audit entries that moved this version (gate decisions, promotions, rollbacks)."""
     v = str(version)
+    # a gate rejection moves no alias, so it names the version only in its reason ("version 7 not promoted ...")
     return [{k: e.get(k) for k in ("when", "action", "from_version", "to_version", "reason", "who")}
-            for e in audit if v in (e.get("from_version"), e.get("to_version"))]
+            for e in audit if v in (e.get("from_version"), e.get("to_version"))
+            or str(e.get("reason", "")).startswith(f"version {v} ")]
 
 
 def limitations(record: dict) -> list[str]:
@@ -162,7 +164,7 @@ def refresh_from_mlflow(record: dict, client, name: str, version: str) -> dict:
     m.update(version=str(mv.version), aliases=list(mv.aliases or []), train_run_id=mv.run_id,
              git_commit=t.get("git_commit"),
              created=dt.datetime.fromtimestamp(mv.creation_timestamp / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M UTC"))
-    if t.get("data_md5") and not record["data"].get("processed_md5"):
+    if t.get("data_md5"):  # what this version was trained on, recorded when it was registered
         record["data"]["processed_md5"] = t["data_md5"]
     if t.get("gate.decision"):
         record["gate"]["outcome"] = t["gate.decision"]
