@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import os
 from pathlib import Path
 
 import yaml
@@ -232,6 +233,7 @@ def regenerate(client, name: str, version: str, audit: list[dict], out_dir: Path
     if not run_id:
         raise CardError(f"model '{name}' version {version} has no card record: it was never evaluated "
                         "(the evaluate stage writes the first card); run `dvc repro` for it")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no progress bar in a CLI's output
     with tempfile.TemporaryDirectory() as tmp:
         local = client.download_artifacts(run_id, f"{ARTIFACT_DIR}/{RECORD}", tmp)
         record = json.loads(Path(local).read_text())

@@ -121,7 +121,9 @@ def _explain(args) -> int:
         what = ("predicted value" if spec.task == "regression" else
                 f"P({spec.positive_class})" if cls is None else f"P({spec.classes[cls]})")
         print(f"row {i + 1} ({which}): {what} = {c.attrs['score']:.4f}")
-        print(c.head(args.top).to_string(index=False, float_format=lambda v: f"{v:+.4f}"))
+        shown = c.head(args.top).assign(value=lambda d: d["value"].map(lambda v: f"{v:g}" if isinstance(v, float) else str(v)),
+                                        contribution=lambda d: d["contribution"].map(lambda v: f"{v:+.4f}"))
+        print(shown.to_string(index=False))
     return 0
 
 
