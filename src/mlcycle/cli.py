@@ -114,6 +114,56 @@ def _audit(args) -> int:
     return 0
 
 
+def _explain(args) -> int:
+    """Contributions of the features to the score of each given row."""
+    from mlcycle import explain, features, train
+    from mlcycle.paths import Paths
+
+    paths = Paths.at()
+    spec = features.FeatureSpec.from_json(paths.feature_spec)
+    if args.version:
+        from mlcycle import registry
+
+        client, name, _ = _registry(args)
+        model, meta = registry.load_version(client, name, args.version)
+        which = f"{name} v{args.version}"
+    else:
+        model, meta = train.load(paths.model)
+        which = "models/model"
+    background, _ = features.read(paths, "train", spec)
+    rows = explain.prepare(explain.rows_from(args.row, args.file), background)
+    for i in range(len(rows)):
+        c = explain.contributions(model, rows.iloc[[i]], background, spec.task, args.background, seed=0)
+        cls = c.attrs["predicted_class"]
+        what = ("predicted value" if spec.task == "regression" else
+                f"P({spec.positive_class})" if cls is None else f"P({spec.classes[cls]})")
+        print(f"row {i + 1} ({which}): {what} = {c.attrs['score']:.4f}")
+        shown = c.head(args.top).assign(value=lambda d: d["value"].map(lambda v: f"{v:g}" if isinstance(v, float) else str(v)),
+                                        contribution=lambda d: d["contribution"].map(lambda v: f"{v:+.4f}"))
+        print(shown.to_string(index=False))
+    return 0
+
+
+def _card(args) -> int:
+    from mlcycle import card, registry
+    from mlcycle.paths import Paths
+
+    client, name, audit_file = _registry(args)
+    version = args.version
+    if version is None:
+        found = client.search_model_versions(f"name = '{name}'")
+        if not found:
+            print(f"model '{name}' has no registered versions yet: run `make repro`")
+            return 0
+        version = str(max(int(m.version) for m in found))
+    paths = Paths.at()
+    files = card.regenerate(client, name, version, registry.read_audit(audit_file, name), paths.cards)
+    mv = client.get_model_version(name, version)
+    print(f"model card of {name} v{version}: {files['html'].relative_to(paths.root)}, "
+          f"{files['md'].relative_to(paths.root)}; in MLflow: {mv.tags.get('model_card')}")
+    return 0
+
+
 def _queue(args) -> int:
     from mlcycle import experiments
     from mlcycle.paths import Paths
@@ -190,6 +240,16 @@ def parser() -> argparse.ArgumentParser:
     rb.add_argument("--reason", required=True)
     rb.set_defaults(fn=_rollback)
     sub.add_parser("audit", help="the audit log: gate decisions, promotions, rollbacks").set_defaults(fn=_audit)
+    ex = sub.add_parser("explain", help="the features' contributions to the score of single rows")
+    ex.add_argument("--row", help="a JSON object (or list of objects) with the model's input columns")
+    ex.add_argument("--file", help="a CSV or Parquet file of rows")
+    ex.add_argument("--version", help="a registered model version (default: models/model)")
+    ex.add_argument("--top", type=int, default=10, help="contributions shown per row")
+    ex.add_argument("--background", type=int, default=200, help="training rows each feature is replaced by")
+    ex.set_defaults(fn=_explain)
+    cd = sub.add_parser("card", help="rebuild the model card of VERSION (default: the latest) from MLflow")
+    cd.add_argument("version", nargs="?")
+    cd.set_defaults(fn=_card)
     q = sub.add_parser("queue", help="run the queued DVC experiments in parallel through an MLflow server it starts")
     q.add_argument("--jobs", "-j", type=int, default=2)
     q.set_defaults(fn=_queue)

@@ -48,6 +48,7 @@ class DataParams(Section):
     required_columns: list[str] = []
     pii_columns: list[str] = []  # personal data: dropped or hashed as the table is read
     pii_mode: Literal["drop", "hash"] = "drop"
+    aside_columns: list[str] = []  # kept in the processed tables for evaluation slices, never features
 
     @model_validator(mode="after")
     def _consistent(self) -> DataParams:
@@ -57,6 +58,8 @@ class DataParams(Section):
             raise ValueError(f"target '{self.target}' is also listed in drop_columns or id_columns")
         if self.target in self.pii_columns:
             raise ValueError(f"target '{self.target}' is listed in pii_columns; personal data cannot be the target")
+        if self.target in self.aside_columns:
+            raise ValueError(f"target '{self.target}' cannot be an aside column; list other columns in aside_columns")
         return self
 
 
@@ -154,6 +157,23 @@ class TrainParams(Section):
 
 class EvaluateParams(Section):
     calibration_bins: Annotated[int, Field(ge=2, le=50)] = 10
+    slices: list[str] = []  # columns of the holdout table whose groups get their own metrics
+    sensitive: list[str] = []  # columns whose group gaps the gate's fairness criteria bound
+    min_group_size: Annotated[int, Field(ge=1)] = 100  # smaller groups are marked "small", left out of gaps
+    bootstrap: Annotated[int, Field(ge=0, le=5000)] = 200  # resamples for per-group intervals (0: none)
+    explain_rows: Annotated[int, Field(ge=10)] = 5000  # holdout rows sampled for permutation importance
+    pdp_features: Annotated[int, Field(ge=0, le=10)] = 3  # partial-dependence plots for the top features
+    intended_use: str = "intended_use.md"  # short user-edited file quoted by the model card
+    seed: int = 42
+
+    @model_validator(mode="after")
+    def _columns(self) -> EvaluateParams:
+        for key in ("slices", "sensitive"):
+            cols = getattr(self, key)
+            dup = sorted({c for c in cols if cols.count(c) > 1})
+            if dup:
+                raise ValueError(f"{key}: {dup} listed more than once")
+        return self
 
 
 class TrackingParams(Section):
@@ -163,11 +183,27 @@ class TrackingParams(Section):
     model_name: str = "mlcycle-model"
 
 
+class FairnessParams(Section):
+    """Bounds on the largest gap between groups of each `evaluate.sensitive` column (null: off)."""
+
+    max_demographic_parity_difference: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+    max_equalized_odds_difference: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+    max_error_gap: Annotated[float, Field(ge=0.0)] | None = None  # regression: MAE gap, target units
+
+    def bounds(self) -> dict[str, float]:
+        """metric name -> bound, for the criteria that are on."""
+        names = {"max_demographic_parity_difference": "demographic_parity_difference",
+                 "max_equalized_odds_difference": "equalized_odds_difference",
+                 "max_error_gap": "error_gap"}
+        return {m: getattr(self, k) for k, m in names.items() if getattr(self, k) is not None}
+
+
 class GateParams(Section):
     metric: str = "auto"  # compared with the champion re-scored on the same holdout; auto: by task
     minimums: dict[str, float] = {}  # metric -> lowest acceptable value (higher-is-better metrics)
     maximums: dict[str, float] = {}  # metric -> highest acceptable value (rmse, log_loss, ...)
     max_drop: Annotated[float, Field(ge=0.0)] = 0.005  # how much worse than the champion is tolerated
+    fairness: FairnessParams = FairnessParams()  # bounds on group gaps of evaluate.sensitive columns
 
 
 class ReportParams(Section):
@@ -210,6 +246,13 @@ class Params(Section):
     serve: ServeParams = ServeParams()
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _fairness_needs_columns(self) -> Params:
+        if self.gate.fairness.bounds() and not self.evaluate.sensitive:
+            raise ValueError("gate.fairness bounds group gaps but evaluate.sensitive names no column; "
+                             "list the sensitive columns there or set the bounds to null")
+        return self
 
     def section(self, name: str) -> Section:
         return self.validate_ if name == "validate" else getattr(self, name)

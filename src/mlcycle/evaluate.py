@@ -196,3 +196,45 @@ def comparison(metrics: dict, names: list[str]) -> pd.DataFrame:
     """Model and baseline side by side for the given metric names."""
     rows = [{"metric": n, "model": metrics["model"].get(n), "baseline": metrics["baseline"].get(n)} for n in names]
     return pd.DataFrame(rows).set_index("metric")
+
+
+# ---------------------------------------------------------------- intervals
+
+def intervals(task: str, y: np.ndarray, scores: np.ndarray, threshold: float | None, n_bins: int,
+              names: list[str], n_boot: int, seed: int) -> dict[str, float]:
+    """95% percentile bootstrap intervals of the named metrics over the holdout rows, as
+    {"<metric>_lo": ..., "<metric>_hi": ...}; {} when n_boot is 0. Seeded: a re-run gives the same."""
+    if not n_boot:
+        return {}
+    rng = np.random.default_rng(seed)
+    values: dict[str, list[float]] = {n: [] for n in names}
+    for _ in range(n_boot):
+        i = rng.integers(0, len(y), len(y))
+        try:
+            m = metrics_for(task, y[i], scores[i], threshold, n_bins)
+        except ValueError:  # a resample holding one class only
+            continue
+        for n in names:
+            if n in m:
+                values[n].append(m[n])
+    out = {}
+    for n, v in values.items():
+        if v:
+            lo, hi = np.quantile(v, [0.025, 0.975])
+            out[f"{n}_lo"], out[f"{n}_hi"] = float(lo), float(hi)
+    return out
+
+
+def add_metrics(path: Path, key: str, values: dict) -> None:
+    """Add a section to a metrics file written by `write` (rounded like the rest)."""
+    doc = json.loads(path.read_text()) if path.exists() else {}
+    doc[key] = values
+    path.write_text(json.dumps(_rounded(doc), indent=2) + "\n")
+
+
+def comparison_with_intervals(metrics: dict, names: list[str], ci: dict) -> pd.DataFrame:
+    """`comparison` with the model's 95% interval beside it."""
+    out = comparison(metrics, names)
+    out.insert(1, "model 95% interval", [f"[{ci[f'{n}_lo']:.4f}, {ci[f'{n}_hi']:.4f}]" if f"{n}_lo" in ci else ""
+                                         for n in out.index])
+    return out

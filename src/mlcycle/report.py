@@ -23,7 +23,7 @@ DESCRIPTIONS = {
     "eda": "distributions, missing values, label by feature, correlations, trend",
     "features": "joins, calendar features, typing and the train/valid/test split",
     "train": "model and baseline fitted; iterations and threshold chosen on valid",
-    "evaluate": "holdout metrics and curves, model against baseline",
+    "evaluate": "holdout metrics and curves, model against baseline; slices and fairness; explanations; the gate",
 }
 
 
@@ -80,6 +80,9 @@ def build_index(paths: Paths, params: Params) -> Path:
         "model_name": params.train.model,
         "gate": _read_json(paths.gate_decision) or {},
         "registered": _read_json(paths.registered) or {},
+        "model_card": paths.model_card("html").name if paths.model_card("html").exists() else None,
+        "cards": [f"{paths.cards.name}/{p.name}" for p in sorted(
+            paths.cards.glob("v*.html"), key=lambda p: int(p.stem[1:]) if p.stem[1:].isdigit() else 0)],
         "esc": html.escape,
     }
     env = Environment(loader=PackageLoader("mlcycle", "templates"), autoescape=select_autoescape(["html", "j2"]))

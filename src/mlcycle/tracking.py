@@ -234,6 +234,8 @@ class TrackingHook:
         if run.stage == "train" and run.status == "FINISHED":
             self.log_search(run)
             self.register(run, hashes)
+        if run.stage == "evaluate" and run.status == "FINISHED":
+            self.attach_card(run)
         status = "FAILED" if run.status == "FAILED" else "FINISHED"
         c.set_terminated(rid, status)
         if self.parent_id:  # the pipeline run ends with its latest stage, FAILED if that one failed
@@ -267,6 +269,20 @@ class TrackingHook:
             c.log_batch(child, metrics=metrics,
                         params=[Param("model", t["model"])] + [Param(k, str(v)) for k, v in t["params"].items()])
             c.set_terminated(child, status.get(t["state"], "FINISHED"), end_time=t["end_ms"])
+
+    def attach_card(self, run) -> None:
+        """The evaluation records and the model card: artifacts of the evaluate run, linked from
+        the model version it judged (tags `model_card`, `model_card.run_id`)."""
+        from mlcycle import card
+
+        paths = Paths(run.root)
+        for f in (paths.fairness, paths.explanations):
+            if f.exists():
+                self.client.log_artifact(self.run_id, str(f), "evaluation")
+        files = [paths.model_card(k) for k in ("json", "html", "md")]
+        reg = json.loads(paths.registered.read_text()) if paths.registered.exists() else {}
+        if reg.get("version") and all(f.exists() for f in files):
+            card.attach(self.client, reg["name"], reg["version"], self.run_id, files)
 
     def register(self, run, hashes) -> None:
         """Register the trained model; write models/registered.json for the evaluate stage's gate."""

@@ -46,3 +46,14 @@ def test_curves_by_task_and_written_files(tmp_path):
     evaluate.write({"model": {"a": 1 / 3}}, c, tmp_path / "m.json", tmp_path / "plots")
     assert (tmp_path / "m.json").read_text().count("0.333333") == 1
     assert sorted(f.name for f in (tmp_path / "plots").iterdir()) == ["calibration.csv", "confusion.csv", "pr.csv", "roc.csv"]
+
+
+def test_bootstrap_intervals_hold_the_estimate_and_repeat_with_the_seed():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 500)
+    p = np.clip(0.3 + 0.4 * y + rng.normal(0, 0.2, 500), 0, 1)
+    ci = evaluate.intervals("classification", y, p, 0.5, 10, ["roc_auc", "f1"], 40, seed=1)
+    m = evaluate.metrics_for("classification", y, p, 0.5, 10)
+    assert ci["roc_auc_lo"] < m["roc_auc"] < ci["roc_auc_hi"] and ci["f1_lo"] < ci["f1_hi"]
+    assert ci == evaluate.intervals("classification", y, p, 0.5, 10, ["roc_auc", "f1"], 40, seed=1)
+    assert evaluate.intervals("classification", y, p, 0.5, 10, ["roc_auc"], 0, seed=1) == {}

@@ -94,3 +94,11 @@ def test_recent_departures_use_only_flights_already_gone():
     f2 = f.copy()
     f2.loc[15, "dep_delay"] = 500.0
     pd.testing.assert_series_equal(features.recent_departures(f2, 120, 60).loc[15], r.loc[15])
+
+
+def test_aside_columns_are_kept_for_slices_but_are_not_features():
+    df = mixed_frame(200)
+    table, spec, _ = features.build(df, data_params(aside_columns=["cat"]), config.FeaturesParams())
+    assert "cat" in table.columns and "cat" not in spec.features
+    with pytest.raises(DataError, match=r"data.aside_columns names \['gender'\], not in the table"):
+        features.build(df, data_params(aside_columns=["gender"]), config.FeaturesParams())

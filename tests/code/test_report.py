@@ -33,3 +33,19 @@ def test_every_stage_has_a_description():
 
     assert set(report.DESCRIPTIONS) == set(NOTEBOOKS)
     assert (ROOT / "src/mlcycle/templates/index.html.j2").exists()
+
+
+def test_index_links_the_model_card_and_regenerated_cards(tmp_path):
+    ws = make_workspace(tmp_path / "ws", git=False)
+    paths = Paths.at(ws)
+    params = config.load(ws / "params.yaml")
+    assert "No model card yet" in report.build_index(paths, params).read_text()
+    paths.model_card("html").write_text("<html></html>")
+    paths.registered.parent.mkdir(parents=True)
+    paths.registered.write_text(json.dumps({"name": "m", "version": "3", "run_id": "r"}))
+    paths.cards.mkdir()
+    for v in ("10", "2"):
+        (paths.cards / f"v{v}.html").write_text("<html></html>")
+    html = report.build_index(paths, params).read_text()
+    assert 'href="model_card.html"' in html and "version 3" in html
+    assert html.index('href="cards/v2.html"') < html.index('href="cards/v10.html"')

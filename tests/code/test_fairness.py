@@ -1,0 +1,116 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlcycle import config, fairness, gate
+from mlcycle.errors import DataError, ParamsError
+
+
+def planted(n=4000, gap=0.4, seed=0):
+    """Binary scores where group 'f' is selected far less often than 'm' at the same label rate."""
+    rng = np.random.default_rng(seed)
+    g = rng.choice(["f", "m"], n)
+    y = (rng.random(n) < 0.3).astype(int)
+    s = np.clip(0.35 + 0.3 * y + rng.normal(0, 0.15, n) - np.where(g == "f", gap, 0), 0, 1)
+    small = np.where(rng.random(n) < 0.01, "x", g)  # a third, tiny group
+    return pd.DataFrame({"gender": small, "region": rng.choice(["n", "s"], n)}), y, s
+
+
+def test_groups_metrics_intervals_and_small_groups():
+    frame, y, s = planted()
+    a = fairness.assess(frame, y, s, "classification", 0.5, ["region"], ["gender"], min_group_size=100,
+                        n_boot=50, seed=1)
+    t = a.table("gender")
+    assert list(t["group"]) == ["m", "f", "x"] or set(t["group"]) == {"f", "m", "x"}
+    assert t.set_index("group").loc["x", "small"] and not t.set_index("group").loc["f", "small"]
+    row = t.set_index("group").loc["m"]
+    assert row["selection_rate_lo"] <= row["selection_rate"] <= row["selection_rate_hi"]
+    assert row["n"] == (frame["gender"] == "m").sum()
+    # the planted gap: 'f' selected much less often; the small group 'x' is left out of the gap
+    dp = next(g for g in a.gaps if g.column == "gender" and g.metric == "demographic_parity_difference")
+    assert dp.value > 0.3 and {dp.high_group, dp.low_group} == {"m", "f"} and dp.excluded == ["x"]
+    assert dp.lo is not None and dp.lo <= dp.hi
+    assert a.roles == {"region": "slice", "gender": "sensitive"}
+    assert a.metrics()["gender"]["demographic_parity_difference"] == pytest.approx(dp.value, abs=1e-6)
+    shown = fairness.display_table(t)
+    assert shown.loc[shown["group"] == "x", "small"].item() == "small" and "[" in shown["selection_rate"][0]
+
+
+def test_same_seed_same_intervals():
+    frame, y, s = planted(800)
+    a = fairness.assess(frame, y, s, "classification", 0.5, [], ["gender"], 50, 30, seed=3)
+    b = fairness.assess(frame, y, s, "classification", 0.5, [], ["gender"], 50, 30, seed=3)
+    pd.testing.assert_frame_equal(a.table("gender"), b.table("gender"))
+
+
+def test_weighted_bootstrap_auc_matches_sklearn():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(0)
+    y, s = rng.integers(0, 2, 300), np.round(rng.random(300), 1)  # ties on purpose
+    idx = rng.integers(0, 300, (4, 300))
+    assert fairness._weighted_auc(y, s, idx) == pytest.approx([roc_auc_score(y[i], s[i]) for i in idx])
+
+
+def test_regression_error_gap_and_numeric_column_in_quintiles():
+    rng = np.random.default_rng(0)
+    n = 1000
+    age = rng.uniform(18, 80, n)
+    y = rng.normal(size=n)
+    pred = y + np.where(age > 60, rng.normal(0, 2, n), rng.normal(0, 0.2, n))
+    a = fairness.assess(pd.DataFrame({"age": age}), y, pred, "regression", None, [], ["age"], 50, 0)
+    t = a.table("age")
+    assert len(t) == 5 and "mae" in t and "mae_lo" not in t
+    gap = a.gaps[0]
+    assert gap.metric == "error_gap" and gap.value > 0.5 and gap.part == "mae" and gap.high_group.startswith("[")
+
+
+def test_missing_values_form_their_own_group():
+    labels = fairness.group_labels(pd.Series(["a", None, "b", float("nan")], dtype="object"))
+    assert list(labels) == ["a", "(missing)", "b", "(missing)"]
+    assert list(fairness.group_labels(pd.Series([1.0, 2.0, 1.0]))) == ["1", "2", "1"]
+
+
+def test_unknown_column_is_named_with_the_available_ones():
+    with pytest.raises(DataError, match=r"evaluate.sensitive names \['gender'\].*available: \['age', 'x'\].*aside_columns"):
+        fairness.check_columns(["x", "age"], ["x"], ["gender"])
+
+
+def test_one_big_group_gives_no_gap_and_the_gate_fails_it():
+    frame, y, s = planted(500)
+    a = fairness.assess(frame, y, s, "classification", 0.5, [], ["gender"], min_group_size=400, n_boot=0)
+    assert all(g.value is None and "a gap needs two" in g.note for g in a.gaps)
+    p = config.GateParams(minimums={}, fairness=config.FairnessParams(max_demographic_parity_difference=0.1))
+    d = gate.decide({"roc_auc": 0.8}, None, p, "1", fairness=a.sensitive_gaps())
+    assert not d.promote and "not computed" in d.summary()
+    assert "demographic_parity_difference" not in str(d.metrics())  # NaN is no metric
+
+
+def test_gate_blocks_on_a_planted_gap_and_names_group_and_metric():
+    frame, y, s = planted()
+    a = fairness.assess(frame, y, s, "classification", 0.5, [], ["gender"], 100, 0)
+    p = config.GateParams(minimums={"roc_auc": 0.6},
+                          fairness=config.FairnessParams(max_demographic_parity_difference=0.1,
+                                                         max_equalized_odds_difference=0.9,
+                                                         max_error_gap=1.0))
+    d = gate.decide({"roc_auc": 0.8}, None, p, "1", fairness=a.sensitive_gaps())
+    assert not d.promote
+    failed = d.failed()
+    assert [c["criterion"] for c in failed] == ["demographic_parity_difference on gender <= gate.fairness"]
+    assert "group 'm' vs 'f'" in d.summary() and "selection_rate" in d.summary()
+    assert "detail" in d.table().columns
+    # an error-gap bound is for regression: not applied to a classifier
+    assert not [c for c in d.criteria if "error_gap" in c["criterion"]]
+    fair = fairness.assess(frame, y, np.clip(0.35 + 0.3 * y, 0, 1), "classification", 0.5, [], ["gender"], 100, 0)
+    assert gate.decide({"roc_auc": 0.8}, None, p, "1", fairness=fair.sensitive_gaps()).promote
+
+
+def test_fairness_bounds_need_sensitive_columns():
+    raw = {"data": {"path": "x.csv", "target": "y", "task": "classification"},
+           "gate": {"fairness": {"max_equalized_odds_difference": 0.1}}}
+    with pytest.raises(ParamsError, match="evaluate.sensitive names no column"):
+        config.parse(raw)
+    raw["evaluate"] = {"sensitive": ["gender"]}
+    assert config.parse(raw).gate.fairness.bounds() == {"equalized_odds_difference": 0.1}
+    with pytest.raises(ParamsError, match="gate.fairness.max_demographic_parity_difference"):
+        config.parse({**raw, "gate": {"fairness": {"max_demographic_parity_difference": 2.0}}})
