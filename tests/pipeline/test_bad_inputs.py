@@ -110,7 +110,8 @@ def champion(ws) -> str | None:
     from mlflow import MlflowClient
 
     params = yaml.safe_load((ws / "params.yaml").read_text())
-    client = MlflowClient(tracking_uri=f"sqlite:///{ws / 'mlruns' / 'mlflow.db'}")
+    uri = f"sqlite:///{ws / 'mlruns' / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)  # not the registry another test set globally
     return client.get_model_version_by_alias(params["tracking"]["model_name"], "champion").version
 
 
