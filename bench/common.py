@@ -42,19 +42,9 @@ def workspace(dest: Path, params: dict | None = None) -> Path:
     """A fresh copy of the workspace (as a clone has it) with a git commit; params edits merged in."""
     if dest.exists():
         shutil.rmtree(dest)
-    dest.mkdir(parents=True)
-    from mlcycle.paths import WORKSPACE_FILES
+    from mlcycle.paths import copy_workspace
 
-    for item in WORKSPACE_FILES:
-        src = ROOT / item
-        if not src.exists():
-            continue
-        target = dest / item
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if src.is_dir():
-            shutil.copytree(src, target, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        else:
-            shutil.copy2(src, target)
+    copy_workspace(ROOT, dest)
     if params:
         edit_params(dest, params)
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "bench workspace"]):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlcycle.paths import WORKSPACE_FILES
+from mlcycle.paths import WORKSPACE_FILES, copy_workspace
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -66,17 +65,7 @@ def edit_params(ws: Path, changes: dict) -> dict:
 
 def make_workspace(dest: Path, params: dict | None = None, git: bool = True) -> Path:
     """A fresh copy of the workspace (as a clone would have it) at dest, optionally with params edits."""
-    dest.mkdir(parents=True, exist_ok=True)
-    for item in COPY:
-        src = ROOT / item
-        if not src.exists():
-            continue
-        target = dest / item
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if src.is_dir():
-            shutil.copytree(src, target, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", ".ipynb_checkpoints"))
-        else:
-            shutil.copy2(src, target)
+    copy_workspace(ROOT, dest)
     if params:
         edit_params(dest, params)
     if git:

@@ -28,6 +28,24 @@ WORKSPACE_FILES: tuple[str, ...] = ("params.yaml", "dvc.yaml", "notebooks", "src
                                     ".dvcignore", ".gitignore", "data/raw/.gitkeep", "intended_use.md")
 
 
+def copy_workspace(root: Path, dest: Path) -> Path:
+    """Copy WORKSPACE_FILES from the workspace at `root` to `dest` (tests and benchmarks start from one)."""
+    import shutil
+
+    dest.mkdir(parents=True, exist_ok=True)
+    for item in WORKSPACE_FILES:
+        src = root / item
+        if not src.exists():
+            continue
+        target = dest / item
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            shutil.copytree(src, target, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", ".ipynb_checkpoints"))
+        else:
+            shutil.copy2(src, target)
+    return dest
+
+
 def find_root(start: str | Path | None = None) -> Path:
     """The workspace root: $MLCYCLE_ROOT, else the nearest folder upwards holding params.yaml and dvc.yaml."""
     env = os.environ.get("MLCYCLE_ROOT")

@@ -134,6 +134,13 @@ class Rules:
         return out
 
 
+def _null_limit(r, df: pd.DataFrame, column: str, limit: float, source: str) -> None:
+    """An error when `column` has a larger share of nulls than `limit` (named by `source` in the message)."""
+    r.check("error", column, "max_null_share", lambda s: _share(s) <= limit,
+            lambda n, ex: (f"column '{column}' has {int(df[column].isna().sum()):,} nulls "
+                           f"({_share(df[column]):.1%}), above {source}; fill them or raise the limit"))
+
+
 def _share(s: pd.Series) -> float:
     return float(s.isna().mean()) if len(s) else 0.0
 
@@ -166,11 +173,7 @@ def _schema_rules(r: Rules, df: pd.DataFrame, table: TableSchema, params: Valida
                         f"{_bad_examples(df[name], kind)}; fix the file (e.g. numbers stored as text) or change "
                         f"its dtype in {sch}"))
         if c.nullable and c.max_null_share is not None:
-            m = c.max_null_share
-            r.check("error", name, "max_null_share", lambda s, m=m: _share(s) <= m,
-                    lambda n, ex, name=name, m=m: (
-                        f"column '{name}' has {int(df[name].isna().sum()):,} nulls ({_share(df[name]):.1%}), "
-                        f"above max_null_share {m} in {sch}; fill them or raise the limit"))
+            _null_limit(r, df, name, c.max_null_share, f"max_null_share {c.max_null_share} in {sch}")
         if c.nullable:
             ref = c.null_share or 0.0
             lim = ref + params.null_share_warn_rise
@@ -276,11 +279,7 @@ def _params_rules(r: Rules, df: pd.DataFrame, data: DataParams, params: Validate
             f"required column '{c}' is missing; add it to the data or remove it from data.required_columns")
         has_own = table is not None and c in table.columns and table.columns[c].max_null_share is not None
         if not has_own:
-            m = params.max_null_share
-            r.check("error", c, "max_null_share", lambda s, m=m: _share(s) <= m,
-                    lambda n, ex, c=c, m=m: (
-                        f"column '{c}' has {int(df[c].isna().sum()):,} nulls ({_share(df[c]):.1%}), above "
-                        f"validate.max_null_share {m}; fill them or raise the limit"))
+            _null_limit(r, df, c, params.max_null_share, f"validate.max_null_share {params.max_null_share}")
     if data.time_column:
         tc = data.time_column
         r.column("error", tc, required=True)
