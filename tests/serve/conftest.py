@@ -134,9 +134,13 @@ def serving(ws: Path, log_dir: Path, token: str | None = TOKEN, *args: str):
     server = Server(proc, f"http://127.0.0.1:{port}", log_dir, out)
     try:
         deadline = time.monotonic() + 90
+        # every worker logs "serve: ... (pid N)" once it accepts requests; wait for all of them, so a
+        # test does not put its whole load on the first worker up
+        workers = int(args[args.index("--workers") + 1]) if "--workers" in args else 1
         while True:
             try:
-                if httpx.get(f"{server.url}/ready", timeout=2).status_code == 200:
+                if (httpx.get(f"{server.url}/ready", timeout=2).status_code == 200
+                        and server.output().count(" (pid ") >= workers):
                     break
             except httpx.TransportError:
                 pass

@@ -22,7 +22,10 @@ def test_concurrent_load_loses_nothing(served_ws, tmp_path):
     def client(seed: int) -> list[tuple[int, str, int]]:
         rnd = random.Random(seed)
         out = []
-        with httpx.Client(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60) as c:
+        # half the clients keep one connection open, half open a new one per request, so the kernel
+        # spreads connections over both workers whatever it does with the first twenty
+        headers = {"Authorization": f"Bearer {TOKEN}"} | ({"Connection": "close"} if seed % 2 else {})
+        with httpx.Client(headers=headers, timeout=60) as c:
             for _ in range(REQUESTS):
                 batch = [rows[rnd.randrange(len(rows))] for _ in range(rnd.choice((1, 1, 1, 5, 20)))]
                 if rnd.random() < 0.5:
