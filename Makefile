@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m ipykernel install --sys-prefix --name mlcycle --display-name "Python (mlcycle)" >/dev/null
 	@touch $@
 
-.PHONY: help setup repro test test-fast bench lab ui models metrics plots stages check lint clean serve
+.PHONY: help setup repro test test-fast bench lab ui models metrics plots stages check lint clean serve monitor simulate
 
 setup: $(STAMP) ## create .venv, install the project (editable) and its Jupyter kernel, prepare DVC
 	@test -d .dvc || dvc init --quiet $$(git rev-parse --git-dir >/dev/null 2>&1 || echo --no-scm)
@@ -34,7 +34,7 @@ test: setup ## run every test: unit, data, model and end-to-end pipeline tests
 test-fast: setup ## quick tests for iteration (skips notebook and pipeline runs)
 	pytest -m "not slow" $(PYTEST_ARGS)
 
-bench: setup ## benchmarks (bench/bench_*.py) -> reports/benchmarks.md; long: BENCH_SCALES=1 for the default size only
+bench: setup ## benchmarks (bench/bench_*.py) -> reports/benchmarks.md; long: BENCH_SCALES=1 for the default size only; bench_drift.py installs Evidently into .venv-evidently on first use
 	@set -e; for b in bench/bench_*.py; do echo "== $$b"; python $$b; done
 	python bench/report.py
 
@@ -69,6 +69,12 @@ clean: ## remove pipeline outputs (keeps .venv, the DVC cache and data/raw)
 
 serve: setup ## serve the champion over HTTP on 127.0.0.1 (SERVE_ARGS="--port 8000 --workers 2"; see README Serving)
 	mlcycle serve $(SERVE_ARGS)
+
+monitor: setup ## drift and performance of the champion on the prediction log (MONITOR_ARGS="--from-log --days 1" or "--current FILE")
+	mlcycle monitor $(or $(MONITOR_ARGS),--from-log)
+
+simulate: setup ## month-by-month replay of the flights data through monitor/retrain/gate -> reports/simulation.html (SIM_ARGS="--months 3")
+	mlcycle simulate $(SIM_ARGS)
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'

@@ -93,7 +93,4 @@ def add(file: str | Path, params: Params, root: Path, name: str | None = None,
 
 def records(root: Path) -> list[dict]:
     """The batches recorded so far, oldest first."""
-    manifest = root / MANIFEST
-    if not manifest.exists():
-        return []
-    return [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return tables.recorded_batches(root)

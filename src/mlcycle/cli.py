@@ -221,6 +221,60 @@ def _add_data(args) -> int:
     return 0
 
 
+def _monitor(args) -> int:
+    from mlcycle import monitor
+    from mlcycle.paths import Paths
+    from mlcycle.runner import run_stage
+
+    root = Paths.at().root
+    if args.current:
+        from pathlib import Path
+
+        current = Path(args.current).expanduser().resolve()
+        if not current.exists():
+            print(f"mlcycle: --current file '{args.current}' does not exist", file=sys.stderr)
+            return 2
+        parameters = {"current": str(current)}
+    else:
+        parameters = {"days": float(args.days or 0.0)}
+    if args.model_uri:
+        parameters["model_uri"] = args.model_uri
+    run = run_stage("monitor", root, args.params, parameters=parameters)
+    verdict = monitor.read_verdict(root)
+    print(monitor.summary(verdict))
+    print(f"monitor: report {run.html.relative_to(root)}, verdict {monitor.VERDICT}, MLflow run {verdict.get('mlflow_run_id')}")
+    return 3 if args.exit_code and verdict["retrain"] else 0
+
+
+def _retrain(args) -> int:
+    from mlcycle import config, retrain
+    from mlcycle.paths import Paths
+
+    root = Paths.at().root
+    params = config.load(args.params, root=root)
+    retrain.retrain(root, params, args.batch, dry_run=args.dry_run, name=args.name, params_file=args.params)
+    return 0
+
+
+def _simulate(args) -> int:
+    from mlcycle import config, simulate
+    from mlcycle.paths import Paths
+
+    root = Paths.at().root
+    params = config.load(args.params, root=root)
+    res = simulate.simulate(root, params, months=args.months, train_months=args.train_months,
+                            sample_frac=args.sample_frac)
+    t = simulate.table(res["months"])
+    if not t.empty:
+        print(t.drop(columns=["drifted"]).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    s = res["summary"]
+    if s:
+        print(f"simulate: mean {s['metric']} {s['mean_champion']:.4f} with the loop, {s['mean_frozen']:.4f} frozen; "
+              f"{s['retrainings']} retrainings, {s['promotions']} promotions in {res['seconds']:.0f}s "
+              "-> reports/simulation.html")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mlcycle", description=__doc__)
     p.add_argument("--params", default="params.yaml", help="parameters file, relative to the workspace root")
@@ -273,6 +327,24 @@ def parser() -> argparse.ArgumentParser:
     ad.add_argument("file")
     ad.add_argument("--name", help="file name under data/raw/batches (default: the file's own name)")
     ad.set_defaults(fn=_add_data)
+    mo = sub.add_parser("monitor", help="drift and performance of the champion on new data or the prediction log")
+    src = mo.add_mutually_exclusive_group(required=True)
+    src.add_argument("--current", metavar="FILE", help="a data file with the columns of data.path (labels optional)")
+    src.add_argument("--from-log", action="store_true", help="the prediction log of `mlcycle serve`")
+    mo.add_argument("--days", type=float, help="with --from-log: the last DAYS (default monitor.log_window_days)")
+    mo.add_argument("--model-uri", help="the model to monitor (default: the champion)")
+    mo.add_argument("--exit-code", action="store_true", help="exit 3 when the verdict calls for retraining (for schedulers)")
+    mo.set_defaults(fn=_monitor)
+    rt = sub.add_parser("retrain", help="validate and monitor a labelled batch; when the policy says so, add it and retrain")
+    rt.add_argument("--batch", required=True, metavar="FILE")
+    rt.add_argument("--dry-run", action="store_true", help="only report what the verdict calls for")
+    rt.add_argument("--name", help="file name under data/raw/batches (default: the file's own name)")
+    rt.set_defaults(fn=_retrain)
+    sm = sub.add_parser("simulate", help="month-by-month replay of the flights data through the loop -> reports/simulation.html")
+    sm.add_argument("--months", type=int, help="months fed after training (default simulate.months)")
+    sm.add_argument("--train-months", type=int, help="months of the first training (default simulate.train_months)")
+    sm.add_argument("--sample-frac", type=float, help="share of flights used (default simulate.sample_frac)")
+    sm.set_defaults(fn=_simulate)
     return p
 
 

@@ -229,6 +229,38 @@ class ServeParams(Section):
     token_env: str = "MLCYCLE_SERVE_TOKEN"  # environment variable holding the bearer token
 
 
+class MonitorParams(Section):
+    """Drift and performance monitoring (the monitor stage, `mlcycle monitor`)."""
+
+    psi_threshold: Annotated[float, Field(gt=0.0)] = 0.2   # a column drifts when its PSI reaches this ...
+    alpha: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.01  # ... and its p-value is below alpha / columns
+    bins: Annotated[int, Field(ge=2, le=100)] = 10
+    drift_share: Annotated[float, Field(gt=0.0, le=1.0)] = 0.25  # share of drifted features that is data drift
+    score_psi_threshold: Annotated[float, Field(gt=0.0)] = 0.2   # drift of the predicted scores
+    max_metric_drop: Annotated[float, Field(ge=0.0)] = 0.02      # decay: the gate metric worse than at training by more
+    min_rows: Annotated[int, Field(ge=1)] = 500                  # fewer current rows: no verdict
+    min_slice_rows: Annotated[int, Field(ge=1)] = 200            # slices smaller than this are not compared
+    reference_max_rows: Annotated[int, Field(ge=1000)] = 200_000  # reference rows used at most (seeded sample)
+    log_window_days: Annotated[float, Field(gt=0.0)] = 7.0       # --from-log: the last days of the prediction log
+    seed: int = 42
+
+
+class RetrainParams(Section):
+    """When monitoring retrains, and on which data."""
+
+    trigger: Literal["drift_or_decay", "drift", "decay", "never"] = "drift_or_decay"
+    window: Annotated[int, Field(ge=1)] | None = None  # null: all data; N: the newest N periods (months of the time column, else batches)
+
+
+class SimulateParams(Section):
+    """The month-by-month replay (`mlcycle simulate`) on the flights data."""
+
+    train_months: Annotated[int, Field(ge=1, le=11)] = 3  # the first model trains on these months
+    months: Annotated[int, Field(ge=1, le=11)] | None = None  # months fed after that (null: the rest of the year)
+    sample_frac: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0  # share of flights used (for quick runs)
+    workdir: str = "build/simulation"  # the replay's own workspace (data, MLflow store, registry)
+
+
 class Params(Section):
     """The whole of params.yaml."""
 
@@ -244,6 +276,9 @@ class Params(Section):
     tracking: TrackingParams = TrackingParams()
     report: ReportParams = ReportParams()
     serve: ServeParams = ServeParams()
+    monitor: MonitorParams = MonitorParams()
+    retrain: RetrainParams = RetrainParams()
+    simulate: SimulateParams = SimulateParams()
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
 

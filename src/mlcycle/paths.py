@@ -22,10 +22,14 @@ NOTEBOOKS: dict[str, str] = {
     "evaluate": "06_evaluate.ipynb",
 }
 STAGES: tuple[str, ...] = (*NOTEBOOKS, "report")
+# notebook stages outside dvc.yaml: run on live data by a command (`mlcycle monitor`), not by `dvc repro`
+OPERATIONS: dict[str, str] = {"monitor": "07_monitor.ipynb"}
+NOTEBOOK_FILES: dict[str, str] = {**NOTEBOOKS, **OPERATIONS}
 # what a fresh copy of the workspace needs to run the pipeline, as a clone has it (tests and benchmarks
 # copy these): the pipeline definition, notebooks, code and schemas; data comes from ingest
 WORKSPACE_FILES: tuple[str, ...] = ("params.yaml", "dvc.yaml", "notebooks", "src", "schemas", ".dvc/config",
-                                    ".dvcignore", ".gitignore", "data/raw/.gitkeep", "intended_use.md")
+                                    ".dvcignore", ".gitignore", "data/raw/.gitkeep", "data/batches.jsonl",
+                                    "intended_use.md")
 
 
 def copy_workspace(root: Path, dest: Path) -> Path:
@@ -75,7 +79,7 @@ class Paths:
         return self.root / "params.yaml"
 
     def notebook(self, stage: str) -> Path:
-        return self.root / "notebooks" / NOTEBOOKS[stage]
+        return self.root / "notebooks" / NOTEBOOK_FILES[stage]
 
     def raw_dataset(self, dataset: str) -> Path:
         return self.root / "data" / "raw" / dataset

@@ -18,9 +18,10 @@ from typing import Protocol
 
 from mlcycle import config
 from mlcycle.errors import StageError
-from mlcycle.paths import NOTEBOOKS, Paths
+from mlcycle.paths import NOTEBOOK_FILES, Paths
 
-PARAMETERS = {"params_file"}  # what the runner injects; every notebook's parameters cell declares exactly this
+PARAMETERS = frozenset({"params_file"})  # what the runner injects; every notebook's parameters cell declares this
+STAGE_PARAMETERS = {"monitor": frozenset({"current", "days", "model_uri"})}  # and these, for operations stages
 KERNEL = "python3"
 
 
@@ -57,7 +58,7 @@ def kernel_env(root: Path) -> dict[str, str]:
     return env
 
 
-def check_notebook(nb_path: Path) -> None:
+def check_notebook(nb_path: Path, expected: set[str] | frozenset[str] = PARAMETERS) -> None:
     """The notebook must exist and declare exactly the parameters the runner injects."""
     import papermill
 
@@ -67,10 +68,10 @@ def check_notebook(nb_path: Path) -> None:
         declared = set(papermill.inspect_notebook(str(nb_path)))
     except ValueError as exc:  # e.g. no kernelspec in the notebook's metadata
         raise StageError(f"{nb_path.name}: {exc}") from None
-    if declared != PARAMETERS:
+    if declared != set(expected):
         raise StageError(
             f"{nb_path.name}: the cell tagged 'parameters' declares {sorted(declared) or 'nothing'}; "
-            f"it must declare exactly {sorted(PARAMETERS)}"
+            f"it must declare exactly {sorted(expected)}"
         )
 
 
@@ -125,8 +126,11 @@ def render_html(nb, html_path: Path, show_code: bool, title: str, exporter=None)
 
 
 def run_stage(stage: str, root: str | Path | None = None, params_file: str = "params.yaml",
-              hooks: tuple[Hook, ...] | None = None) -> StageRun:
+              hooks: tuple[Hook, ...] | None = None, parameters: dict | None = None) -> StageRun:
     """Execute one notebook stage; raise StageError (after rendering what ran) if it fails.
+
+    parameters: values for the notebook's parameters cell beyond `params_file` (the monitor stage
+    takes its current data this way); pipeline stages take everything from the params file.
 
     hooks: None means the default ones (MLflow tracking when `tracking.enabled`).
 
@@ -139,14 +143,18 @@ def run_stage(stage: str, root: str | Path | None = None, params_file: str = "pa
 
     import nbformat
 
-    if stage not in NOTEBOOKS:
-        raise StageError(f"unknown stage '{stage}'; notebook stages are: {', '.join(NOTEBOOKS)}")
+    if stage not in NOTEBOOK_FILES:
+        raise StageError(f"unknown stage '{stage}'; notebook stages are: {', '.join(NOTEBOOK_FILES)}")
     t0 = time.perf_counter()
     paths = Paths.at(root)
     params = config.load(params_file, root=paths.root)  # fails fast, before any kernel starts
     run = StageRun(stage, paths.root, params, paths.notebook(stage), paths.executed_notebook(stage),
                    paths.report_html(stage))
-    check_notebook(run.notebook)
+    extra = STAGE_PARAMETERS.get(stage, frozenset())
+    unknown = sorted(set(parameters or {}) - extra)
+    if unknown:
+        raise StageError(f"stage '{stage}' takes no parameters {unknown}; it takes {sorted(extra) or 'none besides params_file'}")
+    check_notebook(run.notebook, PARAMETERS | extra)
     if hooks is None:
         from mlcycle.tracking import TrackingHook
 
@@ -171,7 +179,7 @@ def run_stage(stage: str, root: str | Path | None = None, params_file: str = "pa
     failure: BaseException | None = None
     try:
         nb = papermill.execute_notebook(
-            str(run.notebook), str(run.executed), parameters={"params_file": params_file},
+            str(run.notebook), str(run.executed), parameters={"params_file": params_file, **(parameters or {})},
             kernel_name=KERNEL, cwd=str(paths.root), progress_bar=False, log_output=False,
             request_save_on_cell_execute=False, autosave_cell_every=0,
         )

@@ -7,6 +7,7 @@ report, tracking run or model sees the raw values.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -153,14 +154,52 @@ def mask_personal(df: pd.DataFrame, columns: list[str], mode: str = "drop",
     return out
 
 
-def load(data: DataParams, root: Path, path: str | Path | None = None) -> pd.DataFrame:
+def load(data: DataParams, root: Path, path: str | Path | None = None, window: int | None = None) -> pd.DataFrame:
     """The input table named by params `data` (or another file read the same way, e.g. a new
-    batch), personal columns masked, its time column parsed."""
+    batch), personal columns masked, its time column parsed.
+
+    The table of params `data` includes the batches `mlcycle add-data` recorded in data/batches.jsonl
+    (appended in order). window (params `retrain.window`): keep only the newest N months of the time
+    column; without a time column, the newest N sources (data.path counts as the oldest)."""
     given = path or data.path
     full = Path(given) if Path(given).is_absolute() else root / given
-    if path is None:
-        df = read_table(full, data.format, what="data.path", shown=str(given))
-    else:
+    if path is not None:
         df = read_table(full, "auto", what="batch", shown=str(given))
-    df = mask_personal(df, data.pii_columns, data.pii_mode)
-    return parse_time(df, data.time_column)
+        df = mask_personal(df, data.pii_columns, data.pii_mode)
+        return parse_time(df, data.time_column)
+    frames = [read_table(full, data.format, what="data.path", shown=str(given))]
+    for rec in recorded_batches(root):
+        frames.append(read_table(root / rec["file"], "auto", what="batch", shown=rec["file"]))
+    if window is not None and not data.time_column:
+        frames = frames[-window:]
+    df = frames[0] if len(frames) == 1 else concat_batches(frames, data)
+    df = parse_time(mask_personal(df, data.pii_columns, data.pii_mode), data.time_column)
+    if window is not None and data.time_column:
+        t = df[data.time_column]
+        newest = t.max()
+        if pd.notna(newest):
+            start = (newest.to_period("M") - (window - 1)).to_timestamp()
+            if getattr(t.dt, "tz", None) is not None:
+                start = start.tz_localize(t.dt.tz)
+            df = df[t >= start].reset_index(drop=True)
+    return df
+
+
+def recorded_batches(root: Path) -> list[dict]:
+    """The batches recorded by `mlcycle add-data` (data/batches.jsonl), oldest first."""
+    manifest = root / "data" / "batches.jsonl"
+    if not manifest.exists():
+        return []
+    return [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines()
+            if line.strip() and not line.startswith("#")]
+
+
+def concat_batches(frames: list[pd.DataFrame], data: DataParams) -> pd.DataFrame:
+    """data.path and its batches as one table; a batch's columns must match the first table's."""
+    cols = list(frames[0].columns)
+    for i, f in enumerate(frames[1:], start=1):
+        if set(f.columns) != set(cols):
+            extra, missing = sorted(set(f.columns) - set(cols)), sorted(set(cols) - set(f.columns))
+            raise DataError(f"batch {i} has different columns from {data.path}: extra {extra}, missing {missing}; "
+                            "fix the batch file or remove its line from data/batches.jsonl")
+    return pd.concat([f[cols] for f in frames], ignore_index=True)

@@ -22,10 +22,12 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from mlcycle.config import Params
-from mlcycle.paths import Paths
+from mlcycle.paths import NOTEBOOKS, Paths
 
 KEY_PACKAGES = ("mlcycle", "pandas", "scikit-learn", "numpy", "mlflow", "dvc", "papermill")
 PIPELINE_TAG = "mlcycle.pipeline_key"
+TRIGGER_ENV = "MLCYCLE_TRIGGER_RUN"  # set by `mlcycle retrain` for the pipeline it runs
+TRIGGER_TAG = "mlcycle.trigger.monitor_run"
 
 
 def main_root(root: Path) -> Path:
@@ -176,13 +178,16 @@ class TrackingHook:
         """Runs while the kernel executes the notebook (see runner.run_stage): inputs do not change."""
         self.client, self.exp_id = setup(run.root, run.params)
         self.git = git_state(run.root)
-        self.deps = dvc_hashes(run.root, run.stage, ("deps",))
+        self.deps = dvc_hashes(run.root, run.stage, ("deps",)) if run.stage in NOTEBOOKS else {}
         base = {**self.git, **versions(), "mlcycle.stage": run.stage,
                 "mlflow.user": getpass.getuser(), "mlflow.source.name": f"notebooks/{run.notebook.name}",
                 "mlflow.source.type": "NOTEBOOK"}
         exp_name = os.environ.get("DVC_EXP_NAME")
         if exp_name:
             base["mlcycle.dvc_experiment"] = exp_name
+        trigger = os.environ.get(TRIGGER_ENV)
+        if trigger:  # a retraining started by `mlcycle retrain`: the monitor run that called for it
+            base[TRIGGER_TAG] = trigger
         tags = {**base, "mlflow.runName": run.stage}
         key = pipeline_key()
         self.parent_id = None
@@ -211,7 +216,8 @@ class TrackingHook:
                     if isinstance(v, int | float) and not isinstance(v, bool)]
             if nums:
                 c.log_batch(rid, metrics=nums)
-        hashes = {**self.deps, **dvc_hashes(run.root, run.stage, ("outs",))}
+        outs = dvc_hashes(run.root, run.stage, ("outs",)) if run.stage in NOTEBOOKS else {}
+        hashes = {**self.deps, **outs}
         if "error" in self.deps:
             hashes["error"] = {**self.deps["error"], **hashes.get("error", {})}
         tags = [RunTag(f"mlcycle.dvc.{kind}.{path}"[:250], h) for kind, items in hashes.items() for path, h in items.items()]
@@ -236,6 +242,8 @@ class TrackingHook:
             self.register(run, hashes)
         if run.stage == "evaluate" and run.status == "FINISHED":
             self.attach_card(run)
+        if run.stage == "monitor" and run.status == "FINISHED":
+            self.link_monitor(run)
         status = "FAILED" if run.status == "FAILED" else "FINISHED"
         c.set_terminated(rid, status)
         if self.parent_id:  # the pipeline run ends with its latest stage, FAILED if that one failed
@@ -284,6 +292,28 @@ class TrackingHook:
         if reg.get("version") and all(f.exists() for f in files):
             card.attach(self.client, reg["name"], reg["version"], self.run_id, files)
 
+    def link_monitor(self, run) -> None:
+        """The verdict as an artifact and tags of the monitor run; the model version it judged points back."""
+        from mlcycle import monitor
+
+        path = run.root / monitor.VERDICT
+        if not path.exists():
+            return
+        v = json.loads(path.read_text())
+        self.client.log_artifact(self.run_id, str(path), "monitor")
+        m = v["model"]
+        tags = {"mlcycle.monitor.model": str(m.get("name")), "mlcycle.monitor.model_version": str(m.get("version")),
+                "mlcycle.monitor.status": v["status"], "mlcycle.monitor.retrain": str(v["retrain"]).lower(),
+                "mlcycle.monitor.source": v["current"]["source"][:250]}
+        for k, val in tags.items():
+            self.client.set_tag(self.run_id, k, val)
+        if m.get("name") and m.get("version"):
+            self.client.set_model_version_tag(m["name"], m["version"], "monitor.last_run_id", self.run_id)
+            self.client.set_model_version_tag(m["name"], m["version"], "monitor.last_verdict",
+                                              f"{v['status']}; retrain {'yes' if v['retrain'] else 'no'}")
+        v["mlflow_run_id"] = self.run_id
+        path.write_text(json.dumps(v, indent=2, default=str) + "\n")
+
     def register(self, run, hashes) -> None:
         """Register the trained model; write models/registered.json for the evaluate stage's gate."""
         from mlcycle import registry
@@ -293,6 +323,8 @@ class TrackingHook:
         name = run.params.tracking.model_name
         tags = {"git_commit": git["mlflow.source.git.commit"], "git_dirty": git["mlcycle.git.dirty"],
                 "data_md5": hashes.get("deps", {}).get("data/processed", ""), "stage_run_id": self.run_id}
+        if os.environ.get(TRIGGER_ENV):
+            tags["trigger_monitor_run"] = os.environ[TRIGGER_ENV]
         version = registry.register(self.client, name, self.run_id, paths.model, tags)
         paths.registered.write_text(json.dumps({"name": name, "version": version, "run_id": self.run_id}, indent=2) + "\n")
 
@@ -302,6 +334,7 @@ def stage_sections(stage: str) -> tuple[str, ...]:
     return {
         "ingest": ("ingest",), "validate": ("data", "validate"), "eda": ("data", "eda"),
         "features": ("data", "features", "split"), "train": ("train",), "evaluate": ("evaluate", "gate"),
+        "monitor": ("monitor", "retrain"),
     }.get(stage, ())
 
 

@@ -378,7 +378,7 @@ def check(df: pd.DataFrame, data: DataParams, params: ValidateParams,
     return res
 
 
-def run(data: DataParams, params: ValidateParams, root: Path) -> Result:
+def run(data: DataParams, params: ValidateParams, root: Path, window: int | None = None) -> Result:
     """Read data.path as every stage reads it (personal columns masked), then check it.
 
     A file that cannot be read is an error finding too, so the report and findings file say why.
@@ -389,7 +389,7 @@ def run(data: DataParams, params: ValidateParams, root: Path) -> Result:
     rel = _rel(path, root)
     table = schema_mod.load(path) if path.exists() else None
     try:
-        df = tables.load(data, root)
+        df = tables.load(data, root, window=window)
     except DataError as exc:
         res = Result(rows=0, columns=0, source=data.path, schema=rel if table else None)
         res.findings.append(Finding("error", None, "read", str(exc)))

@@ -7,7 +7,7 @@ import json
 import pytest
 import yaml
 
-from mlcycle.paths import NOTEBOOKS, STAGES, Paths
+from mlcycle.paths import NOTEBOOK_FILES, NOTEBOOKS, OPERATIONS, STAGES, Paths
 from tests.conftest import ROOT
 
 DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
@@ -20,11 +20,12 @@ def cells(name):
 
 def test_notebook_folder_matches_stages():
     on_disk = sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb"))
-    assert on_disk == sorted(NOTEBOOKS.values())
+    assert on_disk == sorted(NOTEBOOK_FILES.values())
     assert list(DVC) == list(STAGES)
+    assert not set(OPERATIONS) & set(DVC)  # operations stages run on live data, outside dvc repro
 
 
-@pytest.mark.parametrize("stage, name", NOTEBOOKS.items())
+@pytest.mark.parametrize("stage, name", NOTEBOOK_FILES.items())
 def test_notebook_shape(stage, name):
     cs = cells(name)
     tagged = [c for c in cs if "parameters" in c.get("metadata", {}).get("tags", [])]
@@ -76,8 +77,18 @@ def test_makefile_targets_are_documented():
         assert f"\n{target}:" in text and "##" in text.split(f"\n{target}:")[1].splitlines()[0]
 
 
+@pytest.mark.parametrize("stage", OPERATIONS)
+def test_operations_stage_has_module_tests_and_params(stage):
+    assert (ROOT / "src" / "mlcycle" / f"{stage}.py").exists()
+    assert (ROOT / "tests" / "code" / f"test_{stage}.py").exists()
+    assert stage in PARAMS
+
+
 def test_readme_maps_every_stage():
     readme = (ROOT / "README.md").read_text()
+    for stage in (*STAGES, *OPERATIONS):
+        assert f"src/mlcycle/{stage}.py" in readme
+        assert stage not in NOTEBOOK_FILES or f"notebooks/{NOTEBOOK_FILES[stage]}" in readme
     for stage in STAGES:
         assert f"src/mlcycle/{stage}.py" in readme
         if stage in NOTEBOOKS:

@@ -78,3 +78,36 @@ def test_a_truncated_parquet_file_says_so(tmp_path):
     p.write_bytes(p.read_bytes()[:200])
     with pytest.raises(DataError, match="cannot be read as parquet: .*export it again"):
         tables.read_table(p)
+
+
+def _batches(tmp_path, frames: list[pd.DataFrame]) -> None:
+    import json
+
+    (tmp_path / "data").mkdir(exist_ok=True)
+    frames[0].to_csv(tmp_path / "d.csv", index=False)
+    with open(tmp_path / "data" / "batches.jsonl", "w") as f:
+        for i, fr in enumerate(frames[1:], start=1):
+            fr.to_parquet(tmp_path / f"b{i}.parquet")
+            f.write(json.dumps({"file": f"b{i}.parquet"}) + "\n")
+
+
+def test_load_appends_recorded_batches_and_cuts_the_window_by_months(tmp_path):
+    from tests.code.frames import data_params
+
+    month = [pd.DataFrame({"t": pd.date_range(f"2013-{m:02d}-01", periods=3, freq="D"), "y": [m] * 3}) for m in (1, 2, 3, 4)]
+    _batches(tmp_path, [pd.concat(month[:2]), month[2], month[3]])
+    p = data_params(path="d.csv", time_column="t")
+    assert tables.load(p, tmp_path)["y"].tolist() == [1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4]
+    assert tables.load(p, tmp_path, window=2)["y"].tolist() == [3, 3, 3, 4, 4, 4]
+    assert tables.load(p, tmp_path, path="b1.parquet")["y"].tolist() == [3, 3, 3]  # a batch alone
+
+
+def test_load_without_time_column_windows_by_batch_and_names_a_column_mismatch(tmp_path):
+    from tests.code.frames import data_params
+
+    _batches(tmp_path, [pd.DataFrame({"y": [0, 0]}), pd.DataFrame({"y": [1]}), pd.DataFrame({"y": [2]})])
+    p = data_params(path="d.csv")
+    assert tables.load(p, tmp_path, window=2)["y"].tolist() == [1, 2]
+    pd.DataFrame({"y": [3], "extra": [1]}).to_parquet(tmp_path / "b2.parquet")
+    with pytest.raises(DataError, match=r"batch 2 has different columns from d.csv: extra \['extra'\]"):
+        tables.load(p, tmp_path)

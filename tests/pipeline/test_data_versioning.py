@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from tests.conftest import SAMPLE, deep_merge, make_workspace, run
+from tests.conftest import ROOT, SAMPLE, deep_merge, make_workspace, run
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +35,8 @@ def test_a_bad_batch_is_refused_and_stored_nowhere(ws, tmp_path):
     assert proc.returncode == 1
     assert "column 'carrier' is missing" in proc.stdout and "column 'distance' has 3 value(s) below min 1" in proc.stdout
     assert "refused" in proc.stderr and "nothing was stored" in proc.stderr
-    assert not (ws / "data/raw/batches").exists() and not (ws / "data/batches.jsonl").exists()
+    assert not (ws / "data/raw/batches").exists()
+    assert (ws / "data/batches.jsonl").read_text() == (ROOT / "data/batches.jsonl").read_text()  # nothing recorded
 
 
 def test_a_good_batch_is_stored_tracked_and_recorded_with_its_warnings(ws, tmp_path):

@@ -1,0 +1,199 @@
+"""Drift statistics: is the current data distributed like the reference data, column by column?
+
+On hundreds of thousands of rows a p-value calls trivial differences significant, so decisions rest
+on an **effect size** and the p-value only supports it. A column is *drifted* when both hold:
+
+- its Population Stability Index (PSI) is at least `psi_threshold` (0.1 is a moderate shift, 0.2 a
+  large one by the usual rule of thumb); and
+- its test's p-value is below `alpha / number of columns` (Bonferroni), so on data of the same
+  distribution the chance that any column is flagged is at most `alpha` (the false-alarm rate).
+
+Numeric columns: PSI over `bins` quantile bins of the reference (nulls are a bin of their own), the
+two-sample Kolmogorov-Smirnov test, and the Wasserstein distance divided by the reference's standard
+deviation (a shift in units of spread). Categorical columns: PSI over the categories (values unseen
+in the reference are one bin, and are listed as *new categories*), the chi-square test of the
+two-by-K table, and the Jensen-Shannon distance. Everything comes from numpy and scipy.stats.
+
+PSI and null shares use every row. The test and the distance of a numeric column use at most
+`test_rows` rows drawn from each side (seeded): on more rows than that the p-value of any shift
+large enough to matter is already far below every limit, and the sort they need dominates the time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+EPS = 1e-4  # floor of a bin share, so an empty bin gives a large but finite PSI
+
+
+@dataclass
+class Drift:
+    """The outcome of `compare`: one row per column, and the summary the verdict uses."""
+
+    table: pd.DataFrame  # column, kind, psi, distance, p_value, drifted, new_categories, new_share, null_ref, null_cur
+    alpha: float
+    psi_threshold: float
+    reference_rows: int
+    current_rows: int
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def drifted(self) -> list[str]:
+        return self.table.loc[self.table["drifted"], "column"].tolist()
+
+    @property
+    def share(self) -> float:
+        return float(self.table["drifted"].mean()) if len(self.table) else 0.0
+
+    @property
+    def new_categories(self) -> dict[str, list]:
+        t = self.table[self.table["new_categories"].map(len) > 0]
+        return dict(zip(t["column"], t["new_categories"], strict=True))
+
+    def to_dict(self) -> dict:
+        rows = self.table.replace({np.nan: None}).to_dict(orient="records")
+        return {"alpha": self.alpha, "psi_threshold": self.psi_threshold, "reference_rows": self.reference_rows,
+                "current_rows": self.current_rows, "share_drifted": self.share, "drifted": self.drifted,
+                "new_categories": self.new_categories, "columns": rows, "notes": self.notes}
+
+
+def psi(ref_share: np.ndarray, cur_share: np.ndarray) -> float:
+    """Population Stability Index of two distributions over the same bins."""
+    r = np.clip(ref_share, EPS, None)
+    c = np.clip(cur_share, EPS, None)
+    r, c = r / r.sum(), c / c.sum()
+    return float(np.sum((c - r) * np.log(c / r)))
+
+
+def quantile_edges(values: np.ndarray, bins: int) -> np.ndarray:
+    """Inner bin edges: the reference's quantiles, duplicates removed (a column with few values gets fewer bins)."""
+    if values.size == 0:
+        return np.array([])
+    qs = np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1])
+    return np.unique(qs)
+
+
+def _shares(counts: np.ndarray) -> np.ndarray:
+    total = counts.sum()
+    return counts / total if total else counts.astype(float)
+
+
+def _sample(values: np.ndarray, n: int, seed: int) -> np.ndarray:
+    if values.size <= n:
+        return values
+    return values[np.random.default_rng(seed).choice(values.size, n, replace=False)]
+
+
+def numeric(ref: pd.Series, cur: pd.Series, bins: int = 10, test_rows: int = 200_000, seed: int = 0) -> dict:
+
+    r = pd.to_numeric(ref, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    c = pd.to_numeric(cur, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    rn, cn = np.isnan(r), np.isnan(c)
+    rv, cv = r[~rn], c[~cn]
+    edges = quantile_edges(rv, bins)
+    # np.searchsorted on the edges bins every value; the last slot counts nulls
+    rc = np.bincount(np.searchsorted(edges, rv, side="right"), minlength=len(edges) + 1)
+    cc = np.bincount(np.searchsorted(edges, cv, side="right"), minlength=len(edges) + 1)
+    rc, cc = np.append(rc, rn.sum()), np.append(cc, cn.sum())
+    out = {"kind": "numeric", "psi": psi(_shares(rc), _shares(cc)), "distance": np.nan, "p_value": np.nan,
+           "new_categories": [], "new_share": 0.0,
+           "null_ref": float(rn.mean()) if r.size else 0.0, "null_cur": float(cn.mean()) if c.size else 0.0,
+           "mean_ref": float(rv.mean()) if rv.size else np.nan, "mean_cur": float(cv.mean()) if cv.size else np.nan}
+    if rv.size and cv.size:
+        sd = rv.std()
+        # equal-sized sorted samples: the Wasserstein distance is then the mean gap between them
+        m = min(test_rows, rv.size, cv.size)
+        rs, cs = np.sort(_sample(rv, m, seed)), np.sort(_sample(cv, m, seed + 1))
+        w = float(np.abs(rs - cs).mean())
+        out["distance"] = w / sd if sd > 0 else float(w > 0)
+        out["p_value"] = ks_pvalue(rs, cs)
+        if rn.any() or cn.any():  # nulls matter too: combine with a test of the null shares
+            out["p_value"] = min(out["p_value"], _two_by_k(np.array([rn.sum(), (~rn).sum()]),
+                                                           np.array([cn.sum(), (~cn).sum()])))
+    return out
+
+
+def ks_pvalue(rs: np.ndarray, cs: np.ndarray) -> float:
+    """Two-sided two-sample Kolmogorov-Smirnov test of two sorted samples (asymptotic p-value)."""
+    from scipy import stats
+
+    x = np.concatenate([rs, cs])
+    d = float(np.abs(np.searchsorted(rs, x, side="right") / rs.size
+                     - np.searchsorted(cs, x, side="right") / cs.size).max())
+    en = rs.size * cs.size / (rs.size + cs.size)
+    return float(stats.kstwobign.sf(np.sqrt(en) * d))
+
+
+def _two_by_k(rc: np.ndarray, cc: np.ndarray) -> float:
+    from scipy import stats
+
+    keep = (rc + cc) > 0
+    table = np.vstack([rc[keep], cc[keep]])
+    if table.shape[1] < 2:
+        return 1.0
+    return float(stats.chi2_contingency(table, correction=False).pvalue)
+
+
+def categorical(ref: pd.Series, cur: pd.Series, max_categories: int = 50) -> dict:
+    from scipy.spatial.distance import jensenshannon
+
+    r = ref.astype("object").where(ref.notna(), "(null)")
+    c = cur.astype("object").where(cur.notna(), "(null)")
+    rcounts = r.value_counts()
+    ccounts = c.value_counts()
+    new = [v for v in ccounts.index if v not in rcounts.index]
+    new_share = float(ccounts[new].sum() / len(c)) if len(c) and new else 0.0
+    # the reference's most frequent categories are bins; the rest of the reference and values new in
+    # the current data share an "other" bin each
+    kept = list(rcounts.index[:max_categories])
+    rk = rcounts.reindex(kept).to_numpy(dtype=float)
+    ck = ccounts.reindex(kept, fill_value=0).to_numpy(dtype=float)
+    r_other = float(rcounts.iloc[max_categories:].sum())
+    c_other = float(ccounts.drop(index=[*kept, *new], errors="ignore").sum())
+    c_new = float(ccounts[new].sum()) if new else 0.0
+    rc = np.concatenate([rk, [r_other, 0.0]])
+    cc = np.concatenate([ck, [c_other, c_new]])
+    out = {"kind": "categorical", "psi": psi(_shares(rc), _shares(cc)),
+           "distance": float(jensenshannon(_shares(rc), _shares(cc), base=2)) if rc.sum() and cc.sum() else np.nan,
+           "p_value": _two_by_k(rc, cc), "new_categories": sorted(map(str, new))[:20], "new_share": new_share,
+           "null_ref": float(ref.isna().mean()) if len(ref) else 0.0,
+           "null_cur": float(cur.isna().mean()) if len(cur) else 0.0, "mean_ref": np.nan, "mean_cur": np.nan}
+    return out
+
+
+def is_numeric(s: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
+
+
+def compare(reference: pd.DataFrame, current: pd.DataFrame, columns: list[str] | None = None, *,
+            psi_threshold: float = 0.2, alpha: float = 0.01, bins: int = 10,
+            max_categories: int = 50, test_rows: int = 200_000, seed: int = 0) -> Drift:
+    """Column-by-column drift of `current` against `reference` (see the module docstring)."""
+    cols = list(columns) if columns is not None else [c for c in reference.columns if c in current.columns]
+    missing = [c for c in cols if c not in current.columns or c not in reference.columns]
+    if missing:
+        raise KeyError(f"columns {missing} are not in both tables; current has {sorted(map(str, current.columns))}")
+    rows = []
+    for i, col in enumerate(cols):
+        if is_numeric(reference[col]) and (is_numeric(current[col]) or current[col].isna().all()):
+            stats_ = numeric(reference[col], current[col], bins, test_rows, seed + 2 * i)
+        else:
+            stats_ = categorical(reference[col], current[col], max_categories)
+        rows.append({"column": col, **stats_})
+    table = pd.DataFrame(rows, columns=["column", "kind", "psi", "distance", "p_value", "new_categories",
+                                        "new_share", "null_ref", "null_cur", "mean_ref", "mean_cur"])
+    limit = alpha / max(len(cols), 1)
+    table["drifted"] = (table["psi"] >= psi_threshold) & (table["p_value"].fillna(1.0) < limit)
+    table = table.sort_values("psi", ascending=False, kind="stable").reset_index(drop=True)
+    return Drift(table, alpha, psi_threshold, len(reference), len(current))
+
+
+def score_drift(reference: np.ndarray, current: np.ndarray, bins: int = 10, test_rows: int = 200_000,
+                seed: int = 0) -> dict:
+    """PSI, KS p-value and normalised Wasserstein distance of predicted scores (or values)."""
+    out = numeric(pd.Series(reference, dtype="float64"), pd.Series(current, dtype="float64"), bins, test_rows, seed)
+    return {"psi": out["psi"], "p_value": out["p_value"], "distance": out["distance"],
+            "mean_ref": out["mean_ref"], "mean_cur": out["mean_cur"]}

