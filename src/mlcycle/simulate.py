@@ -205,7 +205,7 @@ def table(rows: list[dict]) -> pd.DataFrame:
                "drifted", "status", "retrain", "new_version", "gate", "champion_after"]]
 
 
-def _figure(rows: list[dict], metric: str) -> str:
+def _figure(rows: list[dict], metric: str, drift_share: float | None = None) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -217,13 +217,16 @@ def _figure(rows: list[dict], metric: str) -> str:
     a1.plot(df["month"], df["frozen_score"], "s--", label="frozen after the first training")
     for i, r in df.iterrows():
         if r["gate"] == "promoted":
-            a1.annotate(r["champion_after"], (i, r["champion_score"]), textcoords="offset points", xytext=(0, 8),
-                        ha="center", fontsize=8)
+            a1.annotate(f"then {r['champion_after']}", (i, r["champion_score"]), textcoords="offset points",
+                        xytext=(0, 8), ha="center", fontsize=8)
     a1.set_ylabel(f"{metric} on the month (unseen)")
     a1.legend()
     a2.bar(df["month"], df["share_drifted"].fillna(0), color=np.where(df["retrain"], "#c0392b", "#7f8c8d"))
+    if drift_share is not None:
+        a2.axhline(drift_share, color="k", ls="--", lw=1, label=f"monitor.drift_share {drift_share:g}")
+        a2.legend(loc="upper left")
     a2.set_ylabel("share of drifted features")
-    a2.set_xlabel("month fed (red: retraining triggered)")
+    a2.set_xlabel("month fed (red: retraining triggered, by drift or decay)")
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
@@ -252,7 +255,7 @@ def render(result: dict) -> str:
                      f"<b>{s['mean_champion']:.4f}</b> with the loop, <b>{s['mean_frozen']:.4f}</b> frozen: "
                      f"the loop {verdict} {abs(s['mean_gain']):.4f} on average (better in {s['months_better']} "
                      f"months, worse in {s['months_worse']}).</p>")
-        parts.append(f"<img alt='monthly metric and drift' src='data:image/png;base64,{_figure(rows, s['metric'])}'>")
+        parts.append(f"<img alt='monthly metric and drift' src='data:image/png;base64,{_figure(rows, s['metric'], result['policy'].get('drift_share'))}'>")
     parts.append("<h2>Month by month</h2>")
     parts.append(table(rows).to_html(index=False, float_format=lambda v: f"{v:.4f}", na_rep="-", border=0))
     parts.append("<h2>Verdicts and events</h2><ul>")
