@@ -94,4 +94,6 @@ def retrain(root: Path, params: Params, batch: str | Path, dry_run: bool = False
     out.update(retrained=True, candidate_version=reg["version"], gate=decision["outcome"],
                champion_version=champ.version if champ else None, batch_file=record["file"], audit=entry)
     log(f"retrain: version {reg['version']} {decision['outcome']}; champion is v{out['champion_version']}")
+    log(f"retrain: commit the new data version with:\n  git add {record['file']}.dvc {record['gitignore']} "
+        f"data/batches.jsonl dvc.lock reports && git commit -m 'retrain on batch {record['name']}' && dvc push")
     return out
