@@ -113,7 +113,8 @@ def dvc_process() -> tuple[int, str] | None:
         except OSError:
             return None
         fields = stat.rsplit(")", 1)[1].split()
-        if any(Path(c.decode(errors="replace")).name in ("dvc", "dvc.exe") for c in cmd[:2] if c):
+        names = [Path(c.decode(errors="replace")).name for c in cmd[:3]]
+        if any(n in ("dvc", "dvc.exe") for n in names[:2]) or names[1:3] == ["-m", "dvc"]:  # dvc, python dvc, python -m dvc
             return pid, fields[19]
         pid = int(fields[1])
     return None

@@ -130,6 +130,8 @@ def test_planted_shift_is_named_retrains_and_the_lineage_is_linked(ws):
     assert mv.tags["gate.decision"] == entry["details"]["gate"]
     train_run = c.get_run(mv.run_id)
     assert train_run.data.tags["mlcycle.trigger.monitor_run"] == monitor_run
+    parent = c.get_run(train_run.data.tags["mlflow.parentRunId"])  # the retraining's pipeline run groups its stages
+    assert parent.data.tags["mlcycle.trigger.monitor_run"] == monitor_run
     assert c.get_model_version(MODEL, champion_before).tags["monitor.last_run_id"] == monitor_run
     # the retraining data is the base table plus the batch
     assert json.loads((ws / "reports/metrics/validate.json").read_text())["rows"] == 3000
