@@ -46,7 +46,8 @@ def prepare(tables: dict[str, pd.DataFrame], params: IngestParams) -> dict[str, 
 
 
 def replicate(df: pd.DataFrame, copies: int, seed: int) -> pd.DataFrame:
-    """`copies` copies of `df` (the first unchanged), float columns jittered by -2..2 in the others.
+    """`copies` copies of `df` (the first unchanged), float columns jittered by -2..2 in the others,
+    kept within each column's own range (so the copies pass the schema the original passes).
 
     For scale benchmarks: ten times the flights with the same columns, types and rough distributions.
     """
@@ -58,7 +59,7 @@ def replicate(df: pd.DataFrame, copies: int, seed: int) -> pd.DataFrame:
     for _ in range(copies - 1):
         part = df.copy()
         for c in floats:
-            part[c] = part[c] + rng.integers(-2, 3, len(part))
+            part[c] = (part[c] + rng.integers(-2, 3, len(part))).clip(df[c].min(), df[c].max())
         parts.append(part)
     return pd.concat(parts, ignore_index=True)
 

@@ -38,3 +38,4 @@ def test_replicate_copies_rows_with_small_jitter():
     pd.testing.assert_frame_equal(out.iloc[:3], df)
     diff = (out["delay"].to_numpy().reshape(3, 3) - df["delay"].to_numpy())[1:]
     assert np.nanmax(np.abs(diff)) <= 2 and np.isnan(diff[:, 1]).all()
+    assert out["delay"].min() >= 1.0 and out["delay"].max() <= 30.0  # within the original range: the schema still holds
