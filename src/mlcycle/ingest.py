@@ -55,9 +55,14 @@ def replicate(df: pd.DataFrame, copies: int, seed: int) -> pd.DataFrame:
 
     rng = np.random.default_rng(seed)
     floats = [c for c in df.columns if pd.api.types.is_float_dtype(df[c])]
+    # integer identifiers (unique in the original, e.g. rownames) are shifted past the original's
+    # values in each copy, so they stay unique
+    ids = [c for c in df.columns if pd.api.types.is_integer_dtype(df[c]) and len(df) > 1 and df[c].is_unique]
     parts = [df]
-    for _ in range(copies - 1):
+    for k in range(1, copies):
         part = df.copy()
+        for c in ids:
+            part[c] = df[c] + k * (int(df[c].max()) - int(df[c].min()) + 1)
         for c in floats:
             part[c] = (part[c] + rng.integers(-2, 3, len(part))).clip(df[c].min(), df[c].max())
         parts.append(part)

@@ -34,7 +34,8 @@ def test_replicate_copies_rows_with_small_jitter():
     df = pd.DataFrame({"delay": [1.0, np.nan, 30.0], "carrier": ["AA", "UA", "DL"], "n": [1, 2, 3]})
     out = ingest.replicate(df, 3, seed=0)
     assert len(out) == 9 and list(out.dtypes) == list(df.dtypes)
-    assert out["carrier"].tolist() == df["carrier"].tolist() * 3 and out["n"].tolist() == [1, 2, 3] * 3
+    assert out["carrier"].tolist() == df["carrier"].tolist() * 3
+    assert out["n"].tolist() == [1, 2, 3, 4, 5, 6, 7, 8, 9]  # a unique integer id stays unique
     pd.testing.assert_frame_equal(out.iloc[:3], df)
     diff = (out["delay"].to_numpy().reshape(3, 3) - df["delay"].to_numpy())[1:]
     assert np.nanmax(np.abs(diff)) <= 2 and np.isnan(diff[:, 1]).all()
