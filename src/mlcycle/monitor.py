@@ -244,7 +244,8 @@ def assess(params: Params, served, ref: Reference, cur: Current) -> dict:
     verdict["score_drift"] = sd
     perf = None
     if cur.labelled:
-        at_training = _metric(spec, served, ref.test[LABEL], _scores(served, ref.test[feats]))
+        ref_test_scores = _scores(served, ref.test[feats])
+        at_training = _metric(spec, served, ref.test[LABEL], ref_test_scores)
         now = _metric(spec, served, cur.frame[LABEL], cur_scores)
         name = primary(spec, params, {**at_training, **now}) if at_training and now else None
         if name and name in at_training and name in now:
@@ -252,7 +253,7 @@ def assess(params: Params, served, ref: Reference, cur: Current) -> dict:
             change = (now[name] - at_training[name]) * (-1 if lower else 1)  # > 0: better
             perf = {"metric": name, "at_training": at_training[name], "now": now[name], "change": change,
                     "decayed": bool(-change > mp.max_metric_drop), "all_at_training": at_training, "all_now": now,
-                    "slices": slices(params, served, spec, ref, cur, name, cur_scores, feats)}
+                    "slices": slices(params, served, spec, ref, cur, name, cur_scores, ref_test_scores)}
     verdict["performance"] = perf
     reasons = []
     data_drift = d.share >= mp.drift_share
@@ -276,10 +277,9 @@ def assess(params: Params, served, ref: Reference, cur: Current) -> dict:
 
 
 def slices(params: Params, served, spec: FeatureSpec, ref: Reference, cur: Current, metric: str,
-           cur_scores: np.ndarray, feats: list[str]) -> list[dict]:
+           cur_scores: np.ndarray, ref_scores: np.ndarray) -> list[dict]:
     """The metric per group of each evaluate.slices column, at training (holdout) and now."""
     out = []
-    ref_scores = _scores(served, ref.test[feats]) if params.evaluate.slices else None
     for col in params.evaluate.slices:
         if col not in cur.frame.columns or col not in ref.test.columns:
             continue

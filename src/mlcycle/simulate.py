@@ -38,6 +38,7 @@ import yaml
 from mlcycle import config, monitor, registry, retrain, serve, tracking
 from mlcycle.config import Params
 from mlcycle.errors import MlcycleError
+from mlcycle.features import FeatureSpec
 from mlcycle.paths import Paths, copy_workspace
 
 BASE = "data/replay/base.parquet"
@@ -102,18 +103,12 @@ def months_of(work: Path, train_months: int, months: int | None) -> tuple[pd.Dat
     return base, batches
 
 
-def score_month(work: Path, params: Params, served, file: Path) -> tuple[float | None, int, str]:
+def score_month(spec, params: Params, served, cur: monitor.Current) -> tuple[float | None, str]:
     """The metric of `served` on a month it has not seen, through the serving code."""
-    cur = monitor.from_file(work, params, file)
-    spec_feats = [c.name for c in served.columns] or None
-    X = cur.frame[spec_feats] if spec_feats else cur.frame
-    scores = monitor._scores(served, X)
-    from mlcycle.features import FeatureSpec
-
-    spec = FeatureSpec.from_json(Paths(work).feature_spec)
-    m = monitor._metric(spec, served, cur.frame[monitor.LABEL], scores)
+    X = cur.frame[[c.name for c in served.columns]] if served.columns else cur.frame
+    m = monitor._metric(spec, served, cur.frame[monitor.LABEL], monitor._scores(served, X))
     name = monitor.primary(spec, params, m)
-    return (m.get(name) if name else None), len(cur.frame), name or "-"
+    return (m.get(name) if name else None), name or "-"
 
 
 def simulate(root: Path, params: Params, months: int | None = None, train_months: int | None = None,
@@ -142,8 +137,11 @@ def simulate(root: Path, params: Params, months: int | None = None, train_months
         for month, file in batches:
             champ = registry.champion(client, name)
             served = serve.load(client, f"models:/{name}/{champ.version}")
-            loop_metric, n, metric = score_month(work, wparams, served, file)
-            frozen_metric, _, _ = score_month(work, wparams, frozen, file)
+            cur = monitor.from_file(work, wparams, file)  # features built once, scored by both models
+            spec = FeatureSpec.from_json(Paths(work).feature_spec)
+            n = len(cur.frame)
+            loop_metric, metric = score_month(spec, wparams, served, cur)
+            frozen_metric, _ = score_month(spec, wparams, frozen, cur)
             log(f"simulate: {month}: champion v{champ.version} {metric} {_f(loop_metric)}, frozen {_f(frozen_metric)}")
             out = retrain.retrain(work, wparams, file, log=lambda s: log("  " + s.replace("\n", "\n  ")))
             v = monitor.read_verdict(work)
