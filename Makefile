@@ -34,7 +34,7 @@ test: setup ## run every test: unit, data, model and end-to-end pipeline tests
 test-fast: setup ## quick tests for iteration (skips notebook and pipeline runs)
 	pytest -m "not slow" $(PYTEST_ARGS)
 
-bench: setup ## benchmarks (bench/bench_*.py) -> reports/benchmarks.md; long: BENCH_SCALES=1 for the default size only; bench_drift.py installs Evidently into .venv-evidently on first use
+bench: repro ## benchmarks (bench/bench_*.py) -> reports/benchmarks.md (the serving one needs the champion: runs make repro first); long: BENCH_SCALES=1 for the default size only; bench_drift.py installs Evidently into .venv-evidently on first use
 	@set -e; for b in bench/bench_*.py; do echo "== $$b"; python $$b; done
 	python bench/report.py
 

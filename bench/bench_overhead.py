@@ -20,7 +20,15 @@ from pathlib import Path
 import nbformat
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import edit_params, measure, repeats, save, summarise, workspace  # noqa: E402
+from common import (  # noqa: E402
+    edit_params,
+    measure,
+    repeats,
+    save,
+    summarise,
+    wait_for_tracking_daemon,
+    workspace,
+)
 
 SMALL = {"ingest": {"sample_frac": 0.04}, "validate": {"min_rows": 100}, "eda": {"sample_rows": 4000},
          "train": {"max_iter": 40}}
@@ -39,22 +47,33 @@ def noop_notebook(ws: Path, stage_file: str) -> None:
 def bench_stage(tmp: Path, n: int) -> dict:
     ws = workspace(tmp / "stage")
     noop_notebook(ws, "02_validate.ipynb")
+    cold = workspace(tmp / "stage-cold", {"tracking": {"daemon_idle_minutes": 0}})
+    noop_notebook(cold, "02_validate.ipynb")
     off = workspace(tmp / "stage-notrack", {"tracking": {"enabled": False}})
     noop_notebook(off, "02_validate.ipynb")
     naive_cmd = ("papermill --no-progress-bar notebooks/02_validate.ipynb /tmp/mlcycle-bench-noop.ipynb "
                  "-p params_file params.yaml -k python3 && jupyter nbconvert --to html /tmp/mlcycle-bench-noop.ipynb")
-    samples = {"naive papermill + nbconvert": [], "mlcycle run (tracking on)": [], "mlcycle run (tracking off)": []}
-    measure(["python", "-m", "mlcycle", "run", "validate"], ws)  # warm the store and OS caches once
+    run = ["python", "-m", "mlcycle", "run", "validate"]
+    variants = {"naive papermill + nbconvert": (naive_cmd, ws, False), "mlcycle run (tracking on)": (run, ws, True),
+                "mlcycle run (tracking on, no warm tracking process)": (run, cold, False),
+                "mlcycle run (tracking off)": (run, off, False)}
+    samples = {k: [] for k in variants}
+    for cmd, where, _ in variants.values():  # warm the stores and OS caches once; the first stage
+        measure(cmd, where)  # with tracking on starts the warm tracking process for the next ones
+    if not wait_for_tracking_daemon(ws):
+        raise RuntimeError("the warm tracking process did not start")
     for _ in range(n):
-        samples["naive papermill + nbconvert"].append(measure(naive_cmd, ws))
-        samples["mlcycle run (tracking on)"].append(measure(["python", "-m", "mlcycle", "run", "validate"], ws))
-        samples["mlcycle run (tracking off)"].append(measure(["python", "-m", "mlcycle", "run", "validate"], off))
+        for name, (cmd, where, tracked) in variants.items():
+            samples[name].append(measure(cmd, where, tracked=tracked))
     rows = {k: summarise(v) for k, v in samples.items()}
     base = rows["naive papermill + nbconvert"]["median_seconds"]
     for r in rows.values():
         r["ratio_to_naive"] = round(r["median_seconds"] / base, 3)
     return {"variants": rows, "target": "mlcycle run (tracking on) at most 0.5 x naive",
-            "met": rows["mlcycle run (tracking on)"]["ratio_to_naive"] <= 0.5}
+            "met": rows["mlcycle run (tracking on)"]["ratio_to_naive"] <= 0.5,
+            "note": ("tracking on: a warm tracking process (mlcycle.trackd, started by the first stage) "
+                     "records the stage; 'no warm tracking process' is tracking.daemon_idle_minutes: 0, "
+                     "where each stage forks one that imports mlflow")}
 
 
 def ran(output: str) -> list[str]:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import signal
 import statistics
 import subprocess
@@ -151,6 +150,31 @@ def bodies(tmp: Path) -> dict[int, Path]:
     return out
 
 
+def markdown(r: dict) -> str:
+    rows = r["results"]
+    out = ["## Serving: `mlcycle serve` against `mlflow models serve`", "",
+           f"The champion of this workspace, {r['workers']} worker(s) each, one server at a time, "
+           f"{r['seconds']:.0f} s per case after a warm-up, medians of {r['rounds']} rounds; "
+           f"OMP_NUM_THREADS={r['omp_num_threads']}. Ours with signature validation, prediction log and metrics on.", "",
+           "| server | rows per request | clients | requests/s | rows/s | p50 ms | p99 ms | errors |",
+           "|---|---|---|---|---|---|---|---|"]
+    for x in rows:
+        out.append(f"| {x['server']} | {x['rows_per_request']} | {x['clients']} | {x['requests_per_s']:.0f} "
+                   f"| {x['rows_per_s']:.0f} | {x['p50_ms']:.1f} | {x['p99_ms']:.1f} | {x['errors']} |")
+    out.append("")
+    ratios = []
+    for n, clients in CASES(r["clients"]):
+        ours, theirs = (next(x for x in rows if (x["server"], x["rows_per_request"], x["clients"]) == (k, n, clients))
+                        for k in ("mlcycle", "mlflow"))
+        ratio = ours["requests_per_s"] / theirs["requests_per_s"]
+        ratios.append(ratio)
+        out.append(f"- {n} row(s), {clients} client(s): throughput mlcycle / mlflow **{ratio:.2f}x**")
+    single = next(x for x in rows if (x["server"], x["rows_per_request"], x["clients"]) == ("mlcycle", 1, 1))
+    out += ["", f"Targets: at least MLflow's throughput in every case: **{'met' if min(ratios) >= 1 else 'not met'}**; "
+            f"single-row p99 within 20 ms: **{'met' if single['p99_ms'] <= 20 else 'not met'}** ({single['p99_ms']:.1f} ms)."]
+    return "\n".join(out)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="mode")
@@ -217,14 +241,14 @@ def main() -> int:
                         for k in ("mlcycle", "mlflow"))
         print(f"{n:>3} rows, {clients:>2} clients: mlcycle / mlflow throughput "
               f"{ours['requests_per_s'] / theirs['requests_per_s']:.2f}x")
-    out = ROOT / "reports" / "benchmarks" / "serve.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"benchmark": "serve", "model": model, "workers": args.workers,
-                               "clients": args.clients, "seconds": args.seconds, "rounds": args.rounds,
-                               "cpus": os.cpu_count(), "python": platform.python_version(),
-                               "results": rows, "runs": {f"{k}/{n}rows/{c}clients": v for (k, n, c), v in results.items()}},
-                              indent=2) + "\n")
-    print(f"-> {out.relative_to(ROOT)}")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from common import save
+
+    result = {"model": model, "workers": args.workers, "clients": args.clients, "seconds": args.seconds,
+              "rounds": args.rounds, "omp_num_threads": env["OMP_NUM_THREADS"], "results": rows,
+              "runs": {f"{k}/{n}rows/{c}clients": v for (k, n, c), v in results.items()}}
+    result["markdown"] = markdown(result)
+    print(save("serve", result))
     return 0
 
 

@@ -7,6 +7,7 @@ reports/benchmarks/<name>.json; `python bench/report.py` collects them into repo
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import platform
@@ -14,6 +15,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -24,6 +26,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 RESULTS = ROOT / "reports" / "benchmarks"
+TRACKD_DIR = tempfile.mkdtemp(prefix="mlcycle-bench-trackd-")  # stopped and removed at exit
 
 
 def env(**extra: str) -> dict[str, str]:
@@ -34,6 +37,7 @@ def env(**extra: str) -> dict[str, str]:
              GIT_COMMITTER_EMAIL="bench@mlcycle.invalid", PYTHONPATH="")
     for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLCYCLE_ROOT"):
         e.pop(k, None)
+    e["MLCYCLE_TRACKD_DIR"] = TRACKD_DIR  # the benchmarks' own warm tracking daemons
     e.update(extra)
     return e
 
@@ -63,9 +67,11 @@ def edit_params(ws: Path, changes: dict) -> None:
     p.write_text(yaml.safe_dump(merge(yaml.safe_load(p.read_text()), changes), sort_keys=False))
 
 
-def measure(cmd: list[str] | str, cwd: Path, extra_env: dict | None = None, timeout: float = 7200) -> dict:
+def measure(cmd: list[str] | str, cwd: Path, extra_env: dict | None = None, timeout: float = 7200,
+            tracked: bool = False) -> dict:
     """Run a command; wall seconds and the peak of the summed RSS of its whole process tree
-    (sampled every 50 ms, so concurrent processes such as a runner and its kernel count together)."""
+    (sampled every 50 ms, so concurrent processes such as a runner and its kernel count together).
+    tracked: the command's stages are tracked by the warm tracking daemon, whose memory counts too."""
     proc = subprocess.Popen(cmd, cwd=cwd, env=env(**(extra_env or {})), shell=isinstance(cmd, str),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     peak = 0
@@ -76,9 +82,9 @@ def measure(cmd: list[str] | str, cwd: Path, extra_env: dict | None = None, time
         root = psutil.Process(proc.pid)
         while not done.is_set():
             try:
-                procs = [root, *root.children(recursive=True)]
+                procs = {p.pid: p for p in (root, *root.children(recursive=True), *(tracking_daemons() if tracked else ()))}
                 total = 0
-                for p in procs:
+                for p in procs.values():
                     try:
                         total += p.memory_info().rss
                     except psutil.Error:
@@ -98,6 +104,38 @@ def measure(cmd: list[str] | str, cwd: Path, extra_env: dict | None = None, time
     if proc.returncode != 0:
         raise RuntimeError(f"{cmd} exited {proc.returncode} in {cwd}:\n{out[-3000:]}")
     return {"seconds": seconds, "peak_mb": peak / 2**20, "output": out}
+
+
+def tracking_daemons() -> list:
+    """The warm tracking daemon and the stage tracking processes it forked (mlcycle.trackd): they
+    work for the measured command although they are not its children, so their memory counts."""
+    out = []
+    for p in psutil.process_iter(["cmdline"]):
+        cmd = p.info.get("cmdline") or []
+        if "mlcycle.trackd" in cmd and "serve" in cmd:
+            out.append(p)
+    return out
+
+
+def wait_for_tracking_daemon(cwd: Path, seconds: float = 120) -> bool:
+    """Wait until the daemon a first stage started is listening (as it is for a user's next stage)."""
+    code = "from mlcycle import trackd; c = trackd.connect(); raise SystemExit(c is None)"
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if subprocess.run([str(BIN / "python"), "-c", code], cwd=cwd, env=env()).returncode == 0:
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def stop_tracking_daemons() -> None:
+    subprocess.run([str(BIN / "python"), "-m", "mlcycle.trackd", "stop", "--all"], env=env(), capture_output=True)
+
+
+@atexit.register
+def _cleanup() -> None:
+    stop_tracking_daemons()
+    shutil.rmtree(TRACKD_DIR, ignore_errors=True)
 
 
 def summarise(samples: list[dict]) -> dict:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,9 @@ import yaml
 from mlcycle.paths import WORKSPACE_FILES, copy_workspace
 
 ROOT = Path(__file__).resolve().parents[1]
+# the tests' own warm tracking daemons (mlcycle.trackd), stopped when the session ends
+TRACKD_DIR = tempfile.mkdtemp(prefix="mlcycle-trackd-")
+os.environ["MLCYCLE_TRACKD_DIR"] = TRACKD_DIR
 BIN = Path(sys.executable).parent
 COPY = WORKSPACE_FILES
 
@@ -73,6 +78,15 @@ def make_workspace(dest: Path, params: dict | None = None, git: bool = True) -> 
         run(["git", "add", "-A"], dest)
         run(["git", "commit", "-q", "-m", "workspace copy"], dest)
     return dest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _tracking_daemons():
+    yield
+    from mlcycle import trackd
+
+    trackd.stop_all()
+    shutil.rmtree(TRACKD_DIR, ignore_errors=True)
 
 
 @pytest.fixture

@@ -22,9 +22,9 @@ import json
 import os
 from pathlib import Path
 
-import yaml
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from mlcycle import config
 from mlcycle.errors import MlcycleError
 
 RECORD, HTML, MD = "model_card.json", "model_card.html", "model_card.md"
@@ -45,7 +45,7 @@ def lock_hashes(lock_file: Path, data_path: str) -> dict[str, str | None]:
     out: dict[str, str | None] = {"source_md5": None, "processed_md5": None}
     if not lock_file.exists():
         return out
-    stages = (yaml.safe_load(lock_file.read_text()) or {}).get("stages", {})
+    stages = (config.read_yaml(lock_file) or {}).get("stages", {})
     for dep in stages.get("features", {}).get("deps", []):
         if dep.get("path") == data_path:
             out["source_md5"] = dep.get("md5")

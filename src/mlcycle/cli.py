@@ -23,9 +23,9 @@ def _check(args) -> int:
 
 def stage_outputs(root) -> set[str]:
     """Every path dvc.yaml declares as a stage output."""
-    import yaml
+    from mlcycle.config import read_yaml
 
-    stages = yaml.safe_load((root / "dvc.yaml").read_text()).get("stages", {})
+    stages = read_yaml(root / "dvc.yaml").get("stages", {})
     return {next(iter(o)) if isinstance(o, dict) else o for st in stages.values() for o in st.get("outs", [])}
 
 

@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mlcycle import config
 from mlcycle import drift as drift_mod
 from mlcycle.config import Params
 from mlcycle.errors import DataError, MlcycleError
@@ -73,9 +74,7 @@ def processed_files(root: Path, dir_md5: str) -> dict[str, Path]:
             return files
     lock = root / "dvc.lock"
     if lock.exists():
-        import yaml
-
-        for st in (yaml.safe_load(lock.read_text()) or {}).get("stages", {}).values():
+        for st in (config.read_yaml(lock) or {}).get("stages", {}).values():
             for o in st.get("outs", []):
                 if o.get("path") == "data/processed" and o.get("md5") == dir_md5:
                     folder = root / "data" / "processed"

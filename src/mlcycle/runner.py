@@ -141,8 +141,6 @@ def run_stage(stage: str, root: str | Path | None = None, params_file: str = "pa
     skip_unused_imports()
     from concurrent.futures import ThreadPoolExecutor
 
-    import nbformat
-
     if stage not in NOTEBOOK_FILES:
         raise StageError(f"unknown stage '{stage}'; notebook stages are: {', '.join(NOTEBOOK_FILES)}")
     t0 = time.perf_counter()
@@ -150,21 +148,30 @@ def run_stage(stage: str, root: str | Path | None = None, params_file: str = "pa
     params = config.load(params_file, root=paths.root)  # fails fast, before any kernel starts
     run = StageRun(stage, paths.root, params, paths.notebook(stage), paths.executed_notebook(stage),
                    paths.report_html(stage))
-    extra = STAGE_PARAMETERS.get(stage, frozenset())
-    unknown = sorted(set(parameters or {}) - extra)
-    if unknown:
-        raise StageError(f"stage '{stage}' takes no parameters {unknown}; it takes {sorted(extra) or 'none besides params_file'}")
-    check_notebook(run.notebook, PARAMETERS | extra)
     if hooks is None:
         from mlcycle.tracking import TrackingHook
 
         hooks = (TrackingHook(),) if params.tracking.enabled else ()
         if hooks and sys.platform.startswith("linux"):
             hooks = (ForkedHooks(hooks),)
-    run.seconds["check"] = time.perf_counter() - t0
     forked = len(hooks) == 1 and isinstance(hooks[0], ForkedHooks)
+    if forked:  # fork first, before any thread or kernel exists: the child prepares (imports mlflow,
+        hooks[0].start(run)  # opens the store) while the checks below run, and records nothing yet
+    try:
+        extra = STAGE_PARAMETERS.get(stage, frozenset())
+        unknown = sorted(set(parameters or {}) - extra)
+        if unknown:
+            raise StageError(f"stage '{stage}' takes no parameters {unknown}; it takes {sorted(extra) or 'none besides params_file'}")
+        check_notebook(run.notebook, PARAMETERS | extra)
+    except BaseException:
+        if forked:
+            hooks[0].abort()  # the stage never ran: no tracking run for it
+        raise
     if forked:
-        hooks[0].start(run)  # forks before any thread or kernel exists
+        hooks[0].go()
+    import nbformat
+
+    run.seconds["check"] = time.perf_counter() - t0
     background = ThreadPoolExecutor(1, thread_name_prefix="mlcycle-stage")
     started = None if forked else background.submit(_start_hooks, hooks, run)
     exporter = background.submit(html_exporter, params.report.show_code)
@@ -181,7 +188,7 @@ def run_stage(stage: str, root: str | Path | None = None, params_file: str = "pa
         nb = papermill.execute_notebook(
             str(run.notebook), str(run.executed), parameters={"params_file": params_file, **(parameters or {})},
             kernel_name=KERNEL, cwd=str(paths.root), progress_bar=False, log_output=False,
-            request_save_on_cell_execute=False, autosave_cell_every=0,
+            request_save_on_cell_execute=False, autosave_cell_every=0, shutdown_kernel="immediate",
         )
     except PapermillExecutionError as exc:
         failure = exc
@@ -237,18 +244,39 @@ def _start_hooks(hooks, run: StageRun) -> str | None:
 
 
 class ForkedHooks:
-    """Runs hooks in a forked child process, so their imports and I/O (mlflow, DVC hashing, git)
-    use the other core while the kernel executes the notebook, instead of adding to the stage's time.
+    """Runs hooks in another process, so their imports and I/O (mlflow, DVC hashing, git) use the
+    other core while the kernel executes the notebook, instead of adding to the stage's time.
 
-    The child starts the hooks at once, then waits for the runner to send the stage's outcome and
-    ends them. If the runner dies first, the child records the stage as FAILED rather than leave
-    it RUNNING.
+    That process is forked from the warm tracking daemon when one runs (`mlcycle.trackd`: mlflow
+    is imported already), else from this one (and the daemon is started for the next stages).
+    It prepares the hooks at once, starts them on `go`, then waits for the runner to send the
+    stage's outcome and ends them. If the runner dies first, it records the stage as FAILED rather
+    than leave it RUNNING.
     """
 
     def __init__(self, hooks):
         self.hooks = hooks
+        self.proc = None
 
     def start(self, run: StageRun) -> None:
+        """Hand the hooks to the daemon, or fork; they wait for `go` (or `abort`) before starting."""
+        from mlcycle import trackd
+
+        idle = run.params.tracking.daemon_idle_minutes
+        conn = trackd.connect() if idle > 0 else None
+        if conn is not None:
+            from mlcycle.tracking import pipeline_key
+
+            environ = {**os.environ, "MLCYCLE_TRACKING_PROCESS": "warm"}
+            key = pipeline_key()  # the DVC process is this runner's ancestor, not the daemon's child's
+            if key:
+                environ["MLCYCLE_PIPELINE_KEY"] = key
+            try:
+                trackd.submit(conn, self.hooks, run, environ)
+                self.conn = conn
+                return
+            except Exception:  # the daemon went away meanwhile: fork instead
+                conn.close()
         import multiprocessing as mp
 
         ctx = mp.get_context("fork")
@@ -256,33 +284,68 @@ class ForkedHooks:
         self.proc = ctx.Process(target=_hooks_child, args=(self.hooks, run, child), name="mlcycle-tracking")
         self.proc.start()
         child.close()
+        trackd.launch(idle)
+
+    def go(self) -> None:
+        self.conn.send("go")
+
+    def abort(self) -> None:
+        try:
+            self.conn.send("abort")
+        except OSError:
+            pass
+        self._join()
 
     def wait_started(self, run: StageRun) -> str | None:
         try:
             error, run.tracking_run_id = self.conn.recv()
-        except EOFError:
-            error = f"the tracking process exited with code {self.proc.exitcode}"
+        except (EOFError, OSError):
+            error = f"the tracking process ended unexpectedly{self._code()}"
         if error is not None:
-            self.proc.join()
+            self._join()
         return error
 
     def end(self, run: StageRun) -> None:
         self.conn.send((run.status, run.error, run.seconds))
         try:
             self.conn.recv()
-        except EOFError:
-            print(f"mlcycle: the tracking process exited with code {self.proc.exitcode}", file=sys.stderr)
-        self.proc.join()
+        except (EOFError, OSError):
+            print(f"mlcycle: the tracking process ended unexpectedly{self._code()}", file=sys.stderr)
+        self._join()
+
+    def _join(self) -> None:
+        if self.proc is not None:
+            self.proc.join()
+        self.conn.close()
+
+    def _code(self) -> str:
+        if self.proc is None:
+            return ""
+        self.proc.join(5)
+        return f" (exit code {self.proc.exitcode})"
 
 
 def _hooks_child(hooks, run: StageRun, conn) -> None:
-    error = _start_hooks(hooks, run)
+    error = None
+    for h in hooks:  # imports and reads that record nothing: done while the runner checks the stage
+        prepare = getattr(h, "prepare", None)
+        if prepare is not None and error is None:
+            try:
+                prepare(run)
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {str(exc)[:300]}"
+    try:
+        if conn.recv() != "go":
+            return
+    except (EOFError, OSError):  # the runner ended before the stage started: nothing to record
+        return
+    error = error or _start_hooks(hooks, run)
     conn.send((error, run.tracking_run_id))
     if error is not None:
         return
     try:
         run.status, run.error, run.seconds = conn.recv()
-    except EOFError:  # the runner ended without telling the outcome: never leave the run RUNNING
+    except (EOFError, OSError):  # the runner ended without telling the outcome (a socket may be reset): never leave the run RUNNING
         run.status, run.error = "FAILED", "the stage's runner process ended before the stage finished"
     for h in hooks:
         try:

@@ -69,7 +69,7 @@ def prepare(root: Path, params: Params, work: Path, sample_frac: float) -> Param
     if work.exists():
         shutil.rmtree(work)
     copy_workspace(root, work)
-    raw = yaml.safe_load((root / "params.yaml").read_text())
+    raw = config.read_yaml(root / "params.yaml")
     raw["ingest"]["sample_frac"] = sample_frac
     raw["data"]["path"] = BASE
     raw["validate"]["schema"] = "schemas/flights.yaml"

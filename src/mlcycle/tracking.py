@@ -175,14 +175,22 @@ class TrackingHook:
         self.sections = sections
         self.run_id: str | None = None
 
-    def start(self, run) -> None:
-        """Runs while the kernel executes the notebook (see runner.run_stage): inputs do not change."""
+    def prepare(self, run) -> None:
+        """What records nothing: open the store, read git and the inputs' DVC hashes. Runs while
+        the runner checks the stage and the kernel executes the notebook: inputs do not change."""
         self.client, self.exp_id = setup(run.root, run.params)
         self.git = git_state(run.root)
         self.deps = dvc_hashes(run.root, run.stage, ("deps",)) if run.stage in NOTEBOOKS else {}
+        self.prepared = True
+
+    def start(self, run) -> None:
+        """Create this stage's run (and the pipeline's parent run, for the first stage)."""
+        if not getattr(self, "prepared", False):
+            self.prepare(run)
         base = {**self.git, **versions(), "mlcycle.stage": run.stage,
                 "mlflow.user": getpass.getuser(), "mlflow.source.name": f"notebooks/{run.notebook.name}",
-                "mlflow.source.type": "NOTEBOOK"}
+                "mlflow.source.type": "NOTEBOOK",
+                "mlcycle.tracking.process": os.environ.get("MLCYCLE_TRACKING_PROCESS", "forked")}
         exp_name = os.environ.get("DVC_EXP_NAME")
         if exp_name:
             base["mlcycle.dvc_experiment"] = exp_name
@@ -193,7 +201,7 @@ class TrackingHook:
         key = pipeline_key()
         self.parent_id = None
         if key:
-            shared = {k: v for k, v in base.items() if k not in ("mlcycle.stage", "mlflow.source.name")}
+            shared = {k: v for k, v in base.items() if k not in ("mlcycle.stage", "mlflow.source.name", "mlcycle.tracking.process")}
             self.parent_id = parent_run(self.client, self.exp_id, key, shared)
             tags["mlflow.parentRunId"] = self.parent_id
         self.run_id = self.client.create_run(self.exp_id, tags=tags).info.run_id

@@ -33,3 +33,15 @@ def test_python_versions_agree():
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     conda_python = next(d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python="))
     assert py == ">=" + conda_python.split("=")[1]
+
+
+def test_yaml_is_parsed_by_libyaml():
+    """DVC reads dvc.yaml, dvc.lock and params.yaml with ruamel.yaml, mlcycle with PyYAML: both
+    must find their compiled libyaml parser (pure-Python parsing was most of a no-op `dvc repro`)."""
+    from ruamel.yaml import YAML
+
+    from mlcycle import config
+
+    assert YAML(typ="safe").Parser.__name__ == "CParser"
+    assert config._LOADER is yaml.CSafeLoader
+    assert config.read_yaml(ROOT / "params.yaml") == yaml.safe_load((ROOT / "params.yaml").read_text())
