@@ -287,7 +287,10 @@ class ForkedHooks:
         trackd.launch(idle)
 
     def go(self) -> None:
-        self.conn.send("go")
+        try:
+            self.conn.send("go")
+        except OSError:  # the tracking process is gone: wait_started says so after the stage
+            pass
 
     def abort(self) -> None:
         try:
@@ -306,8 +309,8 @@ class ForkedHooks:
         return error
 
     def end(self, run: StageRun) -> None:
-        self.conn.send((run.status, run.error, run.seconds))
         try:
+            self.conn.send((run.status, run.error, run.seconds))
             self.conn.recv()
         except (EOFError, OSError):
             print(f"mlcycle: the tracking process ended unexpectedly{self._code()}", file=sys.stderr)

@@ -96,10 +96,13 @@ def launch(idle_minutes: float) -> None:
     package_parent = str(Path(__file__).resolve().parents[1])
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH", "")) if p)
-    with open(d / f"{key()}.log", "ab") as log:
-        subprocess.Popen([sys.executable, "-m", "mlcycle.trackd", "serve", "--idle-minutes", str(idle_minutes),
-                          "--key", key()], cwd="/", env=env, stdin=subprocess.DEVNULL, stdout=log,
-                         stderr=log, start_new_session=True, close_fds=True)
+    try:
+        with open(d / f"{key()}.log", "ab") as log:
+            subprocess.Popen([sys.executable, "-m", "mlcycle.trackd", "serve", "--idle-minutes", str(idle_minutes),
+                              "--key", key()], cwd="/", env=env, stdin=subprocess.DEVNULL, stdout=log,
+                             stderr=log, start_new_session=True, close_fds=True)
+    except OSError:  # no daemon: every stage forks its own tracking process, as with 0
+        pass
 
 
 def submit(conn, hooks, run, environ: dict[str, str]) -> None:
