@@ -230,17 +230,6 @@ def main() -> int:
                      "p99_ms": statistics.median(x["p99_ms"] for x in runs),
                      "errors": sum(x["errors"] for x in runs), "requests": sum(x["requests"] for x in runs)})
     rows.sort(key=lambda x: (x["rows_per_request"], x["clients"], x["server"]))
-    print(f"\nmedians of {args.rounds} rounds, {args.workers} worker(s), {args.seconds:.0f} s per case, "
-          f"{os.cpu_count()} CPUs, OMP_NUM_THREADS={env['OMP_NUM_THREADS']}")
-    print(f"{'server':<9} {'rows':>4} {'clients':>7} {'req/s':>8} {'rows/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}")
-    for x in rows:
-        print(f"{x['server']:<9} {x['rows_per_request']:>4} {x['clients']:>7} {x['requests_per_s']:>8.0f} "
-              f"{x['rows_per_s']:>9.0f} {x['p50_ms']:>7.1f} {x['p99_ms']:>7.1f} {x['errors']:>6}")
-    for n, clients in CASES(args.clients):
-        ours, theirs = (next(x for x in rows if (x["server"], x["rows_per_request"], x["clients"]) == (k, n, clients))
-                        for k in ("mlcycle", "mlflow"))
-        print(f"{n:>3} rows, {clients:>2} clients: mlcycle / mlflow throughput "
-              f"{ours['requests_per_s'] / theirs['requests_per_s']:.2f}x")
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from common import save
 
@@ -248,6 +237,7 @@ def main() -> int:
               "rounds": args.rounds, "omp_num_threads": env["OMP_NUM_THREADS"], "results": rows,
               "runs": {f"{k}/{n}rows/{c}clients": v for (k, n, c), v in results.items()}}
     result["markdown"] = markdown(result)
+    print(result["markdown"])
     print(save("serve", result))
     return 0
 

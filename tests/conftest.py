@@ -80,6 +80,14 @@ def make_workspace(dest: Path, params: dict | None = None, git: bool = True) -> 
     return dest
 
 
+def mlflow_client(ws: Path):
+    """A client on a workspace copy's own tracking store and registry."""
+    import mlflow
+
+    uri = f"sqlite:///{ws / 'mlruns' / 'mlflow.db'}"
+    return mlflow.MlflowClient(uri, registry_uri=uri)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _tracking_daemons():
     yield

@@ -96,10 +96,11 @@ def launch(idle_minutes: float) -> None:
     package_parent = str(Path(__file__).resolve().parents[1])
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH", "")) if p)
+    k = key()
     try:
-        with open(d / f"{key()}.log", "ab") as log:
+        with open(d / f"{k}.log", "ab") as log:
             subprocess.Popen([sys.executable, "-m", "mlcycle.trackd", "serve", "--idle-minutes", str(idle_minutes),
-                              "--key", key()], cwd="/", env=env, stdin=subprocess.DEVNULL, stdout=log,
+                              "--key", k], cwd="/", env=env, stdin=subprocess.DEVNULL, stdout=log,
                              stderr=log, start_new_session=True, close_fds=True)
     except OSError:  # no daemon: every stage forks its own tracking process, as with 0
         pass

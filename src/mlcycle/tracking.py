@@ -174,6 +174,7 @@ class TrackingHook:
     def __init__(self, sections: tuple[str, ...] | None = None):
         self.sections = sections
         self.run_id: str | None = None
+        self.prepared = False
 
     def prepare(self, run) -> None:
         """What records nothing: open the store, read git and the inputs' DVC hashes. Runs while
@@ -185,7 +186,7 @@ class TrackingHook:
 
     def start(self, run) -> None:
         """Create this stage's run (and the pipeline's parent run, for the first stage)."""
-        if not getattr(self, "prepared", False):
+        if not self.prepared:
             self.prepare(run)
         base = {**self.git, **versions(), "mlcycle.stage": run.stage,
                 "mlflow.user": getpass.getuser(), "mlflow.source.name": f"notebooks/{run.notebook.name}",

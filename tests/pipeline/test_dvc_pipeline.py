@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from tests.conftest import edit_params, make_workspace, run
+from tests.conftest import edit_params, make_workspace, mlflow_client, run
 
 pytestmark = pytest.mark.slow
 
@@ -48,16 +48,9 @@ def test_metrics_and_plots_commands(full_ws):
     assert (ws / "dvc_plots" / "index.html").exists()
 
 
-def client_for(ws):
-    import mlflow
-
-    uri = f"sqlite:///{ws / 'mlruns' / 'mlflow.db'}"
-    return mlflow.MlflowClient(uri, registry_uri=uri)
-
-
 def test_every_stage_recorded_under_one_pipeline_run(full_ws):
     ws, _ = full_ws
-    c = client_for(ws)
+    c = mlflow_client(ws)
     exp = c.get_experiment_by_name("mlcycle")
     runs = c.search_runs([exp.experiment_id])
     parents = [r for r in runs if r.info.run_name == "pipeline"]

@@ -17,20 +17,13 @@ import nbformat
 import pytest
 
 from mlcycle import trackd
-from tests.conftest import SAMPLE, edit_params, env, make_workspace, run
+from tests.conftest import SAMPLE, edit_params, env, make_workspace, mlflow_client, run
 
 pytestmark = pytest.mark.slow
 
 
-def client_for(ws: Path):
-    import mlflow
-
-    uri = f"sqlite:///{ws / 'mlruns' / 'mlflow.db'}"
-    return mlflow.MlflowClient(uri, registry_uri=uri)
-
-
 def stage_runs(ws: Path, stage: str):
-    c = client_for(ws)
+    c = mlflow_client(ws)
     exp = c.get_experiment_by_name("mlcycle")
     runs = c.search_runs([exp.experiment_id], filter_string=f"tags.`mlcycle.stage` = '{stage}'",
                          order_by=["start_time ASC"])

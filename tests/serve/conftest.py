@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from mlcycle.experiments import free_port
-from tests.conftest import SAMPLE, env, make_workspace, run
+from tests.conftest import SAMPLE, env, make_workspace, mlflow_client, run
 
 MODEL = "nycflights13-late-arrival"
 TOKEN = "s3cret-test-token"
@@ -71,18 +71,11 @@ def served_ws(tmp_path_factory) -> Path:
     return ws
 
 
-def client_for(ws: Path):
-    import mlflow
-
-    uri = f"sqlite:///{ws / 'mlruns' / 'mlflow.db'}"
-    return mlflow.MlflowClient(uri, uri)
-
-
 def register_again(ws: Path) -> str:
     """Register the trained model folder once more, as a new version (what a retrain would add)."""
     from mlcycle import registry
 
-    c = client_for(ws)
+    c = mlflow_client(ws)
     exp = c.get_experiment_by_name("mlcycle")
     run_id = c.create_run(exp.experiment_id, tags={"mlflow.runName": "serving test"}).info.run_id
     version = registry.register(c, MODEL, run_id, ws / "models" / "model",
