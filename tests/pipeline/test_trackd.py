@@ -115,13 +115,15 @@ def test_a_killed_stage_is_recorded_failed_by_the_daemon(tmp_path, own_dir):
     run(["git", "commit", "-qam", "slow validate"], ws)
     trackd.launch(5)
     assert wait_for(daemon_up)
+    # create the store's tables now: this test reads the store while the stage runs, and two
+    # processes creating a new SQLite store's tables at once fail (one sees "table already exists")
+    (ws / "mlruns").mkdir()
+    mlflow_client(ws).search_experiments()
     proc = subprocess.Popen(["python", "-m", "mlcycle", "run", "validate"], cwd=ws, env=env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         def running():
-            if not (ws / "mlruns" / "mlflow.db").exists():
-                return False
-            try:  # the stage's tracking process may be creating the store's tables right now
+            try:  # no experiment yet until the stage's tracking process has started
                 return any(r.info.status == "RUNNING" for r in stage_runs(ws, "validate")[1])
             except Exception:
                 return False
