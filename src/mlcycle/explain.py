@@ -60,6 +60,9 @@ def partial_dependence(model, X: pd.DataFrame, features: list[str], categorical:
     from sklearn.inspection import partial_dependence as pd_
 
     Xs, _ = sample(X, np.zeros(len(X)), rows, seed)
+    # scikit-learn's grid needs floats: integer columns are varied as floats (the model reads both)
+    ints = [c for c in features if pd.api.types.is_integer_dtype(Xs[c])]
+    Xs = Xs.astype({c: "float64" for c in ints}) if ints else Xs
     out = {}
     for f in features:
         cat = f in categorical
@@ -80,6 +83,16 @@ def partial_dependence(model, X: pd.DataFrame, features: list[str], categorical:
         frame.attrs["categorical"] = cat
         out[f] = frame
     return out
+
+
+def pdp_candidates(importance: pd.DataFrame, spec) -> list[str]:
+    """Input columns in order of importance that a partial-dependence grid can vary (not dates)."""
+    return [f for f in importance["feature"] if spec.kinds.get(f) not in ("time", "datetime")]
+
+
+def categorical_inputs(spec) -> list[str]:
+    """Input columns whose values are categories (text or true/false) rather than numbers."""
+    return [c for c in spec.inputs if spec.kinds.get(c) in ("category", "boolean")]
 
 
 def plot_importance(table: pd.DataFrame, top: int = 15):
@@ -147,7 +160,11 @@ def contributions(model, row: pd.DataFrame, background: pd.DataFrame, task: str,
     batch = pd.concat([row] * (len(bg) * len(features)), ignore_index=True)
     for j, c in enumerate(features):
         batch.loc[j * len(bg):(j + 1) * len(bg) - 1, c] = bg[c].to_numpy()
-    batch = batch.astype(background.dtypes.to_dict())
+    for c, dtype in background.dtypes.items():
+        try:
+            batch[c] = batch[c].astype(dtype)
+        except (TypeError, ValueError):  # e.g. a missing value in an integer column: keep it as it is
+            pass
     scores = f(batch)
     if cls is not None:
         scores = scores[:, cls]
@@ -181,8 +198,13 @@ def prepare(rows: pd.DataFrame, background: pd.DataFrame) -> pd.DataFrame:
         raise DataError(f"the row lacks the model's features {missing}; the model takes: {list(background.columns)}")
     out = rows[list(background.columns)].copy()
     for c, dtype in background.dtypes.items():
-        if pd.api.types.is_numeric_dtype(dtype):
-            out[c] = pd.to_numeric(out[c], errors="coerce").astype("float64")
+        if pd.api.types.is_bool_dtype(dtype):
+            out[c] = out[c].map({True: True, False: False, "true": True, "false": False, "True": True, "False": False})
+        elif pd.api.types.is_numeric_dtype(dtype):
+            num = pd.to_numeric(out[c], errors="coerce")
+            out[c] = num.astype(dtype) if pd.api.types.is_float_dtype(dtype) or num.notna().all() else num
+        elif pd.api.types.is_datetime64_any_dtype(dtype):
+            out[c] = pd.to_datetime(out[c], utc=True, format="ISO8601").dt.tz_localize(None).astype(dtype)
         else:
             out[c] = out[c].astype("str")
     return out.reset_index(drop=True)

@@ -1,8 +1,11 @@
-"""Stage `features`: from the validated input table to typed train/valid/test tables.
+"""Stage `features`: from the validated input table to the train/valid/test tables.
 
-Order of work: label -> dataset enrichment (flights: weather, plane, recent delays) -> drop
-leakage and id columns -> calendar parts of the time column -> typing -> split. Every function
-takes frames and params and returns new frames; inputs are never mutated.
+Order of work: label -> enrichment (an optional hook, `features.enrich`: columns from other tables or
+rows, e.g. the flights example's weather and recent departures) -> leakage and id columns set aside ->
+split. The tables keep the model's inputs as the source has them; what is derived from a row (numbers
+as floats, booleans as 0/1, categories as text, calendar parts of the time column and of other dates)
+is computed by `RowFeatures`, the first step of the model itself, so the served model takes the rows
+users have. Every function takes frames and params and returns new frames; inputs are never mutated.
 """
 
 from __future__ import annotations
@@ -13,11 +16,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
 
+from mlcycle import plugins
 from mlcycle.config import DataParams, FeaturesParams, SplitParams
 from mlcycle.errors import DataError
 
 LABEL = "__label__"  # never a user's column name; renamed back to data.target on write
+DATE_PARTS = ["year", "month", "day_of_week"]  # of date columns other than the time column
 
 
 @dataclass
@@ -27,13 +33,30 @@ class FeatureSpec:
     target: str
     task: str
     label: str = ""  # the label column's name in the processed tables
-    numeric: list[str] = field(default_factory=list)
+    numeric: list[str] = field(default_factory=list)  # derived features the estimator sees
     categorical: list[str] = field(default_factory=list)
     time_column: str | None = None
     id_columns: list[str] = field(default_factory=list)
     classes: list = field(default_factory=list)
     positive_class: object = None
     label_rule: str = ""
+    inputs: list[str] = field(default_factory=list)  # source columns the model takes (requests send these)
+    kinds: dict[str, str] = field(default_factory=dict)  # input -> numeric | boolean | datetime | category | time
+    input_types: dict[str, str] = field(default_factory=dict)  # MLflow type of each input and passthrough column
+    passthrough: list[str] = field(default_factory=list)  # accepted in requests and logged, not used (ids, aside, ...)
+    calendar: list[str] = field(default_factory=list)  # parts of the time column the model uses
+    time_format: str | None = None
+    time_unit: str | None = None
+    provided_at_prediction: list[str] = field(default_factory=list)  # inputs an enrichment hook adds
+    enrichment: str = ""  # what the hook does (its docstring's first paragraph)
+
+    def __post_init__(self) -> None:
+        if not self.inputs:  # a spec from before the model derived its own features: inputs were the features
+            self.inputs = self.features
+            self.kinds = {**{c: "numeric" for c in self.numeric}, **{c: "category" for c in self.categorical}}
+        if not self.input_types:
+            types = {"numeric": "double", "category": "string", "boolean": "boolean", "datetime": "datetime"}
+            self.input_types = {c: types.get(self.kinds.get(c), "string") for c in self.inputs}
 
     @property
     def features(self) -> list[str]:
@@ -45,7 +68,9 @@ class FeatureSpec:
 
     @classmethod
     def from_json(cls, path: Path) -> FeatureSpec:
-        return cls(**json.loads(path.read_text()))
+        doc = json.loads(path.read_text())
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in doc.items() if k in known})
 
 
 def _plain(v):
@@ -95,92 +120,39 @@ def classes_of(label: pd.Series, positive_class=None) -> tuple[list, object]:
     return classes, classes[-1]
 
 
-# ---------------------------------------------------------------- nycflights13 enrichment
+# ---------------------------------------------------------------- enrichment (a hook)
 
-WEATHER_COLS = ["temp", "dewp", "humid", "wind_dir", "wind_speed", "wind_gust", "precip", "pressure", "visib"]
-PLANE_COLS = {"year": "plane_year", "type": "plane_type", "manufacturer": "manufacturer", "engines": "engines", "seats": "seats", "engine": "engine"}
+def enrichment(params: FeaturesParams, root: Path):
+    """(hook, {name: table}) of `features.enrich`, or (None, {}) when there is none."""
+    from mlcycle.tables import read_table
 
-
-def scheduled_departure(flights: pd.DataFrame) -> pd.Series:
-    """Local scheduled departure time from year, month, day, hour, minute."""
-    return pd.to_datetime(
-        pd.DataFrame({"year": flights["year"], "month": flights["month"], "day": flights["day"],
-                      "hour": flights["hour"], "minute": flights["minute"]})
-    )
-
-
-def recent_departures(flights: pd.DataFrame, window_minutes: int, lead_minutes: int) -> pd.DataFrame:
-    """Per flight: what the origin airport's departures looked like before the prediction time.
-
-    The prediction time is `lead_minutes` before scheduled departure. Over the departures from the
-    same origin that actually left in the `window_minutes` before it: their mean departure delay,
-    the share 15+ minutes late and their count. Only flights that had already left are used, so
-    nothing from after the prediction time leaks in. Returned in the row order of `flights`.
-    """
-    sched = scheduled_departure(flights)
-    origin = flights["origin"].astype("str").to_numpy()
-    left = flights["dep_delay"].notna().to_numpy()
-    actual = sched[left] + pd.to_timedelta(flights.loc[left, "dep_delay"], unit="min")
-    dep = pd.DataFrame({"origin": origin[left], "t": actual.to_numpy(),
-                        "delay": flights.loc[left, "dep_delay"].to_numpy(dtype="float64")})
-    dep["late"] = (dep["delay"] >= 15).astype("float64")
-    window = f"{window_minutes}min"
-    rolled = []
-    for o, g in dep.sort_values("t", kind="stable").groupby("origin", sort=True):
-        r = g.set_index("t")
-        rolled.append(pd.DataFrame({
-            "t": r.index,
-            "origin": o,
-            "recent_dep_delay": r["delay"].rolling(window).mean().to_numpy(),
-            "recent_late_share": r["late"].rolling(window).mean().to_numpy(),
-            "recent_departures": r["delay"].rolling(window).count().to_numpy(),
-        }))
-    cols = ["recent_dep_delay", "recent_late_share", "recent_departures"]
-    if not rolled:
-        return pd.DataFrame(np.nan, index=flights.index, columns=cols)
-    table = pd.concat(rolled, ignore_index=True).sort_values("t", kind="stable")
-    asof = pd.DataFrame({"origin": origin, "t": (sched - pd.Timedelta(minutes=lead_minutes)).to_numpy(),
-                         "_row": np.arange(len(flights))}).sort_values("t", kind="stable")
-    merged = pd.merge_asof(asof, table, on="t", by="origin", direction="backward",
-                           tolerance=pd.Timedelta(minutes=window_minutes))
-    merged = merged.sort_values("_row")
-    out = pd.DataFrame(merged[cols].to_numpy(), index=flights.index, columns=cols)
-    out["recent_departures"] = out["recent_departures"].fillna(0.0)
-    return out
+    e = params.enrich
+    if not e.hook:
+        return None, {}
+    hook = plugins.load(e.hook, root, "features.enrich.hook")
+    tables = {}
+    for name, rel in e.tables.items():
+        path = Path(rel) if Path(rel).is_absolute() else Path(root) / rel
+        tables[name] = read_table(path, what=f"features.enrich.tables.{name}", shown=rel)
+    return hook, tables
 
 
-def enrich_nycflights13(flights: pd.DataFrame, weather: pd.DataFrame, planes: pd.DataFrame,
-                        params: FeaturesParams) -> pd.DataFrame:
-    """Flights with origin weather at the scheduled hour, plane attributes and recent delays."""
-    out = flights.copy()
-    recent = recent_departures(flights, params.recent_window_minutes, params.recent_lead_minutes)
-    sched = scheduled_departure(flights)
-    out["flights_same_hour"] = (
-        out.assign(_d=sched.dt.floor("h")).groupby(["origin", "_d"])["origin"].transform("size").astype("float64")
-    )
-    w = weather.drop_duplicates(["origin", "time_hour"])[["origin", "time_hour", *WEATHER_COLS]].copy()
-    w["time_hour"] = _as_utc_naive(w["time_hour"])
-    key = _as_utc_naive(out["time_hour"])
-    p = planes[["tailnum", *PLANE_COLS]].rename(columns=PLANE_COLS).drop_duplicates("tailnum")
-    joined = (
-        out.assign(_key=key.to_numpy(), origin=out["origin"].astype("str"))
-        .merge(w.rename(columns={"time_hour": "_key"}).astype({"origin": "str"}), on=["origin", "_key"], how="left")
-        .merge(p.astype({"tailnum": "str"}), on="tailnum", how="left")
-        .drop(columns="_key")
-    )
-    joined.index = out.index
-    for c in recent.columns:
-        joined[c] = recent[c]
-    return joined
+def enrich(table: pd.DataFrame, hook, tables: dict[str, pd.DataFrame], params: FeaturesParams) -> tuple[pd.DataFrame, list[str]]:
+    """The hook's table and the columns it added; DataError when it broke the contract."""
+    out = hook(table, tables, dict(params.enrich.params))
+    where = f"features.enrich.hook {params.enrich.hook}"
+    if not isinstance(out, pd.DataFrame):
+        raise DataError(f"{where} must return a DataFrame, got {type(out).__name__}")
+    if len(out) != len(table) or not out.index.equals(table.index):
+        raise DataError(f"{where} changed the rows ({len(table):,} in, {len(out):,} out); it must keep every row, "
+                        "in order, with its index")
+    lost = [c for c in table.columns if c not in out.columns]
+    if lost:
+        raise DataError(f"{where} removed the columns {lost}; list columns to leave out in data.drop_columns instead")
+    return out, [c for c in out.columns if c not in table.columns]
 
 
-def _as_utc_naive(s: pd.Series) -> pd.Series:
-    if pd.api.types.is_datetime64_any_dtype(s):
-        return s.dt.tz_localize(None) if getattr(s.dt, "tz", None) is not None else s
-    return pd.to_datetime(s, utc=True, format="ISO8601").dt.tz_localize(None)
-
-
-# ---------------------------------------------------------------- generic features
+# ---------------------------------------------------------------- row-level features (inside the model)
 
 def calendar(df: pd.DataFrame, column: str, parts: list[str], prefix: str = "") -> pd.DataFrame:
     """Numeric calendar parts of a datetime column, as new columns named `<prefix><part>`."""
@@ -195,31 +167,6 @@ def calendar(df: pd.DataFrame, column: str, parts: list[str], prefix: str = "") 
     return pd.DataFrame({f"{prefix}{p}": get[p]().astype("float64") for p in parts}, index=df.index)
 
 
-def type_columns(df: pd.DataFrame, exclude: set[str]) -> tuple[pd.DataFrame, list[str], list[str]]:
-    """Numeric columns as float64, booleans as 0/1 floats, datetimes as calendar parts, the rest as strings."""
-    out = {}
-    numeric, categorical = [], []
-    for c in df.columns:
-        if c in exclude:
-            continue
-        s = df[c]
-        if pd.api.types.is_bool_dtype(s) or _is_boolish(s):
-            out[c] = s.map({True: 1.0, False: 0.0, "True": 1.0, "False": 0.0, "true": 1.0, "false": 0.0}).astype("float64")
-            numeric.append(c)
-        elif pd.api.types.is_datetime64_any_dtype(s):
-            parts = calendar(df, c, ["year", "month", "day_of_week"], prefix=f"{c}_")
-            for pc in parts.columns:
-                out[pc] = parts[pc]
-                numeric.append(pc)
-        elif pd.api.types.is_numeric_dtype(s):
-            out[c] = s.astype("float64")
-            numeric.append(c)
-        else:
-            out[c] = s.astype("str")
-            categorical.append(c)
-    return pd.DataFrame(out, index=df.index), numeric, categorical
-
-
 def _is_boolish(s: pd.Series) -> bool:
     if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_datetime64_any_dtype(s):
         return False
@@ -227,40 +174,157 @@ def _is_boolish(s: pd.Series) -> bool:
     return bool(vals) and vals <= {True, False, "True", "False", "true", "false"}
 
 
-def build(df: pd.DataFrame, data: DataParams, params: FeaturesParams,
-          extra: dict[str, pd.DataFrame] | None = None) -> tuple[pd.DataFrame, FeatureSpec, dict]:
-    """The feature table (features, label under LABEL, time and id columns kept aside) and its spec."""
-    labelled, info = make_label(df, data)
-    if data.enrich == "nycflights13":
-        extra = extra or {}
-        missing = [t for t in ("weather", "planes") if t not in extra]
+def kind_of(s: pd.Series) -> str:
+    """How a source column becomes features: boolean (0/1), datetime (calendar parts), numeric, category."""
+    if pd.api.types.is_bool_dtype(s) or _is_boolish(s):
+        return "boolean"
+    if pd.api.types.is_datetime64_any_dtype(s):
+        return "datetime"
+    if pd.api.types.is_numeric_dtype(s):
+        return "numeric"
+    return "category"
+
+
+def mlflow_type(s: pd.Series) -> str:
+    """The MLflow column type a client sends a source column as."""
+    if pd.api.types.is_bool_dtype(s):
+        return "boolean"
+    if pd.api.types.is_datetime64_any_dtype(s):
+        return "datetime"
+    if pd.api.types.is_integer_dtype(s):
+        return "long"
+    if pd.api.types.is_numeric_dtype(s):
+        return "double"
+    return "string"
+
+
+_BOOL = {True: 1.0, False: 0.0, "True": 1.0, "False": 0.0, "true": 1.0, "false": 0.0}
+
+
+class RowFeatures(BaseEstimator, TransformerMixin):
+    """The model's first step: source columns in, the features the estimator sees out.
+
+    Numbers as floats, booleans as 0/1, text as categories, other date columns as year, month and day
+    of week, and the time column (read by the data's time rule when it arrives as text or numbers) as
+    the `calendar` parts. Stateless: the same for training, evaluation, serving and monitoring."""
+
+    def __init__(self, inputs=(), kinds=None, time_column=None, calendar=(), time_format=None, time_unit=None):
+        self.inputs = inputs
+        self.kinds = kinds
+        self.time_column = time_column
+        self.calendar = calendar
+        self.time_format = time_format
+        self.time_unit = time_unit
+
+    @classmethod
+    def from_spec(cls, spec: FeatureSpec) -> RowFeatures:
+        return cls(list(spec.inputs), dict(spec.kinds), spec.time_column, list(spec.calendar), spec.time_format,
+                   spec.time_unit)
+
+    def fit(self, X, y=None):
+        return self
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        from mlcycle.tables import parse_series
+
+        missing = [c for c in self.inputs if c not in X.columns]
         if missing:
-            raise DataError(f"data.enrich nycflights13 needs the tables {missing}; run the ingest stage")
-        labelled = enrich_nycflights13(labelled, extra["weather"], extra["planes"], params)
+            raise ValueError(f"missing input columns {missing}")
+        out = {}
+        for c in self.inputs:
+            kind, s = self.kinds[c], X[c]
+            if kind == "time":
+                try:
+                    t = parse_series(s, c, self.time_format, self.time_unit, key="time column")
+                except DataError as exc:  # a request's bad time value: the caller's error (a 4xx), not ours
+                    raise ValueError(str(exc)) from None
+                for part, values in calendar(pd.DataFrame({c: t}, index=X.index), c, list(self.calendar)).items():
+                    out[part] = values
+            elif kind == "boolean":
+                out[c] = s.map(_BOOL).astype("float64")
+            elif kind == "datetime":
+                t = s if pd.api.types.is_datetime64_any_dtype(s) else pd.to_datetime(s, errors="coerce")
+                for part, values in calendar(pd.DataFrame({c: t}, index=X.index), c, DATE_PARTS, prefix=f"{c}_").items():
+                    out[part] = values
+            elif kind == "numeric":
+                out[c] = pd.to_numeric(s, errors="coerce").astype("float64") if s.dtype == object else s.astype("float64")
+            else:
+                out[c] = s.astype("str")
+        frame = pd.DataFrame(out, index=X.index)
+        # calendar parts of the time column come last, as the spec lists them
+        return frame[[c for c in frame.columns if c not in self.calendar] + [c for c in self.calendar if c in frame]]
+
+    def get_feature_names_out(self, input_features=None):
+        return np.asarray(list(self.transform_columns()), dtype=object)
+
+    def transform_columns(self) -> list[str]:
+        cols = []
+        for c in self.inputs:
+            kind = self.kinds[c]
+            if kind == "datetime":
+                cols += [f"{c}_{p}" for p in DATE_PARTS]
+            elif kind != "time":
+                cols.append(c)
+        return cols + list(self.calendar)
+
+
+def derived(spec: FeatureSpec, X: pd.DataFrame) -> pd.DataFrame:
+    """The features the estimator sees, computed from source rows (for drift, slices and reports)."""
+    return RowFeatures.from_spec(spec).transform(X)
+
+
+# ---------------------------------------------------------------- the table
+
+def build(df: pd.DataFrame, data: DataParams, params: FeaturesParams, hook=None,
+          tables: dict[str, pd.DataFrame] | None = None) -> tuple[pd.DataFrame, FeatureSpec, dict]:
+    """The feature table (model inputs as the source has them, label under LABEL, time, id and aside
+    columns kept) and its spec. `hook`/`tables`: the enrichment (see `enrichment`)."""
+    raw_time_type = df.attrs.get("time_raw_type", "datetime")
+    labelled, info = make_label(df, data)
+    added: list[str] = []
+    if hook is not None:
+        body, added = enrich(labelled.drop(columns=[LABEL]), hook, tables or {}, params)
+        labelled = body.assign(**{LABEL: labelled[LABEL]})
     missing = [c for c in data.aside_columns if c not in labelled.columns]
     if missing:
         raise DataError(f"data.aside_columns names {missing}, not in the table; available: {sorted(map(str, labelled.columns))}")
-    keep_aside = {LABEL, data.target, *data.id_columns, *data.aside_columns,
-                  *([data.time_column] if data.time_column else [])}
+    tc = data.time_column
+    aside = {LABEL, data.target, *data.id_columns, *data.aside_columns, *([tc] if tc else [])}
     dropped = [c for c in data.drop_columns if c in labelled.columns]
-    base = labelled.drop(columns=dropped)
-    typed, numeric, categorical = type_columns(base, exclude=keep_aside)
-    frames = [typed]
-    if data.time_column and params.calendar:
-        cal = calendar(labelled, data.time_column, params.calendar)
-        frames.append(cal)
-        numeric = [*numeric, *cal.columns]
-    aside = labelled[list(dict.fromkeys(c for c in [data.time_column, *data.id_columns, *data.aside_columns] if c))]
-    table = pd.concat([*frames, aside, labelled[[LABEL]]], axis=1)
+    inputs = [c for c in labelled.columns if c not in aside and c not in dropped]
+    kinds = {c: kind_of(labelled[c]) for c in inputs}
+    parts = []
+    if tc and params.calendar:
+        cal = calendar(labelled, tc, params.calendar)
+        parts = [p for p in params.calendar if cal[p].nunique(dropna=True) > 1]
+        info["constant_calendar_parts"] = [p for p in params.calendar if p not in parts]
+    rf = RowFeatures(inputs, kinds)
+    numeric, categorical = [], []
+    for c in rf.transform_columns():
+        (categorical if kinds.get(c) == "category" else numeric).append(c)
+    if parts:
+        inputs, kinds = [*inputs, tc], {**kinds, tc: "time"}
+        numeric += parts
+    passthrough = [c for c in dict.fromkeys([*data.id_columns, *data.aside_columns, *dropped, *([tc] if tc else [])])
+                   if c in labelled.columns and c not in inputs]
+    types = {c: mlflow_type(labelled[c]) for c in [*inputs, *passthrough]}
+    if tc and tc in types:
+        types[tc] = raw_time_type
+    keep = list(dict.fromkeys([*inputs, *([tc] if tc else []), *data.id_columns, *data.aside_columns]))
+    table = labelled[[*keep, LABEL]]
     classes, positive = ([], None)
     if data.task == "classification":
         classes, positive = classes_of(table[LABEL], data.positive_class)
     spec = FeatureSpec(
-        target=data.target, task=data.task, numeric=list(numeric), categorical=list(categorical),
-        time_column=data.time_column, id_columns=list(data.id_columns), classes=classes,
+        target=data.target, task=data.task, numeric=numeric, categorical=categorical,
+        time_column=tc, id_columns=list(data.id_columns), classes=classes,
         positive_class=positive, label_rule=info["rule"], label=label_name(data),
+        inputs=inputs, kinds=kinds, input_types=types, passthrough=passthrough, calendar=parts,
+        time_format=data.time_format, time_unit=data.time_unit, provided_at_prediction=added,
+        enrichment=plugins.describe(hook) if hook is not None else "",
     )
     info["dropped_columns"] = dropped
+    info["enriched_columns"] = added
     return table, spec, info
 
 
@@ -309,9 +373,15 @@ def write(parts: dict[str, pd.DataFrame], spec: FeatureSpec, paths) -> None:
 
 
 def read(paths, part: str, spec: FeatureSpec) -> tuple[pd.DataFrame, pd.Series]:
-    """(X, y) of one split part as written by `write`."""
+    """(X, y) of one split part as written by `write`: X holds the model's input columns."""
     df = pd.read_parquet(paths.split_file(part))
-    return df[spec.features], df[spec.label]
+    return df[spec.inputs], df[spec.label]
+
+
+def with_derived(table: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
+    """A processed table with the derived features beside its columns (slices may name either)."""
+    extra = derived(spec, table[spec.inputs])
+    return pd.concat([table, extra[[c for c in extra.columns if c not in table.columns]]], axis=1)
 
 
 def split_summary(parts: dict[str, pd.DataFrame], spec: FeatureSpec) -> pd.DataFrame:
@@ -342,7 +412,9 @@ def write_metrics(parts: dict[str, pd.DataFrame], spec: FeatureSpec, info: dict,
 
 
 def describe(df: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
-    """One row per feature: kind, nulls, distinct values and range or top category."""
+    """One row per feature the estimator sees (derived from `df`'s inputs): kind, nulls, distinct
+    values and range or top category."""
+    df = derived(spec, df[spec.inputs])
     rows = []
     for c in spec.features:
         s = df[c]

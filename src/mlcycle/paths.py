@@ -27,9 +27,9 @@ OPERATIONS: dict[str, str] = {"monitor": "07_monitor.ipynb"}
 NOTEBOOK_FILES: dict[str, str] = {**NOTEBOOKS, **OPERATIONS}
 # what a fresh copy of the workspace needs to run the pipeline, as a clone has it (tests and benchmarks
 # copy these): the pipeline definition, notebooks, code and schemas; data comes from ingest
-WORKSPACE_FILES: tuple[str, ...] = ("params.yaml", "dvc.yaml", "notebooks", "src", "schemas", ".dvc/config",
-                                    ".dvcignore", ".gitignore", "data/raw/.gitkeep", "data/batches.jsonl",
-                                    "intended_use.md")
+WORKSPACE_FILES: tuple[str, ...] = ("params.yaml", "dvc.yaml", "notebooks", "src", "schemas", "examples", "hooks",
+                                    ".dvc/config", ".dvcignore", ".gitignore", "data/raw/.gitkeep",
+                                    "data/interim/tables/.gitkeep", "data/batches.jsonl", "intended_use.md")
 
 
 def copy_workspace(root: Path, dest: Path) -> Path:
@@ -81,8 +81,18 @@ class Paths:
     def notebook(self, stage: str) -> Path:
         return self.root / "notebooks" / NOTEBOOK_FILES[stage]
 
-    def raw_dataset(self, dataset: str) -> Path:
-        return self.root / "data" / "raw" / dataset
+    @property
+    def batches_manifest(self) -> Path:
+        """The batches `mlcycle add-data` recorded (one JSON line each)."""
+        return self.root / "data" / "batches.jsonl"
+
+    @property
+    def extra_tables(self) -> Path:
+        """Summaries of the other tables an enrichment hook reads (the `tables` stage)."""
+        return self.root / "data" / "interim" / "tables"
+
+    def extra_table(self, name: str) -> Path:
+        return self.extra_tables / f"{name}.json"
 
     # stage outputs
     @property

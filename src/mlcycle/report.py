@@ -21,7 +21,7 @@ DESCRIPTIONS = {
     "ingest": "raw tables written to data/raw",
     "validate": "checks of the input table",
     "eda": "distributions, missing values, label by feature, correlations, trend",
-    "features": "joins, calendar features, typing and the train/valid/test split",
+    "features": "enrichment (when a hook is set), the columns set aside and the train/valid/test split",
     "train": "model and baseline fitted; iterations and threshold chosen on valid",
     "evaluate": "holdout metrics and curves, model against baseline; slices and fairness; explanations; the gate",
 }
@@ -64,7 +64,7 @@ def build_index(paths: Paths, params: Params) -> Path:
         "stages": [
             {"name": s, "href": paths.report_html(s).name, "exists": paths.report_html(s).exists(),
              "about": DESCRIPTIONS.get(s, ""), "notebook": f"notebooks/{nb}"}
-            for s, nb in NOTEBOOKS.items()
+            for s, nb in NOTEBOOKS.items() if s != "ingest" or params.ingest
         ],
         "task": params.data.task,
         "target": params.data.target,

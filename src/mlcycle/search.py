@@ -138,7 +138,7 @@ def _now() -> int:
 
 def _valid_selection(train, valid, spec: FeatureSpec, params: TrainParams, score) -> list[Trial]:
     """`model: auto` without a search: each family with the params' values, scored on the valid split."""
-    from mlcycle.train import _staged_best, build_pipeline, predict_scores
+    from mlcycle.train import build_pipeline, predict_scores, staged_best
 
     (X_tr, y_tr), (X_va, y_va) = train, valid
     trials = []
@@ -147,7 +147,7 @@ def _valid_selection(train, valid, spec: FeatureSpec, params: TrainParams, score
         start = _now()
         pipe = build_pipeline(spec, cand).fit(X_tr, y_tr)
         if family == "hist_gradient_boosting":
-            _, pred = _staged_best(pipe, X_va, y_va, spec.task, score)
+            _, pred = staged_best(pipe, X_va, y_va, spec.task, score)
         else:
             pred = predict_scores(pipe, X_va, spec.task)
         values = {n: getattr(cand, n) for n in SEARCHABLE[family]}

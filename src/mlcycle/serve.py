@@ -748,6 +748,8 @@ def create_app(s: Settings):
                 "flavor": served.flavor, "task": served.meta.get("task"), "classes": served.meta.get("classes"),
                 "threshold": served.meta.get("threshold"),
                 "input_schema": [dataclasses.asdict(c) for c in served.columns],
+                # inputs an enrichment hook adds in training: callers compute and send them
+                "provided_at_prediction": served.meta.get("provided_at_prediction", []),
                 "reload_seconds": s.reload_seconds if holder.alias else None, "reload_error": holder.last_error}
 
     @app.get("/metrics", summary="Prometheus metrics", response_class=Response)

@@ -1,21 +1,25 @@
-"""The month-by-month replay (`mlcycle simulate`, `make simulate`): the closed loop on the flights data.
+"""The period-by-period replay (`mlcycle simulate`, `make simulate`): the closed loop on any table
+with a time column.
 
 In a workspace of its own (`simulate.workdir`, with its own DVC cache, MLflow store and registry, so
 the real champion is never touched):
 
-1. the flights of the first `simulate.train_months` months are the training data (data.path); the
+1. the rows of the first `simulate.train_periods` periods (`simulate.period`: day, week, month or
+   quarter of `data.time_column`, in `simulate.timezone`) are the training data (data.path); the
    pipeline runs (`dvc repro`) and the gate promotes version 1; it is also kept as the **frozen**
    model, never retrained;
-2. each later month arrives as a batch file. The current champion and the frozen model score it
-   through `mlcycle.serve.score` (the serving code), which gives each month's *out-of-time*
-   performance: neither model has seen the month. Then `mlcycle retrain --batch` runs on it:
-   validation, the monitor stage, and, when the verdict calls for it, the batch joins the training
-   data, the pipeline re-runs and the gate decides;
-3. `reports/simulation.html` (and `.json`) shows per month: drift, the verdict, the champion's
-   and the frozen model's metric, and the retraining and promotion events with their MLflow ids.
+2. each later period arrives as a batch file. The current champion and the frozen model score it
+   through the serving code (`mlcycle.serve.score`), which gives each period's *out-of-time*
+   performance: neither model has seen it. Then `mlcycle retrain --batch` runs on it: validation, the
+   monitor stage, and, when the verdict calls for it, the batch joins the training data, the pipeline
+   re-runs and the gate decides;
+3. `reports/simulation.html` (and `.json`) shows per period: drift, the verdict, the champion's and
+   the frozen model's metric, and the retraining and promotion events with their MLflow ids.
 
-The holdout of every training run is its latest rows (`split.test_start: null`), so the gate
-compares a retrained model with the champion on the newest data it has.
+The replay's workspace gets the project's files and the data: an ingest step, when params name one,
+runs there; otherwise data.path and the enrichment's tables are copied. The holdout of every training
+run is its latest rows (`split.test_start: null`), so the gate compares a retrained model with the
+champion on the newest data it has.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from mlcycle import config, monitor, registry, retrain, serve, tracking
+from mlcycle import config, monitor, registry, retrain, serve, tables, tracking
 from mlcycle.config import Params
 from mlcycle.errors import MlcycleError
 from mlcycle.features import FeatureSpec
@@ -43,6 +47,7 @@ from mlcycle.paths import Paths, copy_workspace
 
 BASE = "data/replay/base.parquet"
 INCOMING = "incoming"
+PERIOD_CODES = {"day": "D", "week": "W", "month": "M", "quarter": "Q"}
 
 
 class SimulateError(MlcycleError):
@@ -61,61 +66,94 @@ def _env() -> dict[str, str]:
     return env
 
 
+def _copy_input(root: Path, work: Path, rel: str) -> None:
+    src = Path(rel) if Path(rel).is_absolute() else root / rel
+    if Path(rel).is_absolute() or not src.exists():
+        return
+    (work / rel).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(src, work / rel)
+
+
 def prepare(root: Path, params: Params, work: Path, sample_frac: float) -> Params:
-    """A fresh replay workspace: the project's files, params for the replay, git and the raw tables."""
-    if params.data.enrich != "nycflights13" or params.ingest.dataset != "nycflights13":
-        raise SimulateError("`mlcycle simulate` replays the default NYC flights data; params.yaml points at other "
-                            "data. Use `mlcycle retrain --batch FILE` on your own batches instead")
+    """A fresh replay workspace: the project's files, params for the replay, git and the input tables."""
+    if not params.data.time_column:
+        raise SimulateError("`mlcycle simulate` replays data.path period by period along data.time_column, which is "
+                            "null; set it (and data.time_format if the times are text) or use `mlcycle retrain --batch FILE`")
     if work.exists():
         shutil.rmtree(work)
     copy_workspace(root, work)
     raw = config.read_yaml(root / "params.yaml")
-    raw["ingest"]["sample_frac"] = sample_frac
     raw["data"]["path"] = BASE
-    raw["validate"]["schema"] = "schemas/flights.yaml"
-    raw["split"]["test_start"] = None
-    raw["tracking"].update(uri=None, experiment="mlcycle-replay", model_name=f"{params.tracking.model_name}-replay")
-    raw["serve"]["model_uri"] = None
+    raw.setdefault("validate", {})
+    if raw["validate"].get("schema") is None:  # the schema of data.path, whatever the replay calls its file
+        from mlcycle.schema import schema_path
+
+        sp = schema_path(params.data, params.validate_, root)
+        raw["validate"]["schema"] = str(sp.relative_to(root)) if sp.is_relative_to(root) else str(sp)
+    raw.setdefault("split", {})["test_start"] = None
+    raw.setdefault("tracking", {}).update(uri=None, experiment="mlcycle-replay",
+                                          model_name=f"{params.tracking.model_name}-replay")
+    raw.setdefault("serve", {})["model_uri"] = None
     (work / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     _git(work, "init", "-q")
     _git(work, "add", "-A")
     _git(work, "commit", "-q", "-m", "replay workspace")
-    subprocess.run([sys.executable, "-m", "dvc", "repro", "--single-item", "ingest"], cwd=work, env=_env(),
-                   check=True)
+    if params.ingest:
+        subprocess.run([sys.executable, "-m", "dvc", "repro", "ingest"], cwd=work, env=_env(), check=True)
+    else:
+        for rel in [params.data.path, *params.features.enrich.tables.values()]:
+            _copy_input(root, work, rel)
     return config.load("params.yaml", root=work)
 
 
-def months_of(work: Path, train_months: int, months: int | None) -> tuple[pd.DataFrame, list[tuple[str, Path]]]:
-    """Write the base training table and one batch file per later month."""
-    flights = pd.read_parquet(work / "data" / "raw" / "nycflights13" / "flights.parquet")
-    month = pd.to_datetime(flights["time_hour"], utc=True).dt.tz_convert("America/New_York").dt.month
-    base = flights[month <= train_months]
+def period_labels(t: pd.Series, period: str, timezone: str | None) -> pd.Series:
+    """The period of each time (e.g. '2013-04' for months), in `timezone` when given (times are UTC)."""
+    if timezone:
+        t = t.dt.tz_localize("UTC").dt.tz_convert(timezone).dt.tz_localize(None)
+    return t.dt.to_period(PERIOD_CODES[period]).astype("str")
+
+
+def periods_of(work: Path, source: str, params: Params, train_periods: int, periods: int | None,
+               sample_frac: float) -> tuple[pd.DataFrame, list[tuple[str, Path]]]:
+    """Write the base training table and one batch file per later period; the files keep the source's
+    columns and values (times as the source holds them)."""
+    data = params.data
+    path = Path(source) if Path(source).is_absolute() else work / source
+    df = tables.read_table(path, data.format, shown=source)
+    if sample_frac < 1.0:
+        df = df.sample(frac=sample_frac, random_state=params.split.seed).sort_index()
+    t = tables.parse_series(df[data.time_column], data.time_column, data.time_format, data.time_unit)
+    labels = period_labels(t, params.simulate.period, params.simulate.timezone)
+    order = sorted(labels.dropna().unique())
+    if len(order) <= train_periods:
+        raise SimulateError(f"the data spans {len(order)} {params.simulate.period}(s); simulate.train_periods "
+                            f"{train_periods} leaves nothing to replay")
+    base = df[labels.isin(order[:train_periods])]
     (work / BASE).parent.mkdir(parents=True, exist_ok=True)
     base.to_parquet(work / BASE, index=False)
-    last = 12 if months is None else min(12, train_months + months)
+    later = order[train_periods:] if periods is None else order[train_periods:train_periods + periods]
     batches = []
     (work / INCOMING).mkdir(exist_ok=True)
-    for m in range(train_months + 1, last + 1):
-        name = f"2013-{m:02d}"
-        path = work / INCOMING / f"{name}.parquet"
-        flights[month == m].to_parquet(path, index=False)
-        batches.append((name, path))
+    for name in later:
+        out = work / INCOMING / f"{name}.parquet"
+        df[labels == name].to_parquet(out, index=False)
+        batches.append((name, out))
     return base, batches
 
 
-def score_month(spec, params: Params, served, cur: monitor.Current) -> tuple[float | None, str]:
-    """The metric of `served` on a month it has not seen, through the serving code."""
-    X = cur.frame[[c.name for c in served.columns]] if served.columns else cur.frame
-    m = monitor._metric(spec, served, cur.frame[monitor.LABEL], monitor._scores(served, X))
+def score_period(spec, params: Params, served, cur: monitor.Current) -> tuple[float | None, str]:
+    """The metric of `served` on a period it has not seen, through the serving code."""
+    X = cur.frame[spec.inputs]
+    m = monitor.metric_of(spec, served, cur.frame[monitor.LABEL], monitor.scores_of(served, X))
     name = monitor.primary(spec, params, m)
     return (m.get(name) if name else None), name or "-"
 
 
-def simulate(root: Path, params: Params, months: int | None = None, train_months: int | None = None,
+def simulate(root: Path, params: Params, periods: int | None = None, train_periods: int | None = None,
              sample_frac: float | None = None, log=print) -> dict:
     sp = params.simulate
-    train_months = train_months or sp.train_months
-    months = months if months is not None else sp.months
+    train_periods = train_periods or sp.train_periods
+    periods = periods if periods is not None else sp.periods
     sample_frac = sample_frac or sp.sample_frac
     work = Path(sp.workdir)
     work = work if work.is_absolute() else root / work
@@ -124,8 +162,9 @@ def simulate(root: Path, params: Params, months: int | None = None, train_months
     try:
         log(f"simulate: replay workspace {work}")
         wparams = prepare(root, params, work, sample_frac)
-        base, batches = months_of(work, train_months, months)
-        log(f"simulate: training on months 1-{train_months} ({len(base):,} flights), then {len(batches)} months")
+        base, batches = periods_of(work, params.data.path, wparams, train_periods, periods, sample_frac)
+        log(f"simulate: training on the first {train_periods} {sp.period}(s) ({len(base):,} rows), "
+            f"then {len(batches)} {sp.period}(s)")
         retrain.repro(work, None)
         client, _ = tracking.setup(work, wparams)
         name = wparams.tracking.model_name
@@ -134,19 +173,19 @@ def simulate(root: Path, params: Params, months: int | None = None, train_months
             raise SimulateError("the first model did not pass the gate's minimums; nothing to replay")
         frozen = serve.load(client, f"models:/{name}/{champ.version}")
         rows = []
-        for month, file in batches:
+        for label, file in batches:
             champ = registry.champion(client, name)
             served = serve.load(client, f"models:/{name}/{champ.version}")
             cur = monitor.from_file(work, wparams, file)  # features built once, scored by both models
             spec = FeatureSpec.from_json(Paths(work).feature_spec)
             n = len(cur.frame)
-            loop_metric, metric = score_month(spec, wparams, served, cur)
-            frozen_metric, _ = score_month(spec, wparams, frozen, cur)
-            log(f"simulate: {month}: champion v{champ.version} {metric} {_f(loop_metric)}, frozen {_f(frozen_metric)}")
+            loop_metric, metric = score_period(spec, wparams, served, cur)
+            frozen_metric, _ = score_period(spec, wparams, frozen, cur)
+            log(f"simulate: {label}: champion v{champ.version} {metric} {_f(loop_metric)}, frozen {_f(frozen_metric)}")
             out = retrain.retrain(work, wparams, file, log=lambda s: log("  " + s.replace("\n", "\n  ")))
             v = monitor.read_verdict(work)
             rows.append({
-                "month": month, "rows": n, "champion": f"v{champ.version}", "metric": metric,
+                "period": label, "rows": n, "champion": f"v{champ.version}", "metric": metric,
                 "champion_score": loop_metric, "frozen_score": frozen_metric,
                 "share_drifted": v.get("drift", {}).get("share_drifted"),
                 "drifted": ", ".join(v.get("drift", {}).get("drifted", [])[:6]),
@@ -164,8 +203,9 @@ def simulate(root: Path, params: Params, months: int | None = None, train_months
             os.environ["MLFLOW_TRACKING_URI"] = saved_uri
     result = {"created": t0.isoformat(timespec="seconds"),
               "seconds": round((dt.datetime.now(dt.UTC) - t0).total_seconds(), 1),
-              "train_months": train_months, "sample_frac": sample_frac, "base_rows": len(base),
-              "workdir": str(Path(sp.workdir)), "model_name": name, "months": rows, "audit": audit,
+              "data": params.data.path, "period": sp.period, "timezone": sp.timezone,
+              "train_periods": train_periods, "sample_frac": sample_frac, "base_rows": len(base),
+              "workdir": str(Path(sp.workdir)), "model_name": name, "periods": rows, "audit": audit,
               "policy": {**wparams.monitor.model_dump(), **wparams.retrain.model_dump()}}
     result["summary"] = summarise(rows)
     out_json = root / "reports" / "simulation.json"
@@ -187,19 +227,19 @@ def summarise(rows: list[dict]) -> dict:
     metric = rows[0]["metric"]
     lower = metric in monitor.LOWER_IS_BETTER
     gain = (frozen - loop) if lower else (loop - frozen)
-    return {"metric": metric, "months": len(rows), "retrainings": sum(bool(r["new_version"]) for r in rows),
+    return {"metric": metric, "periods": len(rows), "retrainings": sum(bool(r["new_version"]) for r in rows),
             "promotions": sum(r["gate"] == "promoted" for r in rows),
             "triggered": sum(bool(r["retrain"]) for r in rows),
             "mean_champion": float(np.nanmean(loop)), "mean_frozen": float(np.nanmean(frozen)),
-            "mean_gain": float(np.nanmean(gain)), "months_better": int((gain > 0).sum()),
-            "months_worse": int((gain < 0).sum())}
+            "mean_gain": float(np.nanmean(gain)), "periods_better": int((gain > 0).sum()),
+            "periods_worse": int((gain < 0).sum())}
 
 
 def table(rows: list[dict]) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     if df.empty:
         return df
-    return df[["month", "rows", "champion", "champion_score", "frozen_score", "share_drifted", "score_psi",
+    return df[["period", "rows", "champion", "champion_score", "frozen_score", "share_drifted", "score_psi",
                "drifted", "status", "retrain", "new_version", "gate", "champion_after"]]
 
 
@@ -211,20 +251,20 @@ def _figure(rows: list[dict], metric: str, drift_share: float | None = None) -> 
 
     df = pd.DataFrame(rows)
     fig, (a1, a2) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
-    a1.plot(df["month"], df["champion_score"], "o-", label="champion with the loop")
-    a1.plot(df["month"], df["frozen_score"], "s--", label="frozen after the first training")
+    a1.plot(df["period"], df["champion_score"], "o-", label="champion with the loop")
+    a1.plot(df["period"], df["frozen_score"], "s--", label="frozen after the first training")
     for i, r in df.iterrows():
         if r["gate"] == "promoted":
             a1.annotate(f"then {r['champion_after']}", (i, r["champion_score"]), textcoords="offset points",
                         xytext=(0, 8), ha="center", fontsize=8)
-    a1.set_ylabel(f"{metric} on the month (unseen)")
+    a1.set_ylabel(f"{metric} on the period (unseen)")
     a1.legend()
-    a2.bar(df["month"], df["share_drifted"].fillna(0), color=np.where(df["retrain"], "#c0392b", "#7f8c8d"))
+    a2.bar(df["period"], df["share_drifted"].fillna(0), color=np.where(df["retrain"], "#c0392b", "#7f8c8d"))
     if drift_share is not None:
         a2.axhline(drift_share, color="k", ls="--", lw=1, label=f"monitor.drift_share {drift_share:g}")
         a2.legend(loc="upper left")
     a2.set_ylabel("share of drifted features")
-    a2.set_xlabel("month fed (red: retraining triggered, by drift or decay)")
+    a2.set_xlabel("period fed (red: retraining triggered, by drift or decay)")
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
@@ -233,32 +273,35 @@ def _figure(rows: list[dict], metric: str, drift_share: float | None = None) -> 
 
 
 def render(result: dict) -> str:
-    rows, s = result["months"], result["summary"]
+    rows, s = result["periods"], result["summary"]
     esc = html.escape
+    per = result["period"]
+    tz = f" ({result['timezone']})" if result.get("timezone") else ""
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>mlcycle: replay</title>"
              "<style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
              "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px}"
              "th{background:#f3f3f3}</style></head><body>",
-             "<h1>Monitoring and retraining: month-by-month replay of NYC flights 2013</h1>",
-             f"<p>Trained on months 1-{result['train_months']} ({result['base_rows']:,} flights, sample "
-             f"{result['sample_frac']:g}), then each later month fed in turn: scored by the current champion and by "
-             "the model frozen after the first training (both through the serving code, on a month neither has seen), "
-             "then monitored against the champion's training data; retrained when the verdict called for it, the gate "
-             "deciding the promotion. Replay workspace: <code>" + esc(result["workdir"]) + "</code> (its MLflow store: "
-             "<code>mlruns/mlflow.db</code> there). Took " + f"{result['seconds']:.0f} s.</p>"]
+             f"<h1>Monitoring and retraining: {esc(per)}-by-{esc(per)} replay of {esc(result['data'])}</h1>",
+             f"<p>Trained on the first {result['train_periods']} {esc(per)}(s){esc(tz)} ({result['base_rows']:,} rows, "
+             f"sample {result['sample_frac']:g}), then each later {esc(per)} fed in turn: scored by the current champion "
+             f"and by the model frozen after the first training (both through the serving code, on a {esc(per)} neither "
+             "has seen), then monitored against the champion's training data; retrained when the verdict called for it, "
+             "the gate deciding the promotion. Replay workspace: <code>" + esc(result["workdir"]) + "</code> (its MLflow "
+             "store: <code>mlruns/mlflow.db</code> there). Took " + f"{result['seconds']:.0f} s.</p>"]
     if s:
         verdict = "gained" if s["mean_gain"] > 0 else ("lost" if s["mean_gain"] < 0 else "changed nothing")
-        parts.append(f"<h2>Result</h2><p>Over {s['months']} months the loop retrained {s['retrainings']} times "
+        parts.append(f"<h2>Result</h2><p>Over {s['periods']} {esc(per)}(s) the loop retrained {s['retrainings']} times "
                      f"({s['triggered']} triggers, {s['promotions']} promotions). Mean {esc(s['metric'])}: "
                      f"<b>{s['mean_champion']:.4f}</b> with the loop, <b>{s['mean_frozen']:.4f}</b> frozen: "
-                     f"the loop {verdict} {abs(s['mean_gain']):.4f} on average (better in {s['months_better']} "
-                     f"months, worse in {s['months_worse']}).</p>")
-        parts.append(f"<img alt='monthly metric and drift' src='data:image/png;base64,{_figure(rows, s['metric'], result['policy'].get('drift_share'))}'>")
-    parts.append("<h2>Month by month</h2>")
+                     f"the loop {verdict} {abs(s['mean_gain']):.4f} on average (better in {s['periods_better']}, "
+                     f"worse in {s['periods_worse']}).</p>")
+        parts.append(f"<img alt='metric and drift per {esc(per)}' src='data:image/png;base64,"
+                     f"{_figure(rows, s['metric'], result['policy'].get('drift_share'))}'>")
+    parts.append(f"<h2>{esc(per.capitalize())} by {esc(per)}</h2>")
     parts.append(table(rows).to_html(index=False, float_format=lambda v: f"{v:.4f}", na_rep="-", border=0))
     parts.append("<h2>Verdicts and events</h2><ul>")
     for r in rows:
-        ev = f"<b>{esc(r['month'])}</b>: {esc('; '.join(r['reasons']))}"
+        ev = f"<b>{esc(r['period'])}</b>: {esc('; '.join(r['reasons']))}"
         if r["new_version"]:
             ev += f" &rarr; retrained: version {esc(str(r['new_version']))} {esc(str(r['gate']))}"
         ev += f" (monitor run <code>{esc(str(r['monitor_run']))}</code>)"

@@ -38,8 +38,7 @@ def check_data_path(data: DataParams, root: Path) -> Path:
     if not p.exists():
         dvc_file = p.with_name(p.name + ".dvc")
         hint = (f"`dvc pull {data.path}` fetches it (tracked by {dvc_file.name})" if dvc_file.exists()
-                else "put the file there (and track it with `dvc add`) or correct data.path in params.yaml"
-                     + ("; `dvc repro ingest` writes the default example" if "nycflights13" in data.path else ""))
+                else "put the file there (and track it with `dvc add`) or correct data.path in params.yaml")
         raise DataError(f"data.path '{data.path}' does not exist; {hint}")
     return p
 
@@ -110,27 +109,126 @@ def _check_complete_csv(p: Path, sep: str, ncols: int, name: str) -> None:
                         f"{ncols} fields; copy or export the complete file again")
 
 
-def parse_time(df: pd.DataFrame, column: str | None) -> pd.DataFrame:
-    """Return df with `column` parsed to timezone-naive datetimes (UTC when the text has an offset)."""
+TIME_FORMATS = ("%Y-%m-%d", "%d/%m/%Y", "%m/%d/%Y", "%d.%m.%Y", "%Y/%m/%d", "%d-%m-%Y", "%m-%d-%Y", "%Y%m%d",
+                "%Y-%m-%d %H:%M", "%d/%m/%Y %H:%M", "%m/%d/%Y %H:%M", "%d/%m/%Y %H:%M:%S", "%m/%d/%Y %H:%M:%S",
+                "%Y-%m-%d %H:%M:%S", "%d.%m.%Y %H:%M", "%b %d %Y", "%d %b %Y", "%Y-%m")
+
+
+def _examples(values: pd.Series, n: int = 3) -> str:
+    return ", ".join(repr(v if not hasattr(v, "item") else v.item()) for v in values.dropna().unique()[:n])
+
+
+def guess_formats(s: pd.Series, sample: int = 2000) -> list[str]:
+    """The strftime formats of TIME_FORMATS that read every (sampled) non-null value of a text or
+    integer column; "ISO8601" first when plain ISO 8601 reads them. Used by `mlcycle init` to propose a
+    rule the user confirms, and by error messages."""
+    present = s.dropna()
+    if present.empty:
+        return []
+    present = present.sample(min(sample, len(present)), random_state=0).astype("str")
+    out = []
+    try:
+        pd.to_datetime(present, format="ISO8601", utc=True)
+        if present.str.match(r"^\d{4}-\d{2}").all():
+            out.append("ISO8601")
+    except (ValueError, TypeError):
+        pass
+    for fmt in TIME_FORMATS:
+        if fmt == "%Y-%m-%d" and out:
+            continue
+        try:
+            pd.to_datetime(present, format=fmt)
+        except (ValueError, TypeError):
+            continue
+        out.append(fmt)
+    return out
+
+
+def parse_time(df: pd.DataFrame, column: str | None, fmt: str | None = None, unit: str | None = None,
+               key: str = "data.time_column") -> pd.DataFrame:
+    """Return df with `column` parsed to timezone-naive datetimes (UTC when the values carry an offset),
+    by an explicit rule only: a datetime column as it is; text in ISO 8601 as it is; other text by
+    `fmt` (strftime); numbers by `unit` (s, ms, us, ns, D since 1970-01-01) or `fmt` (e.g. %Y%m%d).
+    Anything else, or a value the rule does not read, is a DataError naming the column and examples:
+    a number is never silently read as nanoseconds since 1970."""
     if not column or column not in df.columns:
         return df
-    s = df[column]
-    if not pd.api.types.is_datetime64_any_dtype(s):
-        try:
-            s = pd.to_datetime(s, utc=True, format="ISO8601")
-        except (ValueError, TypeError):
-            try:
-                s = pd.to_datetime(s, utc=True, format="mixed")
-            except (ValueError, TypeError) as exc:
-                raise DataError(
-                    f"data.time_column '{column}' cannot be read as dates ({exc}); "
-                    "fix the values or set data.time_column to null"
-                ) from None
-    if getattr(s.dt, "tz", None) is not None:
-        s = s.dt.tz_convert("UTC").dt.tz_localize(None)
     out = df.copy()
-    out[column] = s
+    raw = df[column]
+    out[column] = parse_series(raw, column, fmt, unit, key)
+    # how clients send the time (the served model reads it by the same rule): see features.build
+    out.attrs["time_raw_type"] = ("datetime" if pd.api.types.is_datetime64_any_dtype(raw) else
+                                  "long" if pd.api.types.is_integer_dtype(raw) else
+                                  "double" if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw)
+                                  else "string")
     return out
+
+
+def parse_series(s: pd.Series, column: str, fmt: str | None = None, unit: str | None = None,
+                 key: str = "data.time_column") -> pd.Series:
+    """One column read as `parse_time` reads it (see there)."""
+    where = f"{key} '{column}'"
+    if pd.api.types.is_datetime64_any_dtype(s):
+        parsed = s
+    elif pd.api.types.is_bool_dtype(s):
+        raise DataError(f"{where} holds true/false values, not times; set {key} to a date or time column")
+    elif pd.api.types.is_numeric_dtype(s):
+        if unit:
+            parsed = pd.to_datetime(s, unit=unit, errors="coerce")
+        elif fmt:
+            whole = s.dropna()
+            if (whole % 1 != 0).any():
+                raise DataError(f"{where} holds fractional numbers (e.g. {_examples(whole[whole % 1 != 0])}); "
+                                f"data.time_format {fmt!r} reads whole numbers only; use data.time_unit")
+            text = s.astype("Int64").astype("str").where(s.notna())
+            parsed = pd.to_datetime(text, format=fmt, errors="coerce")
+        else:
+            guesses = [g for g in guess_formats(s.dropna().astype("int64") if (s.dropna() % 1 == 0).all() else s)
+                       if g != "ISO8601"]
+            hint = f" or data.time_format: '{guesses[0]}' (it reads every value)" if guesses else ""
+            raise DataError(f"{where} holds numbers (e.g. {_examples(s)}), which are not read as times without a "
+                            f"rule: set data.time_unit: s (seconds since 1970-01-01; ms, us, ns or D for the other "
+                            f"units){hint}, or run `mlcycle init` to have one proposed")
+    else:
+        text = s.astype("str").where(s.notna())
+        if unit:
+            raise DataError(f"{where} holds text (e.g. {_examples(s)}), not numbers; data.time_unit reads numbers: "
+                            "use data.time_format instead")
+        if fmt and fmt != "ISO8601":
+            parsed = pd.to_datetime(text, format=fmt, errors="coerce")
+        else:
+            try:
+                parsed = pd.to_datetime(text, utc=True, format="ISO8601")
+            except (ValueError, TypeError):
+                guesses = [g for g in guess_formats(text) if g != "ISO8601"]
+                hint = (f"set data.time_format: '{guesses[0]}' (it reads every value; check day and month order)"
+                        if guesses else "set data.time_format to the strftime format of the values")
+                raise DataError(f"{where} holds text that is not ISO 8601 dates (e.g. {_examples(s)}); {hint}, "
+                                "or run `mlcycle init` to have one proposed") from None
+            if fmt is None and not text.dropna().str.match(r"^\d{4}-\d{2}").all():
+                bad = text.dropna()[~text.dropna().str.match(r"^\d{4}-\d{2}")]
+                raise DataError(f"{where} has values that are not ISO 8601 dates (e.g. {_examples(bad)}); "
+                                "set data.time_format to the strftime format of the values")
+    failed = parsed.isna() & s.notna()
+    if failed.any():
+        rule = f"data.time_unit {unit!r}" if unit else f"data.time_format {fmt!r}"
+        raise DataError(f"{where}: {int(failed.sum()):,} value(s) cannot be read by {rule} "
+                        f"(e.g. {_examples(s[failed])}); fix the values or the rule")
+    if getattr(parsed.dt, "tz", None) is not None:
+        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+    return parsed
+
+
+def unparse(s: pd.Series, raw_type: str, fmt: str | None = None, unit: str | None = None) -> pd.Series:
+    """Parsed times back in the form the source holds them (MLflow type `raw_type`): what a client sends."""
+    if raw_type == "datetime":
+        return s
+    if unit:
+        return ((s - pd.Timestamp("1970-01-01")) // pd.Timedelta(1, unit=unit)).astype("int64")
+    if fmt and fmt != "ISO8601":
+        text = s.dt.strftime(fmt)
+        return text.astype("int64") if raw_type in ("long", "integer") else text.astype("str")
+    return s.map(lambda v: v.isoformat() if pd.notna(v) else None).astype("str")
 
 
 SALT_ENV = "MLCYCLE_PII_SALT"  # secret salt of hashed personal columns (unset: no salt)
@@ -166,14 +264,15 @@ def load(data: DataParams, root: Path, path: str | Path | None = None, window: i
     if path is not None:
         df = read_table(full, "auto", what="batch", shown=str(given))
         df = mask_personal(df, data.pii_columns, data.pii_mode)
-        return parse_time(df, data.time_column)
+        return parse_time(df, data.time_column, data.time_format, data.time_unit)
     frames = [read_table(full, data.format, what="data.path", shown=str(given))]
     for rec in recorded_batches(root):
         frames.append(read_table(root / rec["file"], "auto", what="batch", shown=rec["file"]))
     if window is not None and not data.time_column:
         frames = frames[-window:]
     df = frames[0] if len(frames) == 1 else concat_batches(frames, data)
-    df = parse_time(mask_personal(df, data.pii_columns, data.pii_mode), data.time_column)
+    df = parse_time(mask_personal(df, data.pii_columns, data.pii_mode), data.time_column, data.time_format,
+                    data.time_unit)
     if window is not None and data.time_column:
         t = df[data.time_column]
         newest = t.max()
@@ -187,7 +286,9 @@ def load(data: DataParams, root: Path, path: str | Path | None = None, window: i
 
 def recorded_batches(root: Path) -> list[dict]:
     """The batches recorded by `mlcycle add-data` (data/batches.jsonl), oldest first."""
-    manifest = root / "data" / "batches.jsonl"
+    from mlcycle.paths import Paths
+
+    manifest = Paths(root).batches_manifest
     if not manifest.exists():
         return []
     return [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines()

@@ -24,7 +24,7 @@ from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
 from mlcycle.config import TrainParams
 from mlcycle.errors import DataError
-from mlcycle.features import FeatureSpec
+from mlcycle.features import FeatureSpec, RowFeatures
 
 
 @dataclass
@@ -110,7 +110,8 @@ def build_pipeline(spec: FeatureSpec, params: TrainParams, columns: list[str] | 
     # the ColumnTransformer puts categorical columns first, so they are the first n columns
     trees = params.model != "linear"
     pre = preprocessor(numeric, categorical, params, for_trees=trees)
-    return Pipeline([("preprocess", pre), ("model", estimator(spec.task, params, len(categorical) if trees else 0))])
+    return Pipeline([("features", RowFeatures.from_spec(spec)), ("preprocess", pre),
+                     ("model", estimator(spec.task, params, len(categorical) if trees else 0))])
 
 
 def encode_label(y: pd.Series, spec: FeatureSpec) -> np.ndarray:
@@ -154,10 +155,10 @@ def best_f1_threshold(y: np.ndarray, p: np.ndarray) -> float:
     return float(thresholds[int(np.argmax(f1[:-1]))]) if len(thresholds) else 0.5
 
 
-def _staged_best(model: Pipeline, X: pd.DataFrame, y, task: str, score) -> tuple[int, np.ndarray]:
+def staged_best(model: Pipeline, X: pd.DataFrame, y, task: str, score) -> tuple[int, np.ndarray]:
     """The boosting iteration count with the best validation score, and its predictions."""
     est = model.named_steps["model"]
-    Xt = model.named_steps["preprocess"].transform(X)
+    Xt = model[:-1].transform(X)
     staged = est.staged_predict(Xt) if task == "regression" else est.staged_predict_proba(Xt)
     best, best_i, best_p = -np.inf, 0, None
     for i, p in enumerate(staged, start=1):
@@ -184,7 +185,7 @@ def fit(train: tuple[pd.DataFrame, pd.Series], valid: tuple[pd.DataFrame, pd.Ser
     model.fit(X_tr, y_tr)
     best_iter = None
     if params.model == "hist_gradient_boosting":
-        best_iter, valid_pred = _staged_best(model, X_va, y_va, spec.task, score)
+        best_iter, valid_pred = staged_best(model, X_va, y_va, spec.task, score)
     else:
         valid_pred = predict_scores(model, X_va, spec.task)
     valid_score = score(y_va, valid_pred)
@@ -248,21 +249,43 @@ def save(result: TrainResult, spec: FeatureSpec, X_example: pd.DataFrame, model_
         _save(result, spec, X_example, model_dir, baseline_dir)
 
 
+def signature(spec: FeatureSpec, X: pd.DataFrame, outputs: np.ndarray):
+    """The MLflow signature of the model's inputs: the source columns it uses (required) and the id,
+    aside and left-out columns a client may send with them (optional: accepted and logged, not used),
+    each typed as the source holds it (the time column too: the model reads it by the data's rule)."""
+    from mlflow.models import ModelSignature, infer_signature
+    from mlflow.types import ColSpec, DataType, Schema
+
+    cols = [ColSpec(DataType[spec.input_types.get(c, "string")], c) for c in spec.inputs]
+    cols += [ColSpec(DataType[spec.input_types.get(c, "string")], c, required=False) for c in spec.passthrough]
+    return ModelSignature(Schema(cols), infer_signature(X, outputs).outputs)
+
+
+def input_example(spec: FeatureSpec, X: pd.DataFrame) -> pd.DataFrame:
+    """A few training rows as a client sends them (the time column back in its source form)."""
+    from mlcycle.tables import unparse
+
+    example = X.head(5).reset_index(drop=True).copy()
+    if spec.time_column and spec.time_column in example:
+        example[spec.time_column] = unparse(example[spec.time_column], spec.input_types.get(spec.time_column, "datetime"),
+                                            spec.time_format, spec.time_unit)
+    return example
+
+
 def _save(result: TrainResult, spec: FeatureSpec, X_example: pd.DataFrame, model_dir: Path, baseline_dir: Path) -> None:
     import shutil
 
     import mlflow.sklearn
-    from mlflow.models import infer_signature
 
-    example = X_example.head(5)
+    example = input_example(spec, X_example)
     for pipe, folder in ((result.model, model_dir), (result.baseline, baseline_dir)):
         if folder.exists():
             shutil.rmtree(folder)
         folder.parent.mkdir(parents=True, exist_ok=True)
-        out = predict_scores(pipe, example, spec.task)
+        out = predict_scores(pipe, X_example.head(5), spec.task)
         mlflow.sklearn.save_model(
             pipe, str(folder),
-            signature=infer_signature(example, out),
+            signature=signature(spec, X_example.head(5), out),
             input_example=example,
             serialization_format="cloudpickle",
             pyfunc_predict_fn="predict" if spec.task == "regression" else "predict_proba",
@@ -270,7 +293,8 @@ def _save(result: TrainResult, spec: FeatureSpec, X_example: pd.DataFrame, model
             metadata={"mlcycle": json.loads(json.dumps({
                 "task": spec.task, "label": spec.label, "classes": spec.classes,
                 "positive_class": spec.positive_class, "threshold": result.threshold,
-                "best_iter": result.best_iter,
+                "best_iter": result.best_iter, "inputs": spec.inputs, "passthrough": spec.passthrough,
+                "provided_at_prediction": spec.provided_at_prediction, "time_column": spec.time_column,
             }, default=str))},
         )
 

@@ -74,6 +74,12 @@ def test_history_only_moves_of_the_version_and_missing_intended_use_is_said(tmp_
     assert [e["reason"] for e in card.version_history(AUDIT, "5")] == ["other version"]
     paths, cfg, _ = workspace(tmp_path, intended=None)
     record = card.collect(paths, cfg, None, "credit-model", "7", [])
-    assert record["intended_use"].startswith("Not written yet") and "intended_use.md" in record["intended_use"]
+    text = record["intended_use"]
+    assert text.startswith("**Intended use (derived from the data, not written yet).** Predicts `default`")
+    assert "Not written yet" in text and "intended_use.md" in text
+    from tests.conftest import ROOT  # the shipped template counts as not written
+
+    (tmp_path / "intended_use.md").write_text((ROOT / "intended_use.md").read_text())
+    assert "derived from the data" in card.collect(paths, cfg)["intended_use"]
     assert "No sensitive attribute" not in " ".join(record["limitations"])
     assert card.lock_hashes(tmp_path / "missing.lock", "x") == {"source_md5": None, "processed_md5": None}

@@ -58,8 +58,10 @@ def test_rows_from_json_and_prepare_names_missing_features(fitted):
     with pytest.raises(DataError, match="lacks the model's features"):
         explain.prepare(rows, X)
     full = {c: X.iloc[0][c] for c in X.columns}
-    full = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in full.items()}
+    full = {k: (v.item() if isinstance(v, np.generic) else v.isoformat() if isinstance(v, pd.Timestamp) else v)
+            for k, v in full.items()}  # as a client writes the row: the date as ISO 8601 text
     ready = explain.prepare(explain.rows_from(json.dumps(full), None), X)
     assert list(ready.columns) == list(X.columns) and pd.api.types.is_float_dtype(ready["x1"])
+    assert ready["when"].iloc[0] == X["when"].iloc[0]
     with pytest.raises(DataError, match="not valid JSON"):
         explain.rows_from("{carrier: UA}", None)

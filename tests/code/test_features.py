@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlcycle import config, features
+from mlcycle import config, features, tables
 from mlcycle.errors import DataError
 from tests.code.frames import data_params, mixed_frame
 
@@ -23,23 +23,61 @@ def test_classes_and_positive_class():
     assert features.classes_of(pd.Series(["a", "b", "c"]))[1] is None
 
 
-def test_type_columns_handles_bool_datetime_text():
+def test_the_model_derives_features_from_the_source_columns():
     df = mixed_frame(20)
-    typed, numeric, categorical = features.type_columns(df, exclude={"y"})
-    assert categorical == ["cat"]
-    assert {"x1", "x2", "flag", "when_year", "when_month", "when_day_of_week"} == set(numeric)
+    table, spec, _ = features.build(df, data_params(), config.FeaturesParams())
+    assert spec.inputs == ["x1", "x2", "cat", "flag", "when"] and spec.categorical == ["cat"]
+    assert {"x1", "x2", "flag", "when_year", "when_month", "when_day_of_week"} == set(spec.numeric)
+    assert spec.input_types == {"x1": "double", "x2": "double", "cat": "string", "flag": "boolean", "when": "datetime"}
+    typed = features.derived(spec, table[spec.inputs])
+    assert set(typed.columns) == set(spec.features)
     assert typed["flag"].isin([0.0, 1.0]).all()
     assert typed["cat"].isna().sum() == df["cat"].isna().sum()
+    pd.testing.assert_frame_equal(table[spec.inputs].reset_index(drop=True), df[spec.inputs].reset_index(drop=True))
 
 
-def test_build_spec_and_no_leakage_of_drop_or_id_columns():
-    df = mixed_frame(50).assign(row_id=range(50), leak=1.0)
-    table, spec, _ = features.build(df, data_params(id_columns=["row_id"], drop_columns=["leak"], time_column="when"),
-                                    config.FeaturesParams(calendar=["day_of_week", "hour"]))
-    assert "leak" not in spec.features and "row_id" not in spec.features and "y" not in spec.features
-    assert "day_of_week" in spec.numeric and "hour" in spec.numeric
-    assert spec.classes == ["no", "yes"] and spec.positive_class == "yes"
-    assert {"when", "row_id", features.LABEL} <= set(table.columns)
+def test_the_time_column_is_an_input_read_by_its_rule():
+    df = mixed_frame(60).assign(day=lambda d: d["when"].dt.strftime("%d/%m/%Y %H:%M")).drop(columns="when")
+    dp = data_params(time_column="day", time_format="%d/%m/%Y %H:%M")
+    parsed = tables.parse_time(df, "day", dp.time_format)
+    table, spec, info = features.build(parsed, dp, config.FeaturesParams(calendar=["month", "hour", "year"]))
+    # year and month are constant in 60 hours of January: left out
+    assert spec.calendar == ["hour"] and info["constant_calendar_parts"] == ["month", "year"]
+    assert "day" in spec.inputs and spec.kinds["day"] == "time" and spec.input_types["day"] == "string"
+    raw = df[spec.inputs]  # a client's rows: the time as the file holds it
+    from_raw = features.derived(spec, raw)
+    from_parsed = features.derived(spec, table[spec.inputs])
+    pd.testing.assert_frame_equal(from_raw.reset_index(drop=True), from_parsed.reset_index(drop=True))
+    with pytest.raises(ValueError, match="time column 'day'.*cannot be read"):
+        features.derived(spec, raw.assign(day="2024-01-01"))
+
+
+HOOK = '''
+def add(table, tables, params):
+    """Doubles x1."""
+    return table.assign(x1_twice=table["x1"] * params["k"])
+
+def drop(table, tables, params):
+    return table.drop(columns=["x2"])
+
+def shuffle(table, tables, params):
+    return table.sample(frac=1.0, random_state=0)
+'''
+
+
+def test_an_enrichment_hook_adds_inputs_and_must_keep_the_rows(tmp_path):
+    (tmp_path / "h.py").write_text(HOOK)
+    df = mixed_frame(40)
+    fp = config.FeaturesParams(enrich={"hook": "h.py:add", "params": {"k": 2}})
+    hook, extra = features.enrichment(fp, tmp_path)
+    table, spec, info = features.build(df, data_params(), fp, hook, extra)
+    assert spec.provided_at_prediction == ["x1_twice"] == info["enriched_columns"] and "x1_twice" in spec.inputs
+    assert spec.enrichment == "Doubles x1."
+    for fn, why in (("drop", "removed the columns"), ("shuffle", "changed the rows")):
+        fp = config.FeaturesParams(enrich={"hook": f"h.py:{fn}"})
+        hook, extra = features.enrichment(fp, tmp_path)
+        with pytest.raises(DataError, match=why):
+            features.build(df, data_params(), fp, hook, extra)
 
 
 def test_time_split_holds_out_latest_rows():
@@ -66,34 +104,6 @@ def test_random_split_is_stratified_and_seeded():
     pd.testing.assert_frame_equal(a["test"], b["test"])
     share = table[features.LABEL].eq("yes").mean()
     assert abs(a["test"][features.LABEL].eq("yes").mean() - share) < 0.03
-
-
-def flights_frame():
-    # two origins; flights every 30 minutes; the first EWR departures are very late
-    rows = []
-    for i in range(8):
-        t = pd.Timestamp("2013-01-01 06:00") + pd.Timedelta(minutes=30 * i)
-        for origin, delay in (("EWR", 90.0 if i < 3 else 0.0), ("JFK", 0.0)):
-            rows.append({"year": 2013, "month": 1, "day": 1, "hour": t.hour, "minute": t.minute,
-                         "origin": origin, "dep_delay": delay})
-    return pd.DataFrame(rows)
-
-
-def test_recent_departures_use_only_flights_already_gone():
-    f = flights_frame()
-    r = features.recent_departures(f, window_minutes=120, lead_minutes=60)
-    ewr = f["origin"].eq("EWR")
-    # 06:00 EWR: prediction at 05:00, nothing has left yet
-    assert r.loc[ewr].iloc[0]["recent_departures"] == 0 and np.isnan(r.loc[ewr].iloc[0]["recent_dep_delay"])
-    # 08:30 EWR: prediction at 07:30; the 06:00 flight left at 07:30 (90 min late) and counts
-    row = r.loc[ewr].iloc[5]
-    assert row["recent_dep_delay"] > 0 and row["recent_late_share"] > 0
-    # JFK never sees EWR's delays
-    assert (r.loc[~ewr, "recent_dep_delay"].fillna(0) == 0).all()
-    # a flight's own delay never enters its own feature
-    f2 = f.copy()
-    f2.loc[15, "dep_delay"] = 500.0
-    pd.testing.assert_series_equal(features.recent_departures(f2, 120, 60).loc[15], r.loc[15])
 
 
 def test_aside_columns_are_kept_for_slices_but_are_not_features():

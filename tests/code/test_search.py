@@ -16,7 +16,7 @@ def prepared(task="binary", time_column=None, **train_kw):
     dp = data_params(task="regression" if task == "regression" else "classification", time_column=time_column)
     table, spec, _ = features.build(df, dp, config.FeaturesParams())
     parts = features.split(table, spec, config.SplitParams(seed=0))
-    xy = {k: (v[spec.features], v[features.LABEL]) for k, v in parts.items()}
+    xy = {k: (v[spec.inputs], v[features.LABEL]) for k, v in parts.items()}
     base = dict(max_iter=60, min_samples_leaf=5, n_estimators=40)
     base.update(train_kw)
     return xy, spec, config.TrainParams(**base)

@@ -111,3 +111,39 @@ def test_load_without_time_column_windows_by_batch_and_names_a_column_mismatch(t
     pd.DataFrame({"y": [3], "extra": [1]}).to_parquet(tmp_path / "b2.parquet")
     with pytest.raises(DataError, match=r"batch 2 has different columns from d.csv: extra \['extra'\]"):
         tables.load(p, tmp_path)
+
+
+# ---------------------------------------------------------------- time columns: read by an explicit rule only
+
+def test_numbers_are_never_read_as_times_without_a_rule():
+    df = pd.DataFrame({"ts": [1678838400, 1678924800], "y": [1, 0]})
+    with pytest.raises(DataError, match=r"data.time_column 'ts' holds numbers \(e.g. 1678838400.*data.time_unit: s"):
+        tables.parse_time(df, "ts")
+    out = tables.parse_time(df, "ts", unit="s")
+    assert out["ts"].tolist() == [pd.Timestamp("2023-03-15"), pd.Timestamp("2023-03-16")]
+    assert out.attrs["time_raw_type"] == "long"
+    assert tables.parse_time(pd.DataFrame({"d": [20230315]}), "d", fmt="%Y%m%d")["d"][0] == pd.Timestamp("2023-03-15")
+
+
+def test_text_times_need_iso_8601_or_a_format_and_every_value_must_read():
+    df = pd.DataFrame({"d": ["15/03/2023", "16/03/2023"]})
+    with pytest.raises(DataError, match="not ISO 8601 dates.*data.time_format: '%d/%m/%Y'"):
+        tables.parse_time(df, "d")
+    assert tables.parse_time(df, "d", fmt="%d/%m/%Y")["d"][1] == pd.Timestamp("2023-03-16")
+    with pytest.raises(DataError, match=r"1 value\(s\) cannot be read by data.time_format '%d/%m/%Y' \(e.g. '2023-03-17'\)"):
+        tables.parse_time(pd.DataFrame({"d": ["15/03/2023", "2023-03-17"]}), "d", fmt="%d/%m/%Y")
+    iso = tables.parse_time(pd.DataFrame({"d": ["2013-01-01T10:00:00Z", "2013-01-01T11:30:00+01:00"]}), "d")
+    assert iso["d"].tolist() == [pd.Timestamp("2013-01-01 10:00"), pd.Timestamp("2013-01-01 10:30")]  # UTC
+    assert iso.attrs["time_raw_type"] == "string"
+    with pytest.raises(DataError, match="true/false"):
+        tables.parse_time(pd.DataFrame({"d": [True, False]}), "d")
+
+
+def test_unparse_gives_back_what_a_client_sends():
+    t = pd.Series([pd.Timestamp("2023-03-15 10:00"), pd.Timestamp("2023-03-16")])
+    assert tables.unparse(t, "string", "%d/%m/%Y").tolist() == ["15/03/2023", "16/03/2023"]
+    assert tables.unparse(t, "long", unit="s").tolist() == [1678874400, 1678924800]
+    assert tables.unparse(t, "string").tolist() == ["2023-03-15T10:00:00", "2023-03-16T00:00:00"]
+    for raw, kw in ((tables.unparse(t, "string", "%d/%m/%Y %H:%M"), {"fmt": "%d/%m/%Y %H:%M"}),
+                    (tables.unparse(t, "long", unit="s"), {"unit": "s"}), (tables.unparse(t, "string"), {})):
+        assert tables.parse_series(raw, "t", **kw).tolist() == t.tolist()

@@ -12,7 +12,7 @@ def prepared(task: str, model: str = "hist_gradient_boosting", **train_kw):
     dp = data_params(task="regression" if task == "regression" else "classification")
     table, spec, _ = features.build(df, dp, config.FeaturesParams())
     parts = features.split(table, spec, config.SplitParams(seed=0))
-    xy = {k: (v[spec.features], v[features.LABEL]) for k, v in parts.items()}
+    xy = {k: (v[spec.inputs], v[features.LABEL]) for k, v in parts.items()}
     params = config.TrainParams(model=model, max_iter=60, min_samples_leaf=5, **train_kw)
     return xy, spec, params
 

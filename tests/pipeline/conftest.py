@@ -10,24 +10,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import SAMPLE, deep_merge, edit_params, make_workspace, run
+from tests.conftest import SAMPLE, deep_merge, init_data, make_workspace, run
 
 # planted personal data: none of these may appear in any output
 EMAILS = [f"jane.doe{i:04d}@example-pii.org" for i in range(1500)]
 NATIONAL_IDS = [f"PII-{i:06d}-ZX" for i in range(1500)]
 
+# on top of what `mlcycle init --data data/raw/churn.csv --target churn` writes
 USER = {
-    "ingest": {"sample_frac": 0.01},  # the default example's ingest still runs; keep it small
-    "data": {"path": "data/raw/churn.csv", "target": "churn", "task": "classification", "threshold": None,
-             "positive_class": "yes", "time_column": None, "id_columns": ["customer_id"], "drop_columns": [],
-             "enrich": None, "required_columns": [], "format": "auto",
-             "pii_columns": ["email", "national_id"], "pii_mode": "hash"},
+    "data": {"id_columns": ["customer_id"], "pii_columns": ["email", "national_id"], "pii_mode": "hash"},
     "validate": {"min_rows": 100, "schema": "schemas/churn.yaml"},
     "eda": SAMPLE["eda"],
-    "features": {"calendar": ["month"]},
-    "split": {"test_start": None, "test_size": 0.25},
-    "train": {"max_iter": 30, "baseline_columns": []},
-    "evaluate": {"slices": []},  # the default example's slice columns (carrier, origin) are not in this data
+    "split": {"test_size": 0.25},
+    "train": {"max_iter": 30},
 }
 
 
@@ -63,9 +58,10 @@ def user_ws(tmp_path_factory) -> Path:
     """A workspace copy: churn.csv with personal columns (hashed), a schema proposed by
     `mlcycle schema infer` and committed, and one full `dvc repro` (so a champion exists)."""
     ws = make_workspace(tmp_path_factory.mktemp("user") / "ws")
-    edit_params(ws, deep_merge({}, USER))
     churn_frame().to_csv(ws / "data/raw/churn.csv", index=False)
-    out = run(["mlcycle", "schema", "infer"], ws)
+    init_data(ws, "data/raw/churn.csv", "churn", params=deep_merge({}, USER))
+    # the personal columns are declared after init: the schema is proposed again from the masked table
+    out = run(["mlcycle", "schema", "infer", "--force"], ws)
     assert "wrote schemas/churn.yaml" in out.stdout
     run("git add -A && git commit -q -m 'user data and its schema'", ws)
     run(["dvc", "repro"], ws, timeout=900)

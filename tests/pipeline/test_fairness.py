@@ -14,20 +14,16 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import SAMPLE, deep_merge, edit_params, make_workspace, run
+from tests.conftest import SAMPLE, deep_merge, init_data, make_workspace, run
 
 pytestmark = pytest.mark.slow
 
-PARAMS = {
-    "ingest": {"sample_frac": 0.01},
-    "data": {"path": "data/raw/credit.csv", "target": "default", "task": "classification", "threshold": None,
-             "positive_class": "yes", "time_column": None, "id_columns": ["applicant"], "drop_columns": [],
-             "enrich": None, "required_columns": [], "aside_columns": ["gender"]},
+PARAMS = {  # on top of what `mlcycle init --data data/raw/credit.csv --target default` writes
+    "data": {"positive_class": "yes", "id_columns": ["applicant"], "aside_columns": ["gender"]},
     "validate": {"min_rows": 100},
     "eda": SAMPLE["eda"],
-    "features": {"calendar": []},
-    "split": {"test_start": None, "test_size": 0.3},
-    "train": {"max_iter": 40, "baseline_columns": []},
+    "split": {"test_size": 0.3},
+    "train": {"max_iter": 40},
     "evaluate": {"slices": ["district"], "sensitive": ["gender"], "min_group_size": 50, "bootstrap": 50,
                  "explain_rows": 500, "pdp_features": 2},
     "gate": {"minimums": {"roc_auc": 0.6},
@@ -60,8 +56,8 @@ def mlflow_client(ws):
 
 def test_fairness_bound_blocks_an_unfair_model_and_the_card_holds_the_run(tmp_path):
     ws = make_workspace(tmp_path / "ws")
-    edit_params(ws, deep_merge(yaml.safe_load((ws / "params.yaml").read_text()), PARAMS))
     credit_csv(ws / "data/raw/credit.csv", planted=True)
+    init_data(ws, "data/raw/credit.csv", "default", params=deep_merge({}, PARAMS))
     run(["dvc", "repro"], ws, timeout=900)
 
     decision = json.loads((ws / "reports/gate_decision.json").read_text())

@@ -13,21 +13,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import SAMPLE, deep_merge, edit_params, make_workspace, run
+from tests.conftest import SAMPLE, deep_merge, init_data, make_workspace, run
 
 pytestmark = pytest.mark.slow
 MODEL = "churn-model"
 
-PARAMS = {
-    "ingest": {"sample_frac": 0.01},
-    "data": {"path": "data/raw/customers.csv", "target": "churn", "task": "classification", "threshold": None,
-             "positive_class": "yes", "time_column": None, "id_columns": ["customer_id"], "drop_columns": [],
-             "enrich": None, "required_columns": [], "format": "auto"},
-    "validate": {"min_rows": 100, "schema": "schemas/customers.yaml"},
+PARAMS = {  # on top of what `mlcycle init --data data/raw/customers.csv --target churn` writes
+    "validate": {"min_rows": 100},
     "eda": SAMPLE["eda"],
-    "features": {"calendar": []},
-    "split": {"test_start": None, "test_size": 0.25},
-    "train": {"max_iter": 30, "baseline_columns": []},
+    "split": {"test_size": 0.25},
+    "train": {"max_iter": 30},
     "evaluate": {"slices": ["plan"], "bootstrap": 0, "explain_rows": 500},
     "tracking": {"model_name": MODEL},
     "monitor": {"min_rows": 300, "min_slice_rows": 50},
@@ -49,9 +44,8 @@ def customers(n: int, seed: int, prefix: str, shifted: bool = False) -> pd.DataF
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory) -> Path:
     ws = make_workspace(tmp_path_factory.mktemp("monitor") / "ws")
-    edit_params(ws, deep_merge({}, PARAMS))
     customers(2000, 0, "C").to_csv(ws / "data/raw/customers.csv", index=False)
-    run(["mlcycle", "schema", "infer"], ws)
+    init_data(ws, "data/raw/customers.csv", "churn", params=deep_merge({}, PARAMS))  # also proposes the schema
     run("git add -A && git commit -q -m 'customer data and its schema'", ws)
     run(["dvc", "repro"], ws, timeout=900)
     incoming = ws.parent / "incoming"
