@@ -160,7 +160,9 @@ def infer_time(df: pd.DataFrame, target: str, column: str | None) -> tuple[str |
     from mlcycle.tables import guess_formats, parse_series
 
     notes: list[str] = []
-    candidates = [column] if column else [c for c in df.columns if c != target]
+    # columns named like times first; any text column that reads as dates is a candidate
+    others = [c for c in df.columns if c != target]
+    candidates = [column] if column else sorted(others, key=lambda c: not TIME_NAME.search(str(c)))
     found: list[tuple[str, dict]] = []
     for c in candidates:
         s = df[c]
@@ -182,7 +184,7 @@ def infer_time(df: pd.DataFrame, target: str, column: str | None) -> tuple[str |
                     raise DataError(f"--time-column '{c}' holds numbers (median {mag:g}) that read as no time unit; "
                                     "set data.time_unit or data.time_format yourself")
                 found.append((c, {"time_unit": unit}))
-        elif column or TIME_NAME.search(str(c)):
+        elif column or s.dropna().nunique() > 1:
             formats = guess_formats(s)
             if formats:
                 found.append((c, {} if formats[0] == "ISO8601" else {"time_format": formats[0]}))
