@@ -203,9 +203,12 @@ class FairnessParams(Section):
 
 class GateParams(Section):
     metric: str = "auto"  # compared with the champion re-scored on the same holdout; auto: by task
-    minimums: dict[str, float] = {}  # metric -> lowest acceptable value (higher-is-better metrics)
+    # metric -> lowest acceptable value; auto: a floor by task (see mlcycle.gate.AUTO_MINIMUMS)
+    minimums: Literal["auto"] | dict[str, float] = "auto"
     maximums: dict[str, float] = {}  # metric -> highest acceptable value (rmse, log_loss, ...)
-    max_drop: Annotated[float, Field(ge=0.0)] = 0.005  # how much worse than the champion is tolerated
+    beat_baseline: bool = True  # the model must score better than the baseline on `metric`
+    max_drop: Annotated[float, Field(ge=0.0)] = 0.005  # worse than the champion tolerated: scores (roc_auc, r2, ...), absolute
+    max_relative_drop: Annotated[float, Field(ge=0.0)] = 0.01  # errors (rmse, mae, log_loss, brier): share of the champion's
     fairness: FairnessParams = FairnessParams()  # bounds on group gaps of evaluate.sensitive columns
 
 

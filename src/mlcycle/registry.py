@@ -162,7 +162,9 @@ def apply_decision(client, audit_file: Path, name: str, decision) -> dict:
         set_alias(client, name, CHAMPION, version)
     else:
         set_alias(client, name, CHALLENGER, version)
-    value = next((c["value"] for c in decision.criteria if c["criterion"].startswith(decision.metric)), None)
+    value = getattr(decision, "value", None)  # the candidate's gate-metric value, whatever the criteria
+    if value is None:
+        value = next((c["value"] for c in decision.criteria if c["criterion"].startswith(decision.metric)), None)
     for k, v in {"gate.decision": decision.outcome, "gate.metric": decision.metric,
                  "gate.value": "" if value is None else f"{value:.6f}",
                  "gate.criteria": json.dumps(decision.criteria, default=str)[:5000],
