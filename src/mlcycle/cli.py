@@ -9,14 +9,16 @@ from mlcycle.errors import MlcycleError
 
 
 def _check(args) -> int:
-    from mlcycle import config
+    from mlcycle import check, config
     from mlcycle.paths import Paths
     from mlcycle.tables import check_data_path
 
     params = config.load(args.params)
     root = Paths.at().root
     if params.data.path not in stage_outputs(root):  # else a stage (ingest) writes it
-        check_data_path(params.data, root)
+        path = check_data_path(params.data, root)
+        checked = check.header_checked(params, path, args.params)  # raises ParamsError naming every bad column
+        print(f"{params.data.path}: {checked}")
     print(f"{args.params}: ok ({len(params.dump())} sections)")
     return 0
 
