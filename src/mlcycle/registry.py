@@ -174,3 +174,35 @@ def apply_decision(client, audit_file: Path, name: str, decision) -> dict:
     return audit(audit_file, client, name, action, old.version if old else None,
                  version if decision.promote else (old.version if old else None),
                  decision.summary(), {"criteria": decision.criteria})
+
+
+def unresolved_message(client, name: str, uri: str, command: str = "serve") -> str | None:
+    """Why `models:/<name>@champion` does not resolve when versions exist, and the ways forward:
+    the newest version's gate decision (its `gate.decision` / `gate.summary` tags), then
+    `mlcycle promote`, `mlcycle <command> --model-uri` or a new run. None when there is no version
+    (then "run `make repro`" is the right advice)."""
+    try:
+        found = client.search_model_versions(f"name = '{name}'")
+    except Exception:
+        return None
+    if not found:
+        return None
+    newest = max(found, key=lambda m: int(m.version))
+    try:
+        newest = client.get_model_version(name, newest.version)
+    except Exception:
+        pass
+    tags = newest.tags or {}
+    v = str(newest.version)
+    decision = tags.get("gate.decision")
+    summary = str(tags.get("gate.summary", ""))
+    summary = summary if len(summary) <= 300 else summary[:285] + " ..."
+    if decision:
+        why = f"the gate {decision} version {v}" + (f": {summary}" if summary else "")
+    else:
+        why = f"version {v} has no gate decision (the evaluate stage did not judge it)"
+    count = f"{len(found)} version(s) registered, none is the champion" if len(found) > 1 else "1 version registered, not the champion"
+    return (f"{command}: {uri} does not resolve: {count}; {why}. Ways forward: "
+            f"`mlcycle promote {v} --reason \"...\"` makes it the champion (audited); "
+            f"`mlcycle {command} --model-uri models:/{name}/{v}` uses it without promoting; "
+            "or change the data or params.yaml and run `make repro` for a model that passes the gate")
