@@ -245,7 +245,7 @@ def _params_rules(r: Rules, df: pd.DataFrame, data: DataParams, params: Validate
     t = data.target
     r.column("error", t, required=True)
     r.msgs[("error", t, "column_in_dataframe")] = lambda n, ex: (
-        f"target column '{t}' is missing; set data.target to one of: {_few(df.columns)}")
+        f"target column '{t}' is missing; " + _did_you_mean(t, df.columns, "data.target", "set data.target to one of: "))
     mt = params.max_target_null_share
     r.check("error", t, "target_nulls", lambda s: _share(s) <= mt,
             lambda n, ex: (f"target '{t}' is missing in {_share(df[t]):.1%} of rows, above "
@@ -321,6 +321,14 @@ def _params_rules(r: Rules, df: pd.DataFrame, data: DataParams, params: Validate
         if c != t and c not in data.required_columns and (table is None or c not in table.columns):
             r.check("warning", c, "all_null", lambda s: len(s) == 0 or not s.isna().all(),
                     lambda n, ex, c=c: f"column '{c}' is empty (all values null); it carries no information")
+
+
+def _did_you_mean(name: str, columns, key: str, otherwise: str) -> str:
+    """"did you mean 'x'?" for the closest column (correct `key`), else `otherwise` and a few columns."""
+    import difflib
+
+    close = difflib.get_close_matches(name, [str(c) for c in columns], n=1)
+    return f"did you mean '{close[0]}'? (correct {key} in params.yaml)" if close else otherwise + _few(columns)
 
 
 def rare_classes_message(target: str, counts: pd.Series) -> str:

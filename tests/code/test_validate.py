@@ -172,3 +172,11 @@ def test_boolean_positive_class_on_text_labels_gets_the_quoting_hint():
     assert "positive_class" not in {f.check for f in quoted.errors}
     booleans = validate.check(df.assign(y=[True, False] * 20), data_params(positive_class=True), LIMITS)
     assert "positive_class" not in {f.check for f in booleans.errors}
+
+
+def test_misspelled_target_gets_did_you_mean_else_a_few_columns():
+    df = mixed_frame(50).rename(columns={"y": "arrival_delay"})
+    r = validate.check(df, data_params(target="arival_delay"), LIMITS)
+    assert "target column 'arival_delay' is missing; did you mean 'arrival_delay'?" in r.errors[0].message
+    far = validate.check(df, data_params(target="zzz"), LIMITS)
+    assert "set data.target to one of: x1, x2, cat, flag, when, arrival_delay" in far.errors[0].message
