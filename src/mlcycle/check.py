@@ -158,5 +158,7 @@ def header_checked(params: Params, path: Path, source: str = "params.yaml") -> s
         header = read_header(path, fmt)
     except Exception as exc:  # damaged, empty or not the format: validate's read finding names the cause
         return f"columns not checked, the header cannot be read ({type(exc).__name__}); `mlcycle run validate` says why"
+    if not header:
+        return "columns not checked, the file has no header; `mlcycle run validate` says why"
     check_columns(params, path, fmt, source)
     return f"every column params name is in the header ({len(header):,} columns)"

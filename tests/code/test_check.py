@@ -123,3 +123,15 @@ def test_the_default_example_params_pass_against_the_flights_header(tmp_path):
     typo = params_with({"evaluate": {"slices": ["carrer", "origin"]}})
     assert check.columns(typo, flights, "parquet") == [
         "evaluate.slices: 'carrer' is not a column of the data (did you mean 'carrier'?)"]
+
+
+def test_an_unreadable_or_empty_file_is_left_to_validate(tmp_path):
+    params = params_with(OWN)
+    empty = tmp_path / "own.csv"
+    empty.write_text("")
+    assert check.header_checked(params, empty).startswith("columns not checked, the file has no header")
+    broken = tmp_path / "own.parquet"
+    broken.write_bytes(b"not parquet at all")
+    assert check.header_checked(params, broken).startswith("columns not checked, the header cannot be read")
+    with pytest.raises(ParamsError, match="1 problem"):
+        check.header_checked(params, own_csv(tmp_path / "ok.csv", target="other"))
