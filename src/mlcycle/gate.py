@@ -87,7 +87,7 @@ class Decision:
         if len(shown) > most:
             text += f"; and {len(shown) - most} more"
         if self.promote:
-            return f"{who} promoted to champion: {len(shown)} criteria passed ({text})"
+            return f"{who} promoted to champion: {len(shown)} {'criterion' if len(shown) == 1 else 'criteria'} passed ({text})"
         return f"{who} not promoted ({text})"
 
     def table(self) -> pd.DataFrame:

@@ -62,6 +62,8 @@ def test_summary_of_a_promotion_names_the_criteria_that_passed():
     s = gate.decide(REG, None, config.GateParams(), "1", baseline=REG_BASELINE).summary()
     assert "2 criteria passed" in s and "r2 >= minimum: 0.4500 vs 0.1000" in s and "rmse beats baseline" in s
     assert "every criterion" not in s
+    one = gate.decide({"roc_auc": 0.7}, None, config.GateParams(), "4").summary()
+    assert one == "version 4 promoted to champion: 1 criterion passed (roc_auc >= minimum: 0.7000 vs 0.6000)"
 
 
 def test_a_decision_without_criteria_is_not_promoted_and_says_why():
