@@ -15,8 +15,7 @@ def _check(args) -> int:
 
     params = config.load(args.params)
     root = Paths.at().root
-    written = params.data.path in stage_outputs(root)  # a stage (ingest) writes it
-    if not written:
+    if params.data.path not in stage_outputs(root):  # else a stage (ingest) writes it
         check_data_path(params.data, root)
     path = root / params.data.path
     if path.is_file():  # a stage output not written yet is checked by the stage that reads it

@@ -49,8 +49,8 @@ def _bounded(text: str, most: int) -> str:
     """text cut to `most` characters at most, saying how many were left out."""
     if len(text) <= most:
         return text
-    suffix = f" ... (+{len(text):,} chars)"  # an upper bound of what is cut: never longer than the real count
-    keep = max(0, most - len(suffix))
+    longest = f" ... (+{len(text):,} chars)"  # the suffix is never longer than this (fewer are cut)
+    keep = max(0, most - len(longest))
     return text[:keep] + f" ... (+{len(text) - keep:,} chars)"
 
 
@@ -335,7 +335,8 @@ def rare_classes_message(target: str, counts: pd.Series) -> str:
     """How many classes have fewer than 2 rows, with three of them: bounded however many there are."""
     rare = list(counts[counts < 2].index)
     return (f"{len(rare):,} class(es) of target '{target}' have fewer than 2 rows (e.g. {_ex(rare)}); "
-            "merge rare classes, or set data.threshold / task: regression for a numeric or free-text target")
+            "merge rare classes; if the target is free text or a number, it holds no classes: choose "
+            "another data.target, or set data.threshold or task: regression")
 
 
 def bool_label_hint(data: DataParams, target: pd.Series) -> str:
