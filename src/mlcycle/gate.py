@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mlcycle.config import GateParams
+from mlcycle.config import GATE_METRICS, GateParams
 
 LOWER_IS_BETTER = {"rmse", "mae", "log_loss", "brier", "ece"}
 # errors in target units or unbounded losses: the champion tolerance is a share of its value
@@ -34,8 +34,7 @@ AUTO_MINIMUMS = {
 }
 # what evaluate reports for some task: a criterion on one of these that the current task does not
 # report is skipped (and said so); any other name is a typo and an error
-KNOWN = {"roc_auc", "pr_auc", "log_loss", "brier", "ece", "f1", "precision", "recall", "accuracy",
-         "f1_macro", "balanced_accuracy", "roc_auc_ovr", "rmse", "mae", "r2"}
+KNOWN = set(GATE_METRICS)
 
 
 def primary_metric(candidate: dict[str, float]) -> str:

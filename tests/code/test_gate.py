@@ -1,6 +1,8 @@
 import pytest
 
 from mlcycle import config, gate
+from mlcycle.errors import ParamsError
+from tests.conftest import ROOT
 
 P = config.GateParams(metric="roc_auc", minimums={"roc_auc": 0.65}, max_drop=0.01)
 
@@ -30,8 +32,11 @@ def test_lower_is_better_metrics_and_maximums():
 
 
 def test_unknown_metric_is_named_other_tasks_metric_is_skipped():
-    with pytest.raises(KeyError, match="gate.minimums names 'auc'"):
-        gate.decide({"roc_auc": 0.7}, None, config.GateParams(minimums={"auc": 0.5}))
+    raw = config.read_yaml(ROOT / "params.yaml")
+    raw["gate"] = {"minimums": {"auc": 0.5}, "maximums": {"rsme": 3.0}, "metric": "rmse"}
+    with pytest.raises(ParamsError, match=r"gate: Value error, minimums: 'auc' is not a metric evaluate reports "
+                                          r"\(did you mean 'pr_auc' or 'roc_auc'\?\)"):
+        config.parse(raw)  # at `mlcycle check`, before any stage runs
     d = gate.decide({"rmse": 3.0, "r2": 0.9}, {"rmse": 3.1, "r2": 0.9}, config.GateParams(minimums={"roc_auc": 0.6}), "2", "1")
     assert d.promote and d.metric == "rmse" and "skipped, not reported for this task: roc_auc" in d.note
 
