@@ -143,7 +143,7 @@ def rescore_champion(client, name: str, candidate_version: str | None, score):
     current holdout; (None, None, note) when there is none or it cannot score the current data."""
     champ = champion(client, name)
     if champ is None:
-        return None, None, "no champion yet: the first model is promoted when it meets the minimums"
+        return None, None, "no champion yet: the first model is promoted when it meets the minimums (and beats the baseline)"
     if candidate_version is not None and str(champ.version) == str(candidate_version):
         return None, None, "the candidate already is the champion"
     try:
@@ -151,7 +151,7 @@ def rescore_champion(client, name: str, candidate_version: str | None, score):
         return str(champ.version), score(model, meta), f"champion v{champ.version} re-scored on the current holdout"
     except Exception as exc:
         return None, None, (f"champion v{champ.version} cannot score the current holdout "
-                            f"({type(exc).__name__}: {str(exc)[:200]}); compared on minimums only")
+                            f"({type(exc).__name__}: {str(exc)[:200]}); judged without a champion criterion")
 
 
 def apply_decision(client, audit_file: Path, name: str, decision) -> dict:
