@@ -101,6 +101,9 @@ def test_no_champion_message_names_the_rejection_and_the_ways_forward(store):
 
     with pytest.raises(serve.ServeError, match=f"the gate rejected version {v}"):
         serve.load(client, uri)
+    settings = serve.settings(ws, config.load(ws / "params.yaml"), model_uri=uri)
+    with pytest.raises(serve.ServeError, match=f"serve: {uri} does not resolve: 1 version registered"):
+        serve.run(settings)  # `mlcycle serve`: fails before starting uvicorn
     from mlcycle import monitor
 
     with pytest.raises(monitor.MonitorError, match=f"monitor: {uri} does not resolve.*mlcycle monitor --model-uri"):
