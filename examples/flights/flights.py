@@ -104,6 +104,11 @@ def enrich(table: pd.DataFrame, tables: dict[str, pd.DataFrame], params: dict) -
     return joined
 
 
+# the columns `enrich` adds (so `mlcycle check` can check slices and baseline columns naming them)
+enrich.adds = (*WEATHER_COLS, *PLANE_COLS.values(), "flights_same_hour", "recent_dep_delay", "recent_late_share",
+               "recent_departures")
+
+
 def scheduled_departure(flights: pd.DataFrame) -> pd.Series:
     """Local scheduled departure time from year, month, day, hour, minute."""
     return pd.to_datetime(

@@ -9,7 +9,7 @@ from mlcycle.errors import MlcycleError
 
 
 def _check(args) -> int:
-    from mlcycle import config
+    from mlcycle import check, config
     from mlcycle.paths import Paths
     from mlcycle.tables import check_data_path
 
@@ -21,6 +21,10 @@ def _check(args) -> int:
         if not written_by_stage(rel, root, params) and not (root / rel).exists():
             raise MlcycleError(f"features.enrich.tables.{name}: '{rel}' does not exist; put the file there "
                                "(and `dvc add` it) or correct the path")
+    path = root / params.data.path
+    if path.is_file():  # a stage output not written yet is checked by the stage that reads it
+        checked = check.header_checked(params, path, args.params)  # raises ParamsError naming every bad column
+        print(f"{params.data.path}: {checked}")
     print(f"{args.params}: ok ({len(params.dump())} sections)")
     return 0
 

@@ -231,11 +231,33 @@ class FairnessParams(Section):
         return {m: getattr(self, k) for k, m in names.items() if getattr(self, k) is not None}
 
 
+# what evaluate reports for some task (binary, multiclass, regression): the gate may name these
+GATE_METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "f1", "precision", "recall", "accuracy",
+                "f1_macro", "balanced_accuracy", "roc_auc_ovr", "rmse", "mae", "r2")
+
+
 class GateParams(Section):
     metric: str = "auto"  # compared with the champion re-scored on the same holdout; auto: by task
-    minimums: dict[str, float] = {}  # metric -> lowest acceptable value (higher-is-better metrics)
+    # metric -> lowest acceptable value; auto: a floor by task (see mlcycle.gate.AUTO_MINIMUMS)
+    minimums: Literal["auto"] | dict[str, float] = "auto"
     maximums: dict[str, float] = {}  # metric -> highest acceptable value (rmse, log_loss, ...)
-    max_drop: Annotated[float, Field(ge=0.0)] = 0.005  # how much worse than the champion is tolerated
+    beat_baseline: bool = True  # the model must score better than the baseline on `metric`
+    max_drop: Annotated[float, Field(ge=0.0)] = 0.005  # worse than the champion tolerated: scores (roc_auc, r2, ...), absolute
+    max_relative_drop: Annotated[float, Field(ge=0.0)] = 0.01  # errors (rmse, mae, log_loss, brier): share of the champion's
+
+    @model_validator(mode="after")
+    def _metric_names(self) -> GateParams:
+        named = [("metric", self.metric)] if self.metric != "auto" else []
+        for key in ("minimums", "maximums"):
+            bounds = getattr(self, key)
+            named += [(key, m) for m in (bounds if isinstance(bounds, dict) else {})]
+        for key, m in named:
+            if m not in GATE_METRICS:
+                close = difflib.get_close_matches(m, GATE_METRICS, n=2)
+                hint = (f"did you mean {' or '.join(repr(c) for c in close)}?" if close
+                        else f"evaluate reports: {', '.join(GATE_METRICS)}")
+                raise ValueError(f"{key}: '{m}' is not a metric evaluate reports ({hint})")
+        return self
     fairness: FairnessParams = FairnessParams()  # bounds on group gaps of evaluate.sensitive columns
 
 

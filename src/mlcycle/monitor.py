@@ -311,7 +311,11 @@ def run(root: Path, params: Params, current: str | None = None, days: float | No
     try:
         served = serve.load(client, uri)
     except serve.ServeError as exc:
-        raise MonitorError(str(exc).replace("serve: ", "monitor: ")) from None
+        from mlcycle.registry import unresolved_message
+
+        name, alias, _ = serve.parse_uri(uri)
+        raise MonitorError((alias and unresolved_message(client, name, uri, command="monitor"))
+                           or str(exc).replace("serve: ", "monitor: ")) from None
     ref = reference(root, params, served, params.monitor.reference_max_rows, params.monitor.seed)
     cur = from_file(root, params, current) if current else from_log(root, params, days, now)
     verdict = assess(params, served, ref, cur)

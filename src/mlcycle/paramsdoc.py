@@ -19,6 +19,8 @@ SECTIONS: dict[str, str] = {
 }
 
 KEYS: dict[str, str] = {
+    "gate.max_relative_drop": "... and as a share of the champion's value for errors (rmse, mae, log_loss, brier): 0.01 = 1%",
+    "gate.beat_baseline": "and score better than the baseline model on `metric`",
     "data.aside_columns": "optional: kept in the processed tables for evaluate's slices, never features (e.g. a sensitive attribute)",
     "data.drop_columns": "optional: columns not known at prediction time (leakage) or not wanted",
     "data.format": "auto (by file suffix) | csv | parquet",
@@ -54,10 +56,10 @@ KEYS: dict[str, str] = {
     "gate.fairness.max_demographic_parity_difference": "classification: selection-rate gap",
     "gate.fairness.max_equalized_odds_difference": "classification: larger of the true- and false-positive-rate gaps",
     "gate.fairness.max_error_gap": "regression: mean-absolute-error gap, in target units",
-    "gate.max_drop": "how much worse than the champion on `metric` is tolerated",
+    "gate.max_drop": "worse than the champion on `metric` tolerated, absolute, for scores (roc_auc, pr_auc, accuracy, r2 ...)",
     "gate.maximums": "and stay below these (e.g. rmse: 10.0)",
     "gate.metric": "compared with the champion re-scored on the same holdout; auto: roc_auc (binary), log_loss (multiclass), rmse (regression)",
-    "gate.minimums": "a new model must reach these (criteria on metrics another task reports are skipped)",
+    "gate.minimums": "a new model must reach these; auto: roc_auc 0.6 (binary), roc_auc_ovr 0.6 (multiclass), r2 0.1 (regression); or e.g. {roc_auc: 0.65}",
     "ingest": "optional step writing raw tables: {name: {hook, outputs, params}}; {} for your own file",
     "monitor.alpha": "false-alarm rate of the drift verdict on same-distribution data",
     "monitor.bins": "quantile bins of numeric columns",

@@ -143,7 +143,7 @@ def rescore_champion(client, name: str, candidate_version: str | None, score):
     current holdout; (None, None, note) when there is none or it cannot score the current data."""
     champ = champion(client, name)
     if champ is None:
-        return None, None, "no champion yet: the first model is promoted when it meets the minimums"
+        return None, None, "no champion yet: the first model is promoted when it meets the minimums (and beats the baseline)"
     if candidate_version is not None and str(champ.version) == str(candidate_version):
         return None, None, "the candidate already is the champion"
     try:
@@ -151,7 +151,7 @@ def rescore_champion(client, name: str, candidate_version: str | None, score):
         return str(champ.version), score(model, meta), f"champion v{champ.version} re-scored on the current holdout"
     except Exception as exc:
         return None, None, (f"champion v{champ.version} cannot score the current holdout "
-                            f"({type(exc).__name__}: {str(exc)[:200]}); compared on minimums only")
+                            f"({type(exc).__name__}: {str(exc)[:200]}); judged without a champion criterion")
 
 
 def apply_decision(client, audit_file: Path, name: str, decision) -> dict:
@@ -162,7 +162,9 @@ def apply_decision(client, audit_file: Path, name: str, decision) -> dict:
         set_alias(client, name, CHAMPION, version)
     else:
         set_alias(client, name, CHALLENGER, version)
-    value = next((c["value"] for c in decision.criteria if c["criterion"].startswith(decision.metric)), None)
+    value = getattr(decision, "value", None)  # the candidate's gate-metric value, whatever the criteria
+    if value is None:
+        value = next((c["value"] for c in decision.criteria if c["criterion"].startswith(decision.metric)), None)
     for k, v in {"gate.decision": decision.outcome, "gate.metric": decision.metric,
                  "gate.value": "" if value is None else f"{value:.6f}",
                  "gate.criteria": json.dumps(decision.criteria, default=str)[:5000],
@@ -172,3 +174,35 @@ def apply_decision(client, audit_file: Path, name: str, decision) -> dict:
     return audit(audit_file, client, name, action, old.version if old else None,
                  version if decision.promote else (old.version if old else None),
                  decision.summary(), {"criteria": decision.criteria})
+
+
+def unresolved_message(client, name: str, uri: str, command: str = "serve") -> str | None:
+    """Why `models:/<name>@champion` does not resolve when versions exist, and the ways forward:
+    the newest version's gate decision (its `gate.decision` / `gate.summary` tags), then
+    `mlcycle promote`, `mlcycle <command> --model-uri` or a new run. None when there is no version
+    (then "run `make repro`" is the right advice)."""
+    try:
+        found = client.search_model_versions(f"name = '{name}'")
+    except Exception:
+        return None
+    if not found:
+        return None
+    newest = max(found, key=lambda m: int(m.version))
+    try:
+        newest = client.get_model_version(name, newest.version)
+    except Exception:
+        pass
+    tags = newest.tags or {}
+    v = str(newest.version)
+    decision = tags.get("gate.decision")
+    summary = str(tags.get("gate.summary", ""))
+    summary = summary if len(summary) <= 300 else summary[:285] + " ..."
+    if decision:
+        why = f"the gate {decision} version {v}" + (f": {summary}" if summary else "")
+    else:
+        why = f"version {v} has no gate decision (the evaluate stage did not judge it)"
+    count = f"{len(found)} version(s) registered, none is the champion" if len(found) > 1 else "1 version registered, not the champion"
+    return (f"{command}: {uri} does not resolve: {count}; {why}. Ways forward: "
+            f"`mlcycle promote {v} --reason \"...\"` makes it the champion (audited); "
+            f"`mlcycle {command} --model-uri models:/{name}/{v}` uses it without promoting; "
+            "or change the data or params.yaml and run `make repro` for a model that passes the gate")

@@ -169,7 +169,7 @@ def _random(X, y, spec, params, family, splits, score, first: int) -> tuple[list
     deadline = time.monotonic() + s.timeout_minutes * 60 if s.timeout_minutes else None
     trials, timed_out = [], False
     for k, values in enumerate(ParameterSampler(dists, n_iter=s.trials, random_state=params.seed)):
-        if deadline is not None and time.monotonic() >= deadline:
+        if deadline is not None and trials and time.monotonic() >= deadline:  # the first trial always runs
             timed_out = True
             break
         values = {n: (int(round(v)) if ranges[n][2] else float(v)) for n, v in values.items()}

@@ -171,7 +171,10 @@ def load(client, uri: str, not_null: tuple[str, ...] = ()) -> Served:
         try:
             mv = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, version)
         except Exception as exc:
-            raise ServeError(f"serve: {uri} does not resolve ({type(exc).__name__}: {str(exc)[:200]}); "
+            from mlcycle.registry import unresolved_message
+
+            raise ServeError((alias and unresolved_message(client, name, uri))
+                             or f"serve: {uri} does not resolve ({type(exc).__name__}: {str(exc)[:200]}); "
                              "see `mlcycle models`, or run `make repro` to register a champion") from None
         tags = mv.tags or {}
         info.update(version=str(mv.version), run_id=mv.run_id, data_md5=tags.get("data_md5"),
@@ -784,7 +787,10 @@ def run(s: Settings, log_level: str = "warning") -> int:
         try:
             client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, version)
         except Exception:
-            raise ServeError(f"serve: {s.model_uri} does not resolve in {s.tracking_uri}; "
+            from mlcycle.registry import unresolved_message
+
+            raise ServeError((alias and unresolved_message(client, name, s.model_uri))
+                             or f"serve: {s.model_uri} does not resolve in {s.tracking_uri}; "
                              "see `mlcycle models`, or run `make repro` to register a champion") from None
     os.environ[SETTINGS_ENV] = s.to_json()
     metrics_dir = None

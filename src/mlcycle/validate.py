@@ -36,6 +36,23 @@ class Finding:
     count: int = 1  # rows (or columns) that fail
     examples: list = field(default_factory=list)  # a few failing values
 
+    def __post_init__(self):
+        # bounded whatever the data: a free-text column must not make a 300,000-character line
+        self.message = _bounded(str(self.message), MAX_MESSAGE)
+        self.examples = [_bounded(v, MAX_EXAMPLE) if isinstance(v, str) else v for v in list(self.examples)[:MAX_EXAMPLES]]
+
+
+MAX_MESSAGE, MAX_EXAMPLE, MAX_EXAMPLES = 480, 80, 3  # characters of a message, of an example; examples
+
+
+def _bounded(text: str, most: int) -> str:
+    """text cut to `most` characters at most, saying how many were left out."""
+    if len(text) <= most:
+        return text
+    longest = f" ... (+{len(text):,} chars)"  # the suffix is never longer than this (fewer are cut)
+    keep = max(0, most - len(longest))
+    return text[:keep] + f" ... (+{len(text) - keep:,} chars)"
+
 
 @dataclass
 class Result:
@@ -147,7 +164,7 @@ def _share(s: pd.Series) -> float:
 
 def _few(cols, n: int = 12) -> str:
     cols = list(cols)
-    return ", ".join(map(str, cols[:n])) + (" ..." if len(cols) > n else "")
+    return ", ".join(str(c)[:40] for c in cols[:n]) + (f" ... ({len(cols) - n:,} more)" if len(cols) > n else "")
 
 
 def build_rules(df: pd.DataFrame, data: DataParams, params: ValidateParams,
@@ -228,7 +245,7 @@ def _params_rules(r: Rules, df: pd.DataFrame, data: DataParams, params: Validate
     t = data.target
     r.column("error", t, required=True)
     r.msgs[("error", t, "column_in_dataframe")] = lambda n, ex: (
-        f"target column '{t}' is missing; set data.target to one of: {_few(df.columns)}")
+        f"target column '{t}' is missing; " + _did_you_mean(t, df.columns, "data.target", "set data.target to one of: "))
     mt = params.max_target_null_share
     r.check("error", t, "target_nulls", lambda s: _share(s) <= mt,
             lambda n, ex: (f"target '{t}' is missing in {_share(df[t]):.1%} of rows, above "
@@ -269,10 +286,10 @@ def _params_rules(r: Rules, df: pd.DataFrame, data: DataParams, params: Validate
         if data.positive_class is not None:
             r.check("error", t, "positive_class",
                     lambda s: counts(s) is None or data.positive_class in set(counts(s).index),
-                    lambda n, ex: f"data.positive_class {data.positive_class!r} is not a value of target '{t}'")
+                    lambda n, ex: (f"data.positive_class {data.positive_class!r} is not a value of target '{t}'"
+                                   + bool_label_hint(data, df[t])))
         r.check("warning", t, "rare_class", lambda s: counts(s) is None or bool((counts(s) >= 2).all()),
-                lambda n, ex: (f"class(es) {list(counts(df[t])[counts(df[t]) < 2].index)!r} of target '{t}' "
-                               "have fewer than 2 rows"))
+                lambda n, ex: rare_classes_message(t, counts(df[t])))
     for c in data.required_columns:
         r.column("error", c, required=True)
         r.msgs[("error", c, "column_in_dataframe")] = lambda n, ex, c=c: (
@@ -306,8 +323,33 @@ def _params_rules(r: Rules, df: pd.DataFrame, data: DataParams, params: Validate
                     lambda n, ex, c=c: f"column '{c}' is empty (all values null); it carries no information")
 
 
+def _did_you_mean(name: str, columns, key: str, otherwise: str) -> str:
+    """"did you mean 'x'?" for the closest column (correct `key`), else `otherwise` and a few columns."""
+    import difflib
+
+    close = difflib.get_close_matches(name, [str(c) for c in columns], n=1)
+    return f"did you mean '{close[0]}'? (correct {key} in params.yaml)" if close else otherwise + _few(columns)
+
+
+def rare_classes_message(target: str, counts: pd.Series) -> str:
+    """How many classes have fewer than 2 rows, with three of them: bounded however many there are."""
+    rare = list(counts[counts < 2].index)
+    return (f"{len(rare):,} class(es) of target '{target}' have fewer than 2 rows (e.g. {_ex(rare)}); "
+            "merge rare classes; if the target is free text or a number, it holds no classes: choose "
+            "another data.target, or set data.threshold or task: regression")
+
+
+def bool_label_hint(data: DataParams, target: pd.Series) -> str:
+    """A hint when data.positive_class is a YAML boolean while the target holds other labels."""
+    if not isinstance(data.positive_class, bool) or pd.api.types.is_bool_dtype(target):
+        return ""
+    from mlcycle.check import BOOL_HINT
+
+    return f"; {BOOL_HINT}"
+
+
 def _ex(ex: list) -> str:
-    return ", ".join(repr(_plain(v)) for v in ex[:3])
+    return ", ".join(_bounded(repr(_plain(v)), 40) for v in ex[:3])
 
 
 def _plain(v):

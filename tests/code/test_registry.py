@@ -64,3 +64,47 @@ def test_rescore_champion_and_errors(store):
     assert version is None and "cannot score" in note
     with pytest.raises(RegistryError, match="has no version 99"):
         registry.promote(client, ws / "mlruns" / "audit.jsonl", "m", "99", "typo")
+
+
+def test_regression_decision_tags_gate_value_and_models_table_shows_it(store):
+    ws, client, _, X = store
+    audit = ws / "mlruns" / "audit.jsonl"
+    rid = client.create_run(client.get_experiment_by_name("mlcycle").experiment_id).info.run_id
+    v = registry.register(client, "reg", rid, ws / "m", {"data_md5": "abc"})
+    d = gate.decide({"rmse": 10.0, "mae": 7.0, "r2": 0.45}, None, config.GateParams(), v,
+                    baseline={"rmse": 12.0, "mae": 9.0, "r2": 0.2})
+    registry.apply_decision(client, audit, "reg", d)
+    tags = client.get_model_version("reg", v).tags
+    assert tags["gate.metric"] == "rmse" and tags["gate.value"] == "10.000000"
+    assert "2 criteria passed" in tags["gate.summary"] and "r2 >= minimum" in tags["gate.summary"]
+    row = registry.versions_table(client, "reg").set_index("version").loc[int(v)]
+    assert row["value"] == "10.000000" and row["aliases"] == "champion"
+
+
+def test_no_champion_message_names_the_rejection_and_the_ways_forward(store):
+    ws, client, _, X = store
+    audit = ws / "mlruns" / "audit.jsonl"
+    uri = "models:/lonely@champion"
+    assert registry.unresolved_message(client, "lonely", uri) is None  # no version yet: `make repro` is right
+    rid = client.create_run(client.get_experiment_by_name("mlcycle").experiment_id).info.run_id
+    v = registry.register(client, "lonely", rid, ws / "m", {})
+    d = gate.decide({"roc_auc": 0.55}, None, config.GateParams(), v)
+    registry.apply_decision(client, audit, "lonely", d)
+    assert registry.champion(client, "lonely") is None
+    msg = registry.unresolved_message(client, "lonely", uri)
+    assert f"the gate rejected version {v}" in msg and "roc_auc >= minimum: 0.5500 vs 0.6000" in msg
+    assert f"`mlcycle promote {v} --reason" in msg and f"`mlcycle serve --model-uri models:/lonely/{v}`" in msg
+    assert "make repro" in msg and len(msg) < 800
+    assert "`mlcycle monitor --model-uri" in registry.unresolved_message(client, "lonely", uri, command="monitor")
+
+    from mlcycle import serve
+
+    with pytest.raises(serve.ServeError, match=f"the gate rejected version {v}"):
+        serve.load(client, uri)
+    settings = serve.settings(ws, config.load(ws / "params.yaml"), model_uri=uri)
+    with pytest.raises(serve.ServeError, match=f"serve: {uri} does not resolve: 1 version registered"):
+        serve.run(settings)  # `mlcycle serve`: fails before starting uvicorn
+    from mlcycle import monitor
+
+    with pytest.raises(monitor.MonitorError, match=f"monitor: {uri} does not resolve.*mlcycle monitor --model-uri"):
+        monitor.run(ws, config.load(ws / "params.yaml"), current="unused.csv", model_uri=uri)

@@ -133,3 +133,50 @@ def test_run_without_a_schema_warns_how_to_make_one(tmp_path):
     mixed_frame(50).to_csv(tmp_path / "d.csv", index=False)
     r = validate.run(data_params(path="d.csv"), LIMITS, tmp_path)
     assert r.ok and any(f.check == "schema" and "mlcycle schema infer" in f.message for f in r.warnings)
+
+
+def free_text_frame(n: int = 10_000) -> pd.DataFrame:
+    """A free-text column taken as the target: every value distinct, some of them long."""
+    rng = np.random.default_rng(0)
+    text = [f"comment {i}: " + "the delivery was late and " * int(rng.integers(1, 40)) for i in range(n)]
+    return pd.DataFrame({"x1": rng.normal(size=n), "y": text, **{f"c{i:04d}": 0 for i in range(200)}})
+
+
+def test_messages_stay_bounded_on_a_free_text_target(tmp_path):
+    r = validate.check(free_text_frame(), data_params(required_columns=["missing_a", "missing_b"]), LIMITS)
+    checks = {f.check for f in r.findings}
+    assert {"target_classes", "rare_class"} <= checks
+    assert all(len(f.message) < 500 for f in r.findings), max(len(f.message) for f in r.findings)
+    assert all(len(f.examples) <= 3 and all(len(str(e)) <= 80 for e in f.examples) for f in r.findings)
+    rare = next(f for f in r.findings if f.check == "rare_class")
+    assert rare.message.startswith("10,000 class(es) of target 'y' have fewer than 2 rows (e.g. 'comment 0:")
+    summary = r.summary()
+    assert max(len(line) for line in summary.splitlines()) < 600
+    validate.write(r, tmp_path / "validate.json", tmp_path / "findings.json")
+    assert (tmp_path / "findings.json").stat().st_size < 10_000
+
+
+def test_finding_bounds_any_message_and_example():
+    f = validate.Finding("error", "c", "x", "m" * 300_000, 1, ["e" * 1000, 2, 3, 4, 5])
+    assert len(f.message) <= validate.MAX_MESSAGE and f.message.endswith("chars)")
+    assert len(f.examples) == 3 and len(f.examples[0]) <= validate.MAX_EXAMPLE and f.examples[1:] == [2, 3]
+
+
+def test_boolean_positive_class_on_text_labels_gets_the_quoting_hint():
+    df = pd.DataFrame({"x1": range(40), "y": ["Yes", "No"] * 20})
+    r = validate.check(df, data_params(positive_class=True), LIMITS)
+    f = next(f for f in r.errors if f.check == "positive_class")
+    assert "data.positive_class True is not a value of target 'y'" in f.message
+    assert 'quote the label, e.g. positive_class: "Yes"' in f.message
+    quoted = validate.check(df, data_params(positive_class="Yes"), LIMITS)
+    assert "positive_class" not in {f.check for f in quoted.errors}
+    booleans = validate.check(df.assign(y=[True, False] * 20), data_params(positive_class=True), LIMITS)
+    assert "positive_class" not in {f.check for f in booleans.errors}
+
+
+def test_misspelled_target_gets_did_you_mean_else_a_few_columns():
+    df = mixed_frame(50).rename(columns={"y": "arrival_delay"})
+    r = validate.check(df, data_params(target="arival_delay"), LIMITS)
+    assert "target column 'arival_delay' is missing; did you mean 'arrival_delay'?" in r.errors[0].message
+    far = validate.check(df, data_params(target="zzz"), LIMITS)
+    assert "set data.target to one of: x1, x2, cat, flag, when, arrival_delay" in far.errors[0].message
