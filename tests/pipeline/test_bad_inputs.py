@@ -109,10 +109,12 @@ CASES = {
 def champion(ws) -> str | None:
     from mlflow import MlflowClient
 
-    params = yaml.safe_load((ws / "params.yaml").read_text())
+    from mlcycle import config
+
+    name = config.load(ws / "params.yaml").tracking.model_name  # derived from the data when params say null
     uri = f"sqlite:///{ws / 'mlruns' / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)  # not the registry another test set globally
-    return client.get_model_version_by_alias(params["tracking"]["model_name"], "champion").version
+    return client.get_model_version_by_alias(name, "champion").version
 
 
 @pytest.fixture(scope="module")

@@ -93,7 +93,10 @@ def test_fairness_bound_blocks_an_unfair_model_and_the_card_holds_the_run(tmp_pa
 
     # ... and is attached to the model version in MLflow
     client = mlflow_client(ws)
-    name = yaml.safe_load((ws / "params.yaml").read_text())["tracking"]["model_name"]
+    from mlcycle import config
+
+    name = config.load(ws / "params.yaml").tracking.model_name  # derived from the data: "credit-default"
+    assert name == "credit-default"
     mv = client.get_model_version(name, "1")
     assert mv.tags["gate.decision"] == "rejected" and mv.tags["model_card"].endswith("model_card/model_card.html")
     arts = {a.path for a in client.list_artifacts(mv.tags["model_card.run_id"], "model_card")}
