@@ -48,6 +48,7 @@ class DataParams(Section):
     required_columns: list[str] = []
     pii_columns: list[str] = []  # personal data: dropped or hashed as the table is read
     pii_mode: Literal["drop", "hash"] = "drop"
+    pii_features: bool = False  # true: hashed pii_columns may be model features (false: never)
     aside_columns: list[str] = []  # kept in the processed tables for evaluation slices, never features
 
     @model_validator(mode="after")
@@ -71,6 +72,7 @@ class ValidateParams(Section):
     schema_file: str | None = Field(None, alias="schema")
     null_share_warn_rise: Share = 0.01  # a null share above the schema's null_share by more warns
     max_new_category_share: Share = 0.01  # rows with values not in a column's list: up to this warns, above stops
+    pii_scan: Literal["warn", "refuse", "off"] = "warn"  # text columns that look like e-mails, phones, card numbers
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
 

@@ -242,7 +242,8 @@ def build(df: pd.DataFrame, data: DataParams, params: FeaturesParams,
         raise DataError(f"data.aside_columns names {missing}, not in the table; available: {sorted(map(str, labelled.columns))}")
     keep_aside = {LABEL, data.target, *data.id_columns, *data.aside_columns,
                   *([data.time_column] if data.time_column else [])}
-    dropped = [c for c in data.drop_columns if c in labelled.columns]
+    pii = [] if data.pii_features else data.pii_columns  # personal columns are never features unless asked
+    dropped = [c for c in dict.fromkeys([*data.drop_columns, *pii]) if c in labelled.columns]
     base = labelled.drop(columns=dropped)
     typed, numeric, categorical = type_columns(base, exclude=keep_aside)
     frames = [typed]
