@@ -174,3 +174,14 @@ def test_nested_examples_are_not_shown_raw():
     r = validate.check(df, data_params(), LIMITS)
     assert "alice@example.com" not in json.dumps([f.__dict__ for f in r.findings], default=str)
     assert "<list of 1>" in r.errors[0].message
+
+
+@pytest.mark.parametrize("text, first", [
+    ("x1,cat,y\n", "no rows (0 rows)"),
+    ("x1;cat;y\n1;a;yes\n2;b;no\n", "looks like a ';'-delimited file"),
+    ("x1,cat,y\n1,a,\n2,b,\n", "target 'y' has no values"),
+])
+def test_first_message_of_a_run_names_the_real_problem(tmp_path, text, first):
+    (tmp_path / "d.csv").write_text(text)
+    r = validate.run(data_params(path="d.csv"), LIMITS, tmp_path)
+    assert first in r.summary().splitlines()[0], r.summary()
