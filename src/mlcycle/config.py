@@ -234,6 +234,7 @@ class ServeParams(Section):
     token_env: str = "MLCYCLE_SERVE_TOKEN"  # environment variable holding the bearer token
     log_fallback_dir: str = "data/predictions-fallback"  # parts spilled here when log_dir cannot be written
     log_failure: Literal["refuse", "serve"] = "refuse"  # log unwritable: refuse answers 503; serve keeps scoring (logged)
+    ranges: Literal["warn", "refuse", "off"] = "warn"  # values outside the schema's min/max: log, 422, or no check
 
 
 class MonitorParams(Section):

@@ -71,6 +71,8 @@ class Settings:
     token_env: str = "MLCYCLE_SERVE_TOKEN"
     log_fallback_dir: str = "data/predictions-fallback"
     log_failure: str = "refuse"  # refuse: 503 while the log cannot be written; serve: keep answering
+    ranges: str = "warn"  # values outside `bounds`: warn (log and count), refuse (422), off
+    bounds: dict = field(default_factory=dict)  # column -> [min, max] (either may be None) from the schema
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -103,11 +105,39 @@ def settings(root: Path, params, **overrides) -> Settings:
         reload_seconds=s.reload_seconds, log_dir=s.log_dir, log_max_rows=s.log_max_rows,
         log_roll_seconds=s.log_roll_seconds, log_queue_rows=s.log_queue_rows, token_env=s.token_env,
         log_fallback_dir=s.log_fallback_dir, log_failure=s.log_failure,
+        ranges=s.ranges, bounds=schema_bounds(root, params) if s.ranges != "off" else {},
     )
     for key in ("log_dir", "log_fallback_dir"):
         folder = Path(values[key])
         values[key] = str(folder if folder.is_absolute() else Path(root) / folder)
     return Settings(**values)
+
+
+def schema_bounds(root: Path, params) -> dict[str, list]:
+    """{column: [min, max]} of the reviewed schema's numeric ranges (`validate.schema`, else
+    schemas/<data file stem>.yaml); {} without a schema file. Only columns the model takes are checked."""
+    from mlcycle import schema as schema_mod
+
+    path = schema_mod.schema_path(params.data, params.validate_, Path(root))
+    if not path.exists():
+        return {}
+    table = schema_mod.load(path)
+    return {name: [c.min, c.max] for name, c in table.columns.items() if c.min is not None or c.max is not None}
+
+
+def out_of_range(rows: list[dict], columns: tuple[Column, ...], bounds: dict) -> list[tuple[str, int, int, float, list]]:
+    """(column, values outside, first row, its value, [min, max]) per numeric input column with
+    values outside `bounds`; nulls and NaN are not counted."""
+    out = []
+    for c in columns:
+        if c.name not in bounds or c.type not in ("double", "float", "long", "integer"):
+            continue
+        lo, hi = bounds[c.name]
+        bad = [(i, v) for i, r in enumerate(rows) if isinstance(v := r.get(c.name), int | float)
+               and not isinstance(v, bool) and v == v and ((lo is not None and v < lo) or (hi is not None and v > hi))]
+        if bad:
+            out.append((c.name, len(bad), bad[0][0], bad[0][1], [lo, hi]))
+    return out
 
 
 # ---------------------------------------------------------------- the model and its reloading
@@ -554,6 +584,8 @@ class Metrics:
         self.info = Gauge("mlcycle_serve_model_info", "1 for the served version, 0 for earlier ones",
                           ["name", "version", "alias", "run_id"], multiprocess_mode="livemostrecent", registry=r)
         self.reloads = Counter("mlcycle_serve_model_reloads", "switches to a new model version", registry=r)
+        self.out_of_range = Counter("mlcycle_serve_out_of_range_values",
+                                    "input values outside the schema's min/max, by column", ["column"], registry=r)
         self.log_rows = Gauge("mlcycle_serve_predlog_pending_rows", "rows waiting for the prediction log writer",
                               multiprocess_mode="livesum", registry=r)
 
@@ -762,6 +794,19 @@ def create_app(s: Settings):
         (422, "a missing, unknown, null or wrongly typed column", "wrong type", "distance"),
         (503, "the prediction log is behind or cannot be written", "busy", None)) if code != 401 or token}
 
+    warned_at: dict[str, float] = {}
+
+    def check_ranges(rows, columns) -> None:
+        """Count values outside the schema's ranges; refuse them (422) or warn (at most once a minute per column)."""
+        for col, n, row, value, (lo, hi) in out_of_range(rows, columns, s.bounds):
+            metrics.out_of_range.labels(col).inc(n)
+            what = f"'{col}' is {value:g} (row {row}), outside the training range [{lo}, {hi}] of the schema"
+            if s.ranges == "refuse":
+                raise ClientError(422, "out of range", col, f"{what}; send values within it", row)
+            if time.monotonic() - warned_at.get(col, -1e9) > 60:
+                warned_at[col] = time.monotonic()
+                log.warning("serve: %s (%d value(s) in this request; scored anyway, serve.ranges: warn)", what, n)
+
     def predict(body):
         """Predictions (and class probabilities for classifiers) for 1 to `max_rows` rows."""
         served = holder.current  # this request finishes on this version, whatever reloads meanwhile
@@ -779,6 +824,8 @@ def create_app(s: Settings):
         if not predlog.healthy and s.log_failure == "refuse":  # never answer a row that cannot be recorded
             raise ClientError(503, "prediction log unavailable", None,
                               f"the prediction log cannot be written ({type(predlog.error).__name__}); retry later")
+        if s.bounds:
+            check_ranges(rows, served.columns)
         X = frame(rows, served.columns)
         try:
             out = score(served, X)

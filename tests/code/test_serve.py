@@ -189,3 +189,16 @@ def test_log_inputs_are_columns_of_the_validated_rows():
     rows = [GOOD, {**GOOD, "temp": None}]
     cols = serve.log_inputs(rows, COLUMNS, frame(rows, COLUMNS))
     assert list(cols) == [c.name for c in COLUMNS] and cols["temp"] == [39.0, None] and cols["carrier"] == ["UA", "UA"]
+
+
+def test_out_of_range_values_against_the_schema(tmp_path):
+    bounds = {"distance": [1, 5000], "seats": [None, 500], "carrier": [0, 1]}
+    rows = [GOOD, {**GOOD, "distance": 9999.0, "seats": 900}, {**GOOD, "distance": 0.5}, {**GOOD, "distance": None}]
+    out = {c: (n, row, v) for c, n, row, v, _ in serve.out_of_range(rows, COLUMNS, bounds)}
+    assert out == {"distance": (2, 1, 9999.0), "seats": (1, 1, 900)}  # strings and nulls are not checked
+    assert serve.out_of_range([GOOD], COLUMNS, bounds) == []
+    params = config.load(ROOT / "params.yaml")
+    s = serve.settings(ROOT, params)
+    assert s.ranges == "warn" and s.bounds["distance"] == [1, 5000]  # schemas/flights.yaml
+    assert serve.settings(ROOT, params, ranges="off").bounds == {}
+    assert serve.settings(tmp_path, params).bounds == {}  # no schema file: nothing to check

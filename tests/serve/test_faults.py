@@ -178,10 +178,16 @@ def test_malformed_bodies_each_get_a_4xx_with_a_request_id(served_ws, tmp_path):
           f"{sum(v >= 500 for v in results.values())} 5xx")
 
 
-def test_openapi_declares_bearer_only_with_a_token(served_ws, tmp_path):
+def test_openapi_declares_bearer_only_with_a_token_and_ranges_are_counted(served_ws, tmp_path):
+    far = {**example_rows(served_ws)[0], "distance": 99999.0}  # schemas/flights.yaml: distance max 5000
     with serving(served_ws, tmp_path / "predictions", None) as s:
         doc = httpx.get(f"{s.url}/openapi.json").json()
         r = httpx.post(f"{s.url}/predict", json={"dataframe_records": example_rows(served_ws)[:1]})
+        scored_anyway = httpx.post(f"{s.url}/predict", json={"dataframe_records": [far, far]}).status_code
+        metrics = httpx.get(f"{s.url}/metrics").text
+    assert scored_anyway == 200  # serve.ranges: warn (the default)
+    assert 'mlcycle_serve_out_of_range_values_total{column="distance"} 2.0' in metrics
+    assert "outside the training range" in s.output()
     assert "securitySchemes" not in doc.get("components", {})
     assert "401" not in doc["paths"]["/predict"]["post"]["responses"]
     body = doc["components"]["schemas"]["PredictRequest"]
