@@ -533,6 +533,18 @@ def describe(errors: list[dict], max_rows: int) -> ClientError:
                        f"'{fieldname}': {e.get('msg', kind)} (got {shown})", row)
 
 
+def body_error(exc: Exception) -> ClientError | None:
+    """A precise 400 for a body FastAPI could not parse (its generic 400 names no cause)."""
+    cause = exc.__cause__
+    if isinstance(cause, UnicodeDecodeError):
+        return ClientError(400, "invalid UTF-8", "body", f"the body is not valid UTF-8 (byte 0x{cause.object[cause.start]:02x} "
+                           f"at position {cause.start}); send JSON encoded as UTF-8")
+    if isinstance(cause, RecursionError):
+        return ClientError(400, "nested too deeply", "body", "the JSON nests arrays or objects too deeply; "
+                           "send rows as flat objects")
+    return None
+
+
 def rows_from_split(split, adapter, columns: tuple[Column, ...], max_rows: int) -> list[dict]:
     """Split form -> validated records; ClientError naming the column and row on any problem."""
     from pydantic import ValidationError
@@ -762,7 +774,7 @@ def create_app(s: Settings):
         elif exc.status_code == 405:
             err = ClientError(405, "method not allowed", "method", f"{request.method} is not allowed on {request.url.path}")
         else:
-            err = ClientError(exc.status_code, "bad request", "body", str(exc.detail))
+            err = body_error(exc) or ClientError(exc.status_code, "bad request", "body", str(exc.detail))
         resp = error_response(err)
         for k, v in (exc.headers or {}).items():
             resp.headers[k] = v
