@@ -349,8 +349,8 @@ def _is_nested(v) -> bool:
 
 
 def _kind_name(v) -> str:
-    if getattr(v, "ndim", 0) >= 1:
-        return "array"
+    if getattr(v, "ndim", 0) >= 1:  # a Parquet list column reads back as numpy arrays
+        return "list"
     return {bytes: "bytes", bytearray: "bytes", dict: "dict", set: "set", frozenset: "set", tuple: "tuple",
             list: "list"}.get(type(v), type(v).__name__)
 
@@ -380,7 +380,7 @@ def shape_findings(df: pd.DataFrame, data: DataParams) -> tuple[list[Finding], p
         nested = present.map(_is_nested)
         if nested.any():
             kinds = sorted({_kind_name(v) for v in present[nested].head(1000)})
-            ex = [_redact(v) for v in distinct(present[nested].head(100).tolist(), 2)]
+            ex = distinct([_redact(v) for v in present[nested].head(100).tolist()], 2)
             out.append(Finding("error", str(c), "nested_values", (
                 f"column '{c}' holds {'/'.join(kinds)} values in {int(nested.sum()):,} row(s) (e.g. {', '.join(ex)}); "
                 "a table cell must hold one value: flatten the column into several, or drop it"),

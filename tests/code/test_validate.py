@@ -148,7 +148,7 @@ def _with_schema(df, data):
     ("list column", lambda df: df.assign(cat=[[i, i] for i in range(len(df))]), "nested_values", "column 'cat' holds list"),
     ("dict column", lambda df: df.assign(cat=[{"k": i} for i in range(len(df))]), "nested_values", "holds dict"),
     ("bytes column", lambda df: df.assign(cat=[b"x"] * len(df)), "nested_values", "holds bytes"),
-    ("array column", lambda df: df.assign(x1=[np.arange(2)] * len(df)), "nested_values", "column 'x1' holds array"),
+    ("array column", lambda df: df.assign(x1=[np.arange(2)] * len(df)), "nested_values", "column 'x1' holds list"),
 ])
 def test_bad_shapes_lead_with_a_named_finding_and_never_crash(name, make, check, words, use_schema):
     data = data_params(required_columns=["x1", "cat"])
