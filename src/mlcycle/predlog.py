@@ -189,10 +189,10 @@ class PredictionLog:
         retry_at = 0.0
         while True:
             now = time.monotonic()
-            if not held.n:
-                wait = None
-            elif self.error is not None:
+            if self.error is not None:  # retry the held rows, or (all spilled) probe the folder
                 wait = max(0.0, retry_at - now)
+            elif not held.n:
+                wait = None
             else:
                 wait = max(0.0, held.since + self.roll_seconds - now)
             try:
@@ -210,6 +210,11 @@ class PredictionLog:
                     self._cond.notify_all()
             now = time.monotonic()
             if not held.n:
+                if self.error is not None and now >= retry_at:
+                    if self._probe():
+                        self._reclaim()
+                    else:
+                        retry_at = now + min(BACKOFF[1], BACKOFF[0] * 2 ** (self.failures - 1))
                 continue
             due = held.n >= self.max_rows or now - held.since >= self.roll_seconds
             if self.error is not None:
@@ -255,6 +260,19 @@ class PredictionLog:
             log.error("prediction log: %d rows spilled to %s (the log folder %s cannot be written)",
                       held.n, self.fallback_dir, self.dir)
         return ok
+
+    def _probe(self) -> bool:
+        """Can the log folder be written again? (Everything held was spilled: no part to retry with.)"""
+        probe = self.dir / f".probe-{os.getpid()}"
+        try:
+            os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+            probe.unlink()
+        except OSError as exc:
+            self.error, self.failures = exc, self.failures + 1
+            return False
+        log.warning("prediction log: %s can be written again after %d failed attempts", self.dir, self.failures)
+        self.error, self.failures = None, 0
+        return True
 
     def _reclaim(self) -> None:
         """Move parts spilled by this process back into the log folder, once it can be written."""

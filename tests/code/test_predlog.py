@@ -113,10 +113,12 @@ def test_spilled_parts_come_back_once_the_folder_is_writable(tmp_path):
     folder.write_text("not a folder")
     log.submit(batch(5, "a"))  # more than max_queue_rows held while failing: spilled
     assert wait_until(lambda: log.rows_spilled == 5)
+    assert not log.healthy and log.pending == 0
     folder.unlink()
     folder.mkdir()
+    assert wait_until(lambda: log.healthy)  # nothing held to retry with: the folder is probed
+    assert wait_until(lambda: not list(spill.glob("part-*")))
     log.submit(batch(2, "b"))
-    assert wait_until(lambda: log.healthy and log.pending == 0)
     log.close()
     assert sorted(read(folder)["request_id"].unique()) == ["a", "b"] and not list(spill.glob("part-*"))
 
