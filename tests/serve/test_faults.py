@@ -97,6 +97,8 @@ def test_log_folder_replaced_by_a_file_loses_no_answered_row(served_ws, tmp_path
     assert s.stop() in (0, -15)
     answered = set(load.ok)
     missing = answered - logged_ids(log_dir, fallback)
+    print(f"log folder replaced by a file: statuses {load.statuses}, /ready 503 {ready_codes.count(503)} of "
+          f"{len(ready_codes)} polls, answered requests missing from the log: {len(missing)} of {len(answered)}")
     assert not missing, f"{len(missing)} of {len(answered)} answered requests are not in the log"
     assert 503 in ready_codes  # /ready told the load balancer
     assert load.statuses.get(503, 0) > 0  # /predict refused rows it could not record
@@ -115,6 +117,8 @@ def test_sigterm_under_load_writes_every_answered_row(served_ws, tmp_path):
             s.proc.wait(120)
         answered = set(load.ok)
     missing = answered - logged_ids(log_dir, served_ws / "data" / "predictions-fallback")
+    print(f"SIGTERM under load: statuses {load.statuses}, answered requests missing from the log: "
+          f"{len(missing)} of {len(answered)} ({len(answered) * 50} rows)")
     assert len(answered) > 20
     assert not missing, f"{len(missing)} of {len(answered)} answered requests are not in the log"
     assert "rows lost" not in s.output()
