@@ -18,6 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # the tests' own warm tracking daemons (mlcycle.trackd), stopped when the session ends
 TRACKD_DIR = tempfile.mkdtemp(prefix="mlcycle-trackd-")
 os.environ["MLCYCLE_TRACKD_DIR"] = TRACKD_DIR
+# hashed personal columns need a secret salt (the workspaces of tests/pipeline hash theirs)
+os.environ.setdefault("MLCYCLE_PII_SALT", "mlcycle-tests-salt")
 BIN = Path(sys.executable).parent
 COPY = WORKSPACE_FILES
 

@@ -82,7 +82,8 @@ def add(file: str | Path, params: Params, root: Path, name: str | None = None,
         "added": (now or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds"),
         "source": src.name,
         "schema": result.schema,
-        "warnings": [f"{f.column or '(table)'}: {f.check}: {f.message}" for f in result.warnings],
+        # counts only: this file goes to git, and a message may quote values of the data
+        "warnings": [f"{f.column or '(table)'}: {f.check}: {f.count:,} row(s)" for f in result.warnings],
     }
     manifest = Paths(root).batches_manifest
     manifest.parent.mkdir(parents=True, exist_ok=True)

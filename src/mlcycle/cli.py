@@ -183,9 +183,28 @@ def _rollback(args) -> int:
 def _audit(args) -> int:
     from mlcycle import registry
 
-    _, name, audit_file = _registry(args)
-    for e in registry.read_audit(audit_file, name):
+    client, name, audit_file = _registry(args)
+    entries = registry.read_audit(audit_file, name)
+    if getattr(args, "verify", False):
+        return _verify_audit(client, name, entries)
+    for e in entries:
         print(f"{e['when']}  {e['action']:<13} v{e['from_version']} -> v{e['to_version']}  {e['who']}: {e['reason']}")
+    return 0
+
+
+def _verify_audit(client, name: str, entries: list[dict]) -> int:
+    """`mlcycle audit --verify`: the chain of moves holds and ends at the current champion."""
+    from mlcycle import registry
+
+    breaks = registry.verify_chain(entries)
+    moves = [e for e in entries if e["action"] in registry.MOVES]
+    champ = registry.champion(client, name)
+    if moves and champ is not None and str(champ.version) != moves[-1]["to_version"]:
+        breaks.append(f"the champion is v{champ.version} but the last recorded move left v{moves[-1]['to_version']}")
+    if breaks:
+        print(f"mlcycle: audit chain of '{name}' is broken:\n  " + "\n  ".join(breaks), file=sys.stderr)
+        return 1
+    print(f"{name}: audit chain verified ({len(moves)} moves, champion v{champ.version if champ else None})")
     return 0
 
 
@@ -379,7 +398,10 @@ def parser() -> argparse.ArgumentParser:
     rb = sub.add_parser("rollback", help="give the champion alias back to the previous champion")
     rb.add_argument("--reason", required=True)
     rb.set_defaults(fn=_rollback)
-    sub.add_parser("audit", help="the audit log: gate decisions, promotions, rollbacks").set_defaults(fn=_audit)
+    au = sub.add_parser("audit", help="the audit log: gate decisions, promotions, rollbacks")
+    au.add_argument("--verify", action="store_true",
+                    help="check the chain (each move starts where the previous one ended); non-zero exit on a break")
+    au.set_defaults(fn=_audit)
     ex = sub.add_parser("explain", help="the features' contributions to the score of single rows")
     ex.add_argument("--row", help="a JSON object (or list of objects) with the model's input columns")
     ex.add_argument("--file", help="a CSV or Parquet file of rows")

@@ -57,6 +57,7 @@ class DataParams(Section):
     required_columns: list[str] = []
     pii_columns: list[str] = []  # personal data: dropped or hashed as the table is read
     pii_mode: Literal["drop", "hash"] = "drop"
+    pii_features: bool = False  # true: hashed pii_columns may be model features (false: never)
     aside_columns: list[str] = []  # kept in the processed tables for evaluation slices, never features
 
     @model_validator(mode="after")
@@ -84,6 +85,7 @@ class ValidateParams(Section):
     schema_file: str | None = Field(None, alias="schema")
     null_share_warn_rise: Share = 0.01  # a null share above the schema's null_share by more warns
     max_new_category_share: Share = 0.01  # rows with values not in a column's list: up to this warns, above stops
+    pii_scan: Literal["warn", "refuse", "off"] = "warn"  # text columns that look like e-mails, phones, card numbers
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
 
@@ -282,6 +284,9 @@ class ServeParams(Section):
     log_roll_seconds: Annotated[float, Field(gt=0.0)] = 60.0  # a part is closed after this long
     log_queue_rows: Annotated[int, Field(ge=1)] = 200_000  # rows waiting for the writer at most
     token_env: str = "MLCYCLE_SERVE_TOKEN"  # environment variable holding the bearer token
+    log_fallback_dir: str = "data/predictions-fallback"  # parts spilled here when log_dir cannot be written
+    log_failure: Literal["refuse", "serve"] = "refuse"  # log unwritable: refuse answers 503; serve keeps scoring (logged)
+    ranges: Literal["warn", "refuse", "off"] = "warn"  # values outside the schema's min/max: log, 422, or no check
 
 
 class MonitorParams(Section):

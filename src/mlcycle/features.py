@@ -290,7 +290,8 @@ def build(df: pd.DataFrame, data: DataParams, params: FeaturesParams, hook=None,
         raise DataError(f"data.aside_columns names {missing}, not in the table; available: {sorted(map(str, labelled.columns))}")
     tc = data.time_column
     aside = {LABEL, data.target, *data.id_columns, *data.aside_columns, *([tc] if tc else [])}
-    dropped = [c for c in data.drop_columns if c in labelled.columns]
+    pii = [] if data.pii_features else data.pii_columns  # personal columns are never features unless asked
+    dropped = [c for c in dict.fromkeys([*data.drop_columns, *pii]) if c in labelled.columns]
     inputs = [c for c in labelled.columns if c not in aside and c not in dropped]
     kinds = {c: kind_of(labelled[c]) for c in inputs}
     parts = []
@@ -305,8 +306,9 @@ def build(df: pd.DataFrame, data: DataParams, params: FeaturesParams, hook=None,
     if parts:
         inputs, kinds = [*inputs, tc], {**kinds, tc: "time"}
         numeric += parts
+    # accepted in requests and logged, not used; personal columns never (a client would send raw values)
     passthrough = [c for c in dict.fromkeys([*data.id_columns, *data.aside_columns, *dropped, *([tc] if tc else [])])
-                   if c in labelled.columns and c not in inputs]
+                   if c in labelled.columns and c not in inputs and c not in data.pii_columns]
     types = {c: mlflow_type(labelled[c]) for c in [*inputs, *passthrough]}
     if tc and tc in types:
         types[tc] = raw_time_type

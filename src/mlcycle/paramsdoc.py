@@ -19,6 +19,11 @@ SECTIONS: dict[str, str] = {
 }
 
 KEYS: dict[str, str] = {
+    "serve.ranges": "values outside the schema's min/max: warn | refuse (422) | off",
+    "serve.log_failure": "log unwritable: refuse (answer 503) | serve (keep scoring, logged loudly)",
+    "serve.log_fallback_dir": "parts spilled here when log_dir cannot be written",
+    "validate.pii_scan": "text columns that look like e-mails, phones or card numbers: warn | refuse | off",
+    "data.pii_features": "true: hashed pii_columns may be model features (false: never)",
     "gate.max_relative_drop": "... and as a share of the champion's value for errors (rmse, mae, log_loss, brier): 0.01 = 1%",
     "gate.beat_baseline": "and score better than the baseline model on `metric`",
     "data.aside_columns": "optional: kept in the processed tables for evaluate's slices, never features (e.g. a sensitive attribute)",
@@ -27,7 +32,7 @@ KEYS: dict[str, str] = {
     "data.id_columns": "optional: identifiers, kept out of the features",
     "data.path": "the table every stage reads: a CSV or Parquet file (track it with `dvc add`)",
     "data.pii_columns": "personal data (e-mail, national id, ...): dropped or hashed as the table is read",
-    "data.pii_mode": "drop | hash (salted SHA-256, salt from $MLCYCLE_PII_SALT)",
+    "data.pii_mode": "drop | hash (salted SHA-256, salt from $MLCYCLE_PII_SALT, required)",
     "data.positive_class": "binary classification: the class scored as positive (null: True / 1 / last sorted)",
     "data.required_columns": "must be present, else validate stops",
     "data.target": "column to predict",

@@ -69,6 +69,10 @@ class Settings:
     log_roll_seconds: float = 60.0
     log_queue_rows: int = 200_000
     token_env: str = "MLCYCLE_SERVE_TOKEN"
+    log_fallback_dir: str = "data/predictions-fallback"
+    log_failure: str = "refuse"  # refuse: 503 while the log cannot be written; serve: keep answering
+    ranges: str = "warn"  # values outside `bounds`: warn (log and count), refuse (422), off
+    bounds: dict = field(default_factory=dict)  # column -> [min, max] (either may be None) from the schema
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -100,10 +104,40 @@ def settings(root: Path, params, **overrides) -> Settings:
         not_null=tuple(params.data.required_columns if s.not_null == "auto" else s.not_null),
         reload_seconds=s.reload_seconds, log_dir=s.log_dir, log_max_rows=s.log_max_rows,
         log_roll_seconds=s.log_roll_seconds, log_queue_rows=s.log_queue_rows, token_env=s.token_env,
+        log_fallback_dir=s.log_fallback_dir, log_failure=s.log_failure,
+        ranges=s.ranges, bounds=schema_bounds(root, params) if s.ranges != "off" else {},
     )
-    log_dir = Path(values["log_dir"])
-    values["log_dir"] = str(log_dir if log_dir.is_absolute() else Path(root) / log_dir)
+    for key in ("log_dir", "log_fallback_dir"):
+        folder = Path(values[key])
+        values[key] = str(folder if folder.is_absolute() else Path(root) / folder)
     return Settings(**values)
+
+
+def schema_bounds(root: Path, params) -> dict[str, list]:
+    """{column: [min, max]} of the reviewed schema's numeric ranges (`validate.schema`, else
+    schemas/<data file stem>.yaml); {} without a schema file. Only columns the model takes are checked."""
+    from mlcycle import schema as schema_mod
+
+    path = schema_mod.schema_path(params.data, params.validate_, Path(root))
+    if not path.exists():
+        return {}
+    table = schema_mod.load(path)
+    return {name: [c.min, c.max] for name, c in table.columns.items() if c.min is not None or c.max is not None}
+
+
+def out_of_range(rows: list[dict], columns: tuple[Column, ...], bounds: dict) -> list[tuple[str, int, int, float, list]]:
+    """(column, values outside, first row, its value, [min, max]) per numeric input column with
+    values outside `bounds`; nulls and NaN are not counted."""
+    out = []
+    for c in columns:
+        if c.name not in bounds or c.type not in ("double", "float", "long", "integer"):
+            continue
+        lo, hi = bounds[c.name]
+        bad = [(i, v) for i, r in enumerate(rows) if isinstance(v := r.get(c.name), int | float)
+               and not isinstance(v, bool) and v == v and ((lo is not None and v < lo) or (hi is not None and v > hi))]
+        if bad:
+            out.append((c.name, len(bad), bad[0][0], bad[0][1], [lo, hi]))
+    return out
 
 
 # ---------------------------------------------------------------- the model and its reloading
@@ -269,6 +303,33 @@ def _not_nan(v: float) -> float:
     return v
 
 
+def _encodable(v: str) -> str:
+    """Refuse strings that cannot be written as UTF-8 (a lone surrogate such as "\\ud800")."""
+    from pydantic_core import PydanticCustomError
+
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise PydanticCustomError("invalid_unicode", "character {position} is a lone UTF-16 surrogate, "
+                                  "not a character; send valid Unicode text", {"position": exc.start}) from None
+    return v
+
+
+def check_text(rows: list[dict]) -> None:
+    """ClientError 422 naming the field and row of the first string (key or value) that is not valid
+    Unicode; for models without a signature, whose rows pydantic does not type."""
+    for i, r in enumerate(rows):
+        for k, v in r.items():
+            for text in (k, v):
+                if isinstance(text, str):
+                    try:
+                        text.encode("utf-8")
+                    except UnicodeEncodeError:
+                        name = k.encode("utf-8", "backslashreplace").decode()
+                        raise ClientError(422, "invalid text", name, f"'{name}' (row {i}) holds a lone UTF-16 "
+                                          "surrogate, not a character; send valid Unicode text", i) from None
+
+
 def _py_type(col: Column):
     """The pydantic type of one column's values. JSON null, and NaN in float columns, mean a
     missing value: accepted unless the column is in `not_null`. Infinity is always refused."""
@@ -282,7 +343,7 @@ def _py_type(col: Column):
     elif col.type == "boolean":
         t = Annotated[bool, Strict()]
     elif col.type == "string":
-        t = Annotated[str, Strict()]
+        t = Annotated[str, Strict(), AfterValidator(_encodable)]
     elif col.type == "datetime":
         t = dt.datetime
     else:
@@ -315,12 +376,16 @@ def request_models(columns: tuple[Column, ...], max_rows: int, example: list[dic
         index: list[Any] | None = None
 
     examples = [{"dataframe_records": example}] if example else None
+    # exactly one of the two forms, so `{}` is not a valid body by the schema either
+    extra = {"oneOf": [{"required": ["dataframe_records"]}, {"required": ["dataframe_split"]}]}
+    if examples:
+        extra["examples"] = examples
     Request = create_model(
         "PredictRequest",
-        __config__=ConfigDict(extra="forbid", json_schema_extra={"examples": examples} if examples else None),
+        __config__=ConfigDict(extra="forbid", json_schema_extra=extra),
         __doc__=f"Rows to score, 1 to {max_rows}: `dataframe_records` or `dataframe_split`, not both.",
-        dataframe_records=(Rows | None, None),
-        dataframe_split=(Split | None, None),
+        dataframe_records=(Rows, None),
+        dataframe_split=(Split, None),
     )
     return Request, TypeAdapter(list[Row]), Row
 
@@ -380,6 +445,14 @@ def score(served: Served, X: pd.DataFrame) -> dict[str, list]:
     values = np.asarray(out).ravel().tolist() if not isinstance(out, pd.DataFrame) else out.iloc[:, 0].tolist()
     scores = [float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None for v in values]
     return {"prediction": values, "score": scores}
+
+
+def log_inputs(rows: list[dict], columns: tuple[Column, ...], X: pd.DataFrame) -> dict[str, list] | pd.DataFrame:
+    """The input columns for the prediction log as lists (cheaper than a frame per request); the
+    frame itself for a model without a signature."""
+    if not columns:
+        return X
+    return {c.name: [r.get(c.name) for r in rows] for c in columns}
 
 
 def log_outputs(out: dict[str, list]) -> dict[str, list]:
@@ -448,6 +521,9 @@ def describe(errors: list[dict], max_rows: int) -> ClientError:
                            f"'{fieldname}' is empty; send at least one")
     if kind == "nan_not_allowed":
         return ClientError(422, "NaN not allowed", fieldname, f"'{fieldname}' must have a value (got NaN)", row)
+    if kind == "invalid_unicode":
+        return ClientError(422, "invalid text", fieldname, f"'{fieldname}'" + (f" (row {row})" if row is not None else "")
+                           + f": {e.get('msg', 'not valid Unicode')}", row)
     if kind == "not_finite":
         return ClientError(422, "infinity not allowed", fieldname,
                            f"'{fieldname}' is infinite; send a finite number, or null for a missing value", row)
@@ -458,6 +534,18 @@ def describe(errors: list[dict], max_rows: int) -> ClientError:
     shown = repr(got)[:60]
     return ClientError(422, "wrong type" if kind.endswith(("_type", "_parsing")) else "invalid value", fieldname,
                        f"'{fieldname}': {e.get('msg', kind)} (got {shown})", row)
+
+
+def body_error(exc: Exception) -> ClientError | None:
+    """A precise 400 for a body FastAPI could not parse (its generic 400 names no cause)."""
+    cause = exc.__cause__
+    if isinstance(cause, UnicodeDecodeError):
+        return ClientError(400, "invalid UTF-8", "body", f"the body is not valid UTF-8 (byte 0x{cause.object[cause.start]:02x} "
+                           f"at position {cause.start}); send JSON encoded as UTF-8")
+    if isinstance(cause, RecursionError):
+        return ClientError(400, "nested too deeply", "body", "the JSON nests arrays or objects too deeply; "
+                           "send rows as flat objects")
+    return None
 
 
 def rows_from_split(split, adapter, columns: tuple[Column, ...], max_rows: int) -> list[dict]:
@@ -511,6 +599,8 @@ class Metrics:
         self.info = Gauge("mlcycle_serve_model_info", "1 for the served version, 0 for earlier ones",
                           ["name", "version", "alias", "run_id"], multiprocess_mode="livemostrecent", registry=r)
         self.reloads = Counter("mlcycle_serve_model_reloads", "switches to a new model version", registry=r)
+        self.out_of_range = Counter("mlcycle_serve_out_of_range_values",
+                                    "input values outside the schema's min/max, by column", ["column"], registry=r)
         self.log_rows = Gauge("mlcycle_serve_predlog_pending_rows", "rows waiting for the prediction log writer",
                               multiprocess_mode="livesum", registry=r)
 
@@ -548,8 +638,25 @@ class Guard:
     """ASGI middleware: refuses bodies over `max_body` bytes with a JSON 413 before they are read,
     and counts and times every HTTP request by endpoint and status."""
 
-    def __init__(self, app, metrics: Metrics, max_body: int):
-        self.app, self.metrics, self.max_body = app, metrics, max_body
+    def __init__(self, app, metrics: Metrics, max_body: int, token: str | None = None):
+        self.app, self.metrics, self.max_body, self.token = app, metrics, max_body, token
+
+    def authorized(self, scope) -> bool:
+        """No token set, or `Authorization: Bearer <token>` matches (checked before any body is read)."""
+        if self.token is None or scope.get("path") != "/predict" or scope.get("method") != "POST":
+            return True
+        header = next((v for k, v in scope.get("headers", ()) if k == b"authorization"), b"")
+        scheme, _, given = header.partition(b" ")
+        return scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), self.token.encode())
+
+    @staticmethod
+    async def refuse(send, err: ClientError, headers: tuple = ()) -> None:
+        rid = uuid.uuid4().hex
+        body = json.dumps(err.body(rid)).encode()
+        await send({"type": "http.response.start", "status": err.status,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                                (b"x-request-id", rid.encode()), (b"connection", b"close"), *headers]})
+        await send({"type": "http.response.body", "body": body})
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -577,6 +684,10 @@ class Guard:
             return message
 
         try:
+            if not self.authorized(scope):
+                return await self.refuse(sending, ClientError(
+                    401, "unauthorized", "Authorization", "send the header 'Authorization: Bearer <token>' with the "
+                    "server's token"), ((b"www-authenticate", b"Bearer"),))
             length = next((v for k, v in scope.get("headers", ()) if k == b"content-length"), None)
             if length is not None and length.isdigit() and int(length) > self.max_body:
                 err = ClientError(413, "body too large", "body", f"the body is larger than {self.max_body} bytes")
@@ -615,7 +726,7 @@ def create_app(s: Settings):
     metrics.served(first)
     holder.on_switch = lambda old, new: metrics.served(new, old)
     predlog = PredictionLog(Path(s.log_dir), s.log_max_rows, s.log_roll_seconds, s.log_queue_rows,
-                            schema=arrow_schema(first.columns))
+                            schema=arrow_schema(first.columns), fallback_dir=Path(s.log_fallback_dir))
     token = os.environ.get(s.token_env) or None
     PredictRequest, row_adapter, _ = request_models(first.columns, s.max_rows, first.example)
 
@@ -631,10 +742,13 @@ def create_app(s: Settings):
             predlog.close()
             log.warning("serve: prediction log flushed (%d rows in %d parts by pid %s)",
                         predlog.rows_written, predlog.parts_written, os.getpid())
+            if predlog.rows_spilled or predlog.rows_lost:
+                log.error("serve: prediction log: %d rows spilled to %s, %d rows lost (pid %s)",
+                          predlog.rows_spilled, s.log_fallback_dir, predlog.rows_lost, os.getpid())
 
     app = FastAPI(title="mlcycle model server", version="1", lifespan=lifespan,
                   description=f"Serves `{s.model_uri}`. Input columns and types come from the model's MLflow signature.")
-    app.add_middleware(Guard, metrics=metrics, max_body=s.max_body_bytes)
+    app.add_middleware(Guard, metrics=metrics, max_body=s.max_body_bytes, token=token)
     bearer = HTTPBearer(auto_error=False, description=f"needed when ${s.token_env} is set on the server")
 
     def json_response(body: dict, status: int = 200, request_id: str | None = None) -> Response:
@@ -663,7 +777,7 @@ def create_app(s: Settings):
         elif exc.status_code == 405:
             err = ClientError(405, "method not allowed", "method", f"{request.method} is not allowed on {request.url.path}")
         else:
-            err = ClientError(exc.status_code, "bad request", "body", str(exc.detail))
+            err = body_error(exc) or ClientError(exc.status_code, "bad request", "body", str(exc.detail))
         resp = error_response(err)
         for k, v in (exc.headers or {}).items():
             resp.headers[k] = v
@@ -671,8 +785,11 @@ def create_app(s: Settings):
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception):
-        log.exception("serve: unexpected error on %s", request.url.path)
-        return json_response({"error": "internal error", "field": None, "detail": f"{type(exc).__name__}: {exc}"[:300]}, 500)
+        rid = uuid.uuid4().hex  # the body names no exception: the server log has it under this id
+        log.exception("serve: unexpected error on %s (request id %s)", request.url.path, rid)
+        return json_response({"error": "internal error", "field": None, "request_id": rid,
+                              "detail": f"an unexpected server error; the server log has it under request id {rid}"},
+                             500, rid)
 
     def authorize(creds) -> None:
         if token is None:
@@ -690,9 +807,22 @@ def create_app(s: Settings):
         (401, "missing or wrong bearer token", "unauthorized", "Authorization"),
         (413, "too many rows or too large a body", "too many rows", "dataframe_records"),
         (422, "a missing, unknown, null or wrongly typed column", "wrong type", "distance"),
-        (503, "the prediction log is behind", "busy", None))}
+        (503, "the prediction log is behind or cannot be written", "busy", None)) if code != 401 or token}
 
-    def predict(body, _auth):
+    warned_at: dict[str, float] = {}
+
+    def check_ranges(rows, columns) -> None:
+        """Count values outside the schema's ranges; refuse them (422) or warn (at most once a minute per column)."""
+        for col, n, row, value, (lo, hi) in out_of_range(rows, columns, s.bounds):
+            metrics.out_of_range.labels(col).inc(n)
+            what = f"'{col}' is {value:g} (row {row}), outside the training range [{lo}, {hi}] of the schema"
+            if s.ranges == "refuse":
+                raise ClientError(422, "out of range", col, f"{what}; send values within it", row)
+            if time.monotonic() - warned_at.get(col, -1e9) > 60:
+                warned_at[col] = time.monotonic()
+                log.warning("serve: %s (%d value(s) in this request; scored anyway, serve.ranges: warn)", what, n)
+
+    def predict(body):
         """Predictions (and class probabilities for classifiers) for 1 to `max_rows` rows."""
         served = holder.current  # this request finishes on this version, whatever reloads meanwhile
         if body.dataframe_records is not None and body.dataframe_split is not None:
@@ -704,6 +834,13 @@ def create_app(s: Settings):
         else:
             raise ClientError(422, "missing field", "dataframe_records",
                               "send dataframe_records (a list of rows) or dataframe_split (columns and data)")
+        if not served.columns:
+            check_text(rows)
+        if not predlog.healthy and s.log_failure == "refuse":  # never answer a row that cannot be recorded
+            raise ClientError(503, "prediction log unavailable", None,
+                              f"the prediction log cannot be written ({type(predlog.error).__name__}); retry later")
+        if s.bounds:
+            check_ranges(rows, served.columns)
         X = frame(rows, served.columns)
         try:
             out = score(served, X)
@@ -711,7 +848,8 @@ def create_app(s: Settings):
             raise ClientError(422, "cannot score", None, f"the model cannot score these rows: {exc}"[:400]) from None
         rid = uuid.uuid4().hex
         try:
-            predlog.submit(Batch(X, log_outputs(out), served.version, rid, dt.datetime.now(dt.UTC)))
+            predlog.submit(Batch(log_inputs(rows, served.columns, X), log_outputs(out), served.version, rid,
+                                 dt.datetime.now(dt.UTC)))
         except LogFull as exc:
             raise ClientError(503, "busy", None, f"{exc}; retry later") from None
         metrics.rows.inc(len(X))
@@ -725,8 +863,11 @@ def create_app(s: Settings):
         body_out.update(model_name=served.info.get("name"), model_version=served.version, request_id=rid)
         return json_response(body_out, 200, rid)
 
-    predict.__annotations__ = {"body": PredictRequest, "_auth": Annotated[None, Depends(authorize)]}
-    app.post("/predict", responses=error_responses, summary="score rows with the served model")(predict)
+    # the bearer scheme shows in the OpenAPI document only when a token is set (the Guard checks it
+    # before the body is read; the dependency documents it and checks again)
+    predict.__annotations__ = {"body": PredictRequest}
+    app.post("/predict", responses=error_responses, summary="score rows with the served model",
+             dependencies=[Depends(authorize)] if token else [])(predict)
 
     @app.get("/health", summary="the process is alive")
     def health():
@@ -736,9 +877,10 @@ def create_app(s: Settings):
              responses={503: {"description": "not ready"}})
     def ready():
         served = holder.current
-        ok = served is not None and predlog.running
+        ok = served is not None and predlog.running and (predlog.healthy or s.log_failure == "serve")
         body = {"ready": ok, "model_version": served.version if served else None,
-                "log_error": None if predlog.error is None else repr(predlog.error)[:300]}
+                "log_error": None if predlog.error is None else repr(predlog.error)[:300],
+                "log_pending_rows": predlog.pending}
         return json_response(body, 200 if ok else 503)
 
     @app.get("/model", summary="the served model: name, version, alias, run, data hash, commit, input schema")
@@ -775,6 +917,26 @@ def app_from_env():
     return create_app(Settings.from_json(text))
 
 
+def warn_exposed(s: Settings) -> bool:
+    """Warn (stderr and log) when the server binds beyond loopback with no token; True if it warned."""
+    import ipaddress
+    import sys
+
+    if os.environ.get(s.token_env):
+        return False
+    try:
+        loopback = s.host == "localhost" or ipaddress.ip_address(s.host).is_loopback
+    except ValueError:
+        loopback = False
+    if loopback:
+        return False
+    msg = (f"serve: WARNING: listening on {s.host} without a token: anyone who reaches this port can score "
+           f"rows and fill the prediction log; set ${s.token_env}, or bind to 127.0.0.1")
+    print(msg, file=sys.stderr, flush=True)
+    log.warning(msg)
+    return True
+
+
 def run(s: Settings, log_level: str = "warning") -> int:
     """Start uvicorn with `s.workers` workers; returns when the server stopped (SIGTERM / Ctrl-C)."""
     import mlflow
@@ -792,6 +954,7 @@ def run(s: Settings, log_level: str = "warning") -> int:
             raise ServeError((alias and unresolved_message(client, name, s.model_uri))
                              or f"serve: {s.model_uri} does not resolve in {s.tracking_uri}; "
                              "see `mlcycle models`, or run `make repro` to register a champion") from None
+    warn_exposed(s)
     os.environ[SETTINGS_ENV] = s.to_json()
     metrics_dir = None
     # one OpenMP thread per worker: parallelism comes from workers and concurrent requests; with

@@ -10,14 +10,17 @@ import pandas as pd
 from mlcycle.eda import save
 
 
-def figure(fig, folder: Path, name: str) -> Path | None:
-    """Save `fig` as folder/name.png and display that file (works with any matplotlib backend)."""
+def figure(fig, folder: Path, name: str) -> None:
+    """Save `fig` as folder/name.png and display it embedded (works with any matplotlib backend).
+
+    Returns None on purpose: as the last expression of a cell, a returned path would be printed
+    into the executed notebook and its HTML report, and an absolute path makes reports differ
+    between two checkouts of the same commit. The image is embedded as PNG bytes, not linked."""
     path = save(fig, folder, name)
     if path is not None:
         from IPython.display import Image, display
 
-        display(Image(filename=str(path)))
-    return path
+        display(Image(data=path.read_bytes(), format="png"))
 
 
 _tables = itertools.count(1)

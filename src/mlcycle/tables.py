@@ -66,6 +66,7 @@ def read_table(path: str | Path, fmt: str = "auto", columns: list[str] | None = 
         else:
             sep = "\t" if p.name.lower().endswith(".tsv") else ","
             df = pd.read_csv(p, sep=sep, usecols=columns, encoding="utf-8", low_memory=False)
+            check_delimiter(p, sep, df.shape[1], name)
             _check_complete_csv(p, sep, df.shape[1], name)
     except UnicodeDecodeError:
         raise DataError(f"{name} is not UTF-8 text ({_first_bad_byte(p)}): re-save it as UTF-8") from None
@@ -80,6 +81,26 @@ def read_table(path: str | Path, fmt: str = "auto", columns: list[str] | None = 
     if df.shape[1] == 0:
         raise DataError(f"{name} has no columns")
     return df
+
+
+DELIMITERS = {",": "','", ";": "';'", "\t": "tab", "|": "'|'"}
+
+
+def check_delimiter(p: Path, sep: str, ncols: int, name: str) -> None:
+    """A CSV read as one column whose header holds another delimiter: say which one fits."""
+    if ncols != 1:
+        return
+    with open(p, encoding="utf-8", errors="replace") as f:
+        lines = [f.readline() for _ in range(5)]
+    lines = [ln for ln in lines if ln.strip()]
+    if not lines:
+        return
+    counts = {d: min(ln.count(d) for ln in lines) for d in DELIMITERS if d != sep}
+    best = max(counts, key=counts.get)
+    if counts[best] >= 1:
+        raise DataError(f"{name} looks like a {DELIMITERS[best]}-delimited file (its header splits into "
+                        f"{counts[best] + 1} columns on {DELIMITERS[best]}, 1 on {DELIMITERS[sep]}): re-save it "
+                        f"comma-separated" + (" or name it .tsv" if best == "\t" else ""))
 
 
 def _first_bad_byte(p: Path) -> str:
@@ -231,7 +252,7 @@ def unparse(s: pd.Series, raw_type: str, fmt: str | None = None, unit: str | Non
     return s.map(lambda v: v.isoformat() if pd.notna(v) else None).astype("str")
 
 
-SALT_ENV = "MLCYCLE_PII_SALT"  # secret salt of hashed personal columns (unset: no salt)
+SALT_ENV = "MLCYCLE_PII_SALT"  # secret salt of hashed personal columns (required in hash mode)
 
 
 def mask_personal(df: pd.DataFrame, columns: list[str], mode: str = "drop",
@@ -243,7 +264,12 @@ def mask_personal(df: pd.DataFrame, columns: list[str], mode: str = "drop",
         return df
     if mode == "drop":
         return df.drop(columns=present)
-    salt = os.environ.get(SALT_ENV, "") if salt is None else salt
+    if salt is None:
+        salt = os.environ.get(SALT_ENV, "")
+        if not salt:
+            raise DataError(f"data.pii_mode is hash but ${SALT_ENV} is not set: without a secret salt the digests of "
+                            f"{present} can be reversed by hashing guesses; export {SALT_ENV}=<a secret> "
+                            "(never in params or git), or use pii_mode: drop")
     out = df.copy()
     for c in present:
         s = out[c]

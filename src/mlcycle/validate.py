@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from mlcycle import personal
 from mlcycle import schema as schema_mod
 from mlcycle.config import DataParams, ValidateParams
 from mlcycle.errors import DataError
@@ -349,20 +350,120 @@ def bool_label_hint(data: DataParams, target: pd.Series) -> str:
 
 
 def _ex(ex: list) -> str:
-    return ", ".join(_bounded(repr(_plain(v)), 40) for v in ex[:3])
+    return ", ".join(_bounded(repr(personal.redact(_plain(v))), 40) for v in ex[:3])
 
 
 def _plain(v):
-    return v.item() if hasattr(v, "item") else v
+    return v.item() if hasattr(v, "item") and getattr(v, "size", 1) == 1 else v
 
 
 def _bad_examples(s: pd.Series, kind: str) -> str:
     if kind in ("integer", "number") and not pd.api.types.is_numeric_dtype(s):
         present = s.dropna()
-        bad = present[pd.to_numeric(present, errors="coerce").isna()].unique()[:3]
+        try:
+            bad = present[pd.to_numeric(present, errors="coerce").isna()]
+        except (TypeError, ValueError):  # lists, dicts: not numbers either
+            bad = present
+        bad = distinct(bad.tolist(), 3)
         if len(bad):
             return f" (e.g. {_ex(list(bad))})"
     return ""
+
+
+NESTED = (list, tuple, dict, set, frozenset, bytes, bytearray)
+
+
+def distinct(values: list, n: int) -> list:
+    """The first n distinct values, unhashable ones (lists, dicts, arrays) compared by repr."""
+    out, seen = [], set()
+    for v in values:
+        key = repr(v)
+        if key not in seen:
+            seen.add(key)
+            out.append(v)
+            if len(out) == n:
+                break
+    return out
+
+
+def _is_nested(v) -> bool:
+    return isinstance(v, NESTED) or getattr(v, "ndim", 0) >= 1  # numpy arrays; numpy scalars have ndim 0
+
+
+def _kind_name(v) -> str:
+    if getattr(v, "ndim", 0) >= 1:  # a Parquet list column reads back as numpy arrays
+        return "list"
+    return {bytes: "bytes", bytearray: "bytes", dict: "dict", set: "set", frozenset: "set", tuple: "tuple",
+            list: "list"}.get(type(v), type(v).__name__)
+
+
+def shape_findings(df: pd.DataFrame, data: DataParams) -> tuple[list[Finding], pd.DataFrame]:
+    """Findings about the table's shape that would mislead or crash the column checks, and the frame
+    the column checks get (cells that are lists, dicts, bytes or arrays as their repr text):
+
+    - no rows at all (a header-only or empty export): the only finding, the table checks are skipped;
+    - a column holding lists, dicts, bytes or arrays (one value per cell expected): an error;
+    - an object column mixing value types (numbers and text): a warning;
+    - a target with no value at all: an error, first."""
+    out: list[Finding] = []
+    if len(df) == 0:
+        out.append(Finding("error", None, "empty", (
+            f"the file has a header with {df.shape[1]} column(s) but no rows (0 rows): the export or copy is empty; "
+            "write it again with its rows")))
+        return out, df
+    checked = df
+    for c in df.columns:
+        s = df[c]
+        if s.dtype != object:
+            continue
+        present = s.dropna()
+        if present.empty:
+            continue
+        nested = present.map(_is_nested)
+        if nested.any():
+            kinds = sorted({_kind_name(v) for v in present[nested].head(1000)})
+            ex = distinct([_redact(v) for v in present[nested].head(100).tolist()], 2)
+            out.append(Finding("error", str(c), "nested_values", (
+                f"column '{c}' holds {'/'.join(kinds)} values in {int(nested.sum()):,} row(s) (e.g. {', '.join(ex)}); "
+                "a table cell must hold one value: flatten the column into several, or drop it"),
+                int(nested.sum()), []))
+            if checked is df:
+                checked = df.copy()
+            checked[c] = s.map(lambda v: _redact(v) if _is_nested(v) else v)
+            continue
+        types = present.map(lambda v: "number" if isinstance(v, int | float) and not isinstance(v, bool) else type(v).__name__)
+        if types.nunique() > 1:
+            counts = types.value_counts()
+            out.append(Finding("warning", str(c), "mixed_types", (
+                f"column '{c}' mixes value types ({', '.join(f'{k}: {v:,}' for k, v in counts.items())}); "
+                "a column should hold one type: fix the export (numbers stored as text?)"), int(counts.iloc[1:].sum()), []))
+    t = data.target
+    if t in df.columns and df[t].isna().all():
+        out.append(Finding("error", t, "target_all_null", (
+            f"target '{t}' has no values: all {len(df):,} rows are null; the file holds no labels: check data.target "
+            "or the export"), len(df), []))
+    return out, checked
+
+
+def pii_findings(df: pd.DataFrame, data: DataParams, params: ValidateParams) -> list[Finding]:
+    """Text columns that look like e-mail addresses, phone numbers or card numbers and are not in
+    data.pii_columns: a warning, or an error with validate.pii_scan: refuse (no values shown)."""
+    if params.pii_scan == "off" or len(df) == 0:
+        return []
+    level = "error" if params.pii_scan == "refuse" else "warning"
+    return [Finding(level, col, "personal_data", (
+        f"column '{col}' looks like {k}s ({n:,} of {m:,} sampled values); list it in data.pii_columns (dropped or "
+        "hashed as the table is read), or set validate.pii_scan: off if it is not personal"), n, [])
+        for col, k, n, m in personal.scan(df, exclude=set(data.pii_columns))]
+
+
+def _redact(v) -> str:
+    """A nested value shown by its type and size only (it may hold personal data)."""
+    try:
+        size = len(v)
+    except TypeError:
+        size = None
+    return f"<{_kind_name(v)}" + (f" of {size}" if size is not None else "") + ">"
 
 
 def _default_msg(level: str, column: str | None, check: str, n: int, ex: list, sch: str) -> str:
@@ -392,10 +493,10 @@ def findings_from(failures: pd.DataFrame, level: str, rules: Rules, sch: str) ->
         col = None if col == TABLE else str(col)
         idx = g["index"].dropna()
         count = idx.nunique() if len(idx) else 1
-        ex = [v for v in g["failure_case"].dropna().unique().tolist() if v is not False][:3]
+        ex = [v for v in distinct(g["failure_case"].dropna().tolist(), 4) if v is not False][:3]
         msg_fn = rules.msgs.get((level, col, chk))
         msg = msg_fn(count, ex) if msg_fn else _default_msg(level, col, chk, count, ex, sch)
-        out.append(Finding(level, col, chk, msg, int(count), [_plain(v) for v in ex]))
+        out.append(Finding(level, col, chk, msg, int(count), [personal.redact(_plain(v)) for v in ex]))
     return out
 
 
@@ -406,6 +507,11 @@ def check(df: pd.DataFrame, data: DataParams, params: ValidateParams,
 
     res = Result(rows=len(df), columns=df.shape[1])
     res.null_share = {str(c): round(_share(df[c]), 6) for c in df.columns}
+    shape, df = shape_findings(df, data)
+    res.findings += shape + pii_findings(df, data, params)
+    if len(df) == 0:
+        res.schema = schema_name if table is not None else None
+        return res
     rules = build_rules(df, data, params, table, schema_name)
     for level, sch in rules.schemas().items():
         with warnings.catch_warnings():
@@ -414,7 +520,8 @@ def check(df: pd.DataFrame, data: DataParams, params: ValidateParams,
                 sch.validate(df, lazy=True)
             except pa.errors.SchemaErrors as exc:
                 res.findings += findings_from(exc.failure_cases, level, rules, schema_name)
-    first = ["read", "column_in_dataframe", "column_in_schema", "dtype", "target_constant", "target_numeric"]
+    first = ["read", "empty", "target_all_null", "nested_values", "personal_data", "column_in_dataframe", "column_in_schema", "dtype",
+             "target_constant", "target_numeric"]
     res.findings.sort(key=lambda f: (f.level != "error", first.index(f.check) if f.check in first else len(first)))
     res.schema = schema_name if table is not None else None
     return res

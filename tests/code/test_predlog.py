@@ -65,3 +65,81 @@ def test_queue_is_bounded(tmp_path):
 def test_submit_refused_when_writer_not_running(tmp_path):
     with pytest.raises(LogFull, match="not running"):
         PredictionLog(tmp_path).submit(batch(1))
+
+
+def wait_until(cond, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not cond():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_a_failed_write_is_kept_and_retried_not_dropped(tmp_path):
+    folder = tmp_path / "log"
+    log = PredictionLog(folder, max_rows=1000, roll_seconds=0.1).start()
+    folder.rmdir()
+    folder.write_text("a file where the log folder was")  # the folder replaced by a file
+    for i in range(4):
+        log.submit(batch(3, f"r{i}"))
+    assert wait_until(lambda: log.error is not None)
+    assert not log.healthy and log.pending == 12  # held, not dropped
+    folder.unlink()
+    folder.mkdir()
+    assert wait_until(lambda: log.healthy and log.pending == 0)  # retried with backoff
+    log.close()
+    assert len(read(folder)) == 12 and log.rows_lost == 0
+
+
+def test_close_spills_what_cannot_be_written_and_counts_what_is_lost(tmp_path):
+    for fallback in (tmp_path / "spill", None):
+        folder = tmp_path / f"log-{fallback is None}"
+        log = PredictionLog(folder, roll_seconds=3600, fallback_dir=fallback).start()
+        folder.rmdir()
+        folder.write_text("not a folder")
+        log.submit(batch(5))
+        log.close()
+        if fallback is not None:
+            assert (log.rows_spilled, log.rows_lost) == (5, 0) and len(read(fallback)) == 5
+        else:
+            assert (log.rows_spilled, log.rows_lost) == (0, 5)
+
+
+def test_spilled_parts_come_back_once_the_folder_is_writable(tmp_path):
+    folder, spill = tmp_path / "log", tmp_path / "spill"
+    log = PredictionLog(folder, max_rows=1000, roll_seconds=0.05, max_queue_rows=4, fallback_dir=spill).start()
+    folder.rmdir()
+    folder.write_text("not a folder")
+    log.submit(batch(5, "a"))  # more than max_queue_rows held while failing: spilled
+    assert wait_until(lambda: log.rows_spilled == 5)
+    assert not log.healthy and log.pending == 0
+    folder.unlink()
+    folder.mkdir()
+    assert wait_until(lambda: log.healthy)  # nothing held to retry with: the folder is probed
+    assert wait_until(lambda: not list(spill.glob("part-*")))
+    log.submit(batch(2, "b"))
+    log.close()
+    assert sorted(read(folder)["request_id"].unique()) == ["a", "b"] and not list(spill.glob("part-*"))
+
+
+def test_parts_and_folder_are_private(tmp_path):
+    folder = tmp_path / "new" / "log"
+    log = PredictionLog(folder, roll_seconds=3600).start()
+    log.submit(batch(1))
+    log.close()
+    part = next(folder.glob("part-*.parquet"))
+    assert folder.stat().st_mode & 0o777 == 0o700 and part.stat().st_mode & 0o777 == 0o600
+
+
+def test_column_inputs_match_frame_inputs(tmp_path):
+    schema = pa.schema([pa.field("distance", pa.float64()), pa.field("carrier", pa.string())])
+    log = PredictionLog(tmp_path, schema=schema).start()
+    log.submit(batch(2, "frame", nulls=True))
+    log.submit(Batch({"distance": [0.0, None], "carrier": [None, "UA"]}, {"prediction": [1, 1], "score": [0.5, 0.5]},
+                     "3", "cols", dt.datetime.now(dt.UTC)))
+    log.close()
+    df = read(tmp_path)
+    assert list(df.columns) == ["distance", "carrier", "prediction", "score", "model_version", "request_id", "row", "ts"]
+    assert df["carrier"].isna().tolist() == [True, True, True, False]
+    assert df["distance"].isna().tolist() == [False, False, False, True]

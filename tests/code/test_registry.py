@@ -108,3 +108,48 @@ def test_no_champion_message_names_the_rejection_and_the_ways_forward(store):
 
     with pytest.raises(monitor.MonitorError, match=f"monitor: {uri} does not resolve.*mlcycle monitor --model-uri"):
         monitor.run(ws, config.load(ws / "params.yaml"), current="unused.csv", model_uri=uri)
+
+
+def test_promoting_the_champion_again_is_an_error_and_records_nothing(store):
+    ws, client, (v1, v2, v3), X = store
+    audit = ws / "mlruns" / "audit.jsonl"
+    champ = str(registry.champion(client, "m").version)
+    before = registry.read_audit(audit, "m")
+    with pytest.raises(RegistryError, match=f"v{champ} already is the champion"):
+        registry.promote(client, audit, "m", champ, "again")
+    for bad in ("", "   ", None):
+        with pytest.raises(RegistryError, match="--reason is empty"):
+            registry.promote(client, audit, "m", v2, bad)
+        with pytest.raises(RegistryError, match="--reason is empty"):
+            registry.rollback(client, audit, "m", bad)
+    assert registry.read_audit(audit, "m") == before
+    assert str(registry.champion(client, "m").version) == champ
+    assert registry.verify_chain(before) == []
+    assert (ws / "mlruns" / "audit.jsonl.lock").exists()
+
+
+def test_rollback_with_nothing_to_roll_back_to_says_so(store):
+    ws, client, (v1, v2, v3), X = store
+    audit = ws / "mlruns" / "audit-n.jsonl"
+    rid = client.create_run(client.get_experiment_by_name("mlcycle").experiment_id).info.run_id
+    n1 = registry.register(client, "n", rid, ws / "m", {})
+    registry.promote(client, audit, "n", n1, "first")
+    with pytest.raises(RegistryError, match="nothing to roll back to"):
+        registry.rollback(client, audit, "n", "why not")
+    # a legacy self-move (v1 -> v1, recorded before promotions of the champion were refused) is no earlier champion
+    registry.audit(audit, client, "n", "promote", n1, n1, "legacy self-move")
+    with pytest.raises(RegistryError, match="nothing to roll back to"):
+        registry.rollback(client, audit, "n", "why not")
+
+
+def test_verify_chain_finds_a_break():
+    e = [{"action": "gate-promote", "from_version": None, "to_version": "1"},
+         {"action": "gate-reject", "from_version": "1", "to_version": "1"},
+         {"action": "promote", "from_version": "1", "to_version": "2"},
+         {"action": "rollback", "from_version": "2", "to_version": "1"}]
+    assert registry.verify_chain(e) == []
+    # what two unlocked promotions wrote: both read v2 as the champion
+    broken = e + [{"action": "promote", "from_version": "1", "to_version": "3", "when": "t"},
+                  {"action": "promote", "from_version": "1", "to_version": "2", "when": "t"}]
+    out = registry.verify_chain(broken)
+    assert len(out) == 1 and "entry 6" in out[0] and "left v3" in out[0]

@@ -142,3 +142,63 @@ def test_settings_from_params_and_flags(tmp_path):
     assert serve.Settings.from_json(s.to_json()) == s
     with pytest.raises(serve.ServeError, match=r"--workers: Input should be greater than or equal to 1 \(got 0\)"):
         serve.settings(tmp_path, params, workers=0)
+
+
+@pytest.mark.parametrize("body, field, row", [
+    (records(carrier="U\ud800A"), "carrier", 1),
+    (split(list(GOOD), [list(GOOD.values()), [*list(GOOD.values())[:-1], "\udfff"]]), "plane_type", 1),
+])
+def test_lone_surrogate_is_a_422_naming_field_and_row(body, field, row):
+    err = error_for(body)
+    assert (err.status, err.error, err.field, err.row) == (422, "invalid text", field, row)
+    assert "surrogate" in err.detail
+
+
+def test_check_text_for_models_without_a_signature():
+    serve.check_text([{"a": "fine", "b": 1}])
+    with pytest.raises(ClientError) as e:
+        serve.check_text([{"a": "fine"}, {"a": "x\ud800"}])
+    assert (e.value.status, e.value.field, e.value.row) == (422, "a", 1)
+
+
+def test_schema_requires_exactly_one_form():
+    import jsonschema
+
+    schema = Request.model_json_schema()
+    for body in ({}, {"dataframe_records": [GOOD], "dataframe_split": {"columns": ["distance"], "data": [[1.0]]}},
+                 {"dataframe_records": None}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(body, schema)
+    jsonschema.validate({"dataframe_records": [GOOD]}, schema)
+    assert error_for({"dataframe_records": None}).status == 422
+
+
+@pytest.mark.parametrize("host, token, warns", [
+    ("0.0.0.0", None, True), ("192.168.1.5", None, True), ("0.0.0.0", "t", False),
+    ("127.0.0.1", None, False), ("localhost", None, False), ("::1", None, False),
+])
+def test_binding_beyond_loopback_without_token_warns(host, token, warns, monkeypatch, capsys):
+    monkeypatch.delenv("MLCYCLE_SERVE_TOKEN", raising=False)
+    if token:
+        monkeypatch.setenv("MLCYCLE_SERVE_TOKEN", token)
+    assert serve.warn_exposed(serve.Settings("models:/m@champion", "sqlite:///x.db", host=host)) is warns
+    assert ("without a token" in capsys.readouterr().err) is warns
+
+
+def test_log_inputs_are_columns_of_the_validated_rows():
+    rows = [GOOD, {**GOOD, "temp": None}]
+    cols = serve.log_inputs(rows, COLUMNS, frame(rows, COLUMNS))
+    assert list(cols) == [c.name for c in COLUMNS] and cols["temp"] == [39.0, None] and cols["carrier"] == ["UA", "UA"]
+
+
+def test_out_of_range_values_against_the_schema(tmp_path):
+    bounds = {"distance": [1, 5000], "seats": [None, 500], "carrier": [0, 1]}
+    rows = [GOOD, {**GOOD, "distance": 9999.0, "seats": 900}, {**GOOD, "distance": 0.5}, {**GOOD, "distance": None}]
+    out = {c: (n, row, v) for c, n, row, v, _ in serve.out_of_range(rows, COLUMNS, bounds)}
+    assert out == {"distance": (2, 1, 9999.0), "seats": (1, 1, 900)}  # strings and nulls are not checked
+    assert serve.out_of_range([GOOD], COLUMNS, bounds) == []
+    params = config.load(ROOT / "params.yaml")
+    s = serve.settings(ROOT, params)
+    assert s.ranges == "warn" and s.bounds["distance"] == [1, 5000]  # schemas/flights.yaml
+    assert serve.settings(ROOT, params, ranges="off").bounds == {}
+    assert serve.settings(tmp_path, params).bounds == {}  # no schema file: nothing to check

@@ -55,12 +55,17 @@ def test_personal_columns_are_dropped_or_hashed():
     assert tables.mask_personal(df, ["email"], "hash", salt="t")["email"][0] != h[0]  # the salt matters
 
 
-def test_load_masks_personal_columns(tmp_path):
+def test_load_masks_personal_columns(tmp_path, monkeypatch):
     pd.DataFrame({"email": ["a@x.org"], "y": [1]}).to_csv(tmp_path / "d.csv", index=False)
     from tests.code.frames import data_params
 
-    out = tables.load(data_params(path="d.csv", pii_columns=["email"], pii_mode="hash"), tmp_path)
-    assert out["email"][0] != "a@x.org"
+    data = data_params(path="d.csv", pii_columns=["email"], pii_mode="hash")
+    monkeypatch.delenv(tables.SALT_ENV, raising=False)
+    with pytest.raises(DataError, match=r"pii_mode is hash but \$MLCYCLE_PII_SALT is not set"):
+        tables.load(data, tmp_path)  # no silent empty salt
+    monkeypatch.setenv(tables.SALT_ENV, "secret")
+    out = tables.load(data, tmp_path)
+    assert out["email"][0] != "a@x.org" and len(out["email"][0]) == 16
 
 
 def test_a_csv_cut_off_mid_row_is_refused(tmp_path):
@@ -147,3 +152,20 @@ def test_unparse_gives_back_what_a_client_sends():
     for raw, kw in ((tables.unparse(t, "string", "%d/%m/%Y %H:%M"), {"fmt": "%d/%m/%Y %H:%M"}),
                     (tables.unparse(t, "long", unit="s"), {"unit": "s"}), (tables.unparse(t, "string"), {})):
         assert tables.parse_series(raw, "t", **kw).tolist() == t.tolist()
+
+
+@pytest.mark.parametrize("sep, words", [(";", "';'-delimited"), ("\t", "tab-delimited"), ("|", "'|'-delimited")])
+def test_a_csv_with_another_delimiter_names_it(tmp_path, sep, words):
+    p = tmp_path / "d.csv"
+    p.write_text(sep.join(["a", "b", "c"]) + "\n" + sep.join(["1", "2", "x"]) + "\n")
+    with pytest.raises(DataError, match=f"looks like a {words} file .*3 columns"):
+        tables.read_table(p)
+
+
+def test_a_header_only_csv_reads_as_zero_rows(tmp_path):
+    p = tmp_path / "h.csv"
+    p.write_text("a,b,c\n")
+    assert tables.read_table(p).shape == (0, 3)
+    q = tmp_path / "one.csv"
+    q.write_text("only\n1\n2\n")  # a genuine single-column file is fine
+    assert tables.read_table(q).shape == (2, 1)

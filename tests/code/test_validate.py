@@ -180,3 +180,55 @@ def test_misspelled_target_gets_did_you_mean_else_a_few_columns():
     assert "target column 'arival_delay' is missing; did you mean 'arrival_delay'?" in r.errors[0].message
     far = validate.check(df, data_params(target="zzz"), LIMITS)
     assert "set data.target to one of: x1, x2, cat, flag, when, arrival_delay" in far.errors[0].message
+
+
+def _with_schema(df, data):
+    """The check as the pipeline runs it: against a schema inferred from a good table."""
+    table = schema.infer(mixed_frame(100), data, LIMITS)
+    return validate.check(df, data, LIMITS, table, "schemas/t.yaml")
+
+
+@pytest.mark.parametrize("use_schema", [False, True])
+@pytest.mark.parametrize("name, make, check, words", [
+    ("zero rows", lambda df: df.iloc[:0], "empty", "no rows (0 rows)"),
+    ("all-null target", lambda df: df.assign(y=None), "target_all_null", "target 'y' has no values"),
+    ("list column", lambda df: df.assign(cat=[[i, i] for i in range(len(df))]), "nested_values", "column 'cat' holds list"),
+    ("dict column", lambda df: df.assign(cat=[{"k": i} for i in range(len(df))]), "nested_values", "holds dict"),
+    ("bytes column", lambda df: df.assign(cat=[b"x"] * len(df)), "nested_values", "holds bytes"),
+    ("array column", lambda df: df.assign(x1=[np.arange(2)] * len(df)), "nested_values", "column 'x1' holds list"),
+])
+def test_bad_shapes_lead_with_a_named_finding_and_never_crash(name, make, check, words, use_schema):
+    data = data_params(required_columns=["x1", "cat"])
+    df = make(mixed_frame(100))
+    r = _with_schema(df, data) if use_schema else validate.check(df, data, LIMITS)
+    assert not r.ok, name
+    assert r.errors[0].check == check and words in r.errors[0].message, (name, r.errors[0])
+    assert r.summary().splitlines()[0] == f"validate: {r.errors[0].message}"
+    json.dumps([f.__dict__ for f in r.findings], default=str)  # findings stay writable
+
+
+def test_mixed_types_warn_and_all_null_columns_are_named():
+    df = mixed_frame(100).astype({"cat": object})
+    df.loc[:4, "cat"] = 7
+    df["empty"] = None
+    r = validate.check(df, data_params(), LIMITS)
+    found = {(f.check, f.column) for f in r.warnings}
+    assert ("mixed_types", "cat") in found and ("all_null", "empty") in found
+
+
+def test_nested_examples_are_not_shown_raw():
+    df = mixed_frame(100).assign(cat=[["alice@example.com"]] * 100)
+    r = validate.check(df, data_params(), LIMITS)
+    assert "alice@example.com" not in json.dumps([f.__dict__ for f in r.findings], default=str)
+    assert "<list of 1>" in r.errors[0].message
+
+
+@pytest.mark.parametrize("text, first", [
+    ("x1,cat,y\n", "no rows (0 rows)"),
+    ("x1;cat;y\n1;a;yes\n2;b;no\n", "looks like a ';'-delimited file"),
+    ("x1,cat,y\n1,a,\n2,b,\n", "target 'y' has no values"),
+])
+def test_first_message_of_a_run_names_the_real_problem(tmp_path, text, first):
+    (tmp_path / "d.csv").write_text(text)
+    r = validate.run(data_params(path="d.csv"), LIMITS, tmp_path)
+    assert first in r.summary().splitlines()[0], r.summary()

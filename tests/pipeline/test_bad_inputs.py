@@ -103,7 +103,15 @@ CASES = {
     "unseen target class": (lambda d, t: as_csv(_unseen(d)), None, "column 'churn' has 3 value(s) not allowed"),
     "too few rows": (lambda d, t: as_csv(d.head(50)), None, "only 50 rows, fewer than min_rows 100 in schemas/churn.yaml"),
     "data path does not exist": (None, "data/raw/no_such_file.csv", "data.path 'data/raw/no_such_file.csv' does not exist"),
+    # the probe of issue 15: each used to lead with a dtype or missing-column error, or crash
+    "header only": (lambda d, t: as_csv(d.head(0)), None, "but no rows (0 rows)"),
+    "zero-row Parquet": (lambda d, t: as_parquet(d.head(0), t), "data/raw/churn.parquet", "but no rows (0 rows)"),
+    "all-null target": (lambda d, t: as_csv(d.assign(churn=None)), None, "target 'churn' has no values"),
+    "';'-delimited CSV": (lambda d, t: d.to_csv(index=False, sep=";").encode(), None, "looks like a ';'-delimited file"),
+    "list column": (lambda d, t: as_parquet(d.assign(plan=[[p] for p in d["plan"]]), t), "data/raw/churn.parquet",
+                    "column 'plan' holds list values"),
 }
+FIRST_MESSAGE = {"header only", "zero-row Parquet", "all-null target", "';'-delimited CSV", "list column"}
 
 
 def champion(ws) -> str | None:
@@ -160,6 +168,8 @@ def test_bad_input_stops_validate_and_changes_nothing_downstream(baseline, case,
     assert code == 1
     assert expected in err, err
     assert first.startswith("mlcycle: stage 'validate' failed: DataError: validate: ")
+    if case in FIRST_MESSAGE:  # the first line a user reads names the real problem
+        assert expected in first, first
     assert "Traceback" not in err and "see reports/validate.html" in err
     findings = json.loads((ws / "reports/validate_findings.json").read_text())
     assert findings["passed"] is False and findings["errors"] >= 1

@@ -53,7 +53,8 @@ def test_a_good_batch_is_stored_tracked_and_recorded_with_its_warnings(ws, tmp_p
     assert "/2013-12.parquet" in (ws / "data/raw/batches/.gitignore").read_text()  # git ignores the data itself
     rec = json.loads((ws / "data/batches.jsonl").read_text().splitlines()[-1])
     assert rec["rows"] == 1500 and rec["md5"] == hashlib.md5(stored.read_bytes()).hexdigest()
-    assert rec["file"] == "data/raw/batches/2013-12.parquet" and any("ZZ" in w for w in rec["warnings"])
+    assert rec["file"] == "data/raw/batches/2013-12.parquet" and any("carrier: new_values" in w for w in rec["warnings"])
+    assert "ZZ" not in (ws / "data/batches.jsonl").read_text()  # counts only in what git keeps: no values
     again = run(["mlcycle", "add-data", str(tmp_path / "2013-12.parquet")], ws, check=False)
     assert again.returncode == 1 and "raw data is never overwritten" in again.stderr
     run("git add -A && git commit -q -m 'data: add batch 2013-12'", ws)

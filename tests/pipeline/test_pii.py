@@ -3,6 +3,8 @@ run through the whole pipeline, then every report, executed notebook, MLflow rec
 store and artifacts), feature table, model and DVC cache file is scanned for the raw values."""
 
 import hashlib
+import json
+import os
 import re
 
 import pandas as pd
@@ -30,10 +32,12 @@ def test_no_raw_personal_value_in_any_output(user_ws):
     assert not hits, f"raw personal values found in {hits}"
 
 
-def test_feature_tables_hold_digests_not_values(user_ws):
-    """Parquet is compressed, so read the tables: the digest is there, the raw value is not."""
-    digest = hashlib.sha256(EMAILS[0].encode()).hexdigest()[:16]  # no $MLCYCLE_PII_SALT in tests
-    assert tables.mask_personal(pd.DataFrame({"e": [EMAILS[0]]}), ["e"], "hash", salt="")["e"][0] == digest
+def test_feature_tables_hold_neither_values_nor_digests(user_ws):
+    """Parquet is compressed, so read the tables: neither the raw value nor its digest is there
+    (data.pii_features is false by default: personal columns are never features)."""
+    salt = os.environ[tables.SALT_ENV]  # set for every test by tests/conftest.py
+    digest = hashlib.sha256(f"{salt}{EMAILS[0]}".encode()).hexdigest()[:16]
+    assert tables.mask_personal(pd.DataFrame({"e": [EMAILS[0]]}), ["e"], "hash")["e"][0] == digest
     seen = set()
     for part in ("train", "valid", "test"):
         df = pd.read_parquet(user_ws / "data/processed" / f"{part}.parquet")
@@ -42,4 +46,6 @@ def test_feature_tables_hold_digests_not_values(user_ws):
             assert not text.apply(lambda s, raw=raw: s.str.contains(raw, regex=False)).any().any()
         if "email" in df:
             seen |= set(df["email"].astype(str))
-    assert digest in seen
+    assert digest not in seen and not seen  # no personal column in the feature tables
+    spec = json.loads((user_ws / "data/processed/features.json").read_text())
+    assert not {"email", "national_id"} & set(spec["numeric"] + spec["categorical"])

@@ -1,0 +1,53 @@
+"""Registry moves are atomic: 20 `mlcycle promote` processes started at once against one real
+MLflow SQLite store leave an audit chain that verifies and ends at the champion alias."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from mlcycle import config, registry, tracking
+from tests.conftest import env, make_workspace
+
+pytestmark = pytest.mark.slow
+
+
+def test_twenty_simultaneous_promotions_keep_the_chain(tmp_path):
+    ws = make_workspace(tmp_path / "ws", git=False)
+    params = config.load(ws / "params.yaml")
+    name = params.tracking.model_name
+    client, exp = tracking.setup(ws, params)
+    model_dir = ws / "fake-model"
+    model_dir.mkdir()
+    (model_dir / "MLmodel").write_text("flavors: {}\n")
+    versions = [registry.register(client, name, client.create_run(exp).info.run_id, model_dir, {}) for _ in range(3)]
+    audit = tracking.store_dir(ws) / "audit.jsonl"
+    registry.promote(client, audit, name, versions[0], "start")
+
+    procs = [subprocess.Popen([sys.executable, "-m", "mlcycle", "promote", versions[i % 3], "--reason", f"p{i}"],
+                              cwd=ws, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(20)]
+    results = [(p.wait(300), *p.communicate()) for p in procs]
+
+    ok = [r for r in results if r[0] == 0]
+    refused = [r for r in results if r[0] != 0]
+    for _code, _out, err in refused:  # the only acceptable refusal: the version already was the champion
+        assert "already is the champion" in err, err[-2000:]
+    entries = registry.read_audit(audit, name)
+    assert len(entries) == 1 + len(ok)  # one entry per successful promotion, none for refusals
+    assert len(ok) >= 2
+    assert registry.verify_chain(entries) == []
+    assert str(registry.champion(client, name).version) == entries[-1]["to_version"]
+    assert all(e["from_version"] != e["to_version"] for e in entries)
+    check = subprocess.run([sys.executable, "-m", "mlcycle", "audit", "--verify"], cwd=ws, env=env(),
+                           capture_output=True, text=True, timeout=300)
+    assert check.returncode == 0 and "audit chain verified" in check.stdout, check.stderr
+
+    # a forged break: `audit --verify` exits non-zero and names it
+    forged = {**entries[-1], "from_version": "99", "to_version": entries[-1]["to_version"]}
+    with audit.open("a") as f:
+        f.write(json.dumps(forged) + "\n")
+    check = subprocess.run([sys.executable, "-m", "mlcycle", "audit", "--verify"], cwd=ws, env=env(),
+                           capture_output=True, text=True, timeout=300)
+    assert check.returncode == 1 and "broken" in check.stderr
