@@ -7,6 +7,8 @@ median over `--repeats` runs in a fresh temporary folder each:
 
 - submit µs per request: the cost a request pays on its own thread;
 - rows/s end to end: rows / (first submit -> close() returned, every row on disk);
+- close s: close() with every row still queued or held (what a server's SIGTERM shutdown waits for:
+  `--requests 100000` gives the time from SIGTERM to exit with a backlog of 100k rows);
 - the rows read back (must equal the rows submitted).
 
 `--inputs columns` (default) submits the inputs as lists per column, as `mlcycle serve` does;
@@ -58,7 +60,7 @@ def once(requests: int, rows: int, inputs: str) -> dict:
         done = time.perf_counter()
         back = len(read(Path(tmp) / "log"))
     return {"submit_us": (submitted - start) / requests * 1e6, "rows_per_s": requests * rows / (done - start),
-            "seconds": done - start, "rows_read": back, "rows_sent": requests * rows}
+            "seconds": done - start, "close_s": done - submitted, "rows_read": back, "rows_sent": requests * rows}
 
 
 def main() -> None:
@@ -70,10 +72,11 @@ def main() -> None:
                     help="inputs as lists per column (what the server submits) or as a DataFrame per request")
     a = ap.parse_args()
     runs = [once(a.requests, a.rows, a.inputs) for _ in range(a.repeats)]
-    med = {k: statistics.median(r[k] for r in runs) for k in ("submit_us", "rows_per_s", "seconds")}
+    med = {k: statistics.median(r[k] for r in runs) for k in ("submit_us", "rows_per_s", "seconds", "close_s")}
     lost = sum(r["rows_sent"] - r["rows_read"] for r in runs)
-    print(f"inputs: {a.inputs}\n| requests x rows | submit µs/request | rows/s end to end | seconds | rows lost |\n|---|---|---|---|---|\n"
-          f"| {a.requests} x {a.rows} | {med['submit_us']:.1f} | {med['rows_per_s']:,.0f} | {med['seconds']:.2f} | {lost} |")
+    print(f"inputs: {a.inputs}\n| requests x rows | submit µs/request | rows/s end to end | seconds | close s | rows lost |\n"
+          f"|---|---|---|---|---|---|\n| {a.requests} x {a.rows} | {med['submit_us']:.1f} | {med['rows_per_s']:,.0f} | "
+          f"{med['seconds']:.2f} | {med['close_s']:.2f} | {lost} |")
 
 
 if __name__ == "__main__":

@@ -61,8 +61,9 @@ def setup(root: Path, params: Params):
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     uri = tracking_uri(root, params)
-    if uri.startswith("sqlite:///"):
-        Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    db = Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+    if db is not None:
+        private_store(db.parent)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     client = mlflow.MlflowClient(uri, uri)
@@ -77,7 +78,17 @@ def setup(root: Path, params: Params):
             exp_id = client.get_experiment_by_name(params.tracking.experiment).experiment_id
     else:
         exp_id = exp.experiment_id
+    if db is not None and db.exists():
+        db.chmod(0o600)  # it holds every run's params, inputs' hashes and the registry
     return client, exp_id
+
+
+def private_store(folder: Path) -> None:
+    """The local store's folder (database, artifacts, audit log) readable by its owner only: the
+    artifacts hold models and input examples, the prediction-log copies monitoring reads."""
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if folder.stat().st_uid == os.getuid():
+        folder.chmod(0o700)
 
 
 def git_state(root: Path) -> dict[str, str]:

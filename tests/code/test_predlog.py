@@ -143,3 +143,43 @@ def test_column_inputs_match_frame_inputs(tmp_path):
     assert list(df.columns) == ["distance", "carrier", "prediction", "score", "model_version", "request_id", "row", "ts"]
     assert df["carrier"].isna().tolist() == [True, True, True, False]
     assert df["distance"].isna().tolist() == [False, False, False, True]
+
+
+DISK_FULL = r'''
+import datetime as dt, json, resource, signal, sys, time
+from pathlib import Path
+from mlcycle.predlog import Batch, PredictionLog, read
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead of killing us
+root = Path(sys.argv[1])
+log = PredictionLog(root / "log", max_rows=5, roll_seconds=0.1, fallback_dir=root / "fallback").start()
+soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+resource.setrlimit(resource.RLIMIT_FSIZE, (512, hard))  # "disk full": no file may grow past 512 bytes
+for i in range(40):
+    log.submit(Batch({"x": [float(i)]}, {"prediction": [1], "score": [0.5]}, "1", f"r{i}", dt.datetime.now(dt.UTC)))
+    time.sleep(0.01)
+deadline = time.monotonic() + 10
+while log.healthy and time.monotonic() < deadline:
+    time.sleep(0.05)
+unhealthy = not log.healthy
+resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))  # space again
+deadline = time.monotonic() + 60
+while (not log.healthy or log.pending) and time.monotonic() < deadline:
+    time.sleep(0.1)
+log.close()
+print(json.dumps({"unhealthy_while_full": unhealthy, "healthy_after": log.error is None,
+                  "on_disk": len(read(root / "log")), "lost": log.rows_lost}))
+'''
+
+
+def test_a_full_disk_loses_no_answered_row_and_marks_the_log_unhealthy(tmp_path):
+    """The writer under a file-size limit (as on a full disk every write fails): the log reports itself
+    unhealthy (the server answers 503), keeps the rows, and writes them all once space is back."""
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", DISK_FULL, str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got == {"unhealthy_while_full": True, "healthy_after": True, "on_disk": 40, "lost": 0}, got

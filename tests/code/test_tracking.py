@@ -37,3 +37,17 @@ def test_versions_name_key_packages():
     v = tracking.versions()
     assert {"mlcycle.version.pandas", "mlcycle.version.mlflow", "mlcycle.python"} <= set(v)
     assert isinstance(Path(".").resolve(), Path)
+
+
+def test_the_local_store_is_readable_by_its_owner_only(tmp_path):
+    import stat
+
+    from mlcycle import config, tracking
+
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    params = config.parse({"data": {"path": "x.csv", "target": "y", "task": "regression"}})
+    tracking.setup(ws, params)
+    store = ws / "mlruns"
+    assert stat.S_IMODE(store.stat().st_mode) == 0o700
+    assert stat.S_IMODE((store / "mlflow.db").stat().st_mode) == 0o600
