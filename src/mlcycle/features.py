@@ -21,6 +21,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from mlcycle import plugins
 from mlcycle.config import DataParams, FeaturesParams, SplitParams
 from mlcycle.errors import DataError
+from mlcycle.tables import client_type
 
 LABEL = "__label__"  # never a user's column name; renamed back to data.target on write
 DATE_PARTS = ["year", "month", "day_of_week"]  # of date columns other than the time column
@@ -185,19 +186,6 @@ def kind_of(s: pd.Series) -> str:
     return "category"
 
 
-def mlflow_type(s: pd.Series) -> str:
-    """The MLflow column type a client sends a source column as."""
-    if pd.api.types.is_bool_dtype(s):
-        return "boolean"
-    if pd.api.types.is_datetime64_any_dtype(s):
-        return "datetime"
-    if pd.api.types.is_integer_dtype(s):
-        return "long"
-    if pd.api.types.is_numeric_dtype(s):
-        return "double"
-    return "string"
-
-
 _BOOL = {True: 1.0, False: 0.0, "True": 1.0, "False": 0.0, "true": 1.0, "false": 0.0}
 
 
@@ -309,7 +297,7 @@ def build(df: pd.DataFrame, data: DataParams, params: FeaturesParams, hook=None,
     # accepted in requests and logged, not used; personal columns never (a client would send raw values)
     passthrough = [c for c in dict.fromkeys([*data.id_columns, *data.aside_columns, *dropped, *([tc] if tc else [])])
                    if c in labelled.columns and c not in inputs and c not in data.pii_columns]
-    types = {c: mlflow_type(labelled[c]) for c in [*inputs, *passthrough]}
+    types = {c: client_type(labelled[c]) for c in [*inputs, *passthrough]}
     if tc and tc in types:
         types[tc] = raw_time_type
     keep = list(dict.fromkeys([*inputs, *([tc] if tc else []), *data.id_columns, *data.aside_columns]))

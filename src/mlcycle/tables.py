@@ -177,12 +177,21 @@ def parse_time(df: pd.DataFrame, column: str | None, fmt: str | None = None, uni
     out = df.copy()
     raw = df[column]
     out[column] = parse_series(raw, column, fmt, unit, key)
-    # how clients send the time (the served model reads it by the same rule): see features.build
-    out.attrs["time_raw_type"] = ("datetime" if pd.api.types.is_datetime64_any_dtype(raw) else
-                                  "long" if pd.api.types.is_integer_dtype(raw) else
-                                  "double" if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw)
-                                  else "string")
+    out.attrs["time_raw_type"] = client_type(raw)  # how clients send the time: see features.build
     return out
+
+
+def client_type(s: pd.Series) -> str:
+    """The MLflow column type a client sends a source column as (the served model's signature)."""
+    if pd.api.types.is_bool_dtype(s):
+        return "boolean"
+    if pd.api.types.is_datetime64_any_dtype(s):
+        return "datetime"
+    if pd.api.types.is_integer_dtype(s):
+        return "long"
+    if pd.api.types.is_numeric_dtype(s):
+        return "double"
+    return "string"
 
 
 def parse_series(s: pd.Series, column: str, fmt: str | None = None, unit: str | None = None,
