@@ -258,7 +258,9 @@ def signature(spec: FeatureSpec, X: pd.DataFrame, outputs: np.ndarray):
 
     cols = [ColSpec(DataType[spec.input_types.get(c, "string")], c) for c in spec.inputs]
     cols += [ColSpec(DataType[spec.input_types.get(c, "string")], c, required=False) for c in spec.passthrough]
-    return ModelSignature(Schema(cols), infer_signature(X, outputs).outputs)
+    # the outputs' schema only: inferring one from X would warn about its integer columns, which the
+    # signature above already types from the source
+    return ModelSignature(Schema(cols), infer_signature(pd.DataFrame({"x": [0.0]}), outputs).outputs)
 
 
 def input_example(spec: FeatureSpec, X: pd.DataFrame) -> pd.DataFrame:
