@@ -108,6 +108,14 @@ def _tracking_daemons():
     shutil.rmtree(TRACKD_DIR, ignore_errors=True)
 
 
+@pytest.fixture(autouse=True)
+def _own_tracking_store(monkeypatch):
+    """Each test starts without MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI: mlflow.set_tracking_uri() in an
+    earlier test sets them for the whole process, and a workspace copy must use its own store."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+
+
 @pytest.fixture
 def workspace(tmp_path: Path) -> Path:
     return make_workspace(tmp_path / "ws")
