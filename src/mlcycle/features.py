@@ -177,13 +177,10 @@ def _is_boolish(s: pd.Series) -> bool:
 
 def kind_of(s: pd.Series) -> str:
     """How a source column becomes features: boolean (0/1), datetime (calendar parts), numeric, category."""
-    if pd.api.types.is_bool_dtype(s) or _is_boolish(s):
+    if _is_boolish(s):
         return "boolean"
-    if pd.api.types.is_datetime64_any_dtype(s):
-        return "datetime"
-    if pd.api.types.is_numeric_dtype(s):
-        return "numeric"
-    return "category"
+    sent = client_type(s)  # boolean | datetime | long | double | string
+    return {"long": "numeric", "double": "numeric", "string": "category"}.get(sent, sent)
 
 
 _BOOL = {True: 1.0, False: 0.0, "True": 1.0, "False": 0.0, "true": 1.0, "false": 0.0}
