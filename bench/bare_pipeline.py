@@ -23,8 +23,9 @@ def main(ws: Path) -> None:
     os.environ["MLCYCLE_ROOT"] = str(ws)
     os.environ.setdefault("MPLBACKEND", "Agg")
     sys.path.insert(0, str(ws / "src"))
-    from mlcycle import config, report
-    from mlcycle.paths import NOTEBOOKS, Paths
+    from mlcycle.core import config
+    from mlcycle.core.paths import NOTEBOOKS, Paths
+    from mlcycle.stages import report
 
     params = config.load("params.yaml", root=ws)
     for stage, name in NOTEBOOKS.items():

@@ -43,7 +43,7 @@ def request_frame(n: int, i: int) -> pd.DataFrame:
 
 
 def once(requests: int, rows: int, inputs: str) -> dict:
-    from mlcycle.predlog import Batch, PredictionLog, read
+    from mlcycle.serving.predlog import Batch, PredictionLog, read
 
     frames = [request_frame(rows, i) for i in range(min(requests, 500))]  # built outside the timing
     if inputs == "columns":  # what `mlcycle serve` hands over: the validated values as lists

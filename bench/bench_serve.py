@@ -102,7 +102,7 @@ def wait_for(url: str, proc: subprocess.Popen, out: Path, timeout: float = 180) 
 
 
 def start(kind: str, model: str, workers: int, tmp: Path, env: dict):
-    from mlcycle.experiments import free_port
+    from mlcycle.lifecycle.experiments import free_port
 
     port = free_port()
     out = tmp / f"{kind}-{port}.out"
@@ -130,7 +130,8 @@ def stop(proc: subprocess.Popen) -> None:
 
 def bodies(tmp: Path) -> dict[int, Path]:
     """dataframe_split bodies of 1 and 100 rows from the champion's input example."""
-    from mlcycle import config, tracking
+    from mlcycle.core import config
+    from mlcycle.runtime import tracking
 
     params = config.load(ROOT / "params.yaml", root=ROOT)
     import mlflow
@@ -194,7 +195,8 @@ def main() -> int:
         return 0
 
     sys.path.insert(0, str(ROOT / "src"))
-    from mlcycle import config, tracking
+    from mlcycle.core import config
+    from mlcycle.runtime import tracking
 
     params = config.load(ROOT / "params.yaml", root=ROOT)
     model = f"models:/{params.tracking.model_name}@champion"

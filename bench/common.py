@@ -46,7 +46,7 @@ def workspace(dest: Path, params: dict | None = None) -> Path:
     """A fresh copy of the workspace (as a clone has it) with a git commit; params edits merged in."""
     if dest.exists():
         shutil.rmtree(dest)
-    from mlcycle.paths import copy_workspace
+    from mlcycle.core.paths import copy_workspace
 
     copy_workspace(ROOT, dest)
     if params:
@@ -112,14 +112,14 @@ def tracking_daemons() -> list:
     out = []
     for p in psutil.process_iter(["cmdline"]):
         cmd = p.info.get("cmdline") or []
-        if "mlcycle.trackd" in cmd and "serve" in cmd:
+        if "mlcycle.runtime.trackd" in cmd and "serve" in cmd:
             out.append(p)
     return out
 
 
 def wait_for_tracking_daemon(cwd: Path, seconds: float = 120) -> bool:
     """Wait until the daemon a first stage started is listening (as it is for a user's next stage)."""
-    code = "from mlcycle import trackd; c = trackd.connect(); raise SystemExit(c is None)"
+    code = "from mlcycle.runtime import trackd; c = trackd.connect(); raise SystemExit(c is None)"
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         if subprocess.run([str(BIN / "python"), "-c", code], cwd=cwd, env=env()).returncode == 0:
@@ -129,7 +129,7 @@ def wait_for_tracking_daemon(cwd: Path, seconds: float = 120) -> bool:
 
 
 def stop_tracking_daemons() -> None:
-    subprocess.run([str(BIN / "python"), "-m", "mlcycle.trackd", "stop", "--all"], env=env(), capture_output=True)
+    subprocess.run([str(BIN / "python"), "-m", "mlcycle.runtime.trackd", "stop", "--all"], env=env(), capture_output=True)
 
 
 @atexit.register

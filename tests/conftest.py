@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlcycle.paths import WORKSPACE_FILES, copy_workspace
+from mlcycle.core.paths import WORKSPACE_FILES, copy_workspace
 
 ROOT = Path(__file__).resolve().parents[1]
 # the tests' own warm tracking daemons (mlcycle.trackd), stopped when the session ends
@@ -102,7 +102,7 @@ def mlflow_client(ws: Path):
 @pytest.fixture(scope="session", autouse=True)
 def _tracking_daemons():
     yield
-    from mlcycle import trackd
+    from mlcycle.runtime import trackd
 
     trackd.stop_all()
     shutil.rmtree(TRACKD_DIR, ignore_errors=True)

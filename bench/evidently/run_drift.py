@@ -27,7 +27,7 @@ P_VALUE_METHODS = {"K-S p_value", "chi-square p_value", "Z-test p_value"}
 
 
 def _ours():
-    from mlcycle import drift
+    from mlcycle.monitoring import drift
 
     def run(ref, cur, spec):
         return drift.compare(ref, cur)

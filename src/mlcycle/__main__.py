@@ -1,3 +1,3 @@
-from mlcycle.cli import main
+from mlcycle.cli.main import main
 
 raise SystemExit(main())

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from mlcycle import config
+from mlcycle.core import config
 
 
 def data_params(**kw) -> config.DataParams:

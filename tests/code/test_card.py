@@ -4,9 +4,11 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from mlcycle import card, config, fairness, gate
-from mlcycle.features import FeatureSpec
-from mlcycle.paths import Paths
+from mlcycle.core import config
+from mlcycle.core.paths import Paths
+from mlcycle.lifecycle import card, gate
+from mlcycle.stages import fairness
+from mlcycle.stages.features import FeatureSpec
 
 
 def workspace(tmp_path, intended: str | None = "Rank loan files for review; never decide alone."):

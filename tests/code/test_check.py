@@ -3,8 +3,9 @@
 import pandas as pd
 import pytest
 
-from mlcycle import check, config
-from mlcycle.errors import ParamsError
+from mlcycle.cli import check
+from mlcycle.core import config
+from mlcycle.core.errors import ParamsError
 from tests.conftest import ROOT, deep_merge, edit_params, make_workspace, run
 
 OWN = {"data": {"path": "data/raw/own.csv", "target": "arrival_delay", "task": "regression", "threshold": None,
@@ -115,7 +116,8 @@ def test_mlcycle_check_exits_2_naming_the_misspelled_target(tmp_path):
 
 
 def test_the_default_example_params_pass_against_the_flights_header(tmp_path):
-    from mlcycle import ingest, plugins
+    from mlcycle.core import plugins
+    from mlcycle.stages import ingest
 
     tables = plugins.load("examples/flights/flights.py:ingest", ROOT, "test")({"sample_frac": 0.001})
     flights = next(p for p in ingest.write(tables, tmp_path) if p.name == "flights.parquet")

@@ -4,8 +4,8 @@ import sys
 import pytest
 import yaml
 
-from mlcycle import config
-from mlcycle.errors import ParamsError
+from mlcycle.core import config
+from mlcycle.core.errors import ParamsError
 from tests.conftest import ROOT, deep_merge, env
 
 

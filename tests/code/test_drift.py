@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlcycle import drift
+from mlcycle.monitoring import drift
 
 CATS = ["a", "b", "c", "d", "e"]
 P = [0.4, 0.25, 0.15, 0.12, 0.08]

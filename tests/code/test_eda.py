@@ -1,7 +1,7 @@
 import pandas as pd
 from matplotlib.figure import Figure
 
-from mlcycle import eda
+from mlcycle.stages import eda
 from tests.code.frames import mixed_frame
 
 

@@ -40,7 +40,7 @@ def test_yaml_is_parsed_by_libyaml():
     must find their compiled libyaml parser (pure-Python parsing was most of a no-op `dvc repro`)."""
     from ruamel.yaml import YAML
 
-    from mlcycle import config
+    from mlcycle.core import config
 
     assert YAML(typ="safe").Parser.__name__ == "CParser"
     assert config._LOADER is yaml.CSafeLoader

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlcycle import explain, train
-from mlcycle.errors import DataError
+from mlcycle.core.errors import DataError
+from mlcycle.stages import explain, train
 from tests.code.test_train import prepared
 
 

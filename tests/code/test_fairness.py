@@ -2,8 +2,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlcycle import config, fairness, gate
-from mlcycle.errors import DataError, ParamsError
+from mlcycle.core import config
+from mlcycle.core.errors import DataError, ParamsError
+from mlcycle.lifecycle import gate
+from mlcycle.stages import fairness
 
 
 def planted(n=4000, gap=0.4, seed=0):

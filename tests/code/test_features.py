@@ -2,8 +2,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlcycle import config, features, tables
-from mlcycle.errors import DataError
+from mlcycle.core import config, tables
+from mlcycle.core.errors import DataError
+from mlcycle.stages import features
 from tests.code.frames import data_params, mixed_frame
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlcycle import plugins
+from mlcycle.core import plugins
 from tests.conftest import ROOT
 
 flights = plugins.load_module("examples/flights/flights.py", ROOT, "test")

@@ -1,7 +1,8 @@
 import pytest
 
-from mlcycle import config, gate
-from mlcycle.errors import ParamsError
+from mlcycle.core import config
+from mlcycle.core.errors import ParamsError
+from mlcycle.lifecycle import gate
 from tests.conftest import ROOT
 
 P = config.GateParams(metric="roc_auc", minimums={"roc_auc": 0.65}, max_drop=0.01)

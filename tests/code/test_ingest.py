@@ -3,8 +3,9 @@
 import pandas as pd
 import pytest
 
-from mlcycle import config, ingest
-from mlcycle.errors import DataError, ParamsError
+from mlcycle.core import config
+from mlcycle.core.errors import DataError, ParamsError
+from mlcycle.stages import ingest
 
 HOOK = '''
 import pandas as pd

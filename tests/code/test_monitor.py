@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlcycle import config, monitor
-from mlcycle.features import LABEL, FeatureSpec
-from mlcycle.serve import Served
+from mlcycle.core import config
+from mlcycle.monitoring import monitor
+from mlcycle.serving.serve import Served
+from mlcycle.stages.features import LABEL, FeatureSpec
 from tests.code.frames import data_params
 
 SPEC = FeatureSpec(target="y", task="classification", label="y", numeric=["x1", "x2"], categorical=["cat"],
@@ -33,7 +34,7 @@ def frame(n: int, seed: int, shift: float = 0.0, flip: bool = False) -> pd.DataF
 
 @pytest.fixture(scope="module")
 def served():
-    from mlcycle import train
+    from mlcycle.stages import train
 
     params = config.TrainParams(max_iter=30)
     df = frame(3000, 0)
@@ -90,7 +91,7 @@ def test_never_and_too_few_rows(served):
 
 
 def test_missing_feature_is_named(served):
-    from mlcycle.errors import DataError
+    from mlcycle.core.errors import DataError
 
     with pytest.raises(DataError, match=r"\['x2'\]"):
         monitor.assess(params(), served, ref(), cur(frame(1500, 7).drop(columns=["x2"])))

@@ -5,7 +5,8 @@ import json
 import pandas as pd
 import pytest
 
-from mlcycle import config, personal, validate
+from mlcycle.core import config, personal
+from mlcycle.stages import validate
 from tests.code.frames import data_params, mixed_frame
 
 
@@ -46,7 +47,7 @@ def test_validate_warns_or_refuses_and_shows_no_value():
 
 def test_new_category_examples_that_are_personal_are_redacted():
     """The probe: e-mails in a category column, under the new-category limit, quoted by the warning."""
-    from mlcycle import schema
+    from mlcycle.core import schema
 
     good = mixed_frame(200)
     data = data_params()
@@ -61,7 +62,7 @@ def test_new_category_examples_that_are_personal_are_redacted():
 
 
 def test_pii_columns_are_not_features_unless_asked():
-    from mlcycle import features
+    from mlcycle.stages import features
 
     df = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0] * 5, "email": ["h1", "h2", "h3", "h4"] * 5, "y": ["a", "b"] * 10})
     params = config.FeaturesParams(calendar=[])

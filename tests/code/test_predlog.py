@@ -8,7 +8,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from mlcycle.predlog import Batch, LogFull, PredictionLog, read
+from mlcycle.serving.predlog import Batch, LogFull, PredictionLog, read
 
 
 def batch(n: int, rid: str = "r", nulls: bool = False) -> Batch:
@@ -148,7 +148,7 @@ def test_column_inputs_match_frame_inputs(tmp_path):
 DISK_FULL = r'''
 import datetime as dt, json, resource, signal, sys, time
 from pathlib import Path
-from mlcycle.predlog import Batch, PredictionLog, read
+from mlcycle.serving.predlog import Batch, PredictionLog, read
 
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead of killing us
 root = Path(sys.argv[1])

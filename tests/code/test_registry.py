@@ -4,8 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlcycle import config, gate, registry, tracking
-from mlcycle.registry import RegistryError
+from mlcycle.core import config
+from mlcycle.lifecycle import gate, registry
+from mlcycle.lifecycle.registry import RegistryError
+from mlcycle.runtime import tracking
 from tests.conftest import make_workspace
 
 
@@ -97,14 +99,14 @@ def test_no_champion_message_names_the_rejection_and_the_ways_forward(store):
     assert "make repro" in msg and len(msg) < 800
     assert "`mlcycle monitor --model-uri" in registry.unresolved_message(client, "lonely", uri, command="monitor")
 
-    from mlcycle import serve
+    from mlcycle.serving import serve
 
     with pytest.raises(serve.ServeError, match=f"the gate rejected version {v}"):
         serve.load(client, uri)
     settings = serve.settings(ws, config.load(ws / "params.yaml"), model_uri=uri)
     with pytest.raises(serve.ServeError, match=f"serve: {uri} does not resolve: 1 version registered"):
         serve.run(settings)  # `mlcycle serve`: fails before starting uvicorn
-    from mlcycle import monitor
+    from mlcycle.monitoring import monitor
 
     with pytest.raises(monitor.MonitorError, match=f"monitor: {uri} does not resolve.*mlcycle monitor --model-uri"):
         monitor.run(ws, config.load(ws / "params.yaml"), current="unused.csv", model_uri=uri)

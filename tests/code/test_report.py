@@ -1,7 +1,8 @@
 import json
 
-from mlcycle import config, report
-from mlcycle.paths import Paths
+from mlcycle.core import config
+from mlcycle.core.paths import Paths
+from mlcycle.stages import report
 from tests.conftest import ROOT, make_workspace
 
 
@@ -29,7 +30,7 @@ def test_versions_outside_git(tmp_path):
 
 
 def test_every_stage_has_a_description():
-    from mlcycle.paths import NOTEBOOKS
+    from mlcycle.core.paths import NOTEBOOKS
 
     assert set(report.DESCRIPTIONS) == set(NOTEBOOKS)
     assert (ROOT / "src/mlcycle/templates/index.html.j2").exists()

@@ -3,8 +3,8 @@ import json
 import nbformat
 import pytest
 
-from mlcycle import runner
-from mlcycle.errors import StageError
+from mlcycle.core.errors import StageError
+from mlcycle.runtime import runner
 from tests.conftest import ROOT
 
 

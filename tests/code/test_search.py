@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlcycle import config, features, search, train
-from mlcycle.errors import ParamsError
+from mlcycle.core import config
+from mlcycle.core.errors import ParamsError
+from mlcycle.stages import features, search, train
 from tests.code.frames import data_params, mixed_frame
 
 

@@ -6,8 +6,9 @@ import math
 import pytest
 from pydantic import ValidationError
 
-from mlcycle import config, serve
-from mlcycle.serve import (
+from mlcycle.core import config
+from mlcycle.serving import serve
+from mlcycle.serving.serve import (
     ClientError,
     Column,
     describe,

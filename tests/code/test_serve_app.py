@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from mlcycle import serve
-from mlcycle.serve import Column, Served
+from mlcycle.serving import serve
+from mlcycle.serving.serve import Column, Served
 
 COLUMNS = (Column("distance", "double"), Column("carrier", "string"))
 ROW = {"distance": 100.0, "carrier": "UA"}
@@ -84,6 +84,6 @@ def test_predict_and_ready_while_the_log_cannot_be_written(app_for, tmp_path, po
         while c.get("/ready").json()["log_error"] is not None and time.monotonic() < deadline:
             time.sleep(0.05)
         assert c.post("/predict", json={"dataframe_records": [ROW]}).status_code == 200
-    from mlcycle.predlog import read
+    from mlcycle.serving.predlog import read
 
     assert len(read(log_dir)) == (3 if policy == "serve" else 2)  # every 200 is on disk

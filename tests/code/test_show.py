@@ -7,7 +7,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from IPython.core.interactiveshell import InteractiveShell  # noqa: E402
 
-from mlcycle import show  # noqa: E402
+from mlcycle.stages import show  # noqa: E402
 
 
 def test_figure_embeds_the_image_and_shows_no_path(tmp_path, monkeypatch):

@@ -1,8 +1,8 @@
 import pandas as pd
 import pytest
 
-from mlcycle import tables
-from mlcycle.errors import DataError
+from mlcycle.core import tables
+from mlcycle.core.errors import DataError
 
 
 def test_reads_csv_and_parquet(tmp_path):

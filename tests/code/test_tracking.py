@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from mlcycle import tracking
+from mlcycle.runtime import tracking
 
 
 def test_experiment_copies_resolve_to_the_main_workspace(tmp_path):
@@ -11,7 +11,7 @@ def test_experiment_copies_resolve_to_the_main_workspace(tmp_path):
 
 
 def test_env_uri_wins(monkeypatch, tmp_path):
-    from mlcycle import config
+    from mlcycle.core import config
     from tests.conftest import ROOT
 
     p = config.load(ROOT / "params.yaml")
@@ -42,7 +42,8 @@ def test_versions_name_key_packages():
 def test_the_local_store_is_readable_by_its_owner_only(tmp_path):
     import stat
 
-    from mlcycle import config, tracking
+    from mlcycle.core import config
+    from mlcycle.runtime import tracking
 
     ws = tmp_path / "ws"
     ws.mkdir()

@@ -2,8 +2,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlcycle import config, features, train
-from mlcycle.errors import DataError
+from mlcycle.core import config, scoring
+from mlcycle.core.errors import DataError
+from mlcycle.stages import features, train
 from tests.code.frames import data_params, mixed_frame
 
 
@@ -23,14 +24,14 @@ def test_binary_models_learn_the_signal(model):
     res = train.fit(xy["train"], xy["valid"], spec, params)
     assert res.valid_score > 0.75 > res.valid_baseline_score
     assert 0 < res.threshold < 1
-    p = train.predict_scores(res.model, xy["test"][0], spec.task)
+    p = scoring.scores(res.model, xy["test"][0], spec.task)
     assert p.shape == (len(xy["test"][0]),) and ((p >= 0) & (p <= 1)).all()
 
 
 def test_multiclass_and_regression():
     xy, spec, params = prepared("multiclass")
     res = train.fit(xy["train"], xy["valid"], spec, params)
-    assert train.predict_scores(res.model, xy["test"][0], spec.task).shape[1] == 3
+    assert scoring.scores(res.model, xy["test"][0], spec.task).shape[1] == 3
     assert res.threshold is None and res.score_name == "neg_log_loss"
     xy, spec, params = prepared("regression")
     res = train.fit(xy["train"], xy["valid"], spec, params)
@@ -40,7 +41,7 @@ def test_multiclass_and_regression():
 def test_empty_baseline_columns_predict_the_prior():
     xy, spec, params = prepared("binary")
     res = train.fit(xy["train"], xy["valid"], spec, params)
-    p = train.predict_scores(res.baseline, xy["test"][0], spec.task)
+    p = scoring.scores(res.baseline, xy["test"][0], spec.task)
     assert np.allclose(p, p[0])
 
 
@@ -49,7 +50,7 @@ def test_same_seed_same_model():
     a = train.fit(xy["train"], xy["valid"], spec, params)
     b = train.fit(xy["train"], xy["valid"], spec, params)
     X = xy["test"][0]
-    assert np.array_equal(train.predict_scores(a.model, X, "classification"), train.predict_scores(b.model, X, "classification"))
+    assert np.array_equal(scoring.scores(a.model, X, "classification"), scoring.scores(b.model, X, "classification"))
 
 
 def test_unknown_baseline_column_is_named():

@@ -4,8 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlcycle import config, schema, validate
-from mlcycle.errors import DataError
+from mlcycle.core import config, schema
+from mlcycle.core.errors import DataError
+from mlcycle.stages import validate
 from tests.code.frames import data_params, mixed_frame
 
 LIMITS = config.ValidateParams(min_rows=10, max_null_share=0.05, max_target_null_share=0.1)

@@ -4,8 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlcycle import config, workspace
-from mlcycle.errors import DataError, ParamsError
+from mlcycle.cli import workspace
+from mlcycle.core import config
+from mlcycle.core.errors import DataError, ParamsError
 from tests.conftest import ROOT
 
 
@@ -64,7 +65,7 @@ def test_every_key_has_a_comment():
                 walk(v, f"{prefix}{k}.")
 
     walk(workspace.defaults())
-    from mlcycle import paramsdoc
+    from mlcycle.core import paramsdoc
 
     missing = [k for k in flat if "." in k and k not in paramsdoc.KEYS
                and not k.endswith(("seed", "learning_rate", "max_leaf_nodes", "min_samples_leaf", "l2_regularization"))]

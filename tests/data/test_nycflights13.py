@@ -2,7 +2,7 @@
 
 import pytest
 
-from mlcycle import config, plugins
+from mlcycle.core import config, plugins
 from tests.conftest import ROOT
 
 flights = plugins.load_module("examples/flights/flights.py", ROOT, "test")

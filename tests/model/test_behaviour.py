@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from mlcycle import config, features, plugins, train
+from mlcycle.core import config, plugins, scoring
+from mlcycle.stages import features, train
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.slow
 def fitted():
     p = config.load(ROOT / "params.yaml")
     tables = plugins.load("examples/flights/flights.py:ingest", ROOT, "test")({"sample_frac": 0.3, "seed": 3})
-    from mlcycle.tables import parse_time
+    from mlcycle.core.tables import parse_time
 
     flights = parse_time(tables["flights"], p.data.time_column)
     hook = plugins.load(p.features.enrich.hook, ROOT, "test")
@@ -31,8 +32,8 @@ def test_beats_baseline_on_holdout(fitted):
     res, spec, xy = fitted
     X, y = xy["test"]
     y = train.encode_label(y, spec)
-    model = roc_auc_score(y, train.predict_scores(res.model, X, spec.task))
-    base = roc_auc_score(y, train.predict_scores(res.baseline, X, spec.task))
+    model = roc_auc_score(y, scoring.scores(res.model, X, spec.task))
+    base = roc_auc_score(y, scoring.scores(res.baseline, X, spec.task))
     assert model > 0.68 and model > base + 0.03
 
 
@@ -41,8 +42,8 @@ def test_recent_delays_raise_the_risk(fitted):
     X = xy["test"][0].head(3000)
     calm = X.assign(recent_dep_delay=0.0, recent_late_share=0.0)
     stormy = X.assign(recent_dep_delay=90.0, recent_late_share=0.9)
-    p_calm = train.predict_scores(res.model, calm, spec.task)
-    p_storm = train.predict_scores(res.model, stormy, spec.task)
+    p_calm = scoring.scores(res.model, calm, spec.task)
+    p_storm = scoring.scores(res.model, stormy, spec.task)
     assert np.mean(p_storm > p_calm) > 0.9
 
 
@@ -50,11 +51,11 @@ def test_column_order_does_not_matter(fitted):
     res, spec, xy = fitted
     X = xy["test"][0].head(500)
     shuffled = X[list(reversed(X.columns))]
-    assert np.allclose(train.predict_scores(res.model, X, spec.task), train.predict_scores(res.model, shuffled, spec.task))
+    assert np.allclose(scoring.scores(res.model, X, spec.task), scoring.scores(res.model, shuffled, spec.task))
 
 
 def test_unseen_category_is_scored(fitted):
     res, spec, xy = fitted
     X = xy["test"][0].head(50).assign(carrier="ZZ", dest="NEW")
-    p = train.predict_scores(res.model, X, spec.task)
+    p = scoring.scores(res.model, X, spec.task)
     assert np.isfinite(p).all() and isinstance(X, pd.DataFrame)

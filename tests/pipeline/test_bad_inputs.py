@@ -117,7 +117,7 @@ FIRST_MESSAGE = {"header only", "zero-row Parquet", "all-null target", "';'-deli
 def champion(ws) -> str | None:
     from mlflow import MlflowClient
 
-    from mlcycle import config
+    from mlcycle.core import config
 
     name = config.load(ws / "params.yaml").tracking.model_name  # derived from the data when params say null
     uri = f"sqlite:///{ws / 'mlruns' / 'mlflow.db'}"
@@ -143,7 +143,7 @@ def _set_data_path(ws, path):
 def test_bad_input_stops_validate_and_changes_nothing_downstream(baseline, case, tmp_path, monkeypatch, capsys):
     """`mlcycle run validate`, called in this process (the CLI's own main: exit status and message
     as a user sees them) to save a Python start per case."""
-    from mlcycle import cli
+    from mlcycle.cli import main as cli
 
     ws, before, champ = baseline
     make, path, expected = CASES[case]

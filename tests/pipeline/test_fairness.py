@@ -93,7 +93,7 @@ def test_fairness_bound_blocks_an_unfair_model_and_the_card_holds_the_run(tmp_pa
 
     # ... and is attached to the model version in MLflow
     client = mlflow_client(ws)
-    from mlcycle import config
+    from mlcycle.core import config
 
     name = config.load(ws / "params.yaml").tracking.model_name  # derived from the data: "credit-default"
     assert name == "credit-default"

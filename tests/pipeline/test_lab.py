@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mlcycle.experiments import free_port
+from mlcycle.lifecycle.experiments import free_port
 from tests.conftest import ROOT, env
 
 pytestmark = pytest.mark.slow
@@ -81,7 +81,7 @@ def test_jupyterlab_serves_workspace_and_starts_kernel(tmp_path):
         listing = api(f"{base}/contents/notebooks{q}")
         assert {c["name"] for c in listing["content"]} >= {"01_ingest.ipynb", "05_train.ipynb"}
         kernel = api(f"{base}/kernels{q}", "POST", {"name": "python3", "path": "notebooks"})
-        code = "from mlcycle import config; print('target=' + config.load('params.yaml').data.target)"
+        code = "from mlcycle.core import config; print('target=' + config.load('params.yaml').data.target)"
         out = asyncio.run(execute(f"ws://127.0.0.1:{port}/api/kernels/{kernel['id']}/channels{q}", code))
         assert "target=arr_delay" in out
         api(f"{base}/kernels/{kernel['id']}{q}", "DELETE")

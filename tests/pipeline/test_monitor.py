@@ -57,7 +57,7 @@ def ws(tmp_path_factory) -> Path:
 
 
 def batches(ws: Path) -> list[dict]:
-    from mlcycle.tables import recorded_batches
+    from mlcycle.core.tables import recorded_batches
 
     return recorded_batches(ws)
 
@@ -134,7 +134,7 @@ def test_planted_shift_is_named_retrains_and_the_lineage_is_linked(ws):
 
 
 def test_monitor_reads_the_prediction_log(ws):
-    from mlcycle.predlog import Batch, PredictionLog
+    from mlcycle.serving.predlog import Batch, PredictionLog
 
     rows = customers(600, 4, "L").drop(columns=["churn", "customer_id"])
     log = PredictionLog(ws / "data" / "predictions", max_rows=250)

@@ -5,7 +5,7 @@ import json
 import nbformat
 import pytest
 
-from mlcycle.paths import NOTEBOOKS, STAGES
+from mlcycle.core.paths import NOTEBOOKS, STAGES
 from tests.conftest import SAMPLE, make_workspace, run
 
 pytestmark = pytest.mark.slow

@@ -10,7 +10,7 @@ import re
 import pandas as pd
 import pytest
 
-from mlcycle import tables
+from mlcycle.core import tables
 from tests.pipeline.conftest import EMAILS, NATIONAL_IDS
 
 pytestmark = pytest.mark.slow

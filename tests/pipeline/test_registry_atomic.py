@@ -7,7 +7,9 @@ import sys
 
 import pytest
 
-from mlcycle import config, registry, tracking
+from mlcycle.core import config
+from mlcycle.lifecycle import registry
+from mlcycle.runtime import tracking
 from tests.conftest import env, make_workspace
 
 pytestmark = pytest.mark.slow

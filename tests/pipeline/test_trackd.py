@@ -16,7 +16,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from mlcycle import trackd
+from mlcycle.runtime import trackd
 from tests.conftest import SAMPLE, edit_params, env, make_workspace, mlflow_client, run
 
 pytestmark = pytest.mark.slow
@@ -83,7 +83,7 @@ def test_warm_run_records_what_a_forked_run_records(tmp_path, own_dir):
     run(["python", "-m", "mlcycle", "run", "validate"], ws)  # forked again, and starts the daemon
     log = own_dir / f"{trackd.key()}.log"
     assert wait_for(daemon_up), log.read_text() if log.exists() else "no log"
-    status = subprocess.run([sys.executable, "-m", "mlcycle.trackd", "status"], env=env(), capture_output=True, text=True)
+    status = subprocess.run([sys.executable, "-m", "mlcycle.runtime.trackd", "status"], env=env(), capture_output=True, text=True)
     assert status.returncode == 0 and "'pid'" in status.stdout
 
     e = env()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mlcycle.experiments import free_port
+from mlcycle.lifecycle.experiments import free_port
 from tests.conftest import SAMPLE, env, make_workspace, run
 
 pytestmark = pytest.mark.slow

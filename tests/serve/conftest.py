@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mlcycle.experiments import free_port
+from mlcycle.lifecycle.experiments import free_port
 from tests.conftest import SAMPLE, env, make_workspace, mlflow_client, run
 
 MODEL = "nycflights13-late-arrival"
@@ -37,8 +37,8 @@ def feature_tables(ws: Path, n: int = 3000, seed: int = 0) -> None:
     import numpy as np
     import pandas as pd
 
-    from mlcycle.features import FeatureSpec
-    from mlcycle.paths import Paths
+    from mlcycle.core.paths import Paths
+    from mlcycle.stages.features import FeatureSpec
 
     rng = np.random.default_rng(seed)
     df = pd.DataFrame({
@@ -73,7 +73,7 @@ def served_ws(tmp_path_factory) -> Path:
 
 def register_again(ws: Path) -> str:
     """Register the trained model folder once more, as a new version (what a retrain would add)."""
-    from mlcycle import registry
+    from mlcycle.lifecycle import registry
 
     c = mlflow_client(ws)
     exp = c.get_experiment_by_name("mlcycle")

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from mlcycle.predlog import read
+from mlcycle.serving.predlog import read
 from tests.serve.conftest import TOKEN, example_rows, serving
 
 pytestmark = pytest.mark.slow

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mlcycle.experiments import free_port
+from mlcycle.lifecycle.experiments import free_port
 from tests.conftest import env
 from tests.serve.conftest import MODEL, example_rows
 

@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 
-from mlcycle.predlog import read
+from mlcycle.serving.predlog import read
 from tests.conftest import run
 from tests.serve.conftest import TOKEN, example_rows, register_again, serving
 

@@ -1,0 +1,475 @@
+"""The `mlcycle` command: run a stage, check parameters, build the report index, list stages."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from mlcycle.core.errors import MlcycleError
+
+
+def _check(args) -> int:
+    from mlcycle.cli import check
+    from mlcycle.core import config
+    from mlcycle.core.paths import Paths
+    from mlcycle.core.tables import check_data_path
+
+    params = config.load(args.params)
+    root = Paths.at().root
+    if not written_by_stage(params.data.path, root, params):  # else a stage (an ingest step) writes it
+        check_data_path(params.data, root)
+    for name, rel in params.features.enrich.tables.items():
+        if not written_by_stage(rel, root, params) and not (root / rel).exists():
+            raise MlcycleError(f"features.enrich.tables.{name}: '{rel}' does not exist; put the file there "
+                               "(and `dvc add` it) or correct the path")
+    path = root / params.data.path
+    if path.is_file():  # a stage output not written yet is checked by the stage that reads it
+        checked = check.header_checked(params, path, args.params)  # raises ParamsError naming every bad column
+        print(f"{params.data.path}: {checked}")
+    print(f"{args.params}: ok ({len(params.dump())} sections)")
+    return 0
+
+
+def stage_outputs(root, params=None) -> set[str]:
+    """Every path dvc.yaml declares as a stage output (with the ingest step's folder from params)."""
+    from mlcycle.core.config import read_yaml
+
+    stages = read_yaml(root / "dvc.yaml").get("stages", {})
+    outs = {next(iter(o)) if isinstance(o, dict) else o for st in stages.values() for o in st.get("outs", [])}
+    if params is not None:
+        outs |= {step.outputs for step in params.ingest.values()}
+    return outs
+
+
+def written_by_stage(path: str, root, params) -> bool:
+    """Whether a pipeline stage writes `path` (so it need not exist before `dvc repro`)."""
+    from pathlib import PurePosixPath
+
+    p = PurePosixPath(path)
+    return any(p == PurePosixPath(o) or PurePosixPath(o) in p.parents for o in stage_outputs(root, params))
+
+
+def _table(args) -> int:
+    """The `tables` stage: check one table an enrichment hook reads and summarise it."""
+    import json
+
+    from mlcycle.core import config, tables
+    from mlcycle.core.paths import Paths
+
+    paths = Paths.at()
+    params = config.load(args.params, root=paths.root)
+    rel = params.features.enrich.tables.get(args.name)
+    if rel is None:
+        raise MlcycleError(f"features.enrich.tables names no table '{args.name}'; it names "
+                           f"{sorted(params.features.enrich.tables) or 'none'}")
+    full = paths.root / rel
+    df = tables.read_table(full, what=f"features.enrich.tables.{args.name}", shown=rel)
+    out = paths.extra_table(args.name)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    summary = {"name": args.name, "path": rel, "rows": len(df), "md5": _md5(full),
+               "columns": {str(c): str(t) for c, t in df.dtypes.items()}}
+    out.write_text(json.dumps(summary, indent=1) + "\n")
+    print(f"table {args.name}: {rel}, {len(df):,} rows, {df.shape[1]} columns")
+    return 0
+
+
+def _md5(path) -> str:
+    from mlcycle.stages.report import file_md5
+
+    return file_md5(path)
+
+
+def _init(args) -> int:
+    from mlcycle.cli import workspace
+    from mlcycle.core.paths import find_root
+
+    root = find_root()
+    if args.example:
+        raw = workspace.example_params(root, args.example)
+        out = workspace.write_params(root, raw, args.force)
+        print(f"init: wrote {out.name} for the example '{args.example}' (examples/{args.example}/); "
+              "run `make repro`")
+        return 0
+    if not (args.data and args.target):
+        raise MlcycleError("init: give --data FILE --target COLUMN (your own table) or --example NAME")
+    out, schema_file, notes = workspace.init_from_data(root, args.data, args.target, args.task, args.time_column,
+                                                       args.force)
+    print(f"init: wrote {out.name} for {args.data}, target '{args.target}'. Inferred (check each; edit params.yaml "
+          "to change it):")
+    for n in notes:
+        print(f"  - {n}")
+    if schema_file is not None:
+        print(f"  - schema: {schema_file.relative_to(root)} proposed from the data: review it (ranges, values, "
+              "null limits) and commit it")
+    print("next: `dvc add` the data file if it is not tracked yet, then `make repro`")
+    return 0
+
+
+def _run(args) -> int:
+    from mlcycle.runtime.runner import run_stage
+
+    run = run_stage(args.stage, params_file=args.params)
+    if args.stage == "validate":
+        from mlcycle.stages import validate
+
+        print(validate.summary_from_file(run.root / "reports" / "validate_findings.json"))
+    s = run.seconds
+    print(f"{args.stage}: {run.status} in {sum(s.values()):.1f}s "
+          f"(execute {s.get('execute', 0):.1f}s, render {s.get('render', 0):.1f}s) -> {run.html.relative_to(run.root)}")
+    return 0
+
+
+def _report(args) -> int:
+    from mlcycle.core import config
+    from mlcycle.core.paths import Paths
+    from mlcycle.stages import report
+
+    paths = Paths.at()
+    params = config.load(args.params, root=paths.root)
+    out = report.build_index(paths, params)
+    print(f"report: {out.relative_to(paths.root)}")
+    return 0
+
+
+def _stages(args) -> int:
+    from mlcycle.core.paths import NOTEBOOKS, STAGES
+
+    print(f"{'stage':<10} {'notebook':<30} {'code':<26} tests")
+    for st in STAGES:
+        nb = f"notebooks/{NOTEBOOKS[st]}" if st in NOTEBOOKS else "-"
+        print(f"{st:<10} {nb:<30} {'src/mlcycle/' + st + '.py':<26} tests/code/test_{st}.py")
+    return 0
+
+
+def _registry(args):
+    from mlcycle.core import config
+    from mlcycle.core.paths import Paths
+    from mlcycle.runtime import tracking
+
+    paths = Paths.at()
+    params = config.load(args.params, root=paths.root)
+    client, _ = tracking.setup(paths.root, params)
+    return client, params.tracking.model_name, tracking.store_dir(paths.root) / "audit.jsonl"
+
+
+def _models(args) -> int:
+    from mlcycle.lifecycle import registry
+
+    client, name, _ = _registry(args)
+    table = registry.versions_table(client, name)
+    if table.empty:
+        print(f"model '{name}' has no registered versions yet: run `make repro`")
+        return 0
+    print(f"model '{name}'")
+    print(table.to_string(index=False))
+    return 0
+
+
+def _promote(args) -> int:
+    from mlcycle.lifecycle import registry
+
+    client, name, audit_file = _registry(args)
+    e = registry.promote(client, audit_file, name, args.version, args.reason)
+    print(f"{name}: champion v{e['from_version']} -> v{e['to_version']} ({e['reason']})")
+    return 0
+
+
+def _rollback(args) -> int:
+    from mlcycle.lifecycle import registry
+
+    client, name, audit_file = _registry(args)
+    e = registry.rollback(client, audit_file, name, args.reason)
+    print(f"{name}: champion rolled back v{e['from_version']} -> v{e['to_version']} ({e['reason']})")
+    return 0
+
+
+def _audit(args) -> int:
+    from mlcycle.lifecycle import registry
+
+    client, name, audit_file = _registry(args)
+    entries = registry.read_audit(audit_file, name)
+    if getattr(args, "verify", False):
+        return _verify_audit(client, name, entries)
+    for e in entries:
+        print(f"{e['when']}  {e['action']:<13} v{e['from_version']} -> v{e['to_version']}  {e['who']}: {e['reason']}")
+    return 0
+
+
+def _verify_audit(client, name: str, entries: list[dict]) -> int:
+    """`mlcycle audit --verify`: the chain of moves holds and ends at the current champion."""
+    from mlcycle.lifecycle import registry
+
+    breaks = registry.verify_chain(entries)
+    moves = [e for e in entries if e["action"] in registry.MOVES]
+    champ = registry.champion(client, name)
+    if moves and champ is not None and str(champ.version) != moves[-1]["to_version"]:
+        breaks.append(f"the champion is v{champ.version} but the last recorded move left v{moves[-1]['to_version']}")
+    if breaks:
+        print(f"mlcycle: audit chain of '{name}' is broken:\n  " + "\n  ".join(breaks), file=sys.stderr)
+        return 1
+    print(f"{name}: audit chain verified ({len(moves)} moves, champion v{champ.version if champ else None})")
+    return 0
+
+
+def _explain(args) -> int:
+    """Contributions of the features to the score of each given row."""
+    from mlcycle.core.paths import Paths
+    from mlcycle.stages import explain, features, train
+
+    paths = Paths.at()
+    spec = features.FeatureSpec.from_json(paths.feature_spec)
+    if args.version:
+        from mlcycle.lifecycle import registry
+
+        client, name, _ = _registry(args)
+        model, meta = registry.load_version(client, name, args.version)
+        which = f"{name} v{args.version}"
+    else:
+        model, meta = train.load(paths.model)
+        which = "models/model"
+    background, _ = features.read(paths, "train", spec)
+    rows = explain.prepare(explain.rows_from(args.row, args.file), background)
+    for i in range(len(rows)):
+        c = explain.contributions(model, rows.iloc[[i]], background, spec.task, args.background, seed=0)
+        cls = c.attrs["predicted_class"]
+        what = ("predicted value" if spec.task == "regression" else
+                f"P({spec.positive_class})" if cls is None else f"P({spec.classes[cls]})")
+        print(f"row {i + 1} ({which}): {what} = {c.attrs['score']:.4f}")
+        shown = c.head(args.top).assign(value=lambda d: d["value"].map(lambda v: f"{v:g}" if isinstance(v, float) else str(v)),
+                                        contribution=lambda d: d["contribution"].map(lambda v: f"{v:+.4f}"))
+        print(shown.to_string(index=False))
+    return 0
+
+
+def _card(args) -> int:
+    from mlcycle.core.paths import Paths
+    from mlcycle.lifecycle import card, registry
+
+    client, name, audit_file = _registry(args)
+    version = args.version
+    if version is None:
+        found = client.search_model_versions(f"name = '{name}'")
+        if not found:
+            print(f"model '{name}' has no registered versions yet: run `make repro`")
+            return 0
+        version = str(max(int(m.version) for m in found))
+    paths = Paths.at()
+    files = card.regenerate(client, name, version, registry.read_audit(audit_file, name), paths.cards)
+    mv = client.get_model_version(name, version)
+    print(f"model card of {name} v{version}: {files['html'].relative_to(paths.root)}, "
+          f"{files['md'].relative_to(paths.root)}; in MLflow: {mv.tags.get('model_card')}")
+    return 0
+
+
+def _queue(args) -> int:
+    from mlcycle.core.paths import Paths
+    from mlcycle.lifecycle import experiments
+
+    return experiments.run_queue(Paths.at().root, jobs=args.jobs)
+
+
+def _serve(args) -> int:
+    from mlcycle.core import config
+    from mlcycle.core.paths import Paths
+    from mlcycle.serving import serve
+
+    paths = Paths.at()
+    params = config.load(args.params, root=paths.root)
+    s = serve.settings(paths.root, params, model_uri=args.model_uri, host=args.host, port=args.port,
+                       workers=args.workers, reload_seconds=args.reload_seconds, log_dir=args.log_dir,
+                       max_rows=args.max_rows)
+    print(f"serving {s.model_uri} on http://{s.host}:{s.port} ({s.workers} worker(s)); "
+          f"docs at /docs, prediction log in {s.log_dir}", flush=True)
+    return serve.run(s, log_level=args.log_level)
+
+
+def _schema_infer(args) -> int:
+    from mlcycle.core import config, schema, tables
+    from mlcycle.core.paths import Paths
+
+    paths = Paths.at()
+    params = config.load(args.params, root=paths.root)
+    out = paths.root / args.out if args.out else schema.schema_path(params.data, params.validate_, paths.root)
+    if out.exists() and not args.force:
+        print(f"mlcycle: {out.relative_to(paths.root)} exists; review and edit it, or pass --force to replace it",
+              file=sys.stderr)
+        return 1
+    df = tables.load(params.data, paths.root)
+    schema.write(schema.infer(df, params.data, params.validate_), out, len(df))
+    rel = out.relative_to(paths.root) if out.is_relative_to(paths.root) else out
+    print(f"schema: wrote {rel} from {len(df):,} rows of {params.data.path}; review it (ranges, values, "
+          f"null limits), then `git add {rel}` and commit")
+    return 0
+
+
+def _add_data(args) -> int:
+    from mlcycle.core import config
+    from mlcycle.core.paths import Paths
+    from mlcycle.monitoring import batches
+
+    paths = Paths.at()
+    params = config.load(args.params, root=paths.root)
+    result, record = batches.add(args.file, params, paths.root, name=args.name)
+    print(result.summary(footer=None))
+    if record is None:
+        print(f"mlcycle: batch {args.file} refused: fix the errors above; nothing was stored", file=sys.stderr)
+        return 1
+    print(f"add-data: stored {record['file']} ({record['rows']:,} rows, md5 {record['md5'][:12]}) and recorded it "
+          f"in data/batches.jsonl; commit with:\n  git add {record['file']}.dvc {record['gitignore']} "
+          f"data/batches.jsonl && git commit -m 'data: add batch {record['name']}'")
+    return 0
+
+
+def _monitor(args) -> int:
+    from mlcycle.core.paths import Paths
+    from mlcycle.monitoring import monitor
+    from mlcycle.runtime.runner import run_stage
+
+    root = Paths.at().root
+    if args.current:
+        from pathlib import Path
+
+        current = Path(args.current).expanduser().resolve()
+        if not current.exists():
+            print(f"mlcycle: --current file '{args.current}' does not exist", file=sys.stderr)
+            return 2
+        parameters = {"current": str(current)}
+    else:
+        parameters = {"days": float(args.days or 0.0)}
+    if args.model_uri:
+        parameters["model_uri"] = args.model_uri
+    run = run_stage("monitor", root, args.params, parameters=parameters)
+    verdict = monitor.read_verdict(root)
+    print(monitor.summary(verdict))
+    print(f"monitor: report {run.html.relative_to(root)}, verdict {monitor.VERDICT}, MLflow run {verdict.get('mlflow_run_id')}")
+    return 3 if args.exit_code and verdict["retrain"] else 0
+
+
+def _retrain(args) -> int:
+    from mlcycle.core import config
+    from mlcycle.core.paths import Paths
+    from mlcycle.monitoring import retrain
+
+    root = Paths.at().root
+    params = config.load(args.params, root=root)
+    retrain.retrain(root, params, args.batch, dry_run=args.dry_run, name=args.name, params_file=args.params)
+    return 0
+
+
+def _simulate(args) -> int:
+    from mlcycle.core import config
+    from mlcycle.core.paths import Paths
+    from mlcycle.monitoring import simulate
+
+    root = Paths.at().root
+    params = config.load(args.params, root=root)
+    res = simulate.simulate(root, params, periods=args.periods, train_periods=args.train_periods,
+                            sample_frac=args.sample_frac)
+    t = simulate.table(res["periods"])
+    if not t.empty:
+        print(t.drop(columns=["drifted"]).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    s = res["summary"]
+    if s:
+        print(f"simulate: mean {s['metric']} {s['mean_champion']:.4f} with the loop, {s['mean_frozen']:.4f} frozen; "
+              f"{s['retrainings']} retrainings, {s['promotions']} promotions in {res['seconds']:.0f}s "
+              "-> reports/simulation.html")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mlcycle", description=__doc__)
+    p.add_argument("--params", default="params.yaml", help="parameters file, relative to the workspace root")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("check", help="check params.yaml (types, unknown keys, missing values)").set_defaults(fn=_check)
+    it = sub.add_parser("init", help="write params.yaml for your own table (inferring what it can) or a shipped example")
+    it.add_argument("--data", metavar="FILE", help="your CSV or Parquet file (relative to the workspace root)")
+    it.add_argument("--target", metavar="COLUMN", help="the column to predict")
+    it.add_argument("--task", choices=["classification", "regression"], help="default: inferred from the target")
+    it.add_argument("--time-column", metavar="COLUMN", help="default: a column that reads as dates, if any")
+    it.add_argument("--example", metavar="NAME", help="a shipped example instead (examples/NAME), e.g. flights")
+    it.add_argument("--force", action="store_true", help="replace an edited params.yaml and an existing schema")
+    it.set_defaults(fn=_init)
+    tb = sub.add_parser("table", help="(the `tables` stage) check and summarise a table features.enrich reads")
+    tb.add_argument("name")
+    tb.set_defaults(fn=_table)
+    r = sub.add_parser("run", help="run one notebook stage through the runner (what dvc repro calls)")
+    r.add_argument("stage")
+    r.set_defaults(fn=_run)
+    sub.add_parser("report", help="write reports/index.html linking every stage report").set_defaults(fn=_report)
+    sub.add_parser("stages", help="list stages with their notebook, code and tests").set_defaults(fn=_stages)
+    sub.add_parser("models", help="registered versions with aliases, gate metric, data hash, commit, date").set_defaults(fn=_models)
+    pr = sub.add_parser("promote", help="make VERSION the champion (recorded in the audit log)")
+    pr.add_argument("version")
+    pr.add_argument("--reason", required=True)
+    pr.set_defaults(fn=_promote)
+    rb = sub.add_parser("rollback", help="give the champion alias back to the previous champion")
+    rb.add_argument("--reason", required=True)
+    rb.set_defaults(fn=_rollback)
+    au = sub.add_parser("audit", help="the audit log: gate decisions, promotions, rollbacks")
+    au.add_argument("--verify", action="store_true",
+                    help="check the chain (each move starts where the previous one ended); non-zero exit on a break")
+    au.set_defaults(fn=_audit)
+    ex = sub.add_parser("explain", help="the features' contributions to the score of single rows")
+    ex.add_argument("--row", help="a JSON object (or list of objects) with the model's input columns")
+    ex.add_argument("--file", help="a CSV or Parquet file of rows")
+    ex.add_argument("--version", help="a registered model version (default: models/model)")
+    ex.add_argument("--top", type=int, default=10, help="contributions shown per row")
+    ex.add_argument("--background", type=int, default=200, help="training rows each feature is replaced by")
+    ex.set_defaults(fn=_explain)
+    cd = sub.add_parser("card", help="rebuild the model card of VERSION (default: the latest) from MLflow")
+    cd.add_argument("version", nargs="?")
+    cd.set_defaults(fn=_card)
+    q = sub.add_parser("queue", help="run the queued DVC experiments in parallel through an MLflow server it starts")
+    q.add_argument("--jobs", "-j", type=int, default=2)
+    q.set_defaults(fn=_queue)
+    sv = sub.add_parser("serve", help="serve the champion (or --model-uri) over HTTP; flags override params.yaml serve:")
+    sv.add_argument("--model-uri", help="an MLflow model URI (default: models:/<tracking.model_name>@champion)")
+    sv.add_argument("--host", help="bind address (default 127.0.0.1)")
+    sv.add_argument("--port", type=int)
+    sv.add_argument("--workers", type=int, help="uvicorn worker processes")
+    sv.add_argument("--reload-seconds", type=float, help="how often the model alias is checked")
+    sv.add_argument("--log-dir", help="prediction log folder (relative to the workspace root)")
+    sv.add_argument("--max-rows", type=int, help="rows per request at most")
+    sv.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    sv.set_defaults(fn=_serve)
+    sc = sub.add_parser("schema", help="data schema: `mlcycle schema infer` proposes one from the current data")
+    scs = sc.add_subparsers(dest="schema_command", required=True)
+    si = scs.add_parser("infer", help="write a schema inferred from data.path for you to review and commit")
+    si.add_argument("--out", help="schema file (default: validate.schema, else schemas/<data file stem>.yaml)")
+    si.add_argument("--force", action="store_true", help="replace an existing schema file")
+    si.set_defaults(fn=_schema_infer)
+    ad = sub.add_parser("add-data", help="validate a new batch against the schema; store it under data/raw/batches with DVC")
+    ad.add_argument("file")
+    ad.add_argument("--name", help="file name under data/raw/batches (default: the file's own name)")
+    ad.set_defaults(fn=_add_data)
+    mo = sub.add_parser("monitor", help="drift and performance of the champion on new data or the prediction log")
+    src = mo.add_mutually_exclusive_group(required=True)
+    src.add_argument("--current", metavar="FILE", help="a data file with the columns of data.path (labels optional)")
+    src.add_argument("--from-log", action="store_true", help="the prediction log of `mlcycle serve`")
+    mo.add_argument("--days", type=float, help="with --from-log: the last DAYS (default monitor.log_window_days)")
+    mo.add_argument("--model-uri", help="the model to monitor (default: the champion)")
+    mo.add_argument("--exit-code", action="store_true", help="exit 3 when the verdict calls for retraining (for schedulers)")
+    mo.set_defaults(fn=_monitor)
+    rt = sub.add_parser("retrain", help="validate and monitor a labelled batch; when the policy says so, add it and retrain")
+    rt.add_argument("--batch", required=True, metavar="FILE")
+    rt.add_argument("--dry-run", action="store_true", help="only report what the verdict calls for")
+    rt.add_argument("--name", help="file name under data/raw/batches (default: the file's own name)")
+    rt.set_defaults(fn=_retrain)
+    sm = sub.add_parser("simulate", help="period-by-period replay of data.path through the loop -> reports/simulation.html")
+    sm.add_argument("--periods", type=int, help="periods fed after training (default simulate.periods)")
+    sm.add_argument("--train-periods", type=int, help="periods of the first training (default simulate.train_periods)")
+    sm.add_argument("--sample-frac", type=float, help="share of flights used (default simulate.sample_frac)")
+    sm.set_defaults(fn=_simulate)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except MlcycleError as exc:
+        print(f"mlcycle: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except FileNotFoundError as exc:
+        print(f"mlcycle: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,61 @@
+"""The one way a model becomes scores, for training, evaluation, explanation, serving and monitoring.
+
+Scores: the positive class's probability for a binary classifier, the class probabilities
+(rows x classes, in the model's class order) for a multiclass one, the predicted values for a
+regressor. Metric directions and the quiet loading of MLflow models live here too, so every
+layer judges and loads models the same way.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import numpy as np
+import pandas as pd
+
+LOWER_IS_BETTER = frozenset({"rmse", "mae", "log_loss", "brier", "ece"})  # every other metric: higher is better
+
+
+def better(metric: str, a: float, b: float) -> bool:
+    """Whether value `a` of `metric` is strictly better than `b`."""
+    return a < b if metric in LOWER_IS_BETTER else a > b
+
+
+def class_probabilities(model, X: pd.DataFrame) -> np.ndarray:
+    """Rows x classes, float64, in the model's class order."""
+    return np.asarray(model.predict_proba(X), dtype=np.float64)
+
+
+def from_probabilities(proba: np.ndarray) -> np.ndarray:
+    """Scores from class probabilities: the positive column of two, else all of them."""
+    return proba[:, 1] if proba.shape[1] == 2 else proba
+
+
+def scores(model, X: pd.DataFrame, task: str) -> np.ndarray:
+    """The model's scores on rows X (see the module docstring). A classifier without
+    `predict_proba` (an MLflow pyfunc of another library) gives its predictions."""
+    if task == "classification" and hasattr(model, "predict_proba"):
+        return from_probabilities(class_probabilities(model, X))
+    out = model.predict(X)
+    return np.asarray(out.iloc[:, 0] if isinstance(out, pd.DataFrame) else out).ravel()
+
+
+@contextmanager
+def quiet_mlflow():
+    """Import and use mlflow without its import-time progress-bar warning and pickle notice in reports.
+
+    Models are written by this workspace itself, so the cloudpickle notice carries no news;
+    skops, the alternative, refuses HistGradientBoosting trees unless told to trust them.
+    """
+    import logging
+    import warnings
+
+    logger = logging.getLogger("mlflow")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="IProgress not found")
+            yield
+    finally:
+        logger.setLevel(level)

@@ -1,0 +1,290 @@
+"""Model cards: an HTML and a Markdown card for every registered model version, built from the
+records of its own runs.
+
+The evaluate stage writes the card of the version it judged, after the gate: `reports/model_card.
+{html,md}` and the record they are rendered from, `reports/model_card.json`. The tracking hook logs
+the three to the evaluate run under `model_card/` and tags the model version with their artifact
+URIs (`model_card`, `model_card.run_id`). `mlcycle card VERSION` renders the card of any version
+again from MLflow (its evaluate run's record, the version's current aliases and tags, the audit
+log), since promotions and rollbacks after the gate change its history.
+
+Sources: the model version (tags: gate decision, data hash, commit; aliases), the train run
+(params, metrics, model family), `dvc.lock` (DVC hashes of the raw and processed data),
+`reports/metrics/*.json`, `reports/fairness.json`, `reports/explanations.json`, the gate
+decision, the audit log, and the user-edited intended-use file (`evaluate.intended_use`).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import os
+from pathlib import Path
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from mlcycle.core import config
+from mlcycle.core.errors import MlcycleError
+
+RECORD, HTML, MD = "model_card.json", "model_card.html", "model_card.md"
+ARTIFACT_DIR = "model_card"
+NOT_WRITTEN = "Not written yet: describe the intended use in {file} (quoted here as written)."
+
+
+class CardError(MlcycleError):
+    """A card cannot be built (unknown version, no records)."""
+
+
+def _json(path: Path):
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+TEMPLATE_MARK = "<!-- mlcycle: not written yet -->"  # the shipped intended_use.md, until its owner writes it
+
+
+def intended_use(path: Path, cfg, spec) -> str:
+    """The intended-use text: the file as written; while it is the shipped template (or missing), a
+    sentence derived from the data and target, and what to do."""
+    text = path.read_text(encoding="utf-8").strip() if path.exists() else ""
+    if text and TEMPLATE_MARK not in text:
+        return text
+    what = (f"the value of `{spec.target}`" if spec.task == "regression" else
+            f"`{spec.label}` ({spec.label_rule}), scored as the probability of {spec.positive_class!r}"
+            if spec.positive_class is not None else f"the class of `{spec.target}`")
+    return (f"**Intended use (derived from the data, not written yet).** Predicts {what} from the columns of "
+            f"`{cfg.data.path}`. " + NOT_WRITTEN.format(file=cfg.evaluate.intended_use))
+
+
+def lock_hashes(lock_file: Path, data_path: str) -> dict[str, str | None]:
+    """DVC's md5 of the input table (features stage dep) and of data/processed (train stage dep)."""
+    out: dict[str, str | None] = {"source_md5": None, "processed_md5": None}
+    if not lock_file.exists():
+        return out
+    stages = (config.read_yaml(lock_file) or {}).get("stages", {})
+    for dep in stages.get("features", {}).get("deps", []):
+        if dep.get("path") == data_path:
+            out["source_md5"] = dep.get("md5")
+    for dep in stages.get("train", {}).get("deps", []):
+        if dep.get("path") == "data/processed":
+            out["processed_md5"] = dep.get("md5")
+    return out
+
+
+def periods(paths, time_column: str | None) -> dict:
+    """First and last date of the training rows (train + valid) and of the holdout."""
+    if not time_column:
+        return {"train_period": None, "test_period": None}
+    import pandas as pd
+
+    def span(parts):
+        t = pd.concat([pd.read_parquet(paths.split_file(p), columns=[time_column])[time_column] for p in parts])
+        return [str(t.min().date()), str(t.max().date())] if len(t) else None
+
+    return {"train_period": span(["train", "valid"]), "test_period": span(["test"])}
+
+
+def image(path: Path) -> str | None:
+    """A PNG as a data URI, so the HTML card is one self-contained file wherever it is opened."""
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode() if path.exists() else None
+
+
+def version_history(audit: list[dict], version: str) -> list[dict]:
+    """Audit entries that moved this version (gate decisions, promotions, rollbacks)."""
+    v = str(version)
+    # a gate rejection moves no alias, so it names the version only in its reason ("version 7 not promoted ...")
+    return [{k: e.get(k) for k in ("when", "action", "from_version", "to_version", "reason", "who")}
+            for e in audit if v in (e.get("from_version"), e.get("to_version"))
+            or str(e.get("reason", "")).startswith(f"version {v} ")]
+
+
+def limitations(record: dict) -> list[str]:
+    """Limits that follow from the records themselves (the user's own go in the intended-use file)."""
+    out = []
+    data = record["data"]
+    if data.get("test_period"):
+        out.append(f"Evaluated on one holdout period ({data['test_period'][0]} to {data['test_period'][1]}); "
+                   "performance on later data is not measured here.")
+    fair = record.get("fairness") or {}
+    for col, info in (fair.get("columns") or {}).items():
+        small = [g["group"] for g in info["groups"] if g.get("small")]
+        if small:
+            shown = ", ".join(map(str, small[:8])) + (" ..." if len(small) > 8 else "")
+            out.append(f"{col}: {len(small)} group(s) with fewer than {fair['min_group_size']} holdout rows "
+                       f"({shown}): their metrics are uncertain and they are left out of the gaps.")
+    if not [c for c, i in (fair.get("columns") or {}).items() if "sensitive" in i["role"]]:
+        out.append("No sensitive attribute was assessed (evaluate.sensitive is empty): fairness across "
+                   "people is unknown.")
+    if not record["gate"].get("fairness_criteria"):
+        out.append("The gate applied no fairness bound (gate.fairness is unset).")
+    if fair.get("bootstrap"):
+        out.append(f"Intervals are 95% percentile bootstrap intervals ({fair['bootstrap']} resamples within "
+                   "each group); a gap's interval leans high when the true gap is near zero.")
+    out.append("Contributions of single rows (`mlcycle explain`) change one feature at a time and do not "
+               "add up to the prediction.")
+    return out
+
+
+def collect(paths, cfg, client=None, name: str | None = None, version: str | None = None,
+            audit: list[dict] | None = None) -> dict:
+    """The card's record for `version`, from the workspace's files and (when tracking is on) MLflow."""
+    from mlcycle.stages.evaluate import headline
+    from mlcycle.stages.features import FeatureSpec
+
+    spec = FeatureSpec.from_json(paths.feature_spec)
+    evaluate = _json(paths.metrics("evaluate")) or {}
+    feats = _json(paths.metrics("features")) or {}
+    decision = _json(paths.gate_decision) or {}
+    fair = _json(paths.fairness)
+    expl = _json(paths.explanations) or {}
+    intended = Path(cfg.evaluate.intended_use)
+    intended = intended if intended.is_absolute() else paths.root / intended
+    record: dict = {
+        "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "model": {"name": name, "version": None if version is None else str(version), "aliases": [],
+                  "created": None, "train_run_id": None, "git_commit": None, "family": cfg.train.model},
+        "intended_use": intended_use(intended, cfg, spec),
+        "intended_use_file": cfg.evaluate.intended_use,
+        "data": {"source": cfg.data.path, **lock_hashes(paths.root / "dvc.lock", cfg.data.path),
+                 "target": spec.target, "task": spec.task, "label_rule": spec.label_rule,
+                 "positive_class": spec.positive_class, "time_column": spec.time_column,
+                 "rows": {k: feats.get(f"{k}_rows") for k in ("train", "valid", "test")},
+                 **periods(paths, spec.time_column)},
+        "features": {"numeric": spec.numeric, "categorical": spec.categorical,
+                     "not_features": [c for c in [spec.time_column, *spec.id_columns, *cfg.data.aside_columns] if c]},
+        "parameters": {k: v for k, v in cfg.train.model_dump(mode="json").items() if k != "search"},
+        "selected": {},
+        "metrics": {"headline": headline(spec), "model": evaluate.get("model", {}),
+                    "baseline": evaluate.get("baseline", {}), "intervals": evaluate.get("intervals", {}).get("model", {})},
+        "fairness": fair,
+        "explanations": {"importance": expl.get("importance", [])[:15], "scoring": expl.get("scoring"),
+                         "rows": expl.get("rows"), "pdp_features": expl.get("pdp_features", []),
+                         "figures": {n: image(paths.figures("evaluate") / f"{n}.png")
+                                     for n in ("importance", "partial_dependence")}},
+        "gate": {"outcome": decision.get("outcome"), "summary": decision.get("summary"), "note": decision.get("note"),
+                 "criteria": decision.get("criteria", []),
+                 "fairness_criteria": [c for c in decision.get("criteria", []) if "gate.fairness" in c["criterion"]]},
+        "history": version_history(audit or [], version) if version else [],
+    }
+    if client is not None and name and version:
+        refresh_from_mlflow(record, client, name, version)
+    record["limitations"] = limitations(record)
+    return record
+
+
+def refresh_from_mlflow(record: dict, client, name: str, version: str) -> dict:
+    """The parts that live in MLflow: the version's aliases, tags and train run."""
+    mv = client.get_model_version(name, str(version))
+    t = mv.tags or {}
+    m = record["model"]
+    m.update(version=str(mv.version), aliases=list(mv.aliases or []), train_run_id=mv.run_id,
+             git_commit=t.get("git_commit"),
+             created=dt.datetime.fromtimestamp(mv.creation_timestamp / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M UTC"))
+    if t.get("data_md5"):  # what this version was trained on, recorded when it was registered
+        record["data"]["processed_md5"] = t["data_md5"]
+    if t.get("gate.decision"):
+        record["gate"]["outcome"] = t["gate.decision"]
+        record["gate"]["summary"] = t.get("gate.summary", record["gate"].get("summary"))
+    try:
+        run = client.get_run(mv.run_id)
+        m["family"] = run.data.tags.get("mlcycle.model_family", m["family"])
+        params = run.data.params
+        record["parameters"] = {k[len("train."):]: v for k, v in sorted(params.items())
+                                if k.startswith("train.") and not k.startswith("train.search.")} or record["parameters"]
+        record["selected"] = {k[len("selected."):]: v for k, v in sorted(params.items()) if k.startswith("selected.")}
+        record["train_metrics"] = dict(sorted(run.data.metrics.items()))
+    except Exception as exc:  # a card must not fail because a run was deleted; say so
+        record["train_metrics"] = {}
+        record["model"]["note"] = f"train run not readable: {type(exc).__name__}"
+    return record
+
+
+def render(record: dict) -> tuple[str, str]:
+    """(html, markdown) of a record."""
+    env = Environment(loader=PackageLoader("mlcycle", "templates"), autoescape=select_autoescape(["html"]),
+                      trim_blocks=True, lstrip_blocks=True)
+    env.filters["num"] = _num
+    ctx = {"r": record, "interval": _interval, "metric_keys": _metric_keys}
+    html = env.get_template("model_card.html.j2").render(**ctx)
+    md = Environment(loader=PackageLoader("mlcycle", "templates"), autoescape=False, trim_blocks=True,
+                     lstrip_blocks=True)
+    md.filters["num"] = _num
+    return html, md.get_template("model_card.md.j2").render(**ctx)
+
+
+def write(record: dict, folder: Path, stem: str = "model_card") -> dict[str, Path]:
+    # reports/model_card.* by default: the same names as Paths.model_card
+    """Write the record and its two renderings into folder; returns their paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    html, md = render(record)
+    out = {"json": folder / f"{stem}.json", "html": folder / f"{stem}.html", "md": folder / f"{stem}.md"}
+    out["json"].write_text(json.dumps(record, indent=1, default=str) + "\n", encoding="utf-8")
+    out["html"].write_text(html, encoding="utf-8")
+    out["md"].write_text(md, encoding="utf-8")
+    return out
+
+
+def attach(client, name: str, version: str, run_id: str, files: list[Path]) -> str:
+    """Log the card files to `run_id` under model_card/ and point the model version at them."""
+    for f in files:
+        client.log_artifact(run_id, str(f), ARTIFACT_DIR)
+    base = f"{client.get_run(run_id).info.artifact_uri}/{ARTIFACT_DIR}"
+    client.set_model_version_tag(name, str(version), "model_card", f"{base}/{HTML}")
+    client.set_model_version_tag(name, str(version), "model_card.markdown", f"{base}/{MD}")
+    client.set_model_version_tag(name, str(version), "model_card.run_id", run_id)
+    return f"{base}/{HTML}"
+
+
+def regenerate(client, name: str, version: str, audit: list[dict], out_dir: Path) -> dict[str, Path]:
+    """The card of any registered version, again: its evaluate run's record with the version's current
+    aliases, tags and audit history; written to out_dir as v<version>.{html,md,json} and re-attached."""
+    import tempfile
+
+    try:
+        mv = client.get_model_version(name, str(version))
+    except Exception:
+        raise CardError(f"model '{name}' has no version {version}; see `mlcycle models`") from None
+    run_id = (mv.tags or {}).get("model_card.run_id")
+    if not run_id:
+        raise CardError(f"model '{name}' version {version} has no card record: it was never evaluated "
+                        "(the evaluate stage writes the first card); run `dvc repro` for it")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no progress bar in a CLI's output
+    with tempfile.TemporaryDirectory() as tmp:
+        local = client.download_artifacts(run_id, f"{ARTIFACT_DIR}/{RECORD}", tmp)
+        record = json.loads(Path(local).read_text())
+    record["generated"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    refresh_from_mlflow(record, client, name, version)
+    record["history"] = version_history(audit, version)
+    record["limitations"] = limitations(record)
+    files = write(record, out_dir, f"v{version}")
+    with tempfile.TemporaryDirectory() as tmp:  # re-attached under the names the version tag points at
+        staged = []
+        for key, fname in (("json", RECORD), ("html", HTML), ("md", MD)):
+            target = Path(tmp) / fname
+            target.write_bytes(files[key].read_bytes())
+            staged.append(target)
+        attach(client, name, version, run_id, staged)
+    return files
+
+
+def _num(v, digits: int = 4) -> str:
+    if v is None or v == "":
+        return "-"
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, float):
+        return "-" if v != v else f"{v:.{digits}f}"
+    return str(v)
+
+
+def _metric_keys(groups: list[dict]) -> list[str]:
+    """The per-group metric names of a fairness table (not the interval bounds)."""
+    first = groups[0] if groups else {}
+    return [k for k in first if k not in ("column", "group", "n", "small") and not k.endswith(("_lo", "_hi"))]
+
+
+def _interval(ci: dict, metric: str) -> str:
+    lo, hi = ci.get(f"{metric}_lo"), ci.get(f"{metric}_hi")
+    return "" if lo is None or hi is None else f"[{lo:.4f}, {hi:.4f}]"

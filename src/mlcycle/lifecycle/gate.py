@@ -1,0 +1,207 @@
+"""The promotion gate: does the newly trained model replace the champion?
+
+Criteria come from params `gate`: minimums and maximums per metric (`minimums: auto`, the default:
+a floor that fits the task, AUTO_MINIMUMS), "better than the baseline" on `gate.metric` (when the
+baseline's metrics are given), and "not worse than the current champion" on `gate.metric`, where the
+champion is re-scored on the same current holdout (metrics it logged when it was trained are not
+comparable once data change). The champion tolerance is absolute (`max_drop`) for bounded scores
+(roc_auc, r2, ...) and relative (`max_relative_drop`, a share of the champion's value) for errors
+in target units (rmse, mae) and losses (log_loss, brier).
+Optional fairness criteria (`gate.fairness`) bound the largest gap between groups of each
+`evaluate.sensitive` column (see mlcycle.fairness); a failing one names the column, the metric and
+the two groups. A clean rejection is a normal outcome; only errors raise.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from mlcycle.core.config import GATE_METRICS, GateParams
+from mlcycle.core.scoring import LOWER_IS_BETTER, better
+
+# errors in target units or unbounded losses: the champion tolerance is a share of its value
+RELATIVE = {"rmse", "mae", "log_loss", "brier"}
+# `gate.minimums: auto`: a floor a model with real signal passes and a constant prediction fails.
+# ROC AUC 0.5 (binary; one-vs-rest for multiclass) and R² 0 are what the prior or the mean scores.
+AUTO_MINIMUMS = {
+    "binary classification": {"roc_auc": 0.6},
+    "multiclass classification": {"roc_auc_ovr": 0.6},
+    "regression": {"r2": 0.1},
+}
+# what evaluate reports for some task: a criterion on one of these that the current task does not
+# report is skipped (and said so); any other name is a typo and an error
+KNOWN = set(GATE_METRICS)
+
+
+def primary_metric(candidate: dict[str, float]) -> str:
+    """gate.metric `auto`: ROC AUC for binary, log loss for multiclass, RMSE for regression."""
+    for m in ("roc_auc", "rmse", "log_loss"):
+        if m in candidate:
+            return m
+    raise KeyError(f"no primary metric among {sorted(candidate)}")
+
+
+def task_of(candidate: dict[str, float]) -> str:
+    """The task behind evaluate's metrics: binary or multiclass classification, or regression."""
+    if "roc_auc" in candidate:
+        return "binary classification"
+    if "rmse" in candidate or "r2" in candidate:
+        return "regression"
+    if "log_loss" in candidate or "balanced_accuracy" in candidate:
+        return "multiclass classification"
+    raise KeyError(f"cannot tell the task from the metrics {sorted(candidate)}")
+
+
+@dataclass
+class Decision:
+    promote: bool
+    metric: str
+    criteria: list[dict] = field(default_factory=list)
+    candidate_version: str | None = None
+    champion_version: str | None = None
+    note: str = ""
+    value: float | None = None  # the candidate's value of `metric` (tagged gate.value)
+    task: str = ""  # binary classification | multiclass classification | regression
+    minimums: str = ""  # where the minimums came from: "auto (regression)" or "gate.minimums"
+
+    @property
+    def outcome(self) -> str:
+        return "promoted" if self.promote else "rejected"
+
+    def failed(self) -> list[dict]:
+        return [c for c in self.criteria if not c["passed"]]
+
+    def summary(self, most: int = 6) -> str:
+        """One line: the criteria that passed (promotion) or failed (rejection), `most` of them at most."""
+        who = f"version {self.candidate_version or '(unregistered)'}"
+        if not self.criteria:
+            return (f"{who} not promoted: no criterion applies to this task ({self.task or 'unknown task'}); "
+                    "set gate.minimums: auto or name metrics evaluate reports, or `mlcycle promote` it by hand")
+        shown = self.criteria if self.promote else self.failed()
+        text = "; ".join(_criterion_text(c) for c in shown[:most])
+        if len(shown) > most:
+            text += f"; and {len(shown) - most} more"
+        if self.promote:
+            return f"{who} promoted to champion: {len(shown)} {'criterion' if len(shown) == 1 else 'criteria'} passed ({text})"
+        return f"{who} not promoted ({text})"
+
+    def table(self) -> pd.DataFrame:
+        cols = ["criterion", "value", "limit", "passed"]
+        if any(c.get("detail") for c in self.criteria):
+            cols.append("detail")
+        return pd.DataFrame(self.criteria, columns=cols)
+
+    def metrics(self) -> dict:
+        out = {"promoted": self.promote, "criteria_failed": len(self.failed())}
+        for c in self.criteria:
+            if c["value"] == c["value"]:  # a fairness gap that could not be computed is NaN: no metric
+                out[c["criterion"].replace(" ", "_")] = round(float(c["value"]), 6)
+        return out
+
+
+def _criterion_text(c: dict) -> str:
+    value = f"{c['value']:.4f}" if c["value"] == c["value"] else "nan"
+    return (f"{c['criterion']}: {value} vs {c['limit']:.4f}"
+            + (f" ({str(c['detail'])[:200]})" if c.get("detail") else ""))
+
+
+def champion_limit(metric: str, champion_value: float, params: GateParams) -> tuple[float, str]:
+    """(the worst acceptable candidate value, the tolerance in words) against the champion's value."""
+    if metric in RELATIVE:
+        tol = params.max_relative_drop
+        slack = abs(champion_value) * tol
+        words = f"within {tol * 100:g}% relative"
+    else:
+        slack = params.max_drop
+        words = f"within {params.max_drop:g} absolute"
+    limit = champion_value + slack if metric in LOWER_IS_BETTER else champion_value - slack
+    return limit, words
+
+
+def decide(candidate: dict[str, float], champion: dict[str, float] | None, params: GateParams,
+           candidate_version: str | None = None, champion_version: str | None = None, note: str = "",
+           fairness: list | None = None, baseline: dict[str, float] | None = None) -> Decision:
+    """Check every criterion; the candidate is promoted when all pass (the first model: no champion
+    criterion). A decision without any criterion is not promoted.
+
+    `baseline`: the baseline model's metrics on the same holdout (evaluate's `results["baseline"]`);
+    with `gate.beat_baseline` the candidate must be strictly better on the gate metric.
+    `fairness`: the gaps of the sensitive columns (`mlcycle.fairness.Gap`), checked against
+    `params.fairness`; one criterion per bound and column, naming the two groups behind the gap."""
+    criteria = []
+    skipped = []
+    task = task_of(candidate)
+    if params.minimums == "auto":
+        minimums, source = AUTO_MINIMUMS[task], f"auto ({task})"
+    else:
+        minimums, source = params.minimums, "gate.minimums"
+    for key, bounds, ok in (("minimums", minimums, lambda v, lim: v >= lim),
+                            ("maximums", params.maximums, lambda v, lim: v <= lim)):
+        for m, limit in bounds.items():
+            if m not in candidate:
+                if m in KNOWN:
+                    skipped.append(m)
+                    continue
+                raise KeyError(f"gate.{key} names '{m}', which evaluate does not report; known: {sorted(candidate)}")
+            sign = ">=" if key == "minimums" else "<="
+            criteria.append({"criterion": f"{m} {sign} {key[:-1]}", "value": candidate[m], "limit": limit,
+                             "passed": bool(ok(candidate[m], limit))})
+    if skipped:
+        note = (note + "; " if note else "") + f"skipped, not reported for this task: {', '.join(skipped)}"
+        if params.minimums != "auto" and not any(c["criterion"].endswith(">= minimum") for c in criteria):
+            # every minimum names another task's metric (params copied from the example): the floor of
+            # this task applies, so the model is not promoted on no minimum at all
+            for m, limit in AUTO_MINIMUMS[task].items():
+                if m in candidate:
+                    criteria.append({"criterion": f"{m} >= minimum", "value": candidate[m], "limit": limit,
+                                     "passed": bool(candidate[m] >= limit)})
+            source = f"auto ({task}), as gate.minimums names no metric of this task"
+            note += f"; the {task} floor of gate.minimums: auto applies instead"
+    m = primary_metric(candidate) if params.metric == "auto" else params.metric
+    if m not in candidate:
+        raise KeyError(f"gate.metric '{m}' is not reported by evaluate for this task; known: {sorted(candidate)} (or use auto)")
+    if baseline is not None and params.beat_baseline and m in baseline:
+        criteria.append({"criterion": f"{m} beats baseline", "value": candidate[m], "limit": baseline[m],
+                         "passed": bool(better(m, candidate[m], baseline[m]))})
+    if champion is not None:
+        limit, words = champion_limit(m, champion[m], params)
+        ok = candidate[m] <= limit if m in LOWER_IS_BETTER else candidate[m] >= limit
+        criteria.append({"criterion": f"{m} vs champion v{champion_version}", "value": candidate[m], "limit": limit,
+                         "passed": bool(ok), "detail": f"{words} of {champion[m]:.4f}"})
+    criteria += fairness_criteria(fairness or [], params)
+    promote = bool(criteria) and all(c["passed"] for c in criteria)
+    return Decision(promote, m, criteria, candidate_version, champion_version, note,
+                    value=float(candidate[m]), task=task, minimums=source)
+
+
+def fairness_criteria(gaps: list, params: GateParams) -> list[dict]:
+    """One criterion per `gate.fairness` bound and sensitive column. A gap that could not be
+    computed (fewer than two groups of `evaluate.min_group_size` rows) fails: the bound cannot be
+    shown to hold; a bound on a metric this task does not report (error gap for a classifier) is
+    not applied."""
+    out = []
+    for metric, limit in params.fairness.bounds().items():
+        for g in (g for g in gaps if g.metric == metric):
+            key = f"{metric} on {g.column} <= gate.fairness"
+            if g.value is None:
+                out.append({"criterion": key, "value": float("nan"), "limit": limit, "passed": False,
+                            "detail": f"not computed: {g.note}"})
+                continue
+            detail = (f"group '{g.high_group}' vs '{g.low_group}': {g.part} {g.high:.4f} vs {g.low:.4f}")
+            out.append({"criterion": key, "value": g.value, "limit": limit, "passed": bool(g.value <= limit),
+                        "detail": detail, "column": g.column, "metric": metric,
+                        "groups": [g.high_group, g.low_group]})
+    return out
+
+
+def write(decision: Decision, metrics_path: Path, decision_path: Path) -> None:
+    """Counts as DVC metrics; the whole decision, every criterion with its value, as JSON."""
+    for p in (metrics_path, decision_path):
+        p.parent.mkdir(parents=True, exist_ok=True)
+    metrics_path.write_text(json.dumps(decision.metrics(), indent=2) + "\n")
+    decision_path.write_text(json.dumps({**asdict(decision), "outcome": decision.outcome,
+                                         "summary": decision.summary()}, indent=2, default=str) + "\n")

@@ -1,0 +1,271 @@
+"""The model registry: register the trained model, move the `champion` alias, keep an audit log.
+
+Every gate decision, promotion and rollback appends one JSON line to `mlruns/audit.jsonl` in the
+main workspace (append-only) and is copied to a tag of the registered model, so it shows in MLflow.
+
+Promotion, rollback and gate decisions are atomic: each holds an exclusive file lock
+(`fcntl.flock` on `audit.jsonl.lock`, next to the audit log) while it reads the champion, moves the
+alias and appends its entry, so concurrent processes are serialised and the audit chain (each
+move's `from_version` is the previous move's `to_version`) holds; `verify_chain` checks it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import functools
+import getpass
+import json
+from contextlib import contextmanager
+from pathlib import Path
+
+from mlcycle.core.errors import MlcycleError
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+MOVES = ("promote", "gate-promote", "rollback")  # audit actions that move the champion alias
+
+
+class RegistryError(MlcycleError):
+    """A registry operation cannot be done (unknown version, no earlier champion...)."""
+
+
+@contextmanager
+def locked(audit_file: Path):
+    """Hold the registry's exclusive lock (a file lock next to the audit log) for the block:
+    other processes' promotions, rollbacks and gate decisions wait until it ends."""
+    audit_file = Path(audit_file)
+    audit_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(audit_file.parent / f"{audit_file.name}.lock", "a") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def under_lock(fn):
+    """Run `fn(client, audit_file, ...)` holding `locked(audit_file)`."""
+    @functools.wraps(fn)
+    def wrapper(client, audit_file, *args, **kwargs):
+        with locked(audit_file):
+            return fn(client, audit_file, *args, **kwargs)
+    return wrapper
+
+
+def require_reason(reason: str | None, what: str) -> str:
+    if reason is None or not str(reason).strip():
+        raise RegistryError(f"{what}: --reason is empty; say why (it is kept in the audit log)")
+    return str(reason).strip()
+
+
+def verify_chain(entries: list[dict]) -> list[str]:
+    """Breaks in the audit chain of one model: a move whose `from_version` is not the previous
+    move's `to_version`. An empty list when the chain holds."""
+    breaks, last = [], None
+    for i, e in enumerate(entries):
+        if e.get("action") not in MOVES:
+            continue
+        if last is not None and e.get("from_version") != last.get("to_version"):
+            breaks.append(f"entry {i + 1} ({e.get('when')}, {e['action']} v{e.get('from_version')} -> "
+                          f"v{e.get('to_version')}): the previous move left v{last.get('to_version')} as champion")
+        last = e
+    return breaks
+
+
+def register(client, name: str, run_id: str, model_dir: Path, tags: dict[str, str]) -> str:
+    """Log `model_dir` (an MLflow model folder) to the run as `model` and register it; returns the version."""
+    client.log_artifacts(run_id, str(model_dir), "model")
+    try:
+        client.get_registered_model(name)
+    except Exception:
+        try:
+            client.create_registered_model(name)
+        except Exception:  # created meanwhile by a parallel run
+            pass
+    source = f"{client.get_run(run_id).info.artifact_uri}/model"
+    mv = client.create_model_version(name, source=source, run_id=run_id, tags=tags)
+    return str(mv.version)
+
+
+def champion(client, name: str):
+    """The model version with the `champion` alias, or None."""
+    try:
+        return client.get_model_version_by_alias(name, CHAMPION)
+    except Exception:
+        return None
+
+
+def set_alias(client, name: str, alias: str, version: str) -> None:
+    client.set_registered_model_alias(name, alias, str(version))
+
+
+def audit(audit_file: Path, client, name: str, action: str, version_from, version_to, reason: str,
+          details: dict | None = None) -> dict:
+    """Append one entry to the audit log and mirror it as a registered-model tag."""
+    entry = {
+        "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "model": name, "action": action,
+        "from_version": None if version_from is None else str(version_from),
+        "to_version": None if version_to is None else str(version_to),
+        "reason": reason, "who": getpass.getuser(),
+    }
+    if details:
+        entry["details"] = details
+    audit_file.parent.mkdir(parents=True, exist_ok=True)
+    with audit_file.open("a", encoding="utf-8") as f:
+        f.write(json.dumps(entry, sort_keys=True) + "\n")
+    try:
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
+        client.set_registered_model_tag(name, f"audit.{stamp}", json.dumps(entry)[:5000])
+    except Exception:
+        pass
+    return entry
+
+
+def read_audit(audit_file: Path, name: str | None = None) -> list[dict]:
+    if not audit_file.exists():
+        return []
+    rows = [json.loads(line) for line in audit_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [r for r in rows if name is None or r["model"] == name]
+
+
+def promote(client, audit_file: Path, name: str, version: str, reason: str, action: str = "promote") -> dict:
+    """Give `version` the champion alias (the old champion keeps its other aliases), under the
+    registry lock. Promoting the current champion is an error (nothing moves, nothing is recorded)."""
+    reason = require_reason(reason, f"promote v{version}")
+    with locked(audit_file):
+        try:
+            client.get_model_version(name, str(version))
+        except Exception:
+            raise RegistryError(f"model '{name}' has no version {version}; see `mlcycle models`") from None
+        old = champion(client, name)
+        if old is not None and str(old.version) == str(version):
+            raise RegistryError(f"model '{name}': v{version} already is the champion; nothing was changed")
+        set_alias(client, name, CHAMPION, version)
+        return audit(audit_file, client, name, action, old.version if old else None, version, reason)
+
+
+def rollback(client, audit_file: Path, name: str, reason: str) -> dict:
+    """Give the champion alias back to the version that held it before the current champion, under
+    the registry lock; an error when no earlier, different champion is recorded."""
+    reason = require_reason(reason, "rollback")
+    with locked(audit_file):
+        current = champion(client, name)
+        if current is None:
+            raise RegistryError(f"model '{name}' has no champion to roll back")
+        moves = [e for e in read_audit(audit_file, name)
+                 if e["to_version"] == str(current.version) and e["from_version"] and e["action"] in MOVES
+                 and e["from_version"] != e["to_version"]]
+        if not moves:
+            raise RegistryError(f"model '{name}': no earlier champion is recorded before v{current.version}; "
+                                "nothing to roll back to (see `mlcycle audit`); promote a version instead")
+        previous = moves[-1]["from_version"]
+        set_alias(client, name, CHAMPION, previous)
+        return audit(audit_file, client, name, "rollback", current.version, previous, reason)
+
+
+def versions_table(client, name: str):
+    """One row per version: aliases, headline metric tags, data hash, git commit, date."""
+    import pandas as pd
+
+    rows = []
+    try:
+        found = client.search_model_versions(f"name = '{name}'")
+    except Exception:
+        found = []
+    for mv in sorted(found, key=lambda m: int(m.version)):
+        mv = client.get_model_version(name, mv.version)  # search results carry no aliases
+        t = mv.tags or {}
+        rows.append({
+            "version": int(mv.version), "aliases": ",".join(mv.aliases or []),
+            "gate": t.get("gate.decision", ""), "metric": t.get("gate.metric", ""),
+            "value": t.get("gate.value", ""), "data_md5": t.get("data_md5", "")[:12],
+            "git_commit": t.get("git_commit", "")[:10],
+            "created": dt.datetime.fromtimestamp(mv.creation_timestamp / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M"),
+        })
+    return pd.DataFrame(rows)
+
+
+def load_version(client, name: str, version: str):
+    """The sklearn pipeline and mlcycle metadata of a registered version."""
+    import mlflow.sklearn
+    from mlflow.models import get_model_info
+
+    from mlcycle.core.scoring import quiet_mlflow
+
+    uri = f"models:/{name}/{version}"
+    with quiet_mlflow():
+        model = mlflow.sklearn.load_model(uri)
+        meta = (get_model_info(uri).metadata or {}).get("mlcycle", {})
+    return model, meta
+
+
+def rescore_champion(client, name: str, candidate_version: str | None, score):
+    """(version, metrics, note) of the current champion re-scored by `score(model, meta)` on the
+    current holdout; (None, None, note) when there is none or it cannot score the current data."""
+    champ = champion(client, name)
+    if champ is None:
+        return None, None, "no champion yet: the first model is promoted when it meets the minimums (and beats the baseline)"
+    if candidate_version is not None and str(champ.version) == str(candidate_version):
+        return None, None, "the candidate already is the champion"
+    try:
+        model, meta = load_version(client, name, champ.version)
+        return str(champ.version), score(model, meta), f"champion v{champ.version} re-scored on the current holdout"
+    except Exception as exc:
+        return None, None, (f"champion v{champ.version} cannot score the current holdout "
+                            f"({type(exc).__name__}: {str(exc)[:200]}); judged without a champion criterion")
+
+
+@under_lock
+def apply_decision(client, audit_file: Path, name: str, decision) -> dict:
+    """Move aliases as the gate decided, tag the version with the decision, audit it."""
+    version = decision.candidate_version
+    old = champion(client, name)
+    if decision.promote:
+        set_alias(client, name, CHAMPION, version)
+    else:
+        set_alias(client, name, CHALLENGER, version)
+    value = getattr(decision, "value", None)  # the candidate's gate-metric value, whatever the criteria
+    if value is None:
+        value = next((c["value"] for c in decision.criteria if c["criterion"].startswith(decision.metric)), None)
+    for k, v in {"gate.decision": decision.outcome, "gate.metric": decision.metric,
+                 "gate.value": "" if value is None else f"{value:.6f}",
+                 "gate.criteria": json.dumps(decision.criteria, default=str)[:5000],
+                 "gate.summary": decision.summary()}.items():
+        client.set_model_version_tag(name, version, k, v)
+    action = "gate-promote" if decision.promote else "gate-reject"
+    return audit(audit_file, client, name, action, old.version if old else None,
+                 version if decision.promote else (old.version if old else None),
+                 decision.summary(), {"criteria": decision.criteria})
+
+
+def unresolved_message(client, name: str, uri: str, command: str = "serve") -> str | None:
+    """Why `models:/<name>@champion` does not resolve when versions exist, and the ways forward:
+    the newest version's gate decision (its `gate.decision` / `gate.summary` tags), then
+    `mlcycle promote`, `mlcycle <command> --model-uri` or a new run. None when there is no version
+    (then "run `make repro`" is the right advice)."""
+    try:
+        found = client.search_model_versions(f"name = '{name}'")
+    except Exception:
+        return None
+    if not found:
+        return None
+    newest = max(found, key=lambda m: int(m.version))
+    try:
+        newest = client.get_model_version(name, newest.version)
+    except Exception:
+        pass
+    tags = newest.tags or {}
+    v = str(newest.version)
+    decision = tags.get("gate.decision")
+    summary = str(tags.get("gate.summary", ""))
+    summary = summary if len(summary) <= 300 else summary[:285] + " ..."
+    if decision:
+        why = f"the gate {decision} version {v}" + (f": {summary}" if summary else "")
+    else:
+        why = f"version {v} has no gate decision (the evaluate stage did not judge it)"
+    count = f"{len(found)} version(s) registered, none is the champion" if len(found) > 1 else "1 version registered, not the champion"
+    return (f"{command}: {uri} does not resolve: {count}; {why}. Ways forward: "
+            f"`mlcycle promote {v} --reason \"...\"` makes it the champion (audited); "
+            f"`mlcycle {command} --model-uri models:/{name}/{v}` uses it without promoting; "
+            "or change the data or params.yaml and run `make repro` for a model that passes the gate")

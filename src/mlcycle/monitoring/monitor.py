@@ -1,0 +1,389 @@
+"""Monitoring: is the champion still seeing the data it was trained on, and still as good?
+
+`mlcycle monitor` (notebook `notebooks/07_monitor.ipynb`, run through the runner like every stage)
+compares *current* data with the *reference*:
+
+- **reference**: the champion's own training rows, found through lineage: the model version's tag
+  `data_md5` is the DVC hash of the `data/processed` folder it was trained on; the folder's files
+  are read from the DVC cache by that hash (or from the workspace when it still holds them). The
+  same folder's holdout (`test.parquet`) gives the performance *at training*.
+- **current**: a data file with the raw columns of `data.path` (a new batch, features built as the
+  features stage builds them; labels used when the target is there), or a time window of the
+  prediction log (`--from-log`: the inputs and scores the served model saw; no labels).
+
+It reports drift per feature (`mlcycle.drift`), the share of drifted features, drift of the
+predicted scores (the current rows scored by the champion through `mlcycle.serve.score`, the
+serving code), and with labels the gate metric now against at training, overall and per slice
+(`evaluate.slices`). The verdict applies params `monitor` and `retrain.trigger`:
+
+    data drift   = share of drifted features >= monitor.drift_share
+    score drift  = PSI of scores >= monitor.score_psi_threshold (with p < alpha)
+    decay        = gate metric worse than at training by more than monitor.max_metric_drop
+    retrain      = per retrain.trigger: drift_or_decay (any of them) | drift | decay | never
+
+Files: `reports/monitor/verdict.json` (the whole verdict), `reports/metrics/monitor.json` (numbers
+MLflow records), `reports/monitor.html` (the rendered notebook). The MLflow run of the stage is
+tagged with the model version it judged, and that version gets the tags `monitor.last_run_id` and
+`monitor.last_verdict`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mlcycle.core import config, scoring
+from mlcycle.core.config import Params
+from mlcycle.core.errors import DataError, MlcycleError
+from mlcycle.monitoring import drift as drift_mod
+from mlcycle.stages.features import LABEL, FeatureSpec
+
+
+class MonitorError(MlcycleError):
+    """Monitoring cannot run (no champion, reference data not found, ...)."""
+
+
+VERDICT = Path("reports/monitor/verdict.json")
+
+
+# ---------------------------------------------------------------- reference (through lineage)
+
+def cache_dir(root: Path) -> Path:
+    from mlcycle.runtime.tracking import main_root
+
+    return main_root(root) / ".dvc" / "cache" / "files" / "md5"
+
+
+def _cached(root: Path, md5: str) -> Path:
+    return cache_dir(root) / md5[:2] / md5[2:]
+
+
+def processed_files(root: Path, dir_md5: str) -> dict[str, Path]:
+    """relpath -> file of the data/processed folder whose DVC hash is dir_md5 (DVC cache, else workspace)."""
+    listing = _cached(root, dir_md5)
+    if listing.exists():
+        entries = json.loads(listing.read_text())
+        files = {e["relpath"]: _cached(root, e["md5"]) for e in entries}
+        if all(p.exists() for p in files.values()):
+            return files
+    lock = root / "dvc.lock"
+    if lock.exists():
+        for st in (config.read_yaml(lock) or {}).get("stages", {}).values():
+            for o in st.get("outs", []):
+                if o.get("path") == "data/processed" and o.get("md5") == dir_md5:
+                    folder = root / "data" / "processed"
+                    return {p.name: p for p in folder.iterdir() if p.is_file()}
+    raise MonitorError(f"the champion's training data (data/processed, DVC hash {dir_md5}) is neither in the "
+                       "DVC cache nor in the workspace; run `dvc pull` (or `dvc fetch`) to restore it")
+
+
+@dataclass
+class Reference:
+    version: str
+    data_md5: str
+    spec: FeatureSpec
+    train: pd.DataFrame  # features and LABEL
+    test: pd.DataFrame
+
+
+def reference(root: Path, params: Params, served, max_rows: int, seed: int) -> Reference:
+    data_md5 = (served.info or {}).get("data_md5") or ""
+    if not data_md5:
+        raise MonitorError(f"model version {served.version} has no data_md5 tag: its training data is unknown; "
+                           "monitor a version registered by the train stage")
+    files = processed_files(root, data_md5)
+    spec = FeatureSpec.from_json(files["features.json"])
+
+    def part(name: str, limit: int | None) -> pd.DataFrame:
+        df = pd.read_parquet(files[f"{name}.parquet"]).rename(columns={spec.label: LABEL})
+        if limit and len(df) > limit:
+            df = df.sample(limit, random_state=seed).sort_index()
+        return df.reset_index(drop=True)
+
+    return Reference(served.version, data_md5, spec, part("train", max_rows), part("test", max_rows))
+
+
+# ---------------------------------------------------------------- current data
+
+@dataclass
+class Current:
+    source: str
+    frame: pd.DataFrame  # features, LABEL when labelled
+    labelled: bool
+    scores: np.ndarray | None = None  # from the prediction log
+    period: tuple[str, str] | None = None  # first and last time stamp
+    notes: list[str] = field(default_factory=list)
+
+
+def from_file(root: Path, params: Params, file: str | Path) -> Current:
+    """A data file with data.path's raw columns: features built as the features stage builds them."""
+    from mlcycle.core import tables
+    from mlcycle.stages import features
+
+    df = tables.load(params.data, root, path=file)
+    target = params.data.target
+    labelled = target in df.columns and df[target].notna().any()
+    notes = []
+    if not labelled:
+        df = df.copy()
+        df[target] = 0 if params.data.task == "regression" or params.data.threshold is not None else "?"
+        notes.append(f"no values of the target '{target}': drift only, no performance")
+    hook, extra = features.enrichment(params.features, root)
+    table, _, info = features.build(df, params.data, params.features, hook, extra)
+    if info.get("rows_without_target"):
+        notes.append(f"{info['rows_without_target']} rows without a target left out (as training does)")
+    period = None
+    tc = params.data.time_column
+    if tc and tc in table.columns and table[tc].notna().any():
+        period = (str(table[tc].min()), str(table[tc].max()))
+    shown = Path(file).name
+    return Current(f"file {shown}", table, labelled, None, period, notes)
+
+
+def from_log(root: Path, params: Params, days: float | None = None, now: dt.datetime | None = None) -> Current:
+    """The prediction log's rows of the last `days` (monitor.log_window_days)."""
+    from mlcycle.serving import predlog
+
+    days = days or params.monitor.log_window_days
+    log_dir = Path(params.serve.log_dir)
+    log_dir = log_dir if log_dir.is_absolute() else root / log_dir
+    df = predlog.read(log_dir)
+    if df.empty:
+        raise MonitorError(f"the prediction log {params.serve.log_dir} is empty: serve the model "
+                           "(`mlcycle serve`) and send predictions first, or monitor a file with --current")
+    ts = pd.to_datetime(df["ts"], utc=True)
+    now = pd.Timestamp(now or dt.datetime.now(dt.UTC))
+    keep = ts >= now - pd.Timedelta(days=days)
+    df = df.loc[keep].reset_index(drop=True)
+    if df.empty:
+        raise MonitorError(f"no predictions in the last {days:g} days of {params.serve.log_dir}; "
+                           "widen --days or monitor.log_window_days")
+    period = (str(ts[keep].min()), str(ts[keep].max()))
+    versions = sorted(df["model_version"].astype(str).unique())
+    return Current(f"prediction log, last {days:g} days", df, False,
+                   df["score"].to_numpy(dtype=np.float64, na_value=np.nan), period,
+                   [f"rows scored by model versions {versions}"])
+
+
+# ---------------------------------------------------------------- the verdict
+
+def metric_of(spec: FeatureSpec, served, y: pd.Series, scores) -> dict:
+    from mlcycle.stages import evaluate, train
+
+    yy = train.encode_label(y, spec)
+    threshold = (served.meta or {}).get("threshold")
+    if spec.task == "classification" and len(np.unique(yy)) < 2:
+        return {}
+    return evaluate.metrics_for(spec.task, yy, scores, threshold, 10)
+
+
+def primary(spec: FeatureSpec, params: Params, metrics: dict) -> str | None:
+    from mlcycle.lifecycle import gate
+
+    m = params.gate.metric
+    if m != "auto":
+        return m if m in metrics else None
+    try:
+        return gate.primary_metric(metrics)
+    except KeyError:
+        return None
+
+
+def scores_of(served, X: pd.DataFrame) -> np.ndarray:
+    """The served model's scores (`scoring.scores`) as floats; a prediction that is not a number is NaN."""
+    s = scoring.scores(served.model, X, (served.meta or {}).get("task") or "regression")
+    if s.ndim == 2:  # multiclass: the probabilities, in the model's class order
+        return s
+    return pd.to_numeric(pd.Series(s), errors="coerce").to_numpy(dtype=np.float64)
+
+
+def _top(scores: np.ndarray) -> np.ndarray:
+    return scores.max(axis=1) if scores.ndim == 2 else scores
+
+
+def assess(params: Params, served, ref: Reference, cur: Current) -> dict:
+    """The verdict (a JSON-ready dict): drift, score drift, performance, and whether to retrain."""
+    from mlcycle.stages.features import derived
+
+    mp = params.monitor
+    spec = ref.spec
+    missing = [c for c in spec.inputs if c not in cur.frame.columns]
+    if missing:
+        raise DataError(f"current data lacks the model's input columns {missing}; it must have the columns of "
+                        f"{params.data.path} (or of the prediction log)")
+    feats = spec.features  # drift is measured on what the estimator sees, derived from the inputs
+    verdict: dict = {
+        "model": {"name": served.info.get("name"), "version": served.version, "uri": served.info.get("uri"),
+                  "data_md5": ref.data_md5, "run_id": served.info.get("run_id")},
+        "current": {"source": cur.source, "rows": len(cur.frame), "labelled": cur.labelled,
+                    "period": list(cur.period) if cur.period else None, "notes": cur.notes},
+        "reference": {"rows": len(ref.train), "holdout_rows": len(ref.test), "data_md5": ref.data_md5},
+        "policy": {**mp.model_dump(), "trigger": params.retrain.trigger},
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+    if len(cur.frame) < mp.min_rows:
+        verdict.update(status="insufficient", retrain=False, reasons=[
+            f"{len(cur.frame)} current rows, fewer than monitor.min_rows {mp.min_rows}: no verdict"])
+        return verdict
+    ref_X, cur_X = ref.train[spec.inputs], cur.frame[spec.inputs]
+    d = drift_mod.compare(derived(spec, ref_X), derived(spec, cur_X), feats, psi_threshold=mp.psi_threshold,
+                          alpha=mp.alpha, bins=mp.bins, seed=mp.seed)
+    verdict["drift"] = d.to_dict()
+    ref_scores = scores_of(served, ref_X)
+    cur_scores = cur.scores if cur.scores is not None and not np.isnan(cur.scores).all() else scores_of(served, cur_X)
+    sd = drift_mod.score_drift(_top(ref_scores), _top(cur_scores), mp.bins, seed=mp.seed)
+    sd["drifted"] = bool(sd["psi"] >= mp.score_psi_threshold and sd["p_value"] < mp.alpha)
+    verdict["score_drift"] = sd
+    perf = None
+    if cur.labelled:
+        ref_test_scores = scores_of(served, ref.test[spec.inputs])
+        at_training = metric_of(spec, served, ref.test[LABEL], ref_test_scores)
+        now = metric_of(spec, served, cur.frame[LABEL], cur_scores)
+        name = primary(spec, params, {**at_training, **now}) if at_training and now else None
+        if name and name in at_training and name in now:
+            lower = name in scoring.LOWER_IS_BETTER
+            change = (now[name] - at_training[name]) * (-1 if lower else 1)  # > 0: better
+            perf = {"metric": name, "at_training": at_training[name], "now": now[name], "change": change,
+                    "decayed": bool(-change > mp.max_metric_drop), "all_at_training": at_training, "all_now": now,
+                    "slices": slices(params, served, spec, ref, cur, name, cur_scores, ref_test_scores)}
+    verdict["performance"] = perf
+    reasons = []
+    data_drift = d.share >= mp.drift_share
+    if data_drift:
+        reasons.append(f"data drift: {len(d.drifted)} of {len(feats)} features drifted "
+                       f"({d.share:.0%} >= {mp.drift_share:.0%}): {', '.join(d.drifted[:8])}")
+    if sd["drifted"]:
+        reasons.append(f"score drift: PSI {sd['psi']:.3f} >= {mp.score_psi_threshold}")
+    if perf and perf["decayed"]:
+        reasons.append(f"decay: {perf['metric']} {perf['now']:.4f} now against {perf['at_training']:.4f} at training "
+                       f"(worse by more than {mp.max_metric_drop})")
+    drifted = data_drift or sd["drifted"]
+    decayed = bool(perf and perf["decayed"])
+    trigger = params.retrain.trigger
+    retrain = {"drift_or_decay": drifted or decayed, "drift": drifted, "decay": decayed, "never": False}[trigger]
+    if not reasons:
+        reasons.append("no drift or decay beyond the policy")
+    verdict.update(status="drift" if drifted or decayed else "ok", data_drift=data_drift,
+                   score_drifted=sd["drifted"], decayed=decayed, retrain=bool(retrain), reasons=reasons)
+    return verdict
+
+
+def slices(params: Params, served, spec: FeatureSpec, ref: Reference, cur: Current, metric: str,
+           cur_scores: np.ndarray, ref_scores: np.ndarray) -> list[dict]:
+    """The metric per group of each evaluate.slices column, at training (holdout) and now."""
+    from mlcycle.stages.features import with_derived
+
+    out = []
+    cur, ref = Current(cur.source, with_derived(cur.frame, spec), cur.labelled), Reference(
+        ref.version, ref.data_md5, spec, ref.train, with_derived(ref.test, spec))
+    for col in params.evaluate.slices:
+        if col not in cur.frame.columns or col not in ref.test.columns:
+            continue
+        groups = cur.frame[col].astype("str").value_counts()
+        for g, n in groups.items():
+            m_cur = (cur.frame[col].astype("str") == g).to_numpy()
+            m_ref = (ref.test[col].astype("str") == g).to_numpy()
+            if n < params.monitor.min_slice_rows or m_ref.sum() < params.monitor.min_slice_rows:
+                continue
+            now = metric_of(spec, served, cur.frame[LABEL][m_cur], cur_scores[m_cur])
+            then = metric_of(spec, served, ref.test[LABEL][m_ref], ref_scores[m_ref])
+            if metric in now and metric in then:
+                change = (now[metric] - then[metric]) * (-1 if metric in scoring.LOWER_IS_BETTER else 1)
+                out.append({"column": col, "group": g, "rows": int(n), "at_training": then[metric],
+                            "now": now[metric], "change": change})
+    return sorted(out, key=lambda r: r["change"])
+
+
+def run(root: Path, params: Params, current: str | None = None, days: float | None = None,
+        model_uri: str | None = None, now: dt.datetime | None = None) -> dict:
+    """Load the model and its reference, read the current data, assess, write the verdict files."""
+    from mlcycle.runtime import tracking
+    from mlcycle.serving import serve
+
+    client, _ = tracking.setup(root, params)
+    uri = model_uri or params.serve.model_uri or f"models:/{params.tracking.model_name}@champion"
+    try:
+        served = serve.load(client, uri)
+    except serve.ServeError as exc:
+        from mlcycle.lifecycle.registry import unresolved_message
+
+        name, alias, _ = serve.parse_uri(uri)
+        raise MonitorError((alias and unresolved_message(client, name, uri, command="monitor"))
+                           or str(exc).replace("serve: ", "monitor: ")) from None
+    ref = reference(root, params, served, params.monitor.reference_max_rows, params.monitor.seed)
+    cur = from_file(root, params, current) if current else from_log(root, params, days, now)
+    verdict = assess(params, served, ref, cur)
+    write(root, verdict)
+    return verdict
+
+
+def write(root: Path, verdict: dict) -> None:
+    from mlcycle.core.paths import Paths
+
+    path = root / VERDICT
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(verdict, indent=2, default=str) + "\n")
+    metrics = {"rows": verdict["current"]["rows"], "retrain": int(verdict["retrain"])}
+    if "drift" in verdict:
+        metrics.update(share_drifted=verdict["drift"]["share_drifted"], drifted_features=len(verdict["drift"]["drifted"]),
+                       score_psi=verdict["score_drift"]["psi"])
+    if verdict.get("performance"):
+        p = verdict["performance"]
+        metrics.update({f"{p['metric']}_now": p["now"], f"{p['metric']}_at_training": p["at_training"]})
+    out = Paths(root).metrics("monitor")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(metrics, indent=2) + "\n")
+
+
+def read_verdict(root: Path) -> dict:
+    path = root / VERDICT
+    if not path.exists():
+        raise MonitorError(f"no verdict at {VERDICT}: the monitor stage did not finish")
+    return json.loads(path.read_text())
+
+
+def summary(verdict: dict) -> str:
+    """A few terminal lines."""
+    m, c = verdict["model"], verdict["current"]
+    lines = [f"monitor: {m['name']} v{m['version']} on {c['source']} ({c['rows']} rows): "
+             f"{verdict['status'].upper()}, retrain: {'yes' if verdict['retrain'] else 'no'}"]
+    if "drift" in verdict:
+        d = verdict["drift"]
+        lines.append(f"  drifted features: {len(d['drifted'])} ({d['share_drifted']:.0%}): {', '.join(d['drifted'][:10]) or '-'}")
+        if d["new_categories"]:
+            lines.append("  new categories: " + "; ".join(f"{k}: {', '.join(map(str, v[:5]))}"
+                                                          for k, v in d["new_categories"].items()))
+        lines.append(f"  score PSI {verdict['score_drift']['psi']:.3f}")
+    p = verdict.get("performance")
+    if p:
+        lines.append(f"  {p['metric']}: {p['now']:.4f} now, {p['at_training']:.4f} at training")
+    lines += [f"  - {r}" for r in verdict["reasons"]]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- figures for the report
+
+def drift_table(verdict: dict) -> pd.DataFrame:
+    cols = pd.DataFrame(verdict["drift"]["columns"])
+    cols["new_categories"] = cols["new_categories"].map(lambda v: ", ".join(map(str, v[:5])))
+    return cols[["column", "kind", "psi", "distance", "p_value", "drifted", "null_ref", "null_cur",
+                 "mean_ref", "mean_cur", "new_categories", "new_share"]]
+
+
+def plot_drift(verdict: dict, threshold: float):
+    import matplotlib.pyplot as plt
+
+    cols = pd.DataFrame(verdict["drift"]["columns"]).sort_values("psi")
+    fig, ax = plt.subplots(figsize=(7, max(2.5, 0.28 * len(cols))))
+    ax.barh(cols["column"], cols["psi"].clip(upper=max(2.0, threshold * 3)),
+            color=np.where(cols["drifted"], "#c0392b", "#7f8c8d"))
+    ax.axvline(threshold, color="k", ls="--", lw=1, label=f"psi_threshold {threshold}")
+    ax.set_xlabel("PSI (current against the champion's training data)")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig

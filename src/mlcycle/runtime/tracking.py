@@ -1,0 +1,361 @@
+"""MLflow tracking for every stage execution, with lineage.
+
+The store: `MLFLOW_TRACKING_URI` when set (a tracking server, for parallel runs), else
+`tracking.uri` from params, else an SQLite store and artifact folder under the *main* workspace's
+`mlruns/`, by absolute path. DVC experiments run in temporary copies under `.dvc/tmp/exps/`; those
+copies resolve to the same main workspace, so every run lands in one store.
+
+One MLflow run per stage execution, nested under one parent run per `dvc repro` (the parent is
+keyed by the DVC process that runs the stages), tagged with the git commit, a dirty flag, the stage
+and the DVC hash of every input and output.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import platform
+import subprocess
+import time
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from mlcycle.core.config import Params
+from mlcycle.core.paths import NOTEBOOKS, Paths
+
+KEY_PACKAGES = ("mlcycle", "pandas", "scikit-learn", "numpy", "mlflow", "dvc", "papermill")
+PIPELINE_TAG = "mlcycle.pipeline_key"
+TRIGGER_ENV = "MLCYCLE_TRIGGER_RUN"  # set by `mlcycle retrain` for the pipeline it runs
+TRIGGER_TAG = "mlcycle.trigger.monitor_run"
+
+
+def main_root(root: Path) -> Path:
+    """The workspace that owns `root`: itself, or the one whose .dvc/tmp/exps holds it."""
+    parts = root.resolve().parts
+    for i in range(len(parts) - 3):
+        if parts[i : i + 3] == (".dvc", "tmp", "exps"):
+            return Path(*parts[:i])
+    return root.resolve()
+
+
+def store_dir(root: Path) -> Path:
+    return main_root(root) / "mlruns"
+
+
+def tracking_uri(root: Path, params: Params) -> str:
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env
+    if params.tracking.uri:
+        return params.tracking.uri
+    return f"sqlite:///{store_dir(root) / 'mlflow.db'}"
+
+
+def setup(root: Path, params: Params):
+    """Point mlflow at the workspace's store; return (client, experiment_id). No work at import."""
+    import logging
+
+    import mlflow
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    uri = tracking_uri(root, params)
+    db = Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+    if db is not None:
+        private_store(db.parent)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    client = mlflow.MlflowClient(uri, uri)
+    exp = client.get_experiment_by_name(params.tracking.experiment)
+    if exp is None:
+        artifacts = None
+        if uri.startswith("sqlite:"):
+            artifacts = (store_dir(root) / "artifacts").as_uri()
+        try:
+            exp_id = client.create_experiment(params.tracking.experiment, artifact_location=artifacts)
+        except Exception:  # created meanwhile by a parallel stage
+            exp_id = client.get_experiment_by_name(params.tracking.experiment).experiment_id
+    else:
+        exp_id = exp.experiment_id
+    if db is not None and db.exists():
+        db.chmod(0o600)  # it holds every run's params, inputs' hashes and the registry
+    return client, exp_id
+
+
+def private_store(folder: Path) -> None:
+    """The local store's folder (database, artifacts, audit log) readable by its owner only: the
+    artifacts hold models and input examples, the prediction-log copies monitoring reads."""
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if folder.stat().st_uid == os.getuid():
+        folder.chmod(0o700)
+
+
+def git_state(root: Path) -> dict[str, str]:
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=20)
+
+    head = git("rev-parse", "HEAD")
+    if head.returncode != 0:
+        return {"mlflow.source.git.commit": "none", "mlcycle.git.dirty": "unknown"}
+    dirty = bool(git("status", "--porcelain", "--untracked-files=no").stdout.strip())
+    return {"mlflow.source.git.commit": head.stdout.strip(), "mlcycle.git.dirty": str(dirty).lower()}
+
+
+def versions() -> dict[str, str]:
+    out = {"mlcycle.python": platform.python_version()}
+    for p in KEY_PACKAGES:
+        try:
+            out[f"mlcycle.version.{p}"] = version(p)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def dvc_process() -> tuple[int, str] | None:
+    """The nearest ancestor process running DVC, as (pid, start time), or None (Linux /proc)."""
+    pid = os.getppid()
+    for _ in range(12):
+        if pid <= 1:
+            return None
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return None
+        fields = stat.rsplit(")", 1)[1].split()
+        names = [Path(c.decode(errors="replace")).name for c in cmd[:3]]
+        if any(n in ("dvc", "dvc.exe") for n in names[:2]) or names[1:3] == ["-m", "dvc"]:  # dvc, python dvc, python -m dvc
+            return pid, fields[19]
+        pid = int(fields[1])
+    return None
+
+
+def pipeline_key() -> str | None:
+    """What groups the stage runs of one pipeline execution: $MLCYCLE_PIPELINE_KEY or the DVC process."""
+    if os.environ.get("MLCYCLE_PIPELINE_KEY"):
+        return os.environ["MLCYCLE_PIPELINE_KEY"]
+    proc = dvc_process()
+    return f"{platform.node()}:{proc[0]}:{proc[1]}" if proc else None
+
+
+def parent_run(client, exp_id: str, key: str, tags: dict[str, str]) -> str:
+    """The parent run of this pipeline execution, created by its first stage."""
+    found = client.search_runs([exp_id], filter_string=f"tags.`{PIPELINE_TAG}` = '{key}'", max_results=1)
+    if found:
+        return found[0].info.run_id
+    run = client.create_run(exp_id, tags={PIPELINE_TAG: key, "mlflow.runName": "pipeline", **tags})
+    return run.info.run_id
+
+
+def dvc_hashes(root: Path, stage: str, kinds: tuple[str, ...] = ("deps", "outs")) -> dict[str, dict[str, str]]:
+    """DVC's own hash (md5, `.dir` for folders) of each file input and/or output of `stage`."""
+    out: dict[str, dict[str, str]] = {k: {} for k in kinds}
+    try:
+        from dvc.repo import Repo
+
+        with Repo(str(root)) as repo:
+            st = repo.stage.collect(stage)[0]
+            for kind, items in (("deps", st.deps), ("outs", st.outs)):
+                if kind not in kinds:
+                    continue
+                for o in items:
+                    if getattr(o, "hash_name", "") == "params" or not o.exists:
+                        continue
+                    out[kind][str(o.def_path)] = o.get_hash().value
+    except Exception as exc:  # lineage must never fail a stage; say why it is missing
+        out["error"] = {"dvc": f"{type(exc).__name__}: {exc}"[:200]}
+    return out
+
+
+def flatten(d: dict, prefix: str = "") -> dict[str, object]:
+    flat = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            flat.update(flatten(v, f"{key}."))
+        else:
+            flat[key] = v
+    return flat
+
+
+class TrackingHook:
+    """Runner hook: one MLflow run per stage execution (see module docstring)."""
+
+    def __init__(self, sections: tuple[str, ...] | None = None):
+        self.sections = sections
+        self.run_id: str | None = None
+        self.prepared = False
+
+    def prepare(self, run) -> None:
+        """What records nothing: open the store, read git and the inputs' DVC hashes. Runs while
+        the runner checks the stage and the kernel executes the notebook: inputs do not change."""
+        self.client, self.exp_id = setup(run.root, run.params)
+        self.git = git_state(run.root)
+        self.deps = dvc_hashes(run.root, run.stage, ("deps",)) if run.stage in NOTEBOOKS else {}
+        self.prepared = True
+
+    def start(self, run) -> None:
+        """Create this stage's run (and the pipeline's parent run, for the first stage)."""
+        if not self.prepared:
+            self.prepare(run)
+        base = {**self.git, **versions(), "mlcycle.stage": run.stage,
+                "mlflow.user": getpass.getuser(), "mlflow.source.name": f"notebooks/{run.notebook.name}",
+                "mlflow.source.type": "NOTEBOOK",
+                "mlcycle.tracking.process": os.environ.get("MLCYCLE_TRACKING_PROCESS", "forked")}
+        exp_name = os.environ.get("DVC_EXP_NAME")
+        if exp_name:
+            base["mlcycle.dvc_experiment"] = exp_name
+        trigger = os.environ.get(TRIGGER_ENV)
+        if trigger:  # a retraining started by `mlcycle retrain`: the monitor run that called for it
+            base[TRIGGER_TAG] = trigger
+        tags = {**base, "mlflow.runName": run.stage}
+        key = pipeline_key()
+        self.parent_id = None
+        if key:
+            shared = {k: v for k, v in base.items() if k not in ("mlcycle.stage", "mlflow.source.name", "mlcycle.tracking.process")}
+            self.parent_id = parent_run(self.client, self.exp_id, key, shared)
+            tags["mlflow.parentRunId"] = self.parent_id
+        self.run_id = self.client.create_run(self.exp_id, tags=tags).info.run_id
+        run.tracking_run_id = self.run_id
+
+    def end(self, run) -> None:
+        from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
+
+        c, rid = self.client, self.run_id
+        paths = Paths(run.root)
+        sections = self.sections or stage_sections(run.stage)
+        dump = run.params.dump()
+        params = flatten({s: dump[s] for s in sections if s in dump})
+        c.log_batch(rid, params=[Param(k, json.dumps(v) if isinstance(v, list | dict) else str(v)[:6000])
+                                 for k, v in params.items()])
+        metrics_file = paths.metrics(run.stage)
+        if metrics_file.exists():
+            flat = flatten(json.loads(metrics_file.read_text()))
+            now = int(time.time() * 1000)
+            nums = [Metric(k, float(v), now, 0) for k, v in flat.items()
+                    if isinstance(v, int | float) and not isinstance(v, bool)]
+            if nums:
+                c.log_batch(rid, metrics=nums)
+        outs = dvc_hashes(run.root, run.stage, ("outs",)) if run.stage in NOTEBOOKS else {}
+        hashes = {**self.deps, **outs}
+        if "error" in self.deps:
+            hashes["error"] = {**self.deps["error"], **hashes.get("error", {})}
+        tags = [RunTag(f"mlcycle.dvc.{kind}.{path}"[:250], h) for kind, items in hashes.items() for path, h in items.items()]
+        tags += [RunTag("mlcycle.seconds", json.dumps({k: round(v, 2) for k, v in run.seconds.items()}))]
+        c.log_batch(rid, tags=tags)
+        inputs = [DatasetInput(Dataset(name=path, digest=h[:36], source_type="local",
+                                       source=json.dumps({"uri": path, "dvc_md5": h})),
+                               tags=[InputTag("mlflow.data.context", "stage input")])
+                  for path, h in hashes.get("deps", {}).items() if not path.endswith((".py", ".ipynb"))]
+        if inputs:
+            c.log_inputs(rid, datasets=inputs)
+        for f in (run.executed, run.html):
+            if f.exists():
+                c.log_artifact(rid, str(f), "report")
+        figs = paths.figures(run.stage)
+        if figs.exists():
+            c.log_artifacts(rid, str(figs), "figures")
+        if run.error:
+            c.set_tag(rid, "mlcycle.error", run.error[:5000])
+        if run.stage == "train" and run.status == "FINISHED":
+            self.log_search(run)
+            self.register(run, hashes)
+        if run.stage == "evaluate" and run.status == "FINISHED":
+            self.attach_card(run)
+        if run.stage == "monitor" and run.status == "FINISHED":
+            self.link_monitor(run)
+        status = "FAILED" if run.status == "FAILED" else "FINISHED"
+        c.set_terminated(rid, status)
+        if self.parent_id:  # the pipeline run ends with its latest stage, FAILED if that one failed
+            c.set_terminated(self.parent_id, status)
+
+    def log_search(self, run) -> None:
+        """The model selection: the chosen values as `selected.*` params, and each trial as a nested run."""
+        from mlflow.entities import Metric, Param, RunTag
+
+        path = Paths(run.root).search
+        if not path.exists():
+            return
+        doc = json.loads(path.read_text())
+        c, rid = self.client, self.run_id
+        c.log_batch(rid, params=[Param(f"selected.{k}", str(v)) for k, v in doc["chosen"].items()],
+                    tags=[RunTag("mlcycle.model_family", doc["chosen"]["model"]),
+                          RunTag("mlcycle.search.method", doc["method"])])
+        metric = f"{doc['scored_by']}_{doc['score']}"
+        status = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
+        for t in doc["trials"]:
+            tags = {"mlflow.parentRunId": rid, "mlflow.runName": f"trial {t['number']} {t['model']}",
+                    "mlcycle.stage": "train.search", "mlcycle.trial": str(t["number"]),
+                    "mlcycle.trial.state": t["state"], "mlcycle.search.method": doc["method"],
+                    "mlcycle.best_trial": str(t["number"] == doc["best_trial"]).lower()}
+            if t["error"]:
+                tags["mlcycle.error"] = t["error"]
+            child = c.create_run(self.exp_id, start_time=t["start_ms"], tags=tags).info.run_id
+            metrics = [Metric(f"fold_{metric}", v, t["end_ms"], i) for i, v in enumerate(t["fold_scores"])]
+            if t["score"] is not None:
+                metrics.append(Metric(metric, t["score"], t["end_ms"], 0))
+            c.log_batch(child, metrics=metrics,
+                        params=[Param("model", t["model"])] + [Param(k, str(v)) for k, v in t["params"].items()])
+            c.set_terminated(child, status.get(t["state"], "FINISHED"), end_time=t["end_ms"])
+
+    def attach_card(self, run) -> None:
+        """The evaluation records and the model card: artifacts of the evaluate run, linked from
+        the model version it judged (tags `model_card`, `model_card.run_id`)."""
+        from mlcycle.lifecycle import card
+
+        paths = Paths(run.root)
+        for f in (paths.fairness, paths.explanations):
+            if f.exists():
+                self.client.log_artifact(self.run_id, str(f), "evaluation")
+        files = [paths.model_card(k) for k in ("json", "html", "md")]
+        reg = json.loads(paths.registered.read_text()) if paths.registered.exists() else {}
+        if reg.get("version") and all(f.exists() for f in files):
+            card.attach(self.client, reg["name"], reg["version"], self.run_id, files)
+
+    def link_monitor(self, run) -> None:
+        """The verdict as an artifact and tags of the monitor run; the model version it judged points back."""
+        from mlcycle.monitoring import monitor
+
+        path = run.root / monitor.VERDICT
+        if not path.exists():
+            return
+        v = json.loads(path.read_text())
+        self.client.log_artifact(self.run_id, str(path), "monitor")
+        m = v["model"]
+        tags = {"mlcycle.monitor.model": str(m.get("name")), "mlcycle.monitor.model_version": str(m.get("version")),
+                "mlcycle.monitor.status": v["status"], "mlcycle.monitor.retrain": str(v["retrain"]).lower(),
+                "mlcycle.monitor.source": v["current"]["source"][:250]}
+        for k, val in tags.items():
+            self.client.set_tag(self.run_id, k, val)
+        if m.get("name") and m.get("version"):
+            self.client.set_model_version_tag(m["name"], m["version"], "monitor.last_run_id", self.run_id)
+            self.client.set_model_version_tag(m["name"], m["version"], "monitor.last_verdict",
+                                              f"{v['status']}; retrain {'yes' if v['retrain'] else 'no'}")
+        v["mlflow_run_id"] = self.run_id
+        path.write_text(json.dumps(v, indent=2, default=str) + "\n")
+
+    def register(self, run, hashes) -> None:
+        """Register the trained model; write models/registered.json for the evaluate stage's gate."""
+        from mlcycle.lifecycle import registry
+
+        paths = Paths(run.root)
+        git = self.git
+        name = run.params.tracking.model_name
+        tags = {"git_commit": git["mlflow.source.git.commit"], "git_dirty": git["mlcycle.git.dirty"],
+                "data_md5": hashes.get("deps", {}).get("data/processed", ""), "stage_run_id": self.run_id}
+        if os.environ.get(TRIGGER_ENV):
+            tags["trigger_monitor_run"] = os.environ[TRIGGER_ENV]
+        version = registry.register(self.client, name, self.run_id, paths.model, tags)
+        paths.registered.write_text(json.dumps({"name": name, "version": version, "run_id": self.run_id}, indent=2) + "\n")
+
+
+def stage_sections(stage: str) -> tuple[str, ...]:
+    """The params sections a stage reads (as dvc.yaml lists them)."""
+    return {
+        "ingest": ("ingest",), "validate": ("data", "validate"), "eda": ("data", "eda"),
+        "features": ("data", "features", "split"), "train": ("train",), "evaluate": ("evaluate", "gate"),
+        "monitor": ("monitor", "retrain"),
+    }.get(stage, ())
+
+

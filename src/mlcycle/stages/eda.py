@@ -1,0 +1,183 @@
+"""Stage `eda`: tables and figures that describe the input table and its label.
+
+Each plot function takes a frame and returns a matplotlib Figure; the notebook shows it and
+`save` keeps it under reports/figures/eda/.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+
+def overview(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per column: dtype, nulls, distinct values and an example value."""
+    rows = []
+    for c in df.columns:
+        s = df[c]
+        nonnull = s.dropna()
+        rows.append({
+            "column": c, "dtype": str(s.dtype), "nulls": int(s.isna().sum()),
+            "null_share": round(float(s.isna().mean()), 4) if len(s) else 0.0,
+            "distinct": int(nonnull.nunique()), "example": str(nonnull.iloc[0])[:40] if len(nonnull) else "",
+        })
+    return pd.DataFrame(rows)
+
+
+def sample(df: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    return df if n == 0 or len(df) <= n else df.sample(n=n, random_state=seed)
+
+
+def numeric_columns(df: pd.DataFrame, exclude: set[str]) -> list[str]:
+    return [c for c in df.columns if c not in exclude and pd.api.types.is_numeric_dtype(df[c])
+            and not pd.api.types.is_bool_dtype(df[c])]
+
+
+def categorical_columns(df: pd.DataFrame, exclude: set[str], max_distinct: int = 200) -> list[str]:
+    return [c for c in df.columns if c not in exclude and not pd.api.types.is_numeric_dtype(df[c])
+            and not pd.api.types.is_datetime64_any_dtype(df[c]) and df[c].nunique() <= max_distinct]
+
+
+def plot_missing(df: pd.DataFrame) -> Figure | None:
+    share = df.isna().mean()
+    share = share[share > 0].sort_values()
+    if share.empty:
+        return None
+    fig = Figure(figsize=(7, 0.3 * len(share) + 1.2))
+    ax = fig.subplots()
+    ax.barh(share.index.astype(str), share.to_numpy(), color="#c0504d")
+    ax.set_xlabel("share of rows missing")
+    ax.set_title("Missing values by column")
+    fig.tight_layout()
+    return fig
+
+
+def plot_label(y: pd.Series, task: str, name: str) -> Figure:
+    fig = Figure(figsize=(6, 3.2))
+    ax = fig.subplots()
+    if task == "regression":
+        ax.hist(y.dropna().to_numpy(dtype=float), bins=50, color="#4f81bd")
+        ax.set_xlabel(name)
+    else:
+        counts = y.value_counts().sort_index()
+        ax.bar(counts.index.astype(str), counts.to_numpy(), color="#4f81bd")
+        for i, v in enumerate(counts.to_numpy()):
+            ax.annotate(f"{v / counts.sum():.1%}", (i, v), ha="center", va="bottom", fontsize=8)
+        ax.set_xlabel(name)
+    ax.set_ylabel("rows")
+    ax.set_title(f"Label: {name}")
+    fig.tight_layout()
+    return fig
+
+
+def small_multiples(columns: list[str], ncol: int, width: float, height: float, draw, title: str) -> Figure | None:
+    """One small panel per column, `ncol` per row; draw(ax, column) fills a panel."""
+    if not columns:
+        return None
+    n = len(columns)
+    ncol = min(ncol, n)
+    nrow = int(np.ceil(n / ncol))
+    fig = Figure(figsize=(width * ncol, height * nrow))
+    axes = np.atleast_1d(fig.subplots(nrow, ncol)).ravel()
+    for ax, c in zip(axes, columns, strict=False):
+        draw(ax, c)
+        ax.set_title(c, fontsize=9)
+        ax.tick_params(labelsize=7)
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_numeric(df: pd.DataFrame, columns: list[str]) -> Figure | None:
+    def draw(ax, c):
+        v = df[c].dropna().to_numpy(dtype=float)
+        if len(v):
+            lo, hi = np.quantile(v, [0.005, 0.995])
+            ax.hist(np.clip(v, lo, hi), bins=40, color="#4f81bd")
+
+    return small_multiples(columns, 4, 3.2, 2.4, draw,
+                           "Numeric distributions (clipped at the 0.5% and 99.5% quantiles)")
+
+
+def label_rate(df: pd.DataFrame, column: str, label: pd.Series, top: int) -> pd.DataFrame:
+    """Rows and mean label per category of `column` (the `top` most frequent)."""
+    g = pd.DataFrame({"cat": df[column].astype("str").fillna("(missing)"), "y": label.astype(float)})
+    table = g.groupby("cat", observed=True)["y"].agg(rows="size", label_mean="mean")
+    return table.sort_values("rows", ascending=False).head(top)
+
+
+def plot_label_by_category(df: pd.DataFrame, columns: list[str], label: pd.Series, top: int, name: str) -> Figure | None:
+    def draw(ax, c):
+        t = label_rate(df, c, label, top).sort_values("label_mean")
+        ax.barh(t.index.astype(str), t["label_mean"].to_numpy(), color="#9bbb59")
+
+    return small_multiples(columns, 3, 4.2, 2.8, draw, f"{name}, by category (the {top} most frequent)")
+
+
+def correlations(df: pd.DataFrame, columns: list[str], label: pd.Series) -> pd.DataFrame:
+    frame = df[columns].astype(float).assign(__label__=label.astype(float).to_numpy())
+    return frame.corr(method="spearman")
+
+
+def plot_correlations(corr: pd.DataFrame) -> Figure | None:
+    if corr.shape[0] < 2:
+        return None
+    k = corr.shape[0]
+    fig = Figure(figsize=(0.45 * k + 2.5, 0.45 * k + 2))
+    ax = fig.subplots()
+    im = ax.imshow(corr.to_numpy(), cmap="RdBu_r", vmin=-1, vmax=1)
+    labels = [("label" if c == "__label__" else c) for c in corr.columns]
+    ax.set_xticks(range(k), labels, rotation=90, fontsize=7)
+    ax.set_yticks(range(k), labels, fontsize=7)
+    fig.colorbar(im, ax=ax, shrink=0.7)
+    ax.set_title("Spearman correlations")
+    fig.tight_layout()
+    return fig
+
+
+def trend(df: pd.DataFrame, time_column: str, label: pd.Series, freq: str = "W") -> pd.DataFrame:
+    g = pd.DataFrame({"t": df[time_column], "y": label.astype(float).to_numpy()})
+    return g.set_index("t").resample(freq)["y"].agg(rows="size", label_mean="mean")
+
+
+def plot_trend(table: pd.DataFrame, name: str) -> Figure:
+    fig = Figure(figsize=(8, 3.2))
+    ax = fig.subplots()
+    ax.plot(table.index, table["label_mean"], color="#c0504d")
+    ax.set_ylabel("rate")
+    ax2 = ax.twinx()
+    ax2.bar(table.index, table["rows"], width=5, alpha=0.25, color="#4f81bd")
+    ax2.set_ylabel("rows")
+    ax.set_title(f"{name}, weekly")
+    fig.tight_layout()
+    return fig
+
+
+def save(fig: Figure | None, folder: Path, name: str) -> Path | None:
+    if fig is None:
+        return None
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
+    fig.savefig(path, dpi=90, metadata={"Software": None})
+    return path
+
+
+def numeric_label(label: pd.Series, task: str, positive_class=None, name: str = "label") -> tuple[pd.Series, str]:
+    """The label as numbers for rates, correlations and trends, and a title saying what its mean is.
+
+    Regression: the value itself. Binary: 1 for the positive class. Multiclass: 1 for the rarest
+    class (the one a model most often misses).
+    """
+    if task == "regression":
+        return label.astype("float64"), f"mean of {name}"
+    from mlcycle.stages.features import classes_of
+
+    _, positive = classes_of(label, positive_class)
+    if positive is None:
+        positive = label.value_counts().idxmin()
+    return label.eq(positive).astype("float64"), f"share of rows with {name} = {positive!r}"

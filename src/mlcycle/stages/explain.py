@@ -1,0 +1,216 @@
+"""Explanations (stage `evaluate`, and `mlcycle explain`): which features the model relies on.
+
+- Permutation importance on a sample of the holdout (scikit-learn's `permutation_importance`: how
+  much the holdout score drops when one feature's values are shuffled), on the raw input columns
+  the Pipeline takes, so a categorical column counts once.
+- Partial dependence of the top features (scikit-learn's `partial_dependence`: the average
+  prediction as one feature is set to each value of a grid).
+- Contributions for single rows: for each feature, the row's predicted score minus the average
+  score when that feature alone takes values drawn from the training rows (the rest of the row
+  kept). Positive: this value pushes the score up compared with a typical value. One feature at a
+  time, so contributions do not add up to the prediction exactly (unlike SHAP values); they need
+  nothing but the model's own predict and work for any Pipeline.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from mlcycle.core.errors import DataError
+from mlcycle.core.scoring import scores
+
+
+def scoring(task: str, binary: bool) -> str:
+    """The holdout score permutation importance measures the drop of."""
+    if task == "regression":
+        return "neg_root_mean_squared_error"
+    return "roc_auc" if binary else "neg_log_loss"
+
+
+def sample(X: pd.DataFrame, y, n: int, seed: int):
+    """At most n rows of (X, y), drawn without replacement, in their original order."""
+    if len(X) <= n:
+        return X, np.asarray(y)
+    rows = np.sort(np.random.default_rng(seed).choice(len(X), n, replace=False))
+    return X.iloc[rows], np.asarray(y)[rows]
+
+
+def permutation_importance(model, X: pd.DataFrame, y, task: str, binary: bool, rows: int, seed: int,
+                           repeats: int = 5) -> pd.DataFrame:
+    """Mean and standard deviation of the score drop per feature, most important first."""
+    from sklearn.inspection import permutation_importance as pi
+
+    Xs, ys = sample(X, y, rows, seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = pi(model, Xs, ys, scoring=scoring(task, binary), n_repeats=repeats, random_state=seed)
+    out = pd.DataFrame({"feature": list(X.columns), "importance": r.importances_mean, "std": r.importances_std})
+    out["rank"] = out["importance"].rank(ascending=False, method="first").astype(int)
+    out.attrs["scoring"] = scoring(task, binary)
+    out.attrs["rows"] = len(Xs)
+    return out.sort_values("rank").reset_index(drop=True)
+
+
+def partial_dependence(model, X: pd.DataFrame, features: list[str], categorical: list[str], task: str,
+                       rows: int, seed: int, grid: int = 20) -> dict[str, pd.DataFrame]:
+    """feature -> the average prediction over a grid of its values (a column per class for multiclass)."""
+    from sklearn.inspection import partial_dependence as pd_
+
+    Xs, _ = sample(X, np.zeros(len(X)), rows, seed)
+    # scikit-learn's grid needs floats: integer columns are varied as floats (the model reads both)
+    ints = [c for c in features if pd.api.types.is_integer_dtype(Xs[c])]
+    Xs = Xs.astype({c: "float64" for c in ints}) if ints else Xs
+    out = {}
+    for f in features:
+        cat = f in categorical
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            # categories: the most frequent ones (sklearn cannot sort a column mixing text and NaN)
+            custom = {f: np.array(Xs[f].dropna().value_counts().index[:grid].tolist(), dtype=object)} if cat else None
+            r = pd_(model, Xs, [f], kind="average", grid_resolution=grid,
+                    categorical_features=[f] if cat else None, custom_values=custom,
+                    response_method="auto" if task == "regression" else "predict_proba")
+        avg = np.atleast_2d(r["average"])
+        frame = pd.DataFrame({"value": r["grid_values"][0]})
+        if avg.shape[0] == 1:
+            frame["prediction"] = avg[0]
+        else:
+            for k in range(avg.shape[0]):
+                frame[f"class_{k}"] = avg[k]
+        frame.attrs["categorical"] = cat
+        out[f] = frame
+    return out
+
+
+def pdp_candidates(importance: pd.DataFrame, spec) -> list[str]:
+    """Input columns in order of importance that a partial-dependence grid can vary (not dates)."""
+    return [f for f in importance["feature"] if spec.kinds.get(f) not in ("time", "datetime")]
+
+
+def categorical_inputs(spec) -> list[str]:
+    """Input columns whose values are categories (text or true/false) rather than numbers."""
+    return [c for c in spec.inputs if spec.kinds.get(c) in ("category", "boolean")]
+
+
+def plot_importance(table: pd.DataFrame, top: int = 15):
+    from matplotlib.figure import Figure
+
+    t = table.head(top).iloc[::-1]
+    fig = Figure(figsize=(7, 0.3 * len(t) + 1.2))
+    ax = fig.subplots()
+    ax.barh(t["feature"], t["importance"], xerr=t["std"], color="#4c72b0")
+    ax.set(xlabel=f"drop in {table.attrs.get('scoring', 'score')} when shuffled",
+           title=f"Permutation importance ({table.attrs.get('rows', '?'):,} holdout rows)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_partial_dependence(curves: dict[str, pd.DataFrame], ylabel: str):
+    from matplotlib.figure import Figure
+
+    k = max(len(curves), 1)
+    fig = Figure(figsize=(4 * k, 3.4))
+    axes = np.atleast_1d(fig.subplots(1, k))
+    for ax, (f, c) in zip(axes, curves.items(), strict=False):
+        ys = [col for col in c.columns if col != "value"]
+        if c.attrs.get("categorical"):
+            x = np.arange(len(c))
+            ax.bar(x, c[ys[0]], color="#4c72b0")
+            ax.set_xticks(x, [str(v) for v in c["value"]], rotation=60, fontsize=7)
+        else:
+            for col in ys:
+                ax.plot(c["value"], c[col], label=None if col == "prediction" else col)
+            if len(ys) > 1:
+                ax.legend(fontsize=7)
+        ax.set(xlabel=f, ylabel=ylabel, title=f"Partial dependence: {f}")
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------- single rows
+
+def contributions(model, row: pd.DataFrame, background: pd.DataFrame, task: str,
+                  n_background: int = 200, seed: int = 0) -> pd.DataFrame:
+    """Per feature: the row's value and its contribution (score minus the average score with that
+    feature replaced by background values), largest magnitude first. `row`: one row, the model's
+    input columns; `background`: rows of the training table."""
+    if len(row) != 1:
+        raise ValueError(f"contributions explain one row at a time, got {len(row)}")
+    features = list(background.columns)
+    bg = background.sample(n=min(n_background, len(background)), random_state=seed).reset_index(drop=True)
+    def f(X: pd.DataFrame) -> np.ndarray:
+        return np.asarray(scores(model, X, task), dtype=float)
+
+    base = f(row)
+    cls = None
+    if base.ndim == 2:  # multiclass: the predicted class's probability
+        cls = int(base[0].argmax())
+        base = base[:, cls]
+    batch = pd.concat([row] * (len(bg) * len(features)), ignore_index=True)
+    for j, c in enumerate(features):
+        batch.loc[j * len(bg):(j + 1) * len(bg) - 1, c] = bg[c].to_numpy()
+    for c, dtype in background.dtypes.items():
+        try:
+            batch[c] = batch[c].astype(dtype)
+        except (TypeError, ValueError):  # e.g. a missing value in an integer column: keep it as it is
+            pass
+    perturbed = f(batch)
+    if cls is not None:
+        perturbed = perturbed[:, cls]
+    means = perturbed.reshape(len(features), len(bg)).mean(axis=1)
+    out = pd.DataFrame({"feature": features, "value": [row.iloc[0][c] for c in features],
+                        "contribution": float(base[0]) - means})
+    out = out.reindex(out["contribution"].abs().sort_values(ascending=False, kind="stable").index)
+    out.attrs.update(score=float(base[0]), predicted_class=cls)
+    return out.reset_index(drop=True)
+
+
+def rows_from(text: str | None, file: str | None) -> pd.DataFrame:
+    """Rows to explain: a JSON object (or list of objects), or a CSV / Parquet file."""
+    if text:
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"--row is not valid JSON ({exc}); e.g. --row '{{\"carrier\": \"UA\", \"distance\": 1400}}'") from None
+        return pd.DataFrame(doc if isinstance(doc, list) else [doc])
+    if file:
+        from mlcycle.core.tables import read_table
+
+        return read_table(file)
+    raise DataError("give a row with --row '{json}' or a file with --file rows.csv")
+
+
+def prepare(rows: pd.DataFrame, background: pd.DataFrame) -> pd.DataFrame:
+    """Rows in the model's input columns and types; a missing feature is an error naming it."""
+    missing = [c for c in background.columns if c not in rows.columns]
+    if missing:
+        raise DataError(f"the row lacks the model's features {missing}; the model takes: {list(background.columns)}")
+    out = rows[list(background.columns)].copy()
+    for c, dtype in background.dtypes.items():
+        if pd.api.types.is_bool_dtype(dtype):
+            out[c] = out[c].map({True: True, False: False, "true": True, "false": False, "True": True, "False": False})
+        elif pd.api.types.is_numeric_dtype(dtype):
+            num = pd.to_numeric(out[c], errors="coerce")
+            out[c] = num.astype(dtype) if pd.api.types.is_float_dtype(dtype) or num.notna().all() else num
+        elif pd.api.types.is_datetime64_any_dtype(dtype):
+            out[c] = pd.to_datetime(out[c], utc=True, format="ISO8601").dt.tz_localize(None).astype(dtype)
+        else:
+            out[c] = out[c].astype("str")
+    return out.reset_index(drop=True)
+
+
+def write(importance: pd.DataFrame, curves: dict[str, pd.DataFrame], path) -> None:
+    """reports/explanations.json: the importance table and the partial-dependence curves."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc = {"scoring": importance.attrs.get("scoring"), "rows": importance.attrs.get("rows"),
+           "importance": [{"rank": int(r["rank"]), "feature": str(r["feature"]),
+                           "importance": round(float(r["importance"]), 6), "std": round(float(r["std"]), 6)}
+                          for _, r in importance.iterrows()],
+           "pdp_features": list(curves),
+           "partial_dependence": {f: json.loads(c.to_json(orient="records", double_precision=6))
+                                  for f, c in curves.items()}}
+    path.write_text(json.dumps(doc, indent=1) + "\n")

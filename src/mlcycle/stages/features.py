@@ -1,0 +1,416 @@
+"""Stage `features`: from the validated input table to the train/valid/test tables.
+
+Order of work: label -> enrichment (an optional hook, `features.enrich`: columns from other tables or
+rows, e.g. the flights example's weather and recent departures) -> leakage and id columns set aside ->
+split. The tables keep the model's inputs as the source has them; what is derived from a row (numbers
+as floats, booleans as 0/1, categories as text, calendar parts of the time column and of other dates)
+is computed by `RowFeatures`, the first step of the model itself, so the served model takes the rows
+users have. Every function takes frames and params and returns new frames; inputs are never mutated.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+
+from mlcycle.core import plugins
+from mlcycle.core.config import DataParams, FeaturesParams, SplitParams
+from mlcycle.core.errors import DataError
+from mlcycle.core.tables import client_type
+
+LABEL = "__label__"  # never a user's column name; renamed back to data.target on write
+DATE_PARTS = ["year", "month", "day_of_week"]  # of date columns other than the time column
+
+
+@dataclass
+class FeatureSpec:
+    """What the train stage needs to know about the feature tables (written as features.json)."""
+
+    target: str
+    task: str
+    label: str = ""  # the label column's name in the processed tables
+    numeric: list[str] = field(default_factory=list)  # derived features the estimator sees
+    categorical: list[str] = field(default_factory=list)
+    time_column: str | None = None
+    id_columns: list[str] = field(default_factory=list)
+    classes: list = field(default_factory=list)
+    positive_class: object = None
+    label_rule: str = ""
+    inputs: list[str] = field(default_factory=list)  # source columns the model takes (requests send these)
+    kinds: dict[str, str] = field(default_factory=dict)  # input -> numeric | boolean | datetime | category | time
+    input_types: dict[str, str] = field(default_factory=dict)  # MLflow type of each input and passthrough column
+    passthrough: list[str] = field(default_factory=list)  # accepted in requests and logged, not used (ids, aside, ...)
+    calendar: list[str] = field(default_factory=list)  # parts of the time column the model uses
+    time_format: str | None = None
+    time_unit: str | None = None
+    provided_at_prediction: list[str] = field(default_factory=list)  # inputs an enrichment hook adds
+    enrichment: str = ""  # what the hook does (its docstring's first paragraph)
+
+    def __post_init__(self) -> None:
+        if not self.inputs:  # a spec from before the model derived its own features: inputs were the features
+            self.inputs = self.features
+            self.kinds = {**{c: "numeric" for c in self.numeric}, **{c: "category" for c in self.categorical}}
+        if not self.input_types:
+            types = {"numeric": "double", "category": "string", "boolean": "boolean", "datetime": "datetime"}
+            self.input_types = {c: types.get(self.kinds.get(c), "string") for c in self.inputs}
+
+    @property
+    def features(self) -> list[str]:
+        return [*self.numeric, *self.categorical]
+
+    def to_json(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(asdict(self), indent=2, default=_plain) + "\n")
+
+    @classmethod
+    def from_json(cls, path: Path) -> FeatureSpec:
+        doc = json.loads(path.read_text())
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in doc.items() if k in known})
+
+
+def _plain(v):
+    if isinstance(v, np.generic):
+        return v.item()
+    raise TypeError(type(v))
+
+
+# ---------------------------------------------------------------- label
+
+def make_label(df: pd.DataFrame, data: DataParams) -> tuple[pd.DataFrame, dict]:
+    """Rows with a target, and the label column LABEL. Returns (frame, info)."""
+    y = df[data.target]
+    keep = y.notna()
+    out = df.loc[keep].copy()
+    info = {"rows_in": len(df), "rows_without_target": int((~keep).sum())}
+    if data.task == "regression":
+        out[LABEL] = out[data.target].astype("float64")
+        info["rule"] = f"{data.target} (numeric)"
+    elif data.threshold is not None:
+        out[LABEL] = (out[data.target] >= data.threshold).astype("int64")
+        info["rule"] = f"{data.target} >= {data.threshold:g}"
+    else:
+        lab = out[data.target]
+        if pd.api.types.is_bool_dtype(lab):
+            lab = lab.astype("int64")
+        elif not pd.api.types.is_numeric_dtype(lab):
+            lab = lab.astype("str")
+        out[LABEL] = lab
+        info["rule"] = f"{data.target} (classes)"
+    info["rows_out"] = len(out)
+    return out, info
+
+
+def label_name(data: DataParams) -> str:
+    """The label's column name: the target's, or e.g. `arr_delay>=15` when a threshold makes it."""
+    return data.target if data.threshold is None else f"{data.target}>={data.threshold:g}"
+
+
+def classes_of(label: pd.Series, positive_class=None) -> tuple[list, object]:
+    """Sorted class values and the positive class (binary only: given, or the last sorted)."""
+    classes = sorted(pd.unique(label).tolist(), key=lambda v: (str(type(v)), v))
+    if len(classes) != 2:
+        return classes, None
+    if positive_class is not None:
+        return classes, positive_class
+    return classes, classes[-1]
+
+
+# ---------------------------------------------------------------- enrichment (a hook)
+
+def enrichment(params: FeaturesParams, root: Path):
+    """(hook, {name: table}) of `features.enrich`, or (None, {}) when there is none."""
+    from mlcycle.core.tables import read_table
+
+    e = params.enrich
+    if not e.hook:
+        return None, {}
+    hook = plugins.load(e.hook, root, "features.enrich.hook")
+    tables = {}
+    for name, rel in e.tables.items():
+        path = Path(rel) if Path(rel).is_absolute() else Path(root) / rel
+        tables[name] = read_table(path, what=f"features.enrich.tables.{name}", shown=rel)
+    return hook, tables
+
+
+def enrich(table: pd.DataFrame, hook, tables: dict[str, pd.DataFrame], params: FeaturesParams) -> tuple[pd.DataFrame, list[str]]:
+    """The hook's table and the columns it added; DataError when it broke the contract."""
+    out = hook(table, tables, dict(params.enrich.params))
+    where = f"features.enrich.hook {params.enrich.hook}"
+    if not isinstance(out, pd.DataFrame):
+        raise DataError(f"{where} must return a DataFrame, got {type(out).__name__}")
+    if len(out) != len(table) or not out.index.equals(table.index):
+        raise DataError(f"{where} changed the rows ({len(table):,} in, {len(out):,} out); it must keep every row, "
+                        "in order, with its index")
+    lost = [c for c in table.columns if c not in out.columns]
+    if lost:
+        raise DataError(f"{where} removed the columns {lost}; list columns to leave out in data.drop_columns instead")
+    return out, [c for c in out.columns if c not in table.columns]
+
+
+# ---------------------------------------------------------------- row-level features (inside the model)
+
+def calendar(df: pd.DataFrame, column: str, parts: list[str], prefix: str = "") -> pd.DataFrame:
+    """Numeric calendar parts of a datetime column, as new columns named `<prefix><part>`."""
+    t = df[column]
+    get = {
+        "year": lambda: t.dt.year,
+        "month": lambda: t.dt.month,
+        "day_of_week": lambda: t.dt.day_of_week,
+        "day_of_year": lambda: t.dt.day_of_year,
+        "hour": lambda: t.dt.hour,
+    }
+    return pd.DataFrame({f"{prefix}{p}": get[p]().astype("float64") for p in parts}, index=df.index)
+
+
+def _is_boolish(s: pd.Series) -> bool:
+    if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_datetime64_any_dtype(s):
+        return False
+    vals = set(s.dropna().unique().tolist())
+    return bool(vals) and vals <= {True, False, "True", "False", "true", "false"}
+
+
+def kind_of(s: pd.Series) -> str:
+    """How a source column becomes features: boolean (0/1), datetime (calendar parts), numeric, category."""
+    if _is_boolish(s):
+        return "boolean"
+    sent = client_type(s)  # boolean | datetime | long | double | string
+    return {"long": "numeric", "double": "numeric", "string": "category"}.get(sent, sent)
+
+
+_BOOL = {True: 1.0, False: 0.0, "True": 1.0, "False": 0.0, "true": 1.0, "false": 0.0}
+
+
+class RowFeatures(BaseEstimator, TransformerMixin):
+    """The model's first step: source columns in, the features the estimator sees out.
+
+    Numbers as floats, booleans as 0/1, text as categories, other date columns as year, month and day
+    of week, and the time column (read by the data's time rule when it arrives as text or numbers) as
+    the `calendar` parts. Stateless: the same for training, evaluation, serving and monitoring."""
+
+    def __init__(self, inputs=(), kinds=None, time_column=None, calendar=(), time_format=None, time_unit=None):
+        self.inputs = inputs
+        self.kinds = kinds
+        self.time_column = time_column
+        self.calendar = calendar
+        self.time_format = time_format
+        self.time_unit = time_unit
+
+    @classmethod
+    def from_spec(cls, spec: FeatureSpec) -> RowFeatures:
+        return cls(list(spec.inputs), dict(spec.kinds), spec.time_column, list(spec.calendar), spec.time_format,
+                   spec.time_unit)
+
+    def fit(self, X, y=None):
+        return self
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        from mlcycle.core.tables import parse_series
+
+        missing = [c for c in self.inputs if c not in X.columns]
+        if missing:
+            raise ValueError(f"missing input columns {missing}")
+        out = {}
+        for c in self.inputs:
+            kind, s = self.kinds[c], X[c]
+            if kind == "time":
+                try:
+                    t = parse_series(s, c, self.time_format, self.time_unit, key="time column")
+                except DataError as exc:  # a request's bad time value: the caller's error (a 4xx), not ours
+                    raise ValueError(str(exc)) from None
+                for part, values in calendar(pd.DataFrame({c: t}, index=X.index), c, list(self.calendar)).items():
+                    out[part] = values
+            elif kind == "boolean":
+                out[c] = s.map(_BOOL).astype("float64")
+            elif kind == "datetime":
+                t = s if pd.api.types.is_datetime64_any_dtype(s) else pd.to_datetime(s, errors="coerce")
+                for part, values in calendar(pd.DataFrame({c: t}, index=X.index), c, DATE_PARTS, prefix=f"{c}_").items():
+                    out[part] = values
+            elif kind == "numeric":
+                out[c] = pd.to_numeric(s, errors="coerce").astype("float64") if s.dtype == object else s.astype("float64")
+            else:
+                out[c] = s.astype("str")
+        frame = pd.DataFrame(out, index=X.index)
+        # calendar parts of the time column come last, as the spec lists them
+        return frame[[c for c in frame.columns if c not in self.calendar] + [c for c in self.calendar if c in frame]]
+
+    def get_feature_names_out(self, input_features=None):
+        return np.asarray(list(self.transform_columns()), dtype=object)
+
+    def transform_columns(self) -> list[str]:
+        cols = []
+        for c in self.inputs:
+            kind = self.kinds[c]
+            if kind == "datetime":
+                cols += [f"{c}_{p}" for p in DATE_PARTS]
+            elif kind != "time":
+                cols.append(c)
+        return cols + list(self.calendar)
+
+
+def derived(spec: FeatureSpec, X: pd.DataFrame) -> pd.DataFrame:
+    """The features the estimator sees, computed from source rows (for drift, slices and reports)."""
+    return RowFeatures.from_spec(spec).transform(X)
+
+
+# ---------------------------------------------------------------- the table
+
+def build(df: pd.DataFrame, data: DataParams, params: FeaturesParams, hook=None,
+          tables: dict[str, pd.DataFrame] | None = None) -> tuple[pd.DataFrame, FeatureSpec, dict]:
+    """The feature table (model inputs as the source has them, label under LABEL, time, id and aside
+    columns kept) and its spec. `hook`/`tables`: the enrichment (see `enrichment`)."""
+    raw_time_type = df.attrs.get("time_raw_type", "datetime")
+    labelled, info = make_label(df, data)
+    added: list[str] = []
+    if hook is not None:
+        body, added = enrich(labelled.drop(columns=[LABEL]), hook, tables or {}, params)
+        labelled = body.assign(**{LABEL: labelled[LABEL]})
+    missing = [c for c in data.aside_columns if c not in labelled.columns]
+    if missing:
+        raise DataError(f"data.aside_columns names {missing}, not in the table; available: {sorted(map(str, labelled.columns))}")
+    tc = data.time_column
+    aside = {LABEL, data.target, *data.id_columns, *data.aside_columns, *([tc] if tc else [])}
+    pii = [] if data.pii_features else data.pii_columns  # personal columns are never features unless asked
+    dropped = [c for c in dict.fromkeys([*data.drop_columns, *pii]) if c in labelled.columns]
+    inputs = [c for c in labelled.columns if c not in aside and c not in dropped]
+    kinds = {c: kind_of(labelled[c]) for c in inputs}
+    parts = []
+    if tc and params.calendar:
+        cal = calendar(labelled, tc, params.calendar)
+        parts = [p for p in params.calendar if cal[p].nunique(dropna=True) > 1]
+        info["constant_calendar_parts"] = [p for p in params.calendar if p not in parts]
+    rf = RowFeatures(inputs, kinds)
+    numeric, categorical = [], []
+    for c in rf.transform_columns():
+        (categorical if kinds.get(c) == "category" else numeric).append(c)
+    if parts:
+        inputs, kinds = [*inputs, tc], {**kinds, tc: "time"}
+        numeric += parts
+    # accepted in requests and logged, not used; personal columns never (a client would send raw values)
+    passthrough = [c for c in dict.fromkeys([*data.id_columns, *data.aside_columns, *dropped, *([tc] if tc else [])])
+                   if c in labelled.columns and c not in inputs and c not in data.pii_columns]
+    types = {c: client_type(labelled[c]) for c in [*inputs, *passthrough]}
+    if tc and tc in types:
+        types[tc] = raw_time_type
+    keep = list(dict.fromkeys([*inputs, *([tc] if tc else []), *data.id_columns, *data.aside_columns]))
+    table = labelled[[*keep, LABEL]]
+    classes, positive = ([], None)
+    if data.task == "classification":
+        classes, positive = classes_of(table[LABEL], data.positive_class)
+    spec = FeatureSpec(
+        target=data.target, task=data.task, numeric=numeric, categorical=categorical,
+        time_column=tc, id_columns=list(data.id_columns), classes=classes,
+        positive_class=positive, label_rule=info["rule"], label=label_name(data),
+        inputs=inputs, kinds=kinds, input_types=types, passthrough=passthrough, calendar=parts,
+        time_format=data.time_format, time_unit=data.time_unit, provided_at_prediction=added,
+        enrichment=plugins.describe(hook) if hook is not None else "",
+    )
+    info["dropped_columns"] = dropped
+    info["enriched_columns"] = added
+    return table, spec, info
+
+
+# ---------------------------------------------------------------- split
+
+def split(table: pd.DataFrame, spec: FeatureSpec, params: SplitParams) -> dict[str, pd.DataFrame]:
+    """train / valid / test. Time-based (the latest rows held out) with a time column, else random,
+    stratified by class for classification. valid is carved from the training rows the same way."""
+    if spec.time_column:
+        ordered = table.sort_values(spec.time_column, kind="stable")
+        t = ordered[spec.time_column]
+        if params.test_start is not None:
+            is_test = (t >= pd.Timestamp(params.test_start)).to_numpy()
+            if is_test.all() or not is_test.any():
+                raise DataError(
+                    f"split.test_start {params.test_start} leaves an empty {'training' if is_test.all() else 'test'} set: "
+                    f"the data runs from {t.min()} to {t.max()}; choose a date inside that range or set it to null"
+                )
+        else:
+            is_test = np.arange(len(ordered)) >= int(round(len(ordered) * (1 - params.test_size)))
+        rest, test = ordered[~is_test], ordered[is_test]
+        n_valid = max(1, int(round(len(rest) * params.valid_size)))
+        train, valid = rest.iloc[: len(rest) - n_valid], rest.iloc[len(rest) - n_valid:]
+    else:
+        from sklearn.model_selection import train_test_split
+
+        def cut(frame, size, seed):
+            strat = frame[LABEL] if spec.task == "classification" and frame[LABEL].value_counts().min() >= 2 else None
+            return train_test_split(frame, test_size=size, random_state=seed, stratify=strat)
+
+        rest, test = cut(table, params.test_size, params.seed)
+        train, valid = cut(rest, params.valid_size, params.seed + 1)
+    parts = {"train": train, "valid": valid, "test": test}
+    for name, part in parts.items():
+        if len(part) == 0:
+            raise DataError(f"split: the {name} set is empty; the data has too few rows ({len(table)})")
+    return parts
+
+
+def write(parts: dict[str, pd.DataFrame], spec: FeatureSpec, paths) -> None:
+    """Parquet files with the label under the target's name, and features.json."""
+    paths.processed.mkdir(parents=True, exist_ok=True)
+    for name, part in parts.items():
+        part.rename(columns={LABEL: spec.label}).to_parquet(paths.split_file(name), index=False)
+    spec.to_json(paths.feature_spec)
+
+
+def read(paths, part: str, spec: FeatureSpec) -> tuple[pd.DataFrame, pd.Series]:
+    """(X, y) of one split part as written by `write`: X holds the model's input columns."""
+    df = pd.read_parquet(paths.split_file(part))
+    return df[spec.inputs], df[spec.label]
+
+
+def with_derived(table: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
+    """A processed table with the derived features beside its columns (slices may name either)."""
+    extra = derived(spec, table[spec.inputs])
+    return pd.concat([table, extra[[c for c in extra.columns if c not in table.columns]]], axis=1)
+
+
+def split_summary(parts: dict[str, pd.DataFrame], spec: FeatureSpec) -> pd.DataFrame:
+    rows = []
+    for name, part in parts.items():
+        row = {"part": name, "rows": len(part)}
+        if spec.time_column:
+            row["from"] = part[spec.time_column].min()
+            row["to"] = part[spec.time_column].max()
+        if spec.task == "classification" and spec.positive_class is not None:
+            row["positive_share"] = round(float((part[LABEL] == spec.positive_class).mean()), 4)
+        else:
+            row["label_mean"] = round(float(pd.to_numeric(part[LABEL], errors="coerce").mean()), 4)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def write_metrics(parts: dict[str, pd.DataFrame], spec: FeatureSpec, info: dict, path: Path) -> None:
+    """Row counts per split and feature counts (DVC metrics)."""
+    out = {f"{name}_rows": len(part) for name, part in parts.items()}
+    out.update({"rows_without_target": info["rows_without_target"], "numeric_features": len(spec.numeric),
+                "categorical_features": len(spec.categorical)})
+    if spec.task == "classification" and spec.positive_class is not None:
+        for name, part in parts.items():
+            out[f"{name}_positive_share"] = round(float((part[LABEL] == spec.positive_class).mean()), 6)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=2) + "\n")
+
+
+def describe(df: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
+    """One row per feature the estimator sees (derived from `df`'s inputs): kind, nulls, distinct
+    values and range or top category."""
+    df = derived(spec, df[spec.inputs])
+    rows = []
+    for c in spec.features:
+        s = df[c]
+        row = {"feature": c, "kind": "numeric" if c in spec.numeric else "categorical",
+               "null_share": round(float(s.isna().mean()), 4), "distinct": int(s.nunique())}
+        if c in spec.numeric:
+            row["min"], row["median"], row["max"] = s.min(), s.median(), s.max()
+        else:
+            top = s.value_counts()
+            row["top"] = f"{top.index[0]} ({top.iloc[0] / len(s):.0%})" if len(top) else ""
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -1,0 +1,296 @@
+"""Model selection for the `train` stage: which model family and which hyperparameters.
+
+`train.model` names a family or `auto` (try every family); `train.search.method` chooses how
+hyperparameters are found:
+
+- `none`: the values in params. With `model: auto` each family is fitted once on the train split
+  and the best validation score wins.
+- `random` (scikit-learn's ParameterSampler) or `optuna` (TPE sampler with a median pruner): up to
+  `trials` candidates per family, each scored by the mean of `cv_folds` cross-validation folds
+  inside the training rows (train + valid; time-ordered folds when the data has a time column,
+  shuffled stratified folds otherwise). The holdout is never seen. `timeout_minutes` stops a
+  family's search from starting new trials.
+
+The result is a `TrainParams` for `train.fit` plus a record of every trial, written to
+`models/search.json`; the tracking hook turns each trial into a nested MLflow run of the train run.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mlcycle.core import scoring
+from mlcycle.core.config import MODEL_FAMILIES, SEARCHABLE, TrainParams
+from mlcycle.core.errors import DataError
+from mlcycle.stages.features import FeatureSpec
+
+# name -> (low, high, integer, log scale): the default ranges, overridable by train.search.space
+SPACE: dict[str, tuple[float, float, bool, bool]] = {
+    "learning_rate": (0.02, 0.3, False, True),
+    "max_leaf_nodes": (15, 127, True, True),
+    "min_samples_leaf": (5, 200, True, True),
+    "l2_regularization": (1e-3, 10.0, False, True),
+    "n_estimators": (50, 400, True, False),
+    "max_depth": (4, 30, True, False),
+    "C": (1e-3, 100.0, False, True),
+}
+
+
+@dataclass
+class Trial:
+    number: int
+    model: str
+    params: dict
+    score: float | None  # mean over folds (or the validation score when method is none), higher is better
+    fold_scores: list[float] = field(default_factory=list)
+    state: str = "COMPLETE"  # COMPLETE | PRUNED | FAIL
+    error: str = ""
+    start_ms: int = 0
+    end_ms: int = 0
+
+
+@dataclass
+class Selection:
+    params: TrainParams  # what train.fit uses: a concrete family with the chosen hyperparameters
+    method: str
+    score_name: str
+    scored_by: str  # "cv" (mean of folds inside the training rows), "valid" or "none"
+    trials: list[Trial] = field(default_factory=list)
+    timed_out: list[str] = field(default_factory=list)  # families whose search hit the time limit
+
+    @property
+    def best(self) -> Trial | None:
+        done = [t for t in self.trials if t.state == "COMPLETE" and t.score is not None]
+        return max(done, key=lambda t: t.score) if done else None
+
+    def metrics(self) -> dict:
+        best = self.best
+        out = {"trials": len(self.trials)}
+        if best is not None:
+            out[f"best_{self.scored_by}_{self.score_name}"] = round(best.score, 6)
+        return out
+
+    def chosen(self) -> dict:
+        """The family and the searched hyperparameters of the chosen candidate."""
+        names = SEARCHABLE[self.params.model]
+        return {"model": self.params.model, **{n: getattr(self.params, n) for n in names}}
+
+
+def space(params: TrainParams, family: str) -> dict[str, tuple[float, float, bool, bool]]:
+    """The searched ranges of one family: defaults with train.search.space overrides."""
+    out = {}
+    for name in SEARCHABLE[family]:
+        low, high, integer, log = SPACE[name]
+        if name in params.search.space:
+            low, high = params.search.space[name]
+            if integer:
+                low, high = int(round(low)), int(round(high))
+            log = log and low > 0
+        out[name] = (low, high, integer, log)
+    return out
+
+
+def folds(n_rows: int, y: np.ndarray, spec: FeatureSpec, n_folds: int, seed: int):
+    """(train_idx, valid_idx) pairs inside the training rows; time-ordered when there is a time column."""
+    from sklearn.model_selection import KFold, StratifiedKFold, TimeSeriesSplit
+
+    X_dummy = np.zeros((n_rows, 1))
+    if spec.time_column:
+        return list(TimeSeriesSplit(n_splits=n_folds).split(X_dummy))
+    if spec.task == "classification" and np.bincount(y).min() >= n_folds:
+        return list(StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(X_dummy, y))
+    return list(KFold(n_folds, shuffle=True, random_state=seed).split(X_dummy))
+
+
+def _candidate(params: TrainParams, family: str, values: dict) -> TrainParams:
+    return params.model_copy(update={"model": family, "search": params.search, **values})
+
+
+def cv_score(X: pd.DataFrame, y: np.ndarray, spec: FeatureSpec, params: TrainParams, splits, score,
+             report=None) -> list[float]:
+    """Fold scores of one candidate. Boosting stops early on a slice of each fold's training rows, so
+    a trial costs what it needs; `report(i, mean_so_far)` lets a pruner stop a poor trial."""
+    from mlcycle.stages.train import build_pipeline
+
+    scores = []
+    for i, (tr, va) in enumerate(splits):
+        pipe = build_pipeline(spec, params)
+        if params.model == "hist_gradient_boosting":
+            pipe.set_params(model__early_stopping=True, model__n_iter_no_change=20, model__validation_fraction=0.1)
+        pipe.fit(X.iloc[tr], y[tr])
+        y_va = y[va]
+        if spec.task == "classification" and len(np.unique(y_va)) < 2:
+            raise DataError(f"search: cross-validation fold {i + 1} holds a single class; use fewer cv_folds")
+        scores.append(float(score(y_va, scoring.scores(pipe, X.iloc[va], spec.task))))
+        if report is not None:
+            report(i, float(np.mean(scores)))
+    return scores
+
+
+def _now() -> int:
+    return int(time.time() * 1000)
+
+
+def _valid_selection(train, valid, spec: FeatureSpec, params: TrainParams, score) -> list[Trial]:
+    """`model: auto` without a search: each family with the params' values, scored on the valid split."""
+    from mlcycle.stages.train import build_pipeline, staged_best
+
+    (X_tr, y_tr), (X_va, y_va) = train, valid
+    trials = []
+    for number, family in enumerate(MODEL_FAMILIES):
+        cand = _candidate(params, family, {})
+        start = _now()
+        pipe = build_pipeline(spec, cand).fit(X_tr, y_tr)
+        if family == "hist_gradient_boosting":
+            _, pred = staged_best(pipe, X_va, y_va, spec.task, score)
+        else:
+            pred = scoring.scores(pipe, X_va, spec.task)
+        values = {n: getattr(cand, n) for n in SEARCHABLE[family]}
+        trials.append(Trial(number, family, values, float(score(y_va, pred)), start_ms=start, end_ms=_now()))
+    return trials
+
+
+def _random(X, y, spec, params, family, splits, score, first: int) -> tuple[list[Trial], bool]:
+    from scipy.stats import loguniform, randint, uniform
+    from sklearn.model_selection import ParameterSampler
+
+    dists, ranges = {}, space(params, family)
+    for name, (low, high, integer, log) in ranges.items():
+        if integer:
+            dists[name] = randint(int(low), int(high) + 1)
+        else:
+            dists[name] = loguniform(low, high) if log else uniform(low, high - low)
+    s = params.search
+    deadline = time.monotonic() + s.timeout_minutes * 60 if s.timeout_minutes else None
+    trials, timed_out = [], False
+    for k, values in enumerate(ParameterSampler(dists, n_iter=s.trials, random_state=params.seed)):
+        if deadline is not None and trials and time.monotonic() >= deadline:  # the first trial always runs
+            timed_out = True
+            break
+        values = {n: (int(round(v)) if ranges[n][2] else float(v)) for n, v in values.items()}
+        trials.append(_run_trial(first + k, family, values, X, y, spec, params, splits, score))
+    return trials, timed_out
+
+
+def _run_trial(number, family, values, X, y, spec, params, splits, score, report=None) -> Trial:
+    start = _now()
+    try:
+        folds_ = cv_score(X, y, spec, _candidate(params, family, values), splits, score, report)
+    except DataError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a candidate that cannot fit is a failed trial, not a failed stage
+        if type(exc).__name__ == "TrialPruned":  # optuna's pruner stopping the trial
+            raise
+        return Trial(number, family, values, None, state="FAIL", error=f"{type(exc).__name__}: {exc}"[:500],
+                     start_ms=start, end_ms=_now())
+    return Trial(number, family, values, float(np.mean(folds_)), folds_, start_ms=start, end_ms=_now())
+
+
+def _optuna(X, y, spec, params, family, splits, score, first: int) -> tuple[list[Trial], bool]:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    rng = space(params, family)
+    s = params.search
+    trials: list[Trial] = []
+
+    def objective(ot: optuna.Trial) -> float:
+        values = {}
+        for name, (low, high, integer, log) in rng.items():
+            values[name] = (ot.suggest_int(name, int(low), int(high), log=log) if integer
+                            else ot.suggest_float(name, low, high, log=log))
+        start = _now()
+
+        def report(i, mean):
+            ot.report(mean, i)
+            if ot.should_prune():
+                raise optuna.TrialPruned()
+
+        try:
+            trial = _run_trial(first + ot.number, family, values, X, y, spec, params, splits, score, report)
+        except optuna.TrialPruned:
+            trials.append(Trial(first + ot.number, family, values, None, state="PRUNED", start_ms=start, end_ms=_now()))
+            raise
+        trials.append(trial)
+        if trial.state == "FAIL":
+            raise optuna.TrialPruned(trial.error)  # recorded as FAIL above; optuna just moves on
+        return trial.score
+
+    study = optuna.create_study(
+        direction="maximize", sampler=optuna.samplers.TPESampler(seed=params.seed),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0),
+    )
+    timeout = s.timeout_minutes * 60 if s.timeout_minutes else None
+    study.optimize(objective, n_trials=s.trials, timeout=timeout, catch=())
+    return trials, len(study.trials) < s.trials
+
+
+def select(train: tuple[pd.DataFrame, pd.Series], valid: tuple[pd.DataFrame, pd.Series],
+           spec: FeatureSpec, params: TrainParams) -> Selection:
+    """Choose the model family and hyperparameters as `params.model` and `params.search` say."""
+    from mlcycle.stages.train import encode_label, score_fn
+
+    n_classes = len(spec.classes) if spec.task == "classification" else 0
+    name, score = score_fn(spec.task, n_classes)
+    method = params.search.method
+    families = list(MODEL_FAMILIES) if params.model == "auto" else [params.model]
+    if method == "none":
+        if params.model != "auto":
+            return Selection(params, "none", name, "none")
+        y_tr, y_va = encode_label(train[1], spec), encode_label(valid[1], spec)
+        trials = _valid_selection((train[0], y_tr), (valid[0], y_va), spec, params, score)
+        sel = Selection(params, "none", name, "valid", trials)
+    else:
+        X = pd.concat([train[0], valid[0]])
+        y = encode_label(pd.concat([train[1], valid[1]]), spec)
+        splits = folds(len(X), y, spec, params.search.cv_folds, params.seed)
+        run = _optuna if method == "optuna" else _random
+        sel = Selection(params, method, name, "cv")
+        for family in families:
+            trials, timed_out = run(X, y, spec, params, family, splits, score, first=len(sel.trials))
+            sel.trials += trials
+            if timed_out:
+                sel.timed_out.append(family)
+    best = sel.best
+    if best is None:
+        errors = sorted({t.error for t in sel.trials if t.error}) or ["every trial was pruned"]
+        raise DataError(f"train.search: no candidate could be fitted: {'; '.join(errors)[:1000]}")
+    sel.params = _candidate(params, best.model, best.params)
+    return sel
+
+
+def table(sel: Selection) -> pd.DataFrame:
+    """Trials as a table, best first (for the train report); without trials, the values used."""
+    if not sel.trials:
+        return pd.DataFrame([{"trial": "-", "model": sel.params.model, "state": "values from params.yaml",
+                              **sel.chosen()}]).drop(columns="model").rename(columns={"state": "source"})
+    rows = [{"trial": t.number, "model": t.model, "state": t.state,
+             f"{sel.scored_by}_{sel.score_name}": None if t.score is None else round(t.score, 5),
+             **t.params} for t in sel.trials]  # no timings: the report stays identical on a re-run
+    df = pd.DataFrame(rows)
+    if len(df):
+        df = df.sort_values(df.columns[3], ascending=False, na_position="last", kind="stable")
+    return df.reset_index(drop=True)
+
+
+def write(sel: Selection, path: Path) -> None:
+    """models/search.json: the method, the chosen candidate and every trial (read by tracking)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    best = sel.best
+    doc = {
+        "method": sel.method, "score": sel.score_name, "scored_by": sel.scored_by,
+        "cv_folds": sel.params.search.cv_folds if sel.scored_by == "cv" else None,
+        "chosen": sel.chosen(), "best_trial": None if best is None else best.number,
+        "timed_out": sel.timed_out, "trials": [asdict(t) for t in sel.trials],
+    }
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+
+
+def read(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.exists() else None

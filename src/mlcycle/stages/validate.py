@@ -1,0 +1,586 @@
+"""Stage `validate`: check the input table before anything is built from it.
+
+The checks are pandera checks built from the reviewed schema file (`mlcycle.schema`) and from
+params `data` / `validate` (target present and usable, required and time columns, row count).
+Validation is lazy: every failure is collected, then turned into findings (column, check, count,
+examples, severity). Errors stop the pipeline with a message naming the column and what to do;
+warnings (a new category value, a modest rise in nulls) are reported and the run goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mlcycle.core import personal
+from mlcycle.core import schema as schema_mod
+from mlcycle.core.config import DataParams, ValidateParams
+from mlcycle.core.errors import DataError
+from mlcycle.core.schema import TableSchema
+
+Msg = Callable[[int, list], str]
+TABLE = "<table>"  # the column of table-level findings while grouping
+
+
+@dataclass
+class Finding:
+    level: str  # error | warning
+    column: str | None
+    check: str
+    message: str
+    count: int = 1  # rows (or columns) that fail
+    examples: list = field(default_factory=list)  # a few failing values
+
+    def __post_init__(self):
+        # bounded whatever the data: a free-text column must not make a 300,000-character line
+        self.message = _bounded(str(self.message), MAX_MESSAGE)
+        self.examples = [_bounded(v, MAX_EXAMPLE) if isinstance(v, str) else v for v in list(self.examples)[:MAX_EXAMPLES]]
+
+
+MAX_MESSAGE, MAX_EXAMPLE, MAX_EXAMPLES = 480, 80, 3  # characters of a message, of an example; examples
+
+
+def _bounded(text: str, most: int) -> str:
+    """text cut to `most` characters at most, saying how many were left out."""
+    if len(text) <= most:
+        return text
+    longest = f" ... (+{len(text):,} chars)"  # the suffix is never longer than this (fewer are cut)
+    keep = max(0, most - len(longest))
+    return text[:keep] + f" ... (+{len(text) - keep:,} chars)"
+
+
+@dataclass
+class Result:
+    rows: int
+    columns: int
+    findings: list[Finding] = field(default_factory=list)
+    null_share: dict[str, float] = field(default_factory=dict)
+    source: str = ""
+    schema: str | None = None  # the schema file used (None: params checks only)
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.level == "error"]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if f.level == "warning"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def table(self) -> pd.DataFrame:
+        cols = ["level", "column", "check", "count", "examples", "message"]
+        rows = [{**asdict(f), "examples": ", ".join(map(repr, f.examples))} for f in self.findings]
+        return pd.DataFrame(rows, columns=cols)
+
+    def metrics(self) -> dict:
+        return {
+            "rows": self.rows,
+            "columns": self.columns,
+            "errors": len(self.errors),
+            "warnings": len(self.warnings),
+            "passed": self.ok,
+        }
+
+    def summary(self, footer: str | None = "see reports/validate.html and reports/validate_findings.json") -> str:
+        """A few lines for the terminal: the first error first, then one line per finding, then footer."""
+        head = (f"validate: {self.errors[0].message}" if self.errors
+                else f"validate: {self.source} passed with {len(self.warnings)} warning(s)")
+        lines = [head, f"  {len(self.errors)} error(s), {len(self.warnings)} warning(s) in {self.source} "
+                       f"({self.rows:,} rows; schema {self.schema or 'none'}):"]
+        for f in [*self.errors, *self.warnings]:
+            lines.append(f"  {f.level:<7} {f.column or '(table)'}: {f.check}, {f.count:,}: {f.message}")
+        if footer:
+            lines.append(f"  {footer}")
+        return "\n".join(lines)
+
+    message = summary
+
+
+class Rules:
+    """pandera checks with the message each failure gets; one set for errors, one for warnings."""
+
+    def __init__(self, df: pd.DataFrame):
+        self.df = df
+        self.cols: dict[str, dict[str, dict[str, Any]]] = {"error": {}, "warning": {}}
+        self.table_checks: dict[str, list] = {"error": [], "warning": []}
+        self.msgs: dict[tuple[str, str | None, str], Msg] = {}
+        self.strict = False
+
+    def column(self, level: str, name: str, required: bool = True, **kw) -> dict[str, Any]:
+        spec = self.cols[level].setdefault(name, {"required": False, "nullable": True, "unique": False, "checks": []})
+        spec["required"] = spec["required"] or required
+        for k, v in kw.items():
+            spec[k] = v
+        return spec
+
+    def check(self, level: str, column: str | None, name: str, fn, msg: Msg, element: bool = False) -> None:
+        """fn: Series (DataFrame when column is None) -> bool, or a boolean Series when element."""
+        import pandera.pandas as pa
+
+        def safe(x):
+            try:
+                return fn(x)
+            except Exception:  # a check that cannot run on this data passes; another check names the cause
+                return True if not element else pd.Series(True, index=x.index)
+
+        chk = pa.Check(safe, name=name, ignore_na=element, element_wise=False)
+        if column is None:
+            self.table_checks[level].append(chk)
+        else:
+            self.column(level, column, required=False)["checks"].append(chk)
+        self.msgs[(level, column, name)] = msg
+
+    def schemas(self):
+        import pandera.pandas as pa
+
+        out = {}
+        for level in ("error", "warning"):
+            cols = {n: pa.Column(required=s["required"], nullable=s["nullable"], unique=s["unique"],
+                                 checks=s["checks"], coerce=False)
+                    for n, s in self.cols[level].items()}
+            out[level] = pa.DataFrameSchema(cols, checks=self.table_checks[level],
+                                            strict=self.strict and level == "error")
+        return out
+
+
+def _null_limit(r, df: pd.DataFrame, column: str, limit: float, source: str) -> None:
+    """An error when `column` has a larger share of nulls than `limit` (named by `source` in the message)."""
+    r.check("error", column, "max_null_share", lambda s: _share(s) <= limit,
+            lambda n, ex: (f"column '{column}' has {int(df[column].isna().sum()):,} nulls "
+                           f"({_share(df[column]):.1%}), above {source}; fill them or raise the limit"))
+
+
+def _share(s: pd.Series) -> float:
+    return float(s.isna().mean()) if len(s) else 0.0
+
+
+def _few(cols, n: int = 12) -> str:
+    cols = list(cols)
+    return ", ".join(str(c)[:40] for c in cols[:n]) + (f" ... ({len(cols) - n:,} more)" if len(cols) > n else "")
+
+
+def build_rules(df: pd.DataFrame, data: DataParams, params: ValidateParams,
+                table: TableSchema | None, schema_name: str = "the schema") -> Rules:
+    """Every check for `df`: from the schema file (when given) and from params."""
+    r = Rules(df)
+    sch = schema_name
+    if table is not None:
+        _schema_rules(r, df, table, params, sch)
+    _params_rules(r, df, data, params, table, sch)
+    return r
+
+
+def _schema_rules(r: Rules, df: pd.DataFrame, table: TableSchema, params: ValidateParams, sch: str) -> None:
+    r.strict = table.strict
+    for name, c in table.columns.items():
+        r.column("error", name, required=True, nullable=c.nullable, unique=c.unique)
+        if c.dtype:
+            kind = c.dtype
+            r.check("error", name, "dtype", lambda s, k=kind: schema_mod.is_kind(s, k),
+                    lambda n, ex, name=name, kind=kind: (
+                        f"column '{name}' holds {schema_mod.kind_of(df[name])} values where {sch} says {kind}"
+                        f"{_bad_examples(df[name], kind)}; fix the file (e.g. numbers stored as text) or change "
+                        f"its dtype in {sch}"))
+        if c.nullable and c.max_null_share is not None:
+            _null_limit(r, df, name, c.max_null_share, f"max_null_share {c.max_null_share} in {sch}")
+        if c.nullable:
+            ref = c.null_share or 0.0
+            lim = ref + params.null_share_warn_rise
+            r.check("warning", name, "null_share_rise", lambda s, lim=lim: _share(s) <= lim,
+                    lambda n, ex, name=name, ref=ref: (
+                        f"column '{name}' has {_share(df[name]):.1%} nulls, up from {ref:.1%} in {sch} "
+                        f"(more than validate.null_share_warn_rise {params.null_share_warn_rise})"))
+        for bound, op in (("min", "below"), ("max", "above")):
+            v = getattr(c, bound)
+            if v is None:
+                continue
+            fn = (lambda s, v=v: s >= v) if bound == "min" else (lambda s, v=v: s <= v)
+            r.check("error", name, bound,
+                    lambda s, fn=fn: fn(s) if pd.api.types.is_numeric_dtype(s) else pd.Series(True, index=s.index),
+                    lambda n, ex, name=name, v=v, op=op, bound=bound: (
+                        f"column '{name}' has {n:,} value(s) {op} {bound} {v:g} (e.g. {_ex(ex)}); "
+                        f"fix the data or, if they are right, change {bound} in {sch}"),
+                    element=True)
+        if c.values is not None:
+            allowed = list(c.values)
+            if c.new_values == "error":
+                r.check("error", name, "values", lambda s, a=allowed: s.isin(a),
+                        lambda n, ex, name=name, a=allowed: (
+                            f"column '{name}' has {n:,} value(s) not allowed by {sch} (e.g. {_ex(ex)}; allowed: "
+                            f"{_few(a)}); fix the data or add the value to {name}.values in {sch}"),
+                        element=True)
+            else:
+                r.check("warning", name, "new_values", lambda s, a=allowed: s.isin(a),
+                        lambda n, ex, name=name: (
+                            f"column '{name}' has {n:,} row(s) with values not in {sch} (e.g. {_ex(ex)}); "
+                            f"add them to {name}.values if they are expected"),
+                        element=True)
+                share = params.max_new_category_share  # the same for every column
+                r.check("error", name, "new_values_share",
+                        lambda s, a=allowed, share=share: float((~s.dropna().isin(a)).mean() if s.notna().any() else 0) <= share,
+                        lambda n, ex, name=name, a=allowed, share=share: (
+                            f"column '{name}': {float((~df[name].dropna().isin(a)).mean()):.1%} of rows hold values "
+                            f"not in {sch}, above validate.max_new_category_share {share}; check the data or "
+                            f"add the values to {name}.values"))
+    if table.min_rows:
+        n = table.min_rows
+        r.check("error", None, "min_rows", lambda d, n=n: len(d) >= n,
+                lambda c, ex, n=n: f"only {len(df):,} rows, fewer than min_rows {n:,} in {sch}")
+    if table.unique_rows:
+        r.check("error", None, "unique_rows", lambda d: ~d.duplicated(keep="first"),
+                lambda c, ex: (f"{c:,} duplicate row(s) (rows identical to an earlier one); remove them or set "
+                               f"unique_rows: false in {sch}"), element=True)
+
+
+def _params_rules(r: Rules, df: pd.DataFrame, data: DataParams, params: ValidateParams,
+                  table: TableSchema | None, sch: str) -> None:
+    t = data.target
+    r.column("error", t, required=True)
+    r.msgs[("error", t, "column_in_dataframe")] = lambda n, ex: (
+        f"target column '{t}' is missing; " + _did_you_mean(t, df.columns, "data.target", "set data.target to one of: "))
+    mt = params.max_target_null_share
+    r.check("error", t, "target_nulls", lambda s: _share(s) <= mt,
+            lambda n, ex: (f"target '{t}' is missing in {_share(df[t]):.1%} of rows, above "
+                           f"validate.max_target_null_share {mt}; fill the target or drop those rows"))
+    r.check("warning", t, "target_nulls", lambda s: _share(s) == 0,
+            lambda n, ex: f"target '{t}' is missing in {int(df[t].isna().sum()):,} rows ({_share(df[t]):.2%}); they are left out")
+    needs_numbers = data.task == "regression" or data.threshold is not None
+
+    def numeric(s):
+        return pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
+
+    if needs_numbers:
+        what = "regression" if data.task == "regression" else f"data.threshold {data.threshold}"
+        r.check("error", t, "target_numeric", numeric,
+                lambda n, ex: f"target '{t}' is not numeric (dtype {df[t].dtype}) but {what} needs numbers")
+    r.check("error", t, "target_constant", lambda s: s.dropna().nunique() >= 2,
+            lambda n, ex: (f"target '{t}' has {df[t].dropna().nunique()} distinct value(s); there is nothing to learn: "
+                           "check data.path and data.target"))
+    if data.task == "classification":
+        def labels(s):
+            present = s.dropna()
+            if data.threshold is not None:
+                return present >= data.threshold if numeric(present) else None
+            return present
+
+        def counts(s):
+            lab = labels(s)
+            return None if lab is None else lab.value_counts()
+
+        if data.threshold is not None:
+            r.check("error", t, "target_classes",
+                    lambda s: s.dropna().nunique() < 2 or counts(s) is None or len(counts(s)) >= 2,
+                    lambda n, ex: f"target '{t}' has one class after data.threshold {data.threshold}; change the threshold")
+        else:
+            r.check("error", t, "target_classes", lambda s: len(counts(s)) <= 50,
+                    lambda n, ex: (f"target '{t}' has {len(counts(df[t]))} classes; for a numeric target use "
+                                   "task: regression or set data.threshold"))
+        if data.positive_class is not None:
+            r.check("error", t, "positive_class",
+                    lambda s: counts(s) is None or data.positive_class in set(counts(s).index),
+                    lambda n, ex: (f"data.positive_class {data.positive_class!r} is not a value of target '{t}'"
+                                   + bool_label_hint(data, df[t])))
+        r.check("warning", t, "rare_class", lambda s: counts(s) is None or bool((counts(s) >= 2).all()),
+                lambda n, ex: rare_classes_message(t, counts(df[t])))
+    for c in data.required_columns:
+        r.column("error", c, required=True)
+        r.msgs[("error", c, "column_in_dataframe")] = lambda n, ex, c=c: (
+            f"required column '{c}' is missing; add it to the data or remove it from data.required_columns")
+        has_own = table is not None and c in table.columns and table.columns[c].max_null_share is not None
+        if not has_own:
+            _null_limit(r, df, c, params.max_null_share, f"validate.max_null_share {params.max_null_share}")
+    if data.time_column:
+        tc = data.time_column
+        r.column("error", tc, required=True)
+        r.msgs[("error", tc, "column_in_dataframe")] = lambda n, ex: (
+            f"time column '{tc}' is missing; correct data.time_column or set it to null")
+        r.check("error", tc, "time_type", pd.api.types.is_datetime64_any_dtype,
+                lambda n, ex: f"time column '{tc}' is not a date/time column")
+        r.check("error", tc, "time_nulls", lambda s: not s.isna().any(),
+                lambda n, ex: f"time column '{tc}' has {int(df[tc].isna().sum()):,} missing values; fill or drop them")
+    for c in data.id_columns:
+        r.column("error", c, required=False, unique=True)
+    for c in [*data.id_columns, *data.drop_columns]:
+        if table is None or c not in table.columns:
+            r.column("warning", c, required=True)
+            r.msgs[("warning", c, "column_in_dataframe")] = lambda n, ex, c=c: (
+                f"column '{c}' listed in data.id_columns/drop_columns is not in the data")
+    n = params.min_rows
+    if table is None or table.min_rows < n:  # else the schema's min_rows check covers it
+        r.check("error", None, "min_rows", lambda d: len(d) >= n,
+                lambda c, ex: f"only {len(df):,} rows, fewer than validate.min_rows = {n:,}")
+    for c in df.columns:
+        if c != t and c not in data.required_columns and (table is None or c not in table.columns):
+            r.check("warning", c, "all_null", lambda s: len(s) == 0 or not s.isna().all(),
+                    lambda n, ex, c=c: f"column '{c}' is empty (all values null); it carries no information")
+
+
+def _did_you_mean(name: str, columns, key: str, otherwise: str) -> str:
+    """"did you mean 'x'?" for the closest column (correct `key`), else `otherwise` and a few columns."""
+    import difflib
+
+    close = difflib.get_close_matches(name, [str(c) for c in columns], n=1)
+    return f"did you mean '{close[0]}'? (correct {key} in params.yaml)" if close else otherwise + _few(columns)
+
+
+def rare_classes_message(target: str, counts: pd.Series) -> str:
+    """How many classes have fewer than 2 rows, with three of them: bounded however many there are."""
+    rare = list(counts[counts < 2].index)
+    return (f"{len(rare):,} class(es) of target '{target}' have fewer than 2 rows (e.g. {_ex(rare)}); "
+            "merge rare classes; if the target is free text or a number, it holds no classes: choose "
+            "another data.target, or set data.threshold or task: regression")
+
+
+def bool_label_hint(data: DataParams, target: pd.Series) -> str:
+    """A hint when data.positive_class is a YAML boolean while the target holds other labels."""
+    if not isinstance(data.positive_class, bool) or pd.api.types.is_bool_dtype(target):
+        return ""
+    from mlcycle.cli.check import BOOL_HINT
+
+    return f"; {BOOL_HINT}"
+
+
+def _ex(ex: list) -> str:
+    return ", ".join(_bounded(repr(personal.redact(_plain(v))), 40) for v in ex[:3])
+
+
+def _plain(v):
+    return v.item() if hasattr(v, "item") and getattr(v, "size", 1) == 1 else v
+
+
+def _bad_examples(s: pd.Series, kind: str) -> str:
+    if kind in ("integer", "number") and not pd.api.types.is_numeric_dtype(s):
+        present = s.dropna()
+        try:
+            bad = present[pd.to_numeric(present, errors="coerce").isna()]
+        except (TypeError, ValueError):  # lists, dicts: not numbers either
+            bad = present
+        bad = distinct(bad.tolist(), 3)
+        if len(bad):
+            return f" (e.g. {_ex(list(bad))})"
+    return ""
+
+
+NESTED = (list, tuple, dict, set, frozenset, bytes, bytearray)
+
+
+def distinct(values: list, n: int) -> list:
+    """The first n distinct values, unhashable ones (lists, dicts, arrays) compared by repr."""
+    out, seen = [], set()
+    for v in values:
+        key = repr(v)
+        if key not in seen:
+            seen.add(key)
+            out.append(v)
+            if len(out) == n:
+                break
+    return out
+
+
+def _is_nested(v) -> bool:
+    return isinstance(v, NESTED) or getattr(v, "ndim", 0) >= 1  # numpy arrays; numpy scalars have ndim 0
+
+
+def _kind_name(v) -> str:
+    if getattr(v, "ndim", 0) >= 1:  # a Parquet list column reads back as numpy arrays
+        return "list"
+    return {bytes: "bytes", bytearray: "bytes", dict: "dict", set: "set", frozenset: "set", tuple: "tuple",
+            list: "list"}.get(type(v), type(v).__name__)
+
+
+def shape_findings(df: pd.DataFrame, data: DataParams) -> tuple[list[Finding], pd.DataFrame]:
+    """Findings about the table's shape that would mislead or crash the column checks, and the frame
+    the column checks get (cells that are lists, dicts, bytes or arrays as their repr text):
+
+    - no rows at all (a header-only or empty export): the only finding, the table checks are skipped;
+    - a column holding lists, dicts, bytes or arrays (one value per cell expected): an error;
+    - an object column mixing value types (numbers and text): a warning;
+    - a target with no value at all: an error, first."""
+    out: list[Finding] = []
+    if len(df) == 0:
+        out.append(Finding("error", None, "empty", (
+            f"the file has a header with {df.shape[1]} column(s) but no rows (0 rows): the export or copy is empty; "
+            "write it again with its rows")))
+        return out, df
+    checked = df
+    for c in df.columns:
+        s = df[c]
+        if s.dtype != object:
+            continue
+        present = s.dropna()
+        if present.empty:
+            continue
+        nested = present.map(_is_nested)
+        if nested.any():
+            kinds = sorted({_kind_name(v) for v in present[nested].head(1000)})
+            ex = distinct([_redact(v) for v in present[nested].head(100).tolist()], 2)
+            out.append(Finding("error", str(c), "nested_values", (
+                f"column '{c}' holds {'/'.join(kinds)} values in {int(nested.sum()):,} row(s) (e.g. {', '.join(ex)}); "
+                "a table cell must hold one value: flatten the column into several, or drop it"),
+                int(nested.sum()), []))
+            if checked is df:
+                checked = df.copy()
+            checked[c] = s.map(lambda v: _redact(v) if _is_nested(v) else v)
+            continue
+        types = present.map(lambda v: "number" if isinstance(v, int | float) and not isinstance(v, bool) else type(v).__name__)
+        if types.nunique() > 1:
+            counts = types.value_counts()
+            out.append(Finding("warning", str(c), "mixed_types", (
+                f"column '{c}' mixes value types ({', '.join(f'{k}: {v:,}' for k, v in counts.items())}); "
+                "a column should hold one type: fix the export (numbers stored as text?)"), int(counts.iloc[1:].sum()), []))
+    t = data.target
+    if t in df.columns and df[t].isna().all():
+        out.append(Finding("error", t, "target_all_null", (
+            f"target '{t}' has no values: all {len(df):,} rows are null; the file holds no labels: check data.target "
+            "or the export"), len(df), []))
+    return out, checked
+
+
+def pii_findings(df: pd.DataFrame, data: DataParams, params: ValidateParams) -> list[Finding]:
+    """Text columns that look like e-mail addresses, phone numbers or card numbers and are not in
+    data.pii_columns: a warning, or an error with validate.pii_scan: refuse (no values shown)."""
+    if params.pii_scan == "off" or len(df) == 0:
+        return []
+    level = "error" if params.pii_scan == "refuse" else "warning"
+    return [Finding(level, col, "personal_data", (
+        f"column '{col}' looks like {k}s ({n:,} of {m:,} sampled values); list it in data.pii_columns (dropped or "
+        "hashed as the table is read), or set validate.pii_scan: off if it is not personal"), n, [])
+        for col, k, n, m in personal.scan(df, exclude=set(data.pii_columns))]
+
+
+def _redact(v) -> str:
+    """A nested value shown by its type and size only (it may hold personal data)."""
+    try:
+        size = len(v)
+    except TypeError:
+        size = None
+    return f"<{_kind_name(v)}" + (f" of {size}" if size is not None else "") + ">"
+
+
+def _default_msg(level: str, column: str | None, check: str, n: int, ex: list, sch: str) -> str:
+    where = f"column '{column}'" if column else "the table"
+    if check == "column_in_dataframe":
+        return f"column '{ex[0] if ex else column}' is missing; add it to the data or remove it from {sch}"
+    if check == "column_in_schema":
+        return (f"unexpected column '{ex[0] if ex else column}' is not in {sch}; remove it from the data, or add it "
+                f"to {sch} (or set strict: false)")
+    if check == "not_nullable":
+        return f"{where} has {n:,} null(s) but is not nullable in {sch}; fill them or set nullable: true"
+    if check == "field_uniqueness":
+        return (f"{where} has {n:,} rows with duplicate values (e.g. {_ex(ex)}) but must be unique "
+                f"(data.id_columns or unique in {sch}); remove the duplicates")
+    return f"{where} fails {check} in {n:,} row(s) (e.g. {_ex(ex)})"
+
+
+def findings_from(failures: pd.DataFrame, level: str, rules: Rules, sch: str) -> list[Finding]:
+    """One finding per (column, check) from pandera's failure_cases."""
+    fc = failures.copy()
+    table_level = (fc["schema_context"] == "DataFrameSchema") & ~fc["check"].isin(["column_in_dataframe", "column_in_schema"])
+    fc.loc[table_level, "column"] = None
+    presence = fc["check"].isin(["column_in_dataframe", "column_in_schema"])
+    fc.loc[presence, "column"] = fc.loc[presence, "failure_case"].astype(str)
+    out = []
+    for (col, chk), g in fc.groupby([fc["column"].fillna(TABLE), "check"], sort=False, dropna=False):
+        col = None if col == TABLE else str(col)
+        idx = g["index"].dropna()
+        count = idx.nunique() if len(idx) else 1
+        ex = [v for v in distinct(g["failure_case"].dropna().tolist(), 4) if v is not False][:3]
+        msg_fn = rules.msgs.get((level, col, chk))
+        msg = msg_fn(count, ex) if msg_fn else _default_msg(level, col, chk, count, ex, sch)
+        out.append(Finding(level, col, chk, msg, int(count), [personal.redact(_plain(v)) for v in ex]))
+    return out
+
+
+def check(df: pd.DataFrame, data: DataParams, params: ValidateParams,
+          table: TableSchema | None = None, schema_name: str = "the schema") -> Result:
+    """Check `df` against the schema (if any) and params with pandera, lazily; never raises for bad data."""
+    import pandera.pandas as pa
+
+    res = Result(rows=len(df), columns=df.shape[1])
+    res.null_share = {str(c): round(_share(df[c]), 6) for c in df.columns}
+    shape, df = shape_findings(df, data)
+    res.findings += shape + pii_findings(df, data, params)
+    if len(df) == 0:
+        res.schema = schema_name if table is not None else None
+        return res
+    rules = build_rules(df, data, params, table, schema_name)
+    for level, sch in rules.schemas().items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                sch.validate(df, lazy=True)
+            except pa.errors.SchemaErrors as exc:
+                res.findings += findings_from(exc.failure_cases, level, rules, schema_name)
+    first = ["read", "empty", "target_all_null", "nested_values", "personal_data", "column_in_dataframe", "column_in_schema", "dtype",
+             "target_constant", "target_numeric"]
+    res.findings.sort(key=lambda f: (f.level != "error", first.index(f.check) if f.check in first else len(first)))
+    res.schema = schema_name if table is not None else None
+    return res
+
+
+def run(data: DataParams, params: ValidateParams, root: Path, window: int | None = None) -> Result:
+    """Read data.path as every stage reads it (personal columns masked), then check it.
+
+    A file that cannot be read is an error finding too, so the report and findings file say why.
+    Without a schema file, the params checks run and a warning says how to make one."""
+    from mlcycle.core import tables
+
+    path = schema_mod.schema_path(data, params, root)
+    rel = _rel(path, root)
+    table = schema_mod.load(path) if path.exists() else None
+    try:
+        df = tables.load(data, root, window=window)
+    except DataError as exc:
+        res = Result(rows=0, columns=0, source=data.path, schema=rel if table else None)
+        res.findings.append(Finding("error", None, "read", str(exc)))
+        return res
+    res = check(df, data, params, table, rel)
+    res.source, res.schema = data.path, (rel if table else None)
+    if table is None:
+        res.findings.append(Finding(
+            "warning", None, "schema",
+            f"no schema at {rel}: only the params checks ran; run `mlcycle schema infer`, review {rel} and commit it"))
+    return res
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def write(result: Result, metrics_path: Path, findings_path: Path) -> None:
+    """Counts as DVC metrics, and every finding (with counts and examples) for tools."""
+    for p in (metrics_path, findings_path):
+        p.parent.mkdir(parents=True, exist_ok=True)
+    metrics_path.write_text(json.dumps(result.metrics(), indent=2) + "\n")
+    body = {"source": result.source, "schema": result.schema, **result.metrics(),
+            "findings": [asdict(f) for f in result.findings]}
+    findings_path.write_text(json.dumps(body, indent=2, default=str) + "\n")
+
+
+def enforce(result: Result) -> None:
+    """Raise DataError (stopping the pipeline) when the result has errors."""
+    if not result.ok:
+        raise DataError(result.summary(footer="findings: reports/validate_findings.json"))  # the runner adds the report
+
+
+def summary_from_file(findings_path: Path) -> str:
+    """The terminal lines for a finished validate run (its warnings), from the findings file."""
+    if not findings_path.exists():
+        return ""
+    body = json.loads(findings_path.read_text())
+    found = [Finding(**f) for f in body.get("findings", [])]
+    res = Result(rows=body.get("rows", 0), columns=body.get("columns", 0), findings=found,
+                 source=body.get("source", ""), schema=body.get("schema"))
+    return res.summary()
