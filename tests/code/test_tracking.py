@@ -1,13 +1,14 @@
 from pathlib import Path
 
+from mlcycle.core import paths
 from mlcycle.runtime import tracking
 
 
 def test_experiment_copies_resolve_to_the_main_workspace(tmp_path):
     ws = tmp_path / "ws"
-    assert tracking.main_root(ws / ".dvc" / "tmp" / "exps" / "tmpab12") == ws.resolve()
-    assert tracking.main_root(ws) == ws.resolve()
-    assert tracking.store_dir(ws / ".dvc/tmp/exps/x") == ws.resolve() / "mlruns"
+    assert paths.main_root(ws / ".dvc" / "tmp" / "exps" / "tmpab12") == ws.resolve()
+    assert paths.main_root(ws) == ws.resolve()
+    assert paths.store_dir(ws / ".dvc/tmp/exps/x") == ws.resolve() / "mlruns"
 
 
 def test_env_uri_wins(monkeypatch, tmp_path):

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from mlcycle.core import config
+from mlcycle.core.paths import Paths
 from mlcycle.lifecycle import registry
 from mlcycle.runtime import tracking
 from tests.conftest import env, make_workspace
@@ -24,7 +25,7 @@ def test_twenty_simultaneous_promotions_keep_the_chain(tmp_path):
     model_dir.mkdir()
     (model_dir / "MLmodel").write_text("flavors: {}\n")
     versions = [registry.register(client, name, client.create_run(exp).info.run_id, model_dir, {}) for _ in range(3)]
-    audit = tracking.store_dir(ws) / "audit.jsonl"
+    audit = Paths(ws).audit_log
     registry.promote(client, audit, name, versions[0], "start")
 
     procs = [subprocess.Popen([sys.executable, "-m", "mlcycle", "promote", versions[i % 3], "--reason", f"p{i}"],

@@ -149,7 +149,7 @@ def _registry(args):
     paths = Paths.at()
     params = config.load(args.params, root=paths.root)
     client, _ = tracking.setup(paths.root, params)
-    return client, params.tracking.model_name, tracking.store_dir(paths.root) / "audit.jsonl"
+    return client, params.tracking.model_name, paths.audit_log
 
 
 def _models(args) -> int:

@@ -50,6 +50,21 @@ def copy_workspace(root: Path, dest: Path) -> Path:
     return dest
 
 
+def main_root(root: Path) -> Path:
+    """The workspace that owns `root`: itself, or the one whose .dvc/tmp/exps holds it (a `dvc exp`
+    copy records into its workspace's store)."""
+    parts = root.resolve().parts
+    for i in range(len(parts) - 3):
+        if parts[i : i + 3] == (".dvc", "tmp", "exps"):
+            return Path(*parts[:i])
+    return root.resolve()
+
+
+def store_dir(root: Path) -> Path:
+    """The local tracking store (MLflow's database and artifacts) of the workspace that owns `root`."""
+    return main_root(root) / "mlruns"
+
+
 def find_root(start: str | Path | None = None) -> Path:
     """The workspace root: $MLCYCLE_ROOT, else the nearest folder upwards holding params.yaml and dvc.yaml."""
     env = os.environ.get("MLCYCLE_ROOT")
@@ -72,6 +87,16 @@ class Paths:
     @classmethod
     def at(cls, root: str | Path | None = None) -> Paths:
         return cls(Path(root).resolve() if root else find_root())
+
+    @property
+    def store(self) -> Path:
+        """The local tracking store: MLflow's database and artifacts (shared by `dvc exp` copies)."""
+        return store_dir(self.root)
+
+    @property
+    def audit_log(self) -> Path:
+        """Every gate decision, promotion and rollback, one JSON line each (lifecycle/audit.py)."""
+        return self.store / "audit.jsonl"
 
     # inputs
     @property

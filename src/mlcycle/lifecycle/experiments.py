@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from mlcycle.core.errors import MlcycleError
-from mlcycle.runtime.tracking import store_dir
+from mlcycle.core.paths import store_dir
 
 
 def free_port() -> int:

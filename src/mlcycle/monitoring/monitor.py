@@ -54,7 +54,7 @@ VERDICT = Path("reports/monitor/verdict.json")
 # ---------------------------------------------------------------- reference (through lineage)
 
 def cache_dir(root: Path) -> Path:
-    from mlcycle.runtime.tracking import main_root
+    from mlcycle.core.paths import main_root
 
     return main_root(root) / ".dvc" / "cache" / "files" / "md5"
 

@@ -34,7 +34,7 @@ class RetrainError(MlcycleError):
 
 
 def audit_file(root: Path) -> Path:
-    return tracking.store_dir(root) / "audit.jsonl"
+    return Paths(root).audit_log
 
 
 def run_monitor(root: Path, params_file: str, current: Path) -> dict:

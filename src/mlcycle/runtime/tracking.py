@@ -22,25 +22,12 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from mlcycle.core.config import Params
-from mlcycle.core.paths import NOTEBOOKS, Paths
+from mlcycle.core.paths import NOTEBOOKS, Paths, store_dir
 
 KEY_PACKAGES = ("mlcycle", "pandas", "scikit-learn", "numpy", "mlflow", "dvc", "papermill")
 PIPELINE_TAG = "mlcycle.pipeline_key"
 TRIGGER_ENV = "MLCYCLE_TRIGGER_RUN"  # set by `mlcycle retrain` for the pipeline it runs
 TRIGGER_TAG = "mlcycle.trigger.monitor_run"
-
-
-def main_root(root: Path) -> Path:
-    """The workspace that owns `root`: itself, or the one whose .dvc/tmp/exps holds it."""
-    parts = root.resolve().parts
-    for i in range(len(parts) - 3):
-        if parts[i : i + 3] == (".dvc", "tmp", "exps"):
-            return Path(*parts[:i])
-    return root.resolve()
-
-
-def store_dir(root: Path) -> Path:
-    return main_root(root) / "mlruns"
 
 
 def tracking_uri(root: Path, params: Params) -> str:
