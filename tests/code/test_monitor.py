@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from mlcycle.core import config
+from mlcycle.core.errors import MonitorError
 from mlcycle.monitoring import monitor
 from mlcycle.serving.serve import Served
 from mlcycle.stages.features import LABEL, FeatureSpec
@@ -110,5 +111,5 @@ def test_reference_is_read_from_the_dvc_cache_by_its_hash(tmp_path):
     (cache / "ab" / ("c" * 30 + ".dir")).write_text(json.dumps(listing))
     files = monitor.processed_files(tmp_path, "ab" + "c" * 30 + ".dir")
     assert files["train.parquet"].read_bytes() == b"T"
-    with pytest.raises(monitor.MonitorError, match="dvc pull"):
+    with pytest.raises(MonitorError, match="dvc pull"):
         monitor.processed_files(tmp_path, "ff" + "0" * 30 + ".dir")

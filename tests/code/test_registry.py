@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 
 from mlcycle.core import config
+from mlcycle.core.errors import MonitorError, RegistryError
 from mlcycle.lifecycle import gate, registry
-from mlcycle.lifecycle.registry import RegistryError
 from mlcycle.runtime import tracking
 from tests.conftest import make_workspace
 
@@ -108,7 +108,7 @@ def test_no_champion_message_names_the_rejection_and_the_ways_forward(store):
         serve.run(settings)  # `mlcycle serve`: fails before starting uvicorn
     from mlcycle.monitoring import monitor
 
-    with pytest.raises(monitor.MonitorError, match=f"monitor: {uri} does not resolve.*mlcycle monitor --model-uri"):
+    with pytest.raises(MonitorError, match=f"monitor: {uri} does not resolve.*mlcycle monitor --model-uri"):
         monitor.run(ws, config.load(ws / "params.yaml"), current="unused.csv", model_uri=uri)
 
 

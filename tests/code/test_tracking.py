@@ -24,7 +24,7 @@ def test_env_uri_wins(monkeypatch, tmp_path):
 
 def test_flatten_and_sections():
     assert tracking.flatten({"a": {"b": 1, "c": {"d": 2}}, "e": 3}) == {"a.b": 1, "a.c.d": 2, "e": 3}
-    assert tracking.stage_sections("train") == ("train",)
+    assert paths.PARAMS_SECTIONS["train"] == ("train",)
 
 
 def test_pipeline_key_from_env(monkeypatch):

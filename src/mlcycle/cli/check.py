@@ -12,11 +12,8 @@ import csv
 import difflib
 from pathlib import Path
 
-from mlcycle.core.config import Params
+from mlcycle.core.config import BOOL_HINT, Params
 from mlcycle.core.errors import ParamsError
-
-BOOL_HINT = ("YAML reads unquoted Yes/No/On/Off/True/False as booleans; quote the label, "
-             'e.g. positive_class: "Yes"')
 
 _MAX_LISTED = 12  # columns listed in a message at most
 

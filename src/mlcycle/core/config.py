@@ -19,6 +19,10 @@ from mlcycle.core.errors import ParamsError
 
 CALENDAR_PARTS = ("year", "month", "day_of_week", "day_of_year", "hour")
 
+# params.yaml is YAML: unquoted Yes/No/On/Off/True/False are booleans (a label "Yes" needs quotes)
+BOOL_HINT = ("YAML reads unquoted Yes/No/On/Off/True/False as booleans; quote the label, "
+             'e.g. positive_class: "Yes"')
+
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)

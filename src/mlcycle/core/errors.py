@@ -19,3 +19,23 @@ class DataError(MlcycleError):
 
 class StageError(MlcycleError):
     """A pipeline stage's notebook failed."""
+
+
+class MonitorError(MlcycleError):
+    """Monitoring cannot run (no champion, reference data not found, ...)."""
+
+
+class SimulateError(MlcycleError):
+    """The replay cannot run (no time column, too few periods, a period's pipeline failed)."""
+
+
+class RegistryError(MlcycleError):
+    """A registry operation cannot be done (unknown version, no earlier champion...)."""
+
+
+class RetrainError(MlcycleError):
+    """The retraining pipeline failed; the champion is unchanged."""
+
+
+class CardError(MlcycleError):
+    """A card cannot be built (unknown version, no records)."""

@@ -25,6 +25,12 @@ STAGES: tuple[str, ...] = (*NOTEBOOKS, "report")
 # notebook stages outside dvc.yaml: run on live data by a command (`mlcycle monitor`), not by `dvc repro`
 OPERATIONS: dict[str, str] = {"monitor": "07_monitor.ipynb"}
 NOTEBOOK_FILES: dict[str, str] = {**NOTEBOOKS, **OPERATIONS}
+# the params sections each notebook stage reads (those dvc.yaml lists for it): tracking logs them on its run
+PARAMS_SECTIONS: dict[str, tuple[str, ...]] = {
+    "ingest": ("ingest",), "validate": ("data", "validate"), "eda": ("data", "eda"),
+    "features": ("data", "features", "split"), "train": ("train",), "evaluate": ("evaluate", "gate"),
+    "monitor": ("monitor", "retrain"),
+}
 # what a fresh copy of the workspace needs to run the pipeline, as a clone has it (tests and benchmarks
 # copy these): the pipeline definition, notebooks, code and schemas; data comes from ingest
 WORKSPACE_FILES: tuple[str, ...] = ("params.yaml", "dvc.yaml", "notebooks", "src", "schemas", "examples", "hooks",

@@ -25,15 +25,13 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from mlcycle.core import config
-from mlcycle.core.errors import MlcycleError
+from mlcycle.core import record as handover
+from mlcycle.core.errors import CardError
 
 RECORD, HTML, MD = "model_card.json", "model_card.html", "model_card.md"
 ARTIFACT_DIR = "model_card"
 NOT_WRITTEN = "Not written yet: describe the intended use in {file} (quoted here as written)."
 
-
-class CardError(MlcycleError):
-    """A card cannot be built (unknown version, no records)."""
 
 
 def _json(path: Path):
@@ -221,6 +219,13 @@ def write(record: dict, folder: Path, stem: str = "model_card") -> dict[str, Pat
     out["json"].write_text(json.dumps(record, indent=1, default=str) + "\n", encoding="utf-8")
     out["html"].write_text(html, encoding="utf-8")
     out["md"].write_text(md, encoding="utf-8")
+    model = record.get("model") or {}
+    if model.get("name") and model.get("version"):  # under the runner: logged with the stage run, linked from the version
+        handover.artifacts([out["json"], out["html"], out["md"]], ARTIFACT_DIR)
+        handover.version_tags(model["name"], model["version"], {
+            "model_card": f"{{artifact_uri}}/{ARTIFACT_DIR}/{out['html'].name}",
+            "model_card.markdown": f"{{artifact_uri}}/{ARTIFACT_DIR}/{out['md'].name}",
+            "model_card.run_id": "{run_id}"})
     return out
 
 

@@ -19,14 +19,11 @@ import json
 from contextlib import contextmanager
 from pathlib import Path
 
-from mlcycle.core.errors import MlcycleError
+from mlcycle.core.errors import RegistryError
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 MOVES = ("promote", "gate-promote", "rollback")  # audit actions that move the champion alias
 
-
-class RegistryError(MlcycleError):
-    """A registry operation cannot be done (unknown version, no earlier champion...)."""
 
 
 @contextmanager

@@ -37,16 +37,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlcycle.core import config, scoring
+from mlcycle.core import config, record, scoring
 from mlcycle.core.config import Params
-from mlcycle.core.errors import DataError, MlcycleError
+from mlcycle.core.errors import DataError, MonitorError
 from mlcycle.monitoring import drift as drift_mod
 from mlcycle.stages.features import LABEL, FeatureSpec
-
-
-class MonitorError(MlcycleError):
-    """Monitoring cannot run (no champion, reference data not found, ...)."""
-
 
 VERDICT = Path("reports/monitor/verdict.json")
 
@@ -338,6 +333,16 @@ def write(root: Path, verdict: dict) -> None:
     out = Paths(root).metrics("monitor")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(metrics, indent=2) + "\n")
+    record.artifacts([path], "monitor")  # under the runner: the verdict joins the monitor run, which the version points to
+    m = verdict["model"]
+    record.tags({"mlcycle.monitor.model": str(m.get("name")), "mlcycle.monitor.model_version": str(m.get("version")),
+                 "mlcycle.monitor.status": verdict["status"], "mlcycle.monitor.retrain": str(verdict["retrain"]).lower(),
+                 "mlcycle.monitor.source": verdict["current"]["source"][:250]})
+    if m.get("name") and m.get("version"):
+        record.version_tags(m["name"], m["version"], {
+            "monitor.last_run_id": "{run_id}",
+            "monitor.last_verdict": f"{verdict['status']}; retrain {'yes' if verdict['retrain'] else 'no'}"})
+    record.run_id_into(path, "mlflow_run_id")
 
 
 def read_verdict(root: Path) -> dict:

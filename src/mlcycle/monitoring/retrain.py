@@ -22,15 +22,11 @@ import sys
 from pathlib import Path
 
 from mlcycle.core.config import Params
-from mlcycle.core.errors import DataError, MlcycleError
+from mlcycle.core.errors import DataError, RetrainError
 from mlcycle.core.paths import Paths
 from mlcycle.lifecycle import registry
 from mlcycle.monitoring import batches, monitor
 from mlcycle.runtime import tracking
-
-
-class RetrainError(MlcycleError):
-    """The retraining pipeline failed; the champion is unchanged."""
 
 
 def audit_file(root: Path) -> Path:

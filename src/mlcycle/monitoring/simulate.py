@@ -41,7 +41,7 @@ import yaml
 
 from mlcycle.core import config, scoring, tables
 from mlcycle.core.config import Params
-from mlcycle.core.errors import MlcycleError
+from mlcycle.core.errors import SimulateError
 from mlcycle.core.paths import Paths, copy_workspace
 from mlcycle.lifecycle import registry
 from mlcycle.monitoring import monitor, retrain
@@ -53,9 +53,6 @@ BASE = "data/replay/base.parquet"
 INCOMING = "incoming"
 PERIOD_CODES = {"day": "D", "week": "W", "month": "M", "quarter": "Q"}
 
-
-class SimulateError(MlcycleError):
-    pass
 
 
 def _git(work: Path, *args: str) -> None:

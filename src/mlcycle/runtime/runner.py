@@ -10,38 +10,21 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import time
 import traceback
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Protocol
 
-from mlcycle.core import config
+from mlcycle.core import config, record
 from mlcycle.core.errors import StageError
 from mlcycle.core.paths import NOTEBOOK_FILES, Paths
+from mlcycle.runtime import hooks as hooks_mod
+from mlcycle.runtime.hooks import Hook, StageRun
 
 PARAMETERS = frozenset({"params_file"})  # what the runner injects; every notebook's parameters cell declares this
 STAGE_PARAMETERS = {"monitor": frozenset({"current", "days", "model_uri"})}  # and these, for operations stages
 KERNEL = "python3"
-
-
-@dataclass
-class StageRun:
-    stage: str
-    root: Path
-    params: config.Params
-    notebook: Path
-    executed: Path
-    html: Path
-    status: str = "RUNNING"  # RUNNING | FINISHED | FAILED
-    tracking_run_id: str | None = None
-    error: str | None = None
-    seconds: dict[str, float] = field(default_factory=dict)
-
-
-class Hook(Protocol):
-    def start(self, run: StageRun) -> None: ...
-    def end(self, run: StageRun) -> None: ...
 
 
 def kernel_env(root: Path) -> dict[str, str]:
@@ -139,7 +122,6 @@ def run_stage(stage: str, root: str | Path | None = None, params_file: str = "pa
     the inputs on the other core), hooks given by the caller in a helper thread. The thread also
     prepares the HTML exporter. That fixed cost overlaps the stage's own work instead of adding to it."""
     skip_unused_imports()
-    from concurrent.futures import ThreadPoolExecutor
 
     if stage not in NOTEBOOK_FILES:
         raise StageError(f"unknown stage '{stage}'; notebook stages are: {', '.join(NOTEBOOK_FILES)}")
@@ -148,6 +130,18 @@ def run_stage(stage: str, root: str | Path | None = None, params_file: str = "pa
     params = config.load(params_file, root=paths.root)  # fails fast, before any kernel starts
     run = StageRun(stage, paths.root, params, paths.notebook(stage), paths.executed_notebook(stage),
                    paths.report_html(stage))
+    try:
+        return _run(run, params_file, hooks, parameters, t0)
+    finally:
+        if run.record is not None:
+            run.record.unlink(missing_ok=True)
+
+
+def _run(run: StageRun, params_file: str, hooks, parameters: dict | None, t0: float) -> StageRun:
+    stage, params, paths = run.stage, run.params, Paths(run.root)
+    fd, name = tempfile.mkstemp(prefix=f"mlcycle-{stage}-", suffix=".record.jsonl")
+    os.close(fd)
+    run.record = Path(name)
     if hooks is None:
         from mlcycle.runtime.tracking import TrackingHook
 
@@ -173,15 +167,16 @@ def run_stage(stage: str, root: str | Path | None = None, params_file: str = "pa
 
     run.seconds["check"] = time.perf_counter() - t0
     background = ThreadPoolExecutor(1, thread_name_prefix="mlcycle-stage")
-    started = None if forked else background.submit(_start_hooks, hooks, run)
+    started = None if forked else background.submit(hooks_mod.start_hooks, hooks, run)
     exporter = background.submit(html_exporter, params.report.show_code)
 
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
     run.executed.parent.mkdir(parents=True, exist_ok=True)
-    saved_env = {k: os.environ.get(k) for k in kernel_env(paths.root)}
-    os.environ.update(kernel_env(paths.root))
+    env = {**kernel_env(paths.root), record.ENV: str(run.record)}
+    saved_env = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     t1 = time.perf_counter()
     failure: BaseException | None = None
     try:
@@ -233,16 +228,6 @@ def run_stage(stage: str, root: str | Path | None = None, params_file: str = "pa
     return run
 
 
-def _start_hooks(hooks, run: StageRun) -> str | None:
-    """Start every hook; return the first failure as text (raised by the runner after execution)."""
-    for h in hooks:
-        try:
-            h.start(run)
-        except Exception as exc:
-            return f"{type(exc).__name__}: {str(exc)[:300]}"
-    return None
-
-
 class ForkedHooks:
     """Runs hooks in another process, so their imports and I/O (mlflow, DVC hashing, git) use the
     other core while the kernel executes the notebook, instead of adding to the stage's time.
@@ -281,7 +266,7 @@ class ForkedHooks:
 
         ctx = mp.get_context("fork")
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_hooks_child, args=(self.hooks, run, child), name="mlcycle-tracking")
+        self.proc = ctx.Process(target=hooks_mod.hooks_child, args=(self.hooks, run, child), name="mlcycle-tracking")
         self.proc.start()
         child.close()
         trackd.launch(idle)
@@ -326,36 +311,3 @@ class ForkedHooks:
             return ""
         self.proc.join(5)
         return f" (exit code {self.proc.exitcode})"
-
-
-def _hooks_child(hooks, run: StageRun, conn) -> None:
-    error = None
-    for h in hooks:  # imports and reads that record nothing: done while the runner checks the stage
-        prepare = getattr(h, "prepare", None)
-        if prepare is not None and error is None:
-            try:
-                prepare(run)
-            except Exception as exc:
-                error = f"{type(exc).__name__}: {str(exc)[:300]}"
-    try:
-        if conn.recv() != "go":
-            return
-    except (EOFError, OSError):  # the runner ended before the stage started: nothing to record
-        return
-    error = error or _start_hooks(hooks, run)
-    conn.send((error, run.tracking_run_id))
-    if error is not None:
-        return
-    try:
-        run.status, run.error, run.seconds = conn.recv()
-    except (EOFError, OSError):  # the runner ended without telling the outcome (a socket may be reset): never leave the run RUNNING
-        run.status, run.error = "FAILED", "the stage's runner process ended before the stage finished"
-    for h in hooks:
-        try:
-            h.end(run)
-        except Exception:  # a hook must never hide the stage's own outcome
-            traceback.print_exc()
-    try:
-        conn.send("ended")
-    except OSError:
-        pass

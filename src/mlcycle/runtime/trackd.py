@@ -4,7 +4,7 @@ Importing mlflow and its SQL store takes about 2.4 s of CPU in every new process
 stage's own work. The first stage forks its tracking process as usual (`runner.ForkedHooks`) and
 also starts this daemon. Later stages connect to it over a Unix socket, and it forks a child that
 has mlflow, SQLAlchemy's mappers and DVC already imported. That child runs the same code as a
-freshly forked one (`runner._hooks_child`), with the stage's environment, working folder, stdout
+freshly forked one (`hooks.hooks_child`), with the stage's environment, working folder, stdout
 and stderr, so it records exactly the same things. The daemon itself opens no store, connection
 or file of any workspace: nothing is shared between stages but imported code.
 
@@ -111,7 +111,7 @@ def launch(idle_minutes: float) -> None:
 
 
 def submit(conn, hooks, run, environ: dict[str, str]) -> None:
-    """Hand a stage to the daemon: it forks the child that runs `runner._hooks_child` on `conn`."""
+    """Hand a stage to the daemon: it forks the child that runs `hooks.hooks_child` on `conn`."""
     import socket
     from multiprocessing.reduction import sendfds
 
@@ -129,7 +129,7 @@ def warm() -> None:
     import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
     import sqlalchemy.orm
 
-    from mlcycle.runtime import runner, tracking  # noqa: F401
+    from mlcycle.runtime import hooks, tracking  # noqa: F401
 
     sqlalchemy.orm.configure_mappers()
 
@@ -179,7 +179,7 @@ def serve(idle_minutes: float, expected_key: str) -> int:
                 conn.send({"pid": os.getpid(), "socket": str(sock), "idle_seconds": idle})
                 conn.close()
                 continue
-            _, hooks, run, environ, cwd = msg
+            _, stage_hooks, run, environ, cwd = msg
             with socket.socket(fileno=os.dup(conn.fileno())) as s:
                 fds = recvfds(s, 2)
         except Exception as exc:
@@ -200,9 +200,9 @@ def serve(idle_minutes: float, expected_key: str) -> int:
                 os.environ.clear()
                 os.environ.update(environ)
                 os.chdir(cwd)
-                from mlcycle.runtime import runner
+                from mlcycle.runtime import hooks
 
-                runner._hooks_child(hooks, run, conn)
+                hooks.hooks_child(stage_hooks, run, conn)
             except BaseException:
                 import traceback
 

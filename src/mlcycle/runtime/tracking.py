@@ -7,7 +7,9 @@ copies resolve to the same main workspace, so every run lands in one store.
 
 One MLflow run per stage execution, nested under one parent run per `dvc repro` (the parent is
 keyed by the DVC process that runs the stages), tagged with the git commit, a dirty flag, the stage
-and the DVC hash of every input and output.
+and the DVC hash of every input and output. Tracking knows no stage by name: what only some
+stages produce (trials, a model to register, evaluation files, a verdict) they hand over through
+`core/record.py`, and `TrackingHook.apply` records each item once the stage has finished.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from mlcycle.core import record
 from mlcycle.core.config import Params
-from mlcycle.core.paths import NOTEBOOKS, Paths, store_dir
+from mlcycle.core.paths import NOTEBOOKS, PARAMS_SECTIONS, Paths, store_dir
 
 KEY_PACKAGES = ("mlcycle", "pandas", "scikit-learn", "numpy", "mlflow", "dvc", "papermill")
 PIPELINE_TAG = "mlcycle.pipeline_key"
@@ -211,7 +214,7 @@ class TrackingHook:
 
         c, rid = self.client, self.run_id
         paths = Paths(run.root)
-        sections = self.sections or stage_sections(run.stage)
+        sections = self.sections or PARAMS_SECTIONS.get(run.stage, ())
         dump = run.params.dump()
         params = flatten({s: dump[s] for s in sections if s in dump})
         c.log_batch(rid, params=[Param(k, json.dumps(v) if isinstance(v, list | dict) else str(v)[:6000])
@@ -245,104 +248,60 @@ class TrackingHook:
             c.log_artifacts(rid, str(figs), "figures")
         if run.error:
             c.set_tag(rid, "mlcycle.error", run.error[:5000])
-        if run.stage == "train" and run.status == "FINISHED":
-            self.log_search(run)
-            self.register(run, hashes)
-        if run.stage == "evaluate" and run.status == "FINISHED":
-            self.attach_card(run)
-        if run.stage == "monitor" and run.status == "FINISHED":
-            self.link_monitor(run)
+        if run.status == "FINISHED":  # what the stage handed over (core/record.py), in its order
+            for item in record.read(run.record):
+                self.apply(item, run, hashes)
         status = "FAILED" if run.status == "FAILED" else "FINISHED"
         c.set_terminated(rid, status)
         if self.parent_id:  # the pipeline run ends with its latest stage, FAILED if that one failed
             c.set_terminated(self.parent_id, status)
 
-    def log_search(self, run) -> None:
-        """The model selection: the chosen values as `selected.*` params, and each trial as a nested run."""
+    def apply(self, item: dict, run, hashes: dict) -> None:
+        """Record one item a stage handed over (kinds: see core/record.py)."""
         from mlflow.entities import Metric, Param, RunTag
 
-        path = Paths(run.root).search
-        if not path.exists():
-            return
-        doc = json.loads(path.read_text())
-        c, rid = self.client, self.run_id
-        c.log_batch(rid, params=[Param(f"selected.{k}", str(v)) for k, v in doc["chosen"].items()],
-                    tags=[RunTag("mlcycle.model_family", doc["chosen"]["model"]),
-                          RunTag("mlcycle.search.method", doc["method"])])
-        metric = f"{doc['scored_by']}_{doc['score']}"
-        status = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
-        for t in doc["trials"]:
-            tags = {"mlflow.parentRunId": rid, "mlflow.runName": f"trial {t['number']} {t['model']}",
-                    "mlcycle.stage": "train.search", "mlcycle.trial": str(t["number"]),
-                    "mlcycle.trial.state": t["state"], "mlcycle.search.method": doc["method"],
-                    "mlcycle.best_trial": str(t["number"] == doc["best_trial"]).lower()}
-            if t["error"]:
-                tags["mlcycle.error"] = t["error"]
-            child = c.create_run(self.exp_id, start_time=t["start_ms"], tags=tags).info.run_id
-            metrics = [Metric(f"fold_{metric}", v, t["end_ms"], i) for i, v in enumerate(t["fold_scores"])]
-            if t["score"] is not None:
-                metrics.append(Metric(metric, t["score"], t["end_ms"], 0))
-            c.log_batch(child, metrics=metrics,
-                        params=[Param("model", t["model"])] + [Param(k, str(v)) for k, v in t["params"].items()])
-            c.set_terminated(child, status.get(t["state"], "FINISHED"), end_time=t["end_ms"])
+        c, rid, kind = self.client, self.run_id, item["kind"]
+        fill = {"run_id": rid}
+        if kind == "artifacts":
+            for f in item["files"]:
+                if Path(f).exists():
+                    c.log_artifact(rid, f, item["folder"])
+        elif kind == "tags":
+            c.log_batch(rid, tags=[RunTag(k, v[:5000]) for k, v in item["tags"].items()])
+        elif kind == "params":
+            c.log_batch(rid, params=[Param(k, v[:6000]) for k, v in item["params"].items()])
+        elif kind == "version_tags":
+            fill["artifact_uri"] = c.get_run(rid).info.artifact_uri
+            for k, v in item["tags"].items():
+                c.set_model_version_tag(item["name"], item["version"], k, v.format(**fill))
+        elif kind == "child_runs":
+            status = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
+            for r in item["runs"]:
+                tags = {**r["tags"], "mlflow.parentRunId": rid, "mlflow.runName": r["name"]}
+                child = c.create_run(self.exp_id, start_time=r["start_ms"], tags=tags).info.run_id
+                c.log_batch(child, metrics=[Metric(k, float(v), r["end_ms"], int(step)) for k, v, step in r["metrics"]],
+                            params=[Param(k, str(v)) for k, v in r["params"].items()])
+                c.set_terminated(child, status.get(r["status"], r["status"]), end_time=r["end_ms"])
+        elif kind == "register":
+            self.register(run, item, hashes)
+        elif kind == "run_id_into":
+            path = Path(item["file"])
+            if path.exists():
+                doc = json.loads(path.read_text())
+                doc[item["key"]] = rid
+                path.write_text(json.dumps(doc, indent=2, default=str) + "\n")
+        else:
+            raise ValueError(f"unknown record kind '{kind}' (see mlcycle/core/record.py)")
 
-    def attach_card(self, run) -> None:
-        """The evaluation records and the model card: artifacts of the evaluate run, linked from
-        the model version it judged (tags `model_card`, `model_card.run_id`)."""
-        from mlcycle.lifecycle import card
-
-        paths = Paths(run.root)
-        for f in (paths.fairness, paths.explanations):
-            if f.exists():
-                self.client.log_artifact(self.run_id, str(f), "evaluation")
-        files = [paths.model_card(k) for k in ("json", "html", "md")]
-        reg = json.loads(paths.registered.read_text()) if paths.registered.exists() else {}
-        if reg.get("version") and all(f.exists() for f in files):
-            card.attach(self.client, reg["name"], reg["version"], self.run_id, files)
-
-    def link_monitor(self, run) -> None:
-        """The verdict as an artifact and tags of the monitor run; the model version it judged points back."""
-        from mlcycle.monitoring import monitor
-
-        path = run.root / monitor.VERDICT
-        if not path.exists():
-            return
-        v = json.loads(path.read_text())
-        self.client.log_artifact(self.run_id, str(path), "monitor")
-        m = v["model"]
-        tags = {"mlcycle.monitor.model": str(m.get("name")), "mlcycle.monitor.model_version": str(m.get("version")),
-                "mlcycle.monitor.status": v["status"], "mlcycle.monitor.retrain": str(v["retrain"]).lower(),
-                "mlcycle.monitor.source": v["current"]["source"][:250]}
-        for k, val in tags.items():
-            self.client.set_tag(self.run_id, k, val)
-        if m.get("name") and m.get("version"):
-            self.client.set_model_version_tag(m["name"], m["version"], "monitor.last_run_id", self.run_id)
-            self.client.set_model_version_tag(m["name"], m["version"], "monitor.last_verdict",
-                                              f"{v['status']}; retrain {'yes' if v['retrain'] else 'no'}")
-        v["mlflow_run_id"] = self.run_id
-        path.write_text(json.dumps(v, indent=2, default=str) + "\n")
-
-    def register(self, run, hashes) -> None:
-        """Register the trained model; write models/registered.json for the evaluate stage's gate."""
+    def register(self, run, item: dict, hashes: dict) -> None:
+        """Register the model the stage saved, with its lineage; write the registration file the gate reads."""
         from mlcycle.lifecycle import registry
 
-        paths = Paths(run.root)
         git = self.git
-        name = run.params.tracking.model_name
         tags = {"git_commit": git["mlflow.source.git.commit"], "git_dirty": git["mlcycle.git.dirty"],
-                "data_md5": hashes.get("deps", {}).get("data/processed", ""), "stage_run_id": self.run_id}
+                "data_md5": hashes.get("deps", {}).get(item.get("data") or "", ""), "stage_run_id": self.run_id}
         if os.environ.get(TRIGGER_ENV):
             tags["trigger_monitor_run"] = os.environ[TRIGGER_ENV]
-        version = registry.register(self.client, name, self.run_id, paths.model, tags)
-        paths.registered.write_text(json.dumps({"name": name, "version": version, "run_id": self.run_id}, indent=2) + "\n")
-
-
-def stage_sections(stage: str) -> tuple[str, ...]:
-    """The params sections a stage reads (as dvc.yaml lists them)."""
-    return {
-        "ingest": ("ingest",), "validate": ("data", "validate"), "eda": ("data", "eda"),
-        "features": ("data", "features", "split"), "train": ("train",), "evaluate": ("evaluate", "gate"),
-        "monitor": ("monitor", "retrain"),
-    }.get(stage, ())
-
-
+        version = registry.register(self.client, item["name"], self.run_id, Path(item["model_dir"]), tags)
+        Path(item["registration"]).write_text(
+            json.dumps({"name": item["name"], "version": version, "run_id": self.run_id}, indent=2) + "\n")

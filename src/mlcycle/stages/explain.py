@@ -20,6 +20,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from mlcycle.core import record
 from mlcycle.core.errors import DataError
 from mlcycle.core.scoring import scores
 
@@ -214,3 +215,4 @@ def write(importance: pd.DataFrame, curves: dict[str, pd.DataFrame], path) -> No
            "partial_dependence": {f: json.loads(c.to_json(orient="records", double_precision=6))
                                   for f, c in curves.items()}}
     path.write_text(json.dumps(doc, indent=1) + "\n")
+    record.artifacts([path], "evaluation")

@@ -21,6 +21,7 @@ import pandas as pd
 from fairlearn import metrics as flm
 from sklearn import metrics as skm
 
+from mlcycle.core import record
 from mlcycle.core.errors import DataError
 
 MISSING = "(missing)"
@@ -390,6 +391,7 @@ def write(assessment: Assessment, path) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(assessment.to_dict(), indent=1, default=str) + "\n")
+    record.artifacts([path], "evaluation")
 
 
 def headline_metric(table: pd.DataFrame) -> str:

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlcycle.core import scoring
+from mlcycle.core import record, scoring
 from mlcycle.core.config import MODEL_FAMILIES, SEARCHABLE, TrainParams
 from mlcycle.core.errors import DataError
 from mlcycle.stages.features import FeatureSpec
@@ -290,6 +290,28 @@ def write(sel: Selection, path: Path) -> None:
         "timed_out": sel.timed_out, "trials": [asdict(t) for t in sel.trials],
     }
     path.write_text(json.dumps(doc, indent=2) + "\n")
+    record.params({f"selected.{k}": v for k, v in doc["chosen"].items()})
+    record.tags({"mlcycle.model_family": doc["chosen"]["model"], "mlcycle.search.method": doc["method"]})
+    record.child_runs(trial_runs(doc))
+
+
+def trial_runs(doc: dict) -> list[dict]:
+    """Each trial of a search document as a nested run for tracking (core/record.py `child_runs`)."""
+    metric = f"{doc['scored_by']}_{doc['score']}"
+    runs = []
+    for t in doc["trials"]:
+        tags = {"mlcycle.stage": "train.search", "mlcycle.trial": str(t["number"]),
+                "mlcycle.trial.state": t["state"], "mlcycle.search.method": doc["method"],
+                "mlcycle.best_trial": str(t["number"] == doc["best_trial"]).lower()}
+        if t["error"]:
+            tags["mlcycle.error"] = t["error"]
+        metrics = [[f"fold_{metric}", v, i] for i, v in enumerate(t["fold_scores"])]
+        if t["score"] is not None:
+            metrics.append([metric, t["score"], 0])
+        runs.append({"name": f"trial {t['number']} {t['model']}", "tags": tags, "metrics": metrics,
+                     "params": {"model": t["model"], **t["params"]}, "start_ms": t["start_ms"],
+                     "end_ms": t["end_ms"], "status": t["state"]})
+    return runs
 
 
 def read(path: Path) -> dict | None:

@@ -21,6 +21,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
+from mlcycle.core import record
 from mlcycle.core.config import TrainParams
 from mlcycle.core.errors import DataError
 from mlcycle.core.scoring import quiet_mlflow, scores
@@ -312,10 +313,13 @@ def summary(result: TrainResult, spec: FeatureSpec) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("item")
 
 
-def write_registration(path: Path, name: str) -> None:
-    """models/registered.json before tracking registers the model: the name, no version yet."""
+def write_registration(path: Path, name: str, model_dir: Path | None = None, data: str = "data/processed") -> None:
+    """models/registered.json before tracking registers the model: the name, no version yet. Under
+    the runner, tracking registers the model saved at `model_dir` (default: `model` next to `path`)
+    with the DVC hash of its training data `data`, and fills in the version."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"name": name, "version": None, "run_id": None}, indent=2) + "\n")
+    record.register(name, model_dir or path.parent / "model", path, data)
 
 
 def read_registration(path: Path) -> dict:

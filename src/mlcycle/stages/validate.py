@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from mlcycle.core import personal
+from mlcycle.core import config, personal
 from mlcycle.core import schema as schema_mod
 from mlcycle.core.config import DataParams, ValidateParams
 from mlcycle.core.errors import DataError
@@ -344,9 +344,7 @@ def bool_label_hint(data: DataParams, target: pd.Series) -> str:
     """A hint when data.positive_class is a YAML boolean while the target holds other labels."""
     if not isinstance(data.positive_class, bool) or pd.api.types.is_bool_dtype(target):
         return ""
-    from mlcycle.cli.check import BOOL_HINT
-
-    return f"; {BOOL_HINT}"
+    return f"; {config.BOOL_HINT}"
 
 
 def _ex(ex: list) -> str:
