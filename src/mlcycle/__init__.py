@@ -15,5 +15,30 @@ or lower ones, never upwards, and no import (function-level ones included) close
 Importing the package does no work: no folders, no tracking URI, no logging set-up.
 """
 
+import importlib
+import importlib.abc
+import importlib.util
+import sys
+
 LAYERS = ("core", "stages", "lifecycle", "runtime", "serving", "monitoring", "cli")
 __version__ = "0.1.0"
+
+# Models saved before the package took its layer folders name their classes by the old module paths
+# (pickle stores `mlcycle.features.RowFeatures`); those names resolve to the modules that hold the
+# classes now, so every registered version keeps loading.
+MOVED = {"mlcycle.features": "mlcycle.core.spec"}
+
+
+class _Moved(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    def find_spec(self, name, path=None, target=None):
+        return importlib.util.spec_from_loader(name, self) if name in MOVED else None
+
+    def create_module(self, spec):
+        return importlib.import_module(MOVED[spec.name])  # the same module object: one class, not two
+
+    def exec_module(self, module):
+        pass
+
+
+if not any(isinstance(f, _Moved) for f in sys.meta_path):
+    sys.meta_path.append(_Moved())

@@ -67,6 +67,7 @@ def test_stage_has_module_test_and_deps(stage):
     spec = globals()["stage"](stage)
     deps = spec["deps"]
     assert module(stage) in deps
+    assert "src/mlcycle/core" in deps, "every stage uses the core layer: it depends on the whole folder"
     if stage in NOTEBOOKS:
         assert f"notebooks/{NOTEBOOKS[stage]}" in deps
         assert spec["cmd"] == f"python -m mlcycle run {stage}"

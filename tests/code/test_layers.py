@@ -134,3 +134,20 @@ def test_a_planted_cycle_is_found(tmp_path):
     target = pkg / "core" / "errors.py"  # errors is imported by core.config: importing config back closes a cycle
     target.write_text(target.read_text() + "\n\ndef planted():\n    from mlcycle.core import config  # noqa\n")
     assert ["mlcycle.core.config", "mlcycle.core.errors"] in cycles(imports(pkg))
+
+
+def test_models_pickled_under_the_old_module_path_still_load():
+    """A model saved before the layer folders pickled `mlcycle.features.RowFeatures`."""
+    import pickle
+
+    import pandas as pd
+
+    from mlcycle.core.spec import RowFeatures
+
+    step = RowFeatures(inputs=("x",), kinds={"x": "numeric"})
+    old = pickle.dumps(step, protocol=0).replace(b"mlcycle.core.spec", b"mlcycle.features")
+    assert b"mlcycle.features" in old and b"mlcycle.core.spec" not in old
+    loaded = pickle.loads(old)
+    assert type(loaded) is RowFeatures
+    frame = pd.DataFrame({"x": [1, 2]})
+    assert loaded.fit(frame).transform(frame).equals(step.fit(frame).transform(frame))

@@ -6,6 +6,7 @@ import pytest
 
 from mlcycle.core import config
 from mlcycle.core.errors import MonitorError, RegistryError
+from mlcycle.lifecycle import audit as auditlog
 from mlcycle.lifecycle import gate, registry
 from mlcycle.runtime import tracking
 from tests.conftest import make_workspace
@@ -49,9 +50,9 @@ def test_gate_promote_reject_promote_rollback_audit(store):
     registry.promote(client, audit, "m", v3, "manual")
     registry.rollback(client, audit, "m", "v3 misbehaves")
     assert str(registry.champion(client, "m").version) == v1
-    actions = [e["action"] for e in registry.read_audit(audit, "m")]
+    actions = [e["action"] for e in auditlog.read(audit, "m")]
     assert actions == ["gate-promote", "gate-reject", "promote", "rollback"]
-    entry = registry.read_audit(audit, "m")[-1]
+    entry = auditlog.read(audit, "m")[-1]
     assert entry["from_version"] == v3 and entry["to_version"] == v1 and entry["who"] and entry["reason"] == "v3 misbehaves"
     assert any(k.startswith("audit.") for k in client.get_registered_model("m").tags)
     table = registry.versions_table(client, "m")
@@ -116,7 +117,7 @@ def test_promoting_the_champion_again_is_an_error_and_records_nothing(store):
     ws, client, (v1, v2, v3), X = store
     audit = ws / "mlruns" / "audit.jsonl"
     champ = str(registry.champion(client, "m").version)
-    before = registry.read_audit(audit, "m")
+    before = auditlog.read(audit, "m")
     with pytest.raises(RegistryError, match=f"v{champ} already is the champion"):
         registry.promote(client, audit, "m", champ, "again")
     for bad in ("", "   ", None):
@@ -124,9 +125,9 @@ def test_promoting_the_champion_again_is_an_error_and_records_nothing(store):
             registry.promote(client, audit, "m", v2, bad)
         with pytest.raises(RegistryError, match="--reason is empty"):
             registry.rollback(client, audit, "m", bad)
-    assert registry.read_audit(audit, "m") == before
+    assert auditlog.read(audit, "m") == before
     assert str(registry.champion(client, "m").version) == champ
-    assert registry.verify_chain(before) == []
+    assert auditlog.verify_chain(before) == []
     assert (ws / "mlruns" / "audit.jsonl.lock").exists()
 
 
@@ -139,7 +140,7 @@ def test_rollback_with_nothing_to_roll_back_to_says_so(store):
     with pytest.raises(RegistryError, match="nothing to roll back to"):
         registry.rollback(client, audit, "n", "why not")
     # a legacy self-move (v1 -> v1, recorded before promotions of the champion were refused) is no earlier champion
-    registry.audit(audit, client, "n", "promote", n1, n1, "legacy self-move")
+    auditlog.append(audit, client, "n", "promote", n1, n1, "legacy self-move")
     with pytest.raises(RegistryError, match="nothing to roll back to"):
         registry.rollback(client, audit, "n", "why not")
 
@@ -149,9 +150,9 @@ def test_verify_chain_finds_a_break():
          {"action": "gate-reject", "from_version": "1", "to_version": "1"},
          {"action": "promote", "from_version": "1", "to_version": "2"},
          {"action": "rollback", "from_version": "2", "to_version": "1"}]
-    assert registry.verify_chain(e) == []
+    assert auditlog.verify_chain(e) == []
     # what two unlocked promotions wrote: both read v2 as the champion
     broken = e + [{"action": "promote", "from_version": "1", "to_version": "3", "when": "t"},
                   {"action": "promote", "from_version": "1", "to_version": "2", "when": "t"}]
-    out = registry.verify_chain(broken)
+    out = auditlog.verify_chain(broken)
     assert len(out) == 1 and "entry 6" in out[0] and "left v3" in out[0]

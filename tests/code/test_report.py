@@ -1,6 +1,6 @@
 import json
 
-from mlcycle.core import config
+from mlcycle.core import config, provenance
 from mlcycle.core.paths import Paths
 from mlcycle.stages import report
 from tests.conftest import ROOT, make_workspace
@@ -18,15 +18,15 @@ def test_index_links_reports_and_shows_metrics(tmp_path):
     html = report.build_index(paths, params).read_text()
     assert "0.7312" in html and "0.6011" in html
     assert 'href="train.html"' in html and "eda (not run)" in html
-    commit = report.git_version(ws)["commit"]
+    commit = provenance.git_state(ws)["commit"]
     assert commit and commit in html
 
 
 def test_versions_outside_git(tmp_path):
-    assert report.git_version(tmp_path)["commit"] is None
+    assert provenance.git_state(tmp_path)["commit"] is None
     f = tmp_path / "f.bin"
     f.write_bytes(b"abc")
-    assert report.file_md5(f) == "900150983cd24fb0d6963f7d28e17f72"
+    assert provenance.file_md5(f) == "900150983cd24fb0d6963f7d28e17f72"
 
 
 def test_every_stage_has_a_description():

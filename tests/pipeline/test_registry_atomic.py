@@ -9,6 +9,7 @@ import pytest
 
 from mlcycle.core import config
 from mlcycle.core.paths import Paths
+from mlcycle.lifecycle import audit as auditlog
 from mlcycle.lifecycle import registry
 from mlcycle.runtime import tracking
 from tests.conftest import env, make_workspace
@@ -37,10 +38,10 @@ def test_twenty_simultaneous_promotions_keep_the_chain(tmp_path):
     refused = [r for r in results if r[0] != 0]
     for _code, _out, err in refused:  # the only acceptable refusal: the version already was the champion
         assert "already is the champion" in err, err[-2000:]
-    entries = registry.read_audit(audit, name)
+    entries = auditlog.read(audit, name)
     assert len(entries) == 1 + len(ok)  # one entry per successful promotion, none for refusals
     assert len(ok) >= 2
-    assert registry.verify_chain(entries) == []
+    assert auditlog.verify_chain(entries) == []
     assert str(registry.champion(client, name).version) == entries[-1]["to_version"]
     assert all(e["from_version"] != e["to_version"] for e in entries)
     check = subprocess.run([sys.executable, "-m", "mlcycle", "audit", "--verify"], cwd=ws, env=env(),

@@ -53,7 +53,7 @@ def _table(args) -> int:
     """The `tables` stage: check one table an enrichment hook reads and summarise it."""
     import json
 
-    from mlcycle.core import config, tables
+    from mlcycle.core import config, provenance, tables
     from mlcycle.core.paths import Paths
 
     paths = Paths.at()
@@ -66,17 +66,11 @@ def _table(args) -> int:
     df = tables.read_table(full, what=f"features.enrich.tables.{args.name}", shown=rel)
     out = paths.extra_table(args.name)
     out.parent.mkdir(parents=True, exist_ok=True)
-    summary = {"name": args.name, "path": rel, "rows": len(df), "md5": _md5(full),
+    summary = {"name": args.name, "path": rel, "rows": len(df), "md5": provenance.file_md5(full),
                "columns": {str(c): str(t) for c, t in df.dtypes.items()}}
     out.write_text(json.dumps(summary, indent=1) + "\n")
     print(f"table {args.name}: {rel}, {len(df):,} rows, {df.shape[1]} columns")
     return 0
-
-
-def _md5(path) -> str:
-    from mlcycle.stages.report import file_md5
-
-    return file_md5(path)
 
 
 def _init(args) -> int:
@@ -184,10 +178,10 @@ def _rollback(args) -> int:
 
 
 def _audit(args) -> int:
-    from mlcycle.lifecycle import registry
+    from mlcycle.lifecycle import audit
 
     client, name, audit_file = _registry(args)
-    entries = registry.read_audit(audit_file, name)
+    entries = audit.read(audit_file, name)
     if getattr(args, "verify", False):
         return _verify_audit(client, name, entries)
     for e in entries:
@@ -197,10 +191,10 @@ def _audit(args) -> int:
 
 def _verify_audit(client, name: str, entries: list[dict]) -> int:
     """`mlcycle audit --verify`: the chain of moves holds and ends at the current champion."""
-    from mlcycle.lifecycle import registry
+    from mlcycle.lifecycle import audit, registry
 
-    breaks = registry.verify_chain(entries)
-    moves = [e for e in entries if e["action"] in registry.MOVES]
+    breaks = audit.verify_chain(entries)
+    moves = [e for e in entries if e["action"] in audit.MOVES]
     champ = registry.champion(client, name)
     if moves and champ is not None and str(champ.version) != moves[-1]["to_version"]:
         breaks.append(f"the champion is v{champ.version} but the last recorded move left v{moves[-1]['to_version']}")
@@ -243,7 +237,7 @@ def _explain(args) -> int:
 
 def _card(args) -> int:
     from mlcycle.core.paths import Paths
-    from mlcycle.lifecycle import card, registry
+    from mlcycle.lifecycle import audit, card
 
     client, name, audit_file = _registry(args)
     version = args.version
@@ -254,7 +248,7 @@ def _card(args) -> int:
             return 0
         version = str(max(int(m.version) for m in found))
     paths = Paths.at()
-    files = card.regenerate(client, name, version, registry.read_audit(audit_file, name), paths.cards)
+    files = card.regenerate(client, name, version, audit.read(audit_file, name), paths.cards)
     mv = client.get_model_version(name, version)
     print(f"model card of {name} v{version}: {files['html'].relative_to(paths.root)}, "
           f"{files['md'].relative_to(paths.root)}; in MLflow: {mv.tags.get('model_card')}")

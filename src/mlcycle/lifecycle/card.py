@@ -126,8 +126,8 @@ def limitations(record: dict) -> list[str]:
 def collect(paths, cfg, client=None, name: str | None = None, version: str | None = None,
             audit: list[dict] | None = None) -> dict:
     """The card's record for `version`, from the workspace's files and (when tracking is on) MLflow."""
+    from mlcycle.core.spec import FeatureSpec
     from mlcycle.stages.evaluate import headline
-    from mlcycle.stages.features import FeatureSpec
 
     spec = FeatureSpec.from_json(paths.feature_spec)
     evaluate = _json(paths.metrics("evaluate")) or {}

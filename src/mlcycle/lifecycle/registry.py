@@ -1,72 +1,27 @@
-"""The model registry: register the trained model, move the `champion` alias, keep an audit log.
+"""The model registry: register the trained model, move the `champion` alias, under the audit log.
 
-Every gate decision, promotion and rollback appends one JSON line to `mlruns/audit.jsonl` in the
-main workspace (append-only) and is copied to a tag of the registered model, so it shows in MLflow.
-
-Promotion, rollback and gate decisions are atomic: each holds an exclusive file lock
-(`fcntl.flock` on `audit.jsonl.lock`, next to the audit log) while it reads the champion, moves the
-alias and appends its entry, so concurrent processes are serialised and the audit chain (each
-move's `from_version` is the previous move's `to_version`) holds; `verify_chain` checks it.
+Every gate decision, promotion and rollback is recorded by `lifecycle/audit.py`. Each holds the
+audit log's exclusive lock while it reads the champion, moves the alias and appends its entry, so
+concurrent processes are serialised and the audit chain holds.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
-import functools
-import getpass
 import json
-from contextlib import contextmanager
 from pathlib import Path
 
 from mlcycle.core.errors import RegistryError
+from mlcycle.lifecycle import audit
 
 CHAMPION, CHALLENGER = "champion", "challenger"
-MOVES = ("promote", "gate-promote", "rollback")  # audit actions that move the champion alias
 
-
-
-@contextmanager
-def locked(audit_file: Path):
-    """Hold the registry's exclusive lock (a file lock next to the audit log) for the block:
-    other processes' promotions, rollbacks and gate decisions wait until it ends."""
-    audit_file = Path(audit_file)
-    audit_file.parent.mkdir(parents=True, exist_ok=True)
-    with open(audit_file.parent / f"{audit_file.name}.lock", "a") as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
-
-
-def under_lock(fn):
-    """Run `fn(client, audit_file, ...)` holding `locked(audit_file)`."""
-    @functools.wraps(fn)
-    def wrapper(client, audit_file, *args, **kwargs):
-        with locked(audit_file):
-            return fn(client, audit_file, *args, **kwargs)
-    return wrapper
 
 
 def require_reason(reason: str | None, what: str) -> str:
     if reason is None or not str(reason).strip():
         raise RegistryError(f"{what}: --reason is empty; say why (it is kept in the audit log)")
     return str(reason).strip()
-
-
-def verify_chain(entries: list[dict]) -> list[str]:
-    """Breaks in the audit chain of one model: a move whose `from_version` is not the previous
-    move's `to_version`. An empty list when the chain holds."""
-    breaks, last = [], None
-    for i, e in enumerate(entries):
-        if e.get("action") not in MOVES:
-            continue
-        if last is not None and e.get("from_version") != last.get("to_version"):
-            breaks.append(f"entry {i + 1} ({e.get('when')}, {e['action']} v{e.get('from_version')} -> "
-                          f"v{e.get('to_version')}): the previous move left v{last.get('to_version')} as champion")
-        last = e
-    return breaks
 
 
 def register(client, name: str, run_id: str, model_dir: Path, tags: dict[str, str]) -> str:
@@ -96,41 +51,11 @@ def set_alias(client, name: str, alias: str, version: str) -> None:
     client.set_registered_model_alias(name, alias, str(version))
 
 
-def audit(audit_file: Path, client, name: str, action: str, version_from, version_to, reason: str,
-          details: dict | None = None) -> dict:
-    """Append one entry to the audit log and mirror it as a registered-model tag."""
-    entry = {
-        "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "model": name, "action": action,
-        "from_version": None if version_from is None else str(version_from),
-        "to_version": None if version_to is None else str(version_to),
-        "reason": reason, "who": getpass.getuser(),
-    }
-    if details:
-        entry["details"] = details
-    audit_file.parent.mkdir(parents=True, exist_ok=True)
-    with audit_file.open("a", encoding="utf-8") as f:
-        f.write(json.dumps(entry, sort_keys=True) + "\n")
-    try:
-        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
-        client.set_registered_model_tag(name, f"audit.{stamp}", json.dumps(entry)[:5000])
-    except Exception:
-        pass
-    return entry
-
-
-def read_audit(audit_file: Path, name: str | None = None) -> list[dict]:
-    if not audit_file.exists():
-        return []
-    rows = [json.loads(line) for line in audit_file.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [r for r in rows if name is None or r["model"] == name]
-
-
 def promote(client, audit_file: Path, name: str, version: str, reason: str, action: str = "promote") -> dict:
     """Give `version` the champion alias (the old champion keeps its other aliases), under the
     registry lock. Promoting the current champion is an error (nothing moves, nothing is recorded)."""
     reason = require_reason(reason, f"promote v{version}")
-    with locked(audit_file):
+    with audit.locked(audit_file):
         try:
             client.get_model_version(name, str(version))
         except Exception:
@@ -139,26 +64,26 @@ def promote(client, audit_file: Path, name: str, version: str, reason: str, acti
         if old is not None and str(old.version) == str(version):
             raise RegistryError(f"model '{name}': v{version} already is the champion; nothing was changed")
         set_alias(client, name, CHAMPION, version)
-        return audit(audit_file, client, name, action, old.version if old else None, version, reason)
+        return audit.append(audit_file, client, name, action, old.version if old else None, version, reason)
 
 
 def rollback(client, audit_file: Path, name: str, reason: str) -> dict:
     """Give the champion alias back to the version that held it before the current champion, under
     the registry lock; an error when no earlier, different champion is recorded."""
     reason = require_reason(reason, "rollback")
-    with locked(audit_file):
+    with audit.locked(audit_file):
         current = champion(client, name)
         if current is None:
             raise RegistryError(f"model '{name}' has no champion to roll back")
-        moves = [e for e in read_audit(audit_file, name)
-                 if e["to_version"] == str(current.version) and e["from_version"] and e["action"] in MOVES
+        moves = [e for e in audit.read(audit_file, name)
+                 if e["to_version"] == str(current.version) and e["from_version"] and e["action"] in audit.MOVES
                  and e["from_version"] != e["to_version"]]
         if not moves:
             raise RegistryError(f"model '{name}': no earlier champion is recorded before v{current.version}; "
                                 "nothing to roll back to (see `mlcycle audit`); promote a version instead")
         previous = moves[-1]["from_version"]
         set_alias(client, name, CHAMPION, previous)
-        return audit(audit_file, client, name, "rollback", current.version, previous, reason)
+        return audit.append(audit_file, client, name, "rollback", current.version, previous, reason)
 
 
 def versions_table(client, name: str):
@@ -213,7 +138,7 @@ def rescore_champion(client, name: str, candidate_version: str | None, score):
                             f"({type(exc).__name__}: {str(exc)[:200]}); judged without a champion criterion")
 
 
-@under_lock
+@audit.under_lock
 def apply_decision(client, audit_file: Path, name: str, decision) -> dict:
     """Move aliases as the gate decided, tag the version with the decision, audit it."""
     version = decision.candidate_version
@@ -231,7 +156,7 @@ def apply_decision(client, audit_file: Path, name: str, decision) -> dict:
                  "gate.summary": decision.summary()}.items():
         client.set_model_version_tag(name, version, k, v)
     action = "gate-promote" if decision.promote else "gate-reject"
-    return audit(audit_file, client, name, action, old.version if old else None,
+    return audit.append(audit_file, client, name, action, old.version if old else None,
                  version if decision.promote else (old.version if old else None),
                  decision.summary(), {"criteria": decision.criteria})
 

@@ -9,28 +9,19 @@ build on. A batch that fails validation is refused and stored nowhere.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from mlcycle.core import schema, tables
+from mlcycle.core import provenance, schema, tables
 from mlcycle.core.config import Params
 from mlcycle.core.errors import DataError
 from mlcycle.core.paths import Paths
 from mlcycle.stages import validate
 
 BATCHES = Path("data/raw/batches")
-
-
-def md5(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def check(file: Path, params: Params, root: Path) -> validate.Result:
@@ -79,7 +70,7 @@ def add(file: str | Path, params: Params, root: Path, name: str | None = None,
         "gitignore": str((dest.parent / ".gitignore").relative_to(root)),
         "rows": result.rows,
         "columns": result.columns,
-        "md5": md5(dest),
+        "md5": provenance.file_md5(dest),
         "added": (now or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds"),
         "source": src.name,
         "schema": result.schema,

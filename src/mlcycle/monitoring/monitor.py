@@ -40,8 +40,8 @@ import pandas as pd
 from mlcycle.core import config, record, scoring
 from mlcycle.core.config import Params
 from mlcycle.core.errors import DataError, MonitorError
+from mlcycle.core.spec import LABEL, FeatureSpec
 from mlcycle.monitoring import drift as drift_mod
-from mlcycle.stages.features import LABEL, FeatureSpec
 
 VERDICT = Path("reports/monitor/verdict.json")
 
@@ -203,7 +203,7 @@ def _top(scores: np.ndarray) -> np.ndarray:
 
 def assess(params: Params, served, ref: Reference, cur: Current) -> dict:
     """The verdict (a JSON-ready dict): drift, score drift, performance, and whether to retrain."""
-    from mlcycle.stages.features import derived
+    from mlcycle.core.spec import derived
 
     mp = params.monitor
     spec = ref.spec
@@ -271,7 +271,7 @@ def assess(params: Params, served, ref: Reference, cur: Current) -> dict:
 def slices(params: Params, served, spec: FeatureSpec, ref: Reference, cur: Current, metric: str,
            cur_scores: np.ndarray, ref_scores: np.ndarray) -> list[dict]:
     """The metric per group of each evaluate.slices column, at training (holdout) and now."""
-    from mlcycle.stages.features import with_derived
+    from mlcycle.core.spec import with_derived
 
     out = []
     cur, ref = Current(cur.source, with_derived(cur.frame, spec), cur.labelled), Reference(

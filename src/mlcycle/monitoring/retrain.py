@@ -24,13 +24,9 @@ from pathlib import Path
 from mlcycle.core.config import Params
 from mlcycle.core.errors import DataError, RetrainError
 from mlcycle.core.paths import Paths
-from mlcycle.lifecycle import registry
+from mlcycle.lifecycle import audit, registry
 from mlcycle.monitoring import batches, monitor
 from mlcycle.runtime import tracking
-
-
-def audit_file(root: Path) -> Path:
-    return Paths(root).audit_log
 
 
 def run_monitor(root: Path, params_file: str, current: Path) -> dict:
@@ -83,8 +79,8 @@ def retrain(root: Path, params: Params, batch: str | Path, dry_run: bool = False
     reg = json.loads(paths.registered.read_text())
     client, _ = tracking.setup(root, params)
     champ = registry.champion(client, params.tracking.model_name)
-    entry = registry.audit(
-        audit_file(root), client, params.tracking.model_name, "retrain", out["model_version"],
+    entry = audit.append(
+        Paths(root).audit_log, client, params.tracking.model_name, "retrain", out["model_version"],
         champ.version if champ else None,
         f"batch {record['name']}: {'; '.join(verdict['reasons'])}; gate: {decision['summary']}",
         {"batch": record["file"], "batch_md5": record["md5"], "monitor_run_id": out["monitor_run_id"],

@@ -43,11 +43,11 @@ from mlcycle.core import config, scoring, tables
 from mlcycle.core.config import Params
 from mlcycle.core.errors import SimulateError
 from mlcycle.core.paths import Paths, copy_workspace
-from mlcycle.lifecycle import registry
+from mlcycle.core.spec import FeatureSpec
+from mlcycle.lifecycle import audit, registry
 from mlcycle.monitoring import monitor, retrain
 from mlcycle.runtime import tracking
 from mlcycle.serving import serve
-from mlcycle.stages.features import FeatureSpec
 
 BASE = "data/replay/base.parquet"
 INCOMING = "incoming"
@@ -198,7 +198,7 @@ def simulate(root: Path, params: Params, periods: int | None = None, train_perio
                 "new_version": out.get("candidate_version"), "gate": out.get("gate"),
                 "champion_after": f"v{out['champion_version']}" if out.get("champion_version") else f"v{champ.version}",
             })
-        audit = registry.read_audit(retrain.audit_file(work), name)
+        history = audit.read(Paths(work).audit_log, name)
     finally:
         if saved_uri is not None:
             os.environ["MLFLOW_TRACKING_URI"] = saved_uri
@@ -206,7 +206,7 @@ def simulate(root: Path, params: Params, periods: int | None = None, train_perio
               "seconds": round((dt.datetime.now(dt.UTC) - t0).total_seconds(), 1),
               "data": params.data.path, "period": sp.period, "timezone": sp.timezone,
               "train_periods": train_periods, "sample_frac": sample_frac, "base_rows": len(base),
-              "workdir": str(Path(sp.workdir)), "model_name": name, "periods": rows, "audit": audit,
+              "workdir": str(Path(sp.workdir)), "model_name": name, "periods": rows, "audit": history,
               "policy": {**wparams.monitor.model_dump(), **wparams.retrain.model_dump()}}
     result["summary"] = summarise(rows)
     out_json = root / "reports" / "simulation.json"

@@ -18,12 +18,11 @@ import getpass
 import json
 import os
 import platform
-import subprocess
 import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from mlcycle.core import record
+from mlcycle.core import provenance, record
 from mlcycle.core.config import Params
 from mlcycle.core.paths import NOTEBOOKS, PARAMS_SECTIONS, Paths, store_dir
 
@@ -81,15 +80,12 @@ def private_store(folder: Path) -> None:
         folder.chmod(0o700)
 
 
-def git_state(root: Path) -> dict[str, str]:
-    def git(*args):
-        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=20)
-
-    head = git("rev-parse", "HEAD")
-    if head.returncode != 0:
+def git_tags(root: Path) -> dict[str, str]:
+    """The workspace's git state (`provenance.git_state`) as run tags."""
+    g = provenance.git_state(root)
+    if g["commit"] is None:
         return {"mlflow.source.git.commit": "none", "mlcycle.git.dirty": "unknown"}
-    dirty = bool(git("status", "--porcelain", "--untracked-files=no").stdout.strip())
-    return {"mlflow.source.git.commit": head.stdout.strip(), "mlcycle.git.dirty": str(dirty).lower()}
+    return {"mlflow.source.git.commit": g["commit"], "mlcycle.git.dirty": str(g["dirty"]).lower()}
 
 
 def versions() -> dict[str, str]:
@@ -181,7 +177,7 @@ class TrackingHook:
         """What records nothing: open the store, read git and the inputs' DVC hashes. Runs while
         the runner checks the stage and the kernel executes the notebook: inputs do not change."""
         self.client, self.exp_id = setup(run.root, run.params)
-        self.git = git_state(run.root)
+        self.git = git_tags(run.root)
         self.deps = dvc_hashes(run.root, run.stage, ("deps",)) if run.stage in NOTEBOOKS else {}
         self.prepared = True
 

@@ -175,7 +175,7 @@ def numeric_label(label: pd.Series, task: str, positive_class=None, name: str = 
     """
     if task == "regression":
         return label.astype("float64"), f"mean of {name}"
-    from mlcycle.stages.features import classes_of
+    from mlcycle.core.spec import classes_of
 
     _, positive = classes_of(label, positive_class)
     if positive is None:

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
-from mlcycle.stages.features import FeatureSpec
+from mlcycle.core.spec import FeatureSpec
 
 
 def classification_metrics(y: np.ndarray, p: np.ndarray, threshold: float | None, n_bins: int = 10) -> dict:

@@ -4,18 +4,17 @@ data and code versions they came from."""
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import html
 import json
-import subprocess
 from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from mlcycle.core import provenance
 from mlcycle.core.config import Params
 from mlcycle.core.paths import NOTEBOOKS, Paths
+from mlcycle.core.spec import FeatureSpec
 from mlcycle.stages.evaluate import headline
-from mlcycle.stages.features import FeatureSpec
 
 DESCRIPTIONS = {
     "ingest": "raw tables written to data/raw",
@@ -25,29 +24,6 @@ DESCRIPTIONS = {
     "train": "model and baseline fitted; iterations and threshold chosen on valid",
     "evaluate": "holdout metrics and curves, model against baseline; slices and fairness; explanations; the gate",
 }
-
-
-def git_version(root: Path) -> dict:
-    """Commit and dirty flag of the workspace, or why there are none."""
-    def git(*args):
-        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=20)
-
-    head = git("rev-parse", "HEAD")
-    if head.returncode != 0:
-        return {"commit": None, "dirty": None, "note": "not a git repository or no commit yet"}
-    dirty = git("status", "--porcelain", "--untracked-files=no")
-    return {"commit": head.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
-
-
-def file_md5(path: Path) -> str | None:
-    """MD5 of a file, the same digest DVC records for it."""
-    if not path.exists():
-        return None
-    h = hashlib.md5()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _read_json(path: Path):
@@ -75,8 +51,8 @@ def build_index(paths: Paths, params: Params) -> Path:
         "train": _read_json(paths.metrics("train")) or {},
         "validate": _read_json(paths.metrics("validate")) or {},
         "features": _read_json(paths.metrics("features")) or {},
-        "data": {"path": params.data.path, "md5": file_md5(data_path)},
-        "code": git_version(paths.root),
+        "data": {"path": params.data.path, "md5": provenance.file_md5(data_path)},
+        "code": provenance.git_state(paths.root),
         "model_name": params.train.model,
         "gate": _read_json(paths.gate_decision) or {},
         "registered": _read_json(paths.registered) or {},

@@ -28,7 +28,7 @@ import pandas as pd
 from mlcycle.core import record, scoring
 from mlcycle.core.config import MODEL_FAMILIES, SEARCHABLE, TrainParams
 from mlcycle.core.errors import DataError
-from mlcycle.stages.features import FeatureSpec
+from mlcycle.core.spec import FeatureSpec
 
 # name -> (low, high, integer, log scale): the default ranges, overridable by train.search.space
 SPACE: dict[str, tuple[float, float, bool, bool]] = {

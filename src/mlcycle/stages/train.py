@@ -25,7 +25,7 @@ from mlcycle.core import record
 from mlcycle.core.config import TrainParams
 from mlcycle.core.errors import DataError
 from mlcycle.core.scoring import quiet_mlflow, scores
-from mlcycle.stages.features import FeatureSpec, RowFeatures
+from mlcycle.core.spec import FeatureSpec, RowFeatures
 
 
 @dataclass
