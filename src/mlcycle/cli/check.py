@@ -12,8 +12,11 @@ import csv
 import difflib
 from pathlib import Path
 
+from mlcycle.core import plugins
 from mlcycle.core.config import BOOL_HINT, Params
 from mlcycle.core.errors import ParamsError
+from mlcycle.core.paths import find_root
+from mlcycle.core.tables import table_format
 
 _MAX_LISTED = 12  # columns listed in a message at most
 
@@ -58,8 +61,6 @@ def features_adds(params: Params, header: dict[str, str], root: Path | None = No
             added |= {f"{col}_{p}" for p in ("year", "month", "day_of_week")}
     hook = params.features.enrich.hook
     if hook:
-        from mlcycle.core import plugins
-        from mlcycle.core.paths import find_root
 
         declared = getattr(plugins.load(hook, root or find_root(), "features.enrich.hook"), "adds", None)
         if declared is None:
@@ -152,7 +153,6 @@ def check_columns(params: Params, path: Path, fmt: str, source: str = "params.ya
 def header_checked(params: Params, path: Path, source: str = "params.yaml") -> str:
     """check_columns on data.path; a line for the terminal. A header that cannot be read is left
     to the validate stage, which says why (the line says the columns were not checked)."""
-    from mlcycle.core.tables import table_format
 
     fmt = table_format(path, params.data.format)
     try:

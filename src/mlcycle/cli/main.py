@@ -1,4 +1,9 @@
-"""The `mlcycle` command: run a stage, check parameters, build the report index, list stages."""
+"""The `mlcycle` command: run a stage, check parameters, build the report index, list stages.
+
+Each subcommand imports what it uses inside its function: `mlcycle run` (every DVC stage) and
+`mlcycle --help` start without loading mlflow, DVC, the server or the monitor, which other
+subcommands need. Those function-level imports follow the layering like any other.
+"""
 
 from __future__ import annotations
 

@@ -22,8 +22,9 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel
 
-from mlcycle.core import config, paramsdoc
+from mlcycle.core import config, paramsdoc, schema, tables
 from mlcycle.core.errors import DataError, ParamsError
+from mlcycle.core.tables import guess_formats, parse_series
 
 POSITIVE_WORDS = ("yes", "y", "true", "1", "positive", "pos", "churn", "fraud", "default", "late", "bad")
 ID_NAME = re.compile(r"(^id$|_id$|^id_|uuid|guid|(^|_)key$|^rownames$)", re.IGNORECASE)
@@ -157,7 +158,6 @@ def infer_positive(y: pd.Series):
 def infer_time(df: pd.DataFrame, target: str, column: str | None) -> tuple[str | None, dict, list[str]]:
     """(time column, its rule {time_format, time_unit}, notes). An integer column is a time only when
     named with --time-column; its unit is proposed from the values' magnitude."""
-    from mlcycle.core.tables import guess_formats, parse_series
 
     notes: list[str] = []
     # columns named like times first; any text column that reads as dates is a candidate
@@ -252,7 +252,6 @@ def infer(df: pd.DataFrame, path: str, target: str, task: str | None = None,
 def init_from_data(root: Path, file: str, target: str, task: str | None = None, time_column: str | None = None,
                    force: bool = False) -> tuple[Path, Path | None, list[str]]:
     """Infer params from the file, write params.yaml and propose the schema. Returns (params, schema, notes)."""
-    from mlcycle.core import schema, tables
 
     p = Path(file)
     full = p if p.is_absolute() else root / p

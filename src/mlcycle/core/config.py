@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mlcycle.core.errors import ParamsError
+from mlcycle.core.paths import find_root
 
 CALENDAR_PARTS = ("year", "month", "day_of_week", "day_of_year", "hour")
 
@@ -462,7 +463,6 @@ def read_yaml(path: str | Path):
 
 def load(path: str | Path = "params.yaml", root: str | Path | None = None) -> Params:
     """Read and check params.yaml; a relative path is taken from the workspace root."""
-    from mlcycle.core.paths import find_root
 
     p = Path(path)
     if not p.is_absolute():

@@ -18,7 +18,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from mlcycle.core.errors import DataError
-from mlcycle.core.tables import client_type
+from mlcycle.core.tables import client_type, parse_series
 
 LABEL = "__label__"  # never a user's column name; renamed back to data.target on write
 DATE_PARTS = ["year", "month", "day_of_week"]  # of date columns other than the time column
@@ -146,7 +146,6 @@ class RowFeatures(BaseEstimator, TransformerMixin):
         return self
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
-        from mlcycle.core.tables import parse_series
 
         missing = [c for c in self.inputs if c not in X.columns]
         if missing:

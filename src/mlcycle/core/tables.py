@@ -15,6 +15,7 @@ import pandas as pd
 
 from mlcycle.core.config import DataParams
 from mlcycle.core.errors import DataError
+from mlcycle.core.paths import Paths
 
 
 def table_format(path: Path, fmt: str = "auto") -> str:
@@ -321,7 +322,6 @@ def load(data: DataParams, root: Path, path: str | Path | None = None, window: i
 
 def recorded_batches(root: Path) -> list[dict]:
     """The batches recorded by `mlcycle add-data` (data/batches.jsonl), oldest first."""
-    from mlcycle.core.paths import Paths
 
     manifest = Paths(root).batches_manifest
     if not manifest.exists():

@@ -27,6 +27,8 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from mlcycle.core import config
 from mlcycle.core import record as handover
 from mlcycle.core.errors import CardError
+from mlcycle.core.spec import FeatureSpec
+from mlcycle.stages.evaluate import headline
 
 RECORD, HTML, MD = "model_card.json", "model_card.html", "model_card.md"
 ARTIFACT_DIR = "model_card"
@@ -126,8 +128,6 @@ def limitations(record: dict) -> list[str]:
 def collect(paths, cfg, client=None, name: str | None = None, version: str | None = None,
             audit: list[dict] | None = None) -> dict:
     """The card's record for `version`, from the workspace's files and (when tracking is on) MLflow."""
-    from mlcycle.core.spec import FeatureSpec
-    from mlcycle.stages.evaluate import headline
 
     spec = FeatureSpec.from_json(paths.feature_spec)
     evaluate = _json(paths.metrics("evaluate")) or {}

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from mlcycle.core.errors import RegistryError
+from mlcycle.core.scoring import quiet_mlflow
 from mlcycle.lifecycle import audit
 
 CHAMPION, CHALLENGER = "champion", "challenger"
@@ -113,7 +114,6 @@ def load_version(client, name: str, version: str):
     import mlflow.sklearn
     from mlflow.models import get_model_info
 
-    from mlcycle.core.scoring import quiet_mlflow
 
     uri = f"models:/{name}/{version}"
     with quiet_mlflow():

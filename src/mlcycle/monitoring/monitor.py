@@ -37,11 +37,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlcycle.core import config, record, scoring
+from mlcycle.core import config, record, scoring, tables
 from mlcycle.core.config import Params
 from mlcycle.core.errors import DataError, MonitorError
-from mlcycle.core.spec import LABEL, FeatureSpec
+from mlcycle.core.paths import Paths, main_root
+from mlcycle.core.spec import LABEL, FeatureSpec, derived, with_derived
+from mlcycle.lifecycle import gate
+from mlcycle.lifecycle.registry import unresolved_message
 from mlcycle.monitoring import drift as drift_mod
+from mlcycle.runtime import tracking
+from mlcycle.serving import predlog
+from mlcycle.stages import evaluate, features, train
 
 VERDICT = Path("reports/monitor/verdict.json")
 
@@ -49,7 +55,6 @@ VERDICT = Path("reports/monitor/verdict.json")
 # ---------------------------------------------------------------- reference (through lineage)
 
 def cache_dir(root: Path) -> Path:
-    from mlcycle.core.paths import main_root
 
     return main_root(root) / ".dvc" / "cache" / "files" / "md5"
 
@@ -117,8 +122,6 @@ class Current:
 
 def from_file(root: Path, params: Params, file: str | Path) -> Current:
     """A data file with data.path's raw columns: features built as the features stage builds them."""
-    from mlcycle.core import tables
-    from mlcycle.stages import features
 
     df = tables.load(params.data, root, path=file)
     target = params.data.target
@@ -142,7 +145,6 @@ def from_file(root: Path, params: Params, file: str | Path) -> Current:
 
 def from_log(root: Path, params: Params, days: float | None = None, now: dt.datetime | None = None) -> Current:
     """The prediction log's rows of the last `days` (monitor.log_window_days)."""
-    from mlcycle.serving import predlog
 
     days = days or params.monitor.log_window_days
     log_dir = Path(params.serve.log_dir)
@@ -168,7 +170,6 @@ def from_log(root: Path, params: Params, days: float | None = None, now: dt.date
 # ---------------------------------------------------------------- the verdict
 
 def metric_of(spec: FeatureSpec, served, y: pd.Series, scores) -> dict:
-    from mlcycle.stages import evaluate, train
 
     yy = train.encode_label(y, spec)
     threshold = (served.meta or {}).get("threshold")
@@ -178,7 +179,6 @@ def metric_of(spec: FeatureSpec, served, y: pd.Series, scores) -> dict:
 
 
 def primary(spec: FeatureSpec, params: Params, metrics: dict) -> str | None:
-    from mlcycle.lifecycle import gate
 
     m = params.gate.metric
     if m != "auto":
@@ -203,7 +203,6 @@ def _top(scores: np.ndarray) -> np.ndarray:
 
 def assess(params: Params, served, ref: Reference, cur: Current) -> dict:
     """The verdict (a JSON-ready dict): drift, score drift, performance, and whether to retrain."""
-    from mlcycle.core.spec import derived
 
     mp = params.monitor
     spec = ref.spec
@@ -271,7 +270,6 @@ def assess(params: Params, served, ref: Reference, cur: Current) -> dict:
 def slices(params: Params, served, spec: FeatureSpec, ref: Reference, cur: Current, metric: str,
            cur_scores: np.ndarray, ref_scores: np.ndarray) -> list[dict]:
     """The metric per group of each evaluate.slices column, at training (holdout) and now."""
-    from mlcycle.core.spec import with_derived
 
     out = []
     cur, ref = Current(cur.source, with_derived(cur.frame, spec), cur.labelled), Reference(
@@ -297,15 +295,15 @@ def slices(params: Params, served, spec: FeatureSpec, ref: Reference, cur: Curre
 def run(root: Path, params: Params, current: str | None = None, days: float | None = None,
         model_uri: str | None = None, now: dt.datetime | None = None) -> dict:
     """Load the model and its reference, read the current data, assess, write the verdict files."""
-    from mlcycle.runtime import tracking
-    from mlcycle.serving import serve
+    from mlcycle.serving import (
+        serve,  # the server's module loads FastAPI: only a verdict needs it, not the notebook's helpers
+    )
 
     client, _ = tracking.setup(root, params)
     uri = model_uri or params.serve.model_uri or f"models:/{params.tracking.model_name}@champion"
     try:
         served = serve.load(client, uri)
     except serve.ServeError as exc:
-        from mlcycle.lifecycle.registry import unresolved_message
 
         name, alias, _ = serve.parse_uri(uri)
         raise MonitorError((alias and unresolved_message(client, name, uri, command="monitor"))
@@ -318,7 +316,6 @@ def run(root: Path, params: Params, current: str | None = None, days: float | No
 
 
 def write(root: Path, verdict: dict) -> None:
-    from mlcycle.core.paths import Paths
 
     path = root / VERDICT
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -27,10 +27,10 @@ from mlcycle.core.paths import Paths
 from mlcycle.lifecycle import audit, registry
 from mlcycle.monitoring import batches, monitor
 from mlcycle.runtime import tracking
+from mlcycle.runtime.runner import run_stage
 
 
 def run_monitor(root: Path, params_file: str, current: Path) -> dict:
-    from mlcycle.runtime.runner import run_stage
 
     run_stage("monitor", root, params_file, parameters={"current": str(current)})
     return monitor.read_verdict(root)

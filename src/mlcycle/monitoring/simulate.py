@@ -43,6 +43,7 @@ from mlcycle.core import config, scoring, tables
 from mlcycle.core.config import Params
 from mlcycle.core.errors import SimulateError
 from mlcycle.core.paths import Paths, copy_workspace
+from mlcycle.core.schema import schema_path
 from mlcycle.core.spec import FeatureSpec
 from mlcycle.lifecycle import audit, registry
 from mlcycle.monitoring import monitor, retrain
@@ -87,7 +88,6 @@ def prepare(root: Path, params: Params, work: Path, sample_frac: float) -> Param
     raw["data"]["path"] = BASE
     raw.setdefault("validate", {})
     if raw["validate"].get("schema") is None:  # the schema of data.path, whatever the replay calls its file
-        from mlcycle.core.schema import schema_path
 
         sp = schema_path(params.data, params.validate_, root)
         raw["validate"]["schema"] = str(sp.relative_to(root)) if sp.is_relative_to(root) else str(sp)

@@ -20,7 +20,9 @@ from mlcycle.core import config, record
 from mlcycle.core.errors import StageError
 from mlcycle.core.paths import NOTEBOOK_FILES, Paths
 from mlcycle.runtime import hooks as hooks_mod
+from mlcycle.runtime import trackd
 from mlcycle.runtime.hooks import Hook, StageRun
+from mlcycle.runtime.tracking import TrackingHook, pipeline_key
 
 PARAMETERS = frozenset({"params_file"})  # what the runner injects; every notebook's parameters cell declares this
 STAGE_PARAMETERS = {"monitor": frozenset({"current", "days", "model_uri"})}  # and these, for operations stages
@@ -143,7 +145,6 @@ def _run(run: StageRun, params_file: str, hooks, parameters: dict | None, t0: fl
     os.close(fd)
     run.record = Path(name)
     if hooks is None:
-        from mlcycle.runtime.tracking import TrackingHook
 
         hooks = (TrackingHook(),) if params.tracking.enabled else ()
         if hooks and sys.platform.startswith("linux"):
@@ -245,12 +246,10 @@ class ForkedHooks:
 
     def start(self, run: StageRun) -> None:
         """Hand the hooks to the daemon, or fork; they wait for `go` (or `abort`) before starting."""
-        from mlcycle.runtime import trackd
 
         idle = run.params.tracking.daemon_idle_minutes
         conn = trackd.connect() if idle > 0 else None
         if conn is not None:
-            from mlcycle.runtime.tracking import pipeline_key
 
             environ = {**os.environ, "MLCYCLE_TRACKING_PROCESS": "warm"}
             key = pipeline_key()  # the DVC process is this runner's ancestor, not the daemon's child's

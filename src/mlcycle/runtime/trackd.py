@@ -26,6 +26,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from mlcycle.runtime import hooks
+
 ENV_DIR = "MLCYCLE_TRACKD_DIR"  # where sockets, keys and logs live (tests use their own)
 
 
@@ -121,7 +123,8 @@ def submit(conn, hooks, run, environ: dict[str, str]) -> None:
 
 
 def warm() -> None:
-    """Import what a stage's tracking needs, without opening any store."""
+    """Import what a stage's tracking needs, without opening any store: the daemon's purpose, so
+    these imports sit here, run once, and every forked child inherits them."""
     import dvc.repo  # noqa: F401
     import mlflow  # noqa: F401
     import mlflow.sklearn  # noqa: F401
@@ -200,7 +203,6 @@ def serve(idle_minutes: float, expected_key: str) -> int:
                 os.environ.clear()
                 os.environ.update(environ)
                 os.chdir(cwd)
-                from mlcycle.runtime import hooks
 
                 hooks.hooks_child(stage_hooks, run, conn)
             except BaseException:

@@ -25,6 +25,7 @@ from pathlib import Path
 from mlcycle.core import provenance, record
 from mlcycle.core.config import Params
 from mlcycle.core.paths import NOTEBOOKS, PARAMS_SECTIONS, Paths, store_dir
+from mlcycle.lifecycle import registry
 
 KEY_PACKAGES = ("mlcycle", "pandas", "scikit-learn", "numpy", "mlflow", "dvc", "papermill")
 PIPELINE_TAG = "mlcycle.pipeline_key"
@@ -291,7 +292,6 @@ class TrackingHook:
 
     def register(self, run, item: dict, hashes: dict) -> None:
         """Register the model the stage saved, with its lineage; write the registration file the gate reads."""
-        from mlcycle.lifecycle import registry
 
         git = self.git
         tags = {"git_commit": git["mlflow.source.git.commit"], "git_dirty": git["mlcycle.git.dirty"],

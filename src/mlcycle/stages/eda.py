@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from mlcycle.core.spec import classes_of
+
 
 def overview(df: pd.DataFrame) -> pd.DataFrame:
     """One row per column: dtype, nulls, distinct values and an example value."""
@@ -175,7 +177,6 @@ def numeric_label(label: pd.Series, task: str, positive_class=None, name: str = 
     """
     if task == "regression":
         return label.astype("float64"), f"mean of {name}"
-    from mlcycle.core.spec import classes_of
 
     _, positive = classes_of(label, positive_class)
     if positive is None:

@@ -23,6 +23,7 @@ import pandas as pd
 from mlcycle.core import record
 from mlcycle.core.errors import DataError
 from mlcycle.core.scoring import scores
+from mlcycle.core.tables import read_table
 
 
 def scoring(task: str, binary: bool) -> str:
@@ -179,7 +180,6 @@ def rows_from(text: str | None, file: str | None) -> pd.DataFrame:
             raise DataError(f"--row is not valid JSON ({exc}); e.g. --row '{{\"carrier\": \"UA\", \"distance\": 1400}}'") from None
         return pd.DataFrame(doc if isinstance(doc, list) else [doc])
     if file:
-        from mlcycle.core.tables import read_table
 
         return read_table(file)
     raise DataError("give a row with --row '{json}' or a file with --file rows.csv")

@@ -30,7 +30,7 @@ from mlcycle.core.spec import (  # noqa: F401 (FeatureSpec, LABEL, with_derived:
     kind_of,
     with_derived,
 )
-from mlcycle.core.tables import client_type
+from mlcycle.core.tables import client_type, read_table
 
 
 def make_label(df: pd.DataFrame, data: DataParams) -> tuple[pd.DataFrame, dict]:
@@ -64,7 +64,6 @@ def label_name(data: DataParams) -> str:
 
 def enrichment(params: FeaturesParams, root: Path):
     """(hook, {name: table}) of `features.enrich`, or (None, {}) when there is none."""
-    from mlcycle.core.tables import read_table
 
     e = params.enrich
     if not e.hook:

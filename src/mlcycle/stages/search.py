@@ -29,6 +29,7 @@ from mlcycle.core import record, scoring
 from mlcycle.core.config import MODEL_FAMILIES, SEARCHABLE, TrainParams
 from mlcycle.core.errors import DataError
 from mlcycle.core.spec import FeatureSpec
+from mlcycle.stages.train import build_pipeline, encode_label, score_fn, staged_best
 
 # name -> (low, high, integer, log scale): the default ranges, overridable by train.search.space
 SPACE: dict[str, tuple[float, float, bool, bool]] = {
@@ -116,7 +117,6 @@ def cv_score(X: pd.DataFrame, y: np.ndarray, spec: FeatureSpec, params: TrainPar
              report=None) -> list[float]:
     """Fold scores of one candidate. Boosting stops early on a slice of each fold's training rows, so
     a trial costs what it needs; `report(i, mean_so_far)` lets a pruner stop a poor trial."""
-    from mlcycle.stages.train import build_pipeline
 
     scores = []
     for i, (tr, va) in enumerate(splits):
@@ -139,7 +139,6 @@ def _now() -> int:
 
 def _valid_selection(train, valid, spec: FeatureSpec, params: TrainParams, score) -> list[Trial]:
     """`model: auto` without a search: each family with the params' values, scored on the valid split."""
-    from mlcycle.stages.train import build_pipeline, staged_best
 
     (X_tr, y_tr), (X_va, y_va) = train, valid
     trials = []
@@ -234,7 +233,6 @@ def _optuna(X, y, spec, params, family, splits, score, first: int) -> tuple[list
 def select(train: tuple[pd.DataFrame, pd.Series], valid: tuple[pd.DataFrame, pd.Series],
            spec: FeatureSpec, params: TrainParams) -> Selection:
     """Choose the model family and hyperparameters as `params.model` and `params.search` say."""
-    from mlcycle.stages.train import encode_label, score_fn
 
     n_classes = len(spec.classes) if spec.task == "classification" else 0
     name, score = score_fn(spec.task, n_classes)

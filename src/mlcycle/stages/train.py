@@ -26,6 +26,7 @@ from mlcycle.core.config import TrainParams
 from mlcycle.core.errors import DataError
 from mlcycle.core.scoring import quiet_mlflow, scores
 from mlcycle.core.spec import FeatureSpec, RowFeatures
+from mlcycle.core.tables import unparse
 
 
 @dataclass
@@ -237,7 +238,6 @@ def signature(spec: FeatureSpec, X: pd.DataFrame, outputs: np.ndarray):
 
 def input_example(spec: FeatureSpec, X: pd.DataFrame) -> pd.DataFrame:
     """A few training rows as a client sends them (the time column back in its source form)."""
-    from mlcycle.core.tables import unparse
 
     example = X.head(5).reset_index(drop=True).copy()
     if spec.time_column and spec.time_column in example:

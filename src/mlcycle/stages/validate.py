@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from mlcycle.core import config, personal
+from mlcycle.core import config, personal, tables
 from mlcycle.core import schema as schema_mod
 from mlcycle.core.config import DataParams, ValidateParams
 from mlcycle.core.errors import DataError
@@ -530,7 +530,6 @@ def run(data: DataParams, params: ValidateParams, root: Path, window: int | None
 
     A file that cannot be read is an error finding too, so the report and findings file say why.
     Without a schema file, the params checks run and a warning says how to make one."""
-    from mlcycle.core import tables
 
     path = schema_mod.schema_path(data, params, root)
     rel = _rel(path, root)
