@@ -45,3 +45,21 @@ def test_strip_timestamps():
 def test_unknown_stage():
     with pytest.raises(StageError, match="unknown stage 'trian'"):
         runner.run_stage("trian", root=ROOT)
+
+
+def test_the_daemon_code_key_covers_every_layer_folder(tmp_path, monkeypatch):
+    """A warm tracking daemon must not serve stale code: editing any module, in any layer folder,
+    or a template changes the key its clients look for."""
+    import shutil
+
+    from mlcycle.runtime import trackd
+
+    pkg = tmp_path / "mlcycle"
+    shutil.copytree(trackd.PACKAGE, pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(trackd, "PACKAGE", pkg)
+    keys = {trackd.key()}
+    for rel in ("core/paths.py", "monitoring/monitor.py", "templates/model_card.md.j2"):
+        with (pkg / rel).open("a") as f:
+            f.write("\n")
+        keys.add(trackd.key())
+    assert len(keys) == 4

@@ -53,3 +53,78 @@ def test_the_local_store_is_readable_by_its_owner_only(tmp_path):
     store = ws / "mlruns"
     assert stat.S_IMODE(store.stat().st_mode) == 0o700
     assert stat.S_IMODE((store / "mlflow.db").stat().st_mode) == 0o600
+
+
+def test_record_does_nothing_outside_the_runner(tmp_path, monkeypatch):
+    from mlcycle.core import record
+
+    monkeypatch.delenv(record.ENV, raising=False)
+    assert record.tags({"a": "1"}) is False and not record.active()
+    path = tmp_path / "r.jsonl"
+    monkeypatch.setenv(record.ENV, str(path))
+    assert record.tags({"a": 1}) and record.artifacts([tmp_path / "f.json"], "evaluation")
+    assert [i["kind"] for i in record.read(path)] == ["tags", "artifacts"]
+    assert record.read(path)[0]["tags"] == {"a": "1"}
+    assert record.read(tmp_path / "missing.jsonl") == []
+
+
+def test_the_hook_applies_what_a_stage_handed_over(tmp_path, monkeypatch):
+    """Each kind of record item, against a real MLflow store: trials as nested runs, params, tags,
+    files, a registered version's tags filled with the run's id, the run id written into a file."""
+    import json
+    from types import SimpleNamespace
+
+    import pytest
+
+    from mlcycle.core import config, record
+    from mlcycle.lifecycle import registry
+    from tests.conftest import mlflow_client
+
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    params = config.parse({"data": {"path": "x.csv", "target": "y", "task": "regression"}})
+    client, exp = tracking.setup(ws, params)
+    hook = tracking.TrackingHook()
+    hook.client, hook.exp_id, hook.git = client, exp, {"mlflow.source.git.commit": "c", "mlcycle.git.dirty": "false"}
+    hook.run_id = client.create_run(exp).info.run_id
+    model = ws / "m"
+    model.mkdir()
+    (model / "MLmodel").write_text("flavors: {}\n")
+    registered = ws / "registered.json"
+    verdict = ws / "verdict.json"
+    verdict.write_text(json.dumps({"status": "ok"}))
+    (ws / "fairness.json").write_text("{}")
+    monkeypatch.setenv(record.ENV, str(ws / "items.jsonl"))
+    record.params({"selected.model": "hgb"})
+    record.tags({"mlcycle.model_family": "hgb"})
+    record.child_runs([{"name": "trial 0 hgb", "tags": {"mlcycle.trial": "0"}, "params": {"model": "hgb"},
+                        "metrics": [["valid_roc_auc", 0.7, 0]], "start_ms": 1, "end_ms": 2, "status": "COMPLETE"}])
+    record.artifacts([ws / "fairness.json"], "evaluation")
+    record.register("reg", model, registered, "data/processed")
+    run = SimpleNamespace(root=ws, record=ws / "items.jsonl")
+    hashes = {"deps": {"data/processed": "abc.dir"}}
+    for item in record.read(run.record):
+        hook.apply(item, run, hashes)
+    reg = json.loads(registered.read_text())
+    assert reg == {"name": "reg", "version": "1", "run_id": hook.run_id}
+    mv = client.get_model_version("reg", "1")
+    assert mv.tags["data_md5"] == "abc.dir" and mv.tags["stage_run_id"] == hook.run_id
+    # a later stage's items: tags on the version, the run id into the verdict
+    (ws / "items.jsonl").unlink()
+    record.version_tags("reg", "1", {"monitor.last_run_id": "{run_id}", "model_card": "{artifact_uri}/model_card/x.html"})
+    record.run_id_into(verdict, "mlflow_run_id")
+    for item in record.read(run.record):
+        hook.apply(item, run, hashes)
+    r = client.get_run(hook.run_id)
+    assert r.data.params["selected.model"] == "hgb" and r.data.tags["mlcycle.model_family"] == "hgb"
+    children = mlflow_client(ws).search_runs([exp], f"tags.mlflow.parentRunId = '{hook.run_id}'")
+    assert [c.data.tags["mlflow.runName"] for c in children] == ["trial 0 hgb"]
+    assert children[0].data.metrics["valid_roc_auc"] == 0.7 and children[0].info.status == "FINISHED"
+    assert [a.path for a in client.list_artifacts(hook.run_id, "evaluation")] == ["evaluation/fairness.json"]
+    tags = client.get_model_version("reg", "1").tags
+    assert tags["monitor.last_run_id"] == hook.run_id
+    assert tags["model_card"] == f"{r.info.artifact_uri}/model_card/x.html"
+    assert json.loads(verdict.read_text())["mlflow_run_id"] == hook.run_id
+    assert registry.champion(client, "reg") is None  # registering moves no alias
+    with pytest.raises(ValueError, match="unknown record kind 'nope'"):
+        hook.apply({"kind": "nope"}, run, hashes)
