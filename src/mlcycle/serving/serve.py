@@ -41,15 +41,11 @@ import pandas as pd
 from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
 
 from mlcycle.core import scoring
-from mlcycle.core.errors import MlcycleError
+from mlcycle.core.errors import ClientError, LogFull, ServeError
 
 log = logging.getLogger("mlcycle.serve")
 SETTINGS_ENV = "MLCYCLE_SERVE_SETTINGS"
 INT64 = (-(2**63), 2**63 - 1)
-
-
-class ServeError(MlcycleError):
-    """The server cannot start: no champion, an unreadable model, a bad setting."""
 
 
 @dataclass(frozen=True)
@@ -467,20 +463,6 @@ def log_outputs(out: dict[str, list]) -> dict[str, list]:
 
 # ---------------------------------------------------------------- errors
 
-class ClientError(Exception):
-    def __init__(self, status: int, error: str, field_name: str | None, detail: str, row: int | None = None):
-        super().__init__(detail)
-        self.status, self.error, self.field, self.detail, self.row = status, error, field_name, detail, row
-
-    def body(self, request_id: str | None = None) -> dict:
-        out = {"error": self.error, "field": self.field, "detail": self.detail}
-        if self.row is not None:
-            out["row"] = self.row
-        if request_id:
-            out["request_id"] = request_id
-        return out
-
-
 UNION_TAGS = {"float", "int", "str", "bool", "none", "datetime", "any"}
 
 
@@ -714,7 +696,7 @@ def create_app(s: Settings):
     from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
-    from mlcycle.serving.predlog import Batch, LogFull, PredictionLog
+    from mlcycle.serving.predlog import Batch, PredictionLog
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     mlflow.set_tracking_uri(s.tracking_uri)
