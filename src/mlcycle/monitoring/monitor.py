@@ -12,8 +12,8 @@ compares *current* data with the *reference*:
   prediction log (`--from-log`: the inputs and scores the served model saw; no labels).
 
 It reports drift per feature (`mlcycle.drift`), the share of drifted features, drift of the
-predicted scores (the current rows scored by the champion through `mlcycle.serve.score`, the
-serving code), and with labels the gate metric now against at training, overall and per slice
+predicted scores (the current rows scored by the champion through `core.scoring`, the
+scoring the server uses), and with labels the gate metric now against at training, overall and per slice
 (`evaluate.slices`). The verdict applies params `monitor` and `retrain.trigger`:
 
     data drift   = share of drifted features >= monitor.drift_share
@@ -39,7 +39,7 @@ import pandas as pd
 
 from mlcycle.core import config, scoring
 from mlcycle.core.config import Params
-from mlcycle.core.errors import DataError, MlcycleError
+from mlcycle.core.errors import DataError, MlcycleError, ServeError
 from mlcycle.monitoring import drift as drift_mod
 from mlcycle.stages.features import LABEL, FeatureSpec
 
@@ -303,16 +303,16 @@ def run(root: Path, params: Params, current: str | None = None, days: float | No
         model_uri: str | None = None, now: dt.datetime | None = None) -> dict:
     """Load the model and its reference, read the current data, assess, write the verdict files."""
     from mlcycle.runtime import tracking
-    from mlcycle.serving import serve
+    from mlcycle.serving import model
 
     client, _ = tracking.setup(root, params)
     uri = model_uri or params.serve.model_uri or f"models:/{params.tracking.model_name}@champion"
     try:
-        served = serve.load(client, uri)
-    except serve.ServeError as exc:
+        served = model.load(client, uri)
+    except ServeError as exc:
         from mlcycle.lifecycle.registry import unresolved_message
 
-        name, alias, _ = serve.parse_uri(uri)
+        name, alias, _ = model.parse_uri(uri)
         raise MonitorError((alias and unresolved_message(client, name, uri, command="monitor"))
                            or str(exc).replace("serve: ", "monitor: ")) from None
     ref = reference(root, params, served, params.monitor.reference_max_rows, params.monitor.seed)
