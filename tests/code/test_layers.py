@@ -125,8 +125,8 @@ def _copy(tmp_path: Path) -> Path:
 def test_a_planted_upward_import_is_found(tmp_path):
     pkg = _copy(tmp_path)
     target = pkg / "core" / "paths.py"
-    target.write_text(target.read_text() + "\n\ndef planted():\n    from mlcycle.serving import serve  # noqa\n")
-    assert "mlcycle.core.paths (core) imports mlcycle.serving.serve (serving)" in upward(imports(pkg))
+    target.write_text(target.read_text() + "\n\ndef planted():\n    from mlcycle.serving import app  # noqa\n")
+    assert "mlcycle.core.paths (core) imports mlcycle.serving.app (serving)" in upward(imports(pkg))
 
 
 def test_a_planted_cycle_is_found(tmp_path):

@@ -13,7 +13,7 @@ import pytest
 from mlcycle.core import config
 from mlcycle.core.errors import MonitorError
 from mlcycle.monitoring import monitor
-from mlcycle.serving.serve import Served
+from mlcycle.serving.model import Served
 from mlcycle.stages.features import LABEL, FeatureSpec
 from tests.code.frames import data_params
 

@@ -8,7 +8,8 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from mlcycle.serving.predlog import Batch, LogFull, PredictionLog, read
+from mlcycle.core.errors import LogFull
+from mlcycle.serving.predlog import Batch, PredictionLog, read
 
 
 def batch(n: int, rid: str = "r", nulls: bool = False) -> Batch:

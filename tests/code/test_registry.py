@@ -100,13 +100,15 @@ def test_no_champion_message_names_the_rejection_and_the_ways_forward(store):
     assert "make repro" in msg and len(msg) < 800
     assert "`mlcycle monitor --model-uri" in registry.unresolved_message(client, "lonely", uri, command="monitor")
 
-    from mlcycle.serving import serve
+    from mlcycle.core.errors import ServeError
+    from mlcycle.serving import model, server
+    from mlcycle.serving.settings import settings as serve_settings
 
-    with pytest.raises(serve.ServeError, match=f"the gate rejected version {v}"):
-        serve.load(client, uri)
-    settings = serve.settings(ws, config.load(ws / "params.yaml"), model_uri=uri)
-    with pytest.raises(serve.ServeError, match=f"serve: {uri} does not resolve: 1 version registered"):
-        serve.run(settings)  # `mlcycle serve`: fails before starting uvicorn
+    with pytest.raises(ServeError, match=f"the gate rejected version {v}"):
+        model.load(client, uri)
+    settings = serve_settings(ws, config.load(ws / "params.yaml"), model_uri=uri)
+    with pytest.raises(ServeError, match=f"serve: {uri} does not resolve: 1 version registered"):
+        server.run(settings)  # `mlcycle serve`: fails before starting uvicorn
     from mlcycle.monitoring import monitor
 
     with pytest.raises(MonitorError, match=f"monitor: {uri} does not resolve.*mlcycle monitor --model-uri"):

@@ -7,16 +7,10 @@ import pytest
 from pydantic import ValidationError
 
 from mlcycle.core import config
-from mlcycle.serving import serve
-from mlcycle.serving.serve import (
-    ClientError,
-    Column,
-    describe,
-    frame,
-    parse_uri,
-    request_models,
-    rows_from_split,
-)
+from mlcycle.core.errors import ClientError, ServeError
+from mlcycle.serving import outputs, request, server, settings
+from mlcycle.serving.model import Column, parse_uri
+from mlcycle.serving.request import describe, frame, request_models, rows_from_split
 from tests.conftest import ROOT
 
 COLUMNS = (
@@ -136,13 +130,13 @@ def test_parse_uri():
 
 def test_settings_from_params_and_flags(tmp_path):
     params = config.load(ROOT / "params.yaml")
-    s = serve.settings(tmp_path, params, port=9999, log_dir=None)
+    s = settings.settings(tmp_path, params, port=9999, log_dir=None)
     assert s.model_uri == f"models:/{params.tracking.model_name}@champion" and s.host == "127.0.0.1"
     assert s.port == 9999 and s.log_dir == str(tmp_path / "data/predictions")
     assert s.not_null == tuple(params.data.required_columns)
-    assert serve.Settings.from_json(s.to_json()) == s
-    with pytest.raises(serve.ServeError, match=r"--workers: Input should be greater than or equal to 1 \(got 0\)"):
-        serve.settings(tmp_path, params, workers=0)
+    assert settings.Settings.from_json(s.to_json()) == s
+    with pytest.raises(ServeError, match=r"--workers: Input should be greater than or equal to 1 \(got 0\)"):
+        settings.settings(tmp_path, params, workers=0)
 
 
 @pytest.mark.parametrize("body, field, row", [
@@ -156,9 +150,9 @@ def test_lone_surrogate_is_a_422_naming_field_and_row(body, field, row):
 
 
 def test_check_text_for_models_without_a_signature():
-    serve.check_text([{"a": "fine", "b": 1}])
+    request.check_text([{"a": "fine", "b": 1}])
     with pytest.raises(ClientError) as e:
-        serve.check_text([{"a": "fine"}, {"a": "x\ud800"}])
+        request.check_text([{"a": "fine"}, {"a": "x\ud800"}])
     assert (e.value.status, e.value.field, e.value.row) == (422, "a", 1)
 
 
@@ -182,24 +176,24 @@ def test_binding_beyond_loopback_without_token_warns(host, token, warns, monkeyp
     monkeypatch.delenv("MLCYCLE_SERVE_TOKEN", raising=False)
     if token:
         monkeypatch.setenv("MLCYCLE_SERVE_TOKEN", token)
-    assert serve.warn_exposed(serve.Settings("models:/m@champion", "sqlite:///x.db", host=host)) is warns
+    assert server.warn_exposed(settings.Settings("models:/m@champion", "sqlite:///x.db", host=host)) is warns
     assert ("without a token" in capsys.readouterr().err) is warns
 
 
 def test_log_inputs_are_columns_of_the_validated_rows():
     rows = [GOOD, {**GOOD, "temp": None}]
-    cols = serve.log_inputs(rows, COLUMNS, frame(rows, COLUMNS))
+    cols = outputs.log_inputs(rows, COLUMNS, frame(rows, COLUMNS))
     assert list(cols) == [c.name for c in COLUMNS] and cols["temp"] == [39.0, None] and cols["carrier"] == ["UA", "UA"]
 
 
 def test_out_of_range_values_against_the_schema(tmp_path):
     bounds = {"distance": [1, 5000], "seats": [None, 500], "carrier": [0, 1]}
     rows = [GOOD, {**GOOD, "distance": 9999.0, "seats": 900}, {**GOOD, "distance": 0.5}, {**GOOD, "distance": None}]
-    out = {c: (n, row, v) for c, n, row, v, _ in serve.out_of_range(rows, COLUMNS, bounds)}
+    out = {c: (n, row, v) for c, n, row, v, _ in request.out_of_range(rows, COLUMNS, bounds)}
     assert out == {"distance": (2, 1, 9999.0), "seats": (1, 1, 900)}  # strings and nulls are not checked
-    assert serve.out_of_range([GOOD], COLUMNS, bounds) == []
+    assert request.out_of_range([GOOD], COLUMNS, bounds) == []
     params = config.load(ROOT / "params.yaml")
-    s = serve.settings(ROOT, params)
+    s = settings.settings(ROOT, params)
     assert s.ranges == "warn" and s.bounds["distance"] == [1, 5000]  # schemas/flights.yaml
-    assert serve.settings(ROOT, params, ranges="off").bounds == {}
-    assert serve.settings(tmp_path, params).bounds == {}  # no schema file: nothing to check
+    assert settings.settings(ROOT, params, ranges="off").bounds == {}
+    assert settings.settings(tmp_path, params).bounds == {}  # no schema file: nothing to check

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from mlcycle.serving import serve
-from mlcycle.serving.serve import Column, Served
+from mlcycle.serving import app, model
+from mlcycle.serving.model import Column, Served
+from mlcycle.serving.settings import Settings
 
 COLUMNS = (Column("distance", "double"), Column("carrier", "string"))
 ROW = {"distance": 100.0, "carrier": "UA"}
@@ -31,16 +32,16 @@ def store(tmp_path_factory):
 def app_for(tmp_path, monkeypatch, store):
     served = Served(Model(), "sklearn", {"name": "m", "version": "1"}, COLUMNS,
                     {"task": "classification", "classes": [0, 1], "positive_class": 1})
-    monkeypatch.setattr(serve, "load", lambda *a, **k: served)
+    monkeypatch.setattr(model, "load", lambda *a, **k: served)
 
     def make(token=None, **kw):
         if token:
             monkeypatch.setenv("MLCYCLE_SERVE_TOKEN", token)
         else:
             monkeypatch.delenv("MLCYCLE_SERVE_TOKEN", raising=False)
-        s = serve.Settings("runs:/x/model", store, log_dir=str(tmp_path / "log"),
+        s = Settings("runs:/x/model", store, log_dir=str(tmp_path / "log"),
                            log_fallback_dir=str(tmp_path / "spill"), log_roll_seconds=0.1, **kw)
-        return TestClient(serve.create_app(s), raise_server_exceptions=False)
+        return TestClient(app.create_app(s), raise_server_exceptions=False)
     return make
 
 

@@ -270,16 +270,16 @@ def _queue(args) -> int:
 def _serve(args) -> int:
     from mlcycle.core import config
     from mlcycle.core.paths import Paths
-    from mlcycle.serving import serve
+    from mlcycle.serving import server, settings
 
     paths = Paths.at()
     params = config.load(args.params, root=paths.root)
-    s = serve.settings(paths.root, params, model_uri=args.model_uri, host=args.host, port=args.port,
-                       workers=args.workers, reload_seconds=args.reload_seconds, log_dir=args.log_dir,
-                       max_rows=args.max_rows)
+    s = settings.settings(paths.root, params, model_uri=args.model_uri, host=args.host, port=args.port,
+                          workers=args.workers, reload_seconds=args.reload_seconds, log_dir=args.log_dir,
+                          max_rows=args.max_rows)
     print(f"serving {s.model_uri} on http://{s.host}:{s.port} ({s.workers} worker(s)); "
           f"docs at /docs, prediction log in {s.log_dir}", flush=True)
-    return serve.run(s, log_level=args.log_level)
+    return server.run(s, log_level=args.log_level)
 
 
 def _schema_infer(args) -> int:

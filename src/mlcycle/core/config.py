@@ -274,7 +274,7 @@ class ReportParams(Section):
 
 
 class ServeParams(Section):
-    """`mlcycle serve`: the prediction server (src/mlcycle/serving/serve.py); CLI flags override these."""
+    """`mlcycle serve`: the prediction server (src/mlcycle/serving/); CLI flags override these."""
 
     model_uri: str | None = None  # null: models:/<tracking.model_name>@champion
     host: str = "127.0.0.1"

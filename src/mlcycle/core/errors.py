@@ -1,4 +1,5 @@
-"""Typed exceptions for expected failures: the CLI prints their message, not a traceback."""
+"""Typed exceptions: expected failures (the CLI prints their message, not a traceback), the
+server's client errors (answered as 4xx JSON) and the prediction log's backpressure."""
 
 
 class MlcycleError(Exception):
@@ -39,3 +40,27 @@ class RetrainError(MlcycleError):
 
 class CardError(MlcycleError):
     """A card cannot be built (unknown version, no records)."""
+
+
+class ServeError(MlcycleError):
+    """The server cannot start: no champion, an unreadable model, a bad setting."""
+
+
+class ClientError(Exception):
+    """A bad request: its HTTP status and a JSON body naming the field (and row) and the problem."""
+
+    def __init__(self, status: int, error: str, field_name: str | None, detail: str, row: int | None = None):
+        super().__init__(detail)
+        self.status, self.error, self.field, self.detail, self.row = status, error, field_name, detail, row
+
+    def body(self, request_id: str | None = None) -> dict:
+        out = {"error": self.error, "field": self.field, "detail": self.detail}
+        if self.row is not None:
+            out["row"] = self.row
+        if request_id:
+            out["request_id"] = request_id
+        return out
+
+
+class LogFull(Exception):
+    """The writer is too far behind (or cannot write): the rows could not be queued in time."""

@@ -12,8 +12,8 @@ compares *current* data with the *reference*:
   prediction log (`--from-log`: the inputs and scores the served model saw; no labels).
 
 It reports drift per feature (`mlcycle.drift`), the share of drifted features, drift of the
-predicted scores (the current rows scored by the champion through `mlcycle.serve.score`, the
-serving code), and with labels the gate metric now against at training, overall and per slice
+predicted scores (the current rows scored by the champion through `core.scoring`, the
+scoring the server uses), and with labels the gate metric now against at training, overall and per slice
 (`evaluate.slices`). The verdict applies params `monitor` and `retrain.trigger`:
 
     data drift   = share of drifted features >= monitor.drift_share
@@ -39,14 +39,14 @@ import pandas as pd
 
 from mlcycle.core import config, record, scoring, tables
 from mlcycle.core.config import Params
-from mlcycle.core.errors import DataError, MonitorError
+from mlcycle.core.errors import DataError, MonitorError, ServeError
 from mlcycle.core.paths import Paths, main_root
 from mlcycle.core.spec import LABEL, FeatureSpec, derived, with_derived
 from mlcycle.lifecycle import gate
 from mlcycle.lifecycle.registry import unresolved_message
 from mlcycle.monitoring import drift as drift_mod
 from mlcycle.runtime import tracking
-from mlcycle.serving import predlog
+from mlcycle.serving import model, predlog
 from mlcycle.stages import evaluate, features, train
 
 VERDICT = Path("reports/monitor/verdict.json")
@@ -295,17 +295,14 @@ def slices(params: Params, served, spec: FeatureSpec, ref: Reference, cur: Curre
 def run(root: Path, params: Params, current: str | None = None, days: float | None = None,
         model_uri: str | None = None, now: dt.datetime | None = None) -> dict:
     """Load the model and its reference, read the current data, assess, write the verdict files."""
-    from mlcycle.serving import (
-        serve,  # the server's module loads FastAPI: only a verdict needs it, not the notebook's helpers
-    )
 
     client, _ = tracking.setup(root, params)
     uri = model_uri or params.serve.model_uri or f"models:/{params.tracking.model_name}@champion"
     try:
-        served = serve.load(client, uri)
-    except serve.ServeError as exc:
+        served = model.load(client, uri)
+    except ServeError as exc:
 
-        name, alias, _ = serve.parse_uri(uri)
+        name, alias, _ = model.parse_uri(uri)
         raise MonitorError((alias and unresolved_message(client, name, uri, command="monitor"))
                            or str(exc).replace("serve: ", "monitor: ")) from None
     ref = reference(root, params, served, params.monitor.reference_max_rows, params.monitor.seed)

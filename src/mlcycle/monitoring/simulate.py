@@ -9,7 +9,7 @@ the real champion is never touched):
    pipeline runs (`dvc repro`) and the gate promotes version 1; it is also kept as the **frozen**
    model, never retrained;
 2. each later period arrives as a batch file. The current champion and the frozen model score it
-   through the serving code (`mlcycle.serve.score`), which gives each period's *out-of-time*
+   through the serving code's scoring (`core.scoring`), which gives each period's *out-of-time*
    performance: neither model has seen it. Then `mlcycle retrain --batch` runs on it: validation, the
    monitor stage, and, when the verdict calls for it, the batch joins the training data, the pipeline
    re-runs and the gate decides;
@@ -48,7 +48,7 @@ from mlcycle.core.spec import FeatureSpec
 from mlcycle.lifecycle import audit, registry
 from mlcycle.monitoring import monitor, retrain
 from mlcycle.runtime import tracking
-from mlcycle.serving import serve
+from mlcycle.serving import model
 
 BASE = "data/replay/base.parquet"
 INCOMING = "incoming"
@@ -172,11 +172,11 @@ def simulate(root: Path, params: Params, periods: int | None = None, train_perio
         champ = registry.champion(client, name)
         if champ is None:
             raise SimulateError("the first model did not pass the gate's minimums; nothing to replay")
-        frozen = serve.load(client, f"models:/{name}/{champ.version}")
+        frozen = model.load(client, f"models:/{name}/{champ.version}")
         rows = []
         for label, file in batches:
             champ = registry.champion(client, name)
-            served = serve.load(client, f"models:/{name}/{champ.version}")
+            served = model.load(client, f"models:/{name}/{champ.version}")
             cur = monitor.from_file(work, wparams, file)  # features built once, scored by both models
             spec = FeatureSpec.from_json(Paths(work).feature_spec)
             n = len(cur.frame)

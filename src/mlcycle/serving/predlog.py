@@ -38,14 +38,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from mlcycle.core.errors import LogFull
+
 _STOP = object()
 _TIMEOUT = object()
 log = logging.getLogger("mlcycle.serve")
 BACKOFF = (0.5, 30.0)  # first retry delay and the largest, seconds
-
-
-class LogFull(Exception):
-    """The writer is too far behind (or cannot write): the rows could not be queued in time."""
 
 
 @dataclass

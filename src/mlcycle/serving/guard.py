@@ -1,0 +1,85 @@
+"""The ASGI middleware in front of the app (`Guard`): the bearer token checked before any body is
+read (401), bodies over the size limit refused with a JSON 413 before they are read, and every
+HTTP request counted and timed by endpoint and status."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import time
+import uuid
+
+from mlcycle.core.errors import ClientError
+from mlcycle.serving.metrics import Metrics
+
+ENDPOINTS = {"/predict", "/health", "/ready", "/model", "/metrics", "/docs", "/openapi.json", "/redoc"}
+
+
+class Guard:
+    """ASGI middleware: refuses a POST /predict without the token (401) and bodies over `max_body`
+    bytes (413) with a JSON body before they are read, and counts and times every HTTP request by
+    endpoint and status."""
+
+    def __init__(self, app, metrics: Metrics, max_body: int, token: str | None = None):
+        self.app, self.metrics, self.max_body, self.token = app, metrics, max_body, token
+
+    def authorized(self, scope) -> bool:
+        """No token set, or `Authorization: Bearer <token>` matches (checked before any body is read)."""
+        if self.token is None or scope.get("path") != "/predict" or scope.get("method") != "POST":
+            return True
+        header = next((v for k, v in scope.get("headers", ()) if k == b"authorization"), b"")
+        scheme, _, given = header.partition(b" ")
+        return scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), self.token.encode())
+
+    @staticmethod
+    async def refuse(send, err: ClientError, headers: tuple = ()) -> None:
+        rid = uuid.uuid4().hex
+        body = json.dumps(err.body(rid)).encode()
+        await send({"type": "http.response.start", "status": err.status,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                                (b"x-request-id", rid.encode()), (b"connection", b"close"), *headers]})
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        from starlette.exceptions import HTTPException
+
+        path = scope.get("path", "")
+        endpoint = path if path in ENDPOINTS else "other"
+        status = [500]
+        start = time.perf_counter()
+
+        async def sending(message):
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        size = [0]
+
+        async def receiving():
+            message = await receive()
+            if message["type"] == "http.request":
+                size[0] += len(message.get("body", b""))
+                if size[0] > self.max_body:  # a body sent without Content-Length
+                    raise HTTPException(413)
+            return message
+
+        try:
+            if not self.authorized(scope):
+                return await self.refuse(sending, ClientError(
+                    401, "unauthorized", "Authorization", "send the header 'Authorization: Bearer <token>' with the "
+                    "server's token"), ((b"www-authenticate", b"Bearer"),))
+            length = next((v for k, v in scope.get("headers", ()) if k == b"content-length"), None)
+            if length is not None and length.isdigit() and int(length) > self.max_body:
+                err = ClientError(413, "body too large", "body", f"the body is larger than {self.max_body} bytes")
+                body = json.dumps(err.body(uuid.uuid4().hex)).encode()
+                await sending({"type": "http.response.start", "status": 413,
+                               "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                                           (b"connection", b"close")]})
+                await send({"type": "http.response.body", "body": body})
+                return
+            await self.app(scope, receiving, sending)
+        finally:
+            self.metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
+            self.metrics.requests.labels(endpoint, str(status[0])).inc()

@@ -1,0 +1,165 @@
+"""The served model: `Column` (one input of its MLflow signature), `Served` (one loaded version and
+what the API says about it), `parse_uri` / `load` (a `models:/` URI resolved and loaded) and
+`Holder`, which holds the served version and swaps in a new one when its alias moves (hot reload:
+a thread checks every `reload_seconds`; requests in flight finish on the version they started with)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from mlcycle.core.errors import ServeError
+
+log = logging.getLogger("mlcycle.serve")
+
+
+@dataclass(frozen=True)
+class Column:
+    """One input column of the model's MLflow signature."""
+
+    name: str
+    type: str  # MLflow data type: double, float, long, integer, string, boolean, datetime, ...
+    required: bool = True  # may the column be left out of a request
+    nullable: bool = True  # may a value be null (a missing value)
+
+
+@dataclass(frozen=True)
+class Served:
+    """One loaded model version with what the API says about it."""
+
+    model: Any
+    flavor: str  # "sklearn" (predict_proba / predict on a Pipeline) or "pyfunc"
+    info: dict  # name, version, alias, run_id, data_md5, git_commit, uri
+    columns: tuple[Column, ...]
+    meta: dict = field(default_factory=dict)  # mlcycle metadata: task, classes, positive_class, threshold
+    example: list[dict] = field(default_factory=list)
+
+    @property
+    def version(self) -> str:
+        return str(self.info.get("version") or "")
+
+    @property
+    def classifier(self) -> bool:
+        return self.flavor == "sklearn" and self.meta.get("task") == "classification"
+
+
+def parse_uri(uri: str) -> tuple[str | None, str | None, str | None]:
+    """(name, alias, version) of a `models:/` URI; (None, None, None) for any other URI."""
+    m = re.fullmatch(r"models:/([^/@]+)@([^/]+)", uri)
+    if m:
+        return m.group(1), m.group(2), None
+    m = re.fullmatch(r"models:/([^/@]+)/([^/]+)", uri)
+    if m:
+        return m.group(1), None, m.group(2)
+    return None, None, None
+
+
+def columns_from_signature(signature, not_null: tuple[str, ...] = ()) -> tuple[Column, ...]:
+    if signature is None or signature.inputs is None or not signature.inputs.has_input_names():
+        return ()
+    out = []
+    for spec in signature.inputs.inputs:
+        kind = getattr(spec.type, "name", None) or str(spec.type)
+        out.append(Column(spec.name, kind, bool(getattr(spec, "required", True)), spec.name not in not_null))
+    return tuple(out)
+
+
+def load(client, uri: str, not_null: tuple[str, ...] = ()) -> Served:
+    """Download and load the model behind `uri` (an alias is resolved to its version first)."""
+    import mlflow
+    from mlflow.models import Model
+
+    from mlcycle.core.scoring import quiet_mlflow
+
+    name, alias, version = parse_uri(uri)
+    info: dict = {"uri": uri, "name": name, "alias": alias, "version": version}
+    source = uri
+    if name:
+        try:
+            mv = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, version)
+        except Exception as exc:
+            from mlcycle.lifecycle.registry import unresolved_message
+
+            raise ServeError((alias and unresolved_message(client, name, uri))
+                             or f"serve: {uri} does not resolve ({type(exc).__name__}: {str(exc)[:200]}); "
+                             "see `mlcycle models`, or run `make repro` to register a champion") from None
+        tags = mv.tags or {}
+        info.update(version=str(mv.version), run_id=mv.run_id, data_md5=tags.get("data_md5"),
+                    git_commit=tags.get("git_commit"), aliases=sorted(mv.aliases or []))
+        source = f"models:/{name}/{mv.version}"
+    with quiet_mlflow(), tempfile.TemporaryDirectory(prefix="mlcycle-serve-") as tmp:
+        local = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=tmp)
+        mlmodel = Model.load(local)
+        info["run_id"] = info.get("run_id") or mlmodel.run_id
+        meta = (mlmodel.metadata or {}).get("mlcycle", {})
+        if "sklearn" in mlmodel.flavors:
+            import mlflow.sklearn
+
+            model, flavor = mlflow.sklearn.load_model(local), "sklearn"
+        else:
+            import mlflow.pyfunc
+
+            model, flavor = mlflow.pyfunc.load_model(local), "pyfunc"
+        example = []
+        try:
+            ex = mlmodel.load_input_example(local)
+            if isinstance(ex, pd.DataFrame):
+                example = json.loads(ex.head(2).to_json(orient="records"))
+        except Exception:
+            pass
+    cols = columns_from_signature(mlmodel.signature, not_null)
+    return Served(model, flavor, info, cols, meta, example)
+
+
+class Holder:
+    """The served model; a thread swaps in a new version when the alias moves."""
+
+    def __init__(self, client, uri: str, not_null: tuple[str, ...] = (), on_switch=None):
+        self.client, self.uri, self.not_null = client, uri, not_null
+        self.name, self.alias, _ = parse_uri(uri)
+        self.current: Served = load(client, uri, not_null)
+        self.on_switch = on_switch
+        self.last_error: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def check(self) -> bool:
+        """Load and swap in the alias's version when it differs from the served one; True if switched."""
+        if not (self.name and self.alias):
+            return False
+        mv = self.client.get_model_version_by_alias(self.name, self.alias)
+        if str(mv.version) == self.current.version:
+            return False
+        new = load(self.client, self.uri, self.not_null)
+        if [(c.name, c.type) for c in new.columns] != [(c.name, c.type) for c in self.current.columns]:
+            raise ServeError(f"v{new.version} takes other input columns than v{self.current.version}; "
+                             "restart the server to serve it")
+        old, self.current = self.current, new  # requests in flight keep their reference to `old`
+        log.warning("serve: %s moved: v%s -> v%s", self.uri, old.version, new.version)
+        if self.on_switch:
+            self.on_switch(old, new)
+        return True
+
+    def start(self, every: float) -> None:
+        def loop():
+            while not self._stop.wait(every):
+                try:
+                    self.check()
+                    self.last_error = None
+                except Exception as exc:  # keep serving the loaded version
+                    self.last_error = f"{type(exc).__name__}: {exc}"[:500]
+                    log.error("serve: reload failed, still serving v%s: %s", self.current.version, self.last_error)
+
+        if self.name and self.alias:
+            self._thread = threading.Thread(target=loop, name="model-reload", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()

@@ -1,0 +1,73 @@
+"""`mlcycle serve` starts here: `run` checks that the model URI resolves, warns when the server is
+exposed without a token (`warn_exposed`), hands the settings to the workers in $MLCYCLE_SERVE_SETTINGS
+and starts uvicorn with `s.workers` workers, each building its app with `app.app_from_env`."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+
+from mlcycle.core.errors import ServeError
+from mlcycle.serving.model import parse_uri
+from mlcycle.serving.settings import SETTINGS_ENV, Settings
+
+log = logging.getLogger("mlcycle.serve")
+APP_FACTORY = "mlcycle.serving.app:app_from_env"
+
+
+def warn_exposed(s: Settings) -> bool:
+    """Warn (stderr and log) when the server binds beyond loopback with no token; True if it warned."""
+    import ipaddress
+    import sys
+
+    if os.environ.get(s.token_env):
+        return False
+    try:
+        loopback = s.host == "localhost" or ipaddress.ip_address(s.host).is_loopback
+    except ValueError:
+        loopback = False
+    if loopback:
+        return False
+    msg = (f"serve: WARNING: listening on {s.host} without a token: anyone who reaches this port can score "
+           f"rows and fill the prediction log; set ${s.token_env}, or bind to 127.0.0.1")
+    print(msg, file=sys.stderr, flush=True)
+    log.warning(msg)
+    return True
+
+
+def run(s: Settings, log_level: str = "warning") -> int:
+    """Start uvicorn with `s.workers` workers; returns when the server stopped (SIGTERM / Ctrl-C)."""
+    import mlflow
+    import uvicorn
+
+    mlflow.set_tracking_uri(s.tracking_uri)
+    client = mlflow.MlflowClient(s.tracking_uri, s.tracking_uri)
+    name, alias, version = parse_uri(s.model_uri)
+    if name:  # fail in a second with a clear message rather than in every worker
+        try:
+            client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, version)
+        except Exception:
+            from mlcycle.lifecycle.registry import unresolved_message
+
+            raise ServeError((alias and unresolved_message(client, name, s.model_uri))
+                             or f"serve: {s.model_uri} does not resolve in {s.tracking_uri}; "
+                             "see `mlcycle models`, or run `make repro` to register a champion") from None
+    warn_exposed(s)
+    os.environ[SETTINGS_ENV] = s.to_json()
+    metrics_dir = None
+    # one OpenMP thread per worker: parallelism comes from workers and concurrent requests; with
+    # more, HistGradientBoosting's per-call thread team costs ~10x the latency of a small request
+    # on a busy machine. An OMP_NUM_THREADS already set wins.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if s.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # /metrics adds up the workers
+        metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="mlcycle-serve-metrics-")
+    try:
+        uvicorn.run(APP_FACTORY, factory=True, host=s.host, port=s.port, workers=s.workers,
+                    log_level=log_level, access_log=False, timeout_graceful_shutdown=60)
+    finally:
+        if metrics_dir:
+            import shutil
+
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+    return 0
