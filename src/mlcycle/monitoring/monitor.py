@@ -295,13 +295,11 @@ def slices(params: Params, served, spec: FeatureSpec, ref: Reference, cur: Curre
 def run(root: Path, params: Params, current: str | None = None, days: float | None = None,
         model_uri: str | None = None, now: dt.datetime | None = None) -> dict:
     """Load the model and its reference, read the current data, assess, write the verdict files."""
-
     client, _ = tracking.setup(root, params)
     uri = model_uri or params.serve.model_uri or f"models:/{params.tracking.model_name}@champion"
     try:
         served = model.load(client, uri)
     except ServeError as exc:
-
         name, alias, _ = model.parse_uri(uri)
         raise MonitorError((alias and unresolved_message(client, name, uri, command="monitor"))
                            or str(exc).replace("serve: ", "monitor: ")) from None
