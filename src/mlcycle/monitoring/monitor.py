@@ -298,7 +298,7 @@ def run(root: Path, params: Params, current: str | None = None, days: float | No
     client, _ = tracking.setup(root, params)
     uri = model_uri or params.serve.model_uri or f"models:/{params.tracking.model_name}@champion"
     try:
-        served = model.load(client, uri)
+        served = model.load(client, uri, compiled=params.serve.compiled)
     except ServeError as exc:
         name, alias, _ = model.parse_uri(uri)
         raise MonitorError((alias and unresolved_message(client, name, uri, command="monitor"))

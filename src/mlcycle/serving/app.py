@@ -62,7 +62,7 @@ def create_app(s: Settings):
     mlflow.set_tracking_uri(s.tracking_uri)
     mlflow.set_registry_uri(s.tracking_uri)
     client = mlflow.MlflowClient(s.tracking_uri, s.tracking_uri)
-    holder = Holder(client, s.model_uri, s.not_null)
+    holder = Holder(client, s.model_uri, s.not_null, compiled=s.compiled)
     first = holder.current
     metrics = Metrics(first.classifier)
     metrics.served(first)
@@ -283,7 +283,8 @@ class Endpoints:
         return {"name": i.get("name"), "version": served.version, "alias": i.get("alias"),
                 "aliases": i.get("aliases", []), "uri": s.model_uri, "run_id": i.get("run_id"),
                 "data_md5": i.get("data_md5"), "git_commit": i.get("git_commit"),
-                "flavor": served.flavor, "task": served.meta.get("task"), "classes": served.meta.get("classes"),
+                "flavor": served.flavor, "scoring_path": served.path, "scoring": served.scoring,
+                "task": served.meta.get("task"), "classes": served.meta.get("classes"),
                 "threshold": served.meta.get("threshold"),
                 "input_schema": [dataclasses.asdict(c) for c in served.columns],
                 # inputs an enrichment hook adds in training: callers compute and send them
