@@ -144,7 +144,7 @@ def http_bench(args, tmp: Path) -> dict:
     from mlcycle.lifecycle.experiments import free_port
     from mlcycle.stages import features
 
-    ws = workspace(tmp / "ws")
+    ws = workspace(tmp / "ws", {"train": {"baseline_columns": ["sched_dep_time", "carrier"]}})
     table, spec, parts = prepared(args.rows)
     features.write(parts, spec, Paths(ws))
     e = env(OMP_NUM_THREADS="1")
@@ -243,9 +243,9 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=6)
     ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args()
-    from common import RESULTS
+    from common import save
 
-    result = {"name": "compiled", "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "scoring": scoring_bench(args)}
+    result = {"omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "scoring": scoring_bench(args)}
     if args.http:
         with tempfile.TemporaryDirectory(prefix="mlcycle-bench-compiled-") as tmp:
             result["http"] = http_bench(args, Path(tmp))
@@ -259,9 +259,9 @@ def main() -> int:
                          "single_row_p99_met": p99 <= TARGETS["single_row_p99_ms"],
                          "batch_met": min(s["batches"]["100"]["ratio"], s["batches"]["10000"]["ratio"])
                          >= TARGETS["batch_throughput_ratio"]}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "compiled.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(markdown(result))
+    result["markdown"] = markdown(result)
+    print(result["markdown"])
+    print(save("compiled", result))
     return 0
 
 

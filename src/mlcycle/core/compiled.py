@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.preprocessing import FunctionTransformer, OrdinalEncoder
 
 from mlcycle.core import scoring
 from mlcycle.core.errors import DataError, ExportError
@@ -145,7 +147,7 @@ class Compiled:
         return None
 
     def _predict(self, X: pd.DataFrame) -> np.ndarray:
-        import treelite  # noqa: F401  (gtil below)
+        # Treelite loads where a compiled form scores, not with every command
         from treelite import gtil
 
         F = self.features(X)
@@ -185,7 +187,7 @@ class Compiled:
 
     @classmethod
     def load(cls, folder: Path, pipeline=None) -> Compiled:
-        import treelite
+        import treelite  # as in _predict: only where a compiled form is used
 
         plan = json.loads((folder / PLAN).read_text())
         if plan.get("format") != FORMAT:
@@ -243,9 +245,6 @@ TREE_FAMILIES = ("HistGradientBoostingClassifier", "HistGradientBoostingRegresso
 def export(pipe, task: str) -> Compiled:
     """The compiled form of a fitted pipeline `RowFeatures -> ColumnTransformer -> trees`; ExportError
     (naming what it cannot take) for any other shape or family."""
-    from sklearn.compose import ColumnTransformer
-    from sklearn.preprocessing import FunctionTransformer, OrdinalEncoder
-
     steps = dict(getattr(pipe, "steps", []))
     est = steps.get("model")
     family = type(est).__name__
@@ -265,7 +264,7 @@ def export(pipe, task: str) -> Compiled:
         codes.update(encoder_codes(step, list(cols)))
     columns = [str(c) for c in pre.get_feature_names_out()]
     try:
-        import treelite.sklearn
+        import treelite.sklearn  # as in _predict: only where a compiled form is made or used
     except ImportError as exc:
         raise ExportError(f"Treelite is not installed ({exc})") from None
     try:
