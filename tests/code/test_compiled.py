@@ -17,7 +17,7 @@ from tests.code.frames import data_params, mixed_frame
 
 
 @cache  # fitted once per task and family for the whole module (tests copy what they change)
-def fitted(task: str, model: str = "hist_gradient_boosting", n: int = 900):
+def fitted(task: str, model: str = "hist_gradient_boosting", n: int = 600):
     df = mixed_frame(n, seed=1, task=task)
     df.loc[df.index[::11], "when"] = pd.NaT  # gaps in the time column
     df["flag"] = df["flag"].astype(object)
@@ -26,7 +26,7 @@ def fitted(task: str, model: str = "hist_gradient_boosting", n: int = 900):
     table, spec, _ = features.build(df, dp, config.FeaturesParams())
     parts = features.split(table, spec, config.SplitParams(seed=0))
     xy = {k: (v[spec.inputs], v[features.LABEL]) for k, v in parts.items()}
-    params = config.TrainParams(model=model, max_iter=40, min_samples_leaf=5, n_estimators=20, baseline_columns=[])
+    params = config.TrainParams(model=model, max_iter=30, min_samples_leaf=5, n_estimators=10, baseline_columns=[])
     return train.fit(xy["train"], xy["valid"], spec, params), spec, xy
 
 
