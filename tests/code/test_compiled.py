@@ -126,3 +126,35 @@ def test_the_train_stage_writes_the_verdict_into_metrics_and_the_model_folder(tm
     assert (model_dir / "MLmodel").exists() and (model_dir / compiled.FOLDER / compiled.TREES).exists()
     sk, _ = train.load(model_dir)  # the MLflow model still loads as the pipeline
     assert np.array_equal(scoring.scores(sk, xy["test"][0], spec.task), scoring.scores(res.model, xy["test"][0], spec.task))
+
+
+def test_the_server_loader_picks_the_path_and_says_why(tmp_path, monkeypatch):
+    """`serving.model.load` on saved model folders: the compiled scorer when it agreed, the pipeline
+    when it is switched off or when a planted disagreement was found at registration."""
+    from mlcycle.serving import model
+
+    res, spec, xy = fitted("binary")
+    rows = [xy["valid"][0], xy["test"][0]]
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    for folder in (good, bad):
+        train.save(res, spec, xy["train"][0], folder, tmp_path / f"{folder.name}-baseline")
+    compiled.build(res.model, good, rows, spec.task, res.threshold)
+    served = model.load(None, str(good))
+    assert served.path == "compiled" and isinstance(served.model, compiled.Compiled)
+    assert served.model.pipeline is not None  # large batches go to the pipeline
+    off = model.load(None, str(good), compiled=False)
+    assert off.path == "sklearn" and "switched off" in off.scoring["reason"]
+    real = compiled.export
+
+    def planted(pipe, task):  # the compiled form reads category "a" as "b"
+        c = real(pipe, task)
+        codes = c.codes["cat"]["values"]
+        codes["a"], codes["b"] = codes["b"], codes["a"]
+        return compiled.Compiled(c.rows, c.columns, c.codes, c.task, list(c.classes_), c.trees, c.float32)
+
+    monkeypatch.setattr(compiled, "export", planted)
+    compiled.build(res.model, bad, rows, spec.task, res.threshold)
+    served = model.load(None, str(bad))
+    assert served.path == "sklearn" and "disagrees with the pipeline" in served.scoring["reason"]
+    X = xy["test"][0]
+    assert np.array_equal(scoring.scores(served.model, X, spec.task), scoring.scores(res.model, X, spec.task))
