@@ -20,7 +20,7 @@ from mlcycle.core import config
 from mlcycle.core.errors import StageError
 from mlcycle.core.paths import NOTEBOOK_FILES, Paths
 
-PARAMETERS = frozenset({"params_file"})  # what the runner injects; every notebook's parameters cell declares this
+PARAMETERS = frozenset({"params_file", "write"})  # what the runner injects; every notebook's parameters cell declares these
 STAGE_PARAMETERS = {"monitor": frozenset({"current", "days", "model_uri"})}  # and these, for operations stages
 KERNEL = "python3"
 
@@ -186,7 +186,7 @@ def run_stage(stage: str, root: str | Path | None = None, params_file: str = "pa
     failure: BaseException | None = None
     try:
         nb = papermill.execute_notebook(
-            str(run.notebook), str(run.executed), parameters={"params_file": params_file, **(parameters or {})},
+            str(run.notebook), str(run.executed), parameters={"params_file": params_file, "write": True, **(parameters or {})},
             kernel_name=KERNEL, cwd=str(paths.root), progress_bar=False, log_output=False,
             request_save_on_cell_execute=False, autosave_cell_every=0, shutdown_kernel="immediate",
         )
