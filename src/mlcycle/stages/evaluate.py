@@ -225,13 +225,6 @@ def intervals(task: str, y: np.ndarray, scores: np.ndarray, threshold: float | N
     return out
 
 
-def add_metrics(path: Path, key: str, values: dict) -> None:
-    """Add a section to a metrics file written by `write` (rounded like the rest)."""
-    doc = json.loads(path.read_text()) if path.exists() else {}
-    doc[key] = values
-    path.write_text(json.dumps(_rounded(doc), indent=2) + "\n")
-
-
 def comparison_with_intervals(metrics: dict, names: list[str], ci: dict) -> pd.DataFrame:
     """`comparison` with the model's 95% interval beside it."""
     out = comparison(metrics, names)
