@@ -30,7 +30,7 @@ def main(ws: Path) -> None:
     params = config.load("params.yaml", root=ws)
     for stage, name in NOTEBOOKS.items():
         nb = nbformat.read(ws / "notebooks" / name, as_version=4)
-        scope = {"__name__": f"bare_{stage}", "params_file": "params.yaml"}
+        scope = {"__name__": f"bare_{stage}", "params_file": "params.yaml", "write": True}
         for cell in nb.cells:
             if cell.cell_type != "code" or "parameters" in cell.metadata.get("tags", []):
                 continue

@@ -111,3 +111,27 @@ def test_readme_maps_every_stage():
         if stage in NOTEBOOK_FILES:
             assert f"notebooks/{NOTEBOOK_FILES[stage]}" in readme, f"README: no link to the {stage} notebook"
     assert "make repro" in readme and "make test" in readme
+
+
+def test_explore_notebooks_are_not_pipeline_stages():
+    """notebooks/explore holds a researcher's own notebooks: dvc.yaml names none of its files (editing
+    them never reruns a stage) and no dependency covers the whole notebooks/ folder."""
+    explore = ROOT / "notebooks" / "explore"
+    assert (explore / "README.md").exists() and (explore / "starter.ipynb").exists()
+    text = (ROOT / "dvc.yaml").read_text()
+    assert "notebooks/explore" not in text and "explore/" not in text
+    deps = [str(d) for s in DVC.values() for d in s.get("do", s).get("deps", [])]
+    for dep in deps:
+        if dep.rstrip("/").startswith("notebooks"):
+            assert dep.endswith(".ipynb") and dep.count("/") == 1, f"dvc.yaml: {dep} would cover notebooks/explore"
+
+
+def test_starter_notebook_shape():
+    cs = json.loads((ROOT / "notebooks" / "explore" / "starter.ipynb").read_text())["cells"]
+    for c in cs:
+        if c["cell_type"] == "code":
+            assert not c.get("outputs") and c.get("execution_count") is None, "the starter is committed without outputs"
+            tree = ast.parse("".join(c["source"]))
+            assert not [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.ClassDef)]
+    text = "".join(line for c in cs for line in c["source"])
+    assert "flights" not in text.lower() and "arr_delay" not in text, "the starter works on any data set"

@@ -44,3 +44,15 @@ def test_numeric_label_by_task():
     multi = pd.Series(["a", "a", "b", "c", "c", "c"])
     assert eda.numeric_label(multi, "classification")[0].tolist() == [0, 0, 1, 0, 0, 0]
     assert eda.numeric_label(pd.Series([1.5, 2.5]), "regression")[0].mean() == 2.0
+
+
+def test_takeaways_name_the_label_rate_and_strongest_correlation():
+    df = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0], "z": [4.0, 2.0, 3.0, 1.0], "c": ["a", None, "b", "b"],
+                       "y": ["no", "no", "yes", "yes"]})
+    rate = (df["y"] == "yes").astype(float)
+    corr = eda.correlations(df, ["x", "z"], rate)
+    text = eda.takeaways(df, rate, "share of rows with y = 'yes'", corr)
+    assert "4 rows and 4 columns; 4 rows have a label" in text
+    assert "1 column(s) with missing values; most: `c` (25.0%)" in text
+    assert "share of rows with y = 'yes': 0.5." in text
+    assert "correlations with the label: `x` (+0.89), `z` (-0.45)" in text

@@ -57,3 +57,16 @@ def test_bootstrap_intervals_hold_the_estimate_and_repeat_with_the_seed():
     assert ci["roc_auc_lo"] < m["roc_auc"] < ci["roc_auc_hi"] and ci["f1_lo"] < ci["f1_hi"]
     assert ci == evaluate.intervals("classification", y, p, 0.5, 10, ["roc_auc", "f1"], 40, seed=1)
     assert evaluate.intervals("classification", y, p, 0.5, 10, ["roc_auc"], 0, seed=1) == {}
+
+
+def test_takeaways_name_the_headline_metric_interval_and_top_inputs():
+    import pandas as pd
+
+    results = {"model": {"roc_auc": 0.8, "f1": 0.5}, "baseline": {"roc_auc": 0.7, "f1": 0.4}}
+    importance = pd.DataFrame({"feature": ["a", "b"], "importance": [0.1, 0.02]})
+    text = evaluate.takeaways(results, ["roc_auc", "pr_auc", "f1"], {"roc_auc_lo": 0.75, "roc_auc_hi": 0.85}, importance)
+    assert "holdout roc_auc: 0.8000 for the model (95% interval 0.7500 to 0.8500), 0.7000 for the baseline: the model is better" in text
+    assert "also: f1 0.5000 (baseline 0.4000)" in text
+    assert "`a` (0.1000), `b` (0.0200)" in text
+    worse = {"model": {"rmse": 3.0}, "baseline": {"rmse": 2.0}}
+    assert "the model is not better" in evaluate.takeaways(worse, ["rmse"])

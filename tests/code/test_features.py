@@ -113,3 +113,15 @@ def test_aside_columns_are_kept_for_slices_but_are_not_features():
     assert "cat" in table.columns and "cat" not in spec.features
     with pytest.raises(DataError, match=r"data.aside_columns names \['gender'\], not in the table"):
         features.build(df, data_params(aside_columns=["gender"]), config.FeaturesParams())
+
+
+def test_takeaways_give_rows_and_label_share_per_part():
+    spec = features.FeatureSpec(target="y", task="classification", label="y", numeric=["x"], categorical=["c"],
+                                classes=["no", "yes"], positive_class="yes", inputs=["x", "c"])
+    parts = {"train": pd.DataFrame({features.LABEL: ["yes", "no", "no", "no"]}),
+             "valid": pd.DataFrame({features.LABEL: ["yes", "no"]}),
+             "test": pd.DataFrame({features.LABEL: ["yes", "yes"]})}
+    text = features.takeaways(parts, spec)
+    assert "8 labelled rows: train 4 (50%), valid 2 (25%), test 2 (25%)" in text
+    assert "share of 'yes' per part: train 0.25, valid 0.5, test 1." in text
+    assert "2 input columns: 1 numeric and 1 categorical" in text

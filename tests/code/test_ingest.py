@@ -53,3 +53,13 @@ def test_params_name_one_step_at_most():
     raw["ingest"] = {"x": {"hook": "no-colon", "outputs": "d"}}
     with pytest.raises(config.ParamsError, match="ingest.x.hook"):
         config.parse(raw)
+
+
+def test_takeaways_give_sizes_and_missing_values():
+    tables = {"flights": pd.DataFrame({"a": [1, None, 3, 4], "b": ["x", "y", None, None]}),
+              "planes": pd.DataFrame({"id": [1, 2]})}
+    text = ingest.takeaways(tables)
+    assert "2 table(s), 6 rows in all" in text and "`flights`, has 4 rows and 2 columns" in text
+    assert "`b` (50.0%), `a` (25.0%)" in text
+    assert "no missing values" in ingest.takeaways({"t": pd.DataFrame({"a": [1]})})
+    assert "no ingest step" in ingest.takeaways({})

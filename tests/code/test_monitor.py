@@ -113,3 +113,17 @@ def test_reference_is_read_from_the_dvc_cache_by_its_hash(tmp_path):
     assert files["train.parquet"].read_bytes() == b"T"
     with pytest.raises(MonitorError, match="dvc pull"):
         monitor.processed_files(tmp_path, "ff" + "0" * 30 + ".dir")
+
+
+def test_takeaways_give_the_verdict_in_numbers():
+    verdict = {"model": {"name": "m", "version": "3"}, "current": {"rows": 1200, "source": "new.csv"},
+               "status": "drift", "retrain": True,
+               "drift": {"drifted": ["a"], "share_drifted": 0.5,
+                         "columns": [{"column": "a", "psi": 0.4}, {"column": "b", "psi": 0.01}]},
+               "score_drift": {"psi": 0.12},
+               "performance": {"metric": "roc_auc", "now": 0.7, "at_training": 0.8, "decayed": True}}
+    text = monitor.takeaways(verdict)
+    assert "1,200 current rows (new.csv) against m v3: drift, retrain yes" in text
+    assert "1 drifted feature(s) (50% of them); largest PSI: `a` (0.400), `b` (0.010)" in text
+    assert "PSI 0.120" in text and "roc_auc: 0.7000 now against 0.8000 at training (decayed)" in text
+    assert "not assessed" in monitor.takeaways({**verdict, "performance": None})

@@ -16,7 +16,7 @@ def test_rejects_notebook_with_other_parameters(tmp_path):
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     path = tmp_path / "x.ipynb"
     nbformat.write(nb, str(path))
-    with pytest.raises(StageError, match="must declare exactly \\['params_file'\\]"):
+    with pytest.raises(StageError, match="must declare exactly \\['params_file', 'write'\\]"):
         runner.check_notebook(path)
     with pytest.raises(StageError, match="not found"):
         runner.check_notebook(tmp_path / "missing.ipynb")
@@ -25,6 +25,17 @@ def test_rejects_notebook_with_other_parameters(tmp_path):
 def test_every_stage_notebook_passes_the_check():
     for name in ("01_ingest", "02_validate", "03_eda", "04_features", "05_train", "06_evaluate"):
         runner.check_notebook(ROOT / "notebooks" / f"{name}.ipynb")
+    runner.check_notebook(ROOT / "notebooks" / "07_monitor.ipynb", runner.PARAMETERS | runner.STAGE_PARAMETERS["monitor"])
+
+
+def test_notebooks_write_only_when_the_runner_says_so():
+    """A notebook opened in JupyterLab writes nothing (write defaults to False); the runner injects True."""
+    import papermill
+
+    assert "write" in runner.PARAMETERS
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        declared = papermill.inspect_notebook(str(path))
+        assert declared["write"]["default"] == "False" and declared["write"]["inferred_type_name"] == "bool", path.name
 
 
 def test_strip_timestamps():

@@ -76,3 +76,13 @@ def test_save_and_load_round_trip(tmp_path):
     mlmodel = (tmp_path / "model" / "MLmodel").read_text()
     assert "signature" in mlmodel and "x1" in mlmodel
     assert (tmp_path / "model" / "input_example.json").exists()
+
+
+def test_takeaways_compare_with_the_baseline():
+    result = train.TrainResult(model=None, baseline=None, threshold=0.31, best_iter=25, valid_score=0.81,
+                               valid_baseline_score=0.75, score_name="roc_auc")
+    text = train.takeaways(result, trials=4)
+    assert "validation roc_auc: 0.8100 for the model, 0.7500 for the baseline (+0.0600): the model is better than" in text
+    assert "25 boosting iterations, decision threshold 0.310" in text and "4 candidate(s)" in text
+    worse = train.TrainResult(None, None, None, None, valid_score=12.0, valid_baseline_score=10.0, score_name="rmse")
+    assert "no better than the baseline" in train.takeaways(worse)

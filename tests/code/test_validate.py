@@ -233,3 +233,16 @@ def test_first_message_of_a_run_names_the_real_problem(tmp_path, text, first):
     (tmp_path / "d.csv").write_text(text)
     r = validate.run(data_params(path="d.csv"), LIMITS, tmp_path)
     assert first in r.summary().splitlines()[0], r.summary()
+
+
+def test_takeaways_count_findings_and_missing_values():
+    df = mixed_frame(100)
+    r = validate.check(df, data_params(), LIMITS)
+    r.source = "x.csv"
+    text = validate.takeaways(r)
+    assert "`x.csv`: 100 rows and 6 columns" in text and f"{len(r.errors)} error(s)" in text
+    assert "schema none" in text
+    worst = max(r.null_share, key=r.null_share.get)
+    assert f"`{worst}` ({r.null_share[worst]:.1%})" in text
+    r.findings = [validate.Finding("warning", "x2", "max_null_share", "too many nulls", count=7)]
+    assert "- warning on `x2` (max_null_share): 7 row(s)." in validate.takeaways(r)

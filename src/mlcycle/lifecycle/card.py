@@ -126,15 +126,24 @@ def limitations(record: dict) -> list[str]:
 
 
 def collect(paths, cfg, client=None, name: str | None = None, version: str | None = None,
-            audit: list[dict] | None = None) -> dict:
-    """The card's record for `version`, from the workspace's files and (when tracking is on) MLflow."""
+            audit: list[dict] | None = None, documents: dict | None = None) -> dict:
+    """The card's record for `version`, from the workspace's files and (when tracking is on) MLflow.
+
+    documents: the evaluate stage's own results by name (`evaluate`, `fairness`, `explanations`,
+    `gate`: what it would write to reports/), used instead of those files when the stage did not
+    write them (its notebook run with `write = False`); the card then has no figures."""
 
     spec = FeatureSpec.from_json(paths.feature_spec)
-    evaluate = _json(paths.metrics("evaluate")) or {}
+    docs = None if documents is None else {k: json.loads(json.dumps(v, default=str)) for k, v in documents.items()}
+
+    def doc(key: str, path: Path):
+        return _json(path) if docs is None else docs.get(key)
+
+    evaluate = doc("evaluate", paths.metrics("evaluate")) or {}
     feats = _json(paths.metrics("features")) or {}
-    decision = _json(paths.gate_decision) or {}
-    fair = _json(paths.fairness)
-    expl = _json(paths.explanations) or {}
+    decision = doc("gate", paths.gate_decision) or {}
+    fair = doc("fairness", paths.fairness)
+    expl = doc("explanations", paths.explanations) or {}
     intended = Path(cfg.evaluate.intended_use)
     intended = intended if intended.is_absolute() else paths.root / intended
     record: dict = {
@@ -157,7 +166,7 @@ def collect(paths, cfg, client=None, name: str | None = None, version: str | Non
         "fairness": fair,
         "explanations": {"importance": expl.get("importance", [])[:15], "scoring": expl.get("scoring"),
                          "rows": expl.get("rows"), "pdp_features": expl.get("pdp_features", []),
-                         "figures": {n: image(paths.figures("evaluate") / f"{n}.png")
+                         "figures": {n: image(paths.figures("evaluate") / f"{n}.png") if docs is None else None
                                      for n in ("importance", "partial_dependence")}},
         "gate": {"outcome": decision.get("outcome"), "summary": decision.get("summary"), "note": decision.get("note"),
                  "criteria": decision.get("criteria", []),

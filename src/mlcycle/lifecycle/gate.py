@@ -203,5 +203,9 @@ def write(decision: Decision, metrics_path: Path, decision_path: Path) -> None:
     for p in (metrics_path, decision_path):
         p.parent.mkdir(parents=True, exist_ok=True)
     metrics_path.write_text(json.dumps(decision.metrics(), indent=2) + "\n")
-    decision_path.write_text(json.dumps({**asdict(decision), "outcome": decision.outcome,
-                                         "summary": decision.summary()}, indent=2, default=str) + "\n")
+    decision_path.write_text(json.dumps(document(decision), indent=2, default=str) + "\n")
+
+
+def document(decision: Decision) -> dict:
+    """The whole decision as reports/gate_decision.json holds it (read by the model card)."""
+    return {**asdict(decision), "outcome": decision.outcome, "summary": decision.summary()}

@@ -294,7 +294,15 @@ def slices(params: Params, served, spec: FeatureSpec, ref: Reference, cur: Curre
 
 def run(root: Path, params: Params, current: str | None = None, days: float | None = None,
         model_uri: str | None = None, now: dt.datetime | None = None) -> dict:
-    """Load the model and its reference, read the current data, assess, write the verdict files."""
+    """`check`, then write the verdict files."""
+    verdict = check(root, params, current, days, model_uri, now)
+    write(root, verdict)
+    return verdict
+
+
+def check(root: Path, params: Params, current: str | None = None, days: float | None = None,
+          model_uri: str | None = None, now: dt.datetime | None = None) -> dict:
+    """Load the model and its reference, read the current data, assess; writes nothing."""
     client, _ = tracking.setup(root, params)
     uri = model_uri or params.serve.model_uri or f"models:/{params.tracking.model_name}@champion"
     try:
@@ -305,9 +313,7 @@ def run(root: Path, params: Params, current: str | None = None, days: float | No
                            or str(exc).replace("serve: ", "monitor: ")) from None
     ref = reference(root, params, served, params.monitor.reference_max_rows, params.monitor.seed)
     cur = from_file(root, params, current) if current else from_log(root, params, days, now)
-    verdict = assess(params, served, ref, cur)
-    write(root, verdict)
-    return verdict
+    return assess(params, served, ref, cur)
 
 
 def write(root: Path, verdict: dict) -> None:
@@ -360,6 +366,27 @@ def summary(verdict: dict) -> str:
     if p:
         lines.append(f"  {p['metric']}: {p['now']:.4f} now, {p['at_training']:.4f} at training")
     lines += [f"  - {r}" for r in verdict["reasons"]]
+    return "\n".join(lines)
+
+
+def takeaways(verdict: dict, top: int = 3) -> str:
+    """What this run's current data showed against the reference, as Markdown bullets."""
+    m, c = verdict["model"], verdict["current"]
+    lines = [f"- {c['rows']:,} current rows ({c['source']}) against {m['name']} v{m['version']}: "
+             f"{verdict['status']}, retrain {'yes' if verdict['retrain'] else 'no'}."]
+    if "drift" in verdict:
+        d = verdict["drift"]
+        cols = sorted(d.get("columns", []), key=lambda r: -(r.get("psi") or 0))[:top]
+        lines.append(f"- {len(d['drifted'])} drifted feature(s) ({d['share_drifted']:.0%} of them); largest PSI: "
+                     + (", ".join(f"`{r['column']}` ({r['psi']:.3f})" for r in cols) or "-") + ".")
+        if verdict.get("score_drift"):
+            lines.append(f"- predicted scores: PSI {verdict['score_drift']['psi']:.3f}.")
+    p = verdict.get("performance")
+    if p:
+        lines.append(f"- {p['metric']}: {p['now']:.4f} now against {p['at_training']:.4f} at training "
+                     f"({'decayed' if p['decayed'] else 'within the allowed drop'}).")
+    else:
+        lines.append("- no labels in the current data: performance not assessed.")
     return "\n".join(lines)
 
 

@@ -24,7 +24,7 @@ from mlcycle.runtime import trackd
 from mlcycle.runtime.hooks import Hook, StageRun
 from mlcycle.runtime.tracking import TrackingHook, pipeline_key
 
-PARAMETERS = frozenset({"params_file"})  # what the runner injects; every notebook's parameters cell declares this
+PARAMETERS = frozenset({"params_file", "write"})  # what the runner injects; every notebook's parameters cell declares these
 STAGE_PARAMETERS = {"monitor": frozenset({"current", "days", "model_uri"})}  # and these, for operations stages
 KERNEL = "python3"
 
@@ -182,7 +182,7 @@ def _run(run: StageRun, params_file: str, hooks, parameters: dict | None, t0: fl
     failure: BaseException | None = None
     try:
         nb = papermill.execute_notebook(
-            str(run.notebook), str(run.executed), parameters={"params_file": params_file, **(parameters or {})},
+            str(run.notebook), str(run.executed), parameters={"params_file": params_file, "write": True, **(parameters or {})},
             kernel_name=KERNEL, cwd=str(paths.root), progress_bar=False, log_output=False,
             request_save_on_cell_execute=False, autosave_cell_every=0, shutdown_kernel="immediate",
         )

@@ -182,3 +182,25 @@ def numeric_label(label: pd.Series, task: str, positive_class=None, name: str = 
     if positive is None:
         positive = label.value_counts().idxmin()
     return label.eq(positive).astype("float64"), f"share of rows with {name} = {positive!r}"
+
+
+def takeaways(df: pd.DataFrame, rate: pd.Series, rate_name: str, corr: pd.DataFrame | None = None,
+              top: int = 3) -> str:
+    """What this run's table showed, as Markdown bullets: size, missing values, the label's rate and
+    the numeric columns most correlated with it (`corr` from `correlations`)."""
+    lines = [f"- {len(df):,} rows and {df.shape[1]} columns; {rate.notna().sum():,} rows have a label."]
+    missing = df.isna().mean()
+    missing = missing[missing > 0].sort_values(ascending=False)
+    if missing.empty:
+        lines.append("- no missing values.")
+    else:
+        lines.append(f"- {len(missing)} column(s) with missing values; most: "
+                     + ", ".join(f"`{c}` ({s:.1%})" for c, s in missing.head(top).items()) + ".")
+    lines.append(f"- {rate_name}: {rate.mean():.4g}.")
+    if corr is not None and "__label__" in corr:
+        with_label = corr["__label__"].drop(index="__label__", errors="ignore").dropna()
+        strongest = with_label.reindex(with_label.abs().sort_values(ascending=False).index).head(top)
+        if len(strongest):
+            lines.append("- strongest Spearman correlations with the label: "
+                         + ", ".join(f"`{c}` ({v:+.2f})" for c, v in strongest.items()) + ".")
+    return "\n".join(lines)

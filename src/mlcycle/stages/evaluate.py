@@ -225,16 +225,35 @@ def intervals(task: str, y: np.ndarray, scores: np.ndarray, threshold: float | N
     return out
 
 
-def add_metrics(path: Path, key: str, values: dict) -> None:
-    """Add a section to a metrics file written by `write` (rounded like the rest)."""
-    doc = json.loads(path.read_text()) if path.exists() else {}
-    doc[key] = values
-    path.write_text(json.dumps(_rounded(doc), indent=2) + "\n")
-
-
 def comparison_with_intervals(metrics: dict, names: list[str], ci: dict) -> pd.DataFrame:
     """`comparison` with the model's 95% interval beside it."""
     out = comparison(metrics, names)
     out.insert(1, "model 95% interval", [f"[{ci[f'{n}_lo']:.4f}, {ci[f'{n}_hi']:.4f}]" if f"{n}_lo" in ci else ""
                                          for n in out.index])
     return out
+
+
+def takeaways(results: dict, metrics: list[str], ci: dict | None = None, importance: pd.DataFrame | None = None,
+              top: int = 3) -> str:
+    """What the holdout showed this run, as Markdown bullets: the first of `metrics` (see `headline`)
+    for the model against the baseline with the model's interval, then the other metrics and the
+    most important inputs (`importance` from `explain.permutation_importance`)."""
+    from mlcycle.core.scoring import better
+
+    model, base = results["model"], results["baseline"]
+    first = next((m for m in metrics if m in model), None)
+    if first is None:
+        return "- no headline metric could be computed on the holdout."
+    ci = ci or {}
+    interval = f" (95% interval {ci[f'{first}_lo']:.4f} to {ci[f'{first}_hi']:.4f})" if f"{first}_lo" in ci else ""
+    lines = [f"- holdout {first}: {model[first]:.4f} for the model{interval}, {base[first]:.4f} for the baseline: "
+             f"the model is {'better' if better(first, model[first], base[first]) else 'not better'}."]
+    others = [m for m in metrics if m != first and m in model]
+    if others:
+        lines.append("- also: " + ", ".join(f"{m} {model[m]:.4f} (baseline {base.get(m, float('nan')):.4f})"
+                                           for m in others) + ".")
+    if importance is not None and len(importance):
+        head = importance.head(top)
+        lines.append("- the holdout score depends most on " + ", ".join(
+            f"`{r.feature}` ({r.importance:.4f})" for r in head.itertuples()) + " (permutation importance).")
+    return "\n".join(lines)

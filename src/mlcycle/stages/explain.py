@@ -204,15 +204,19 @@ def prepare(rows: pd.DataFrame, background: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+def document(importance: pd.DataFrame, curves: dict[str, pd.DataFrame]) -> dict:
+    """The importance table and the partial-dependence curves as reports/explanations.json holds them."""
+    return {"scoring": importance.attrs.get("scoring"), "rows": importance.attrs.get("rows"),
+            "importance": [{"rank": int(r["rank"]), "feature": str(r["feature"]),
+                            "importance": round(float(r["importance"]), 6), "std": round(float(r["std"]), 6)}
+                           for _, r in importance.iterrows()],
+            "pdp_features": list(curves),
+            "partial_dependence": {f: json.loads(c.to_json(orient="records", double_precision=6))
+                                   for f, c in curves.items()}}
+
+
 def write(importance: pd.DataFrame, curves: dict[str, pd.DataFrame], path) -> None:
     """reports/explanations.json: the importance table and the partial-dependence curves."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    doc = {"scoring": importance.attrs.get("scoring"), "rows": importance.attrs.get("rows"),
-           "importance": [{"rank": int(r["rank"]), "feature": str(r["feature"]),
-                           "importance": round(float(r["importance"]), 6), "std": round(float(r["std"]), 6)}
-                          for _, r in importance.iterrows()],
-           "pdp_features": list(curves),
-           "partial_dependence": {f: json.loads(c.to_json(orient="records", double_precision=6))
-                                  for f, c in curves.items()}}
-    path.write_text(json.dumps(doc, indent=1) + "\n")
+    path.write_text(json.dumps(document(importance, curves), indent=1) + "\n")
     record.artifacts([path], "evaluation")

@@ -241,3 +241,19 @@ def describe(df: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
             row["top"] = f"{top.index[0]} ({top.iloc[0] / len(s):.0%})" if len(top) else ""
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+
+def takeaways(parts: dict[str, pd.DataFrame], spec: FeatureSpec) -> str:
+    """What the split gave this run, as Markdown bullets: rows and the label's rate per part."""
+    rows = split_summary(parts, spec).to_dict("records")
+    rate = "positive_share" if spec.task == "classification" and spec.positive_class is not None else "label_mean"
+    what = f"share of {spec.positive_class!r}" if rate == "positive_share" else "label mean"
+    total = sum(r["rows"] for r in rows) or 1
+    lines = [f"- {total:,} labelled rows: " + ", ".join(f"{r['part']} {r['rows']:,} ({r['rows'] / total:.0%})" for r in rows) + ".",
+             f"- {what} per part: " + ", ".join(f"{r['part']} {r[rate]:.4g}" for r in rows) + "."]
+    if spec.time_column:
+        lines.append("- periods: " + ", ".join(f"{r['part']} {r['from']} to {r['to']}" for r in rows) + ".")
+    lines.append(f"- the model takes {len(spec.inputs)} input columns: {len(spec.numeric)} numeric and "
+                 f"{len(spec.categorical)} categorical features.")
+    return "\n".join(lines)

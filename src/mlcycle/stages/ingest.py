@@ -47,3 +47,20 @@ def summary(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
             for n, df in tables.items()
         ]
     )
+
+
+def takeaways(tables: dict[str, pd.DataFrame], top: int = 3) -> str:
+    """What this run's raw tables hold, as Markdown bullets: sizes and the columns most often missing."""
+    if not tables:
+        return "- no ingest step in params: the input is your own file (`data.path`)."
+    total = sum(len(df) for df in tables.values())
+    name, largest = max(tables.items(), key=lambda kv: len(kv[1]))
+    lines = [f"- {len(tables)} table(s), {total:,} rows in all; the largest, `{name}`, has "
+             f"{len(largest):,} rows and {largest.shape[1]} columns."]
+    missing = largest.isna().mean()
+    missing = missing[missing > 0].sort_values(ascending=False).head(top)
+    if missing.empty:
+        lines.append(f"- `{name}` has no missing values.")
+    else:
+        lines.append(f"- most often missing in `{name}`: " + ", ".join(f"`{c}` ({s:.1%})" for c, s in missing.items()) + ".")
+    return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""Small display helpers for notebooks: show a figure and keep it as a file, show a table."""
+"""Small display helpers for notebooks: show a figure (and keep it as a file), a table, generated text."""
 
 from __future__ import annotations
 
@@ -10,17 +10,33 @@ import pandas as pd
 from mlcycle.stages.eda import save
 
 
-def figure(fig, folder: Path, name: str) -> None:
-    """Save `fig` as folder/name.png and display it embedded (works with any matplotlib backend).
+def figure(fig, folder: Path | None, name: str) -> None:
+    """Display `fig` embedded and, when `folder` is given, keep it as folder/name.png (works with any
+    matplotlib backend). `folder=None` shows without saving: a notebook run with `write = False`.
 
     Returns None on purpose: as the last expression of a cell, a returned path would be printed
     into the executed notebook and its HTML report, and an absolute path makes reports differ
     between two checkouts of the same commit. The image is embedded as PNG bytes, not linked."""
-    path = save(fig, folder, name)
-    if path is not None:
-        from IPython.display import Image, display
+    if fig is None:
+        return
+    from IPython.display import Image, display
 
-        display(Image(data=path.read_bytes(), format="png"))
+    if folder is None:
+        import io
+
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=90, metadata={"Software": None})
+        display(Image(data=buffer.getvalue(), format="png"))
+        return
+    path = save(fig, folder, name)
+    display(Image(data=path.read_bytes(), format="png"))
+
+
+def markdown(text: str) -> None:
+    """Display generated text (a stage's summary of what its data showed) as Markdown."""
+    from IPython.display import Markdown, display
+
+    display(Markdown(text))
 
 
 _tables = itertools.count(1)

@@ -341,3 +341,24 @@ def write_registration(path: Path, name: str, model_dir: Path | None = None, dat
 
 def read_registration(path: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {"name": None, "version": None, "run_id": None}
+
+
+def takeaways(result: TrainResult, trials: int = 0) -> str:
+    """What this run's fit showed on the validation split, as Markdown bullets: the model against the
+    baseline, and what was chosen there. `trials`: candidates the model selection scored."""
+    from mlcycle.core.scoring import better
+
+    name = result.score_name
+    diff = result.valid_score - result.valid_baseline_score
+    verdict = ("better than" if better(name, result.valid_score, result.valid_baseline_score)
+               else "no better than")
+    lines = [f"- validation {name}: {result.valid_score:.4f} for the model, {result.valid_baseline_score:.4f} "
+             f"for the baseline ({diff:+.4f}): the model is {verdict} the baseline."]
+    chosen = [f"{result.best_iter} boosting iterations"] if result.best_iter is not None else []
+    if result.threshold is not None:
+        chosen.append(f"decision threshold {result.threshold:.3f}")
+    if chosen:
+        lines.append("- chosen on the validation split: " + ", ".join(chosen) + ".")
+    if trials:
+        lines.append(f"- the model selection scored {trials} candidate(s).")
+    return "\n".join(lines)

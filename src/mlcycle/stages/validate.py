@@ -581,3 +581,20 @@ def summary_from_file(findings_path: Path) -> str:
     res = Result(rows=body.get("rows", 0), columns=body.get("columns", 0), findings=found,
                  source=body.get("source", ""), schema=body.get("schema"))
     return res.summary()
+
+
+def takeaways(result: Result, top: int = 3) -> str:
+    """What the checks found in this run's table, as Markdown bullets (counts, not the check list)."""
+    lines = [f"- `{result.source}`: {result.rows:,} rows and {result.columns} columns; "
+             f"{len(result.errors)} error(s) and {len(result.warnings)} warning(s) "
+             f"(schema {f'`{result.schema}`' if result.schema else 'none: params checks only'})."]
+    for f in sorted([*result.errors, *result.warnings], key=lambda f: (f.level != "error", -f.count))[:top]:
+        lines.append(f"- {f.level} on `{f.column or '(table)'}` ({f.check}): {f.count:,} row(s).")
+    missing = {c: s for c, s in result.null_share.items() if s > 0}
+    if missing:
+        worst = sorted(missing.items(), key=lambda kv: -kv[1])[:top]
+        lines.append(f"- {len(missing)} column(s) with missing values; most: "
+                     + ", ".join(f"`{c}` ({s:.1%})" for c, s in worst) + ".")
+    else:
+        lines.append("- no missing values.")
+    return "\n".join(lines)

@@ -1,0 +1,125 @@
+"""Stage notebooks opened in JupyterLab write nothing: run top to bottom as JupyterLab runs them (no
+injected parameters, kernel started in the notebook's folder, the workspace found from there), every
+stage notebook and the explore starter leave the pipeline's outputs, the registry, the audit log and
+the MLflow runs as they were. Only the runner's `write=True` makes a notebook write."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+
+from mlcycle.core.paths import NOTEBOOK_FILES, NOTEBOOKS
+from tests.conftest import SAMPLE, deep_merge, make_workspace, mlflow_client, run
+from tests.pipeline.conftest import digest
+
+pytestmark = pytest.mark.slow
+
+OUTPUTS = ["data", "models", "reports", "mlruns/audit.jsonl"]
+# the sample, with fewer bootstrap resamples and explained rows: the evaluate notebook runs twice
+PARAMS = deep_merge(SAMPLE, {"evaluate": {"bootstrap": 10, "explain_rows": 500}})
+
+
+@pytest.fixture(scope="module")
+def ran_ws(tmp_path_factory) -> Path:
+    """A sample workspace where the pipeline ran once (`dvc repro`: the runner for every stage, and the
+    champion's training data in the DVC cache, where monitoring finds it), with tracking (a champion,
+    its version tags and the audit log exist), and a prediction log for the monitor's defaults."""
+    ws = make_workspace(tmp_path_factory.mktemp("safe") / "ws", params=PARAMS)
+    run(["dvc", "repro"], ws, timeout=1200)
+    assert (ws / "mlruns" / "audit.jsonl").exists()
+    prediction_log(ws)
+    return ws
+
+
+def prediction_log(ws: Path) -> None:
+    """Requests as `mlcycle serve` logs them: the holdout's inputs with scores (what monitor reads by default)."""
+    from mlcycle.serving.predlog import Batch, PredictionLog
+    from mlcycle.stages.features import FeatureSpec
+
+    spec = FeatureSpec.from_json(ws / "data/processed/features.json")
+    rows = pd.read_parquet(ws / "data/processed/test.parquet")[spec.inputs].head(600)
+    log = PredictionLog(ws / "data" / "predictions", max_rows=300)
+    log.start()
+    for i in range(0, len(rows), 200):
+        part = rows.iloc[i:i + 200]
+        log.submit(Batch(part, {"prediction": [0] * len(part), "score": [0.3] * len(part)}, "1", f"req-{i}",
+                         dt.datetime.now(dt.UTC)))
+    log.close()
+
+
+def snapshot(ws: Path) -> dict[str, str]:
+    """md5 of every output file, the registry's aliases and tags, and the number of MLflow runs."""
+    from mlflow.entities import ViewType
+
+    state = {f"file {k}": v for k, v in digest(ws, OUTPUTS).items()}
+    client = mlflow_client(ws)
+    for rm in client.search_registered_models():
+        model = client.get_registered_model(rm.name)
+        state[f"registry {rm.name} aliases"] = json.dumps(dict(sorted(model.aliases.items())))
+        state[f"registry {rm.name} tags"] = json.dumps(dict(sorted(model.tags.items())))
+        for mv in client.search_model_versions(f"name = '{rm.name}'"):
+            tags = client.get_model_version(rm.name, mv.version).tags
+            state[f"registry {rm.name} v{mv.version} tags"] = json.dumps(dict(sorted(tags.items())))
+    experiments = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ALL)]
+    state["mlflow runs"] = str(len(client.search_runs(experiments, run_view_type=ViewType.ALL, max_results=50000)))
+    return state
+
+
+def changed(before: dict[str, str], after: dict[str, str]) -> list[str]:
+    return sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+
+
+def execute_as_in_jupyterlab(path: Path) -> str | None:
+    """Run every cell of the notebook in a fresh kernel started in its folder, with its own defaults;
+    the first error, or None."""
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    nb = nbformat.read(str(path), as_version=4)
+    try:
+        NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    except CellExecutionError as exc:
+        return str(exc)[-3000:]
+    return None
+
+
+def test_notebooks_opened_in_jupyterlab_write_nothing(ran_ws, monkeypatch):
+    monkeypatch.delenv("MLCYCLE_ROOT", raising=False)  # the notebooks find the workspace from their folder
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    before = snapshot(ran_ws)
+    notebooks = [ran_ws / "notebooks" / name for name in NOTEBOOK_FILES.values()]
+    notebooks.append(ran_ws / "notebooks" / "explore" / "starter.ipynb")
+    errors, seconds = {}, {}
+    for p in notebooks:
+        t0 = time.perf_counter()
+        error = execute_as_in_jupyterlab(p)
+        seconds[p.name] = round(time.perf_counter() - t0, 1)
+        if error is not None:
+            errors[p.name] = error
+    print("seconds per notebook:", seconds)
+    assert not errors, "\n\n".join(f"{name}:\n{e}" for name, e in errors.items())
+    after = snapshot(ran_ws)
+    assert not changed(before, after), f"notebooks run with write = False changed: {changed(before, after)}"
+    assert not list((ran_ws / "notebooks").rglob("*.png")) and not list((ran_ws / "notebooks").rglob("*.json"))
+
+
+def test_write_true_writes(ran_ws, monkeypatch, tmp_path):
+    """The snapshot sees what a notebook writes: validate, with the runner's `write=True`, writes its
+    outputs again after they were removed."""
+    import papermill
+
+    monkeypatch.delenv("MLCYCLE_ROOT", raising=False)
+    removed = [ran_ws / "reports/metrics/validate.json", ran_ws / "reports/validate_findings.json"]
+    for p in removed:
+        p.unlink()
+    before = snapshot(ran_ws)
+    papermill.execute_notebook(str(ran_ws / "notebooks" / NOTEBOOKS["validate"]), str(tmp_path / "out.ipynb"),
+                               parameters={"write": True}, kernel_name="python3", cwd=str(ran_ws / "notebooks"),
+                               progress_bar=False)
+    assert changed(before, snapshot(ran_ws)) == sorted(f"file {p.relative_to(ran_ws)}" for p in removed)
