@@ -155,6 +155,11 @@ def dvc_hashes(root: Path, stage: str, kinds: tuple[str, ...] = ("deps", "outs")
     return out
 
 
+def is_code(dep: str) -> bool:
+    """A stage dependency that is code (the package, a notebook, a template), not data."""
+    return dep.endswith((".py", ".ipynb", ".j2")) or dep.startswith(("src/", "notebooks/"))
+
+
 def flatten(d: dict, prefix: str = "") -> dict[str, object]:
     flat = {}
     for k, v in d.items():
@@ -234,7 +239,7 @@ class TrackingHook:
         inputs = [DatasetInput(Dataset(name=path, digest=h[:36], source_type="local",
                                        source=json.dumps({"uri": path, "dvc_md5": h})),
                                tags=[InputTag("mlflow.data.context", "stage input")])
-                  for path, h in hashes.get("deps", {}).items() if not path.endswith((".py", ".ipynb"))]
+                  for path, h in hashes.get("deps", {}).items() if not is_code(path)]
         if inputs:
             c.log_inputs(rid, datasets=inputs)
         for f in (run.executed, run.html):
