@@ -45,6 +45,7 @@ def test_compiled_scores_equal_the_pipeline(task, tmp_path):
     res, spec, xy = fitted(task)
     verdict = compiled.build(res.model, tmp_path, [xy["valid"][0], xy["test"][0]], spec.task, res.threshold)
     assert verdict.agrees and verdict.rows == len(xy["valid"][0]) + len(xy["test"][0]), verdict.reason
+    assert verdict.request_rows == min(verdict.rows, compiled.REQUEST_ROWS_CHECKED)  # as JSON records too
     assert verdict.max_abs_diff <= compiled.TOLERANCE and verdict.decisions_differ == 0
     fast, loaded = compiled.load(tmp_path)  # from the files, as the server reads them
     assert fast is not None and loaded.path == "compiled"
@@ -58,6 +59,47 @@ def test_compiled_scores_equal_the_pipeline(task, tmp_path):
     big = pd.concat([X] * (compiled.PIPELINE_FROM // len(X) + 1), ignore_index=True)
     assert served.large(big) and not served.large(one)
     assert np.array_equal(scoring.scores(served, big, spec.task), scoring.scores(res.model, big, spec.task))
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+def test_request_records_score_as_the_pipeline_scores_the_frame(task, tmp_path):
+    """What a server gets (JSON records: numbers, text, booleans, null, ISO times with and without
+    offsets) goes straight to the feature matrix and answers as the pipeline on the typed frame."""
+    res, spec, xy = fitted(task)
+    compiled.build(res.model, tmp_path, [xy["valid"][0]], spec.task, res.threshold)
+    fast, _ = compiled.load(tmp_path, pipeline=res.model)
+    X = rows_with_surprises(xy["test"][0]).reset_index(drop=True)
+    records = compiled.request_rows(X)
+    assert records[0]["cat"] == "never seen" and records[2]["when"] is None and records[2]["x1"] is None
+    assert isinstance(records[3]["when"], str) and records[3]["when"].startswith(str(X["when"][3].year))
+    # the same instants as text with offsets: read as their UTC wall time, as the frame path reads them
+    shifted = pd.to_datetime(X["when"]).dt.tz_localize("UTC").dt.tz_convert("America/New_York")
+    timed = [i for i in range(3, len(records)) if records[i]["when"] is not None]
+    for i in timed[::2]:
+        records[i]["when"] = shifted[i].isoformat()
+    records[timed[1]]["when"] = X["when"][timed[1]].strftime("%Y-%m-%dT%H:%MZ")
+    prepared = fast.prepare(records)
+    assert prepared is not None and len(prepared) == len(X)
+    assert np.array_equal(prepared.matrix, fast.features(X), equal_nan=True)
+    a, b = scoring.scores(res.model, X, spec.task), scoring.scores(fast, prepared, spec.task)
+    assert a.shape == b.shape and np.abs(a - b).max() <= compiled.TOLERANCE
+
+
+def test_values_the_record_path_does_not_read_go_to_the_frame():
+    """Anything but plain JSON values of the column's kind, and times other than ISO 8601 text,
+    leave the request to the frame path (pandas), as do batches the pipeline takes."""
+    res, spec, xy = fitted("binary")
+    fast = compiled.export(res.model, spec.task)
+    good = compiled.request_rows(xy["test"][0].head(3))
+    assert fast.prepare(good) is not None
+    for column, value in [("when", "01/02/2013 10:00"), ("when", "2013-01-02T25:00"), ("when", "2013-W01-1"),
+                          ("when", 1357120800), ("cat", 3), ("x1", "1.5"), ("flag", 1), ("cat", float("nan"))]:
+        rows = [dict(r) for r in good]
+        rows[1][column] = value
+        assert fast.prepare(rows) is None, (column, value)
+    served = compiled.Compiled(fast.rows, fast.columns, fast.codes, fast.task, list(fast.classes_), fast.trees,
+                               fast.float32, pipeline=res.model)
+    assert served.prepare(good * compiled.PIPELINE_FROM) is None  # the pipeline's batch: it needs the frame
 
 
 def test_random_forest_is_compiled_too(tmp_path):

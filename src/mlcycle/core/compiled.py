@@ -22,8 +22,11 @@ the pipeline, and the reason travels with the model version.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
+import os
+import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -49,6 +52,13 @@ TOLERANCE = 1e-6
 # batches, where scikit-learn's compiled tree loops win per row. From this many rows on, a compiled
 # form that holds the pipeline (as served) hands the batch to it: same answers, the faster path.
 PIPELINE_FROM = 300
+# Request rows (the server's JSON records) go straight to the feature matrix (`Compiled.prepare`),
+# without a DataFrame; registration proves that path on this many rows in the form a client sends.
+REQUEST_ROWS_CHECKED = 2000
+# ISO 8601 times the request path reads itself (date, or date and hh:mm[:ss[.ffffff]], an optional
+# offset): Python and pandas read these alike; any other text goes to the frame path (pandas).
+ISO = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)?(?:Z|[+-]\d{2}:\d{2})?")
+NAN = float("nan")
 
 
 @dataclass
@@ -64,6 +74,7 @@ class Verdict:
     export_seconds: float = 0.0
     check_seconds: float = 0.0
     engine: str = ""
+    request_rows: int = 0  # of those, rows also scored from request records (`Compiled.prepare`)
 
     @property
     def agrees(self) -> bool:
@@ -71,7 +82,8 @@ class Verdict:
 
     def metrics(self) -> dict:
         """Figures for the stage's metrics file (numbers only)."""
-        out = {"agrees": int(self.agrees), "rows": self.rows, "decisions_differ": self.decisions_differ,
+        out = {"agrees": int(self.agrees), "rows": self.rows, "request_rows": self.request_rows,
+               "decisions_differ": self.decisions_differ,
                "export_seconds": round(self.export_seconds, 4), "check_seconds": round(self.check_seconds, 4)}
         if self.max_abs_diff is not None and math.isfinite(self.max_abs_diff):
             out["max_abs_diff"] = self.max_abs_diff
@@ -84,9 +96,23 @@ class Verdict:
                 "mlcycle.compiled.rows_checked": str(self.rows)}
 
 
+class Prepared:
+    """Request rows already made the estimator's input by `Compiled.prepare` (what `predict_proba`
+    and `predict` take besides a DataFrame)."""
+
+    def __init__(self, matrix: np.ndarray):
+        self.matrix = matrix
+
+    def __len__(self) -> int:
+        return len(self.matrix)
+
+
 class Compiled:
     """Scores source rows as the fitted pipeline does: `predict_proba` for classifiers, `predict`
-    for regressors, so `core.scoring` takes it as it takes the pipeline."""
+    for regressors, so `core.scoring` takes it as it takes the pipeline. Rows come as a DataFrame,
+    or as `Prepared` request records (`prepare`), which skip the frame altogether."""
+
+    nthread = 1  # one worker, one thread, as the server runs (the registration check uses every core)
 
     def __init__(self, rows: RowFeatures, columns: list[str], codes: dict[str, dict], task: str,
                  classes: list, trees, float32: bool = False, pipeline=None):
@@ -107,7 +133,24 @@ class Compiled:
             s = X[c]
             got = self._column(c, s)
             parts.update(got if got is not None else self.rows.column(c, s))
-        out = np.empty((len(X), len(self.columns)), dtype=np.float64)
+        return self._matrix(parts, len(X))
+
+    def prepare(self, records: list[dict]) -> Prepared | None:
+        """Request rows (dicts of JSON values: numbers, text, booleans, null, ISO times) as the
+        estimator's input, without a DataFrame; None when the batch goes to the pipeline (PIPELINE_FROM)
+        or a value is not one this path reads (the caller then builds the frame: same answers)."""
+        if self.pipeline is not None and len(records) >= PIPELINE_FROM:
+            return None
+        parts: dict = {}
+        for c in self.rows.inputs:
+            got = self._values(c, [r.get(c) for r in records])
+            if got is None:
+                return None
+            parts.update(got)
+        return Prepared(self._matrix(parts, len(records)))
+
+    def _matrix(self, parts: dict, n: int) -> np.ndarray:
+        out = np.empty((n, len(self.columns)), dtype=np.float64)
         for j, c in enumerate(self.columns):
             v = parts[c]
             if c in self._lookup:
@@ -119,6 +162,23 @@ class Compiled:
         if self.float32:
             out = out.astype(np.float32).astype(np.float64)
         return out
+
+    def _values(self, c: str, values: list) -> dict | None:
+        """Input column `c` of request records as features (lists), for the JSON values the frame
+        path reads the same way; None for any other."""
+        kind = self.rows.kinds[c]
+        if kind == "numeric":
+            if all(v is None or type(v) is float or type(v) is int for v in values):
+                return {c: [NAN if v is None else float(v) for v in values]}
+        elif kind == "category":
+            if all(v is None or type(v) is str for v in values):
+                return {c: values}
+        elif kind == "boolean":
+            if all(v is None or type(v) is bool or type(v) is str for v in values):
+                return {c: [NAN if v is None else BOOL.get(v, NAN) for v in values]}
+        elif kind == "time" and self.rows.time_format in (None, "ISO8601") and not self.rows.time_unit:
+            return iso_calendar(values, list(self.rows.calendar))
+        return None
 
     def _column(self, c: str, s: pd.Series) -> dict | None:
         """Input column `c` as features with arrays, for the values this code takes; None for any
@@ -146,17 +206,17 @@ class Compiled:
             return calendar_arrays(s, DATE_PARTS, f"{c}_")
         return None
 
-    def _predict(self, X: pd.DataFrame) -> np.ndarray:
+    def _predict(self, X: pd.DataFrame | Prepared) -> np.ndarray:
         # Treelite loads where a compiled form scores, not with every command
         from treelite import gtil
 
-        F = self.features(X)
-        out = gtil.predict(self.trees, F, nthread=1)  # one worker, one thread, as the server runs
+        F = X.matrix if isinstance(X, Prepared) else self.features(X)
+        out = gtil.predict(self.trees, F, nthread=self.nthread)
         return np.asarray(out, dtype=np.float64).reshape(len(F), -1)
 
-    def large(self, X: pd.DataFrame) -> bool:
+    def large(self, X) -> bool:
         """Whether this batch goes to the pipeline (see PIPELINE_FROM)."""
-        return self.pipeline is not None and len(X) >= PIPELINE_FROM
+        return self.pipeline is not None and not isinstance(X, Prepared) and len(X) >= PIPELINE_FROM
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         if self.task != "classification":
@@ -224,6 +284,42 @@ def calendar_arrays(t: pd.Series, parts: list[str], prefix: str) -> dict[str, np
         x[nat] = np.nan
         out[f"{prefix}{p}"] = x
     return out
+
+
+def iso_calendar(values: list, parts: list[str]) -> dict[str, list] | None:
+    """`spec.calendar`'s parts of ISO 8601 text times (UTC wall time, as `tables.parse_series` reads
+    them; null -> NaN), in Python; None when a value is not of the `ISO` form or not a valid time."""
+    out: dict[str, list] = {p: [] for p in parts}
+    for v in values:
+        if v is None:
+            for p in parts:
+                out[p].append(NAN)
+            continue
+        if type(v) is not str or not ISO.fullmatch(v):
+            return None
+        try:
+            t = dt.datetime.fromisoformat(v)
+        except ValueError:
+            return None
+        if t.tzinfo is not None:
+            t = t.astimezone(dt.UTC).replace(tzinfo=None)
+        got = {"year": t.year, "month": t.month, "day_of_week": t.weekday(), "hour": t.hour,
+               "day_of_year": t.timetuple().tm_yday}
+        for p in parts:
+            out[p].append(float(got[p]))
+    return out
+
+
+def request_rows(X: pd.DataFrame) -> list[dict]:
+    """Rows as a client sends them in JSON: numbers, text, booleans, null, times as ISO 8601 text."""
+    def plain(v):
+        if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and math.isnan(v)):
+            return None
+        if isinstance(v, pd.Timestamp):
+            return v.isoformat()
+        return v.item() if isinstance(v, np.generic) else v
+
+    return [{k: plain(v) for k, v in r.items()} for r in X.astype(object).to_dict(orient="records")]
 
 
 def _num(v) -> float:
@@ -305,16 +401,35 @@ def _code(v) -> float | None:
 def check(pipe, compiled: Compiled, X: pd.DataFrame, task: str, threshold: float | None,
           tolerance: float = TOLERANCE) -> Verdict:
     """Score X both ways; agree when every probability (value) is within `tolerance` (relative to
-    the values' size for a regressor) and every decision is the same."""
+    the values' size for a regressor) and every decision is the same. Up to REQUEST_ROWS_CHECKED of
+    the rows are also scored as a server gets them (JSON records through `prepare`) and held to the
+    same bar against the pipeline's answers on the frame."""
+    def answers(model, rows) -> np.ndarray:
+        if task == "classification":
+            return scoring.class_probabilities(model, rows)
+        return scoring.scores(model, rows, task).reshape(len(rows), -1)
+
     t = time.perf_counter()
-    if task == "classification":
-        ref, got = scoring.class_probabilities(pipe, X), scoring.class_probabilities(compiled, X)
-    else:
-        ref, got = scoring.scores(pipe, X, task).reshape(len(X), -1), scoring.scores(compiled, X, task).reshape(len(X), -1)
+    compiled.nthread = os.cpu_count() or 1  # the check may use every core; the scorer it saves does not
+    try:
+        ref, got = answers(pipe, X), answers(compiled, X)
+        idx = np.unique(np.linspace(0, len(X) - 1, min(len(X), REQUEST_ROWS_CHECKED)).astype(int)) if len(X) else []
+        records = request_rows(X.iloc[idx])
+        step = PIPELINE_FROM - 1  # requests of the sizes this path takes
+        taken, from_records = [], []
+        for i in range(0, len(records), step):
+            prepared = compiled.prepare(records[i:i + step])
+            if prepared is not None:  # else a value goes to the frame path, checked above
+                taken.extend(idx[i:i + step])
+                from_records.append(answers(compiled, prepared))
+    finally:
+        del compiled.nthread
     seconds = time.perf_counter() - t
     if ref.shape != got.shape:
         return Verdict("sklearn", f"the compiled form answers {got.shape[1]} columns, the pipeline {ref.shape[1]}",
                        len(X), None, len(X), tolerance, check_seconds=seconds)
+    if from_records:
+        ref, got = np.concatenate([ref, ref[taken]]), np.concatenate([got, *from_records])
     both_nan = np.isnan(ref) & np.isnan(got)
     diff = np.where(both_nan, 0.0, np.abs(ref - got))
     max_diff = float(np.nan_to_num(diff, nan=np.inf).max()) if diff.size else 0.0
@@ -327,12 +442,13 @@ def check(pipe, compiled: Compiled, X: pd.DataFrame, task: str, threshold: float
     else:
         differ = 0
     agrees = max_diff <= tolerance * scale and differ == 0
-    reason = (f"agrees with the pipeline on {len(X)} rows (max |diff| {max_diff:.2g} <= {tolerance * scale:.2g}, "
+    rows = f"{len(X)} rows ({len(taken)} also as request records)"
+    reason = (f"agrees with the pipeline on {rows} (max |diff| {max_diff:.2g} <= {tolerance * scale:.2g}, "
               "same decisions)") if agrees else \
-        (f"disagrees with the pipeline on {len(X)} rows (max |diff| {max_diff:.3g}, tolerance {tolerance * scale:.2g}, "
+        (f"disagrees with the pipeline on {rows} (max |diff| {max_diff:.3g}, tolerance {tolerance * scale:.2g}, "
          f"{differ} decisions differ): served by the pipeline")
     return Verdict("compiled" if agrees else "sklearn", reason, len(X), max_diff, differ, tolerance * scale,
-                   check_seconds=seconds)
+                   check_seconds=seconds, request_rows=len(taken))
 
 
 def build(pipe, model_dir: Path, rows: list[pd.DataFrame], task: str, threshold: float | None,

@@ -233,7 +233,10 @@ class Endpoints:
                               f"the prediction log cannot be written ({type(predlog.error).__name__}); retry later")
         if s.bounds:
             self.check_ranges(rows, served.columns)
-        X = frame(rows, served.columns)
+        # the compiled form reads request rows itself (no DataFrame) when it takes all their values
+        X = served.model.prepare(rows) if served.path == "compiled" and served.columns else None
+        if X is None:
+            X = frame(rows, served.columns)
         try:
             out = score(served, X)
         except (ValueError, TypeError, KeyError) as exc:

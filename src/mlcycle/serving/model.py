@@ -133,7 +133,7 @@ def load(client, uri: str, not_null: tuple[str, ...] = (), compiled: bool = True
         try:
             ex = mlmodel.load_input_example(local)
             if isinstance(ex, pd.DataFrame):
-                example = json.loads(ex.head(2).to_json(orient="records"))
+                example = json.loads(ex.head(2).to_json(orient="records", date_format="iso"))
         except Exception:
             pass
     cols = columns_from_signature(mlmodel.signature, not_null)
