@@ -25,7 +25,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import os
 import re
 import time
 from dataclasses import asdict, dataclass
@@ -410,7 +409,7 @@ def check(pipe, compiled: Compiled, X: pd.DataFrame, task: str, threshold: float
         return scoring.scores(model, rows, task).reshape(len(rows), -1)
 
     t = time.perf_counter()
-    compiled.nthread = os.cpu_count() or 1  # the check may use every core; the scorer it saves does not
+    compiled.nthread = -1  # the check uses every thread OpenMP allows; the scorer it saves, one
     try:
         ref, got = answers(pipe, X), answers(compiled, X)
         idx = np.unique(np.linspace(0, len(X) - 1, min(len(X), REQUEST_ROWS_CHECKED)).astype(int)) if len(X) else []
