@@ -410,7 +410,9 @@ def check(pipe, compiled: Compiled, X: pd.DataFrame, task: str, threshold: float
         return scoring.scores(model, rows, task).reshape(len(rows), -1)
 
     t = time.perf_counter()
-    compiled.nthread = -1  # the check uses every thread OpenMP allows; the scorer it saves, one
+    # a large check uses every thread OpenMP allows (the scorer it saves, one); a small one stays on one
+    # thread, where starting threads costs more than it saves (and suffers most on a busy machine)
+    compiled.nthread = -1 if len(X) >= 20_000 else 1
     try:
         ref, got = answers(pipe, X), answers(compiled, X)
         idx = np.unique(np.linspace(0, len(X) - 1, min(len(X), REQUEST_ROWS_CHECKED)).astype(int)) if len(X) else []
