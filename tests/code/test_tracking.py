@@ -100,7 +100,7 @@ def test_the_hook_applies_what_a_stage_handed_over(tmp_path, monkeypatch):
     record.child_runs([{"name": "trial 0 hgb", "tags": {"mlcycle.trial": "0"}, "params": {"model": "hgb"},
                         "metrics": [["valid_roc_auc", 0.7, 0]], "start_ms": 1, "end_ms": 2, "status": "COMPLETE"}])
     record.artifacts([ws / "fairness.json"], "evaluation")
-    record.register("reg", model, registered, "data/processed")
+    record.register("reg", model, registered, "data/processed", tags={"mlcycle.scoring_path": "compiled"})
     run = SimpleNamespace(root=ws, record=ws / "items.jsonl")
     hashes = {"deps": {"data/processed": "abc.dir"}}
     for item in record.read(run.record):
@@ -109,6 +109,7 @@ def test_the_hook_applies_what_a_stage_handed_over(tmp_path, monkeypatch):
     assert reg == {"name": "reg", "version": "1", "run_id": hook.run_id}
     mv = client.get_model_version("reg", "1")
     assert mv.tags["data_md5"] == "abc.dir" and mv.tags["stage_run_id"] == hook.run_id
+    assert mv.tags["mlcycle.scoring_path"] == "compiled"  # the stage's own version tags, set at registration
     # a later stage's items: tags on the version, the run id into the verdict
     (ws / "items.jsonl").unlink()
     record.version_tags("reg", "1", {"monitor.last_run_id": "{run_id}", "model_card": "{artifact_uri}/model_card/x.html"})

@@ -52,6 +52,36 @@ def test_stage_outputs(sample_ws):
     assert '<p id="gate"><strong>promoted</strong>' in index
 
 
+def test_the_compiled_form_answers_as_the_model_on_the_flights_holdout(sample_ws):
+    """The train stage proved the compiled form on the flights validation and holdout rows; scored
+    again here from the saved files (frames and request records), it answers as the pipeline."""
+    import mlflow.sklearn
+    import numpy as np
+    import pandas as pd
+
+    from mlcycle.core import compiled, scoring
+    from mlcycle.core.paths import Paths
+    from mlcycle.core.spec import FeatureSpec
+
+    ws, _ = sample_ws
+    paths = Paths(ws)
+    feats = json.loads((ws / "reports/metrics/features.json").read_text())
+    checked = json.loads((ws / "reports/metrics/train.json").read_text())["compiled"]
+    assert checked["agrees"] == 1 and checked["decisions_differ"] == 0 and checked["max_abs_diff"] <= compiled.TOLERANCE
+    assert checked["rows"] == feats["valid_rows"] + feats["test_rows"] and checked["request_rows"] > 0
+    pipe = mlflow.sklearn.load_model(str(paths.model))
+    fast, verdict = compiled.load(paths.model, pipeline=pipe)
+    assert fast is not None and verdict.agrees, verdict.reason
+    spec = FeatureSpec.from_json(paths.feature_spec)
+    X = pd.read_parquet(paths.split_file("test"))[spec.inputs]
+    want = scoring.scores(pipe, X, spec.task)
+    assert np.abs(scoring.scores(compiled.load(paths.model)[0], X, spec.task) - want).max() <= compiled.TOLERANCE
+    records = compiled.request_rows(X.head(compiled.PIPELINE_FROM - 1))
+    prepared = fast.prepare(records)
+    assert prepared is not None  # flights rows as a client sends them take the record path
+    assert np.abs(scoring.scores(fast, prepared, spec.task) - want[:len(records)]).max() <= compiled.TOLERANCE
+
+
 def test_show_code_switch(sample_ws):
     ws, _ = sample_ws
     text = (ws / "params.yaml").read_text().replace("show_code: false", "show_code: true")

@@ -120,6 +120,29 @@ def test_model_metrics_and_openapi(server, served_ws):
     assert "HTTPBearer" in openapi["components"]["securitySchemes"]
 
 
+def test_the_compiled_path_answers_and_says_so(server, served_ws, rows, tmp_path):
+    """The version was registered with a compiled form proven equal: the server scores through it,
+    says so in /model, /metrics and the version's tags, and answers as the pipeline does."""
+    from tests.conftest import mlflow_client
+    from tests.serve.conftest import MODEL
+
+    m = httpx.get(f"{server.url}/model").json()
+    assert m["scoring_path"] == "compiled", m["scoring"]
+    assert m["scoring"]["max_abs_diff"] <= 1e-6 and m["scoring"]["rows_checked"] > 0
+    assert 'mlcycle_serve_scoring_path{path="compiled"} 1.0' in httpx.get(f"{server.url}/metrics").text
+    tags = mlflow_client(served_ws).get_model_version(MODEL, "1").tags
+    assert tags["mlcycle.scoring_path"] == "compiled" and "agrees with the pipeline" in tags["mlcycle.compiled.reason"]
+    fast = post(server, {"dataframe_records": rows}).json()
+    with serving(served_ws, tmp_path / "predictions", TOKEN, "--no-compiled") as plain:
+        m = httpx.get(f"{plain.url}/model").json()
+        assert m["scoring_path"] == "sklearn" and "switched off" in m["scoring"]["reason"]
+        assert 'mlcycle_serve_scoring_path{path="sklearn"} 1.0' in httpx.get(f"{plain.url}/metrics").text
+        slow = post(plain, {"dataframe_records": rows}).json()
+    assert fast["predictions"] == slow["predictions"]
+    for a, b in zip(fast["probabilities"], slow["probabilities"], strict=True):
+        assert max(abs(a[k] - b[k]) for k in a) <= 1e-6
+
+
 def version_served(server) -> str:
     return httpx.get(f"{server.url}/model").json()["version"]
 

@@ -276,7 +276,7 @@ def _serve(args) -> int:
     params = config.load(args.params, root=paths.root)
     s = settings.settings(paths.root, params, model_uri=args.model_uri, host=args.host, port=args.port,
                           workers=args.workers, reload_seconds=args.reload_seconds, log_dir=args.log_dir,
-                          max_rows=args.max_rows)
+                          max_rows=args.max_rows, compiled=args.compiled)
     print(f"serving {s.model_uri} on http://{s.host}:{s.port} ({s.workers} worker(s)); "
           f"docs at /docs, prediction log in {s.log_dir}", flush=True)
     return server.run(s, log_level=args.log_level)
@@ -429,6 +429,8 @@ def parser() -> argparse.ArgumentParser:
     sv.add_argument("--reload-seconds", type=float, help="how often the model alias is checked")
     sv.add_argument("--log-dir", help="prediction log folder (relative to the workspace root)")
     sv.add_argument("--max-rows", type=int, help="rows per request at most")
+    sv.add_argument("--compiled", action=argparse.BooleanOptionalAction, default=None,
+                    help="score through the compiled form proven equal at registration (default: serve.compiled)")
     sv.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     sv.set_defaults(fn=_serve)
     sc = sub.add_parser("schema", help="data schema: `mlcycle schema infer` proposes one from the current data")

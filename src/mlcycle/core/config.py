@@ -292,6 +292,7 @@ class ServeParams(Section):
     log_fallback_dir: str = "data/predictions-fallback"  # parts spilled here when log_dir cannot be written
     log_failure: Literal["refuse", "serve"] = "refuse"  # log unwritable: refuse answers 503; serve keeps scoring (logged)
     ranges: Literal["warn", "refuse", "off"] = "warn"  # values outside the schema's min/max: log, 422, or no check
+    compiled: bool = True  # score through the compiled form proven equal at registration; false: the pipeline
 
 
 class MonitorParams(Section):

@@ -42,6 +42,10 @@ class CardError(MlcycleError):
     """A card cannot be built (unknown version, no records)."""
 
 
+class ExportError(MlcycleError):
+    """A fitted model the compiled scoring path cannot take (its family or its preprocessing)."""
+
+
 class ServeError(MlcycleError):
     """The server cannot start: no champion, an unreadable model, a bad setting."""
 

@@ -80,6 +80,7 @@ KEYS: dict[str, str] = {
     "report.title": "title of reports/index.html; null: from data.path and data.target",
     "retrain.trigger": "drift_or_decay | drift | decay | never: what makes `mlcycle retrain` retrain",
     "retrain.window": "training data: null = all; N = the newest N months of data.time_column (no time column: N batches)",
+    "serve.compiled": "score through the model's compiled form when registration proved it equal (false: the pipeline)",
     "serve.host": "bind address (0.0.0.0 only behind a firewall or proxy)",
     "serve.log_dir": "prediction log (Parquet parts), relative to the workspace root",
     "serve.log_max_rows": "rows per Parquet part at most",

@@ -59,11 +59,13 @@ def child_runs(runs: list[dict]) -> bool:
     return note("child_runs", runs=runs)
 
 
-def register(name: str, model_dir: Path, registration: Path, data: str = "") -> bool:
+def register(name: str, model_dir: Path, registration: Path, data: str = "", tags: dict[str, str] | None = None) -> bool:
     """Register the model saved at `model_dir` under `name`, tagged with the DVC hash of the stage
-    input `data` (a path as dvc.yaml names it); write {name, version, run_id} to `registration`."""
+    input `data` (a path as dvc.yaml names it) and with `tags` (the version's own: which path scores
+    it, ...); write {name, version, run_id} to `registration`."""
     return note("register", name=name, model_dir=str(Path(model_dir).resolve()),
-                registration=str(Path(registration).resolve()), data=data)
+                registration=str(Path(registration).resolve()), data=data,
+                tags={k: str(v) for k, v in (tags or {}).items()})
 
 
 def run_id_into(file: Path, key: str) -> bool:

@@ -119,7 +119,7 @@ def kind_of(s: pd.Series) -> str:
     return {"long": "numeric", "double": "numeric", "string": "category"}.get(sent, sent)
 
 
-_BOOL = {True: 1.0, False: 0.0, "True": 1.0, "False": 0.0, "true": 1.0, "false": 0.0}
+BOOL = {True: 1.0, False: 0.0, "True": 1.0, "False": 0.0, "true": 1.0, "false": 0.0}  # boolean inputs -> 0/1
 
 
 class RowFeatures(BaseEstimator, TransformerMixin):
@@ -146,33 +146,38 @@ class RowFeatures(BaseEstimator, TransformerMixin):
         return self
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        frame = pd.DataFrame(self.parts(X), index=X.index)
+        # calendar parts of the time column come last, as the spec lists them
+        return frame[[c for c in frame.columns if c not in self.calendar] + [c for c in self.calendar if c in frame]]
 
+    def parts(self, X: pd.DataFrame) -> dict[str, pd.Series]:
+        """Each feature as a Series, by name (what `transform` puts in one frame)."""
         missing = [c for c in self.inputs if c not in X.columns]
         if missing:
             raise ValueError(f"missing input columns {missing}")
         out = {}
         for c in self.inputs:
-            kind, s = self.kinds[c], X[c]
-            if kind == "time":
-                try:
-                    t = parse_series(s, c, self.time_format, self.time_unit, key="time column")
-                except DataError as exc:  # a request's bad time value: the caller's error (a 4xx), not ours
-                    raise ValueError(str(exc)) from None
-                for part, values in calendar(pd.DataFrame({c: t}, index=X.index), c, list(self.calendar)).items():
-                    out[part] = values
-            elif kind == "boolean":
-                out[c] = s.map(_BOOL).astype("float64")
-            elif kind == "datetime":
-                t = s if pd.api.types.is_datetime64_any_dtype(s) else pd.to_datetime(s, errors="coerce")
-                for part, values in calendar(pd.DataFrame({c: t}, index=X.index), c, DATE_PARTS, prefix=f"{c}_").items():
-                    out[part] = values
-            elif kind == "numeric":
-                out[c] = pd.to_numeric(s, errors="coerce").astype("float64") if s.dtype == object else s.astype("float64")
-            else:
-                out[c] = s.astype("str")
-        frame = pd.DataFrame(out, index=X.index)
-        # calendar parts of the time column come last, as the spec lists them
-        return frame[[c for c in frame.columns if c not in self.calendar] + [c for c in self.calendar if c in frame]]
+            out.update(self.column(c, X[c]))
+        return out
+
+    def column(self, c: str, s: pd.Series) -> dict[str, pd.Series]:
+        """The features input column `c` (values `s`) becomes. The compiled scoring path
+        (`core.compiled`) falls back to this for values its array code does not take."""
+        kind = self.kinds[c]
+        if kind == "time":
+            try:
+                t = parse_series(s, c, self.time_format, self.time_unit, key="time column")
+            except DataError as exc:  # a request's bad time value: the caller's error (a 4xx), not ours
+                raise ValueError(str(exc)) from None
+            return dict(calendar(pd.DataFrame({c: t}, index=s.index), c, list(self.calendar)).items())
+        if kind == "boolean":
+            return {c: s.map(BOOL).astype("float64")}
+        if kind == "datetime":
+            t = s if pd.api.types.is_datetime64_any_dtype(s) else pd.to_datetime(s, errors="coerce")
+            return dict(calendar(pd.DataFrame({c: t}, index=s.index), c, DATE_PARTS, prefix=f"{c}_").items())
+        if kind == "numeric":
+            return {c: pd.to_numeric(s, errors="coerce").astype("float64") if s.dtype == object else s.astype("float64")}
+        return {c: s.astype("str")}
 
     def get_feature_names_out(self, input_features=None):
         return np.asarray(list(self.transform_columns()), dtype=object)

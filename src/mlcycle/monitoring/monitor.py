@@ -306,7 +306,7 @@ def check(root: Path, params: Params, current: str | None = None, days: float | 
     client, _ = tracking.setup(root, params)
     uri = model_uri or params.serve.model_uri or f"models:/{params.tracking.model_name}@champion"
     try:
-        served = model.load(client, uri)
+        served = model.load(client, uri, compiled=params.serve.compiled)
     except ServeError as exc:
         name, alias, _ = model.parse_uri(uri)
         raise MonitorError((alias and unresolved_message(client, name, uri, command="monitor"))

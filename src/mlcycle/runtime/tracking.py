@@ -303,6 +303,7 @@ class TrackingHook:
                 "data_md5": hashes.get("deps", {}).get(item.get("data") or "", ""), "stage_run_id": self.run_id}
         if os.environ.get(TRIGGER_ENV):
             tags["trigger_monitor_run"] = os.environ[TRIGGER_ENV]
+        tags.update({k: v.replace("{run_id}", self.run_id) for k, v in (item.get("tags") or {}).items()})
         version = registry.register(self.client, item["name"], self.run_id, Path(item["model_dir"]), tags)
         Path(item["registration"]).write_text(
             json.dumps({"name": item["name"], "version": version, "run_id": self.run_id}, indent=2) + "\n")

@@ -62,7 +62,7 @@ def create_app(s: Settings):
     mlflow.set_tracking_uri(s.tracking_uri)
     mlflow.set_registry_uri(s.tracking_uri)
     client = mlflow.MlflowClient(s.tracking_uri, s.tracking_uri)
-    holder = Holder(client, s.model_uri, s.not_null)
+    holder = Holder(client, s.model_uri, s.not_null, compiled=s.compiled)
     first = holder.current
     metrics = Metrics(first.classifier)
     metrics.served(first)
@@ -233,7 +233,10 @@ class Endpoints:
                               f"the prediction log cannot be written ({type(predlog.error).__name__}); retry later")
         if s.bounds:
             self.check_ranges(rows, served.columns)
-        X = frame(rows, served.columns)
+        # the compiled form reads request rows itself (no DataFrame) when it takes all their values
+        X = served.model.prepare(rows) if served.path == "compiled" and served.columns else None
+        if X is None:
+            X = frame(rows, served.columns)
         try:
             out = score(served, X)
         except (ValueError, TypeError, KeyError) as exc:
@@ -283,7 +286,8 @@ class Endpoints:
         return {"name": i.get("name"), "version": served.version, "alias": i.get("alias"),
                 "aliases": i.get("aliases", []), "uri": s.model_uri, "run_id": i.get("run_id"),
                 "data_md5": i.get("data_md5"), "git_commit": i.get("git_commit"),
-                "flavor": served.flavor, "task": served.meta.get("task"), "classes": served.meta.get("classes"),
+                "flavor": served.flavor, "scoring_path": served.path, "scoring": served.scoring,
+                "task": served.meta.get("task"), "classes": served.meta.get("classes"),
                 "threshold": served.meta.get("threshold"),
                 "input_schema": [dataclasses.asdict(c) for c in served.columns],
                 # inputs an enrichment hook adds in training: callers compute and send them

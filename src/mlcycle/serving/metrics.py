@@ -1,5 +1,5 @@
 """The server's Prometheus metrics (`Metrics`): requests and latency by endpoint, rows scored, the
-score distribution, the served version and its reloads, out-of-range values, the prediction log's
+score distribution, the served version, the path scoring it (compiled or sklearn) and its reloads, out-of-range values, the prediction log's
 backlog; added up over the workers when $PROMETHEUS_MULTIPROC_DIR is set."""
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ class Metrics:
                              multiprocess_mode="livemostrecent", registry=r)
         self.info = Gauge("mlcycle_serve_model_info", "1 for the served version, 0 for earlier ones",
                           ["name", "version", "alias", "run_id"], multiprocess_mode="livemostrecent", registry=r)
+        self.path = Gauge("mlcycle_serve_scoring_path", "1 for the path scoring the served version (compiled | sklearn)",
+                          ["path"], multiprocess_mode="livemostrecent", registry=r)
         self.reloads = Counter("mlcycle_serve_model_reloads", "switches to a new model version", registry=r)
         self.out_of_range = Counter("mlcycle_serve_out_of_range_values",
                                     "input values outside the schema's min/max, by column", ["column"], registry=r)
@@ -44,6 +46,8 @@ class Metrics:
             self.info.labels(*self._labels(old)).set(0)
             self.reloads.inc()
         self.info.labels(*self._labels(s)).set(1)
+        for path in ("compiled", "sklearn"):
+            self.path.labels(path).set(1 if s.path == path else 0)
         try:
             self.version.set(float(s.version))
         except ValueError:

@@ -1,7 +1,11 @@
 """The served model: `Column` (one input of its MLflow signature), `Served` (one loaded version and
 what the API says about it), `parse_uri` / `load` (a `models:/` URI resolved and loaded) and
 `Holder`, which holds the served version and swaps in a new one when its alias moves (hot reload:
-a thread checks every `reload_seconds`; requests in flight finish on the version they started with)."""
+a thread checks every `reload_seconds`; requests in flight finish on the version they started with).
+
+A version whose model folder holds a compiled form that agreed with the pipeline at registration
+(`core.compiled`) is scored through it, unless `compiled=False` (params `serve.compiled`); which
+path answers, and why, is decided here, at load time, never per request."""
 
 from __future__ import annotations
 
@@ -11,10 +15,12 @@ import re
 import tempfile
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from mlcycle.core import compiled as compiled_form
 from mlcycle.core.errors import ServeError
 
 log = logging.getLogger("mlcycle.serve")
@@ -40,6 +46,12 @@ class Served:
     columns: tuple[Column, ...]
     meta: dict = field(default_factory=dict)  # mlcycle metadata: task, classes, positive_class, threshold
     example: list[dict] = field(default_factory=list)
+    scoring: dict = field(default_factory=lambda: {"path": "sklearn", "reason": ""})  # which path answers, and why
+
+    @property
+    def path(self) -> str:
+        """"compiled" or "sklearn" (the pipeline; also any other flavor)."""
+        return self.scoring.get("path", "sklearn")
 
     @property
     def version(self) -> str:
@@ -71,8 +83,9 @@ def columns_from_signature(signature, not_null: tuple[str, ...] = ()) -> tuple[C
     return tuple(out)
 
 
-def load(client, uri: str, not_null: tuple[str, ...] = ()) -> Served:
-    """Download and load the model behind `uri` (an alias is resolved to its version first)."""
+def load(client, uri: str, not_null: tuple[str, ...] = (), compiled: bool = True) -> Served:
+    """Download and load the model behind `uri` (an alias is resolved to its version first), scored
+    through its compiled form when it has one that agreed at registration and `compiled` is on."""
     import mlflow
     from mlflow.models import Model
 
@@ -103,28 +116,39 @@ def load(client, uri: str, not_null: tuple[str, ...] = ()) -> Served:
             import mlflow.sklearn
 
             model, flavor = mlflow.sklearn.load_model(local), "sklearn"
+            fast, verdict = compiled_form.load(Path(local), pipeline=model)
+            scoring = {"path": "sklearn", "reason": verdict.reason, "max_abs_diff": verdict.max_abs_diff,
+                       "rows_checked": verdict.rows, "engine": verdict.engine}
+            if fast is not None and not compiled:
+                scoring["reason"] = "the compiled form is switched off (serve.compiled: false)"
+            elif fast is not None:
+                model = fast
+                scoring["path"] = "compiled"
         else:
             import mlflow.pyfunc
 
             model, flavor = mlflow.pyfunc.load_model(local), "pyfunc"
+            scoring = {"path": "sklearn", "reason": "not a scikit-learn model: its MLflow flavor scores"}
         example = []
         try:
             ex = mlmodel.load_input_example(local)
             if isinstance(ex, pd.DataFrame):
-                example = json.loads(ex.head(2).to_json(orient="records"))
+                example = json.loads(ex.head(2).to_json(orient="records", date_format="iso"))
         except Exception:
             pass
     cols = columns_from_signature(mlmodel.signature, not_null)
-    return Served(model, flavor, info, cols, meta, example)
+    if scoring["path"] == "sklearn":
+        log.warning("serve: v%s scored by the pipeline: %s", info.get("version"), scoring["reason"])
+    return Served(model, flavor, info, cols, meta, example, scoring)
 
 
 class Holder:
     """The served model; a thread swaps in a new version when the alias moves."""
 
-    def __init__(self, client, uri: str, not_null: tuple[str, ...] = (), on_switch=None):
-        self.client, self.uri, self.not_null = client, uri, not_null
+    def __init__(self, client, uri: str, not_null: tuple[str, ...] = (), on_switch=None, compiled: bool = True):
+        self.client, self.uri, self.not_null, self.compiled = client, uri, not_null, compiled
         self.name, self.alias, _ = parse_uri(uri)
-        self.current: Served = load(client, uri, not_null)
+        self.current: Served = load(client, uri, not_null, compiled)
         self.on_switch = on_switch
         self.last_error: str | None = None
         self._stop = threading.Event()
@@ -137,7 +161,7 @@ class Holder:
         mv = self.client.get_model_version_by_alias(self.name, self.alias)
         if str(mv.version) == self.current.version:
             return False
-        new = load(self.client, self.uri, self.not_null)
+        new = load(self.client, self.uri, self.not_null, self.compiled)
         if [(c.name, c.type) for c in new.columns] != [(c.name, c.type) for c in self.current.columns]:
             raise ServeError(f"v{new.version} takes other input columns than v{self.current.version}; "
                              "restart the server to serve it")

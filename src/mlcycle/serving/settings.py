@@ -37,6 +37,7 @@ class Settings:
     log_failure: str = "refuse"  # refuse: 503 while the log cannot be written; serve: keep answering
     ranges: str = "warn"  # values outside `bounds`: warn (log and count), refuse (422), off
     bounds: dict = field(default_factory=dict)  # column -> [min, max] (either may be None) from the schema
+    compiled: bool = True  # score through the model's compiled form when it has one that agreed
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -70,6 +71,7 @@ def settings(root: Path, params, **overrides) -> Settings:
         log_roll_seconds=s.log_roll_seconds, log_queue_rows=s.log_queue_rows, token_env=s.token_env,
         log_fallback_dir=s.log_fallback_dir, log_failure=s.log_failure,
         ranges=s.ranges, bounds=schema_bounds(root, params) if s.ranges != "off" else {},
+        compiled=s.compiled,
     )
     for key in ("log_dir", "log_fallback_dir"):
         folder = Path(values[key])

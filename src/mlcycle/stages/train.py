@@ -21,7 +21,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
-from mlcycle.core import record
+from mlcycle.core import compiled, record
 from mlcycle.core.config import TrainParams
 from mlcycle.core.errors import DataError
 from mlcycle.core.scoring import quiet_mlflow, scores
@@ -290,10 +290,25 @@ def load(model_dir: Path):
         return mlflow.sklearn.load_model(str(model_dir)), meta
 
 
-def write_metrics(result: TrainResult, path: Path, search: dict | None = None) -> None:
-    """reports/metrics/train.json: validation scores, and the model selection's under `search`."""
+def compile_check(result: TrainResult, spec: FeatureSpec, model_dir: Path,
+                  rows: list[pd.DataFrame]) -> compiled.Verdict:
+    """Export the saved model to its compiled scoring form (`core.compiled`) and prove it on `rows`
+    (the validation and holdout inputs: only the two paths' answers are compared, nothing is chosen
+    on them): the form and the verdict go into the model folder, registered with it; a form that
+    does not agree, or a family that cannot be exported, leaves the version to the pipeline. The
+    verdict's tags go to the stage run (the version gets them at registration)."""
+    verdict = compiled.build(result.model, model_dir, rows, spec.task, result.threshold)
+    record.tags(verdict.tags())
+    return verdict
+
+
+def write_metrics(result: TrainResult, path: Path, search: dict | None = None,
+                  verdict: compiled.Verdict | None = None) -> None:
+    """reports/metrics/train.json: validation scores, the model selection's under `search`, the
+    compiled form's check under `compiled`."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    out = result.metrics() | ({"search": search} if search else {})
+    out = result.metrics() | ({"search": search} if search else {}) | (
+        {"compiled": verdict.metrics()} if verdict else {})
     path.write_text(json.dumps(out, indent=2) + "\n")
 
 
@@ -313,13 +328,15 @@ def summary(result: TrainResult, spec: FeatureSpec) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("item")
 
 
-def write_registration(path: Path, name: str, model_dir: Path | None = None, data: str = "data/processed") -> None:
+def write_registration(path: Path, name: str, model_dir: Path | None = None, data: str = "data/processed",
+                       verdict: compiled.Verdict | None = None) -> None:
     """models/registered.json before tracking registers the model: the name, no version yet. Under
     the runner, tracking registers the model saved at `model_dir` (default: `model` next to `path`)
-    with the DVC hash of its training data `data`, and fills in the version."""
+    with the DVC hash of its training data `data` and the compiled form's verdict as version tags
+    (`mlcycle.scoring_path`: compiled | sklearn, and why), and fills in the version."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"name": name, "version": None, "run_id": None}, indent=2) + "\n")
-    record.register(name, model_dir or path.parent / "model", path, data)
+    record.register(name, model_dir or path.parent / "model", path, data, tags=verdict.tags() if verdict else None)
 
 
 def read_registration(path: Path) -> dict:
