@@ -9,19 +9,16 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import env, mlflow_client, run
+from tests.conftest import external_cluster, mlflow_client, run
 
 pytestmark = pytest.mark.slow
 
-BIN = Path(sys.executable).parent
 
 
 @pytest.fixture(scope="module")
@@ -84,40 +81,6 @@ def test_a_folder_is_scored_on_the_local_cluster_as_the_pipeline_scores_it(serve
     # an output that exists is refused, and kept
     again = score(served_ws, "--input", str(folder), "--output", str(out), check=False)
     assert again.returncode == 1 and "exists" in again.stderr and len(read_output(out)) == len(rows)
-
-
-@contextmanager
-def external_cluster(tmp_path: Path):
-    """A `dask scheduler` and two `dask worker` processes on localhost, stopped at the end."""
-    file = tmp_path / "scheduler.json"
-    e = env()
-    e["OMP_NUM_THREADS"] = "1"
-    procs = [subprocess.Popen([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0",
-                               "--dashboard-address", ":0", "--scheduler-file", str(file)],
-                              env=e, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)]
-    try:
-        deadline = time.monotonic() + 60
-        while not file.exists():
-            assert time.monotonic() < deadline, "the scheduler did not start"
-            time.sleep(0.2)
-        address = json.loads(file.read_text())["address"]
-        for _ in range(2):
-            procs.append(subprocess.Popen([str(BIN / "dask"), "worker", address, "--nthreads", "1", "--nworkers", "1",
-                                           "--no-dashboard"], env=e, stdout=subprocess.DEVNULL,
-                                          stderr=subprocess.DEVNULL, start_new_session=True))
-        from distributed import Client
-
-        with Client(address, timeout=30) as c:
-            c.wait_for_workers(2, timeout=60)
-        yield address
-    finally:
-        for p in reversed(procs):
-            p.terminate()
-        for p in reversed(procs):
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
 
 
 def test_an_external_scheduler_gives_the_same_output(served_ws, inputs, tmp_path):

@@ -157,6 +157,7 @@ SEARCHABLE = {  # hyperparameters a search may vary, per model family (see mlcyc
 
 class SearchParams(Section):
     method: Literal["none", "random", "optuna"] = "none"
+    engine: Literal["dask", "serial"] = "dask"  # dask: trials run in parallel on the cluster of params compute
     trials: Annotated[int, Field(ge=1)] = 20  # per model family
     cv_folds: Annotated[int, Field(ge=2, le=20)] = 3
     timeout_minutes: Annotated[float, Field(gt=0.0)] | None = None  # per model family; null: no limit
