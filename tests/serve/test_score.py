@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import external_cluster, mlflow_client, run
+from tests.conftest import env, external_cluster, mlflow_client, run
 
 pytestmark = pytest.mark.slow
 
@@ -138,3 +139,37 @@ def test_wrong_values_in_one_file_are_set_aside_with_the_reason(served_ws, input
     failed = score(served_ws, "--input", str(worse), "--output", str(tmp_path / "none"), check=False)
     assert failed.returncode == 1 and "score.max_rejected_share" in failed.stderr
     assert not (tmp_path / "none").exists() and no_leftovers(tmp_path / "none")
+
+
+def test_a_worker_killed_mid_job_leaves_a_complete_output_or_none(served_ws, inputs, tmp_path):
+    """SIGKILL to one of two worker processes while partitions are being scored: Dask retries its
+    tasks (the job completes with every row once) or the job fails with nothing under the output."""
+    import os
+    import signal
+
+    from distributed import Client
+
+    _, rows = inputs
+    big = tmp_path / "big"
+    big.mkdir()
+    many = pd.concat([rows] * 100, ignore_index=True)
+    many.to_csv(big / "rows.csv", index=False)
+    out = tmp_path / "scored"
+    with external_cluster(tmp_path) as address:
+        proc = subprocess.Popen([sys.executable, "-m", "mlcycle", "score", "--no-progress", "--input", str(big),
+                                 "--output", str(out), "--scheduler", address, "--blocksize", "256KiB"],
+                                cwd=served_ws, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        while not list(tmp_path.glob(".scored.tmp-*/part-*.parquet")) and proc.poll() is None:
+            time.sleep(0.02)
+        with Client(address, timeout=30) as c:
+            pids = c.run(os.getpid)
+        assert proc.poll() is None, "the job ended before a worker could be killed"
+        os.kill(next(iter(pids.values())), signal.SIGKILL)
+        stdout, stderr = proc.communicate(timeout=600)
+    if proc.returncode == 0:
+        got = read_output(out)
+        assert len(got) == len(many) and got["request_id"].nunique() == json.loads((out / "_SUCCESS.json").read_text())["partitions"]
+        assert np.abs(got["score"].to_numpy() - pipeline_scores(served_ws, many)).max() <= 1e-6
+    else:
+        assert "nothing was written" in stderr and not out.exists()
+    assert no_leftovers(out)

@@ -293,6 +293,8 @@ def _score(args) -> int:
     params = config.load(args.params, root=paths.root)
     if args.scheduler:
         params = params.model_copy(update={"compute": params.compute.model_copy(update={"scheduler": args.scheduler})})
+    if args.blocksize:
+        params = params.model_copy(update={"score": params.score.model_copy(update={"blocksize": args.blocksize})})
     summary = batch.run(paths.root, params, Path(args.input).expanduser(), Path(args.output).expanduser(),
                         model_uri=args.model_uri, compiled=args.compiled, overwrite=args.overwrite,
                         progress=not args.no_progress)
@@ -459,6 +461,7 @@ def parser() -> argparse.ArgumentParser:
     so.add_argument("--scheduler", help="a Dask scheduler address (default compute.scheduler; none: a local cluster)")
     so.add_argument("--compiled", action=argparse.BooleanOptionalAction, default=None,
                     help="score through the compiled form proven equal at registration (default: score.compiled)")
+    so.add_argument("--blocksize", help="input read per partition, e.g. 32MiB (default score.blocksize)")
     so.add_argument("--overwrite", action="store_true", help="replace --output once the new one is complete")
     so.add_argument("--no-progress", action="store_true", help="no progress bar")
     so.set_defaults(fn=_score)

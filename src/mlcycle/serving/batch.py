@@ -253,10 +253,16 @@ def pinned(client, uri: str) -> tuple[str, str]:
 def run(root: Path, params, input_path: Path, output: Path, model_uri: str | None = None,
         compiled: bool | None = None, overwrite: bool = False, progress: bool = True) -> dict:
     """Score `input_path` into `output` on the cluster of `params.compute`; the summary."""
+    from dask.utils import parse_bytes
+
     from mlcycle.runtime import tracking
     from mlcycle.serving import model
 
     started = time.perf_counter()
+    try:
+        parse_bytes(params.score.blocksize)
+    except (ValueError, TypeError):
+        raise ScoreError(f"score.blocksize {params.score.blocksize!r} is not a size; write it like 32MiB or 200MB") from None
     files = input_files(input_path)
     output = Path(output).resolve()
     if output.exists() and not overwrite:
