@@ -38,6 +38,13 @@ def inputs(served_ws, tmp_path_factory) -> tuple[Path, pd.DataFrame]:
     return folder, rows
 
 
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory) -> str:
+    """One external cluster (a `dask scheduler`, two `dask worker` processes) for the module's jobs."""
+    with external_cluster(tmp_path_factory.mktemp("dask")) as address:
+        yield address
+
+
 def pipeline_scores(ws: Path, X: pd.DataFrame) -> np.ndarray:
     import mlflow.sklearn
 
@@ -84,11 +91,11 @@ def test_a_folder_is_scored_on_the_local_cluster_as_the_pipeline_scores_it(serve
     assert again.returncode == 1 and "exists" in again.stderr and len(read_output(out)) == len(rows)
 
 
-def test_an_external_scheduler_gives_the_same_output(served_ws, inputs, tmp_path):
+def test_an_external_scheduler_gives_the_same_output(served_ws, inputs, cluster, tmp_path):
     folder, rows = inputs
-    with external_cluster(tmp_path) as address:
-        out = tmp_path / "scored"
-        score(served_ws, "--input", str(folder), "--output", str(out), "--scheduler", address)
+    address = cluster
+    out = tmp_path / "scored"
+    score(served_ws, "--input", str(folder), "--output", str(out), "--scheduler", address)
     summary = json.loads((out / "_SUCCESS.json").read_text())
     assert summary["cluster"]["mlcycle.compute.scheduler"] == address
     assert summary["cluster"]["mlcycle.compute.workers"] == "2"
@@ -113,7 +120,7 @@ def test_a_missing_column_or_an_unreadable_file_stops_before_any_output(served_w
         assert not out.exists() and no_leftovers(out)
 
 
-def test_wrong_values_in_one_file_are_set_aside_with_the_reason(served_ws, inputs, tmp_path):
+def test_wrong_values_in_one_file_are_set_aside_with_the_reason(served_ws, inputs, cluster, tmp_path):
     folder, rows = inputs
     csvs = tmp_path / "csv"
     csvs.mkdir()
@@ -123,7 +130,7 @@ def test_wrong_values_in_one_file_are_set_aside_with_the_reason(served_ws, input
     odd.iloc[[3, 7], odd.columns.get_loc("distance")] = ["far", "12km"]
     odd.to_csv(csvs / "b.csv", index=False)
     out = tmp_path / "scored"
-    proc = score(served_ws, "--input", str(csvs), "--output", str(out))
+    proc = score(served_ws, "--input", str(csvs), "--output", str(out), "--scheduler", cluster)
     assert "2 rejected" in proc.stdout
     got, rejects = read_output(out), pd.read_parquet(out / "rejects")
     assert len(got) == 398 and len(rejects) == 2
@@ -136,12 +143,13 @@ def test_wrong_values_in_one_file_are_set_aside_with_the_reason(served_ws, input
     worse = tmp_path / "worse"
     worse.mkdir()
     odd.assign(distance="unknown").to_csv(worse / "c.csv", index=False)
-    failed = score(served_ws, "--input", str(worse), "--output", str(tmp_path / "none"), check=False)
+    failed = score(served_ws, "--input", str(worse), "--output", str(tmp_path / "none"), "--scheduler", cluster,
+                   check=False)
     assert failed.returncode == 1 and "score.max_rejected_share" in failed.stderr
     assert not (tmp_path / "none").exists() and no_leftovers(tmp_path / "none")
 
 
-def test_a_worker_killed_mid_job_leaves_a_complete_output_or_none(served_ws, inputs, tmp_path):
+def test_a_worker_killed_mid_job_leaves_a_complete_output_or_none(served_ws, inputs, cluster, tmp_path):
     """SIGKILL to one of two worker processes while partitions are being scored: Dask retries its
     tasks (the job completes with every row once) or the job fails with nothing under the output."""
     import os
@@ -155,17 +163,17 @@ def test_a_worker_killed_mid_job_leaves_a_complete_output_or_none(served_ws, inp
     many = pd.concat([rows] * 100, ignore_index=True)
     many.to_csv(big / "rows.csv", index=False)
     out = tmp_path / "scored"
-    with external_cluster(tmp_path) as address:
-        proc = subprocess.Popen([sys.executable, "-m", "mlcycle", "score", "--no-progress", "--input", str(big),
-                                 "--output", str(out), "--scheduler", address, "--blocksize", "256KiB"],
-                                cwd=served_ws, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        while not list(tmp_path.glob(".scored.tmp-*/part-*.parquet")) and proc.poll() is None:
-            time.sleep(0.02)
-        with Client(address, timeout=30) as c:
-            pids = c.run(os.getpid)
-        assert proc.poll() is None, "the job ended before a worker could be killed"
-        os.kill(next(iter(pids.values())), signal.SIGKILL)
-        stdout, stderr = proc.communicate(timeout=600)
+    address = cluster  # the module's last test: the killed worker's nanny starts a new one
+    proc = subprocess.Popen([sys.executable, "-m", "mlcycle", "score", "--no-progress", "--input", str(big),
+                             "--output", str(out), "--scheduler", address, "--blocksize", "256KiB"],
+                            cwd=served_ws, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while not list(tmp_path.glob(".scored.tmp-*/part-*.parquet")) and proc.poll() is None:
+        time.sleep(0.02)
+    with Client(address, timeout=30) as c:
+        pids = c.run(os.getpid)
+    assert proc.poll() is None, "the job ended before a worker could be killed"
+    os.kill(next(iter(pids.values())), signal.SIGKILL)
+    stdout, stderr = proc.communicate(timeout=600)
     if proc.returncode == 0:
         got = read_output(out)
         assert len(got) == len(many) and got["request_id"].nunique() == json.loads((out / "_SUCCESS.json").read_text())["partitions"]
