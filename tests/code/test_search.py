@@ -20,6 +20,8 @@ def prepared(task="binary", time_column=None, **train_kw):
     xy = {k: (v[spec.inputs], v[features.LABEL]) for k, v in parts.items()}
     base = dict(max_iter=60, min_samples_leaf=5, n_estimators=40)
     base.update(train_kw)
+    if "search" in base:  # one process here; tests/code/test_search_dask.py runs searches on clusters
+        base["search"] = {"engine": "serial", **base["search"]}
     return xy, spec, config.TrainParams(**base)
 
 

@@ -282,6 +282,26 @@ def _serve(args) -> int:
     return server.run(s, log_level=args.log_level)
 
 
+def _score(args) -> int:
+    from pathlib import Path
+
+    from mlcycle.core import config
+    from mlcycle.core.paths import Paths
+    from mlcycle.serving import batch
+
+    paths = Paths.at()
+    params = config.load(args.params, root=paths.root)
+    if args.scheduler:
+        params = params.model_copy(update={"compute": params.compute.model_copy(update={"scheduler": args.scheduler})})
+    if args.blocksize:
+        params = params.model_copy(update={"score": params.score.model_copy(update={"blocksize": args.blocksize})})
+    summary = batch.run(paths.root, params, Path(args.input).expanduser(), Path(args.output).expanduser(),
+                        model_uri=args.model_uri, compiled=args.compiled, overwrite=args.overwrite,
+                        progress=not args.no_progress)
+    print(batch.describe(summary))
+    return 0
+
+
 def _schema_infer(args) -> int:
     from mlcycle.core import config, schema, tables
     from mlcycle.core.paths import Paths
@@ -433,6 +453,18 @@ def parser() -> argparse.ArgumentParser:
                     help="score through the compiled form proven equal at registration (default: serve.compiled)")
     sv.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     sv.set_defaults(fn=_serve)
+    so = sub.add_parser("score", help="score Parquet / CSV files of any size with the champion (or --model-uri) "
+                        "on a Dask cluster; flags override params.yaml score: and compute:")
+    so.add_argument("--input", required=True, help="a .parquet or .csv file, or a folder of them")
+    so.add_argument("--output", required=True, help="a folder to create: Parquet parts with the prediction log's columns")
+    so.add_argument("--model-uri", help="an MLflow model URI (default: models:/<tracking.model_name>@champion)")
+    so.add_argument("--scheduler", help="a Dask scheduler address (default compute.scheduler; none: a local cluster)")
+    so.add_argument("--compiled", action=argparse.BooleanOptionalAction, default=None,
+                    help="score through the compiled form proven equal at registration (default: score.compiled)")
+    so.add_argument("--blocksize", help="input read per partition, e.g. 32MiB (default score.blocksize)")
+    so.add_argument("--overwrite", action="store_true", help="replace --output once the new one is complete")
+    so.add_argument("--no-progress", action="store_true", help="no progress bar")
+    so.set_defaults(fn=_score)
     sc = sub.add_parser("schema", help="data schema: `mlcycle schema infer` proposes one from the current data")
     scs = sc.add_subparsers(dest="schema_command", required=True)
     si = scs.add_parser("infer", help="write a schema inferred from data.path for you to review and commit")

@@ -157,6 +157,7 @@ SEARCHABLE = {  # hyperparameters a search may vary, per model family (see mlcyc
 
 class SearchParams(Section):
     method: Literal["none", "random", "optuna"] = "none"
+    engine: Literal["dask", "serial"] = "dask"  # dask: trials run in parallel on the cluster of params compute
     trials: Annotated[int, Field(ge=1)] = 20  # per model family
     cv_folds: Annotated[int, Field(ge=2, le=20)] = 3
     timeout_minutes: Annotated[float, Field(gt=0.0)] | None = None  # per model family; null: no limit
@@ -295,6 +296,26 @@ class ServeParams(Section):
     compiled: bool = True  # score through the compiled form proven equal at registration; false: the pipeline
 
 
+class ComputeParams(Section):
+    """Where parallel work runs (src/mlcycle/core/compute.py): a Dask cluster."""
+
+    scheduler: str | None = None  # null: a local cluster started for the job; "tcp://host:8786": that cluster
+    workers: Literal["auto"] | Annotated[int, Field(ge=1, le=256)] = "auto"  # local cluster: worker processes (auto: cores / threads_per_worker)
+    threads_per_worker: Annotated[int, Field(ge=1, le=64)] = 1  # also each local worker's OpenMP / BLAS threads
+    memory_limit: str = "auto"  # per local worker: auto (the machine's memory shared out) or e.g. "2GiB"
+    dashboard: bool = True  # the local cluster serves its dashboard on a free port (link printed and recorded)
+    connect_seconds: Annotated[float, Field(gt=0.0)] = 30.0  # wait this long for compute.scheduler
+
+
+class ScoreParams(Section):
+    """`mlcycle score`: batch scoring of files (src/mlcycle/serving/batch.py); CLI flags override these."""
+
+    model_uri: str | None = None  # null: models:/<tracking.model_name>@champion (pinned to its version for the job)
+    blocksize: str = "32MiB"  # rows read per partition, as bytes of input; memory is bounded by this x workers
+    max_rejected_share: Annotated[float, Field(ge=0.0, le=1.0)] = 0.1  # more rejected rows than this share: the job fails
+    compiled: bool = True  # score through the compiled form proven equal at registration; false: the pipeline
+
+
 class MonitorParams(Section):
     """Drift and performance monitoring (the monitor stage, `mlcycle monitor`)."""
 
@@ -344,6 +365,8 @@ class Params(Section):
     tracking: TrackingParams = TrackingParams()
     report: ReportParams = ReportParams()
     serve: ServeParams = ServeParams()
+    compute: ComputeParams = ComputeParams()
+    score: ScoreParams = ScoreParams()
     monitor: MonitorParams = MonitorParams()
     retrain: RetrainParams = RetrainParams()
     simulate: SimulateParams = SimulateParams()

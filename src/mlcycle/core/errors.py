@@ -50,6 +50,15 @@ class ServeError(MlcycleError):
     """The server cannot start: no champion, an unreadable model, a bad setting."""
 
 
+class ComputeError(MlcycleError):
+    """The Dask cluster cannot be reached or started (compute.scheduler, compute.workers)."""
+
+
+class ScoreError(MlcycleError):
+    """Batch scoring cannot run or finish: no input files, a file unreadable or missing a column,
+    too many rejected rows, an output that exists. Nothing is written under the output's name."""
+
+
 class ClientError(Exception):
     """A bad request: its HTTP status and a JSON body naming the field (and row) and the problem."""
 

@@ -15,10 +15,22 @@ SECTIONS: dict[str, str] = {
     "ingest": "Optional: a step that writes raw data (an example's download or export). Your own file needs none.",
     "data": "The table every later stage reads, its target and the roles of its columns.",
     "monitor": "Is the data the model now sees like the data it was trained on? A column drifts when its PSI\n(effect size) reaches psi_threshold and its test's p-value is below alpha / number of columns;\nso on data like the reference the chance of any false alarm is at most alpha.",
-    "simulate": "`mlcycle simulate`: train on the first periods of data.path, then feed the rest one period at a time."
+    "simulate": "`mlcycle simulate`: train on the first periods of data.path, then feed the rest one period at a time.",
+    "compute": "Where parallel work runs: a Dask cluster. null scheduler: a local one started for each job, sized to\nthe machine; a scheduler address sends the same work to that cluster.",
+    "score": "`mlcycle score --input FILES --output FOLDER`: batch scoring, partition by partition on the cluster."
 }
 
 KEYS: dict[str, str] = {
+    "compute.scheduler": "null: a local cluster per job; or an address such as tcp://host:8786",
+    "compute.workers": "local cluster: worker processes (auto: cores / threads_per_worker)",
+    "compute.threads_per_worker": "threads per worker, also its OpenMP / BLAS threads",
+    "compute.memory_limit": "per local worker: auto (the machine's memory shared out) or e.g. \"2GiB\"",
+    "compute.dashboard": "the local cluster serves its dashboard on a free port (link printed and recorded)",
+    "compute.connect_seconds": "wait this long for compute.scheduler",
+    "score.model_uri": "null: models:/<tracking.model_name>@champion, pinned to its version for the job",
+    "score.blocksize": "input read per partition (bytes, e.g. 32MiB): memory is bounded by this x workers",
+    "score.max_rejected_share": "rows that cannot be scored go to rejects/ with the reason; more than this share fails the job",
+    "score.compiled": "score through the compiled form proven equal at registration (false: the pipeline)",
     "serve.ranges": "values outside the schema's min/max: warn | refuse (422) | off",
     "serve.log_failure": "log unwritable: refuse (answer 503) | serve (keep scoring, logged loudly)",
     "serve.log_fallback_dir": "parts spilled here when log_dir cannot be written",
@@ -118,6 +130,7 @@ KEYS: dict[str, str] = {
     "train.search": "hyperparameter search; its trials become nested MLflow runs of the train run",
     "train.search.cv_folds": "folds inside the training rows (time-ordered when there is a time column)",
     "train.search.method": "none (the values above) | random | optuna",
+    "train.search.engine": "dask: trials run in parallel on the cluster of `compute` | serial: one after another here",
     "train.search.space": "override a default range, e.g. learning_rate: [0.02, 0.2]",
     "train.search.timeout_minutes": "per model family: no new trial starts after this; null: no limit",
     "train.search.trials": "candidates per model family",

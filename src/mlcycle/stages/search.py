@@ -11,6 +11,16 @@ hyperparameters are found:
   shuffled stratified folds otherwise). The holdout is never seen. `timeout_minutes` stops a
   family's search from starting new trials.
 
+`train.search.engine: dask` (the default) runs the trials as tasks on the Dask cluster of params
+`compute` (`core/compute.py`: a local cluster started for the search, or a scheduler's address),
+the training rows sent to every worker once. Random search draws the same candidates as the serial
+one, so its trials and choice are the same. Optuna's study lives on the scheduler
+(`optuna_integration.dask.DaskStorage`): each task loads it, asks for one trial (its own TPE
+sampler seeded with `seed + task`), reports to the shared pruner and records the result; the
+candidates depend on which trials finished before each ask, so a parallel Optuna search does not
+repeat the serial one trial for trial (`engine: serial` does that). Each trial stays a nested
+MLflow run, recorded by mlcycle from the returned trials.
+
 The result is a `TrainParams` for `train.fit` plus a record of every trial, written to
 `models/search.json`; the tracking hook turns each trial into a nested MLflow run of the train run.
 """
@@ -26,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from mlcycle.core import record, scoring
-from mlcycle.core.config import MODEL_FAMILIES, SEARCHABLE, TrainParams
+from mlcycle.core.config import MODEL_FAMILIES, SEARCHABLE, ComputeParams, TrainParams
 from mlcycle.core.errors import DataError
 from mlcycle.core.spec import FeatureSpec
 from mlcycle.stages.train import build_pipeline, encode_label, score_fn, staged_best
@@ -64,6 +74,7 @@ class Selection:
     scored_by: str  # "cv" (mean of folds inside the training rows), "valid" or "none"
     trials: list[Trial] = field(default_factory=list)
     timed_out: list[str] = field(default_factory=list)  # families whose search hit the time limit
+    cluster: dict = field(default_factory=dict)  # where the trials ran (engine dask): scheduler, workers, dashboard
 
     @property
     def best(self) -> Trial | None:
@@ -156,23 +167,13 @@ def _valid_selection(train, valid, spec: FeatureSpec, params: TrainParams, score
 
 
 def _random(X, y, spec, params, family, splits, score, first: int) -> tuple[list[Trial], bool]:
-    from scipy.stats import loguniform, randint, uniform
-    from sklearn.model_selection import ParameterSampler
-
-    dists, ranges = {}, space(params, family)
-    for name, (low, high, integer, log) in ranges.items():
-        if integer:
-            dists[name] = randint(int(low), int(high) + 1)
-        else:
-            dists[name] = loguniform(low, high) if log else uniform(low, high - low)
     s = params.search
     deadline = time.monotonic() + s.timeout_minutes * 60 if s.timeout_minutes else None
     trials, timed_out = [], False
-    for k, values in enumerate(ParameterSampler(dists, n_iter=s.trials, random_state=params.seed)):
+    for k, values in enumerate(_random_candidates(params, family)):
         if deadline is not None and trials and time.monotonic() >= deadline:  # the first trial always runs
             timed_out = True
             break
-        values = {n: (int(round(v)) if ranges[n][2] else float(v)) for n, v in values.items()}
         trials.append(_run_trial(first + k, family, values, X, y, spec, params, splits, score))
     return trials, timed_out
 
@@ -191,13 +192,9 @@ def _run_trial(number, family, values, X, y, spec, params, splits, score, report
     return Trial(number, family, values, float(np.mean(folds_)), folds_, start_ms=start, end_ms=_now())
 
 
-def _optuna(X, y, spec, params, family, splits, score, first: int) -> tuple[list[Trial], bool]:
+def _objective(rng: dict, family: str, X, y, spec, params, splits, score, first: int, trials: list):
+    """The Optuna objective of one family: suggest, cross-validate with pruning, record the trial."""
     import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    rng = space(params, family)
-    s = params.search
-    trials: list[Trial] = []
 
     def objective(ot: optuna.Trial) -> float:
         values = {}
@@ -221,18 +218,102 @@ def _optuna(X, y, spec, params, family, splits, score, first: int) -> tuple[list
             raise optuna.TrialPruned(trial.error)  # recorded as FAIL above; optuna just moves on
         return trial.score
 
-    study = optuna.create_study(
-        direction="maximize", sampler=optuna.samplers.TPESampler(seed=params.seed),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0),
-    )
+    return objective
+
+
+def _sampler(seed: int):
+    import optuna
+
+    return optuna.samplers.TPESampler(seed=seed)
+
+
+def _pruner():
+    import optuna
+
+    return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
+
+
+def _optuna(X, y, spec, params, family, splits, score, first: int) -> tuple[list[Trial], bool]:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    s = params.search
+    trials: list[Trial] = []
+    study = optuna.create_study(direction="maximize", sampler=_sampler(params.seed), pruner=_pruner())
     timeout = s.timeout_minutes * 60 if s.timeout_minutes else None
-    study.optimize(objective, n_trials=s.trials, timeout=timeout, catch=())
+    study.optimize(_objective(space(params, family), family, X, y, spec, params, splits, score, first, trials),
+                   n_trials=s.trials, timeout=timeout, catch=())
     return trials, len(study.trials) < s.trials
 
 
+# ---------------------------------------------------------------- on the Dask cluster
+
+def _optuna_task(study_name: str, storage, task: int, family: str, X, y, spec, params, splits, score,
+                 first: int) -> Trial | None:
+    """One Optuna trial on a worker: the shared study (on the scheduler), a sampler of its own."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.load_study(study_name=study_name, storage=storage, sampler=_sampler(params.seed + task),
+                              pruner=_pruner())
+    trials: list[Trial] = []
+    study.optimize(_objective(space(params, family), family, X, y, spec, params, splits, score, first, trials),
+                   n_trials=1, catch=())
+    return trials[0] if trials else None
+
+
+def _on_cluster(dc, X, y, spec, params, family, splits, score, first: int, method: str) -> tuple[list[Trial], bool]:
+    """A family's trials as tasks on the cluster; those not finished at the time limit are cancelled
+    (the first to finish always counts)."""
+    from distributed import wait
+
+    s = params.search
+    Xf, yf = dc.scatter([X, y], broadcast=True)
+    if method == "random":
+        futures = [dc.submit(_run_trial, first + k, family, values, Xf, yf, spec, params, splits, score, pure=False)
+                   for k, values in enumerate(_random_candidates(params, family))]
+    else:
+        import optuna
+        from optuna_integration.dask import DaskStorage
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        storage = DaskStorage(client=dc)
+        study = optuna.create_study(storage=storage, direction="maximize", sampler=_sampler(params.seed),
+                                    pruner=_pruner())
+        futures = [dc.submit(_optuna_task, study.study_name, storage, k, family, Xf, yf, spec, params, splits, score,
+                             first, pure=False) for k in range(s.trials)]
+    timed_out = False
+    if s.timeout_minutes:
+        done, pending = wait(futures, timeout=s.timeout_minutes * 60)
+        if not done:
+            done, pending = wait(futures, return_when="FIRST_COMPLETED")
+        if pending:
+            dc.cancel(list(pending))
+            timed_out = True
+        futures = [f for f in futures if f in done]
+    trials = [t for t in dc.gather(futures) if t is not None]
+    return sorted(trials, key=lambda t: t.number), timed_out
+
+
+def _random_candidates(params: TrainParams, family: str) -> list[dict]:
+    """The candidates random search draws (the same for both engines)."""
+    from scipy.stats import loguniform, randint, uniform
+    from sklearn.model_selection import ParameterSampler
+
+    dists, ranges = {}, space(params, family)
+    for name, (low, high, integer, log) in ranges.items():
+        if integer:
+            dists[name] = randint(int(low), int(high) + 1)
+        else:
+            dists[name] = loguniform(low, high) if log else uniform(low, high - low)
+    return [{n: (int(round(v)) if ranges[n][2] else float(v)) for n, v in values.items()}
+            for values in ParameterSampler(dists, n_iter=params.search.trials, random_state=params.seed)]
+
+
 def select(train: tuple[pd.DataFrame, pd.Series], valid: tuple[pd.DataFrame, pd.Series],
-           spec: FeatureSpec, params: TrainParams) -> Selection:
-    """Choose the model family and hyperparameters as `params.model` and `params.search` say."""
+           spec: FeatureSpec, params: TrainParams, compute: ComputeParams | None = None) -> Selection:
+    """Choose the model family and hyperparameters as `params.model` and `params.search` say; a
+    search with `engine: dask` runs on the cluster of `compute` (default: a local one)."""
 
     n_classes = len(spec.classes) if spec.task == "classification" else 0
     name, score = score_fn(spec.task, n_classes)
@@ -248,13 +329,26 @@ def select(train: tuple[pd.DataFrame, pd.Series], valid: tuple[pd.DataFrame, pd.
         X = pd.concat([train[0], valid[0]])
         y = encode_label(pd.concat([train[1], valid[1]]), spec)
         splits = folds(len(X), y, spec, params.search.cv_folds, params.seed)
-        run = _optuna if method == "optuna" else _random
         sel = Selection(params, method, name, "cv")
-        for family in families:
-            trials, timed_out = run(X, y, spec, params, family, splits, score, first=len(sel.trials))
-            sel.trials += trials
-            if timed_out:
-                sel.timed_out.append(family)
+        if params.search.engine == "dask":
+            from mlcycle.core import compute as dask_compute
+
+            with dask_compute.cluster(compute or ComputeParams()) as dc:
+                sel.cluster = dask_compute.describe(dc)
+                record.tags(sel.cluster)
+                for family in families:
+                    trials, timed_out = _on_cluster(dc, X, y, spec, params, family, splits, score, len(sel.trials),
+                                                    method)
+                    sel.trials += trials
+                    if timed_out:
+                        sel.timed_out.append(family)
+        else:
+            run = _optuna if method == "optuna" else _random
+            for family in families:
+                trials, timed_out = run(X, y, spec, params, family, splits, score, first=len(sel.trials))
+                sel.trials += trials
+                if timed_out:
+                    sel.timed_out.append(family)
     best = sel.best
     if best is None:
         errors = sorted({t.error for t in sel.trials if t.error}) or ["every trial was pruned"]
@@ -285,7 +379,8 @@ def write(sel: Selection, path: Path) -> None:
         "method": sel.method, "score": sel.score_name, "scored_by": sel.scored_by,
         "cv_folds": sel.params.search.cv_folds if sel.scored_by == "cv" else None,
         "chosen": sel.chosen(), "best_trial": None if best is None else best.number,
-        "timed_out": sel.timed_out, "trials": [asdict(t) for t in sel.trials],
+        "timed_out": sel.timed_out, "engine": sel.params.search.engine if sel.scored_by == "cv" else None,
+        "cluster": sel.cluster, "trials": [asdict(t) for t in sel.trials],
     }
     path.write_text(json.dumps(doc, indent=2) + "\n")
     record.params({f"selected.{k}": v for k, v in doc["chosen"].items()})

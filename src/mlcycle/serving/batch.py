@@ -1,0 +1,383 @@
+"""`mlcycle score`: a registered model scores files of any size, partition by partition on a Dask
+cluster (`core/compute.py`: an embedded local cluster, or `compute.scheduler`).
+
+- **Input**: a Parquet or CSV file, or a folder of them (read recursively, sorted; names starting
+  with `.` or `_` are skipped). Before any work, every file is opened and must hold every input
+  column the model's signature requires: an unreadable file or a missing column stops the job with
+  the file's name, and nothing is written.
+- **Model**: `score.model_uri` (default the champion), pinned to its version for the whole job (an
+  alias moved meanwhile does not mix versions), loaded once per worker process, through the
+  compiled scoring path when registration proved it equal (`score.compiled`), as `mlcycle serve`.
+- **Partitions**: dask.dataframe reads `score.blocksize` of input per partition (CSV as text, so
+  one partition's odd value cannot change another's types); each partition is made to the
+  signature's types, scored and written by a worker (`part-NNNNN.parquet`), so memory is bounded by
+  the partition size times the workers, not by the input.
+- **Bad rows** never fail the whole job: a value of the wrong type, or null where the model refuses
+  null, or a row the model cannot score, goes to `rejects/part-NNNNN.parquet` with its values as
+  text and the reason. More than `score.max_rejected_share` of the rows rejected fails the job.
+- **Output**: the prediction log's columns (inputs, `prediction`, `score`, `proba_<class>` for
+  multiclass, `model_version`, `request_id` (the job and partition), `row`, `ts`), so `mlcycle
+  monitor` and readers of the log read it alike; `_SUCCESS.json` holds the summary. Everything is
+  written under a temporary name beside the output and renamed once every partition succeeded: a
+  folder under the output's name is always complete.
+- **Record**: one MLflow run (`score`) with the model version, the input files' MD5s and row
+  counts, the cluster (scheduler, workers, dashboard link) and the figures.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import shutil
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mlcycle.core.errors import ScoreError
+from mlcycle.serving.model import Column, parse_uri
+from mlcycle.serving.outputs import log_outputs, score
+from mlcycle.serving.predlog import Batch
+
+FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
+SUMMARY = "_SUCCESS.json"
+REJECTS = "rejects"
+NUMBER = ("double", "float", "long", "integer")
+TRUE, FALSE = {"true", "1", "yes"}, {"false", "0", "no"}
+
+
+@dataclass(frozen=True)
+class Job:
+    """What every partition's task needs (pickled to the workers)."""
+
+    tracking_uri: str
+    model_uri: str  # pinned: models:/<name>/<version> (or any MLflow URI)
+    compiled: bool
+    not_null: tuple[str, ...]
+    columns: tuple[Column, ...]
+    folder: str  # the temporary output folder
+    job_id: str
+    version: str
+
+
+# ---------------------------------------------------------------- input
+
+def input_files(path: Path) -> list[Path]:
+    """The files to score: `path` itself, or the Parquet / CSV files under it (one format)."""
+    path = Path(path)
+    if path.is_file():
+        if path.suffix.lower() not in FORMATS:
+            raise ScoreError(f"--input {path}: not a .parquet or .csv file")
+        return [path]
+    if not path.is_dir():
+        raise ScoreError(f"--input {path}: no such file or folder")
+    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in FORMATS
+                   and not any(part.startswith((".", "_")) for part in p.relative_to(path).parts))
+    if not files:
+        raise ScoreError(f"--input {path}: no .parquet or .csv files in the folder")
+    kinds = {FORMATS[p.suffix.lower()] for p in files}
+    if len(kinds) > 1:
+        raise ScoreError(f"--input {path} mixes Parquet and CSV files: score each format on its own")
+    return files
+
+
+def check_files(files: list[Path], columns: tuple[Column, ...]) -> dict[str, dict]:
+    """Open every file before any work: its MD5 and row count (Parquet) for the record; ScoreError
+    naming the file when it cannot be read or lacks a column the model requires."""
+    import pyarrow.parquet as pq
+
+    from mlcycle.core.provenance import file_md5
+
+    needed = [c.name for c in columns if c.required]
+    out = {}
+    for f in files:
+        try:
+            if FORMATS[f.suffix.lower()] == "parquet":
+                meta = pq.read_metadata(f)
+                names, rows = meta.schema.to_arrow_schema().names, meta.num_rows
+            else:
+                names, rows = [str(c) for c in pd.read_csv(f, nrows=0).columns], None
+        except Exception as exc:  # any reader's refusal: the file's name and the reader's words
+            raise ScoreError(f"input file {f} cannot be read ({type(exc).__name__}: {str(exc)[:200]}); fix or "
+                             "remove it and run again; nothing was scored") from None
+        missing = [c for c in needed if c not in names]
+        if missing:
+            raise ScoreError(f"input file {f} lacks the model's input column(s) {missing}; the model needs "
+                             f"{needed}; nothing was scored")
+        out[str(f)] = {"md5": file_md5(f), "rows": rows, "bytes": f.stat().st_size}
+    return out
+
+
+# ---------------------------------------------------------------- one partition (on a worker)
+
+def conform(df: pd.DataFrame, columns: tuple[Column, ...], not_null: tuple[str, ...]) -> tuple[pd.DataFrame, pd.Series]:
+    """The partition in the signature's types, and per row the reason it cannot be scored ("" when
+    it can): a value that is not of its column's type, or null in a column refusing null."""
+    reasons = pd.Series("", index=df.index, dtype=object)
+
+    def reject(mask: pd.Series, why) -> None:
+        fresh = mask & (reasons == "")
+        if fresh.any():
+            reasons[fresh] = [why(i) for i in fresh[fresh].index]
+
+    data = {}
+    for c in columns:
+        if c.name not in df.columns:  # an optional column the file does not have
+            data[c.name] = pd.Series(np.nan if c.type in NUMBER else None, index=df.index)
+            continue
+        s = df[c.name]
+        if c.type in NUMBER:
+            v = s if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s) else pd.to_numeric(
+                s.where(s.notna(), None), errors="coerce")
+            reject(v.isna() & s.notna(), lambda i, s=s, c=c: f"column '{c.name}': {s[i]!r} is not a number")
+            v = v.astype("float64")
+            if c.type in ("long", "integer") and not v.isna().any() and (v % 1 == 0).all():
+                v = v.astype("int64")
+        elif c.type == "boolean":
+            if pd.api.types.is_bool_dtype(s):
+                v = s.astype(object)
+            else:
+                text = s.astype("str").str.strip().str.lower()
+                v = pd.Series([True if t in TRUE else False if t in FALSE else None for t in text.where(s.notna(), None)],
+                              index=s.index, dtype=object)
+                reject(v.isna() & s.notna(), lambda i, s=s, c=c: f"column '{c.name}': {s[i]!r} is not true or false")
+        elif c.type == "datetime":
+            v = s if pd.api.types.is_datetime64_any_dtype(s) else pd.to_datetime(s, errors="coerce")
+            reject(v.isna() & s.notna(), lambda i, s=s, c=c: f"column '{c.name}': {s[i]!r} is not a date or time")
+        elif c.type == "string":
+            v = s if pd.api.types.is_datetime64_any_dtype(s) else s.astype("str")
+        else:
+            v = s
+        if c.name in not_null:
+            reject(v.isna(), lambda i, c=c: f"column '{c.name}': null, which the model refuses")
+        data[c.name] = v
+    return pd.DataFrame(data, index=df.index), reasons
+
+
+def score_rows(served, X: pd.DataFrame) -> tuple[dict[str, list], dict[int, str]]:
+    """Outputs for the rows of X the model can score, and per other row (position) the reason: the
+    whole frame at once, halves of it when that fails, down to the rows that fail alone."""
+    try:
+        return score(served, X), {}
+    except (ValueError, TypeError, KeyError) as exc:
+        if len(X) == 1:
+            return {}, {0: f"the model cannot score this row: {str(exc)[:300]}"}
+    half = len(X) // 2
+    outs, failed = [], {}
+    for start, part in ((0, X.iloc[:half]), (half, X.iloc[half:])):
+        out, bad = score_rows(served, part)
+        outs.append(out)
+        failed.update({start + i: why for i, why in bad.items()})
+    merged = {k: [v for o in outs for v in o.get(k, [])] for k in {k for o in outs for k in o}}
+    return merged, failed
+
+
+_models: dict = {}
+_models_lock = threading.Lock()
+
+
+def served_model(job: Job):
+    """The job's model, loaded once per worker process (and dropped when another job's comes)."""
+    key = (job.tracking_uri, job.model_uri, job.compiled, job.not_null)
+    with _models_lock:
+        if key not in _models:
+            import mlflow
+
+            from mlcycle.serving import model
+
+            mlflow.set_tracking_uri(job.tracking_uri)
+            mlflow.set_registry_uri(job.tracking_uri)
+            client = mlflow.MlflowClient(job.tracking_uri, job.tracking_uri)
+            _models.clear()
+            _models[key] = model.load(client, job.model_uri, job.not_null, job.compiled)
+        return _models[key]
+
+
+def score_partition(df: pd.DataFrame, part: int, job: Job) -> dict:
+    """Score one partition and write its part (and rejects); the counts for the summary."""
+    served = served_model(job)
+    X, reasons = conform(df, job.columns, job.not_null)
+    ok = (reasons == "").to_numpy()
+    X = X[ok]
+    out, failed = score_rows(served, X) if len(X) else ({}, {})
+    if failed:
+        keep = np.ones(len(X), dtype=bool)
+        keep[list(failed)] = False
+        for i, why in failed.items():
+            reasons.loc[X.index[i]] = why
+        X = X[keep]
+    folder = Path(job.folder)
+    if len(X):
+        batch = Batch(X.reset_index(drop=True), log_outputs(out), job.version, f"{job.job_id}-{part:05d}",
+                      dt.datetime.now(dt.UTC))
+        write_parquet(batch.frame(), folder / f"part-{part:05d}.parquet")
+    bad = reasons != ""
+    if bad.any():
+        rejected = df[bad].astype("str").where(df[bad].notna(), None).reset_index(drop=True)
+        rejected["reason"] = reasons[bad].to_list()
+        rejected["request_id"] = f"{job.job_id}-{part:05d}"
+        write_parquet(rejected, folder / REJECTS / f"part-{part:05d}.parquet")
+    return {"part": part, "rows": len(df), "scored": int(len(X)), "rejected": int(bad.sum())}
+
+
+def write_parquet(df: pd.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    df.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------- the job
+
+def pinned(client, uri: str) -> tuple[str, str]:
+    """(URI pinned to a version, version) for a `models:/` URI with an alias; others as they are."""
+    name, alias, version = parse_uri(uri)
+    if name and alias:
+        try:
+            version = str(client.get_model_version_by_alias(name, alias).version)
+        except Exception:
+            from mlcycle.lifecycle.registry import unresolved_message
+
+            raise ScoreError(unresolved_message(client, name, uri)
+                             or f"score: {uri} does not resolve; see `mlcycle models`, or run `make repro`") from None
+        return f"models:/{name}/{version}", version
+    return uri, version or ""
+
+
+def run(root: Path, params, input_path: Path, output: Path, model_uri: str | None = None,
+        compiled: bool | None = None, overwrite: bool = False, progress: bool = True) -> dict:
+    """Score `input_path` into `output` on the cluster of `params.compute`; the summary."""
+    from dask.utils import parse_bytes
+
+    from mlcycle.runtime import tracking
+    from mlcycle.serving import model
+
+    started = time.perf_counter()
+    try:
+        parse_bytes(params.score.blocksize)
+    except (ValueError, TypeError):
+        raise ScoreError(f"score.blocksize {params.score.blocksize!r} is not a size; write it like 32MiB or 200MB") from None
+    files = input_files(input_path)
+    output = Path(output).resolve()
+    if output.exists() and not overwrite:
+        raise ScoreError(f"--output {output} exists; choose another folder, or pass --overwrite to replace it")
+    client, exp_id = tracking.setup(root, params)
+    uri, version = pinned(client, model_uri or params.score.model_uri
+                          or f"models:/{params.tracking.model_name}@champion")
+    use_compiled = params.score.compiled if compiled is None else compiled
+    not_null = tuple(params.data.required_columns if params.serve.not_null == "auto" else params.serve.not_null)
+    served = model.load(client, uri, not_null, use_compiled)  # fails here, before any cluster, if it cannot load
+    if not served.columns:
+        raise ScoreError(f"{uri} has no input signature: batch scoring needs the model's input columns")
+    inputs = check_files(files, served.columns)
+    job_id = uuid.uuid4().hex[:12]
+    folder = output.parent / f".{output.name}.tmp-{job_id}"
+    job = Job(tracking.tracking_uri(root, params), uri, use_compiled, not_null, served.columns, str(folder), job_id,
+              served.version or version)
+    run_id = client.create_run(exp_id, tags={
+        "mlflow.runName": "score", "mlcycle.operation": "score", "mlcycle.model_uri": uri,
+        "mlcycle.model_version": job.version, "mlcycle.scoring_path": served.path}).info.run_id
+    summary = {"job_id": job_id, "model_uri": uri, "model_version": job.version, "scoring_path": served.path,
+               "input": str(Path(input_path).resolve()), "output": str(output), "files": inputs,
+               "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "mlflow_run_id": run_id}
+    try:
+        folder.mkdir(parents=True)
+        parts = _compute(params, files, job, progress, client, run_id, summary)
+        rows, scored, rejected = (sum(p[k] for p in parts) for k in ("rows", "scored", "rejected"))
+        seconds = time.perf_counter() - started
+        summary.update(partitions=len(parts), rows=rows, scored=scored, rejected=rejected, seconds=round(seconds, 2),
+                       finished=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+        if rows and rejected / rows > params.score.max_rejected_share:
+            raise ScoreError(f"{rejected:,} of {rows:,} rows ({rejected / rows:.1%}) cannot be scored, more than "
+                             f"score.max_rejected_share ({params.score.max_rejected_share:.0%}); the reasons are in the "
+                             f"run's rejects.json (MLflow run {run_id}); nothing was written to {output}")
+        (folder / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
+        if output.exists():  # --overwrite: the old output goes only once the new one is complete
+            old = output.parent / f".{output.name}.old-{job_id}"
+            os.replace(output, old)
+            os.replace(folder, output)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(folder, output)
+    except BaseException as exc:
+        _finish(client, run_id, summary, "FAILED", folder_rejects=folder / REJECTS, error=exc)
+        shutil.rmtree(folder, ignore_errors=True)
+        if isinstance(exc, ScoreError | KeyboardInterrupt):
+            raise
+        raise ScoreError(f"scoring failed ({type(exc).__name__}: {str(exc)[:300]}); nothing was written to "
+                         f"{output}") from exc
+    _finish(client, run_id, summary, "FINISHED", folder_rejects=output / REJECTS)
+    return summary
+
+
+def _compute(params, files: list[Path], job: Job, progress: bool, client, run_id: str, summary: dict) -> list[dict]:
+    import dask
+    import dask.dataframe as dd
+
+    from mlcycle.core import compute
+
+    paths = [str(f) for f in files]
+    with compute.cluster(params.compute) as dc:
+        cluster = compute.describe(dc)
+        summary["cluster"] = cluster
+        for k, v in cluster.items():
+            client.set_tag(run_id, k, v)
+        if cluster["mlcycle.compute.dashboard"]:
+            print(f"score: Dask dashboard {cluster['mlcycle.compute.dashboard']}", flush=True)
+        if FORMATS[files[0].suffix.lower()] == "parquet":
+            ddf = dd.read_parquet(paths, blocksize=params.score.blocksize)
+        else:  # as text: each partition is made to the signature's types by `conform`
+            ddf = dd.read_csv(paths, dtype=str, blocksize=params.score.blocksize, keep_default_na=True)
+        tasks = [dask.delayed(score_partition)(d, i, job) for i, d in enumerate(ddf.to_delayed())]
+        print(f"score: {len(files)} file(s), {len(tasks)} partition(s), model {job.model_uri}, "
+              f"{cluster['mlcycle.compute.workers']} worker(s)", flush=True)
+        futures = dc.compute(tasks)
+        if progress:
+            from distributed import progress as bar
+
+            bar(futures)
+            print(flush=True)
+        return dc.gather(futures)
+
+
+def _finish(client, run_id: str, summary: dict, status: str, folder_rejects: Path | None, error=None) -> None:
+    """The MLflow run's figures and status (never raises: the job's own outcome is what counts)."""
+    from mlflow.entities import Metric, Param
+
+    try:
+        now = int(time.time() * 1000)
+        metrics = [Metric(k, float(summary[k]), now, 0) for k in ("rows", "scored", "rejected", "seconds", "partitions")
+                   if isinstance(summary.get(k), int | float)]
+        if summary.get("seconds") and summary.get("rows"):
+            metrics.append(Metric("rows_per_second", summary["rows"] / summary["seconds"], now, 0))
+        params = [Param("input", summary["input"][:6000]), Param("output", summary["output"][:6000]),
+                  Param("files", str(len(summary["files"])))]
+        client.log_batch(run_id, metrics=metrics, params=params)
+        client.log_dict(run_id, summary, "score_summary.json")
+        if folder_rejects is not None and folder_rejects.exists():
+            counts = pd.read_parquet(folder_rejects)["reason"].value_counts().head(50)
+            client.log_dict(run_id, {str(k): int(v) for k, v in counts.items()}, "rejects.json")
+        if error is not None:
+            client.set_tag(run_id, "mlcycle.error", f"{type(error).__name__}: {error}"[:500])
+        client.set_terminated(run_id, status)
+    except Exception:
+        pass
+
+
+def describe(summary: dict) -> str:
+    """One paragraph for the terminal."""
+    rows, rejected = summary.get("rows", 0), summary.get("rejected", 0)
+    rate = rows / summary["seconds"] if summary.get("seconds") else math.nan
+    text = (f"score: {summary['scored']:,} of {rows:,} rows scored by {summary['model_uri']} "
+            f"({summary['scoring_path']} path) in {summary['partitions']} partition(s), {summary['seconds']:.1f} s "
+            f"({rate:,.0f} rows/s) -> {summary['output']}")
+    if rejected:
+        text += f"; {rejected:,} rejected with the reason in {Path(summary['output']) / REJECTS}"
+    return text + f"; MLflow run {summary['mlflow_run_id']}"
+
