@@ -97,18 +97,18 @@ from mlcycle.core import config
 from mlcycle.core.paths import Paths
 from mlcycle.core.spec import FeatureSpec
 from mlcycle.stages import search
-from mlcycle.stages.features import LABEL
+from mlcycle.stages import features
 root = Path.cwd()
 params = config.load(root / "params.yaml", root=root)
 paths = Paths(root)
 spec = FeatureSpec.from_json(paths.feature_spec)
 rows = int(sys.argv[3])
-tr = pd.read_parquet(paths.split_file("train")).tail(rows)
-va = pd.read_parquet(paths.split_file("valid")).head(rows // 4)
+X, y = features.read(paths, "train", spec)
+Xv, yv = features.read(paths, "valid", spec)
 train = params.train.model_copy(update={"search": params.train.search.model_copy(update={
     "method": "random", "trials": int(sys.argv[2]), "cv_folds": 3, "engine": sys.argv[1]})})
 t = time.perf_counter()
-sel = search.select((tr[spec.inputs], tr[LABEL]), (va[spec.inputs], va[LABEL]), spec, train, params.compute)
+sel = search.select((X.tail(rows), y.tail(rows)), (Xv.head(rows // 4), yv.head(rows // 4)), spec, train, params.compute)
 print(json.dumps({"seconds": time.perf_counter() - t, "chosen": sel.chosen(), "trials": len(sel.trials)}))
 """
 
