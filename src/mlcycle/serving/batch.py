@@ -10,8 +10,9 @@ cluster (`core/compute.py`: an embedded local cluster, or `compute.scheduler`).
   compiled scoring path when registration proved it equal (`score.compiled`), as `mlcycle serve`.
 - **Partitions**: dask.dataframe reads `score.blocksize` of input per partition (CSV as text, so
   one partition's odd value cannot change another's types); each partition is made to the
-  signature's types, scored and written by a worker (`part-NNNNN.parquet`), so memory is bounded by
-  the partition size times the workers, not by the input.
+  signature's types, scored and written by a worker, CHUNK_ROWS rows at a time
+  (`part-NNNNN-KKK.parquet`), so memory is bounded by the partition size times the workers, not by
+  the input.
 - **Bad rows** never fail the whole job: a value of the wrong type, or null where the model refuses
   null, or a row the model cannot score, goes to `rejects/part-NNNNN.parquet` with its values as
   text and the reason. More than `score.max_rejected_share` of the rows rejected fails the job.
@@ -43,11 +44,11 @@ import pandas as pd
 from mlcycle.core.errors import ScoreError
 from mlcycle.serving.model import Column, parse_uri
 from mlcycle.serving.outputs import log_outputs, score
-from mlcycle.serving.predlog import Batch
 
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 SUMMARY = "_SUCCESS.json"
 REJECTS = "rejects"
+CHUNK_ROWS = 50_000  # rows scored and written at a time inside a partition: bounds a worker's memory
 NUMBER = ("double", "float", "long", "integer")
 TRUE, FALSE = {"true", "1", "yes"}, {"false", "0", "no"}
 
@@ -200,11 +201,22 @@ def served_model(job: Job):
 
 
 def score_partition(df: pd.DataFrame, part: int, job: Job) -> dict:
-    """Score one partition and write its part (and rejects); the counts for the summary."""
+    """Score one partition, CHUNK_ROWS rows at a time (a Parquet row group can hold millions), and
+    write its parts (and rejects); the counts for the summary."""
     served = served_model(job)
+    counts = {"part": part, "rows": len(df), "scored": 0, "rejected": 0}
+    for k, start in enumerate(range(0, max(len(df), 1), CHUNK_ROWS)):
+        chunk = df.iloc[start:start + CHUNK_ROWS]
+        if len(chunk):
+            scored, rejected = score_chunk(served, chunk, f"{job.job_id}-{part:05d}-{k:03d}", job)
+            counts["scored"] += scored
+            counts["rejected"] += rejected
+    return counts
+
+
+def score_chunk(served, df: pd.DataFrame, name: str, job: Job) -> tuple[int, int]:
     X, reasons = conform(df, job.columns, job.not_null)
-    ok = (reasons == "").to_numpy()
-    X = X[ok]
+    X = X[(reasons == "").to_numpy()]
     out, failed = score_rows(served, X) if len(X) else ({}, {})
     if failed:
         keep = np.ones(len(X), dtype=bool)
@@ -214,16 +226,26 @@ def score_partition(df: pd.DataFrame, part: int, job: Job) -> dict:
         X = X[keep]
     folder = Path(job.folder)
     if len(X):
-        batch = Batch(X.reset_index(drop=True), log_outputs(out), job.version, f"{job.job_id}-{part:05d}",
-                      dt.datetime.now(dt.UTC))
-        write_parquet(batch.frame(), folder / f"part-{part:05d}.parquet")
+        write_parquet(output_frame(X, out, job.version, name), folder / f"part-{name.split('-', 1)[1]}.parquet")
     bad = reasons != ""
     if bad.any():
         rejected = df[bad].astype("str").where(df[bad].notna(), None).reset_index(drop=True)
         rejected["reason"] = reasons[bad].to_list()
-        rejected["request_id"] = f"{job.job_id}-{part:05d}"
-        write_parquet(rejected, folder / REJECTS / f"part-{part:05d}.parquet")
-    return {"part": part, "rows": len(df), "scored": int(len(X)), "rejected": int(bad.sum())}
+        rejected["request_id"] = name
+        write_parquet(rejected, folder / REJECTS / f"part-{name.split('-', 1)[1]}.parquet")
+    return int(len(X)), int(bad.sum())
+
+
+def output_frame(X: pd.DataFrame, out: dict[str, list], version: str, request_id: str) -> pd.DataFrame:
+    """The prediction log's columns (as `predlog.Batch.frame` orders them), built from arrays."""
+    frame = X.reset_index(drop=True).copy()
+    for k, v in log_outputs(out).items():
+        frame[k] = v
+    frame["model_version"] = version
+    frame["request_id"] = request_id
+    frame["row"] = np.arange(len(frame), dtype=np.int64)
+    frame["ts"] = pd.Timestamp(dt.datetime.now(dt.UTC))
+    return frame
 
 
 def write_parquet(df: pd.DataFrame, path: Path) -> None:
