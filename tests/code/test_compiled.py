@@ -40,6 +40,19 @@ def rows_with_surprises(X: pd.DataFrame) -> pd.DataFrame:
     return X
 
 
+def plant_disagreement(monkeypatch) -> None:
+    """`compiled.export` made to read category "a" as "b": a form that must fail its check."""
+    real = compiled.export
+
+    def planted(pipe, task):
+        c = real(pipe, task)
+        codes = c.codes["cat"]["values"]
+        codes["a"], codes["b"] = codes["b"], codes["a"]
+        return compiled.Compiled(c.rows, c.columns, c.codes, c.task, list(c.classes_), c.trees, c.float32)
+
+    monkeypatch.setattr(compiled, "export", planted)
+
+
 @pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
 def test_compiled_scores_equal_the_pipeline(task, tmp_path):
     res, spec, xy = fitted(task)
@@ -120,15 +133,7 @@ def test_a_family_without_compiled_form_is_refused_at_registration(tmp_path):
 
 def test_a_planted_disagreement_leaves_the_version_to_the_pipeline(tmp_path, monkeypatch):
     res, spec, xy = fitted("binary")
-    real = compiled.export
-
-    def planted(pipe, task):  # the compiled form reads category "a" as "b"
-        c = real(pipe, task)
-        codes = c.codes["cat"]["values"]
-        codes["a"], codes["b"] = codes["b"], codes["a"]
-        return compiled.Compiled(c.rows, c.columns, c.codes, c.task, list(c.classes_), c.trees, c.float32)
-
-    monkeypatch.setattr(compiled, "export", planted)
+    plant_disagreement(monkeypatch)
     verdict = compiled.build(res.model, tmp_path, [xy["valid"][0], xy["test"][0]], spec.task, res.threshold)
     assert not verdict.agrees and verdict.max_abs_diff > compiled.TOLERANCE
     assert "disagrees with the pipeline" in verdict.reason and "served by the pipeline" in verdict.reason
@@ -186,15 +191,7 @@ def test_the_server_loader_picks_the_path_and_says_why(tmp_path, monkeypatch):
     assert served.model.pipeline is not None  # large batches go to the pipeline
     off = model.load(None, str(good), compiled=False)
     assert off.path == "sklearn" and "switched off" in off.scoring["reason"]
-    real = compiled.export
-
-    def planted(pipe, task):  # the compiled form reads category "a" as "b"
-        c = real(pipe, task)
-        codes = c.codes["cat"]["values"]
-        codes["a"], codes["b"] = codes["b"], codes["a"]
-        return compiled.Compiled(c.rows, c.columns, c.codes, c.task, list(c.classes_), c.trees, c.float32)
-
-    monkeypatch.setattr(compiled, "export", planted)
+    plant_disagreement(monkeypatch)
     compiled.build(res.model, bad, rows, spec.task, res.threshold)
     served = model.load(None, str(bad))
     assert served.path == "sklearn" and "disagrees with the pipeline" in served.scoring["reason"]

@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 
 from mlcycle.core.errors import ScoreError
-from mlcycle.serving.model import Column, parse_uri
+from mlcycle.serving.model import Column
 from mlcycle.serving.outputs import log_outputs, score
 
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
@@ -257,28 +257,13 @@ def write_parquet(df: pd.DataFrame, path: Path) -> None:
 
 # ---------------------------------------------------------------- the job
 
-def pinned(client, uri: str) -> tuple[str, str]:
-    """(URI pinned to a version, version) for a `models:/` URI with an alias; others as they are."""
-    name, alias, version = parse_uri(uri)
-    if name and alias:
-        try:
-            version = str(client.get_model_version_by_alias(name, alias).version)
-        except Exception:
-            from mlcycle.lifecycle.registry import unresolved_message
-
-            raise ScoreError(unresolved_message(client, name, uri)
-                             or f"score: {uri} does not resolve; see `mlcycle models`, or run `make repro`") from None
-        return f"models:/{name}/{version}", version
-    return uri, version or ""
-
-
 def run(root: Path, params, input_path: Path, output: Path, model_uri: str | None = None,
         compiled: bool | None = None, overwrite: bool = False, progress: bool = True) -> dict:
     """Score `input_path` into `output` on the cluster of `params.compute`; the summary."""
     from dask.utils import parse_bytes
 
     from mlcycle.runtime import tracking
-    from mlcycle.serving import model
+    from mlcycle.serving import model, settings
 
     started = time.perf_counter()
     try:
@@ -290,18 +275,19 @@ def run(root: Path, params, input_path: Path, output: Path, model_uri: str | Non
     if output.exists() and not overwrite:
         raise ScoreError(f"--output {output} exists; choose another folder, or pass --overwrite to replace it")
     client, exp_id = tracking.setup(root, params)
-    uri, version = pinned(client, model_uri or params.score.model_uri
-                          or f"models:/{params.tracking.model_name}@champion")
+    uri = model_uri or params.score.model_uri or f"models:/{params.tracking.model_name}@champion"
     use_compiled = params.score.compiled if compiled is None else compiled
-    not_null = tuple(params.data.required_columns if params.serve.not_null == "auto" else params.serve.not_null)
+    not_null = settings.not_null_columns(params)
     served = model.load(client, uri, not_null, use_compiled)  # fails here, before any cluster, if it cannot load
+    if served.info.get("name") and served.version:  # an alias pinned to the version loaded, for every worker
+        uri = f"models:/{served.info['name']}/{served.version}"
     if not served.columns:
         raise ScoreError(f"{uri} has no input signature: batch scoring needs the model's input columns")
     inputs = check_files(files, served.columns)
     job_id = uuid.uuid4().hex[:12]
     folder = output.parent / f".{output.name}.tmp-{job_id}"
     job = Job(tracking.tracking_uri(root, params), uri, use_compiled, not_null, served.columns, str(folder), job_id,
-              served.version or version)
+              served.version)
     run_id = client.create_run(exp_id, tags={
         "mlflow.runName": "score", "mlcycle.operation": "score", "mlcycle.model_uri": uri,
         "mlcycle.model_version": job.version, "mlcycle.scoring_path": served.path}).info.run_id

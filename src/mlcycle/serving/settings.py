@@ -49,6 +49,11 @@ class Settings:
         return cls(**raw)
 
 
+def not_null_columns(params) -> tuple[str, ...]:
+    """The columns whose null a scorer refuses: serve.not_null, or data.required_columns for auto."""
+    return tuple(params.data.required_columns if params.serve.not_null == "auto" else params.serve.not_null)
+
+
 def settings(root: Path, params, **overrides) -> Settings:
     """Settings from params (a `config.Params`) with CLI overrides (None values are ignored)."""
     from pydantic import ValidationError
@@ -66,7 +71,7 @@ def settings(root: Path, params, **overrides) -> Settings:
         model_uri=s.model_uri or f"models:/{params.tracking.model_name}@champion",
         tracking_uri=tracking.tracking_uri(root, params), host=s.host, port=s.port, workers=s.workers,
         max_rows=s.max_rows, max_body_bytes=int(s.max_body_mb * 1_000_000),
-        not_null=tuple(params.data.required_columns if s.not_null == "auto" else s.not_null),
+        not_null=not_null_columns(params),
         reload_seconds=s.reload_seconds, log_dir=s.log_dir, log_max_rows=s.log_max_rows,
         log_roll_seconds=s.log_roll_seconds, log_queue_rows=s.log_queue_rows, token_env=s.token_env,
         log_fallback_dir=s.log_fallback_dir, log_failure=s.log_failure,
