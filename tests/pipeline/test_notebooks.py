@@ -153,3 +153,52 @@ def test_bare_benchmark_baseline_computes_the_same_results(sample_ws, tmp_path):
     for name in ("features", "train", "evaluate"):
         assert (bare / f"reports/metrics/{name}.json").read_text() == (ws / f"reports/metrics/{name}.json").read_text(), name
     assert (bare / "reports/index.html").exists() and not (bare / "mlruns").exists()
+
+
+def test_one_model_per_origin_is_registered_judged_and_served(sample_ws, tmp_path):
+    """`train.segment_by: [origin]` through the train and evaluate notebooks: segment models trained
+    on the local Dask cluster, one routed MLflow model registered, compared per origin on the
+    holdout, judged by the gate's segment bound, and served by the unchanged app. Runs last: the
+    params are restored afterwards."""
+    import shutil
+
+    from fastapi.testclient import TestClient
+
+    from mlcycle.serving import app
+    from mlcycle.serving.settings import Settings
+    from tests.conftest import edit_params, mlflow_client
+
+    ws, _ = sample_ws
+    good = (ws / "params.yaml").read_text()
+    edit_params(ws, {"train": {"segment_by": ["origin"], "min_segment_rows": 500}, "compute": {"workers": 2}})
+    try:
+        run(["python", "-m", "mlcycle", "run", "train"], ws)
+        run(["python", "-m", "mlcycle", "run", "evaluate"], ws)
+    finally:
+        (ws / "params.yaml").write_text(good)
+    trained = json.loads((ws / "reports/metrics/train.json").read_text())["segments"]
+    assert trained["by"] == ["origin"] and trained["segments"] == 3 and trained["models"] + trained["to_global"] == 3
+    evaluated = json.loads((ws / "reports/metrics/evaluate.json").read_text())["segments"]
+    assert set(evaluated) == {"(all rows)", "EWR", "JFK", "LGA"}
+    assert evaluated["(all rows)"]["rows"] == sum(evaluated[k]["rows"] for k in ("EWR", "JFK", "LGA"))
+    decision = json.loads((ws / "reports/gate_decision.json").read_text())
+    if trained["models"]:
+        assert any("segment drop" in c["criterion"] for c in decision["criteria"]) or "not judged" in decision["note"]
+    assert "Segment models against the global model" in (ws / "reports/evaluate.html").read_text()
+    registered = json.loads((ws / "models/registered.json").read_text())
+    uri = f"models:/{registered['name']}/{registered['version']}"
+    store = f"sqlite:///{ws / 'mlruns' / 'mlflow.db'}"
+    assert mlflow_client(ws).get_model_version(registered["name"], registered["version"]).tags[
+        "mlcycle.scoring_path"] == "sklearn"
+    rows = json.loads((ws / "models/model/input_example.json").read_text())
+    records = [{k: (None if v != v else v) for k, v in zip(rows["columns"], r, strict=True)}  # NaN: missing
+               for r in rows["data"]]
+    settings = Settings(uri, store, log_dir=str(tmp_path / "log"), log_fallback_dir=str(tmp_path / "spill"))
+    with TestClient(app.create_app(settings)) as c:
+        info = c.get("/model").json()
+        answer = c.post("/predict", json={"dataframe_records": records})
+        unseen = c.post("/predict", json={"dataframe_records": [{**records[0], "origin": "XYZ"}]})
+    assert info["version"] == registered["version"]
+    assert answer.status_code == 200 and len(answer.json()["predictions"]) == len(records)
+    assert unseen.status_code == 200  # an origin never trained on goes to the global model
+    shutil.rmtree(tmp_path / "log", ignore_errors=True)

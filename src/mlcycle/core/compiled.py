@@ -341,7 +341,10 @@ TREE_FAMILIES = ("HistGradientBoostingClassifier", "HistGradientBoostingRegresso
 def export(pipe, task: str) -> Compiled:
     """The compiled form of a fitted pipeline `RowFeatures -> ColumnTransformer -> trees`; ExportError
     (naming what it cannot take) for any other shape or family."""
-    steps = dict(getattr(pipe, "steps", []))
+    if not hasattr(pipe, "steps"):
+        raise ExportError(f"a {type(pipe).__name__} model (e.g. one model per segment, train.segment_by) "
+                          "has no compiled form yet")
+    steps = dict(pipe.steps)
     est = steps.get("model")
     family = type(est).__name__
     if family not in TREE_FAMILIES:

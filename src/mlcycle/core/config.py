@@ -190,7 +190,16 @@ class TrainParams(Section):
     threshold: Literal["auto"] | Annotated[float, Field(gt=0.0, lt=1.0)] = "auto"
     baseline_columns: list[str] = []
     search: SearchParams = SearchParams()
+    segment_by: list[str] = []  # one model per value of these input columns, routed with the global model ([]: one model)
+    min_segment_rows: Annotated[int, Field(ge=10)] = 2000  # fewer train + valid rows: the segment is scored by the global model
     seed: int = 42
+
+    @model_validator(mode="after")
+    def _segments(self) -> TrainParams:
+        dup = sorted({c for c in self.segment_by if self.segment_by.count(c) > 1})
+        if dup:
+            raise ValueError(f"segment_by: {dup} listed more than once")
+        return self
 
 
 class EvaluateParams(Section):
@@ -252,6 +261,9 @@ class GateParams(Section):
     beat_baseline: bool = True  # the model must score better than the baseline on `metric`
     max_drop: Annotated[float, Field(ge=0.0)] = 0.005  # worse than the champion tolerated: scores (roc_auc, r2, ...), absolute
     max_relative_drop: Annotated[float, Field(ge=0.0)] = 0.01  # errors (rmse, mae, log_loss, brier): share of the champion's
+    # a routed model (train.segment_by): how far a segment's own model may fall below the global model
+    # on that segment's holdout rows, on `metric` (absolute for scores, a share for errors); null: not checked
+    max_segment_drop: Annotated[float, Field(ge=0.0)] | None = 0.02
 
     @model_validator(mode="after")
     def _metric_names(self) -> GateParams:

@@ -40,6 +40,13 @@ def scores(model, X: pd.DataFrame, task: str) -> np.ndarray:
     return np.asarray(out.iloc[:, 0] if isinstance(out, pd.DataFrame) else out).ravel()
 
 
+def thresholds(model, X: pd.DataFrame, threshold: float | None):
+    """The decision threshold for the rows X: one per row from a model that routes rows to several
+    models, each with its own (`core.segments`); `threshold` (the model's one) for any other."""
+    per_row = getattr(model, "row_thresholds", None)
+    return per_row(X) if callable(per_row) else threshold
+
+
 @contextmanager
 def quiet_mlflow():
     """Import and use mlflow without its import-time progress-bar warning and pickle notice in reports.

@@ -124,14 +124,17 @@ def champion_limit(metric: str, champion_value: float, params: GateParams) -> tu
 
 def decide(candidate: dict[str, float], champion: dict[str, float] | None, params: GateParams,
            candidate_version: str | None = None, champion_version: str | None = None, note: str = "",
-           fairness: list | None = None, baseline: dict[str, float] | None = None) -> Decision:
+           fairness: list | None = None, baseline: dict[str, float] | None = None,
+           segments: list[dict] | None = None) -> Decision:
     """Check every criterion; the candidate is promoted when all pass (the first model: no champion
     criterion). A decision without any criterion is not promoted.
 
     `baseline`: the baseline model's metrics on the same holdout (evaluate's `results["baseline"]`);
     with `gate.beat_baseline` the candidate must be strictly better on the gate metric.
     `fairness`: the gaps of the sensitive columns (`mlcycle.fairness.Gap`), checked against
-    `params.fairness`; one criterion per bound and column, naming the two groups behind the gap."""
+    `params.fairness`; one criterion per bound and column, naming the two groups behind the gap.
+    `segments`: a routed model's segments scored by their own model (`stages.segments.gate_rows`),
+    checked against `params.max_segment_drop`: one criterion, the worst segment's drop."""
     criteria = []
     skipped = []
     task = task_of(candidate)
@@ -173,6 +176,10 @@ def decide(candidate: dict[str, float], champion: dict[str, float] | None, param
         criteria.append({"criterion": f"{m} vs champion v{champion_version}", "value": candidate[m], "limit": limit,
                          "passed": bool(ok), "detail": f"{words} of {champion[m]:.4f}"})
     criteria += fairness_criteria(fairness or [], params)
+    if segments and params.max_segment_drop is not None:
+        criterion, why = segment_criterion(segments, m, params.max_segment_drop)
+        criteria += [criterion] if criterion else []
+        note = (note + "; " if note else "") + why if why else note
     promote = bool(criteria) and all(c["passed"] for c in criteria)
     return Decision(promote, m, criteria, candidate_version, champion_version, note,
                     value=float(candidate[m]), task=task, minimums=source)
@@ -196,6 +203,31 @@ def fairness_criteria(gaps: list, params: GateParams) -> list[dict]:
                         "detail": detail, "column": g.column, "metric": metric,
                         "groups": [g.high_group, g.low_group]})
     return out
+
+
+def segment_drop(metric: str, routed: float, global_: float) -> float:
+    """How much worse a segment's own model scores than the global model on its rows: absolute for
+    scores, a share of the global model's value for errors and losses (RELATIVE)."""
+    worse = global_ - routed if metric not in LOWER_IS_BETTER else routed - global_
+    return worse / abs(global_) if metric in RELATIVE and global_ else worse
+
+
+def segment_criterion(segments: list[dict], metric: str, bound: float) -> tuple[dict | None, str]:
+    """(the criterion on the worst judged segment, or None when none can be judged; a note on the
+    segments left out: too few holdout rows, or the metric not computable on their rows)."""
+    judged = [s for s in segments if not s["small"] and s["routed"] == s["routed"] and s["global"] == s["global"]]
+    left = [s["segment"] for s in segments if s not in judged]
+    why = (f"segments not judged by gate.max_segment_drop (too few holdout rows or {metric} not computable): "
+           f"{', '.join(left[:10])}{' ...' if len(left) > 10 else ''}") if left else ""
+    if not judged:
+        return None, why or "no segment is scored by its own model"
+    drops = [(segment_drop(metric, s["routed"], s["global"]), s) for s in judged]
+    worst, s = max(drops, key=lambda d: d[0])
+    kind = "relative" if metric in RELATIVE else "absolute"
+    return {"criterion": f"{metric} segment drop <= gate.max_segment_drop", "value": float(worst), "limit": bound,
+            "passed": bool(worst <= bound),
+            "detail": (f"worst of {len(judged)} segment model(s): '{s['segment']}' {s['routed']:.4f} vs the global "
+                       f"model's {s['global']:.4f} on its {s['rows']:,} holdout rows ({kind})")}, why
 
 
 def write(decision: Decision, metrics_path: Path, decision_path: Path) -> None:

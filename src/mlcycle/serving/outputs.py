@@ -21,7 +21,7 @@ def score(served: Served, X: pd.DataFrame) -> dict[str, list]:
             pos = meta.get("positive_class")
             positive = pos if pos is not None and pos in classes else classes[-1]
             negative = next(c for c in classes if c != positive) if len(classes) == 2 else classes[0]
-            threshold = meta.get("threshold") or 0.5
+            threshold = scoring.thresholds(model, X, meta.get("threshold") or 0.5)  # per row for a routed model
             p = proba[:, 1]
             pred = np.where(p >= threshold, 1, 0)
             labels = [negative, positive]

@@ -16,11 +16,14 @@ from sklearn import metrics as skm
 from mlcycle.core.spec import FeatureSpec
 
 
-def classification_metrics(y: np.ndarray, p: np.ndarray, threshold: float | None, n_bins: int = 10) -> dict:
-    """Binary (p: positive-class probability) or multiclass (p: n x k probabilities) metrics."""
+def classification_metrics(y: np.ndarray, p: np.ndarray, threshold, n_bins: int = 10) -> dict:
+    """Binary (p: positive-class probability) or multiclass (p: n x k probabilities) metrics.
+    `threshold`: one for every row, or one per row (a routed model's, `core.scoring.thresholds`);
+    `threshold` in the result only for one."""
     if p.ndim == 1:
         t = 0.5 if threshold is None else threshold
         pred = (p >= t).astype(int)
+        one = {"threshold": float(t)} if np.ndim(t) == 0 else {}
         return {
             "roc_auc": float(skm.roc_auc_score(y, p)),
             "pr_auc": float(skm.average_precision_score(y, p)),
@@ -31,7 +34,7 @@ def classification_metrics(y: np.ndarray, p: np.ndarray, threshold: float | None
             "precision": float(skm.precision_score(y, pred, zero_division=0)),
             "recall": float(skm.recall_score(y, pred, zero_division=0)),
             "accuracy": float(skm.accuracy_score(y, pred)),
-            "threshold": float(t),
+            **one,
             "positive_rate": float(np.mean(y)),
         }
     labels = np.arange(p.shape[1])
@@ -64,6 +67,11 @@ def expected_calibration_error(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -
         m = bins == b
         total += m.sum() * abs(y[m].mean() - p[m].mean())
     return float(total / len(y))
+
+
+def rows_of(threshold, rows):
+    """The threshold of the given rows: per-row thresholds are taken at `rows`, one stays one."""
+    return threshold[rows] if np.ndim(threshold) else threshold
 
 
 def metrics_for(task: str, y: np.ndarray, scores: np.ndarray, threshold: float | None, n_bins: int) -> dict:
@@ -211,7 +219,7 @@ def intervals(task: str, y: np.ndarray, scores: np.ndarray, threshold: float | N
     for _ in range(n_boot):
         i = rng.integers(0, len(y), len(y))
         try:
-            m = metrics_for(task, y[i], scores[i], threshold, n_bins)
+            m = metrics_for(task, y[i], scores[i], rows_of(threshold, i), n_bins)
         except ValueError:  # a resample holding one class only
             continue
         for n in names:

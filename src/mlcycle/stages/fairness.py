@@ -70,11 +70,21 @@ def _safe_auc(y, s) -> float:
     return float(skm.roc_auc_score(y, s)) if len(np.unique(y)) == 2 else float("nan")
 
 
-def _at(metric, threshold: float):
-    """A fairlearn metric of predicted labels, applied to scores cut at `threshold`."""
-    def fn(y, s):
-        return float(metric(y, (np.asarray(s) >= threshold).astype(int)))
+def _at(metric):
+    """A fairlearn metric of predicted labels, applied to scores cut at their rows' thresholds."""
+    def fn(y, s, threshold):
+        return float(metric(y, (np.asarray(s) >= np.asarray(threshold)).astype(int)))
     return fn
+
+
+CUT = ("selection_rate", "true_positive_rate", "false_positive_rate")  # metrics of decisions at the threshold
+
+
+def per_row(threshold, n: int) -> np.ndarray:
+    """The decision threshold of each of n rows: 0.5 when None, one repeated, or the rows' own (a
+    routed model's, `core.scoring.thresholds`)."""
+    t = 0.5 if threshold is None else threshold
+    return np.broadcast_to(np.asarray(t, dtype=np.float64), (n,))
 
 
 def _rate(y, s, value: int) -> float:
@@ -94,18 +104,18 @@ def _accuracy_argmax(y, p) -> float:
     return float(np.mean(np.asarray(p).argmax(axis=1) == np.asarray(y)))
 
 
-def metric_functions(task: str, binary: bool, threshold: float | None) -> dict:
-    """Per-group metrics by task, each f(y_true, scores) as MetricFrame takes them."""
+def metric_functions(task: str, binary: bool) -> dict:
+    """Per-group metrics by task, each f(y_true, scores) as MetricFrame takes them (those of CUT
+    also take the rows' `threshold`)."""
     if task == "regression":
         return {"mae": skm.mean_absolute_error, "rmse": _rmse, "mean_error": _bias}
     if not binary:
         return {"accuracy": _accuracy_argmax}
-    t = 0.5 if threshold is None else float(threshold)
     return {
         "positive_rate": functools.partial(_rate, value=1),  # the observed base rate
-        "selection_rate": _at(flm.selection_rate, t),
-        "true_positive_rate": _at(flm.true_positive_rate, t),
-        "false_positive_rate": _at(flm.false_positive_rate, t),
+        "selection_rate": _at(flm.selection_rate),
+        "true_positive_rate": _at(flm.true_positive_rate),
+        "false_positive_rate": _at(flm.false_positive_rate),
         "roc_auc": _safe_auc,
     }
 
@@ -113,12 +123,13 @@ def metric_functions(task: str, binary: bool, threshold: float | None) -> dict:
 def metric_frame(y, scores, groups, task: str, threshold: float | None):
     """fairlearn MetricFrame of the task's metrics by group (point estimates)."""
     scores = np.asarray(scores)
-    fns = metric_functions(task, scores.ndim == 1 and task != "regression", threshold)
+    fns = metric_functions(task, scores.ndim == 1 and task != "regression")
     y_pred = list(scores) if scores.ndim == 2 else scores  # multiclass: rows of probabilities
+    cut = {m: {"threshold": per_row(threshold, len(scores))} for m in fns if m in CUT}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # rates of a group without positives are 0/0 (nan)
         mf = flm.MetricFrame(metrics=fns, y_true=np.asarray(y), y_pred=y_pred,
-                             sensitive_features=np.asarray(groups))
+                             sensitive_features=np.asarray(groups), sample_params=cut or None)
     return mf, list(fns)
 
 
@@ -136,8 +147,7 @@ def bootstrap_metrics(y, scores, task: str, threshold: float | None, n_boot: int
                     "mean_error": err.mean(axis=1)}
         if scores.ndim == 2:
             return {"accuracy": (scores.argmax(axis=1)[idx] == yb).mean(axis=1)}
-        t = 0.5 if threshold is None else float(threshold)
-        pred = (scores >= t)[idx]
+        pred = (scores >= per_row(threshold, len(scores)))[idx]
         pos = yb == 1
         auc = _weighted_auc(y, scores, idx)
         return {"positive_rate": pos.mean(axis=1), "selection_rate": pred.mean(axis=1),
@@ -187,9 +197,10 @@ def group_table(column: str, groups: pd.Series, y, scores, task: str, threshold:
         lo = {m: [] for m in names}
         hi = {m: [] for m in names}
         g_arr = groups.to_numpy()
+        cuts = per_row(threshold, len(scores))
         for g in out["group"]:
             rows = g_arr == g
-            boot = bootstrap_metrics(y[rows], scores[rows], task, threshold, n_boot, rng)
+            boot = bootstrap_metrics(y[rows], scores[rows], task, cuts[rows], n_boot, rng)
             if samples is not None:
                 samples[g] = boot
             for m in names:
@@ -251,12 +262,13 @@ def gaps(column: str, table: pd.DataFrame, groups: pd.Series, y, scores, task: s
             continue
         keep = np.asarray(pd.Series(np.asarray(groups), dtype=str).isin(big["group"]))
         yk, sk, gk = np.asarray(y)[keep], scores[keep], np.asarray(groups, dtype=str)[keep]
+        tk = per_row(threshold, len(scores))[keep]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if metric == "demographic_parity_difference":
-                value = flm.demographic_parity_difference(yk, (sk >= threshold).astype(int), sensitive_features=gk)
+                value = flm.demographic_parity_difference(yk, (sk >= tk).astype(int), sensitive_features=gk)
             elif metric == "equalized_odds_difference":
-                value = flm.equalized_odds_difference(yk, (sk >= threshold).astype(int), sensitive_features=gk)
+                value = flm.equalized_odds_difference(yk, (sk >= tk).astype(int), sensitive_features=gk)
             elif metric == "error_gap":
                 value = flm.MetricFrame(metrics=skm.mean_absolute_error, y_true=yk, y_pred=sk,
                                         sensitive_features=gk).difference()

@@ -39,6 +39,8 @@ class TrainResult:
     valid_baseline_score: float
     score_name: str
     columns: list[str] = field(default_factory=list)
+    valid_pred: np.ndarray | None = None  # the scores on valid of the model fitted on train (before the refit)
+    segments: object = None  # a routed model's segments (`mlcycle.stages.segments.Segments`), else None
 
     def metrics(self) -> dict:
         out = {
@@ -165,8 +167,9 @@ def staged_best(model: Pipeline, X: pd.DataFrame, y, task: str, score) -> tuple[
 
 
 def fit(train: tuple[pd.DataFrame, pd.Series], valid: tuple[pd.DataFrame, pd.Series],
-        spec: FeatureSpec, params: TrainParams) -> TrainResult:
-    """Fit model and baseline; choose iterations and threshold on valid; refit on train + valid."""
+        spec: FeatureSpec, params: TrainParams, with_baseline: bool = True) -> TrainResult:
+    """Fit model and baseline; choose iterations and threshold on valid; refit on train + valid.
+    Without the baseline (`with_baseline=False`, a segment's model) its fields are None and NaN."""
     (X_tr, y_tr), (X_va, y_va) = train, valid
     y_tr, y_va = encode_label(y_tr, spec), encode_label(y_va, spec)
     if spec.task == "classification":
@@ -187,22 +190,25 @@ def fit(train: tuple[pd.DataFrame, pd.Series], valid: tuple[pd.DataFrame, pd.Ser
     if n_classes == 2:
         threshold = best_f1_threshold(y_va, valid_pred) if params.threshold == "auto" else float(params.threshold)
 
-    base_cols = [c for c in params.baseline_columns if c in spec.features]
-    missing = [c for c in params.baseline_columns if c not in spec.features]
-    if missing:
-        raise DataError(f"train.baseline_columns {missing} are not feature columns; choose from {spec.features}")
-    baseline = baseline_pipeline(spec, params, base_cols)
-    baseline.fit(X_tr, y_tr)
-    valid_base = score(y_va, scores(baseline, X_va, spec.task))
-
     X_all = pd.concat([X_tr, X_va])
     y_all = np.concatenate([y_tr, y_va])
+    baseline_final, valid_base = None, float("nan")
+    if with_baseline:
+        base_cols = [c for c in params.baseline_columns if c in spec.features]
+        missing = [c for c in params.baseline_columns if c not in spec.features]
+        if missing:
+            raise DataError(f"train.baseline_columns {missing} are not feature columns; choose from {spec.features}")
+        baseline = baseline_pipeline(spec, params, base_cols)
+        baseline.fit(X_tr, y_tr)
+        valid_base = score(y_va, scores(baseline, X_va, spec.task))
+        baseline_final = clone(baseline).fit(X_all, y_all)
+
     final = build_pipeline(spec, params)
     if best_iter is not None:
         final.set_params(model__max_iter=best_iter)
     final.fit(X_all, y_all)
-    baseline_final = clone(baseline).fit(X_all, y_all)
-    return TrainResult(final, baseline_final, threshold, best_iter, valid_score, valid_base, name, spec.features)
+    return TrainResult(final, baseline_final, threshold, best_iter, valid_score, valid_base, name, spec.features,
+                       valid_pred=np.asarray(valid_pred))
 
 
 def baseline_pipeline(spec: FeatureSpec, params: TrainParams, columns: list[str]) -> Pipeline:
@@ -269,6 +275,7 @@ def _save(result: TrainResult, spec: FeatureSpec, X_example: pd.DataFrame, model
                 "positive_class": spec.positive_class, "threshold": result.threshold,
                 "best_iter": result.best_iter, "inputs": spec.inputs, "passthrough": spec.passthrough,
                 "provided_at_prediction": spec.provided_at_prediction, "time_column": spec.time_column,
+                **({"segments": result.segments.meta()} if result.segments is not None and pipe is result.model else {}),
             }, default=str))},
         )
 
@@ -308,7 +315,8 @@ def write_metrics(result: TrainResult, path: Path, search: dict | None = None,
     compiled form's check under `compiled`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     out = result.metrics() | ({"search": search} if search else {}) | (
-        {"compiled": verdict.metrics()} if verdict else {})
+        {"compiled": verdict.metrics()} if verdict else {}) | (
+        {"segments": result.segments.metrics()} if result.segments is not None else {})
     path.write_text(json.dumps(out, indent=2) + "\n")
 
 
@@ -316,7 +324,7 @@ def write_metrics(result: TrainResult, path: Path, search: dict | None = None,
 def summary(result: TrainResult, spec: FeatureSpec) -> pd.DataFrame:
     """What was chosen on the validation split, for the report."""
     rows = [
-        {"item": "model", "value": type(result.model.named_steps["model"]).__name__},
+        {"item": "model", "value": type(getattr(result.model, "global_model", result.model).named_steps["model"]).__name__},
         {"item": "features", "value": f"{len(spec.numeric)} numeric, {len(spec.categorical)} categorical"},
         {"item": f"validation {result.score_name}", "value": f"{result.valid_score:.4f}"},
         {"item": f"baseline validation {result.score_name}", "value": f"{result.valid_baseline_score:.4f}"},
@@ -325,6 +333,10 @@ def summary(result: TrainResult, spec: FeatureSpec) -> pd.DataFrame:
         rows.append({"item": "boosting iterations (best on valid)", "value": str(result.best_iter)})
     if result.threshold is not None:
         rows.append({"item": "decision threshold (best F1 on valid)", "value": f"{result.threshold:.4f}"})
+    if result.segments is not None:
+        seg = result.segments
+        rows.append({"item": f"segment models ({', '.join(seg.by)})",
+                     "value": f"{len(seg.routed)} of {len(seg.items)} segments; the rest go to the global model"})
     return pd.DataFrame(rows).set_index("item")
 
 
