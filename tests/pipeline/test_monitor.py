@@ -156,3 +156,41 @@ def test_monitor_reads_the_prediction_log(ws):
 def test_monitor_names_what_is_missing(ws, tmp_path):
     out = run([sys.executable, "-m", "mlcycle", "monitor", "--current", str(tmp_path / "nope.csv")], ws, check=False)
     assert out.returncode == 2 and "nope.csv" in out.stderr and "does not exist" in out.stderr
+
+
+def test_scored_rows_read_partition_by_partition_give_the_in_memory_verdict(ws, tmp_path):
+    """A folder of scored rows (here the prediction log's parts, as `mlcycle score` writes them):
+    read in memory, and read partition by partition on a Dask cluster (monitor.max_memory_rows
+    below its rows), the drift verdict is the same (every row counted; the tests' samples hold
+    every row at this size)."""
+    import shutil
+
+    from tests.conftest import edit_params
+
+    folder = tmp_path / "scored"
+    shutil.copytree(ws / "data" / "predictions", folder)
+    run(["mlcycle", "monitor", "--current", str(folder)], ws, timeout=600)
+    in_memory = json.loads((ws / "reports/monitor/verdict.json").read_text())
+    good = (ws / "params.yaml").read_text()
+    edit_params(ws, {"monitor": {"max_memory_rows": 100}, "compute": {"workers": 2}})
+    try:
+        run(["mlcycle", "monitor", "--current", str(folder)], ws, timeout=600)
+    finally:
+        (ws / "params.yaml").write_text(good)
+    streamed = json.loads((ws / "reports/monitor/verdict.json").read_text())
+    assert in_memory["current"]["rows"] == streamed["current"]["rows"] == 600
+    assert any("partition by partition" in n for n in streamed["current"]["notes"])
+    assert not any("partition by partition" in n for n in in_memory["current"]["notes"])
+    a, b = in_memory["drift"]["columns"], streamed["drift"]["columns"]
+    assert [c["column"] for c in a] == [c["column"] for c in b]
+    for x, y in zip(a, b, strict=True):
+        for k in ("psi", "p_value", "distance", "null_cur", "mean_cur", "new_share"):
+            assert (x[k] is None and y[k] is None) or x[k] == pytest.approx(y[k], rel=1e-9, abs=1e-12), (x["column"], k)
+        assert x["drifted"] == y["drifted"] and x["new_categories"] == y["new_categories"]
+    for k in ("psi", "p_value", "distance"):
+        assert in_memory["score_drift"][k] == pytest.approx(streamed["score_drift"][k], rel=1e-9)
+    assert in_memory["status"] == streamed["status"] and in_memory["reasons"] == streamed["reasons"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    out = run(["mlcycle", "monitor", "--current", str(empty)], ws, check=False)
+    assert out.returncode != 0 and "no part-*.parquet files" in out.stderr

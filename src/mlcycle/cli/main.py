@@ -350,7 +350,7 @@ def _monitor(args) -> int:
 
         current = Path(args.current).expanduser().resolve()
         if not current.exists():
-            print(f"mlcycle: --current file '{args.current}' does not exist", file=sys.stderr)
+            print(f"mlcycle: --current '{args.current}' does not exist", file=sys.stderr)
             return 2
         parameters = {"current": str(current)}
     else:
@@ -477,7 +477,8 @@ def parser() -> argparse.ArgumentParser:
     ad.set_defaults(fn=_add_data)
     mo = sub.add_parser("monitor", help="drift and performance of the champion on new data or the prediction log")
     src = mo.add_mutually_exclusive_group(required=True)
-    src.add_argument("--current", metavar="FILE", help="a data file with the columns of data.path (labels optional)")
+    src.add_argument("--current", metavar="PATH", help="a data file with the columns of data.path (labels optional), "
+                     "or a folder of scored rows (`mlcycle score` output, a prediction log)")
     src.add_argument("--from-log", action="store_true", help="the prediction log of `mlcycle serve`")
     mo.add_argument("--days", type=float, help="with --from-log: the last DAYS (default monitor.log_window_days)")
     mo.add_argument("--model-uri", help="the model to monitor (default: the champion)")

@@ -341,6 +341,7 @@ class MonitorParams(Section):
     min_slice_rows: Annotated[int, Field(ge=1)] = 200            # slices smaller than this are not compared
     reference_max_rows: Annotated[int, Field(ge=1000)] = 200_000  # reference rows used at most (seeded sample)
     log_window_days: Annotated[float, Field(gt=0.0)] = 7.0       # --from-log: the last days of the prediction log
+    max_memory_rows: Annotated[int, Field(ge=1)] = 2_000_000  # more scored rows (log, folder): read partition by partition on `compute`
     seed: int = 42
 
 

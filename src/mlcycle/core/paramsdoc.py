@@ -86,6 +86,7 @@ KEYS: dict[str, str] = {
     "monitor.min_rows": "fewer current rows than this: no verdict",
     "monitor.min_slice_rows": "slices (evaluate.slices) with fewer rows are not compared",
     "monitor.psi_threshold": "0.1 moderate, 0.2 large shift",
+    "monitor.max_memory_rows": "scored rows (the prediction log, a `mlcycle score` folder) beyond this many are read partition by partition on the cluster of `compute`, never all at once",
     "monitor.reference_max_rows": "the champion's training rows used at most (seeded sample)",
     "monitor.score_psi_threshold": "drift of the predicted scores (or values)",
     "report.show_code": "true: stage reports show code cells as well as results",

@@ -138,14 +138,19 @@ def _two_by_k(rc: np.ndarray, cc: np.ndarray) -> float:
 
 
 def categorical(ref: pd.Series, cur: pd.Series, max_categories: int = 50) -> dict:
+    c = cur.astype("object").where(cur.notna(), "(null)")
+    return categorical_counts(ref, c.value_counts(), len(cur), int(cur.isna().sum()), max_categories)
+
+
+def categorical_counts(ref: pd.Series, ccounts: pd.Series, n_cur: int, null_cur: int,
+                       max_categories: int = 50) -> dict:
+    """`categorical` with the current side given by its value counts (nulls counted as "(null)")."""
     from scipy.spatial.distance import jensenshannon
 
     r = ref.astype("object").where(ref.notna(), "(null)")
-    c = cur.astype("object").where(cur.notna(), "(null)")
     rcounts = r.value_counts()
-    ccounts = c.value_counts()
     new = [v for v in ccounts.index if v not in rcounts.index]
-    new_share = float(ccounts[new].sum() / len(c)) if len(c) and new else 0.0
+    new_share = float(ccounts[new].sum() / n_cur) if n_cur and new else 0.0
     # the reference's most frequent categories are bins; the rest of the reference and values new in
     # the current data share an "other" bin each
     kept = list(rcounts.index[:max_categories])
@@ -160,7 +165,7 @@ def categorical(ref: pd.Series, cur: pd.Series, max_categories: int = 50) -> dic
            "distance": float(jensenshannon(_shares(rc), _shares(cc), base=2)) if rc.sum() and cc.sum() else np.nan,
            "p_value": _two_by_k(rc, cc), "new_categories": sorted(map(str, new))[:20], "new_share": new_share,
            "null_ref": float(ref.isna().mean()) if len(ref) else 0.0,
-           "null_cur": float(cur.isna().mean()) if len(cur) else 0.0, "mean_ref": np.nan, "mean_cur": np.nan}
+           "null_cur": null_cur / n_cur if n_cur else 0.0, "mean_ref": np.nan, "mean_cur": np.nan}
     return out
 
 
@@ -197,3 +202,134 @@ def score_drift(reference: np.ndarray, current: np.ndarray, bins: int = 10, test
     out = numeric(pd.Series(reference, dtype="float64"), pd.Series(current, dtype="float64"), bins, test_rows, seed)
     return {"psi": out["psi"], "p_value": out["p_value"], "distance": out["distance"],
             "mean_ref": out["mean_ref"], "mean_cur": out["mean_cur"]}
+
+
+# ---------------------------------------------------------------- current data larger than memory
+
+def plan(reference: pd.DataFrame, current_dtypes: pd.Series, columns: list[str], bins: int) -> dict:
+    """How each column is summarised partition by partition: numeric ones by the reference's bin
+    edges, the others by their value counts (the same choice `compare` makes)."""
+    out = {}
+    for col in columns:
+        cur_numeric = pd.api.types.is_numeric_dtype(current_dtypes[col]) and not pd.api.types.is_bool_dtype(
+            current_dtypes[col])
+        if is_numeric(reference[col]) and cur_numeric:
+            rv = pd.to_numeric(reference[col], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+            out[col] = ("numeric", quantile_edges(rv[~np.isnan(rv)], bins))
+        else:
+            out[col] = ("categorical", None)
+    return out
+
+
+def summarise(part: pd.DataFrame, how: dict, fraction: float, seed: int) -> dict:
+    """One partition's summary: per numeric column the bin counts (nulls last), sum, count and a
+    Bernoulli sample of `fraction` of its values (seeded); per other column its value counts."""
+    rng = np.random.default_rng(seed)
+    out = {"rows": len(part)}
+    for col, (kind, edges) in how.items():
+        if kind == "numeric":
+            v = pd.to_numeric(part[col], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+            nulls = np.isnan(v)
+            vv = v[~nulls]
+            counts = np.append(np.bincount(np.searchsorted(edges, vv, side="right"), minlength=len(edges) + 1),
+                               nulls.sum())
+            take = vv if fraction >= 1 else vv[rng.random(vv.size) < fraction]
+            out[col] = {"counts": counts, "sum": float(vv.sum()), "n": int(vv.size), "sample": take}
+        else:
+            s = part[col].astype("object").where(part[col].notna(), "(null)")
+            out[col] = {"counts": s.value_counts(), "nulls": int(part[col].isna().sum())}
+    return out
+
+
+def merge(a: dict, b: dict) -> dict:
+    """Two partition summaries as one."""
+    out = {"rows": a["rows"] + b["rows"]}
+    for col, x in a.items():
+        if col == "rows":
+            continue
+        y = b[col]
+        if "sample" in x:
+            out[col] = {"counts": x["counts"] + y["counts"], "sum": x["sum"] + y["sum"], "n": x["n"] + y["n"],
+                        "sample": np.concatenate([x["sample"], y["sample"]])}
+        else:
+            out[col] = {"counts": x["counts"].add(y["counts"], fill_value=0), "nulls": x["nulls"] + y["nulls"]}
+    return out
+
+
+def numeric_from_summary(ref: pd.Series, edges: np.ndarray, s: dict, rows: int, test_rows: int, seed: int) -> dict:
+    """`numeric`'s statistics with the current side given by its summary: the counts, nulls and
+    mean of every row; the test and the distance on at most `test_rows` sampled values."""
+    r = pd.to_numeric(ref, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    rn = np.isnan(r)
+    rv = r[~rn]
+    rc = np.append(np.bincount(np.searchsorted(edges, rv, side="right"), minlength=len(edges) + 1), rn.sum())
+    cc = s["counts"]
+    c_null = int(cc[-1])
+    out = {"kind": "numeric", "psi": psi(_shares(rc), _shares(cc)), "distance": np.nan, "p_value": np.nan,
+           "new_categories": [], "new_share": 0.0, "null_ref": float(rn.mean()) if r.size else 0.0,
+           "null_cur": c_null / rows if rows else 0.0, "mean_ref": float(rv.mean()) if rv.size else np.nan,
+           "mean_cur": s["sum"] / s["n"] if s["n"] else np.nan}
+    cv = s["sample"]
+    if rv.size and cv.size:
+        sd = rv.std()
+        m = min(test_rows, rv.size, cv.size)
+        rs, cs = np.sort(_sample(rv, m, seed)), np.sort(_sample(cv, m, seed + 1))
+        w = float(np.abs(rs - cs).mean())
+        out["distance"] = w / sd if sd > 0 else float(w > 0)
+        out["p_value"] = ks_pvalue(rs, cs)
+        if rn.any() or c_null:
+            out["p_value"] = min(out["p_value"], _two_by_k(np.array([rn.sum(), (~rn).sum()]),
+                                                           np.array([c_null, rows - c_null])))
+    return out
+
+
+def compare_partitions(reference: pd.DataFrame, current, columns: list[str], *, psi_threshold: float = 0.2,
+                       alpha: float = 0.01, bins: int = 10, max_categories: int = 50, test_rows: int = 200_000,
+                       seed: int = 0, score_column: str | None = None,
+                       rows: int | None = None) -> tuple[Drift, dict | None]:
+    """`compare` for a current table larger than memory: `current` is a dask DataFrame, summarised
+    partition by partition (memory holds one partition and the summaries: bin counts, value counts
+    and a sample of at most about `test_rows` values per numeric column). PSI, null shares, means
+    and new categories use every row, as in memory; the test and the distance of a numeric column
+    use the sample, as `compare` does past `test_rows`. With `score_column`, also `score_drift` of
+    that column against `reference[score_column]`. Runs on dask's current scheduler (a cluster's
+    client when one is active). `rows`: the current row count when known (else counted first)."""
+    import dask
+
+    missing = [c for c in [*columns, *([score_column] if score_column else [])]
+               if c not in current.columns or c not in reference.columns]
+    if missing:
+        raise KeyError(f"columns {missing} are not in both tables; current has {sorted(map(str, current.columns))}")
+    wanted = [*columns, *([score_column] if score_column else [])]
+    how = plan(reference, current.dtypes, wanted, bins)
+    if score_column:
+        how[score_column] = ("numeric", quantile_edges(
+            reference[score_column].dropna().to_numpy(dtype=np.float64), bins))
+    n_rows = int(current.map_partitions(len).sum().compute()) if rows is None else rows
+    fraction = min(1.0, 1.5 * test_rows / n_rows) if n_rows else 1.0  # a margin: each sample is cut to test_rows
+    parts = current[wanted].to_delayed()
+    summaries = [dask.delayed(summarise)(p, how, fraction, seed + 7919 * (i + 1)) for i, p in enumerate(parts)]
+    while len(summaries) > 1:  # a tree of merges: the driver never holds every partition's summary at once
+        summaries = [dask.delayed(merge)(*summaries[i:i + 2]) if i + 1 < len(summaries) else summaries[i]
+                     for i in range(0, len(summaries), 2)]
+    total = summaries[0].compute() if summaries else {"rows": 0}
+    rows = []
+    for i, col in enumerate(columns):
+        kind, edges = how[col]
+        stats_ = (numeric_from_summary(reference[col], edges, total[col], n_rows, test_rows, seed + 2 * i)
+                  if kind == "numeric" else categorical_counts(reference[col], total[col]["counts"], n_rows,
+                                                               total[col]["nulls"], max_categories))
+        rows.append({"column": col, **stats_})
+    table = pd.DataFrame(rows, columns=["column", "kind", "psi", "distance", "p_value", "new_categories",
+                                        "new_share", "null_ref", "null_cur", "mean_ref", "mean_cur"])
+    limit = alpha / max(len(columns), 1)
+    table["drifted"] = (table["psi"] >= psi_threshold) & (table["p_value"].fillna(1.0) < limit)
+    table = table.sort_values("psi", ascending=False, kind="stable").reset_index(drop=True)
+    drift = Drift(table, alpha, psi_threshold, len(reference), n_rows,
+                  notes=[f"current data read partition by partition ({current.npartitions} partitions, {n_rows:,} rows)"])
+    scored = None
+    if score_column:
+        out = numeric_from_summary(reference[score_column], how[score_column][1], total[score_column], n_rows,
+                                   test_rows, seed)
+        scored = {k: out[k] for k in ("psi", "p_value", "distance", "mean_ref", "mean_cur")}
+    return drift, scored

@@ -118,6 +118,14 @@ class Current:
     scores: np.ndarray | None = None  # from the prediction log
     period: tuple[str, str] | None = None  # first and last time stamp
     notes: list[str] = field(default_factory=list)
+    rows: int | None = None  # set when `frame` is a dask DataFrame (read partition by partition)
+
+    @property
+    def partitioned(self) -> bool:
+        return self.rows is not None
+
+    def __len__(self) -> int:
+        return self.rows if self.rows is not None else len(self.frame)
 
 
 def from_file(root: Path, params: Params, file: str | Path) -> Current:
@@ -149,30 +157,71 @@ def from_log(root: Path, params: Params, days: float | None = None, now: dt.date
     days = days or params.monitor.log_window_days
     log_dir = Path(params.serve.log_dir)
     log_dir = log_dir if log_dir.is_absolute() else root / log_dir
-    df = predlog.read(log_dir)
-    if df.empty:
+    files = predlog.parts(log_dir)
+    if not files:
         raise MonitorError(f"the prediction log {params.serve.log_dir} is empty: serve the model "
                            "(`mlcycle serve`) and send predictions first, or monitor a file with --current")
-    ts = pd.to_datetime(df["ts"], utc=True)
-    now = pd.Timestamp(now or dt.datetime.now(dt.UTC))
-    keep = ts >= now - pd.Timedelta(days=days)
-    df = df.loc[keep].reset_index(drop=True)
-    if df.empty:
+    cur = from_parts(files, params, pd.Timestamp(now or dt.datetime.now(dt.UTC)) - pd.Timedelta(days=days))
+    if not len(cur):
         raise MonitorError(f"no predictions in the last {days:g} days of {params.serve.log_dir}; "
                            "widen --days or monitor.log_window_days")
-    period = (str(ts[keep].min()), str(ts[keep].max()))
-    versions = sorted(df["model_version"].astype(str).unique())
-    return Current(f"prediction log, last {days:g} days", df, False,
-                   df["score"].to_numpy(dtype=np.float64, na_value=np.nan), period,
-                   [f"rows scored by model versions {versions}"])
+    cur.source = f"prediction log, last {days:g} days"
+    return cur
+
+
+def from_folder(params: Params, folder: Path) -> Current:
+    """A folder of scored rows with the prediction log's columns (`mlcycle score` output, or a copy
+    of a prediction log): every row, unlabelled."""
+    files = predlog.parts(folder)
+    if not files:
+        raise MonitorError(f"--current {folder.name}: no part-*.parquet files (a folder `mlcycle score` wrote, "
+                           "or a prediction log); for a data file with the columns of data.path give the file")
+    cur = from_parts(files, params)
+    cur.source = f"scored rows in {folder.name}/"
+    return cur
+
+
+def from_parts(files: list[Path], params: Params, since: pd.Timestamp | None = None) -> Current:
+    """Rows with the prediction log's columns (inputs, `score`, `model_version`, `ts`) from Parquet
+    parts, those from `since` on: in memory up to monitor.max_memory_rows rows (by the files'
+    metadata), else as a dask DataFrame that the verdict reads partition by partition."""
+    import pyarrow.parquet as pq
+
+    total = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+    if total <= params.monitor.max_memory_rows:
+        df = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+        ts = pd.to_datetime(df["ts"], utc=True)
+        keep = ts >= since if since is not None else pd.Series(True, index=df.index)
+        df = df.loc[keep].reset_index(drop=True)
+        period = (str(ts[keep].min()), str(ts[keep].max())) if len(df) else None
+        versions = sorted(df["model_version"].astype(str).unique())
+        return Current("", df, False, df["score"].to_numpy(dtype=np.float64, na_value=np.nan), period,
+                       [f"rows scored by model versions {versions}"])
+    import dask
+    import dask.dataframe as dd
+
+    ddf = dd.read_parquet([str(f) for f in files])
+    if since is not None:
+        ddf = ddf[dd.to_datetime(ddf["ts"], utc=True) >= since]
+    ts = dd.to_datetime(ddf["ts"], utc=True)
+    rows, first, last, versions = dask.compute(ddf.map_partitions(len).sum(), ts.min(), ts.max(),
+                                               ddf["model_version"].astype(str).unique())
+    return Current("", ddf, False, None, (str(first), str(last)) if rows else None,
+                   [f"rows scored by model versions {sorted(versions)}",
+                    f"{int(rows):,} rows (more than monitor.max_memory_rows {params.monitor.max_memory_rows:,}) "
+                    f"read partition by partition from {len(files)} file(s) on the cluster of `compute`"],
+                   rows=int(rows))
 
 
 # ---------------------------------------------------------------- the verdict
 
-def metric_of(spec: FeatureSpec, served, y: pd.Series, scores) -> dict:
-
+def metric_of(spec: FeatureSpec, served, y: pd.Series, scores, X: pd.DataFrame | None = None) -> dict:
+    """The served model's metrics on labelled rows; given their inputs X, a routed model's
+    decisions use each row's own threshold (`scoring.thresholds`)."""
     yy = train.encode_label(y, spec)
     threshold = (served.meta or {}).get("threshold")
+    if X is not None:
+        threshold = scoring.thresholds(served.model, X, threshold)
     if spec.task == "classification" and len(np.unique(yy)) < 2:
         return {}
     return evaluate.metrics_for(spec.task, yy, scores, threshold, 10)
@@ -214,16 +263,20 @@ def assess(params: Params, served, ref: Reference, cur: Current) -> dict:
     verdict: dict = {
         "model": {"name": served.info.get("name"), "version": served.version, "uri": served.info.get("uri"),
                   "data_md5": ref.data_md5, "run_id": served.info.get("run_id")},
-        "current": {"source": cur.source, "rows": len(cur.frame), "labelled": cur.labelled,
+        "current": {"source": cur.source, "rows": len(cur), "labelled": cur.labelled,
                     "period": list(cur.period) if cur.period else None, "notes": cur.notes},
         "reference": {"rows": len(ref.train), "holdout_rows": len(ref.test), "data_md5": ref.data_md5},
         "policy": {**mp.model_dump(), "trigger": params.retrain.trigger},
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
-    if len(cur.frame) < mp.min_rows:
+    if len(cur) < mp.min_rows:
         verdict.update(status="insufficient", retrain=False, reasons=[
-            f"{len(cur.frame)} current rows, fewer than monitor.min_rows {mp.min_rows}: no verdict"])
+            f"{len(cur)} current rows, fewer than monitor.min_rows {mp.min_rows}: no verdict"])
         return verdict
+    if cur.partitioned:
+        d, sd = partitioned_drift(params, served, ref, cur)
+        verdict.update(drift=d.to_dict(), score_drift=sd, performance=None)
+        return conclude(verdict, params, d, sd, None, feats)
     ref_X, cur_X = ref.train[spec.inputs], cur.frame[spec.inputs]
     d = drift_mod.compare(derived(spec, ref_X), derived(spec, cur_X), feats, psi_threshold=mp.psi_threshold,
                           alpha=mp.alpha, bins=mp.bins, seed=mp.seed)
@@ -236,8 +289,8 @@ def assess(params: Params, served, ref: Reference, cur: Current) -> dict:
     perf = None
     if cur.labelled:
         ref_test_scores = scores_of(served, ref.test[spec.inputs])
-        at_training = metric_of(spec, served, ref.test[LABEL], ref_test_scores)
-        now = metric_of(spec, served, cur.frame[LABEL], cur_scores)
+        at_training = metric_of(spec, served, ref.test[LABEL], ref_test_scores, ref.test[spec.inputs])
+        now = metric_of(spec, served, cur.frame[LABEL], cur_scores, cur_X)
         name = primary(spec, params, {**at_training, **now}) if at_training and now else None
         if name and name in at_training and name in now:
             lower = name in scoring.LOWER_IS_BETTER
@@ -246,6 +299,36 @@ def assess(params: Params, served, ref: Reference, cur: Current) -> dict:
                     "decayed": bool(-change > mp.max_metric_drop), "all_at_training": at_training, "all_now": now,
                     "slices": slices(params, served, spec, ref, cur, name, cur_scores, ref_test_scores)}
     verdict["performance"] = perf
+    return conclude(verdict, params, d, sd, perf, feats)
+
+
+def partitioned_drift(params: Params, served, ref: Reference, cur: Current) -> tuple:
+    """Drift and score drift of current rows held as a dask DataFrame (`from_parts`), read partition
+    by partition on the cluster of params `compute` (`drift.compare_partitions`): the scores are the
+    rows' own `score` column (what the model answered), the reference's are the served model's."""
+    from mlcycle.core import compute
+
+    mp, spec = params.monitor, ref.spec
+    ref_X = ref.train[spec.inputs]
+    reference = derived(spec, ref_X).assign(score=_top(scores_of(served, ref_X)))
+
+    def features_and_score(part: pd.DataFrame) -> pd.DataFrame:
+        return derived(spec, part[spec.inputs]).assign(
+            score=pd.to_numeric(part["score"], errors="coerce").astype("float64").to_numpy())
+
+    current = cur.frame.map_partitions(features_and_score, meta=features_and_score(cur.frame._meta))
+    with compute.cluster(params.compute) as dc:
+        record.tags(compute.describe(dc))
+        d, sd = drift_mod.compare_partitions(reference, current, spec.features, psi_threshold=mp.psi_threshold,
+                                             alpha=mp.alpha, bins=mp.bins, seed=mp.seed, score_column="score",
+                                             rows=cur.rows)
+    sd["drifted"] = bool(sd["psi"] >= mp.score_psi_threshold and sd["p_value"] < mp.alpha)
+    return d, sd
+
+
+def conclude(verdict: dict, params: Params, d, sd: dict, perf: dict | None, feats: list[str]) -> dict:
+    """The verdict's status, reasons and retrain decision from the drift, score drift and performance."""
+    mp = params.monitor
     reasons = []
     data_drift = d.share >= mp.drift_share
     if data_drift:
@@ -283,8 +366,8 @@ def slices(params: Params, served, spec: FeatureSpec, ref: Reference, cur: Curre
             m_ref = (ref.test[col].astype("str") == g).to_numpy()
             if n < params.monitor.min_slice_rows or m_ref.sum() < params.monitor.min_slice_rows:
                 continue
-            now = metric_of(spec, served, cur.frame[LABEL][m_cur], cur_scores[m_cur])
-            then = metric_of(spec, served, ref.test[LABEL][m_ref], ref_scores[m_ref])
+            now = metric_of(spec, served, cur.frame[LABEL][m_cur], cur_scores[m_cur], cur.frame[spec.inputs][m_cur])
+            then = metric_of(spec, served, ref.test[LABEL][m_ref], ref_scores[m_ref], ref.test[spec.inputs][m_ref])
             if metric in now and metric in then:
                 change = (now[metric] - then[metric]) * (-1 if metric in scoring.LOWER_IS_BETTER else 1)
                 out.append({"column": col, "group": g, "rows": int(n), "at_training": then[metric],
@@ -312,7 +395,10 @@ def check(root: Path, params: Params, current: str | None = None, days: float | 
         raise MonitorError((alias and unresolved_message(client, name, uri, command="monitor"))
                            or str(exc).replace("serve: ", "monitor: ")) from None
     ref = reference(root, params, served, params.monitor.reference_max_rows, params.monitor.seed)
-    cur = from_file(root, params, current) if current else from_log(root, params, days, now)
+    if current and Path(current).is_dir():
+        cur = from_folder(params, Path(current))
+    else:
+        cur = from_file(root, params, current) if current else from_log(root, params, days, now)
     return assess(params, served, ref, cur)
 
 

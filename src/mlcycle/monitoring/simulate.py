@@ -145,7 +145,7 @@ def periods_of(work: Path, source: str, params: Params, train_periods: int, peri
 def score_period(spec, params: Params, served, cur: monitor.Current) -> tuple[float | None, str]:
     """The metric of `served` on a period it has not seen, through the serving code."""
     X = cur.frame[spec.inputs]
-    m = monitor.metric_of(spec, served, cur.frame[monitor.LABEL], monitor.scores_of(served, X))
+    m = monitor.metric_of(spec, served, cur.frame[monitor.LABEL], monitor.scores_of(served, X), X)
     name = monitor.primary(spec, params, m)
     return (m.get(name) if name else None), name or "-"
 

@@ -350,9 +350,14 @@ def make_private_dir(path: Path) -> None:
         os.chmod(path, 0o700)  # mkdir's mode is reduced by the umask
 
 
+def parts(log_dir: Path) -> list[Path]:
+    """The prediction log's part files, oldest first."""
+    return sorted(Path(log_dir).glob("part-*.parquet"))
+
+
 def read(log_dir: Path) -> pd.DataFrame:
     """Every row of the prediction log (all parts), oldest part first."""
-    parts = sorted(Path(log_dir).glob("part-*.parquet"))
-    if not parts:
+    files = parts(log_dir)
+    if not files:
         return pd.DataFrame()
-    return pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+    return pd.concat([pd.read_parquet(p) for p in files], ignore_index=True)

@@ -145,7 +145,9 @@ def fit(train: tuple[pd.DataFrame, pd.Series], valid: tuple[pd.DataFrame, pd.Ser
             record.tags(found.cluster)
             # the largest segments first, so the last task to start is a short one
             jobs.sort(key=lambda j: -len(j[1][0]))
-            futures = [dc.submit(_fit_one, key, tr, va, spec, params, gv, pure=False) for key, tr, va, gv in jobs]
+            # each segment's rows go to the cluster once, as data, not inside the task graph
+            futures = [dc.submit(_fit_one, key, *dc.scatter([tr, va]), spec, params, gv, pure=False)
+                       for key, tr, va, gv in jobs]
             for result, seg in dc.gather(futures):
                 found.items.append(seg)
                 if result is not None:
