@@ -7,6 +7,10 @@
    (the benchmark checks they choose the same values). Medians of `BENCH_REPEATS` (default 2).
 2. Batch scoring: `mlcycle score` (partitions on the local cluster) against one pandas process
    that reads every file into one frame, calls the same model on it and writes the result.
+3. Monitoring the scored rows: `mlcycle monitor --current` on the 10x output of `mlcycle score`,
+   read partition by partition on the local cluster (more rows than `monitor.max_memory_rows`)
+   against the same command reading them into memory (the limit raised past the rows): wall time,
+   peak memory, and whether both verdicts agree (`--no-monitor` skips it).
 
 The input is the workspace's own processed rows (train, validation and holdout inputs of the
 champion, about 336,000 flights) repeated `--scale` times, as Parquet files of one copy each (10x:
@@ -138,6 +142,8 @@ def main() -> int:
     ap.add_argument("--scale", type=int, default=10)
     ap.add_argument("--memory-scale", type=int, default=30)
     ap.add_argument("--search", action=argparse.BooleanOptionalAction, default=True, help="--no-search: scoring only")
+    ap.add_argument("--monitor", action=argparse.BooleanOptionalAction, default=True,
+                    help="--no-monitor: skip monitoring the scored rows")
     args = ap.parse_args()
     model, task = champion()
     n_runs = repeats(2)
@@ -158,6 +164,7 @@ def main() -> int:
                 m.pop("output")
                 runs[kind].append(m)
                 print(f"run {r + 1} {kind:<8} {rows:,} rows: {m['seconds']:.1f} s, peak {m['peak_mb']:.0f} MB", flush=True)
+        monitored = monitor_bench(tmp / "out-mlcycle-0", tmp) if args.monitor else None
         big = tmp / "big"
         big_rows = inputs(big, args.memory_scale)
         m = measure([sys.executable, "-m", "mlcycle", "score", "--input", str(big), "--output", str(tmp / "out-big"),
@@ -168,7 +175,7 @@ def main() -> int:
            for k, v in runs.items()}
     for v in med.values():
         v["rows_per_s"] = rows / v["seconds"]
-    result = {"search": searched, "model": model, "rows": rows, "scale": args.scale, "runs": runs, "median": med,
+    result = {"search": searched, "monitor": monitored, "model": model, "rows": rows, "scale": args.scale, "runs": runs, "median": med,
               "throughput_ratio": round(med["mlcycle"]["rows_per_s"] / med["baseline"]["rows_per_s"], 3),
               "peak_memory_ratio": round(med["mlcycle"]["peak_mb"] / med["baseline"]["peak_mb"], 3),
               "memory_scale": args.memory_scale, "memory_scale_rows": big_rows, "memory_scale_run": m,
@@ -181,6 +188,37 @@ def main() -> int:
     print(result["markdown"])
     print(save("dask", result))
     return 0
+
+
+def monitor_bench(scored: Path, tmp: Path) -> dict:
+    """`mlcycle monitor --current` on a scored folder: partition by partition against in memory."""
+    import json
+
+    import yaml
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["monitor"]["max_memory_rows"] = 10 ** 9
+    in_memory = ROOT / ".bench-monitor-in-memory.yaml"  # --params is relative to the workspace
+    in_memory.write_text(yaml.safe_dump(params, sort_keys=False))
+    out, verdicts = {}, {}
+    try:
+        for kind, extra in (("partitions", []), ("in_memory", ["--params", in_memory.name])):
+            m = measure([sys.executable, "-m", "mlcycle", *extra, "monitor", "--current", str(scored)], ROOT)
+            m.pop("output")
+            verdicts[kind] = json.loads((ROOT / "reports/monitor/verdict.json").read_text())
+            out[kind] = m
+            print(f"monitor {kind:<10} {verdicts[kind]['current']['rows']:,} rows: {m['seconds']:.1f} s, "
+                  f"peak {m['peak_mb']:.0f} MB", flush=True)
+    finally:
+        in_memory.unlink(missing_ok=True)
+    a, b = verdicts["partitions"]["drift"]["columns"], verdicts["in_memory"]["drift"]["columns"]
+    psi_gap = max(abs(x["psi"] - y["psi"]) for x, y in zip(sorted(a, key=lambda c: c["column"]),
+                                                            sorted(b, key=lambda c: c["column"]), strict=True))
+    return {**out, "rows": verdicts["partitions"]["current"]["rows"], "max_psi_difference": psi_gap,
+            "same_status": verdicts["partitions"]["status"] == verdicts["in_memory"]["status"],
+            "same_drifted": verdicts["partitions"]["drift"]["drifted"] == verdicts["in_memory"]["drift"]["drifted"],
+            "peak_memory_ratio": round(out["partitions"]["peak_mb"] / out["in_memory"]["peak_mb"], 3),
+            "time_ratio": round(out["partitions"]["seconds"] / out["in_memory"]["seconds"], 3)}
 
 
 def markdown(r: dict) -> str:
@@ -196,6 +234,15 @@ def markdown(r: dict) -> str:
         f"| dask (local cluster, one worker per core) | {sr['median_seconds']['dask']:.1f} |", "",
         f"Speed-up **{sr['speedup']}x** (aim at least {TARGETS['search_speedup']}x: "
         f"{'met' if t['search_met'] else 'not met'}); the same values chosen: {sr['same_choice']}.", ""]
+    mo = r.get("monitor")
+    tail = [] if not mo else [
+        "", "## Monitoring the scored rows: partition by partition against in memory", "",
+        f"`mlcycle monitor --current` on the {mo['rows']:,} rows `mlcycle score` wrote; one run each.", "",
+        "| reading | seconds | peak memory MB |", "|---|---|---|",
+        f"| partition by partition (local cluster) | {mo['partitions']['seconds']:.1f} | {mo['partitions']['peak_mb']:,.0f} |",
+        f"| in memory | {mo['in_memory']['seconds']:.1f} | {mo['in_memory']['peak_mb']:,.0f} |", "",
+        f"Peak memory ratio **{mo['peak_memory_ratio']}x**, time ratio {mo['time_ratio']}x; the same verdict: "
+        f"{mo['same_status'] and mo['same_drifted']} (largest PSI difference {mo['max_psi_difference']:.2g})."]
     return "\n".join([*head,
         "## Batch scoring: `mlcycle score` against one pandas process", "",
         f"{r['rows']:,} rows ({r['scale']}x the workspace's processed rows) in {r['scale']} Parquet files, the champion "
@@ -209,7 +256,7 @@ def markdown(r: dict) -> str:
         f"{'met' if t['throughput_met'] else 'not met'}); peak memory ratio **{r['peak_memory_ratio']}x** (aim at most "
         f"{TARGETS['peak_memory_ratio']}x: {'met' if t['memory_met'] else 'not met'}); peak memory at {r['memory_scale']}x "
         f"against {r['scale']}x: **{100 * r['memory_growth']:+.1f}%** (aim within {100 * TARGETS['memory_growth']:.0f}%: "
-        f"{'met' if t['growth_met'] else 'not met'})."])
+        f"{'met' if t['growth_met'] else 'not met'}).", *tail])
 
 
 if __name__ == "__main__":
