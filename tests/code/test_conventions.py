@@ -56,6 +56,8 @@ def test_notebook_shape(stage, name):
             tree = ast.parse("".join(c["source"]))
             assert not [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.ClassDef)], \
                 "functions and classes belong in src/mlcycle"
+    ids = [c.get("id") for c in cs]
+    assert all(ids) and len(set(ids)) == len(ids), "every cell has its own id (nbformat 4.5; nbformat warns otherwise)"
     first = "".join(cs[0]["source"])
     assert module(stage) in first, f"the first cell of {name} must name the stage's module {module(stage)}"
 
