@@ -77,3 +77,7 @@ class ClientError(Exception):
 
 class LogFull(Exception):
     """The writer is too far behind (or cannot write): the rows could not be queued in time."""
+
+
+class TrackingError(MlcycleError):
+    """The tracking store or server cannot be reached or refuses the credentials."""
