@@ -119,7 +119,9 @@ def migrate(src_uri: str, dst_uri: str, audit_file: Path, experiment: str) -> li
 
 def push_cache(root: Path, remote: str | None) -> str:
     """`dvc push` of the workspace's tracked data to `remote` (the default remote when None)."""
-    cmd = ["dvc", "push", *(["-r", remote] if remote else [])]
+    from mlcycle.runtime.team import dvc_bin
+
+    cmd = [dvc_bin(), "push", *(["-r", remote] if remote else [])]
     proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
     if proc.returncode != 0:
         raise MigrateError(f"migrate: `{' '.join(cmd)}` failed: {(proc.stderr or proc.stdout).strip()[-600:]}")

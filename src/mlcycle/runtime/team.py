@@ -180,14 +180,19 @@ def start_s3(root: Path, state: dict) -> None:
     endpoint = f"http://127.0.0.1:{port}"
     state["s3"] = {"pid": proc.pid, "port": port, "endpoint": endpoint, "bucket": BUCKET}
     wait_http(f"{endpoint}/moto-api/", proc, "the S3 endpoint (moto_server)", log)
-    import boto3
+    s3_client(endpoint).create_bucket(Bucket=BUCKET)
 
-    for k, v in S3_ENV.items():
-        os.environ.setdefault(k, v)
+
+def s3_client(endpoint: str):
+    """A boto3 S3 client on the stack's endpoint (checksums only when required, as in S3_ENV)."""
+    import boto3
+    from botocore.config import Config
+
     e = s3_env(endpoint)
-    s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=e["AWS_ACCESS_KEY_ID"],
-                      aws_secret_access_key=e["AWS_SECRET_ACCESS_KEY"], region_name=e["AWS_DEFAULT_REGION"])
-    s3.create_bucket(Bucket=BUCKET)
+    return boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=e["AWS_ACCESS_KEY_ID"],
+                        aws_secret_access_key=e["AWS_SECRET_ACCESS_KEY"], region_name=e["AWS_DEFAULT_REGION"],
+                        config=Config(request_checksum_calculation="when_required",
+                                      response_checksum_validation="when_required"))
 
 
 def start_mlflow(root: Path, state: dict) -> None:
@@ -223,13 +228,19 @@ def write_env(root: Path, state: dict) -> Path:
     return f
 
 
+def dvc_bin() -> str:
+    """This interpreter's `dvc` (the workspace's .venv), else the one on PATH."""
+    own = Path(sys.executable).parent / "dvc"
+    return str(own) if own.exists() else "dvc"
+
+
 def add_dvc_remote(root: Path, state: dict) -> None:
     """The DVC remote `team` on the stack's bucket, in `.dvc/config.local` (the port changes each time)."""
     if not (Path(root) / ".dvc").is_dir():
         return
     url = f"s3://{BUCKET}/dvc"
-    for cmd in (["dvc", "remote", "add", "--local", "--force", "--default", REMOTE, url],
-                ["dvc", "remote", "modify", "--local", REMOTE, "endpointurl", state["s3"]["endpoint"]]):
+    for cmd in ([dvc_bin(), "remote", "add", "--local", "--force", "--default", REMOTE, url],
+                [dvc_bin(), "remote", "modify", "--local", REMOTE, "endpointurl", state["s3"]["endpoint"]]):
         proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
         if proc.returncode != 0:
             raise TeamError(f"team: `{' '.join(cmd)}` failed: {proc.stderr.strip()[-400:]}")
@@ -237,7 +248,7 @@ def add_dvc_remote(root: Path, state: dict) -> None:
 
 def remove_dvc_remote(root: Path) -> None:
     if (Path(root) / ".dvc").is_dir():
-        subprocess.run(["dvc", "remote", "remove", "--local", REMOTE], cwd=root, capture_output=True)
+        subprocess.run([dvc_bin(), "remote", "remove", "--local", REMOTE], cwd=root, capture_output=True)
 
 
 def read_state(root: Path) -> dict | None:
