@@ -47,6 +47,11 @@ def shared(client) -> bool:
         import mlflow
 
         uri = mlflow.get_registry_uri() or ""
+    return shared_uri(uri)
+
+
+def shared_uri(uri: str) -> bool:
+    """Every registry URI but a local store's (`sqlite:`, `file:`, a path) is a shared one."""
     return not uri.startswith(("sqlite:", "file:", "/")) and "://" in uri
 
 

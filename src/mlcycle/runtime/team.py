@@ -275,6 +275,8 @@ def up(root: Path) -> dict:
     current = read_state(root)
     if current and status(root)["running"]:
         raise TeamError(f"team: the stack runs already ({current['mlflow']['url']}); `mlcycle team down` first")
+    if current:  # a stack that half died: stop what is left of it first
+        down(root)
     d = team_dir(root)
     d.mkdir(exist_ok=True)
     d.chmod(0o711)  # PostgreSQL's user passes through to .team/pg (0700, its own); files here are 0600
