@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from mlcycle.core.errors import TeamError
 from mlcycle.runtime import team
 from tests.conftest import SAMPLE, env, make_workspace, mlflow_client, run
 
@@ -26,7 +27,7 @@ def have_postgres() -> bool:
     try:
         team.pg_bin("initdb")
         return True
-    except team.TeamError:
+    except TeamError:
         return False
 
 

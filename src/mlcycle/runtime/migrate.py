@@ -18,12 +18,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from mlcycle.core.errors import MlcycleError
+from mlcycle.core.errors import MigrateError
 from mlcycle.lifecycle import audit
-
-
-class MigrateError(MlcycleError):
-    """The migration cannot run (the server already holds the model, a copy failed)."""
 
 
 def copy_run(src, dst, run_id: str, experiment: str, src_uri: str) -> tuple[str, str, str]:

@@ -32,7 +32,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from mlcycle.core.errors import MlcycleError
+from mlcycle.core.errors import TeamError
 from mlcycle.lifecycle.experiments import free_port
 
 TEAM_DIR = ".team"
@@ -43,10 +43,6 @@ RUN_AS = "postgres"  # the unprivileged system user PostgreSQL runs as when the 
 REMOTE = "team"  # the DVC remote's name
 # boto3 >= 1.36 computes and checks CRC checksums that S3-compatible servers may not support
 S3_ENV = {"AWS_REQUEST_CHECKSUM_CALCULATION": "when_required", "AWS_RESPONSE_CHECKSUM_VALIDATION": "when_required"}
-
-
-class TeamError(MlcycleError):
-    """The team stack cannot start or stop."""
 
 
 def team_dir(root: Path) -> Path:
