@@ -161,11 +161,11 @@ def start_postgres(root: Path, state: dict) -> None:
 
 
 def s3_env(endpoint: str) -> dict[str, str]:
-    """What boto3 (MLflow's artifact store, DVC's s3fs) needs for the stack's S3 endpoint."""
-    return {"MLFLOW_S3_ENDPOINT_URL": endpoint, **S3_ENV,
-            "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "mlcycle"),
-            "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "mlcycle"),
-            "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1")}
+    """What boto3 (MLflow's artifact store, DVC's s3fs) needs for the stack's S3 endpoint. The local
+    endpoint accepts any key: fixed ones, so that no real AWS credential of the caller's
+    environment is ever written to `.team/env` or sent to it."""
+    return {"MLFLOW_S3_ENDPOINT_URL": endpoint, **S3_ENV, "AWS_ACCESS_KEY_ID": "mlcycle-local",
+            "AWS_SECRET_ACCESS_KEY": "mlcycle-local", "AWS_DEFAULT_REGION": "us-east-1"}
 
 
 def start_s3(root: Path, state: dict) -> None:
