@@ -300,14 +300,26 @@ def stop_pid(pid: int | None, timeout: float = 30) -> None:
     except ProcessLookupError:
         return
     deadline = time.monotonic() + timeout
-    while alive(pid) and time.monotonic() < deadline:
+    while (alive(pid) or group_alive(pid)) and time.monotonic() < deadline:  # the server's workers too
         try:
             os.waitpid(pid, os.WNOHANG)
         except ChildProcessError:
             pass
         time.sleep(0.2)
-    if alive(pid):
+    if alive(pid) or group_alive(pid):
         os.killpg(pid, signal.SIGKILL)
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether a live (not zombie) process of process group `pgid` is left."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
 
 
 def down(root: Path) -> bool:
