@@ -10,6 +10,8 @@ export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 export MPLBACKEND := Agg
 PYTEST_ARGS ?=
+# while the local team stack runs (`make team-up`), its MLFLOW_TRACKING_URI and S3 settings apply
+-include .team/env
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,7 +20,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m ipykernel install --sys-prefix --name mlcycle --display-name "Python (mlcycle)" >/dev/null
 	@touch $@
 
-.PHONY: help setup repro test test-fast bench lab ui models metrics plots stages check lint clean serve monitor simulate
+.PHONY: help setup repro test test-fast bench lab ui models metrics plots stages check lint clean serve monitor simulate team-up team-down team-status
 
 setup: $(STAMP) ## create .venv, install the project (editable) and its Jupyter kernel, prepare DVC
 	@test -d .dvc || dvc init --quiet $$(git rev-parse --git-dir >/dev/null 2>&1 || echo --no-scm)
@@ -76,5 +78,14 @@ monitor: setup ## drift and performance of the champion on the prediction log (M
 simulate: setup ## month-by-month replay of the flights data through monitor/retrain/gate -> reports/simulation.html (SIM_ARGS="--months 3")
 	mlcycle simulate $(SIM_ARGS)
 
+team-up: setup ## start the local team stack (PostgreSQL, S3 endpoint, mlflow server on 127.0.0.1); make repro then records there
+	mlcycle team up
+
+team-down: setup ## stop the local team stack (the S3 endpoint keeps objects in memory: they are gone)
+	mlcycle team down
+
+team-status: setup ## which services of the local team stack run
+	mlcycle team status
+
 help: ## list the targets
-	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(firstword $(MAKEFILE_LIST)) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'

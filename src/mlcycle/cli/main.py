@@ -186,7 +186,7 @@ def _audit(args) -> int:
     from mlcycle.lifecycle import audit
 
     client, name, audit_file = _registry(args)
-    entries = audit.read(audit_file, name)
+    entries = audit.read(audit_file, name, client)
     if getattr(args, "verify", False):
         return _verify_audit(client, name, entries)
     for e in entries:
@@ -207,6 +207,52 @@ def _verify_audit(client, name: str, entries: list[dict]) -> int:
         print(f"mlcycle: audit chain of '{name}' is broken:\n  " + "\n  ".join(breaks), file=sys.stderr)
         return 1
     print(f"{name}: audit chain verified ({len(moves)} moves, champion v{champ.version if champ else None})")
+    return 0
+
+
+def _team(args) -> int:
+    """`mlcycle team up|down|status|migrate`: the local team stack (runtime/team.py)."""
+    from mlcycle.core.paths import find_root
+    from mlcycle.runtime import team
+
+    root = find_root()
+    if args.action == "up":
+        state = team.up(root)
+        print(team.describe(state, root))
+        return 0
+    if args.action == "down":
+        print("team stack stopped" if team.down(root) else "team stack: nothing was running")
+        return 0
+    if args.action == "status":
+        st = team.status(root)
+        if st["state"] is None:
+            print("team stack: not started (`mlcycle team up`)")
+            return 1
+        print(" ".join(f"{k}: {v}" for k, v in st["services"].items()) + f"; MLflow at {st['state']['mlflow']['url']}")
+        return 0 if st["running"] else 1
+    return _migrate(args, root)
+
+
+def _migrate(args, root) -> int:
+    import os
+
+    from mlcycle.core import config
+    from mlcycle.core.paths import Paths, store_dir
+    from mlcycle.runtime import migrate, team, tracking
+
+    params = config.load(args.params, root=root)
+    target = args.to or os.environ.get("MLFLOW_TRACKING_URI") or params.tracking.uri
+    if not target:
+        state = team.read_state(root)
+        target = state["mlflow"]["url"] if state else None
+    if not target or target.startswith("sqlite:"):
+        raise MlcycleError("team migrate: name the server with --to URI (or MLFLOW_TRACKING_URI, or `mlcycle team up`)")
+    tracking.check_store(target)
+    source = f"sqlite:///{store_dir(root) / 'mlflow.db'}"
+    results = migrate.migrate(source, target, Paths(root).audit_log, params.tracking.experiment)
+    print(migrate.describe(results))
+    if not args.no_push:
+        print(migrate.push_cache(root, args.remote))
     return 0
 
 
@@ -253,7 +299,7 @@ def _card(args) -> int:
             return 0
         version = str(max(int(m.version) for m in found))
     paths = Paths.at()
-    files = card.regenerate(client, name, version, audit.read(audit_file, name), paths.cards)
+    files = card.regenerate(client, name, version, audit.read(audit_file, name, client), paths.cards)
     mv = client.get_model_version(name, version)
     print(f"model card of {name} v{version}: {files['html'].relative_to(paths.root)}, "
           f"{files['md'].relative_to(paths.root)}; in MLflow: {mv.tags.get('model_card')}")
@@ -428,6 +474,14 @@ def parser() -> argparse.ArgumentParser:
     au.add_argument("--verify", action="store_true",
                     help="check the chain (each move starts where the previous one ended); non-zero exit on a break")
     au.set_defaults(fn=_audit)
+    tm = sub.add_parser("team", help="the local team stack (PostgreSQL, S3 endpoint, mlflow server): up, down, "
+                                     "status; migrate carries the local store and DVC cache to a server")
+    tm.add_argument("action", choices=("up", "down", "status", "migrate"))
+    tm.add_argument("--to", help="migrate: the tracking server's URI (default: MLFLOW_TRACKING_URI, tracking.uri, "
+                                 "or the local stack's)")
+    tm.add_argument("--remote", help="migrate: the DVC remote to push the cache to (default: the default remote)")
+    tm.add_argument("--no-push", action="store_true", help="migrate: do not `dvc push` the cache")
+    tm.set_defaults(fn=_team)
     ex = sub.add_parser("explain", help="the features' contributions to the score of single rows")
     ex.add_argument("--row", help="a JSON object (or list of objects) with the model's input columns")
     ex.add_argument("--file", help="a CSV or Parquet file of rows")

@@ -232,6 +232,19 @@ class TrackingParams(Section):
     # minutes. 0: every stage forks a fresh tracking process (and pays mlflow's imports)
     daemon_idle_minutes: Annotated[float, Field(ge=0.0, le=1440.0)] = 15.0
 
+    @model_validator(mode="after")
+    def _no_secret(self):
+        from urllib.parse import urlsplit
+
+        try:
+            has_password = bool(self.uri and urlsplit(self.uri).password)
+        except ValueError:
+            has_password = False
+        if has_password:
+            raise ValueError("tracking.uri holds a password: params.yaml is committed; give the URI in "
+                             "MLFLOW_TRACKING_URI (or the password in PGPASSWORD, MLFLOW_TRACKING_PASSWORD)")
+        return self
+
 
 class FairnessParams(Section):
     """Bounds on the largest gap between groups of each `evaluate.sensitive` column (null: off)."""

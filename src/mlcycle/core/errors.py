@@ -77,3 +77,15 @@ class ClientError(Exception):
 
 class LogFull(Exception):
     """The writer is too far behind (or cannot write): the rows could not be queued in time."""
+
+
+class TrackingError(MlcycleError):
+    """The tracking store or server cannot be reached or refuses the credentials."""
+
+
+class TeamError(MlcycleError):
+    """The local team stack cannot start or stop (a service missing or failing)."""
+
+
+class MigrateError(MlcycleError):
+    """A migration to the team server cannot run (the server already holds the model, a copy failed)."""

@@ -2,7 +2,8 @@
 
 SQLite locks under parallel writers, so `run_queue` starts `mlflow server` on the workspace's own
 store (unless MLFLOW_TRACKING_URI already names a server), points the queue workers at it, runs
-`dvc queue start -j N`, waits for the queue to drain and stops the server.
+`dvc queue start -j N`, waits for the queue to drain and stops the server. With a team server
+(MLFLOW_TRACKING_URI or `tracking.uri`) the workers record there and no server is started.
 """
 
 from __future__ import annotations
@@ -78,6 +79,11 @@ def run_queue(root: Path, jobs: int = 2, poll: float = 3.0) -> int:
 
     env = dict(os.environ)
     if env.get("MLFLOW_TRACKING_URI"):
+        return drain(env)
+    from mlcycle.core import config
+
+    uri = config.load(root / "params.yaml", root=root).tracking.uri
+    if uri and not uri.startswith("sqlite:"):  # a server named in params: the workers record there
         return drain(env)
     with tracking_server(root) as url:
         env["MLFLOW_TRACKING_URI"] = url

@@ -56,7 +56,7 @@ def promote(client, audit_file: Path, name: str, version: str, reason: str, acti
     """Give `version` the champion alias (the old champion keeps its other aliases), under the
     registry lock. Promoting the current champion is an error (nothing moves, nothing is recorded)."""
     reason = require_reason(reason, f"promote v{version}")
-    with audit.locked(audit_file):
+    with audit.locked(audit_file, client):
         try:
             client.get_model_version(name, str(version))
         except Exception:
@@ -72,11 +72,11 @@ def rollback(client, audit_file: Path, name: str, reason: str) -> dict:
     """Give the champion alias back to the version that held it before the current champion, under
     the registry lock; an error when no earlier, different champion is recorded."""
     reason = require_reason(reason, "rollback")
-    with audit.locked(audit_file):
+    with audit.locked(audit_file, client):
         current = champion(client, name)
         if current is None:
             raise RegistryError(f"model '{name}' has no champion to roll back")
-        moves = [e for e in audit.read(audit_file, name)
+        moves = [e for e in audit.read(audit_file, name, client)
                  if e["to_version"] == str(current.version) and e["from_version"] and e["action"] in audit.MOVES
                  and e["from_version"] != e["to_version"]]
         if not moves:

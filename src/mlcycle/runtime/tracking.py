@@ -24,6 +24,7 @@ from pathlib import Path
 
 from mlcycle.core import provenance, record
 from mlcycle.core.config import Params
+from mlcycle.core.errors import TrackingError
 from mlcycle.core.paths import NOTEBOOKS, PARAMS_SECTIONS, Paths, store_dir
 from mlcycle.lifecycle import registry
 
@@ -42,8 +43,79 @@ def tracking_uri(root: Path, params: Params) -> str:
     return f"sqlite:///{store_dir(root) / 'mlflow.db'}"
 
 
+def masked(uri: str) -> str:
+    """`uri` with its password (if any) replaced by ***, for messages and logs."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return "<unparsable URI>"
+    if parts.password is None:
+        return uri
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
+def unreachable(uri: str, exc: BaseException) -> TrackingError:
+    """One line naming the store (password masked), what went wrong and what to check."""
+    text = str(exc)
+    low = text.lower()
+    if "password authentication failed" in low or "authentication failed" in low:
+        why, check = "the database refused the user name or password", \
+            "the password (PGPASSWORD, or the URI in MLFLOW_TRACKING_URI; never in params.yaml)"
+    elif "401" in text or "403" in text or "unauthorized" in low or "forbidden" in low:
+        why, check = "the server refused the credentials", "MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD"
+    elif "does not exist" in low and "database" in low:
+        why, check = "the database does not exist", "the database name in the URI"
+    else:
+        why, check = "it cannot be reached", ("that the server runs (`mlcycle team status` for the local stack), "
+                                              "the host and port, and the network")
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    first = first.replace(uri, masked(uri))
+    return TrackingError(f"tracking store {masked(uri)}: {why} ({type(exc).__name__}: {first[:160]}); check {check} "
+                         "(tracking.uri in params.yaml or MLFLOW_TRACKING_URI)")
+
+
+def check_store(uri: str, timeout: float = 10.0) -> None:
+    """Fail fast with one clear line when a tracking server does not answer or refuses the
+    credentials (MLflow's own client retries for minutes). Local stores need no check."""
+    if uri.startswith(("postgresql", "mysql", "mssql")):
+        import sqlalchemy
+
+        args = {"connect_timeout": int(timeout)} if uri.startswith(("postgresql", "mysql")) else {}
+        engine = sqlalchemy.create_engine(uri, connect_args=args)
+        try:
+            engine.connect().close()
+        except Exception as exc:
+            raise unreachable(uri, exc) from None
+        finally:
+            engine.dispose()
+        return
+    if not uri.startswith(("http://", "https://")):
+        return
+    import base64
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(f"{uri.rstrip('/')}/api/2.0/mlflow/experiments/search?max_results=1")
+    user, pw = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    if user and pw:
+        req.add_header("Authorization", "Basic " + base64.b64encode(f"{user}:{pw}".encode()).decode())
+    if os.environ.get("MLFLOW_TRACKING_TOKEN"):
+        req.add_header("Authorization", f"Bearer {os.environ['MLFLOW_TRACKING_TOKEN']}")
+    try:
+        urllib.request.urlopen(req, timeout=timeout).close()
+    except urllib.error.HTTPError as exc:
+        if exc.code in (401, 403) or exc.code >= 500:
+            raise unreachable(uri, exc) from None
+    except OSError as exc:
+        raise unreachable(uri, exc) from None
+
+
 def setup(root: Path, params: Params):
-    """Point mlflow at the workspace's store; return (client, experiment_id). No work at import."""
+    """Point mlflow at the workspace's store; return (client, experiment_id). No work at import.
+    A store that cannot be reached raises TrackingError (one line: the URI without its password)."""
     import logging
 
     import mlflow
@@ -54,10 +126,16 @@ def setup(root: Path, params: Params):
     db = Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
     if db is not None:
         private_store(db.parent)
+    check_store(uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    client = mlflow.MlflowClient(uri, uri)
-    exp = client.get_experiment_by_name(params.tracking.experiment)
+    try:
+        client = mlflow.MlflowClient(uri, uri)
+        exp = client.get_experiment_by_name(params.tracking.experiment)
+    except Exception as exc:
+        if db is not None:
+            raise
+        raise unreachable(uri, exc) from None
     if exp is None:
         artifacts = None
         if uri.startswith("sqlite:"):

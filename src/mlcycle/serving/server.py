@@ -41,6 +41,9 @@ def run(s: Settings, log_level: str = "warning") -> int:
     import mlflow
     import uvicorn
 
+    from mlcycle.runtime.tracking import check_store, masked
+
+    check_store(s.tracking_uri)  # an unreachable server: one line now, not minutes of retries
     mlflow.set_tracking_uri(s.tracking_uri)
     client = mlflow.MlflowClient(s.tracking_uri, s.tracking_uri)
     name, alias, version = parse_uri(s.model_uri)
@@ -51,7 +54,7 @@ def run(s: Settings, log_level: str = "warning") -> int:
             from mlcycle.lifecycle.registry import unresolved_message
 
             raise ServeError((alias and unresolved_message(client, name, s.model_uri))
-                             or f"serve: {s.model_uri} does not resolve in {s.tracking_uri}; "
+                             or f"serve: {s.model_uri} does not resolve in {masked(s.tracking_uri)}; "
                              "see `mlcycle models`, or run `make repro` to register a champion") from None
     warn_exposed(s)
     os.environ[SETTINGS_ENV] = s.to_json()

@@ -1,0 +1,300 @@
+"""Team mode against the real services: `mlcycle team up` starts PostgreSQL, moto's S3 server and
+`mlflow server` once for this module (stopped in `finally`); the pipeline, the gate, promote and
+rollback, hot reload, the audit history in the server, a DVC push/pull round trip, the migration of
+a local store and the one-line failures all run against them. Nothing of MLflow or DVC is mocked."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mlcycle.core.errors import TeamError
+from mlcycle.runtime import team
+from tests.conftest import SAMPLE, env, make_workspace, mlflow_client, run
+
+pytestmark = pytest.mark.slow
+
+MODEL = "nycflights13-late-arrival"
+
+
+def have_postgres() -> bool:
+    try:
+        team.pg_bin("initdb")
+        return True
+    except TeamError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    """A sampled workspace with the team stack up; yields (workspace, state, env for commands)."""
+    if not have_postgres():
+        pytest.fail("PostgreSQL is not installed (Debian: apt-get install postgresql; .ci/run does it)")
+    ws = make_workspace(tmp_path_factory.mktemp("team") / "ws", params=SAMPLE)
+    run(["dvc", "init", "--quiet"], ws, check=False)
+    state = None
+    try:
+        state = team.up(ws)
+        e = {**env(), **team.exports(state)}
+        yield ws, state, e
+    finally:
+        team.down(ws)
+        if state and "pg" in state:
+            shutil.rmtree(state["pg"]["data"], ignore_errors=True)
+    assert team.status(ws)["state"] is None
+
+
+def cmd(args: list[str], ws: Path, e: dict, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
+    proc = subprocess.run(args, cwd=ws, env=e, capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{args} exited {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def client(state):
+    import mlflow
+
+    url = state["mlflow"]["url"]
+    return mlflow.MlflowClient(url, url)
+
+
+def test_stack_is_up_on_localhost(stack):
+    ws, state, _ = stack
+    st = team.status(ws)
+    assert st["running"], st
+    assert state["mlflow"]["url"].startswith("http://127.0.0.1:") and state["s3"]["endpoint"].startswith("http://127.0.0.1:")
+    assert len({state["pg"]["port"], state["s3"]["port"], state["mlflow"]["port"]}) == 3 and 5000 not in (
+        state["s3"]["port"], state["mlflow"]["port"])
+    env_text = team.env_file(ws).read_text()
+    assert "MLFLOW_TRACKING_URI=http://127.0.0.1:" in env_text and team.password(ws) not in env_text
+    assert team.password(ws) not in (team.team_dir(ws) / "mlflow.log").read_text()
+
+
+def test_pipeline_gate_and_audit_in_the_server(stack):
+    ws, state, e = stack
+    cmd(["dvc", "repro"], ws, e, timeout=1200)
+    c = client(state)
+    runs = c.search_runs([c.get_experiment_by_name("mlcycle").experiment_id], max_results=200)
+    stages = {r.data.tags.get("mlcycle.stage") for r in runs} - {None}
+    assert {"ingest", "validate", "eda", "features", "train", "evaluate"} <= stages
+    assert all(r.info.status == "FINISHED" for r in runs)
+    mv = c.get_model_version(MODEL, "1")
+    assert mv.tags["gate.decision"] and mv.source.startswith("mlflow-artifacts:")
+    assert c.get_model_version_by_alias(MODEL, "champion").version == "1"  # the first model passed the gate
+    # the artifacts are objects in the S3 bucket, not files in the workspace
+    keys = [o["Key"] for o in team.s3_client(state["s3"]["endpoint"]).list_objects_v2(Bucket=team.BUCKET, Prefix="mlflow/")
+            .get("Contents", [])]
+    assert any(k.endswith("/model/MLmodel") for k in keys)
+    assert not (ws / "mlruns" / "mlflow.db").exists() and not (ws / "mlruns" / "audit.jsonl").exists()
+    from mlcycle.lifecycle import audit
+
+    entries = audit.read(Path("unused"), MODEL, c)
+    assert [x["action"] for x in entries] == ["gate-promote"]
+
+
+def register_again(ws: Path, c) -> str:
+    from mlcycle.lifecycle import registry
+
+    exp = c.get_experiment_by_name("mlcycle")
+    run_id = c.create_run(exp.experiment_id, tags={"mlflow.runName": "team test"}).info.run_id
+    version = registry.register(c, MODEL, run_id, ws / "models" / "model", {"git_commit": "test", "data_md5": "test"})
+    c.set_terminated(run_id)
+    return version
+
+
+def test_promote_rollback_hot_reload_and_card(stack, tmp_path):
+    import httpx
+
+    from mlcycle.lifecycle.experiments import free_port
+
+    ws, state, e = stack
+    c = client(state)
+    v2 = register_again(ws, c)
+    port = free_port()
+    out = tmp_path / "serve.out"
+    with out.open("wb") as f:
+        proc = subprocess.Popen([sys.executable, "-m", "mlcycle", "serve", "--port", str(port), "--reload-seconds", "1",
+                                 "--log-dir", str(tmp_path / "predictions")], cwd=ws, env=e, stdout=f,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+
+    def served() -> str | None:
+        try:
+            text = httpx.get(f"{url}/metrics", timeout=5).text
+        except httpx.TransportError:
+            return None
+        line = next((x for x in text.splitlines() if x.startswith("mlcycle_serve_model_version ")), None)
+        return None if line is None else str(int(float(line.split()[1])))
+
+    def wait_for(version: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while served() != version:
+            assert proc.poll() is None, out.read_text()[-3000:]
+            assert time.monotonic() < deadline, f"serving v{served()}, expected v{version}\n{out.read_text()[-2000:]}"
+            time.sleep(0.3)
+
+    try:
+        wait_for("1", timeout=120)
+        cmd([sys.executable, "-m", "mlcycle", "promote", v2, "--reason", "team test"], ws, e)
+        wait_for(v2)
+        cmd([sys.executable, "-m", "mlcycle", "rollback", "--reason", "team test"], ws, e)
+        wait_for("1")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    assert c.get_model_version_by_alias(MODEL, "champion").version == "1"
+    verified = cmd([sys.executable, "-m", "mlcycle", "audit", "--verify"], ws, e)
+    assert "3 moves, champion v1" in verified.stdout, verified.stdout
+    log = cmd([sys.executable, "-m", "mlcycle", "audit"], ws, e).stdout
+    assert [line.split()[1] for line in log.splitlines()] == ["gate-promote", "promote", "rollback"]
+    card = cmd([sys.executable, "-m", "mlcycle", "card", "1"], ws, e)
+    assert "model card of" in card.stdout and "mlflow-artifacts:" in card.stdout
+    assert not (ws / "mlruns" / "audit.jsonl").exists() and not (ws / "mlruns" / "mlflow.db").exists()
+
+
+def test_monitor_records_its_run_in_the_server(stack):
+    ws, state, e = stack
+    cmd([sys.executable, "-m", "mlcycle", "monitor", "--current", "data/raw/nycflights13/flights.parquet"], ws, e)
+    c = client(state)
+    found = c.search_runs([c.get_experiment_by_name("mlcycle").experiment_id], "tags.`mlcycle.stage` = 'monitor'")
+    assert len(found) == 1 and found[0].info.status == "FINISHED"
+    assert found[0].data.tags["mlcycle.monitor.model_version"] == "1"
+    assert "monitor/verdict.json" in [a.path for a in c.list_artifacts(found[0].info.run_id, "monitor")]
+
+
+def test_parallel_promotions_lose_no_audit_entry(stack):
+    """Two processes promote alternately against the server; every move is recorded and chained."""
+    ws, state, e = stack
+    c = client(state)
+    before = len(json.loads(json.dumps([t for t in c.get_registered_model(MODEL).tags if t.startswith("audit.")])))
+    script = ("import sys\nfrom pathlib import Path\nimport mlflow\nfrom mlcycle.lifecycle import registry\n"
+              f"c = mlflow.MlflowClient('{state['mlflow']['url']}', '{state['mlflow']['url']}')\n"
+              "done = 0\n"
+              "while done < 4:\n"
+              f"    cur = registry.champion(c, '{MODEL}').version\n"
+              "    try:\n"
+              f"        registry.promote(c, Path(sys.argv[1]), '{MODEL}', '2' if cur == '1' else '1', 'parallel')\n"
+              "        done += 1\n"
+              "    except Exception as exc:\n"
+              "        if 'already is the champion' not in str(exc):\n            raise\n")
+    # each process has its own lock file: as on two machines, only the server's lock serialises them
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(ws / f"host{i}" / "audit.jsonl")], cwd=ws, env=e,
+                              stderr=subprocess.PIPE, text=True) for i in range(2)]
+    errs = [p.communicate(timeout=300)[1] for p in procs]
+    assert all(p.returncode == 0 for p in procs), errs
+    tags = c.get_registered_model(MODEL).tags
+    assert len([t for t in tags if t.startswith("audit.")]) == before + 8
+    assert "mlcycle.audit-lock" not in {m.name for m in c.search_registered_models()}
+    verified = cmd([sys.executable, "-m", "mlcycle", "audit", "--verify"], ws, e)
+    assert "audit chain verified (11 moves" in verified.stdout, verified.stdout
+
+
+def test_dvc_push_pull_round_trip(stack):
+    ws, state, e = stack
+    out = ws / "data" / "processed" / "train.parquet"
+    digest = out.read_bytes()
+    pushed = cmd(["dvc", "push"], ws, e)
+    assert "pushed" in pushed.stdout, pushed.stdout
+    keys = team.s3_client(state["s3"]["endpoint"]).list_objects_v2(Bucket=team.BUCKET, Prefix="dvc/").get("KeyCount", 0)
+    assert keys > 0
+    shutil.rmtree(ws / ".dvc" / "cache")
+    shutil.rmtree(ws / "data" / "processed")
+    cmd(["dvc", "pull"], ws, e)
+    assert out.read_bytes() == digest
+    assert "up to date" in cmd(["dvc", "status"], ws, e).stdout.lower()
+
+
+def test_migrate_local_workspace(stack, tmp_path):
+    """A local store with versions 1 and 3 (2 deleted), champion moves and audit history is carried
+    to the server with the same numbers, aliases, tags and history; the DVC cache is pushed."""
+    from mlcycle.lifecycle import audit, registry
+
+    ws, state, e = stack
+    name = "migrated-model"
+    local = make_workspace(tmp_path / "local", params={**SAMPLE, "tracking": {"model_name": name}})
+    run(["dvc", "init", "--quiet"], local, check=False)
+    lc = mlflow_client(local)
+    (local / "mlruns" / "artifacts").mkdir(parents=True, exist_ok=True)
+    exp = lc.create_experiment("mlcycle", artifact_location=(local / "mlruns" / "artifacts").as_uri())
+    import mlflow.sklearn
+    from sklearn.linear_model import LogisticRegression
+
+    model_dir = tmp_path / "model"
+    mlflow.sklearn.save_model(LogisticRegression().fit([[0.0], [1.0]], [0, 1]), str(model_dir))
+    versions = []
+    for i in range(3):
+        rid = lc.create_run(exp, tags={"mlflow.runName": f"train {i}"}).info.run_id
+        lc.log_param(rid, "max_iter", str(40 + i))
+        versions.append(registry.register(lc, name, rid, model_dir, {"data_md5": f"md5-{i}"}))
+        lc.set_terminated(rid)
+    lc.delete_model_version(name, "2")
+    audit_file = local / "mlruns" / "audit.jsonl"
+    registry.promote(lc, audit_file, name, "1", "first")
+    registry.promote(lc, audit_file, name, "3", "better")
+    audit.append(audit_file, lc, name, "note-only-in-file", None, None, "kept in the file only")
+    lc.delete_registered_model_tag(name, max(t for t in lc.get_registered_model(name).tags if t.startswith("audit.")))
+    lc.set_registered_model_alias(name, "challenger", "1")
+    (local / "extra.csv").write_text("a,b\n1,2\n")
+    run(["dvc", "add", "extra.csv"], local)
+    run(["dvc", "remote", "add", "-d", "team", f"s3://{team.BUCKET}/dvc"], local)
+    run(["dvc", "remote", "modify", "team", "endpointurl", state["s3"]["endpoint"]], local)
+    le = {**env(), **{k: v for k, v in team.exports(state).items() if k != "MLFLOW_TRACKING_URI"}}
+    out = cmd([sys.executable, "-m", "mlcycle", "team", "migrate", "--to", state["mlflow"]["url"]], local, le)
+    assert "migrated-model: 2 version(s)" in out.stdout, out.stdout
+    c = client(state)
+    assert sorted(m.version for m in c.search_model_versions(f"name = '{name}'")) == ["1", "3"]
+    assert c.get_model_version_by_alias(name, "champion").version == "3"
+    assert c.get_model_version_by_alias(name, "challenger").version == "1"
+    assert c.get_model_version(name, "3").tags["data_md5"] == "md5-2"
+    run3 = c.get_run(c.get_model_version(name, "3").run_id)
+    assert run3.data.params["max_iter"] == "42" and run3.data.tags["mlcycle.migrated.from_run"]
+    history = audit.read(Path("unused"), name, c)
+    assert [h["action"] for h in history] == ["promote", "promote", "note-only-in-file"]
+    assert audit.verify_chain(history) == []
+    mlflow.set_tracking_uri(state["mlflow"]["url"])
+    mlflow.set_registry_uri(state["mlflow"]["url"])
+    assert mlflow.sklearn.load_model(f"models:/{name}@champion").predict([[1.0]]).tolist() == [1]
+    md5 = (local / "extra.csv.dvc").read_text().split("md5: ")[1].split()[0]
+    found = team.s3_client(state["s3"]["endpoint"]).list_objects_v2(Bucket=team.BUCKET, Prefix="dvc/").get("Contents", [])
+    assert any(o["Key"].endswith(md5[2:]) for o in found)
+    again = cmd([sys.executable, "-m", "mlcycle", "team", "migrate", "--to", state["mlflow"]["url"], "--no-push"], local, le,
+                check=False)
+    assert again.returncode == 1 and "already has 2 version(s)" in again.stderr
+
+
+def test_wrong_password_and_unreachable_server_say_one_line(stack):
+    ws, state, e = stack
+    secret = "not-the-password"
+    bad = {**e, "MLFLOW_TRACKING_URI": f"postgresql+psycopg://{team.PG_USER}:{secret}@127.0.0.1:{state['pg']['port']}/{team.PG_DB}"}
+    proc = cmd([sys.executable, "-m", "mlcycle", "models"], ws, bad, check=False, timeout=60)
+    lines = [x for x in proc.stderr.splitlines() if x.startswith("mlcycle:")]
+    assert proc.returncode == 1 and len(lines) == 1, proc.stderr
+    assert secret not in proc.stderr and f"{team.PG_USER}:***@127.0.0.1:{state['pg']['port']}" in lines[0]
+    assert "refused the user name or password" in lines[0]
+    from mlcycle.lifecycle.experiments import free_port
+
+    gone = {**e, "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}"}
+    t0 = time.monotonic()
+    proc = cmd([sys.executable, "-m", "mlcycle", "promote", "1", "--reason", "x"], ws, gone, check=False, timeout=60)
+    assert proc.returncode == 1 and "cannot be reached" in proc.stderr and "mlcycle team status" in proc.stderr
+    assert time.monotonic() - t0 < 30
+
+
+def test_password_in_params_is_refused(stack):
+    ws, _, e = stack
+    from tests.conftest import edit_params
+
+    edit_params(ws, {"tracking": {"uri": "postgresql+psycopg://u:hunter2@127.0.0.1:1/db"}})
+    try:
+        proc = cmd([sys.executable, "-m", "mlcycle", "check"], ws, e, check=False)
+        assert proc.returncode == 2 and "tracking.uri holds a password" in proc.stderr and "hunter2" not in proc.stderr
+    finally:
+        edit_params(ws, {"tracking": {"uri": None}})
+
+
