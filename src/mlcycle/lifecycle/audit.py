@@ -68,7 +68,9 @@ def server_lock(client, wait: float = WAIT_SECONDS):
                                                        "moves the champion and appends to the audit log")
             break
         except Exception as exc:
-            if "ALREADY_EXISTS" not in str(exc) and "already exists" not in str(exc):
+            # held by another writer: ALREADY_EXISTS; or RESOURCE_DOES_NOT_EXIST when the server met
+            # the lock, looked it up to say so, and found its holder had released it meanwhile
+            if not any(k in str(exc) for k in ("ALREADY_EXISTS", "already exists", "RESOURCE_DOES_NOT_EXIST")):
                 raise
         try:
             since = float((client.get_registered_model(LOCK_MODEL).tags or {}).get("since", "0"))
