@@ -88,32 +88,23 @@ def _sample(values: np.ndarray, n: int, seed: int) -> np.ndarray:
 
 
 def numeric(ref: pd.Series, cur: pd.Series, bins: int = 10, test_rows: int = 200_000, seed: int = 0) -> dict:
-
+    """PSI over the reference's quantile bins (nulls a bin of their own), null shares, means, the KS
+    test and the normalised Wasserstein distance (on at most `test_rows` values from each side)."""
     r = pd.to_numeric(ref, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     c = pd.to_numeric(cur, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    rn, cn = np.isnan(r), np.isnan(c)
-    rv, cv = r[~rn], c[~cn]
-    edges = quantile_edges(rv, bins)
+    edges = quantile_edges(r[~np.isnan(r)], bins)
+    return numeric_from_summary(ref, edges, summary_of(c, edges, 1.0, None), c.size, test_rows, seed)
+
+
+def summary_of(values: np.ndarray, edges: np.ndarray, fraction: float, rng) -> dict:
+    """A numeric column's summary (see `summarise`): bin counts with nulls last, sum, count and a
+    Bernoulli sample of `fraction` of its values (all of them at 1)."""
+    nulls = np.isnan(values)
+    vv = values[~nulls]
     # np.searchsorted on the edges bins every value; the last slot counts nulls
-    rc = np.bincount(np.searchsorted(edges, rv, side="right"), minlength=len(edges) + 1)
-    cc = np.bincount(np.searchsorted(edges, cv, side="right"), minlength=len(edges) + 1)
-    rc, cc = np.append(rc, rn.sum()), np.append(cc, cn.sum())
-    out = {"kind": "numeric", "psi": psi(_shares(rc), _shares(cc)), "distance": np.nan, "p_value": np.nan,
-           "new_categories": [], "new_share": 0.0,
-           "null_ref": float(rn.mean()) if r.size else 0.0, "null_cur": float(cn.mean()) if c.size else 0.0,
-           "mean_ref": float(rv.mean()) if rv.size else np.nan, "mean_cur": float(cv.mean()) if cv.size else np.nan}
-    if rv.size and cv.size:
-        sd = rv.std()
-        # equal-sized sorted samples: the Wasserstein distance is then the mean gap between them
-        m = min(test_rows, rv.size, cv.size)
-        rs, cs = np.sort(_sample(rv, m, seed)), np.sort(_sample(cv, m, seed + 1))
-        w = float(np.abs(rs - cs).mean())
-        out["distance"] = w / sd if sd > 0 else float(w > 0)
-        out["p_value"] = ks_pvalue(rs, cs)
-        if rn.any() or cn.any():  # nulls matter too: combine with a test of the null shares
-            out["p_value"] = min(out["p_value"], _two_by_k(np.array([rn.sum(), (~rn).sum()]),
-                                                           np.array([cn.sum(), (~cn).sum()])))
-    return out
+    counts = np.append(np.bincount(np.searchsorted(edges, vv, side="right"), minlength=len(edges) + 1), nulls.sum())
+    take = vv if fraction >= 1 else vv[rng.random(vv.size) < fraction]
+    return {"counts": counts, "sum": float(vv.sum()), "n": int(vv.size), "sample": take}
 
 
 def ks_pvalue(rs: np.ndarray, cs: np.ndarray) -> float:
@@ -229,12 +220,7 @@ def summarise(part: pd.DataFrame, how: dict, fraction: float, seed: int) -> dict
     for col, (kind, edges) in how.items():
         if kind == "numeric":
             v = pd.to_numeric(part[col], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-            nulls = np.isnan(v)
-            vv = v[~nulls]
-            counts = np.append(np.bincount(np.searchsorted(edges, vv, side="right"), minlength=len(edges) + 1),
-                               nulls.sum())
-            take = vv if fraction >= 1 else vv[rng.random(vv.size) < fraction]
-            out[col] = {"counts": counts, "sum": float(vv.sum()), "n": int(vv.size), "sample": take}
+            out[col] = summary_of(v, edges, fraction, rng)
         else:
             s = part[col].astype("object").where(part[col].notna(), "(null)")
             out[col] = {"counts": s.value_counts(), "nulls": int(part[col].isna().sum())}
@@ -257,12 +243,12 @@ def merge(a: dict, b: dict) -> dict:
 
 
 def numeric_from_summary(ref: pd.Series, edges: np.ndarray, s: dict, rows: int, test_rows: int, seed: int) -> dict:
-    """`numeric`'s statistics with the current side given by its summary: the counts, nulls and
-    mean of every row; the test and the distance on at most `test_rows` sampled values."""
+    """`numeric`'s statistics with the current side given by its summary (`summary_of`): the counts,
+    nulls and mean of every row; the test and the distance on at most `test_rows` sampled values."""
     r = pd.to_numeric(ref, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     rn = np.isnan(r)
     rv = r[~rn]
-    rc = np.append(np.bincount(np.searchsorted(edges, rv, side="right"), minlength=len(edges) + 1), rn.sum())
+    rc = summary_of(r, edges, 1.0, None)["counts"]
     cc = s["counts"]
     c_null = int(cc[-1])
     out = {"kind": "numeric", "psi": psi(_shares(rc), _shares(cc)), "distance": np.nan, "p_value": np.nan,
@@ -272,12 +258,13 @@ def numeric_from_summary(ref: pd.Series, edges: np.ndarray, s: dict, rows: int, 
     cv = s["sample"]
     if rv.size and cv.size:
         sd = rv.std()
+        # equal-sized sorted samples: the Wasserstein distance is then the mean gap between them
         m = min(test_rows, rv.size, cv.size)
         rs, cs = np.sort(_sample(rv, m, seed)), np.sort(_sample(cv, m, seed + 1))
         w = float(np.abs(rs - cs).mean())
         out["distance"] = w / sd if sd > 0 else float(w > 0)
         out["p_value"] = ks_pvalue(rs, cs)
-        if rn.any() or c_null:
+        if rn.any() or c_null:  # nulls matter too: combine with a test of the null shares
             out["p_value"] = min(out["p_value"], _two_by_k(np.array([rn.sum(), (~rn).sum()]),
                                                            np.array([c_null, rows - c_null])))
     return out

@@ -16,6 +16,7 @@ lose.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -157,9 +158,7 @@ def fit(train: tuple[pd.DataFrame, pd.Series], valid: tuple[pd.DataFrame, pd.Ser
     found.items.sort(key=lambda s: s.key)
     model = routing.routed(by, spec.task, global_result.model, global_result.threshold,
                            {k: r.model for k, r in models.items()}, {k: r.threshold for k, r in models.items()})
-    out = TrainResult(**{**global_result.__dict__, "model": model})
-    out.segments = found
-    return out
+    return dataclasses.replace(global_result, model=model, segments=found)
 
 
 # ---------------------------------------------------------------- evaluation
