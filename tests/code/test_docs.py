@@ -111,7 +111,7 @@ def test_parameters_reference_names_every_key_with_its_default():
     assert "required" in rows["data.path"] and paramsdoc.KEYS["data.path"] in rows["data.path"]
     # every section of params.yaml has a heading of its own
     for section in ("data", "validate", "train", "gate", "serve", "monitor", "simulate"):
-        assert f"## `{section}`" in ref
+        assert f"### `{section}`" in ref
 
 
 def test_parameters_page_carries_no_hand_written_reference():

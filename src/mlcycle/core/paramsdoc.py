@@ -231,7 +231,7 @@ def reference() -> str:
 
     for name, field in config.Params.model_fields.items():
         section = field.alias or name
-        out += ["", f"## `{section}`", ""]
+        out += ["", f"### `{section}`", ""]
         if section in SECTIONS:
             out += [SECTIONS[section].replace("\n", " "), ""]
         nested = _section_model(field.annotation)
