@@ -100,8 +100,9 @@ def test_a_wrong_threshold_fails_the_unit_tests(tmp_path):
                                                        for c in t.get("alert_rule_test", []))]
     (tmp_path / "rules_test.yml").write_text(yaml.safe_dump(suite, sort_keys=False))
     out = subprocess.run([promtool(), "test", "rules", "rules_test.yml"], capture_output=True, text=True, cwd=tmp_path)
+    report = out.stdout + out.stderr
     assert out.returncode != 0
-    assert "MlcycleServeErrorRatioHigh" in out.stdout + out.stderr
+    assert "FAILED" in report and "alertname: MlcycleServeErrorRatioHigh, time: 15m" in report
 
 
 def test_rules_read_only_metrics_the_server_exposes():
