@@ -10,6 +10,10 @@ export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 export MPLBACKEND := Agg
 PYTEST_ARGS ?=
+# tests run in TEST_WORKERS processes (pytest-xdist), a whole file per process so that a file's shared
+# workspace is built once (groups: tests/conftest.py); TEST_WORKERS=0 runs them in this process, one after another
+TEST_WORKERS ?= 2
+XDIST = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup)
 # while the local team stack runs (`make team-up`), its MLFLOW_TRACKING_URI and S3 settings apply
 -include .team/env
 
@@ -30,11 +34,11 @@ repro: setup ## run the pipeline on the data named in params.yaml (re-runs only 
 	dvc repro
 	@echo "open reports/index.html"
 
-test: setup ## run every test: unit, data, model and end-to-end pipeline tests
-	pytest $(PYTEST_ARGS)
+test: setup ## run every test: unit, data, model and end-to-end pipeline tests (TEST_WORKERS=2 processes, one test file each)
+	pytest $(XDIST) $(PYTEST_ARGS)
 
 test-fast: setup ## quick tests for iteration (skips notebook and pipeline runs)
-	pytest -m "not slow" $(PYTEST_ARGS)
+	pytest -m "not slow" $(XDIST) $(PYTEST_ARGS)
 
 docs: setup ## build the documentation site into build/site/ strictly (a warning or a broken link fails it)
 	NO_MKDOCS_2_WARNING=1 mkdocs build --strict  # not --quiet: it hides the warnings strict mode counts

@@ -102,6 +102,23 @@ def mlflow_client(ws: Path):
     return mlflow.MlflowClient(uri, registry_uri=uri)
 
 
+# `make test` runs test files in two processes (pytest-xdist, --dist loadgroup): each file is one
+# group, so its module fixtures are built once; files sharing a session fixture share a group
+SHARED_GROUPS = {"tests/serve/": "serve (served_ws)", "tests/pipeline/test_pii.py": "user_ws",
+                 "tests/pipeline/test_bad_inputs.py": "user_ws"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Group tests by file (see SHARED_GROUPS), and start with the files that hold slow tests, so
+    that the quick ones fill the processes' last minutes instead of one long file running alone."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)  # stable: a file's own order stays
+    for item in items:
+        rel = item.path.relative_to(ROOT).as_posix()
+        group = next((g for prefix, g in SHARED_GROUPS.items() if rel.startswith(prefix)), rel)
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _tracking_daemons():
     yield
@@ -111,12 +128,32 @@ def _tracking_daemons():
     shutil.rmtree(TRACKD_DIR, ignore_errors=True)
 
 
+def forget_tracking_choice(mp: pytest.MonkeyPatch, process_wide: bool = False) -> None:
+    """No MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI: mlflow.set_tracking_uri() in an earlier test
+    sets them for the whole process, and a workspace copy must use its own store. `process_wide`:
+    nor the URI mlflow keeps for the process (a file's fixtures set it again for its tests)."""
+    mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+    mp.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    if process_wide and "mlflow" in sys.modules:
+        from mlflow.tracking._model_registry import utils as registry_utils
+        from mlflow.tracking._tracking_service import utils as tracking_utils
+
+        mp.setattr(tracking_utils, "_tracking_uri", None)
+        mp.setattr(registry_utils, "_registry_uri", None)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _own_tracking_store_per_file():
+    """Before a file's module fixtures build their workspaces (whichever file ran before it)."""
+    mp = pytest.MonkeyPatch()
+    forget_tracking_choice(mp, process_wide=True)
+    yield
+    mp.undo()
+
+
 @pytest.fixture(autouse=True)
 def _own_tracking_store(monkeypatch):
-    """Each test starts without MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI: mlflow.set_tracking_uri() in an
-    earlier test sets them for the whole process, and a workspace copy must use its own store."""
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    forget_tracking_choice(monkeypatch)
 
 
 @pytest.fixture
