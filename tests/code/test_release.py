@@ -158,3 +158,44 @@ def test_canary_routing_is_stable_and_near_the_share():
     assert routes[0] == routes[5] and routes == [bucket(c) < 0.5 for c in ("UA", "AA", "DL", "B6", "EV", "UA")]
     assert Router({"mode": "shadow", "share": 0.5}).canary_rows(rows, "k", "rid") == [False] * 6
     assert Router({"mode": "canary", "share": 0.5}).share_now(False) == 0.0
+
+
+def test_labels_fed_back_join_the_log_and_give_live_metrics_per_version(tmp_path):
+    """Labels stored beside the log (never in its parts) join the rows by request id and row."""
+    import datetime as dt
+
+    from mlcycle.core.errors import ClientError
+    from mlcycle.core.spec import LABEL
+    from mlcycle.monitoring import monitor
+    from mlcycle.serving import feedback
+    from mlcycle.serving.predlog import Batch, PredictionLog
+
+    rng = np.random.default_rng(0)
+    log = PredictionLog(tmp_path, roll_seconds=3600).start()
+    truth = {}
+    for i in range(60):
+        route, version = ("canary", "2") if i % 3 == 0 else ("champion", "1")
+        y = rng.random(4) < 0.4
+        s = np.clip(0.3 + 0.4 * y + rng.normal(0, 0.2, 4), 0, 1)
+        log.submit(Batch({"distance": [100.0] * 4}, {"prediction": [int(v > 0.5) for v in s], "score": list(s)},
+                         version, f"r{i}", dt.datetime.now(dt.UTC), route))
+        truth[f"r{i}"] = y
+    log.close()
+    parts_before = {p.name: p.read_bytes() for p in tmp_path.glob("part-*.parquet")}
+    store = feedback.FeedbackStore(tmp_path)
+    assert store.add([{"request_id": rid, "row": r, "label": int(y[r])} for rid, y in truth.items() for r in range(4)],
+                     META) == 240
+    with pytest.raises(ClientError) as err:
+        store.add([{"request_id": "r0", "row": 0, "label": 1}], META)
+    assert err.value.status == 409
+    assert {p.name: p.read_bytes() for p in tmp_path.glob("part-*.parquet")} == parts_before
+    assert len(pd.read_parquet(tmp_path)) == 240  # pandas reads the log, not the labels
+
+    params = type("P", (), {"monitor": type("M", (), {"max_memory_rows": 10_000})()})()
+    cur = monitor.with_labels(monitor.from_parts(sorted(tmp_path.glob("part-*.parquet")), params), tmp_path)
+    assert cur.labelled and cur.frame[LABEL].notna().all() and cur.scores is None  # a release ran: re-scored
+    live = release.per_version(release.live_rows(tmp_path), META, "roc_auc", n_boot=200)
+    by = {(v["version"], v["route"]): v for v in live}
+    assert by[("1", "champion")]["labelled"] == 160 and by[("2", "canary")]["labelled"] == 80
+    for v in live:
+        assert v["low"] <= v["value"] <= v["high"] and v["value"] > 0.7

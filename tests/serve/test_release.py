@@ -136,7 +136,7 @@ def test_canary_routes_by_key_and_feedback_refuses_bad_labels(release_ws, tmp_pa
             assert http.get("/ready").status_code == 200  # still serving
     log = pd.read_parquet(log_dir)
     assert len(log) == 400 and set(log["route"]) == {"champion", "canary"}
-    assert (log.groupby("route")["model_version"].agg(set) == pd.Series({"champion": {"1"}, "canary": {cand}})).all()
+    assert log.groupby("route")["model_version"].agg(set).to_dict() == {"champion": {"1"}, "canary": {cand}}
 
 
 def test_shadow_never_answers_and_sigterm_loses_nothing(release_ws, tmp_path):
@@ -149,7 +149,7 @@ def test_shadow_never_answers_and_sigterm_loses_nothing(release_ws, tmp_path):
         sent, accepted = send(server, rows, 30, 5, rng, rule="model")
         assert {v for _, _, v, _ in sent} == {"1"}  # the candidate never answers
         stopped = server.stop()  # SIGTERM right after the last answer
-    assert stopped == 0
+    assert stopped in (0, -15)  # uvicorn re-raises SIGTERM after its graceful shutdown
     log = pd.read_parquet(log_dir)
     assert (log["route"] == "champion").sum() == 150 and (log["route"] == "shadow").sum() == 150
     assert set(log.loc[log["route"] == "shadow", "model_version"]) == {cand}
@@ -200,7 +200,7 @@ def test_watch_rolls_back_a_worse_candidate_and_promotes_a_better_one(release_ws
     metric = next(c for c in entry["details"]["checks"] if c["check"] == "metric")
     assert metric["outcome"] == "worse" and metric["rows"] >= RELEASE["min_labelled_rows"]
     c = mlflow_client(ws)
-    assert c.get_model_version_by_alias(MODEL, "champion").version == "1"
+    assert str(c.get_model_version_by_alias(MODEL, "champion").version) == "1"
     assert c.get_model_version(MODEL, cand).tags["release.decision"] == "rollback"
 
     out, info, metrics = release(ws, cand, "candidate", tmp_path, seed=4)
@@ -209,6 +209,6 @@ def test_watch_rolls_back_a_worse_candidate_and_promotes_a_better_one(release_ws
     assert 'mlcycle_serve_release_decisions_total{decision="promote"} 1.0' in metrics
     entry = json.loads(audit_file.read_text().splitlines()[-1])
     assert entry["action"] == "promote" and entry["to_version"] == cand and entry["details"]["mlflow_run_id"]
-    assert c.get_model_version_by_alias(MODEL, "champion").version == cand
+    assert str(c.get_model_version_by_alias(MODEL, "champion").version) == cand
     run_out = run([sys.executable, "-m", "mlcycle", "audit", "--verify"], ws, check=False)
     assert run_out.returncode == 0, run_out.stdout + run_out.stderr

@@ -99,14 +99,13 @@ def create_app(s: Settings):
     token = os.environ.get(s.token_env) or None
     request_model, row_adapter, _ = request_models(first.columns, s.max_rows, first.example)
 
-    app = FastAPI(title="mlcycle model server", version="1", lifespan=lifespan(s, holder, predlog, candidate),
+    app = FastAPI(title="mlcycle model server", version="1", lifespan=lifespan(s, holder, predlog, candidate, ep_ref),
                   description=f"Serves `{s.model_uri}`. Input columns and types come from the model's MLflow signature.")
     app.add_middleware(Guard, metrics=metrics, max_body=s.max_body_bytes, token=token)
     for kind, handler in error_handlers(s).items():
         app.add_exception_handler(kind, handler)
 
-    ep = Endpoints(s, holder, predlog, metrics, row_adapter, candidate, router)
-    ep_ref.append(ep)
+    ep_ref.append(ep := Endpoints(s, holder, predlog, metrics, row_adapter, candidate, router))
     ep.release_changed()
     # the bearer scheme shows in the OpenAPI document only when a token is set (the Guard checks it
     # before the body is read; the dependency documents it and checks again)
@@ -130,6 +129,56 @@ def create_app(s: Settings):
     app.state.holder, app.state.predlog, app.state.metrics = holder, predlog, metrics
     app.state.candidate = candidate
     return app
+
+
+class ShadowQueue:
+    """The candidate's shadow scorings, done by one thread of the worker after the answers are sent,
+    so they hold neither the answer nor the connection's next request. At most `max_pending`
+    requests wait (beyond that a shadow scoring is skipped and counted); `close` does every one
+    still waiting, so a SIGTERM loses no shadow row."""
+
+    STOP = object()
+
+    def __init__(self, work, max_pending: int = 10_000):
+        import queue
+        import threading
+
+        self.work, self.max_pending = work, max_pending
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.pending = 0
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        import threading
+
+        self.thread = threading.Thread(target=self.run, name="shadow", daemon=True)
+        self.thread.start()
+
+    def submit(self, item) -> bool:
+        with self.lock:
+            if self.thread is None or self.pending >= self.max_pending:
+                return False
+            self.pending += 1
+        self.queue.put(item)
+        return True
+
+    def run(self) -> None:
+        while True:
+            item = self.queue.get()
+            if item is self.STOP:
+                return
+            try:
+                self.work(item)
+            finally:
+                with self.lock:
+                    self.pending -= 1
+
+    def close(self, timeout: float = 120.0) -> None:
+        if self.thread is not None:
+            self.queue.put(self.STOP)
+            self.thread.join(timeout)
+            self.thread = None
 
 
 def candidate_holder(client, s: Settings, champion) -> Holder | None:
@@ -165,8 +214,10 @@ def app_from_env():
 
 # ---------------------------------------------------------------- start and stop
 
-def lifespan(s: Settings, holder: Holder, predlog: PredictionLog, candidate: Holder | None = None):
-    """Start the prediction log writer and the reload threads; on shutdown stop them and flush the log."""
+def lifespan(s: Settings, holder: Holder, predlog: PredictionLog, candidate: Holder | None = None,
+             endpoints: list | None = None):
+    """Start the prediction log writer, the reload threads and the shadow scorer; on shutdown stop
+    them, finish the shadow scorings still waiting and flush the log."""
 
     @asynccontextmanager
     async def running(app):
@@ -174,6 +225,9 @@ def lifespan(s: Settings, holder: Holder, predlog: PredictionLog, candidate: Hol
         holder.start(s.reload_seconds)
         if candidate is not None:
             candidate.start(s.reload_seconds)
+        shadows = endpoints[0].shadows if endpoints else None
+        if shadows is not None:
+            shadows.start()
         log.warning("serve: %s v%s on http://%s:%s (pid %s)", s.model_uri, holder.current.version,
                     s.host, s.port, os.getpid())
         try:
@@ -182,6 +236,8 @@ def lifespan(s: Settings, holder: Holder, predlog: PredictionLog, candidate: Hol
             holder.stop()
             if candidate is not None:
                 candidate.stop()
+            if shadows is not None:
+                shadows.close()  # its rows go to the log before it is flushed
             predlog.close()
             log.warning("serve: prediction log flushed (%d rows in %d parts by pid %s)",
                         predlog.rows_written, predlog.parts_written, os.getpid())
@@ -285,6 +341,7 @@ class Endpoints:
         self.check_ranges = RangeCheck(s.bounds, s.ranges, metrics.out_of_range)
         self.candidate, self.router = candidate, router or Router({"mode": "off"})
         self.feedback_store = FeedbackStore(predlog.dir)
+        self.shadows = ShadowQueue(lambda item: self.shadow(*item))
 
     def challenger(self, champion: Served) -> Served | None:
         """The loaded candidate, None when there is none or it is the champion's own version."""
@@ -360,10 +417,8 @@ class Endpoints:
             body_out["model_versions"] = [cand.version if c else served.version for c in to_candidate]
         route = "canary" if any(r == "canary" for _, r, _ in groups) else "champion"
         resp = json_response(body_out, 200, rid, {"X-Model-Version": version, "X-Route": route})
-        if cand is not None and self.router.mode == "shadow":
-            from starlette.background import BackgroundTask
-
-            resp.background = BackgroundTask(self.shadow, cand, rows, rid, now)
+        if cand is not None and self.router.mode == "shadow" and not self.shadows.submit((cand, rows, rid, now)):
+            metrics.requests.labels("/predict", "503", cand.version, "shadow").inc()  # the queue is full: skipped
         return resp
 
     def shadow(self, cand: Served, rows: list[dict], rid: str, now) -> None:
