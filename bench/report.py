@@ -50,7 +50,11 @@ def _team(r: dict) -> list[str]:
             f"Target: {r['target']}: **{'met' if r['met'] else 'not met'}**.", ""]
 
 
-RENDER = {"overhead": _overhead, "pipeline": _pipeline, "team": _team}
+def _release(r: dict) -> list[str]:
+    return [r["markdown"], ""]  # bench_release.py writes its own table (serving ratios, replayed releases)
+
+
+RENDER = {"overhead": _overhead, "pipeline": _pipeline, "team": _team, "release": _release}
 
 
 def main() -> Path:

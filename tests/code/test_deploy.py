@@ -106,7 +106,7 @@ def test_a_wrong_threshold_fails_the_unit_tests(tmp_path):
 
 
 def test_rules_read_only_metrics_the_server_exposes():
-    known = exposed_names() | RELEASE_METRICS | {"up"}
+    known = exposed_names() | {"up"}
     used = {m for r in rules() for m in METRIC.findall(r["expr"])}
     assert used - known == set()
     assert {"mlcycle_serve_requests_total", "mlcycle_serve_request_seconds_bucket",
@@ -138,7 +138,7 @@ def test_dashboard_queries_name_metrics_the_server_exposes():
     board = json.loads((DEPLOY / "grafana" / "mlcycle-serve.json").read_text())
     queries = dashboard_queries(board)
     assert len(queries) >= 10
-    known = exposed_names() | RELEASE_METRICS | {"up"}
+    known = exposed_names() | {"up"}
     for q in queries:
         names = set(METRIC.findall(q))
         assert names, f"query names no metric: {q}"

@@ -141,7 +141,8 @@ def test_column_inputs_match_frame_inputs(tmp_path):
                      "3", "cols", dt.datetime.now(dt.UTC)))
     log.close()
     df = read(tmp_path)
-    assert list(df.columns) == ["distance", "carrier", "prediction", "score", "model_version", "request_id", "row", "ts"]
+    assert list(df.columns) == ["distance", "carrier", "prediction", "score", "route", "model_version", "request_id",
+                                "row", "ts"]
     assert df["carrier"].isna().tolist() == [True, True, True, False]
     assert df["distance"].isna().tolist() == [False, False, False, True]
 

@@ -89,7 +89,7 @@ def test_every_bad_request_gets_a_4xx_naming_the_field(server, rows):
     # the server keeps serving, and no client error became a 500
     assert post(server, {"dataframe_records": rows[:1]}).status_code == 200
     metrics = httpx.get(f"{server.url}/metrics").text
-    assert 'mlcycle_serve_requests_total{endpoint="/predict",status="422"}' in metrics
+    assert 'mlcycle_serve_requests_total{endpoint="/predict",route="",status="422",version=""}' in metrics
     assert 'status="5' not in metrics
 
 

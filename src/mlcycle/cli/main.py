@@ -320,11 +320,19 @@ def _serve(args) -> int:
 
     paths = Paths.at()
     params = config.load(args.params, root=paths.root)
+    release = None
+    if args.release or args.release_share is not None or args.candidate:
+        release = params.serve.release.model_dump()
+        release.update({k: v for k, v in (("mode", args.release), ("share", args.release_share),
+                                          ("candidate", args.candidate)) if v is not None})
     s = settings.settings(paths.root, params, model_uri=args.model_uri, host=args.host, port=args.port,
                           workers=args.workers, reload_seconds=args.reload_seconds, log_dir=args.log_dir,
-                          max_rows=args.max_rows, compiled=args.compiled)
+                          max_rows=args.max_rows, compiled=args.compiled, release=release)
+    r = s.release
+    mode = "" if r["mode"] == "off" else (f"; release {r['mode']} of @{r['candidate']}"
+                                          + (f" at share {r['share']:g}" if r["mode"] == "canary" else ""))
     print(f"serving {s.model_uri} on http://{s.host}:{s.port} ({s.workers} worker(s)); "
-          f"docs at /docs, prediction log in {s.log_dir}", flush=True)
+          f"docs at /docs, prediction log in {s.log_dir}{mode}", flush=True)
     return server.run(s, log_level=args.log_level)
 
 
@@ -408,6 +416,59 @@ def _monitor(args) -> int:
     print(monitor.summary(verdict))
     print(f"monitor: report {run.html.relative_to(root)}, verdict {monitor.VERDICT}, MLflow run {verdict.get('mlflow_run_id')}")
     return 3 if args.exit_code and verdict["retrain"] else 0
+
+
+def _feedback(args) -> int:
+    from pathlib import Path
+
+    from mlcycle.core import config, tables
+    from mlcycle.core.errors import ClientError
+    from mlcycle.core.paths import Paths
+    from mlcycle.monitoring import release
+    from mlcycle.serving import feedback
+
+    paths = Paths.at()
+    params = config.load(args.params, root=paths.root)
+    src = Path(args.file).expanduser()
+    if not src.exists():
+        print(f"mlcycle: feedback: file '{args.file}' does not exist", file=sys.stderr)
+        return 2
+    frame = tables.read_table(src)
+    client, name, champ, _, log_dir = release.context(paths.root, params)
+    meta = release.model_meta(name, champ)
+    try:
+        n = feedback.FeedbackStore(log_dir).add_file(frame, meta, f"file {src.name}")
+    except ClientError as exc:
+        print(f"mlcycle: feedback: {src.name}: {exc.field}: {exc.detail}; nothing was stored", file=sys.stderr)
+        return 2
+    print(f"feedback: {n} labels from {src.name} stored in {feedback.labels_dir(log_dir)}")
+    return 0
+
+
+def _release(args) -> int:
+    from mlcycle.core import config
+    from mlcycle.core.paths import Paths
+    from mlcycle.monitoring import release
+
+    paths = Paths.at()
+    params = config.load(args.params, root=paths.root)
+    cmd = args.release_command
+    if cmd == "status":
+        st = release.status(paths.root, params, args.url)
+        print(release.to_json(st) if args.json else release.summary(st))
+        return 0
+    if cmd in ("promote", "abort"):
+        from mlcycle.lifecycle.registry import require_reason
+
+        reason = require_reason(args.reason, f"release {cmd}")
+        out = release.act(paths.root, params, "promote" if cmd == "promote" else "rollback", reason, url=args.url)
+        print(f"release: v{out['candidate']} {'promoted to champion' if cmd == 'promote' else 'rolled back'} "
+              f"(audited; MLflow run {out['mlflow_run_id']})")
+        return 0
+    st = release.watch(paths.root, params, args.url, args.max_checks, args.interval)
+    if args.json:
+        print(release.to_json(st))
+    return 0
 
 
 def _retrain(args) -> int:
@@ -505,6 +566,10 @@ def parser() -> argparse.ArgumentParser:
     sv.add_argument("--max-rows", type=int, help="rows per request at most")
     sv.add_argument("--compiled", action=argparse.BooleanOptionalAction, default=None,
                     help="score through the compiled form proven equal at registration (default: serve.compiled)")
+    sv.add_argument("--release", choices=["off", "canary", "shadow"],
+                    help="serve the candidate beside the champion (default: serve.release.mode)")
+    sv.add_argument("--release-share", type=float, help="canary: share of routing keys the candidate answers")
+    sv.add_argument("--candidate", help="the candidate's alias (default: serve.release.candidate, challenger)")
     sv.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     sv.set_defaults(fn=_serve)
     so = sub.add_parser("score", help="score Parquet / CSV files of any size with the champion (or --model-uri) "
@@ -538,6 +603,19 @@ def parser() -> argparse.ArgumentParser:
     mo.add_argument("--model-uri", help="the model to monitor (default: the champion)")
     mo.add_argument("--exit-code", action="store_true", help="exit 3 when the verdict calls for retraining (for schedulers)")
     mo.set_defaults(fn=_monitor)
+    fb = sub.add_parser("feedback", help="store observed outcomes (columns request_id, row, label) of logged "
+                        "predictions beside the prediction log")
+    fb.add_argument("file", help="a .csv or .parquet file")
+    fb.set_defaults(fn=_feedback)
+    rl = sub.add_parser("release", help="the served candidate against the champion on live traffic: status, "
+                        "promote, abort, watch (promotes or rolls back by params release:)")
+    rl.add_argument("release_command", choices=["status", "promote", "abort", "watch"])
+    rl.add_argument("--url", help="the server whose /metrics is read (default release.url, else serve.host:port)")
+    rl.add_argument("--reason", help="promote / abort: why (kept in the audit log)")
+    rl.add_argument("--json", action="store_true", help="status / watch: the whole evidence as JSON")
+    rl.add_argument("--max-checks", type=int, help="watch: stop after this many checks without a decision")
+    rl.add_argument("--interval", type=float, help="watch: seconds between checks (default release.interval_seconds)")
+    rl.set_defaults(fn=_release)
     rt = sub.add_parser("retrain", help="validate and monitor a labelled batch; when the policy says so, add it and retrain")
     rt.add_argument("--batch", required=True, metavar="FILE")
     rt.add_argument("--dry-run", action="store_true", help="only report what the verdict calls for")

@@ -299,6 +299,16 @@ class ReportParams(Section):
     title: str | None = None  # null: from data.path and data.target
 
 
+class ServeReleaseParams(Section):
+    """A candidate served beside the champion (src/mlcycle/serving/release.py): canary or shadow."""
+
+    mode: Literal["off", "canary", "shadow"] = "off"  # canary: `share` of entities answered by the candidate; shadow: scored, never answered
+    candidate: str = "challenger"  # the alias of the candidate version (same registered model)
+    share: Annotated[float, Field(ge=0.0, le=1.0)] = 0.1  # canary: share of routing keys answered by the candidate
+    key: str | None = None  # routing key: this input column (per row); null: the header, else the request id
+    header: str = "X-Route-Key"  # routing key header (used when `key` is null or the column is missing)
+
+
 class ServeParams(Section):
     """`mlcycle serve`: the prediction server (src/mlcycle/serving/); CLI flags override these."""
 
@@ -319,6 +329,24 @@ class ServeParams(Section):
     log_failure: Literal["refuse", "serve"] = "refuse"  # log unwritable: refuse answers 503; serve keeps scoring (logged)
     ranges: Literal["warn", "refuse", "off"] = "warn"  # values outside the schema's min/max: log, 422, or no check
     compiled: bool = True  # score through the compiled form proven equal at registration; false: the pipeline
+    release: ServeReleaseParams = ServeReleaseParams()
+
+
+class ReleaseParams(Section):
+    """`mlcycle release`: when live evidence promotes the candidate or rolls it back (src/mlcycle/monitoring/release.py)."""
+
+    url: str | None = None  # the server whose /metrics is read; null: http://<serve.host>:<serve.port>
+    min_labelled_rows: Annotated[int, Field(ge=10)] = 500  # labelled rows per version before the gate metric decides
+    min_requests: Annotated[int, Field(ge=1)] = 100  # requests answered by the candidate before error and latency are judged
+    max_error_ratio: Annotated[float, Field(ge=0.0, le=1.0)] = 0.01  # candidate 5xx share above this: a failed check
+    max_latency_ratio: Annotated[float, Field(gt=0.0)] = 1.5  # candidate p99 above champion p99 x this: a failed check
+    max_score_psi: Annotated[float, Field(gt=0.0)] = 0.25  # candidate scores vs champion scores on live rows: above: failed
+    min_improvement: Annotated[float, Field(ge=0.0)] = 0.0  # promote when the candidate's gate metric is better by more than this
+    alpha: Annotated[float, Field(gt=0.0, lt=0.5)] = 0.05  # false-promotion level of the one-sided bootstrap test
+    bootstrap: Annotated[int, Field(ge=100, le=100_000)] = 1000  # bootstrap resamples of the metric difference
+    failed_checks: Annotated[int, Field(ge=1)] = 3  # consecutive failed checks before `watch` rolls back
+    interval_seconds: Annotated[float, Field(gt=0.0)] = 30.0  # `watch`: time between checks
+    seed: int = 42
 
 
 class ComputeParams(Section):
@@ -391,6 +419,7 @@ class Params(Section):
     tracking: TrackingParams = TrackingParams()
     report: ReportParams = ReportParams()
     serve: ServeParams = ServeParams()
+    release: ReleaseParams = ReleaseParams()
     compute: ComputeParams = ComputeParams()
     score: ScoreParams = ScoreParams()
     monitor: MonitorParams = MonitorParams()

@@ -26,6 +26,10 @@ class MonitorError(MlcycleError):
     """Monitoring cannot run (no champion, reference data not found, ...)."""
 
 
+class ReleaseError(MlcycleError):
+    """A release command that cannot run (no champion, no candidate, bad evidence)."""
+
+
 class SimulateError(MlcycleError):
     """The replay cannot run (no time column, too few periods, a period's pipeline failed)."""
 

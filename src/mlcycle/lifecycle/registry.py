@@ -52,9 +52,11 @@ def set_alias(client, name: str, alias: str, version: str) -> None:
     client.set_registered_model_alias(name, alias, str(version))
 
 
-def promote(client, audit_file: Path, name: str, version: str, reason: str, action: str = "promote") -> dict:
+def promote(client, audit_file: Path, name: str, version: str, reason: str, action: str = "promote",
+            evidence: dict | None = None) -> dict:
     """Give `version` the champion alias (the old champion keeps its other aliases), under the
-    registry lock. Promoting the current champion is an error (nothing moves, nothing is recorded)."""
+    registry lock, with `evidence` (a release's live comparison) in the audit entry. Promoting the
+    current champion is an error (nothing moves, nothing is recorded)."""
     reason = require_reason(reason, f"promote v{version}")
     with audit.locked(audit_file, client):
         try:
@@ -65,7 +67,8 @@ def promote(client, audit_file: Path, name: str, version: str, reason: str, acti
         if old is not None and str(old.version) == str(version):
             raise RegistryError(f"model '{name}': v{version} already is the champion; nothing was changed")
         set_alias(client, name, CHAMPION, version)
-        return audit.append(audit_file, client, name, action, old.version if old else None, version, reason)
+        return audit.append(audit_file, client, name, action, old.version if old else None, version, reason,
+                            evidence)
 
 
 def rollback(client, audit_file: Path, name: str, reason: str) -> dict:

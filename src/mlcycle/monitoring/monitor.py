@@ -29,6 +29,7 @@ tagged with the model version it judged, and that version gets the tags `monitor
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from dataclasses import dataclass, field
@@ -45,8 +46,9 @@ from mlcycle.core.spec import LABEL, FeatureSpec, derived, with_derived
 from mlcycle.lifecycle import gate
 from mlcycle.lifecycle.registry import unresolved_message
 from mlcycle.monitoring import drift as drift_mod
+from mlcycle.monitoring import release
 from mlcycle.runtime import tracking
-from mlcycle.serving import model, predlog
+from mlcycle.serving import feedback, model, predlog
 from mlcycle.stages import evaluate, features, train
 
 VERDICT = Path("reports/monitor/verdict.json")
@@ -166,6 +168,28 @@ def from_log(root: Path, params: Params, days: float | None = None, now: dt.date
         raise MonitorError(f"no predictions in the last {days:g} days of {params.serve.log_dir}; "
                            "widen --days or monitor.log_window_days")
     cur.source = f"prediction log, last {days:g} days"
+    return with_labels(cur, log_dir)
+
+
+def with_labels(cur: Current, log_dir: Path) -> Current:
+    """The labels fed back (`serving/feedback.py`) joined to the log's rows by request id and row:
+    performance is then assessed on live data. Rows answered by a release's candidate or shadowed
+    by it are re-scored by the monitored model (`scores` None), so score drift is the model's own."""
+    if cur.partitioned:
+        return cur
+    df = cur.frame
+    if "route" in df.columns and (df["route"].fillna("champion") != "champion").any():
+        cur.scores = None
+        cur.notes.append("a release ran: the monitored model's scores are recomputed; "
+                         "rows shadowed by the candidate are counted once")
+    labels = feedback.read(log_dir)
+    if labels.empty or "request_id" not in df.columns:
+        return cur
+    df = df.merge(labels[["request_id", "row", "label"]].rename(columns={"label": LABEL}), on=["request_id", "row"],
+                  how="left")
+    n = int(df[LABEL].notna().sum())
+    cur.frame, cur.labelled = df, n > 0
+    cur.notes.append(f"{n} rows with labels fed back")
     return cur
 
 
@@ -277,6 +301,16 @@ def assess(params: Params, served, ref: Reference, cur: Current) -> dict:
         d, sd = partitioned_drift(params, served, ref, cur)
         verdict.update(drift=d.to_dict(), score_drift=sd, performance=None)
         return conclude(verdict, params, d, sd, None, feats)
+    live = None
+    if "route" in cur.frame.columns and "request_id" in cur.frame.columns:  # the prediction log
+        live = cur.frame
+        if LABEL in live.columns:
+            name = release.metric_name(served.meta or {}, params.gate.metric)
+            verdict["live"] = release.per_version(live.rename(columns={LABEL: "label"}), served.meta or {}, name,
+                                                  seed=mp.seed)
+        answered = live["route"].fillna("champion") != "shadow"
+        cur = dataclasses.replace(cur, frame=live[answered].reset_index(drop=True),
+                                  scores=None if cur.scores is None else cur.scores[answered.to_numpy()])
     ref_X, cur_X = ref.train[spec.inputs], cur.frame[spec.inputs]
     d = drift_mod.compare(derived(spec, ref_X), derived(spec, cur_X), feats, psi_threshold=mp.psi_threshold,
                           alpha=mp.alpha, bins=mp.bins, seed=mp.seed)
@@ -290,7 +324,9 @@ def assess(params: Params, served, ref: Reference, cur: Current) -> dict:
     if cur.labelled:
         ref_test_scores = scores_of(served, ref.test[spec.inputs])
         at_training = metric_of(spec, served, ref.test[LABEL], ref_test_scores, ref.test[spec.inputs])
-        now = metric_of(spec, served, cur.frame[LABEL], cur_scores, cur_X)
+        known = cur.frame[LABEL].notna().to_numpy()  # the log: only rows with labels fed back
+        now = metric_of(spec, served, cur.frame[LABEL][known].reset_index(drop=True), cur_scores[known],
+                        cur_X[known].reset_index(drop=True)) if known.sum() >= 2 else {}
         name = primary(spec, params, {**at_training, **now}) if at_training and now else None
         if name and name in at_training and name in now:
             lower = name in scoring.LOWER_IS_BETTER
@@ -362,8 +398,9 @@ def slices(params: Params, served, spec: FeatureSpec, ref: Reference, cur: Curre
             continue
         groups = cur.frame[col].astype("str").value_counts()
         for g, n in groups.items():
-            m_cur = (cur.frame[col].astype("str") == g).to_numpy()
+            m_cur = ((cur.frame[col].astype("str") == g) & cur.frame[LABEL].notna()).to_numpy()
             m_ref = (ref.test[col].astype("str") == g).to_numpy()
+            n = int(m_cur.sum())
             if n < params.monitor.min_slice_rows or m_ref.sum() < params.monitor.min_slice_rows:
                 continue
             now = metric_of(spec, served, cur.frame[LABEL][m_cur], cur_scores[m_cur], cur.frame[spec.inputs][m_cur])
@@ -451,6 +488,10 @@ def summary(verdict: dict) -> str:
     p = verdict.get("performance")
     if p:
         lines.append(f"  {p['metric']}: {p['now']:.4f} now, {p['at_training']:.4f} at training")
+    for v in verdict.get("live") or []:
+        figure = (f"{v['metric']} {v['value']:.4f} [{v['low']:.4f}, {v['high']:.4f}]" if "value" in v
+                  else "too few labels for the metric")
+        lines.append(f"  live v{v['version']} ({v['route']}): {v['rows']} rows, {v['labelled']} labelled; {figure}")
     lines += [f"  - {r}" for r in verdict["reasons"]]
     return "\n".join(lines)
 

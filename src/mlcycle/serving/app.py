@@ -33,11 +33,13 @@ from pathlib import Path
 from typing import Annotated
 
 from mlcycle.core.errors import ClientError, LogFull, ServeError
+from mlcycle.serving.feedback import FeedbackStore, entries_of
 from mlcycle.serving.guard import Guard
 from mlcycle.serving.metrics import Metrics
-from mlcycle.serving.model import Holder
+from mlcycle.serving.model import Holder, Served, parse_uri
 from mlcycle.serving.outputs import arrow_schema, log_inputs, log_outputs, score
 from mlcycle.serving.predlog import Batch, PredictionLog
+from mlcycle.serving.release import Router
 from mlcycle.serving.request import (
     RangeCheck,
     body_error,
@@ -64,25 +66,56 @@ def create_app(s: Settings):
     client = mlflow.MlflowClient(s.tracking_uri, s.tracking_uri)
     holder = Holder(client, s.model_uri, s.not_null, compiled=s.compiled)
     first = holder.current
+    holder.columns = first.columns
     metrics = Metrics(first.classifier)
     metrics.served(first)
-    holder.on_switch = lambda old, new: metrics.served(new, old)
+    router = Router(s.release)
+    candidate = candidate_holder(client, s, first)
+    ep_ref: list = []
+
+    def switched(old, new):
+        metrics.served(new, old)
+        if new.info.get("release_decision") == "promote" and candidate is not None:
+            metrics.decision("promote", new.version)
+        if ep_ref:
+            ep_ref[0].release_changed()
+
+    holder.on_switch = switched
+    if candidate is not None:
+        def candidate_switched(old, new):
+            if new is None and old is not None:
+                try:
+                    tags = client.get_model_version(candidate.name, old.version).tags or {}
+                except Exception:
+                    tags = {}
+                if tags.get("release.decision") == "rollback":
+                    metrics.decision("rollback", old.version)
+            if ep_ref:
+                ep_ref[0].release_changed()
+
+        candidate.on_switch = candidate_switched
     predlog = PredictionLog(Path(s.log_dir), s.log_max_rows, s.log_roll_seconds, s.log_queue_rows,
                             schema=arrow_schema(first.columns), fallback_dir=Path(s.log_fallback_dir))
     token = os.environ.get(s.token_env) or None
     request_model, row_adapter, _ = request_models(first.columns, s.max_rows, first.example)
 
-    app = FastAPI(title="mlcycle model server", version="1", lifespan=lifespan(s, holder, predlog),
+    app = FastAPI(title="mlcycle model server", version="1", lifespan=lifespan(s, holder, predlog, candidate, ep_ref),
                   description=f"Serves `{s.model_uri}`. Input columns and types come from the model's MLflow signature.")
     app.add_middleware(Guard, metrics=metrics, max_body=s.max_body_bytes, token=token)
     for kind, handler in error_handlers(s).items():
         app.add_exception_handler(kind, handler)
 
-    ep = Endpoints(s, holder, predlog, metrics, row_adapter)
+    ep_ref.append(ep := Endpoints(s, holder, predlog, metrics, row_adapter, candidate, router))
+    ep.release_changed()
     # the bearer scheme shows in the OpenAPI document only when a token is set (the Guard checks it
     # before the body is read; the dependency documents it and checks again)
     app.add_api_route("/predict", predict_endpoint(ep, request_model), methods=["POST"],
                       responses=error_responses(token is not None), summary="score rows with the served model",
+                      dependencies=[auth_dependency(token, s.token_env)] if token else [])
+    app.add_api_route("/feedback", feedback_endpoint(ep), methods=["POST"],
+                      summary="the observed outcome of logged predictions, by request id (and row)",
+                      responses={404: {"description": "unknown request id"}, 409: {"description": "already labelled"},
+                                 422: {"description": "a wrong label type, a missing field or a row out of range"}},
                       dependencies=[auth_dependency(token, s.token_env)] if token else [])
     app.add_api_route("/health", ep.health, methods=["GET"], summary="the process is alive")
     app.add_api_route("/ready", ep.ready, methods=["GET"],
@@ -94,7 +127,80 @@ def create_app(s: Settings):
                       response_class=Response)
 
     app.state.holder, app.state.predlog, app.state.metrics = holder, predlog, metrics
+    app.state.candidate = candidate
     return app
+
+
+class ShadowQueue:
+    """The candidate's shadow scorings, done by one thread of the worker after the answers are sent,
+    so they hold neither the answer nor the connection's next request. At most `max_pending`
+    requests wait (beyond that a shadow scoring is skipped and counted); `close` does every one
+    still waiting, so a SIGTERM loses no shadow row."""
+
+    STOP = object()
+
+    def __init__(self, work, max_pending: int = 10_000):
+        import queue
+        import threading
+
+        self.work, self.max_pending = work, max_pending
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.pending = 0
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        import threading
+
+        self.thread = threading.Thread(target=self.run, name="shadow", daemon=True)
+        self.thread.start()
+
+    def submit(self, item) -> bool:
+        with self.lock:
+            if self.thread is None or self.pending >= self.max_pending:
+                return False
+            self.pending += 1
+        self.queue.put(item)
+        return True
+
+    def run(self) -> None:
+        while True:
+            item = self.queue.get()
+            if item is self.STOP:
+                return
+            try:
+                self.work(item)
+            finally:
+                with self.lock:
+                    self.pending -= 1
+
+    def close(self, timeout: float = 120.0) -> None:
+        if self.thread is not None:
+            self.queue.put(self.STOP)
+            self.thread.join(timeout)
+            self.thread = None
+
+
+def candidate_holder(client, s: Settings, champion) -> Holder | None:
+    """The candidate's holder when serve.release.mode is canary or shadow (its alias may name no
+    version yet: then the champion answers everything until it does); None when off."""
+    mode = s.release.get("mode", "off")
+    if mode == "off":
+        return None
+    name, _, _ = parse_uri(s.model_uri)
+    if not name:
+        raise ServeError(f"serve.release.mode {mode} needs a registered model (models:/<name>@<alias>), "
+                         f"not {s.model_uri}; set serve.release.mode: off to serve this URI")
+    uri = f"models:/{name}@{s.release.get('candidate') or 'challenger'}"
+    cand = Holder(client, uri, s.not_null, compiled=s.compiled, optional=True)
+    cand.columns = champion.columns
+    if cand.current is not None and [(c.name, c.type) for c in cand.current.columns] != \
+            [(c.name, c.type) for c in champion.columns]:
+        raise ServeError(f"serve: the candidate {uri} (v{cand.current.version}) takes other input columns than "
+                         f"the champion v{champion.version}; it cannot be served beside it")
+    log.warning("serve: release %s: candidate %s is %s", mode, uri,
+                f"v{cand.current.version}" if cand.current else "not registered yet (the champion answers everything)")
+    return cand
 
 
 def app_from_env():
@@ -108,19 +214,30 @@ def app_from_env():
 
 # ---------------------------------------------------------------- start and stop
 
-def lifespan(s: Settings, holder: Holder, predlog: PredictionLog):
-    """Start the prediction log writer and the reload thread; on shutdown stop them and flush the log."""
+def lifespan(s: Settings, holder: Holder, predlog: PredictionLog, candidate: Holder | None = None,
+             endpoints: list | None = None):
+    """Start the prediction log writer, the reload threads and the shadow scorer; on shutdown stop
+    them, finish the shadow scorings still waiting and flush the log."""
 
     @asynccontextmanager
     async def running(app):
         predlog.start()
         holder.start(s.reload_seconds)
+        if candidate is not None:
+            candidate.start(s.reload_seconds)
+        shadows = endpoints[0].shadows if endpoints else None
+        if shadows is not None:
+            shadows.start()
         log.warning("serve: %s v%s on http://%s:%s (pid %s)", s.model_uri, holder.current.version,
                     s.host, s.port, os.getpid())
         try:
             yield
         finally:
             holder.stop()
+            if candidate is not None:
+                candidate.stop()
+            if shadows is not None:
+                shadows.close()  # its rows go to the log before it is flushed
             predlog.close()
             log.warning("serve: prediction log flushed (%d rows in %d parts by pid %s)",
                         predlog.rows_written, predlog.parts_written, os.getpid())
@@ -133,10 +250,10 @@ def lifespan(s: Settings, holder: Holder, predlog: PredictionLog):
 
 # ---------------------------------------------------------------- responses and errors
 
-def json_response(body: dict, status: int = 200, request_id: str | None = None):
+def json_response(body: dict, status: int = 200, request_id: str | None = None, headers: dict | None = None):
     from fastapi.responses import Response
 
-    headers = {"X-Request-ID": request_id} if request_id else None
+    headers = {**({"X-Request-ID": request_id} if request_id else {}), **(headers or {})} or None
     return Response(json.dumps(body, allow_nan=False, default=str), status, headers=headers,
                     media_type="application/json")
 
@@ -218,13 +335,49 @@ class Endpoints:
     """What the endpoints answer, over one app's model holder, prediction log and metrics.
     (The methods have no docstrings: FastAPI would show them in the OpenAPI document.)"""
 
-    def __init__(self, s: Settings, holder: Holder, predlog: PredictionLog, metrics: Metrics, row_adapter):
+    def __init__(self, s: Settings, holder: Holder, predlog: PredictionLog, metrics: Metrics, row_adapter,
+                 candidate: Holder | None = None, router: Router | None = None):
         self.s, self.holder, self.predlog, self.metrics, self.row_adapter = s, holder, predlog, metrics, row_adapter
         self.check_ranges = RangeCheck(s.bounds, s.ranges, metrics.out_of_range)
+        self.candidate, self.router = candidate, router or Router({"mode": "off"})
+        self.feedback_store = FeedbackStore(predlog.dir)
+        self.shadows = ShadowQueue(lambda item: self.shadow(*item))
 
-    def predict(self, body):
+    def challenger(self, champion: Served) -> Served | None:
+        """The loaded candidate, None when there is none or it is the champion's own version."""
+        cand = self.candidate.current if self.candidate is not None else None
+        return None if cand is None or cand.version == champion.version else cand
+
+    def release_changed(self) -> None:
+        cand = self.challenger(self.holder.current)
+        self.metrics.release(self.router.mode, self.router.share_now(cand is not None), cand)
+
+    def score_rows(self, served: Served, rows: list[dict]):
+        """(X, outputs) of `served` on `rows`; a 422 when the model cannot score them."""
+        # the compiled form reads request rows itself (no DataFrame) when it takes all their values
+        X = served.model.prepare(rows) if served.path == "compiled" and served.columns else None
+        if X is None:
+            X = frame(rows, served.columns)
+        try:
+            return X, score(served, X)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ClientError(422, "cannot score", None, f"the model cannot score these rows: {exc}"[:400]) from None
+
+    def log_rows(self, served: Served, rows, X, out, rid, route, positions, now) -> None:
+        try:
+            self.predlog.submit(Batch(log_inputs(rows, served.columns, X), log_outputs(out), served.version, rid,
+                                      now, route, positions))
+        except LogFull as exc:
+            raise ClientError(503, "busy", None, f"{exc}; retry later") from None
+        observe = self.metrics.scores.labels(served.version, route).observe
+        for v in out["score"]:
+            if v is not None and math.isfinite(v):
+                observe(v)
+
+    def predict(self, body, route_header: str | None = None):
         s, predlog, metrics = self.s, self.predlog, self.metrics
         served = self.holder.current  # this request finishes on this version, whatever reloads meanwhile
+        cand = self.challenger(served)
         rows = self.rows(body, served.columns)
         if not served.columns:
             check_text(rows)
@@ -233,30 +386,60 @@ class Endpoints:
                               f"the prediction log cannot be written ({type(predlog.error).__name__}); retry later")
         if s.bounds:
             self.check_ranges(rows, served.columns)
-        # the compiled form reads request rows itself (no DataFrame) when it takes all their values
-        X = served.model.prepare(rows) if served.path == "compiled" and served.columns else None
-        if X is None:
-            X = frame(rows, served.columns)
-        try:
-            out = score(served, X)
-        except (ValueError, TypeError, KeyError) as exc:
-            raise ClientError(422, "cannot score", None, f"the model cannot score these rows: {exc}"[:400]) from None
         rid = uuid.uuid4().hex
-        try:
-            predlog.submit(Batch(log_inputs(rows, served.columns, X), log_outputs(out), served.version, rid,
-                                 dt.datetime.now(dt.UTC)))
-        except LogFull as exc:
-            raise ClientError(503, "busy", None, f"{exc}; retry later") from None
-        metrics.rows.inc(len(X))
-        for v in out["score"]:
-            if v is not None and math.isfinite(v):
-                metrics.scores.observe(v)
+        now = dt.datetime.now(dt.UTC)
+        to_candidate = self.router.canary_rows(rows, route_header, rid) if cand is not None else [False] * len(rows)
+        groups = [(m, route, [i for i, c in enumerate(to_candidate) if c == flag])
+                  for m, route, flag in ((served, "champion", False), (cand, "canary", True))]
+        groups = [(m, route, idx) for m, route, idx in groups if idx]
+        merged: dict[str, list] = {}
+        scored = []
+        for m, route, idx in groups:
+            part = rows if len(idx) == len(rows) else [rows[i] for i in idx]
+            X, out = self.score_rows(m, part)
+            scored.append((m, route, idx, part, X, out))
+            for k, v in out.items():
+                merged.setdefault(k, [None] * len(rows))
+                for i, value in zip(idx, v, strict=True):
+                    merged[k][i] = value
+        for m, route, idx, part, X, out in scored:
+            self.log_rows(m, part, X, out, rid, route, None if len(groups) == 1 else idx, now)
+        self.feedback_store.known.add(rid, len(rows))
+        metrics.rows.inc(len(rows))
         metrics.log_rows.set(predlog.pending)
-        body_out = {"predictions": out["prediction"]}
-        if "probabilities" in out:
-            body_out["probabilities"] = out["probabilities"]
-        body_out.update(model_name=served.info.get("name"), model_version=served.version, request_id=rid)
-        return json_response(body_out, 200, rid)
+        body_out = {"predictions": merged["prediction"]}
+        if "probabilities" in merged:
+            body_out["probabilities"] = merged["probabilities"]
+        versions = [m.version for m, _, _ in groups]
+        version = ",".join(versions)
+        body_out.update(model_name=served.info.get("name"), model_version=version, request_id=rid)
+        if len(groups) > 1:
+            body_out["model_versions"] = [cand.version if c else served.version for c in to_candidate]
+        route = "canary" if any(r == "canary" for _, r, _ in groups) else "champion"
+        resp = json_response(body_out, 200, rid, {"X-Model-Version": version, "X-Route": route})
+        if cand is not None and self.router.mode == "shadow" and not self.shadows.submit((cand, rows, rid, now)):
+            metrics.requests.labels("/predict", "503", cand.version, "shadow").inc()  # the queue is full: skipped
+        return resp
+
+    def shadow(self, cand: Served, rows: list[dict], rid: str, now) -> None:
+        """The candidate scores the rows the champion answered, after the answer was sent; logged as
+        `shadow` rows, never returned. A failure is counted and logged, the answer stands."""
+        import time
+
+        start = time.perf_counter()
+        status = "200"
+        try:
+            X, out = self.score_rows(cand, rows)
+            self.log_rows(cand, rows, X, out, rid, "shadow", None, now)
+        except ClientError as exc:
+            status = str(exc.status)
+            log.error("serve: shadow v%s could not score request %s: %s", cand.version, rid, exc)
+        except Exception:
+            status = "500"
+            log.exception("serve: shadow v%s failed on request %s", cand.version, rid)
+        finally:
+            self.metrics.latency.labels("/predict", cand.version, "shadow").observe(time.perf_counter() - start)
+            self.metrics.requests.labels("/predict", status, cand.version, "shadow").inc()
 
     def rows(self, body, columns) -> list[dict]:
         """The body's rows as records, from exactly one of its two forms."""
@@ -268,6 +451,11 @@ class Endpoints:
             return rows_from_split(body.dataframe_split, self.row_adapter, columns, self.s.max_rows)
         raise ClientError(422, "missing field", "dataframe_records",
                           "send dataframe_records (a list of rows) or dataframe_split (columns and data)")
+
+    def feedback(self, body):
+        served = self.holder.current
+        n = self.feedback_store.add(entries_of(body), served.meta or {}, "api")
+        return json_response({"accepted": n}, 200)
 
     def health(self):
         return {"status": "ok"}
@@ -283,7 +471,15 @@ class Endpoints:
     def model_info(self):
         served, s = self.holder.current, self.s
         i = served.info
-        return {"name": i.get("name"), "version": served.version, "alias": i.get("alias"),
+        cand = self.challenger(served)
+        release = {"mode": self.router.mode, "share": self.router.share_now(cand is not None),
+                   "configured_share": self.router.share, "key": self.router.key, "header": self.router.header,
+                   "candidate_alias": self.candidate.alias if self.candidate else None,
+                   "candidate": None if cand is None else {
+                       "version": cand.version, "run_id": cand.info.get("run_id"), "data_md5": cand.info.get("data_md5"),
+                       "scoring_path": cand.path, "uri": cand.info.get("uri")},
+                   "candidate_reload_error": self.candidate.last_error if self.candidate else None}
+        return {"release": release, "name": i.get("name"), "version": served.version, "alias": i.get("alias"),
                 "aliases": i.get("aliases", []), "uri": s.model_uri, "run_id": i.get("run_id"),
                 "data_md5": i.get("data_md5"), "git_commit": i.get("git_commit"),
                 "flavor": served.flavor, "scoring_path": served.path, "scoring": served.scoring,
@@ -303,14 +499,26 @@ class Endpoints:
         return Response(self.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
+def feedback_endpoint(ep: Endpoints):
+    from fastapi import Body
+
+    def feedback(body: Annotated[dict, Body(examples=[{"request_id": "0f3c...", "row": 0, "label": 1}])]):
+        """Labels for logged predictions: `{request_id, row, label}` or `{"feedback": [...]}`. An unknown
+        request id (404), a duplicate (409) or a wrong label type (422) refuses the whole call: nothing is stored."""
+        return ep.feedback(body)
+
+    return feedback
+
+
 def predict_endpoint(ep: Endpoints, request_model):
     """The /predict endpoint, its body typed as `request_model` (built from the model's columns)."""
-    from fastapi import Body
+    from fastapi import Body, Request
 
     PredictBody = Annotated[request_model, Body()]
 
-    def predict(body: PredictBody):
-        """Predictions (and class probabilities for classifiers) for 1 to `max_rows` rows."""
-        return ep.predict(body)
+    def predict(body: PredictBody, request: Request):
+        """Predictions (and class probabilities for classifiers) for 1 to `max_rows` rows. In a canary
+        release the routing header (serve.release.header) keeps one caller on one model."""
+        return ep.predict(body, request.headers.get(ep.router.header))
 
     return predict

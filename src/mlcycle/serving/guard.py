@@ -12,7 +12,7 @@ import uuid
 from mlcycle.core.errors import ClientError
 from mlcycle.serving.metrics import Metrics
 
-ENDPOINTS = {"/predict", "/health", "/ready", "/model", "/metrics", "/docs", "/openapi.json", "/redoc"}
+ENDPOINTS = {"/predict", "/feedback", "/health", "/ready", "/model", "/metrics", "/docs", "/openapi.json", "/redoc"}
 
 
 class Guard:
@@ -25,7 +25,7 @@ class Guard:
 
     def authorized(self, scope) -> bool:
         """No token set, or `Authorization: Bearer <token>` matches (checked before any body is read)."""
-        if self.token is None or scope.get("path") != "/predict" or scope.get("method") != "POST":
+        if self.token is None or scope.get("path") not in ("/predict", "/feedback") or scope.get("method") != "POST":
             return True
         header = next((v for k, v in scope.get("headers", ()) if k == b"authorization"), b"")
         scheme, _, given = header.partition(b" ")
@@ -48,12 +48,29 @@ class Guard:
         path = scope.get("path", "")
         endpoint = path if path in ENDPOINTS else "other"
         status = [500]
+        labels = ["", ""]  # the answering version and route, from the response's headers
         start = time.perf_counter()
+        done = [False]
+
+        def observe() -> None:
+            """Count and time the request once: when its last body part is sent (a shadow scoring
+            that runs after the answer is not the caller's latency), else when the app returns."""
+            if not done[0]:
+                done[0] = True
+                self.metrics.latency.labels(endpoint, *labels).observe(time.perf_counter() - start)
+                self.metrics.requests.labels(endpoint, str(status[0]), *labels).inc()
 
         async def sending(message):
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
+                for k, v in message.get("headers", ()):
+                    if k == b"x-model-version":
+                        labels[0] = v.decode()
+                    elif k == b"x-route":
+                        labels[1] = v.decode()
             await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                observe()
 
         size = [0]
 
@@ -77,9 +94,8 @@ class Guard:
                 await sending({"type": "http.response.start", "status": 413,
                                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                                            (b"connection", b"close")]})
-                await send({"type": "http.response.body", "body": body})
+                await sending({"type": "http.response.body", "body": body})
                 return
             await self.app(scope, receiving, sending)
         finally:
-            self.metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
-            self.metrics.requests.labels(endpoint, str(status[0])).inc()
+            observe()

@@ -105,7 +105,8 @@ def load(client, uri: str, not_null: tuple[str, ...] = (), compiled: bool = True
                              "see `mlcycle models`, or run `make repro` to register a champion") from None
         tags = mv.tags or {}
         info.update(version=str(mv.version), run_id=mv.run_id, data_md5=tags.get("data_md5"),
-                    git_commit=tags.get("git_commit"), aliases=sorted(mv.aliases or []))
+                    git_commit=tags.get("git_commit"), aliases=sorted(mv.aliases or []),
+                    release_decision=tags.get("release.decision"))
         source = f"models:/{name}/{mv.version}"
     with quiet_mlflow(), tempfile.TemporaryDirectory(prefix="mlcycle-serve-") as tmp:
         local = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=tmp)
@@ -145,10 +146,14 @@ def load(client, uri: str, not_null: tuple[str, ...] = (), compiled: bool = True
 class Holder:
     """The served model; a thread swaps in a new version when the alias moves."""
 
-    def __init__(self, client, uri: str, not_null: tuple[str, ...] = (), on_switch=None, compiled: bool = True):
+    def __init__(self, client, uri: str, not_null: tuple[str, ...] = (), on_switch=None, compiled: bool = True,
+                 optional: bool = False):
         self.client, self.uri, self.not_null, self.compiled = client, uri, not_null, compiled
         self.name, self.alias, _ = parse_uri(uri)
-        self.current: Served = load(client, uri, not_null, compiled)
+        self.optional = optional  # a candidate: its alias may be missing (then `current` is None)
+        self.current: Served | None = None
+        if not optional or self.resolve() is not None:
+            self.current = load(client, uri, not_null, compiled)
         self.on_switch = on_switch
         self.last_error: str | None = None
         self._stop = threading.Event()
@@ -158,18 +163,41 @@ class Holder:
         """Load and swap in the alias's version when it differs from the served one; True if switched."""
         if not (self.name and self.alias):
             return False
-        mv = self.client.get_model_version_by_alias(self.name, self.alias)
-        if str(mv.version) == self.current.version:
+        if self.optional:
+            version = self.resolve()
+            if version is None:
+                if self.current is None:
+                    return False
+                old, self.current = self.current, None
+                log.warning("serve: %s no longer resolves: v%s is not served any more", self.uri, old.version)
+                if self.on_switch:
+                    self.on_switch(old, None)
+                return True
+        else:
+            version = str(self.client.get_model_version_by_alias(self.name, self.alias).version)
+        if self.current is not None and version == self.current.version:
             return False
         new = load(self.client, self.uri, self.not_null, self.compiled)
-        if [(c.name, c.type) for c in new.columns] != [(c.name, c.type) for c in self.current.columns]:
-            raise ServeError(f"v{new.version} takes other input columns than v{self.current.version}; "
+        cols = self.columns if self.columns is not None else (self.current.columns if self.current else None)
+        if cols is not None and [(c.name, c.type) for c in new.columns] != [(c.name, c.type) for c in cols]:
+            raise ServeError(f"v{new.version} takes other input columns than the served version; "
                              "restart the server to serve it")
         old, self.current = self.current, new  # requests in flight keep their reference to `old`
-        log.warning("serve: %s moved: v%s -> v%s", self.uri, old.version, new.version)
+        log.warning("serve: %s moved: v%s -> v%s", self.uri, old.version if old else "-", new.version)
         if self.on_switch:
             self.on_switch(old, new)
         return True
+
+    columns: tuple[Column, ...] | None = None  # the input columns every version must take (set by the server)
+
+    def resolve(self) -> str | None:
+        """The version the alias names now, None when it names none (only asked of a candidate)."""
+        try:
+            return str(self.client.get_model_version_by_alias(self.name, self.alias).version)
+        except Exception as exc:
+            if "RESOURCE_DOES_NOT_EXIST" in str(exc) or "not found" in str(exc).lower() or "does not exist" in str(exc).lower():
+                return None
+            raise
 
     def start(self, every: float) -> None:
         def loop():
@@ -179,7 +207,8 @@ class Holder:
                     self.last_error = None
                 except Exception as exc:  # keep serving the loaded version
                     self.last_error = f"{type(exc).__name__}: {exc}"[:500]
-                    log.error("serve: reload failed, still serving v%s: %s", self.current.version, self.last_error)
+                    log.error("serve: reload failed, still serving v%s: %s",
+                              self.current.version if self.current else "-", self.last_error)
 
         if self.name and self.alias:
             self._thread = threading.Thread(target=loop, name="model-reload", daemon=True)

@@ -9,7 +9,9 @@ so a reader never sees half a file:
 
 Each row holds the model's input columns, `prediction`, `score` (positive-class probability,
 regression value or top-class probability), `proba_<class>` for multiclass models,
-`model_version`, `request_id`, `row` (position in its request) and `ts` (UTC time of scoring).
+`model_version` (the version that scored the row), `route` (`champion`, `canary` or `shadow`: see
+`serving/release.py`), `request_id`, `row` (position in its request) and `ts` (UTC time of scoring).
+A shadow row has the same request id and position as the champion's row it shadows.
 `pandas.read_parquet(log_dir)` reads them all. The folder is created 0700 and parts 0600: they
 hold request inputs.
 
@@ -55,6 +57,8 @@ class Batch:
     model_version: str
     request_id: str
     ts: dt.datetime
+    route: str = "champion"  # champion | canary | shadow (serving/release.py)
+    positions: list[int] | None = None  # each row's position in its request (None: 0..n-1)
 
     def __len__(self) -> int:
         if isinstance(self.inputs, pd.DataFrame):
@@ -70,9 +74,10 @@ class Batch:
             cols = {k: list(v) for k, v in self.inputs.items()}
         for k, v in self.outputs.items():
             cols[k] = list(v)
+        cols["route"] = [self.route] * n
         cols["model_version"] = [self.model_version] * n
         cols["request_id"] = [self.request_id] * n
-        cols["row"] = list(range(n))
+        cols["row"] = list(self.positions) if self.positions is not None else list(range(n))
         cols["ts"] = [self.ts] * n
         return cols
 

@@ -38,6 +38,7 @@ class Settings:
     ranges: str = "warn"  # values outside `bounds`: warn (log and count), refuse (422), off
     bounds: dict = field(default_factory=dict)  # column -> [min, max] (either may be None) from the schema
     compiled: bool = True  # score through the model's compiled form when it has one that agreed
+    release: dict = field(default_factory=lambda: {"mode": "off"})  # params serve.release (mode, candidate, share, key, header)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -76,7 +77,7 @@ def settings(root: Path, params, **overrides) -> Settings:
         log_roll_seconds=s.log_roll_seconds, log_queue_rows=s.log_queue_rows, token_env=s.token_env,
         log_fallback_dir=s.log_fallback_dir, log_failure=s.log_failure,
         ranges=s.ranges, bounds=schema_bounds(root, params) if s.ranges != "off" else {},
-        compiled=s.compiled,
+        compiled=s.compiled, release=s.release.model_dump(),
     )
     for key in ("log_dir", "log_fallback_dir"):
         folder = Path(values[key])

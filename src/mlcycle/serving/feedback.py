@@ -1,0 +1,258 @@
+"""Labels from production: the observed outcome of a logged prediction, joined by request id.
+
+`POST /feedback` takes `{"request_id": ..., "row": 0, "label": ...}` (or `{"feedback": [...]}`, several at
+once) and `mlcycle feedback FILE` a CSV / Parquet file with the columns `request_id`, `label` and
+optionally `row`. Every entry is checked before anything is written: the request id must be in
+the prediction log (a part on disk, or a request this process answered), `row` within the
+request's rows (it may be left out for a one-row request), the label of the served model's type
+(one of its classes for a classifier, a number for a regressor) and not yet given for that row.
+One bad entry refuses the whole call (4xx for the endpoint, an error naming the entry for the
+command) and nothing is written.
+
+Labels are stored beside the prediction log in `<log_dir>/_labels/` (a folder pandas and pyarrow
+skip when they read the log) as JSON lines, never in the log's parts, which readers may hold:
+the endpoint appends to `labels-<pid>.jsonl` of its own process, flushed and synced to disk before
+it answers, so an answered label survives a SIGTERM or a crash; the command writes a new file,
+`labels-<UTC time>-file.jsonl`, under a temporary name renamed into place. Writers hold an
+exclusive lock on `_labels/.lock` while they check for duplicates and write, so two workers never
+accept the same row twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import json
+import math
+import os
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+
+from mlcycle.core.errors import ClientError
+
+LABELS = "_labels"
+MAX_ENTRIES = 10_000  # entries per POST /feedback
+
+
+def labels_dir(log_dir: Path) -> Path:
+    return Path(log_dir) / LABELS
+
+
+def check_label(value, meta: dict, where: str = "label"):
+    """The label as stored: one of a classifier's classes (a number equal to a numeric class is
+    taken as it), a number for a regressor; a ClientError(422) naming `where` otherwise."""
+    task = meta.get("task")
+    if task == "classification":
+        classes = list(meta.get("classes") or [])
+        for c in classes:
+            same_kind = isinstance(value, str) == isinstance(c, str) and not isinstance(value, bool)
+            if same_kind and value == c:
+                return c
+        raise ClientError(422, "wrong label type", where,
+                          f"the label must be one of the model's classes {classes}, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(float(value)):
+        raise ClientError(422, "wrong label type", where, f"the label must be a finite number, got {value!r}")
+    return float(value)
+
+
+class KnownRequests:
+    """Request id -> rows in its request, from the prediction log's parts (read once each: parts
+    are never rewritten) and the requests this process answered (not on disk yet)."""
+
+    def __init__(self, log_dir: Path):
+        self.log_dir = Path(log_dir)
+        self.rows: dict[str, int] = {}
+        self.read_parts: set[str] = set()
+        self._lock = threading.Lock()
+
+    def add(self, request_id: str, n: int) -> None:
+        with self._lock:
+            self.rows[request_id] = max(self.rows.get(request_id, 0), n)
+
+    def refresh(self) -> None:
+        import pyarrow.parquet as pq
+
+        for p in sorted(self.log_dir.glob("part-*.parquet")):
+            if p.name in self.read_parts:
+                continue
+            try:
+                t = pq.read_table(p, columns=["request_id", "row"]).to_pandas()
+            except Exception:  # being replaced, or not a log part: tried again next time
+                continue
+            counts = t.groupby("request_id")["row"].max() + 1
+            with self._lock:
+                for rid, n in counts.items():
+                    self.rows[str(rid)] = max(self.rows.get(str(rid), 0), int(n))
+                self.read_parts.add(p.name)
+
+    def get(self, request_id: str) -> int | None:
+        n = self.rows.get(request_id)
+        if n is None:
+            self.refresh()
+            n = self.rows.get(request_id)
+        return n
+
+
+@contextmanager
+def locked(folder: Path):
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with open(folder / ".lock", "a+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+class LabelFiles:
+    """The (request id, row) pairs already labelled, read incrementally from the label files."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self.offsets: dict[str, int] = {}
+        self.seen: set[tuple[str, int]] = set()
+
+    def refresh(self) -> None:
+        for p in sorted(self.folder.glob("labels-*.jsonl")):
+            start = self.offsets.get(p.name, 0)
+            with p.open("rb") as f:
+                f.seek(start)
+                data = f.read()
+            end = data.rfind(b"\n") + 1  # a line still being written is read next time
+            for line in data[:end].splitlines():
+                if line.strip():
+                    e = json.loads(line)
+                    self.seen.add((str(e["request_id"]), int(e["row"])))
+            self.offsets[p.name] = start + end
+
+
+def entries_of(body) -> list[dict]:
+    """The feedback entries of a POST body: one object, or {"feedback": [objects]}."""
+    if isinstance(body, dict) and "feedback" in body:
+        items = body["feedback"]
+        if not isinstance(items, list) or not items:
+            raise ClientError(422, "wrong type", "feedback", "send a non-empty list of {request_id, row, label}")
+        if len(items) > MAX_ENTRIES:
+            raise ClientError(413, "too many entries", "feedback", f"at most {MAX_ENTRIES} entries per request")
+        return items
+    if isinstance(body, dict):
+        return [body]
+    raise ClientError(422, "wrong type", "body", "send {\"request_id\": ..., \"row\": 0, \"label\": ...}")
+
+
+def checked(items: list, meta: dict, known: KnownRequests, labelled: set, prefix: str = "") -> list[dict]:
+    """The entries as stored ({request_id, row, label}); a ClientError naming the first bad one."""
+    out, seen = [], set()
+    for i, e in enumerate(items):
+        at = f"{prefix}[{i}]." if len(items) > 1 or prefix else ""
+        if not isinstance(e, dict):
+            raise ClientError(422, "wrong type", f"{at}entry", "each entry is an object {request_id, row, label}")
+        unknown = sorted(set(e) - {"request_id", "row", "label"})
+        if unknown:
+            raise ClientError(422, "unknown field", f"{at}{unknown[0]}", "an entry has request_id, row and label")
+        rid = e.get("request_id")
+        if not isinstance(rid, str) or not rid:
+            raise ClientError(422, "missing field" if rid is None else "wrong type", f"{at}request_id",
+                              "the request id a /predict answer gave (its request_id or X-Request-ID)")
+        if "label" not in e or e["label"] is None:
+            raise ClientError(422, "missing field", f"{at}label", "the observed outcome")
+        n = known.get(rid)
+        if n is None:
+            raise ClientError(404, "unknown request id", f"{at}request_id",
+                              f"no prediction with request id {rid!r} in the prediction log (a request answered "
+                              "by another worker is known once its part is written: retry after serve.log_roll_seconds)")
+        row = e.get("row")
+        if row is None:
+            if n != 1:
+                raise ClientError(422, "missing field", f"{at}row", f"request {rid} has {n} rows: say which (0..{n - 1})")
+            row = 0
+        if isinstance(row, bool) or not isinstance(row, int) or not 0 <= row < n:
+            raise ClientError(422, "out of range", f"{at}row", f"request {rid} has rows 0..{n - 1}, got {row!r}")
+        label = check_label(e["label"], meta, f"{at}label")
+        if (rid, row) in labelled or (rid, row) in seen:
+            raise ClientError(409, "duplicate", f"{at}request_id",
+                              f"request {rid} row {row} already has a label; labels are never replaced")
+        seen.add((rid, row))
+        out.append({"request_id": rid, "row": row, "label": label})
+    return out
+
+
+class FeedbackStore:
+    """Checks and stores labels beside one prediction log (see the module docstring)."""
+
+    def __init__(self, log_dir: Path, known: KnownRequests | None = None):
+        self.log_dir = Path(log_dir)
+        self.folder = labels_dir(log_dir)
+        self.known = known or KnownRequests(log_dir)
+        self.files = LabelFiles(self.folder)
+        self._lock = threading.Lock()
+        self.rows_written = 0
+
+    def add(self, items: list, meta: dict, source: str = "api") -> int:
+        """Check every entry, then append them (synced) to this process's label file; the count."""
+        with self._lock, locked(self.folder):
+            self.files.refresh()
+            entries = checked(items, meta, self.known, self.files.seen)
+            ts = dt.datetime.now(dt.UTC).isoformat()
+            text = "".join(json.dumps({**e, "ts": ts, "source": source}) + "\n" for e in entries)
+            path = self.folder / f"labels-{os.getpid()}.jsonl"
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            try:
+                os.write(fd, text.encode())
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            self.files.refresh()
+            self.rows_written += len(entries)
+            return len(entries)
+
+    def add_file(self, frame: pd.DataFrame, meta: dict, source: str) -> int:
+        """A file of outcomes (`mlcycle feedback`): all checked, then written as one new label file."""
+        missing = [c for c in ("request_id", "label") if c not in frame.columns]
+        if missing:
+            raise ClientError(422, "missing column", missing[0], "the file needs the columns request_id and label "
+                              "(and row for requests of several rows)")
+        extra = [c for c in frame.columns if c not in ("request_id", "row", "label")]
+        if extra:
+            raise ClientError(422, "unknown column", extra[0], "the file has the columns request_id, row and label")
+        items = []
+        for rec in frame.to_dict("records"):
+            e = {"request_id": None if pd.isna(rec["request_id"]) else str(rec["request_id"]), "label": rec["label"]}
+            if "row" in rec and not pd.isna(rec["row"]):
+                e["row"] = int(rec["row"]) if float(rec["row"]).is_integer() else rec["row"]
+            if isinstance(e["label"], float) and math.isnan(e["label"]):
+                e["label"] = None
+            elif hasattr(e["label"], "item"):
+                e["label"] = e["label"].item()
+            items.append(e)
+        with locked(self.folder):
+            self.files.refresh()
+            entries = checked(items, meta, self.known, self.files.seen, prefix="rows")
+            ts = dt.datetime.now(dt.UTC)
+            name = f"labels-{ts.strftime('%Y%m%dT%H%M%S%fZ')}-file.jsonl"
+            tmp = self.folder / f".{name}.tmp"
+            with open(tmp, "w") as f:
+                for e in entries:
+                    f.write(json.dumps({**e, "ts": ts.isoformat(), "source": source}) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.folder / name)
+        return len(entries)
+
+
+def read(log_dir: Path) -> pd.DataFrame:
+    """Every stored label: request_id, row, label, ts, source (empty frame without labels)."""
+    rows = []
+    for p in sorted(labels_dir(log_dir).glob("labels-*.jsonl")):
+        data = p.read_bytes()
+        for line in data[:data.rfind(b"\n") + 1].splitlines():
+            if line.strip():
+                rows.append(json.loads(line))
+    if not rows:
+        return pd.DataFrame(columns=["request_id", "row", "label", "ts", "source"])
+    df = pd.DataFrame(rows)
+    df["row"] = df["row"].astype("int64")
+    return df.drop_duplicates(["request_id", "row"], keep="first").reset_index(drop=True)
