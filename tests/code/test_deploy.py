@@ -22,8 +22,8 @@ DEPLOY = ROOT / "deploy"
 RULES = DEPLOY / "prometheus" / "rules.yml"
 RULES_TEST = DEPLOY / "prometheus" / "rules_test.yml"
 DOCKERFILE = DEPLOY / "Dockerfile"
-# names the release work of `mlcycle serve` adds (canary / shadow); the rules and the dashboard
-# already read them. Once the server exposes them they are checked like the others.
+# the release metrics of `mlcycle serve` (canary / shadow): exposed by the server, read by the rules
+# and the dashboard, and shown by the real server in tests/serve/test_ops.py
 RELEASE_METRICS = {"mlcycle_serve_release_share", "mlcycle_serve_release_decisions_total"}
 # Grafana 11's panel types (public/app/plugins/panel)
 GRAFANA11_PANELS = {"row", "timeseries", "stat", "heatmap", "gauge", "bargauge", "table", "text", "histogram",
