@@ -1,0 +1,53 @@
+"""JupyterLab as a user opens it: a stage notebook opened in the browser and run from the Run menu
+reaches the figures its stage report shows, and leaves the registry's aliases, the audit log, the
+MLflow runs and the pipeline's outputs as they were (a notebook run in the Lab writes nothing)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.pipeline.test_notebooks_safe import changed, snapshot
+
+pytestmark = pytest.mark.slow
+
+NOTEBOOK = "notebooks/03_eda.ipynb"  # the eda stage: its report is mostly figures
+# code cells whose prompt shows they ran ("[3]:"), are still queued or running ("[*]:") or have not run ("[ ]:")
+PROMPTS_JS = """return Array.from(document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputPrompt'))
+  .map(p => p.textContent.trim());"""
+
+
+def test_stage_notebook_runs_in_the_lab_and_writes_nothing(browser, browser_ws, lab):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    ws = browser_ws["ws"]
+    before = snapshot(ws)
+    base, token = lab
+    browser.get(f"{base}/lab/tree/{NOTEBOOK}?token={token}")
+    wait = WebDriverWait(browser, 120)
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".jp-NotebookPanel .jp-Notebook .jp-Cell")))
+    # the kernel is up when the toolbar's status says idle
+    wait.until(lambda d: d.execute_script(
+        "const s = document.querySelector('.jp-NotebookPanel .jp-Notebook-ExecutionIndicator');"
+        "return s && s.getAttribute('data-status') === 'idle';"))
+    # Run > Run All Cells, as a user clicks it
+    menu = next(m for m in browser.find_elements(By.CSS_SELECTOR, ".lm-MenuBar-item") if m.text.strip() == "Run")
+    menu.click()
+    wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, '.lm-Menu-item[data-command="notebook:run-all-cells"]'))).click()
+    started = time.monotonic()
+    # every code cell ran: each prompt holds its execution count
+    WebDriverWait(browser, 600, poll_frequency=1).until(
+        lambda d: (lambda p: p and all(x.strip("[]:").isdigit() for x in p))(d.execute_script(PROMPTS_JS)))
+    print(f"the notebook ran in the Lab in {time.monotonic() - started:.0f} s")
+    errors = browser.find_elements(By.CSS_SELECTOR, '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.error"]')
+    assert not errors, errors[0].text[:2000]
+    figures = browser.find_elements(By.CSS_SELECTOR, ".jp-OutputArea-output img")
+    report_figures = (ws / "reports" / "eda.html").read_text().count("<img")
+    assert report_figures > 0 and len(figures) >= report_figures, (len(figures), report_figures)
+    assert all(browser.execute_script("return arguments[0].naturalWidth", f) > 0 for f in figures)
+    browser.execute_script("arguments[0].scrollIntoView()", figures[0])  # the screenshot shows a figure the Lab drew
+    after = snapshot(ws)
+    assert not changed(before, after), f"running {NOTEBOOK} in the Lab changed: {changed(before, after)}"
