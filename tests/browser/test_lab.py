@@ -36,7 +36,8 @@ def test_stage_notebook_runs_in_the_lab_and_writes_nothing(browser, browser_ws, 
     # Run > Run All Cells, as a user clicks it
     menu = next(m for m in browser.find_elements(By.CSS_SELECTOR, ".lm-MenuBar-item") if m.text.strip() == "Run")
     menu.click()
-    wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, '.lm-Menu-item[data-command="notebook:run-all-cells"]'))).click()
+    wait.until(lambda d: [i for i in d.find_elements(By.CSS_SELECTOR, ".lm-Menu-item .lm-Menu-itemLabel")
+                          if i.text.strip() == "Run All Cells"])[0].click()
     started = time.monotonic()
     # every code cell ran: each prompt holds its execution count
     WebDriverWait(browser, 600, poll_frequency=1).until(
