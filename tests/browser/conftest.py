@@ -139,6 +139,8 @@ def lab(browser_ws, tmp_path_factory):
     e = env()
     runtime = tmp_path_factory.mktemp("jupyter-runtime")
     e["JUPYTER_RUNTIME_DIR"] = str(runtime)
+    e["JUPYTERLAB_WORKSPACES_DIR"] = str(runtime / "workspaces")  # the Lab's layout: not the user's own
+    e["JUPYTERLAB_SETTINGS_DIR"] = str(runtime / "settings")
     log = runtime / "lab.log"
     with log.open("w") as out:
         proc = subprocess.Popen(cmd, cwd=ws, env=e, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)

@@ -19,6 +19,7 @@ PROMPTS_JS = """return Array.from(document.querySelectorAll('.jp-NotebookPanel:n
 
 
 def test_stage_notebook_runs_in_the_lab_and_writes_nothing(browser, browser_ws, lab):
+    from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
@@ -36,8 +37,10 @@ def test_stage_notebook_runs_in_the_lab_and_writes_nothing(browser, browser_ws, 
     # Run > Run All Cells, as a user clicks it
     menu = next(m for m in browser.find_elements(By.CSS_SELECTOR, ".lm-MenuBar-item") if m.text.strip() == "Run")
     menu.click()
-    wait.until(lambda d: [i for i in d.find_elements(By.CSS_SELECTOR, ".lm-Menu-item .lm-Menu-itemLabel")
-                          if i.text.strip() == "Run All Cells"])[0].click()
+    item = wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, '.lm-Menu-item[data-command="runmenu:run-all"]')))
+    assert item.text.strip() == "Run All Cells"
+    # a menu item runs when the pointer is on it as the button is released, as with a hand on the mouse
+    ActionChains(browser).move_to_element(item).pause(0.3).click().perform()
     started = time.monotonic()
     # every code cell ran: each prompt holds its execution count
     WebDriverWait(browser, 600, poll_frequency=1).until(

@@ -82,3 +82,4 @@ def test_champion_history_chart_renders(browser, browser_ws):
     assert len(chart.find_elements(By.CSS_SELECTOR, ".champion")) == 1
     assert "v1 (champion)" in browser.find_element(By.ID, "history-table").text
     assert console_errors(browser) == []
+    browser.execute_script("arguments[0].scrollIntoView()", chart)  # the screenshot shows the chart
