@@ -158,3 +158,23 @@ def test_verify_chain_finds_a_break():
                   {"action": "promote", "from_version": "1", "to_version": "2", "when": "t"}]
     out = auditlog.verify_chain(broken)
     assert len(out) == 1 and "entry 6" in out[0] and "left v3" in out[0]
+
+
+def test_history_lists_versions_gate_values_and_champion_moves(store):
+    ws, client, _, X = store
+    audit = ws / "mlruns" / "audit.jsonl"
+    exp = client.get_experiment_by_name("mlcycle").experiment_id
+    v1, v2, v3 = (registry.register(client, "hist", client.create_run(exp).info.run_id, ws / "m", {}) for _ in range(3))
+    P = config.GateParams(minimums={"roc_auc": 0.6})
+    registry.apply_decision(client, audit, "hist", gate.decide({"roc_auc": 0.8}, None, P, v1))
+    registry.apply_decision(client, audit, "hist", gate.decide({"roc_auc": 0.7}, {"roc_auc": 0.8}, P, v2, v1))
+    registry.promote(client, audit, "hist", v3, "manual")
+    registry.rollback(client, audit, "hist", "v3 misbehaves")
+    h = registry.history(client, "hist", audit)
+    assert h["model"] == "hist" and h["champion"] == v1
+    assert [v["version"] for v in h["versions"]] == [v1, v2, v3]
+    assert [v["value"] for v in h["versions"]] == [0.8, 0.7, None]  # v3 was promoted by hand: no gate value
+    assert [v["decision"] for v in h["versions"][:2]] == ["promoted", "rejected"]
+    assert [(m["action"], m["to_version"]) for m in h["moves"]] == [("gate-promote", v1), ("promote", v3), ("rollback", v1)]
+    assert registry.history(client, "no-such-model", audit) == {"model": "no-such-model", "versions": [], "moves": [],
+                                                                "champion": None}

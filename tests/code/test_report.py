@@ -1,9 +1,11 @@
 import json
 
+import pytest
+
 from mlcycle.core import config, provenance
 from mlcycle.core.paths import Paths
 from mlcycle.stages import report
-from tests.conftest import ROOT, make_workspace
+from tests.conftest import ROOT, edit_params, make_workspace
 
 
 def test_index_links_reports_and_shows_metrics(tmp_path):
@@ -50,3 +52,61 @@ def test_index_links_the_model_card_and_regenerated_cards(tmp_path):
     html = report.build_index(paths, params).read_text()
     assert 'href="model_card.html"' in html and "version 3" in html
     assert html.index('href="cards/v2.html"') < html.index('href="cards/v10.html"')
+
+
+HISTORY = {
+    "model": "m", "champion": "1",
+    "versions": [{"version": "1", "metric": "roc_auc", "value": 0.81, "decision": "promoted", "run_id": "a"},
+                 {"version": "2", "metric": "roc_auc", "value": 0.74, "decision": "rejected", "run_id": "b"},
+                 {"version": "3", "metric": "roc_auc", "value": 0.83, "decision": "promoted", "run_id": "c"}],
+    "moves": [{"action": "gate-promote", "from_version": None, "to_version": "1"},
+              {"action": "gate-promote", "from_version": "1", "to_version": "3"},
+              {"action": "rollback", "from_version": "3", "to_version": "1"}],
+}
+
+
+def test_history_rows_mark_promotions_rollbacks_and_the_champion():
+    rows = report.history_rows(HISTORY)
+    assert [r["version"] for r in rows] == ["1", "2", "3"]
+    assert rows[0]["moves"] == ["promoted by the gate", "rolled back to"] and rows[0]["rollback"] and rows[0]["champion"]
+    assert rows[1]["moves"] == [] and not rows[1]["champion"]
+    assert rows[2]["moves"] == ["promoted by the gate"] and not rows[2]["rollback"]
+    assert report.history_rows(None) == [] and report.history_svg([]) == ""
+
+
+def test_history_chart_is_self_contained_svg_with_one_mark_per_version():
+    svg = report.history_svg(report.history_rows(HISTORY))
+    assert svg.startswith('<svg id="history-chart"') and "http://" not in svg.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert svg.count('class="rollback"') == 1 and svg.count('class="promotion"') == 1 and svg.count('class="version"') == 1
+    assert svg.count('class="champion"') == 1 and "v2: roc_auc 0.7400, rejected" in svg
+    # the best value is drawn highest (smaller y) and the worst lowest
+    points = svg.split('<polyline points="')[1].split('"')[0].split()
+    heights = [float(p.split(",")[1]) for p in points]
+    assert heights[2] < heights[0] < heights[1]
+
+
+def test_index_shows_history_operation_pages_and_run_links(tmp_path):
+    ws = make_workspace(tmp_path / "ws", git=False)
+    paths = Paths.at(ws)
+    params = config.load(ws / "params.yaml")
+    html = report.build_index(paths, params).read_text()
+    assert "No registered version yet" in html and 'id="pages"' not in html and "MLflow</th>" not in html
+    paths.report_html("evaluate").write_text("<html></html>")
+    (paths.reports / "simulation.html").write_text("<html></html>")
+    (paths.reports / "benchmarks.md").write_text("# b")
+    runs = {"experiment_id": "7", "pipeline": "p1", "stages": {"evaluate": "e1"}}
+    html = report.build_index(paths, params, history=HISTORY, runs=runs).read_text()
+    assert 'id="history-chart"' in html and "v1 (champion)" in html and "0.7400" in html
+    assert 'href="simulation.html"' in html and 'href="benchmarks.md"' in html and 'href="monitor.html"' not in html
+    assert "/#/experiments/7/runs/" not in html  # no tracking.ui_url: no links to a UI that may not exist
+    edit_params(ws, {"tracking": {"ui_url": "http://127.0.0.1:5000/"}})
+    params = config.load(ws / "params.yaml")
+    html = report.build_index(paths, params, history=HISTORY, runs=runs).read_text()
+    assert 'href="http://127.0.0.1:5000/#/experiments/7/runs/e1"' in html
+    assert 'href="http://127.0.0.1:5000/#/experiments/7/runs/p1"' in html
+    assert html.count('class="run"') == 2  # evaluate's run and the pipeline run; the others have no run
+
+
+def test_ui_url_must_be_a_web_address():
+    with pytest.raises(ValueError, match="tracking.ui_url 'localhost:5000' is not an http"):
+        config.TrackingParams(ui_url="localhost:5000")

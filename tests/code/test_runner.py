@@ -111,3 +111,20 @@ def test_a_stage_whose_recording_failed_is_not_done(tmp_path):
     parent.send(("FINISHED", None, {}))
     assert parent.recv() == ("ended", "ConnectionError: the server went away")
     t.join(10)
+
+
+def test_stage_report_html_is_self_contained(tmp_path):
+    """A report opens offline: no script fetched from elsewhere (the lab template's require.js,
+    MathJax and Mermaid come from a CDN), and figures are embedded."""
+    import re
+
+    import nbformat
+
+    from mlcycle.runtime.runner import render_html
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Title"), nbformat.v4.new_code_cell(
+        "x", outputs=[nbformat.v4.new_output("display_data", data={"image/png": "iVBORw0KGgo=", "text/plain": "<Figure>"})])])
+    render_html(nb, tmp_path / "r.html", show_code=False, title="r")
+    html = (tmp_path / "r.html").read_text()
+    assert not re.findall(r"<script[^>]+src=", html) and "cdnjs" not in html
+    assert 'src="data:image/png;base64,iVBORw0KGgo=' in html and "<title>r</title>" in html

@@ -125,9 +125,29 @@ def _report(args) -> int:
 
     paths = Paths.at()
     params = config.load(args.params, root=paths.root)
-    out = report.build_index(paths, params)
+    history, runs = _report_tracking(paths, params)
+    out = report.build_index(paths, params, history=history, runs=runs)
     print(f"report: {out.relative_to(paths.root)}")
     return 0
+
+
+def _report_tracking(paths, params) -> tuple[dict | None, dict | None]:
+    """The champion's history and the latest pipeline's runs for the index; (None, None) when tracking
+    is off or its store cannot be read (the index then says so, and the stage still succeeds)."""
+    if not params.tracking.enabled:
+        return None, None
+    from mlcycle.lifecycle import registry
+    from mlcycle.runtime import tracking
+
+    try:
+        client, exp_id = tracking.setup(paths.root, params)
+        history = registry.history(client, params.tracking.model_name, paths.audit_log)
+        runs = tracking.latest_runs(client, exp_id) if params.tracking.ui_url else None
+    except Exception as exc:  # the index is still worth writing without them
+        print(f"report: the registry was not read ({type(exc).__name__}: {str(exc)[:200]}); "
+              "the index shows no champion history", file=sys.stderr)
+        return None, None
+    return history, runs
 
 
 def _stages(args) -> int:

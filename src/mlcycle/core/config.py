@@ -231,6 +231,9 @@ class TrackingParams(Section):
     # a warm tracking process (mlcycle.trackd) serves the stages; it exits after this many idle
     # minutes. 0: every stage forks a fresh tracking process (and pays mlflow's imports)
     daemon_idle_minutes: Annotated[float, Field(ge=0.0, le=1440.0)] = 15.0
+    # the MLflow UI's address as a reader opens it (`make ui`: http://127.0.0.1:5000); the report
+    # index links each stage's run there. null: no links
+    ui_url: str | None = None
 
     @model_validator(mode="after")
     def _no_secret(self):
@@ -240,6 +243,9 @@ class TrackingParams(Section):
             has_password = bool(self.uri and urlsplit(self.uri).password)
         except ValueError:
             has_password = False
+        if self.ui_url is not None and not self.ui_url.startswith(("http://", "https://")):
+            raise ValueError(f"tracking.ui_url '{self.ui_url}' is not an http(s) address; give the MLflow UI's "
+                             "address as a browser opens it, e.g. http://127.0.0.1:5000, or null")
         if has_password:
             raise ValueError("tracking.uri holds a password: params.yaml is committed; give the URI in "
                              "MLFLOW_TRACKING_URI (or the password in PGPASSWORD, MLFLOW_TRACKING_PASSWORD)")

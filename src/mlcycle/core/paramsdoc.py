@@ -149,6 +149,7 @@ KEYS: dict[str, str] = {
     "tracking.enabled": "record every stage execution in MLflow",
     "tracking.experiment": "MLflow experiment of the pipeline runs",
     "tracking.model_name": "registered model name; null: <data file stem>-<target>",
+    "tracking.ui_url": "MLflow UI address the report index links runs to, e.g. http://127.0.0.1:5000 (make ui); null: none",
     "tracking.uri": "null: $MLFLOW_TRACKING_URI if set, else sqlite under mlruns/ in the workspace",
     "train.C": "linear only: inverse regularisation strength",
     "train.baseline_columns": "baseline model's inputs ([] = predict the prior)",

@@ -112,6 +112,30 @@ def versions_table(client, name: str):
     return pd.DataFrame(rows)
 
 
+def history(client, name: str, audit_file: Path) -> dict:
+    """The champion's history for the report index: every version with its gate metric and
+    decision (its `gate.*` tags), the moves of the champion alias from the audit log (promotions,
+    gate promotions, rollbacks), and the current champion. Empty lists when nothing is registered."""
+    versions = []
+    try:
+        found = client.search_model_versions(f"name = '{name}'")
+    except Exception:
+        found = []
+    for mv in sorted(found, key=lambda m: int(m.version)):
+        t = mv.tags or {}
+        try:
+            value = float(t["gate.value"]) if t.get("gate.value") else None
+        except ValueError:
+            value = None
+        versions.append({"version": str(mv.version), "metric": t.get("gate.metric", ""), "value": value,
+                         "decision": t.get("gate.decision", ""), "run_id": mv.run_id or ""})
+    moves = [{"action": e["action"], "from_version": e.get("from_version"), "to_version": e.get("to_version"),
+              "when": e.get("when", ""), "reason": e.get("reason", "")}
+             for e in audit.read(audit_file, name, client) if e.get("action") in audit.MOVES]
+    champ = champion(client, name) if versions else None
+    return {"model": name, "versions": versions, "moves": moves, "champion": str(champ.version) if champ else None}
+
+
 def load_version(client, name: str, version: str):
     """The sklearn pipeline and mlcycle metadata of a registered version."""
     import mlflow.sklearn

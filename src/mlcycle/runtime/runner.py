@@ -94,7 +94,10 @@ def html_exporter(show_code: bool):
     c = Config()
     c.TagRemovePreprocessor.remove_cell_tags = () if show_code else ("injected-parameters", "parameters")
     c.TagRemovePreprocessor.enabled = True
-    exporter = HTMLExporter(config=c, template_name="lab")
+    # the lab template without its CDN scripts (src/mlcycle/templates/stage_report.html.j2)
+    templates = str(Path(__file__).resolve().parents[1] / "templates")
+    exporter = HTMLExporter(config=c, template_name="lab", extra_template_paths=[templates],
+                            template_file="stage_report.html.j2")
     exporter.register_preprocessor(TagRemovePreprocessor(config=c), enabled=True)
     exporter.exclude_input = not show_code
     exporter.exclude_input_prompt = not show_code

@@ -213,6 +213,28 @@ def parent_run(client, exp_id: str, key: str, tags: dict[str, str]) -> str:
     return run.info.run_id
 
 
+def latest_runs(client, exp_id: str) -> dict:
+    """The newest pipeline execution's runs, for the report index: {"experiment_id", "pipeline": the
+    parent run's id or None, "stages": {stage: run id}}. A stage the newest execution did not run
+    (DVC found it up to date) links its newest run of any execution."""
+    found = client.search_runs([exp_id], filter_string="tags.`mlflow.runName` = 'pipeline'",
+                               order_by=["attributes.start_time DESC"], max_results=1)
+    parent = found[0].info.run_id if found else None
+    stages: dict[str, str] = {}
+    if parent:
+        for r in client.search_runs([exp_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent}'",
+                                    order_by=["attributes.start_time DESC"], max_results=200):
+            stages.setdefault(r.data.tags.get("mlcycle.stage", ""), r.info.run_id)
+    for stage in NOTEBOOKS:
+        if stage not in stages:
+            newest = client.search_runs([exp_id], filter_string=f"tags.`mlcycle.stage` = '{stage}'",
+                                        order_by=["attributes.start_time DESC"], max_results=1)
+            if newest:
+                stages[stage] = newest[0].info.run_id
+    stages.pop("", None)
+    return {"experiment_id": exp_id, "pipeline": parent, "stages": stages}
+
+
 def dvc_hashes(root: Path, stage: str, kinds: tuple[str, ...] = ("deps", "outs")) -> dict[str, dict[str, str]]:
     """DVC's own hash (md5, `.dir` for folders) of each file input and/or output of `stage`."""
     out: dict[str, dict[str, str]] = {k: {} for k in kinds}
