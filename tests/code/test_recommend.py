@@ -175,3 +175,34 @@ def test_blend_scales_each_user():
     content = np.array([[1.0, 0.0, 0.5]])
     assert recommenders.blend(cf, content, 0.5).tolist() == [[0.5, 0.5, 0.5]]
     assert recommenders.blend(cf, content, 0.8)[0].argmax() == 1
+
+
+def test_pyfunc_model_recommends_known_and_unknown_users(tmp_path):
+    import mlflow.pyfunc
+
+    from mlcycle.stages import recommend, recommend_model
+
+    p = params(k=4, weights=[0.5])
+    inter = ia.standardise(table(n_users=20), p.data, p.recommend)
+    parts = ia.split(inter, p.recommend)
+    trained = recommend.train(parts, ia.items_table(inter, p.recommend), p, threads=1)
+    recommend.save(trained, p, tmp_path / "model", tmp_path / "baseline")
+    model = mlflow.pyfunc.load_model(str(tmp_path / "model"))
+    assert [c.name for c in model.metadata.get_input_schema().inputs] == ["user", "k", "exclude"]
+    known = trained.models.index.users[0]
+    seen = {trained.models.index.items[j] for j in trained.models.seen[0].indices}
+    out = model.predict(pd.DataFrame({"user": [known, "nobody", "nobody"], "k": [4, 3, 2],
+                                      "exclude": ["", "", "0,2"]}))
+    mine = out[out["user"] == known]
+    assert list(mine["rank"]) == [1, 2, 3, 4] and set(mine["source"]) == {"hybrid"}
+    assert not set(mine["item"]) & seen  # seen items are never recommended again
+    assert mine["score"].is_monotonic_decreasing
+    new = out[out["user"] == "nobody"]
+    assert list(new["source"]) == ["popularity"] * 3 + ["content"] * 2
+    assert not {"0", "2"} & set(new["item"].iloc[3:])
+    # a content-based list for a user who saw even (Action) items: more even items than odd ones
+    assert sum(int(i) % 2 == 0 for i in new["item"].iloc[3:]) == 2
+    base, meta = recommend_model.load(tmp_path / "baseline")
+    assert meta["model"] == "popularity" and base.model == "popularity"
+    with pytest.raises(Exception, match="k must be at least 1"):
+        model.predict(pd.DataFrame({"user": [known], "k": [0], "exclude": [""]}))

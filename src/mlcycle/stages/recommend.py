@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from mlcycle.core import tables
@@ -134,8 +135,6 @@ def metrics_document(ev: dict) -> dict:
 def explain(models: recommenders.Recommenders, user: str, items: list[str], top: int = 3) -> pd.DataFrame:
     """Why each recommended item: the user's training items most similar to it in content (the items
     that drove it) and the genres / words it shares with the user's profile."""
-    import numpy as np
-
     m = models
     r = m.index.user_pos[user]
     history = m.seen[r].indices
@@ -148,3 +147,133 @@ def explain(models: recommenders.Recommenders, user: str, items: list[str], top:
         words = [m.vocabulary[c] for c in shared.col[np.argsort(-shared.data)][:top]]
         rows.append({"item": item, "because_of_items": near, "shared_content": words})
     return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------- what the notebooks show
+
+def features_line(parts: dict[str, pd.DataFrame], items: pd.DataFrame, cfg: Params) -> str:
+    n = {k: len(v) for k, v in parts.items()}
+    return (f"interactions split by time ({cfg.recommend.split}): train {n['train']:,}, valid {n['valid']:,}, "
+            f"test {n['test']:,}; {len(items):,} items with content {list(items.columns)}")
+
+
+def content_table(items: pd.DataFrame, cfg: Params, top: int = 15) -> pd.DataFrame:
+    """The item-content vocabulary: the terms carried by most items, per content column."""
+    matrix, names = ia.content_vectors(items, items.index.to_numpy(), cfg.recommend)
+    counts = pd.Series((matrix > 0).sum(axis=0).A1 if matrix.shape[1] else [], index=names, dtype="float64")
+    out = counts.sort_values(ascending=False).head(top).rename("items").reset_index().rename(columns={"index": "term"})
+    out["share"] = (out["items"] / max(len(items), 1)).round(4)
+    return out
+
+
+def features_takeaways(parts: dict[str, pd.DataFrame]) -> str:
+    s = ia.summary(parts).set_index("part")
+    return "\n".join([
+        f"- The test period runs from {s.loc['test', 'from']} to {s.loc['test', 'to']}; its users never seen in "
+        f"training: {s.loc['test', 'new_user_share']:.1%}, its items never seen: {s.loc['test', 'new_item_share']:.1%} "
+        "(they can only be reached by content or popularity).",
+        f"- Training covers {s.loc['train', 'users']:,} users and {s.loc['train', 'items']:,} items.",
+    ])
+
+
+def write_search(trained: Trained, path: Path, metric: str) -> None:
+    """models/search.json: the hybrid weights tried on the validation period (a grid search)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"method": "grid", "score": metric, "scored_by": "valid",
+                                "chosen": {"model": "hybrid", "weight": trained.weight},
+                                "trials": trained.tried.to_dict("records")}, indent=2, default=float) + "\n")
+
+
+def train_takeaways(trained: Trained, metric: str) -> str:
+    t = trained.tried.set_index("weight")[metric]
+    return "\n".join([
+        f"- The hybrid's weight of collaborative filtering, chosen on the validation period: {trained.weight:g} "
+        f"({metric} {t.loc[trained.weight]:.4f}; CF alone {t.get(1.0, float('nan')):.4f}, content alone "
+        f"{t.get(0.0, float('nan')):.4f}).",
+        f"- Fitting took {trained.seconds.get('cf', 0):.1f} s for ALS and {trained.seconds.get('content', 0):.1f} s "
+        "for content vectors (the final refit on train + valid).",
+    ])
+
+
+def evaluate_takeaways(ev: dict, k: int, metric: str) -> str:
+    res, ci = ev["results"], ev["intervals"]
+    h, p = res["hybrid"], res["popularity"]
+    lift = (h["recall_at_k"] / p["recall_at_k"] - 1) if p["recall_at_k"] else float("nan")
+    best_single = max(("cf", "content"), key=lambda n: res[n][metric])
+    lines = [f"- Judged on {len(ev['relevant']):,} users with a relevant held-out item.",
+             f"- Recall@{k}: hybrid {h['recall_at_k']:.4f} against popularity {p['recall_at_k']:.4f} ({lift:+.0%}).",
+             f"- {metric}: hybrid {h[metric]:.4f} {ci['hybrid'].get(metric, '')}, the best single component "
+             f"({best_single}) {res[best_single][metric]:.4f}.",
+             f"- Catalogue coverage of the hybrid's lists: {h['coverage']:.3f}; mean popularity rank "
+             f"{h['mean_popularity_rank']:.0f} (popularity: {p['mean_popularity_rank']:.0f})."]
+    if h[metric] <= res[best_single][metric]:
+        lines.append(f"- The hybrid does not beat {best_single} alone on {metric} here.")
+    return "\n".join(lines)
+
+
+def plot_models(ev: dict, k: int):
+    """NDCG@k and Recall@k of every model with their 95% intervals over users."""
+    import matplotlib.pyplot as plt
+
+    names = list(ev["results"])
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    for ax, metric in zip(axes, ("ndcg_at_k", "recall_at_k"), strict=True):
+        values = [ev["results"][n][metric] for n in names]
+        ci = [ev["intervals"].get(n, {}).get(metric, [v, v]) for n, v in zip(names, values, strict=True)]
+        err = np.array([[v - c[0] for v, c in zip(values, ci, strict=True)], [c[1] - v for v, c in zip(values, ci, strict=True)]])
+        ax.bar(names, values, yerr=err, capsize=4, color=["#999999", "#4c72b0", "#55a868", "#c44e52"][: len(names)])
+        ax.set_title(ranking.LABELS[metric].format(k=k))
+    fig.tight_layout()
+    return fig
+
+
+def markdown_table(df: pd.DataFrame) -> str:
+    """A DataFrame as a Markdown table (numbers to 4 decimals)."""
+    def cell(v):
+        return f"{v:.4f}" if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def write_reports(paths, cfg: Params, ev: dict, explanation: pd.DataFrame, decision, registered: dict,
+                  history: list[dict]) -> dict[str, Path]:
+    """reports/fairness.json (the slices), reports/explanations.json and the model card
+    (reports/model_card.{json,md,html}) of a recommender version."""
+    from mlcycle.lifecycle import gate
+
+    paths.fairness.write_text(json.dumps({"slices": ev["slices"].to_dict("records")}, indent=1, default=str) + "\n")
+    paths.explanations.write_text(json.dumps({"examples": explanation.to_dict("records")}, indent=1, default=str) + "\n")
+    k = cfg.recommend.k
+    table = ranking.comparison(ev["results"], ev["intervals"], k)
+    intended = Path(cfg.evaluate.intended_use)
+    intended = intended if intended.is_absolute() else paths.root / intended
+    record = {"model": {"name": registered.get("name"), "version": registered.get("version"), "task": "recommendation",
+                        "weight": ev.get("weight")},
+              "intended_use": intended.read_text() if intended.exists() else "",
+              "data": {"source": cfg.data.path, "split": cfg.recommend.split, "users_judged": len(ev["relevant"])},
+              "parameters": cfg.recommend.model_dump(mode="json"),
+              "metrics": ev["results"], "intervals": ev["intervals"], "slices": ev["slices"].to_dict("records"),
+              "gate": gate.document(decision), "history": history}
+    md = "\n\n".join([
+        f"# Model card: {registered.get('name')} v{registered.get('version')}",
+        "## Intended use\n\n" + record["intended_use"].strip(),
+        f"## Data\n\n{cfg.data.path}; split `{cfg.recommend.split}` (test share {cfg.recommend.test_share}); "
+        f"{len(ev['relevant']):,} users judged on their held-out items rated {cfg.recommend.relevant_rating} or more.",
+        "## Metrics on the test period (95% intervals over users)\n\n" + markdown_table(table),
+        "## Slices\n\n" + markdown_table(ev["slices"]),
+        "## Gate\n\n" + decision.summary(),
+    ]) + "\n"
+    out = {"json": paths.model_card("json"), "md": paths.model_card("md"), "html": paths.model_card("html")}
+    out["json"].write_text(json.dumps(record, indent=1, default=str) + "\n")
+    out["md"].write_text(md)
+    import html
+
+    out["html"].write_text(f"<!doctype html><meta charset='utf-8'><title>Model card</title><pre>{html.escape(md)}</pre>\n")
+    return out
+
+
+def split_table(parts: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Per part: interactions, users, items, time range, shares of users and items new to training."""
+    return ia.summary(parts)
