@@ -114,8 +114,8 @@ def activity_groups(users, train_counts: dict, heavy_share: float = 0.2) -> dict
 
 
 def popularity_groups(popularity: dict, head_share: float = 0.2) -> dict:
-    """item -> head (the most popular items that together hold `head_share`... of the catalogue by
-    rank: the top `head_share` of items by training interactions) or tail (the rest, and unseen items)."""
+    """item -> head (the top `head_share` of items by training interactions) or tail (the rest; items
+    never seen in training count as tail)."""
     counts = pd.Series(popularity, dtype="float64").sort_values(ascending=False, kind="stable")
     n_head = int(np.ceil(len(counts) * head_share))
     return {i: ("head" if j < n_head else "tail") for j, i in enumerate(counts.index)}

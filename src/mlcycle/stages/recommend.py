@@ -237,12 +237,11 @@ def markdown_table(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def write_reports(paths, cfg: Params, ev: dict, explanation: pd.DataFrame, decision, registered: dict,
+def write_reports(paths, cfg: Params, ev: dict, explanation: pd.DataFrame, decision: dict, registered: dict,
                   history: list[dict]) -> dict[str, Path]:
     """reports/fairness.json (the slices), reports/explanations.json and the model card
-    (reports/model_card.{json,md,html}) of a recommender version."""
-    from mlcycle.lifecycle import gate
-
+    (reports/model_card.{json,md,html}) of a recommender version. decision: the gate's document
+    (`mlcycle.lifecycle.gate.document`)."""
     paths.fairness.write_text(json.dumps({"slices": ev["slices"].to_dict("records")}, indent=1, default=str) + "\n")
     paths.explanations.write_text(json.dumps({"examples": explanation.to_dict("records")}, indent=1, default=str) + "\n")
     k = cfg.recommend.k
@@ -255,7 +254,7 @@ def write_reports(paths, cfg: Params, ev: dict, explanation: pd.DataFrame, decis
               "data": {"source": cfg.data.path, "split": cfg.recommend.split, "users_judged": len(ev["relevant"])},
               "parameters": cfg.recommend.model_dump(mode="json"),
               "metrics": ev["results"], "intervals": ev["intervals"], "slices": ev["slices"].to_dict("records"),
-              "gate": gate.document(decision), "history": history}
+              "gate": decision, "history": history}
     md = "\n\n".join([
         f"# Model card: {registered.get('name')} v{registered.get('version')}",
         "## Intended use\n\n" + record["intended_use"].strip(),
@@ -263,7 +262,7 @@ def write_reports(paths, cfg: Params, ev: dict, explanation: pd.DataFrame, decis
         f"{len(ev['relevant']):,} users judged on their held-out items rated {cfg.recommend.relevant_rating} or more.",
         "## Metrics on the test period (95% intervals over users)\n\n" + markdown_table(table),
         "## Slices\n\n" + markdown_table(ev["slices"]),
-        "## Gate\n\n" + decision.summary(),
+        "## Gate\n\n" + str(decision.get("summary", "")),
     ]) + "\n"
     out = {"json": paths.model_card("json"), "md": paths.model_card("md"), "html": paths.model_card("html")}
     out["json"].write_text(json.dumps(record, indent=1, default=str) + "\n")
