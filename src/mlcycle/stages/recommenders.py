@@ -165,17 +165,22 @@ def recommend_all(models: Recommenders, name: str, users, k: int) -> dict:
     return lists
 
 
-def choose_weight(models: Recommenders, valid: pd.DataFrame, rec: RecommendParams) -> tuple[float, pd.DataFrame]:
+def choose_weight(models: Recommenders, valid: pd.DataFrame, rec: RecommendParams,
+                  batch: int = 512) -> tuple[float, pd.DataFrame]:
     """The hybrid weight of cf among `recommend.weights` with the best `recommend.metric` on `valid`
     (ties: the first listed). Returns (weight, one row per weight tried)."""
     relevant = held_out(valid, rec, models)
     users = [u for u in relevant if u in models.index.user_pos]
-    rows = []
-    for w in rec.weights:
-        lists = models.with_weight(w).recommend("hybrid", users, rec.k)
-        table = ranking.per_user(lists, {u: relevant[u] for u in users}, rec.k)
-        rows.append({"weight": w, **ranking.means(table)})
-    tried = pd.DataFrame(rows)
+    lists: dict[float, dict] = {w: {} for w in rec.weights}
+    for start in range(0, len(users), batch):  # each component scored and scaled once per batch of users
+        chunk = users[start:start + batch]
+        rows = np.array([models.index.user_pos[u] for u in chunk], dtype=int)
+        cf, content, seen = scale(models.scores("cf", rows)), scale(models.scores("content", rows)), models.seen[rows]
+        for w in rec.weights:
+            best = ranking.top_k(w * cf + (1.0 - w) * content, rec.k, seen)
+            lists[w].update({u: [models.index.items[i] for i in b if i >= 0] for u, b in zip(chunk, best, strict=True)})
+    judged = {u: relevant[u] for u in users}
+    tried = pd.DataFrame([{"weight": w, **ranking.means(ranking.per_user(lists[w], judged, rec.k))} for w in rec.weights])
     best = int(np.nanargmax(tried[rec.metric].to_numpy())) if len(tried) else 0
     return float(tried["weight"].iloc[best]) if len(tried) else 0.5, tried
 
