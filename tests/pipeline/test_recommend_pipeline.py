@@ -1,16 +1,18 @@
 """The MovieLens recommender example after one step (`mlcycle init --example movielens`), on a sample
 of its users, through `dvc repro`: the same notebooks and runner as the tables, a registered MLflow
 pyfunc model that recommends for a known user and for one never seen, ranking metrics with
-intervals, and the gate's decision on the ranking metric."""
+intervals, the gate's decision on the ranking metric, and `mlcycle serve` answering `/recommend`."""
 
 import json
 
+import httpx
 import mlflow.pyfunc
 import pandas as pd
 import pytest
 import yaml
 
 from tests.conftest import edit_params, make_workspace, mlflow_client, run
+from tests.serve.conftest import serving
 
 pytestmark = pytest.mark.slow
 
@@ -58,3 +60,20 @@ def test_movielens_example_runs_through_dvc_repro(tmp_path):
     assert out.groupby("user")["source"].first().to_dict() == {known: "hybrid", "never-seen": "popularity"}
     seen = set(parts["train"].loc[parts["train"]["user"] == known, "item"])
     assert len(out[out["user"] == known]) == 5 and not seen & set(out.loc[out["user"] == known, "item"])
+
+    # served: POST /recommend for a known user and for one never seen, each answer in the prediction log
+    log_dir = tmp_path / "predictions"
+    with serving(ws, log_dir, None, "--model-uri", f"models:/{reg['name']}/1") as server:
+        known_answer = httpx.post(f"{server.url}/recommend", json={"user": known, "k": 5}, timeout=30).json()
+        new_answer = httpx.post(f"{server.url}/recommend", json={"user": "never-seen", "k": 3, "exclude": [1, 2]},
+                                timeout=30).json()
+        bad = httpx.post(f"{server.url}/recommend", json={"user": known, "k": 0}, timeout=30)
+        assert bad.status_code == 422 and bad.json()["field"] == "k"
+        assert httpx.get(f"{server.url}/ready", timeout=5).status_code == 200  # still serving
+    assert known_answer["source"] == "hybrid" and known_answer["known_user"] is True
+    assert [i["item"] for i in known_answer["items"]] == list(out.loc[out["user"] == known, "item"])
+    assert new_answer["known_user"] is False and new_answer["source"] in ("content", "popularity")
+    assert len(new_answer["items"]) == 3 and not {"1", "2"} & {i["item"] for i in new_answer["items"]}
+    logged = pd.concat(pd.read_parquet(f) for f in sorted(log_dir.rglob("*.parquet")))
+    assert sorted(logged["user"]) == sorted([known, "never-seen"])
+    assert set(logged["source"]) == {"hybrid", new_answer["source"]}
