@@ -69,6 +69,8 @@ def test_movielens_example_runs_through_dvc_repro(tmp_path):
                                 timeout=30).json()
         bad = httpx.post(f"{server.url}/recommend", json={"user": known, "k": 0}, timeout=30)
         assert bad.status_code == 422 and bad.json()["field"] == "k"
+        rows = httpx.post(f"{server.url}/predict", json={"dataframe_records": [{"user": known}]}, timeout=30)
+        assert rows.status_code == 409 and "/recommend" in rows.json()["detail"]
         assert httpx.get(f"{server.url}/ready", timeout=5).status_code == 200  # still serving
     assert known_answer["source"] == "hybrid" and known_answer["known_user"] is True
     assert [i["item"] for i in known_answer["items"]] == list(out.loc[out["user"] == known, "item"])

@@ -233,6 +233,9 @@ class Endpoints:
     def predict(self, body):
         s, predlog, metrics = self.s, self.predlog, self.metrics
         served = self.holder.current  # this request finishes on this version, whatever reloads meanwhile
+        if served.meta.get("task") == "recommendation":
+            raise ClientError(409, "a recommender", None,
+                              'this model ranks items for a user: POST /recommend {"user": ..., "k": 10, "exclude": [...]}')
         rows = self.rows(body, served.columns)
         if not served.columns:
             check_text(rows)
