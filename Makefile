@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m ipykernel install --sys-prefix --name mlcycle --display-name "Python (mlcycle)" >/dev/null
 	@touch $@
 
-.PHONY: help setup repro test test-fast bench lab ui models metrics plots stages check lint clean serve monitor simulate team-up team-down team-status
+.PHONY: help setup repro test test-fast docs bench lab ui models metrics plots stages check lint clean serve monitor simulate team-up team-down team-status
 
 setup: $(STAMP) ## create .venv, install the project (editable) and its Jupyter kernel, prepare DVC
 	@test -d .dvc || dvc init --quiet $$(git rev-parse --git-dir >/dev/null 2>&1 || echo --no-scm)
@@ -36,8 +36,12 @@ test: setup ## run every test: unit, data, model and end-to-end pipeline tests
 test-fast: setup ## quick tests for iteration (skips notebook and pipeline runs)
 	pytest -m "not slow" $(PYTEST_ARGS)
 
+docs: setup ## build the documentation site into build/site/ strictly (a warning or a broken link fails it)
+	NO_MKDOCS_2_WARNING=1 mkdocs build --strict  # not --quiet: it hides the warnings strict mode counts
+	@echo "open build/site/index.html"
+
 bench: repro ## benchmarks (bench/bench_*.py) -> reports/benchmarks.md (the serving one needs the champion: runs make repro first); long: BENCH_SCALES=1 for the default size only; bench_drift.py installs Evidently into .venv-evidently on first use
-	@set -e; for b in bench/bench_*.py; do echo "== $$b"; python $$b; done
+	@set -e; all=(bench/bench_*.py); i=0; for b in "$${all[@]}"; do i=$$((i + 1)); echo "== [$$i/$${#all[@]}] $$b ($$(date +%H:%M:%S))"; python $$b; done
 	python bench/report.py
 
 lab: setup ## open JupyterLab on the workspace (localhost only)
@@ -69,7 +73,7 @@ clean: ## remove pipeline outputs (keeps .venv, the DVC cache and data/raw)
 	  reports/*.html reports/metrics reports/validate_findings.json dvc_plots
 	@touch data/interim/.gitkeep
 
-serve: setup ## serve the champion over HTTP on 127.0.0.1 (SERVE_ARGS="--port 8000 --workers 2"; see README Serving)
+serve: setup ## serve the champion over HTTP on 127.0.0.1 (SERVE_ARGS="--port 8000 --workers 2"; see docs/serving.md)
 	mlcycle serve $(SERVE_ARGS)
 
 monitor: setup ## drift and performance of the champion on the prediction log (MONITOR_ARGS="--from-log --days 1" or "--current FILE")

@@ -74,3 +74,40 @@ def test_the_daemon_code_key_covers_every_layer_folder(tmp_path, monkeypatch):
             f.write("\n")
         keys.add(trackd.key())
     assert len(keys) == 4
+
+
+class _Hook:
+    def __init__(self, fail: bool):
+        self.fail, self.ended = fail, False
+
+    def start(self, run) -> None:
+        run.tracking_run_id = "r1"
+
+    def end(self, run) -> None:
+        self.ended = True
+        if self.fail:
+            raise ConnectionError("the server went away")
+
+
+def test_a_stage_whose_recording_failed_is_not_done(tmp_path):
+    """A hook failing at the end no longer passes silently: the other hooks still end, and the failure
+    travels back from the tracking process to the runner, which fails the stage with it."""
+    import multiprocessing as mp
+    import threading
+
+    from mlcycle.core import config
+    from mlcycle.runtime.hooks import StageRun, end_hooks, hooks_child
+
+    run = StageRun("train", tmp_path, config.load(ROOT / "params.yaml"), tmp_path / "n.ipynb", tmp_path / "e.ipynb", tmp_path / "e.html")
+    ok, bad = _Hook(False), _Hook(True)
+    assert end_hooks([ok], run) is None
+    assert end_hooks([bad, ok], run) == "ConnectionError: the server went away" and ok.ended
+
+    parent, child = mp.Pipe()
+    t = threading.Thread(target=hooks_child, args=([bad, _Hook(False)], run, child))
+    t.start()
+    parent.send("go")
+    assert parent.recv() == (None, "r1")
+    parent.send(("FINISHED", None, {}))
+    assert parent.recv() == ("ended", "ConnectionError: the server went away")
+    t.join(10)

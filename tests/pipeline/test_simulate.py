@@ -1,6 +1,6 @@
 """A small replay (`mlcycle simulate`) on the flights example: 5% of the flights, two months of training
 (in New York time, `simulate.timezone`), one month fed. The full-size replay is `make simulate` (its
-figures are in the README); the replay of a user's own table is in tests/pipeline/test_user_data.py."""
+figures are in docs/monitoring.md); the replay of a user's own table is in tests/pipeline/test_user_data.py."""
 
 from __future__ import annotations
 

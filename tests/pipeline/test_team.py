@@ -298,3 +298,173 @@ def test_password_in_params_is_refused(stack):
         edit_params(ws, {"tracking": {"uri": None}})
 
 
+
+
+def test_concurrent_writers_lose_nothing(stack, tmp_path):
+    """At once against the server: two queued DVC experiments (train, evaluate with its gate), a
+    serving process hot-reloading, a monitor run and promotions every few seconds. Every run, version and audit
+    entry expected is found, the chain verifies, and the server ends on the last champion."""
+    import httpx
+
+    from mlcycle.lifecycle.experiments import free_port
+
+    ws, state, e = stack
+    c = client(state)
+    exp_id = c.get_experiment_by_name("mlcycle").experiment_id
+    versions = {m.version for m in c.search_model_versions(f"name = '{MODEL}'")}
+    audits = {t for t in c.get_registered_model(MODEL).tags if t.startswith("audit.")}
+    monitors = len(c.search_runs([exp_id], "tags.`mlcycle.stage` = 'monitor'"))
+    run("git add -A && git commit -qm 'before the queue'", ws)
+    names = {"q21": 21, "q22": 22}
+    for n, it in names.items():
+        cmd(["dvc", "exp", "run", "--queue", "-n", n, "-S", f"train.max_iter={it}"], ws, e)
+    port = free_port()
+    out = tmp_path / "serve.out"
+    with out.open("wb") as f:
+        server = subprocess.Popen([sys.executable, "-m", "mlcycle", "serve", "--port", str(port), "--reload-seconds", "1",
+                                   "--log-dir", str(tmp_path / "predictions")], cwd=ws, env=e, stdout=f,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
+    queue = subprocess.Popen([sys.executable, "-m", "mlcycle", "queue", "--jobs", "2"], cwd=ws, env=e,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    promoted = 0
+    try:
+        cmd([sys.executable, "-m", "mlcycle", "monitor", "--current", "data/raw/nycflights13/flights.parquet"], ws, e)
+        while promoted < 4 or queue.poll() is None:  # promotions go on while the experiments' gates run
+            cur = c.get_model_version_by_alias(MODEL, "champion").version
+            target = sorted(versions - {cur}, key=int)[-1]
+            p = cmd([sys.executable, "-m", "mlcycle", "promote", target, "--reason", "while the queue runs"], ws, e,
+                    check=False)
+            if p.returncode == 0:
+                promoted += 1
+            else:  # a gate of the queue moved the champion meanwhile: promote again from there
+                assert "already is the champion" in p.stderr, p.stderr
+            time.sleep(2)
+        queued = queue.communicate(timeout=1500)[0]
+        assert queue.returncode == 0 and queued.count("Success") == 2, queued
+        runs = c.search_runs([exp_id], "tags.`mlcycle.dvc_experiment` LIKE 'q2%'", max_results=100)
+        done = {(r.data.tags["mlcycle.dvc_experiment"], r.data.tags.get("mlcycle.stage")): r for r in runs}
+        for n, it in names.items():
+            assert done[(n, "train")].info.status == "FINISHED" and done[(n, "evaluate")].info.status == "FINISHED"
+            assert done[(n, "train")].data.params["train.max_iter"] == str(it)
+        new = [c.get_model_version(MODEL, v) for v in {m.version for m in c.search_model_versions(f"name = '{MODEL}'")} - versions]
+        assert sorted(v.run_id for v in new) == sorted(done[(n, "train")].info.run_id for n in names)
+        gate_moves = sum(v.tags.get("gate.decision") == "promoted" for v in new)
+        entries = {t for t in c.get_registered_model(MODEL).tags if t.startswith("audit.")} - audits
+        assert len(entries) == promoted + gate_moves, (len(entries), promoted, gate_moves)
+        assert "audit chain verified" in cmd([sys.executable, "-m", "mlcycle", "audit", "--verify"], ws, e).stdout
+        assert len(c.search_runs([exp_id], "tags.`mlcycle.stage` = 'monitor'")) == monitors + 1
+        champion = c.get_model_version_by_alias(MODEL, "champion").version
+        deadline = time.monotonic() + 60
+        while True:  # the serving process follows the last move
+            try:
+                metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+            except httpx.TransportError:
+                metrics = ""
+            line = next((x for x in metrics.splitlines() if x.startswith("mlcycle_serve_model_version ")), None)
+            if line is not None and str(int(float(line.split()[1]))) == champion:
+                break
+            assert server.poll() is None and time.monotonic() < deadline, out.read_text()[-3000:]
+            time.sleep(0.5)
+    finally:
+        for proc in (queue, server):
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(timeout=60)
+
+
+def train_runs(c) -> dict[str, object]:
+    exp = c.get_experiment_by_name("mlcycle").experiment_id
+    return {r.info.run_id: r for r in c.search_runs([exp], "tags.`mlcycle.stage` = 'train'", max_results=100)}
+
+
+def stop_server_while_training(ws: Path, e: dict, state: dict, down_seconds: float | None):
+    """Run the train stage; once its MLflow run exists, stop the tracking server, and start it again
+    on the same port (`team up` after only the server died) after `down_seconds` (None: only after
+    the stage ended). Returns (the finished `dvc repro` process, the run's id, the restarted state)."""
+    c = client(state)
+    before = set(train_runs(c))
+    proc = subprocess.Popen(["dvc", "repro", "-s", "train"], cwd=ws, env=e, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        started = set()
+        while not started:
+            assert proc.poll() is None and time.monotonic() < deadline, "the train stage's run never appeared"
+            started = {rid for rid, r in train_runs(c).items() if rid not in before and r.info.status == "RUNNING"}
+            time.sleep(0.2)
+        team.stop_pid(state["mlflow"]["pid"])
+        if down_seconds is not None:
+            time.sleep(down_seconds)
+            restarted = team.up(ws)
+        out = proc.communicate(timeout=900)[0]
+        if down_seconds is None:
+            restarted = team.up(ws)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert restarted["mlflow"]["url"] == state["mlflow"]["url"] and team.status(ws)["running"]
+    return proc.returncode, out, started.pop(), restarted
+
+
+def test_server_restart_mid_stage(stack):
+    """The tracking server stops while the train stage runs. Gone for good (as far as the client's
+    retries go): the stage fails naming the store and the run, the run is not FINISHED, nothing is
+    registered, DVC keeps the stage out of date. Back within seconds: the client's retries ride it out
+    and the stage is recorded in full. `team up` starts only the dead server, on the same port."""
+    ws, state, e = stack
+    from tests.conftest import edit_params
+
+    c = client(state)
+    versions = {m.version for m in c.search_model_versions(f"name = '{MODEL}'")}
+    champion = c.get_model_version_by_alias(MODEL, "champion").version
+    edit_params(ws, {"train": {"max_iter": 33}})
+    quick = {**e, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
+    code, out, lost, state = stop_server_while_training(ws, quick, state, down_seconds=None)
+    assert code != 0, out
+    assert f"stage 'train' ran, but recording it in the tracking store {state['mlflow']['url']} failed" in out, out
+    assert f"its MLflow run {lost} is left RUNNING, not FINISHED" in out, out
+    c = client(state)
+    assert c.get_run(lost).info.status == "RUNNING"
+    assert {m.version for m in c.search_model_versions(f"name = '{MODEL}'")} == versions
+    assert c.get_model_version_by_alias(MODEL, "champion").version == champion
+    assert "train" in cmd(["dvc", "status", "train"], ws, e).stdout  # not recorded as done: runs again
+
+    code, out, kept, state = stop_server_while_training(ws, e, state, down_seconds=3)
+    assert code == 0, out
+    c = client(state)
+    finished = c.get_run(kept)
+    assert finished.info.status == "FINISHED" and finished.data.params["train.max_iter"] == "33"
+    assert {a.path for a in c.list_artifacts(kept, "report")} == {"report/train.html", "report/train.ipynb"}
+    new = {m.version for m in c.search_model_versions(f"name = '{MODEL}'")} - versions
+    assert len(new) == 1 and c.get_model_version(MODEL, new.pop()).run_id == kept
+    assert c.get_run(lost).info.status == "RUNNING"
+    for rid, r in train_runs(c).items():  # whatever is FINISHED was recorded in full
+        assert r.info.status != "FINISHED" or c.list_artifacts(rid, "report"), rid
+    assert "up to date" in cmd(["dvc", "status", "train"], ws, e).stdout.lower()
+
+
+def test_objects_outlive_team_down_and_up(stack):
+    """moto keeps objects in memory: `team down` copies the bucket to .team/s3 and `team up` loads it
+    back, so the champion's artifacts and the DVC remote survive a restart of the whole stack
+    (new ports). Runs last in this module."""
+    ws, state, _ = stack
+    s3 = team.s3_client(state["s3"]["endpoint"])
+    before = sorted(o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=team.BUCKET)
+                    for o in page.get("Contents", []))
+    assert any(k.startswith("mlflow/") for k in before) and any(k.startswith("dvc/") for k in before)
+    assert team.down(ws)
+    assert json.loads((team.saved_bucket(ws) / "keys.json").read_text()) == before
+    state = team.up(ws)
+    assert state["s3"]["loaded"] == len(before)
+    s3 = team.s3_client(state["s3"]["endpoint"])
+    after = sorted(o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=team.BUCKET)
+                   for o in page.get("Contents", []))
+    assert after == before
+    e = {**env(), **team.exports(state)}
+    loaded = cmd([sys.executable, "-c", "import mlflow; m = mlflow.pyfunc.load_model('models:/" + MODEL + "@champion'); "
+                  "print(m.metadata.run_id)"], ws, e)
+    assert loaded.stdout.strip() == client(state).get_model_version_by_alias(MODEL, "champion").run_id
+    shutil.rmtree(ws / ".dvc" / "cache")
+    shutil.rmtree(ws / "data" / "processed")
+    cmd(["dvc", "pull", "data/processed"], ws, e)
+    assert (ws / "data" / "processed" / "train.parquet").exists()

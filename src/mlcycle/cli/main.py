@@ -517,7 +517,7 @@ def parser() -> argparse.ArgumentParser:
                     help="score through the compiled form proven equal at registration (default: score.compiled)")
     so.add_argument("--blocksize", help="input read per partition, e.g. 32MiB (default score.blocksize)")
     so.add_argument("--overwrite", action="store_true", help="replace --output once the new one is complete")
-    so.add_argument("--no-progress", action="store_true", help="no progress bar")
+    so.add_argument("--no-progress", action="store_true", help="no progress (a bar in a terminal, plain lines in CI logs)")
     so.set_defaults(fn=_score)
     sc = sub.add_parser("schema", help="data schema: `mlcycle schema infer` proposes one from the current data")
     scs = sc.add_subparsers(dest="schema_command", required=True)

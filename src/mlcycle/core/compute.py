@@ -6,7 +6,7 @@ machine (nothing to start by hand); with a scheduler address (`tcp://host:8786`)
 same code path. Each local worker runs `threads_per_worker` threads and bounds its OpenMP and BLAS
 pools to as many (set in the worker's environment before it starts), so several CPU-heavy workers
 on a small machine do not each start one thread per core. Workers of an external cluster are
-started by whoever runs it: start them with the same variables (the README shows how).
+started by whoever runs it: start them with the same variables (docs/scaling.md shows how).
 
 Dask loads only where a cluster is asked for, never with every command.
 """

@@ -83,6 +83,10 @@ class TrackingError(MlcycleError):
     """The tracking store or server cannot be reached or refuses the credentials."""
 
 
+class RecordingError(TrackingError):
+    """A stage ran but its MLflow run could not be recorded to the end (the store went away meanwhile)."""
+
+
 class TeamError(MlcycleError):
     """The local team stack cannot start or stop (a service missing or failing)."""
 

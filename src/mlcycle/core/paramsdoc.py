@@ -1,8 +1,18 @@
 """What each key of params.yaml means: one line per key, written once, used by `mlcycle init` when it
-writes params.yaml and by the parameters reference in the README. The keys and their types live in
-mlcycle.config; tests/code/test_config.py checks that every key there has a line here."""
+writes params.yaml and by the parameters reference of the documentation site (`reference()`, run by
+`make docs`). The keys, their types and defaults live in mlcycle.config; tests/code/test_config.py
+checks that every key there has a line here."""
 
 from __future__ import annotations
+
+import types
+import typing
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
+
+from mlcycle.core import config
 
 HEADER = """\
 # The single source of truth for every stage. Each top-level section belongs to one stage
@@ -166,3 +176,95 @@ KEYS: dict[str, str] = {
     "recommend.metric": "ranking metric that chooses the weight and that the gate compares: ndcg_at_k | recall_at_k | map_at_k | hit_rate_at_k",
     "recommend.seed": "seed of ALS and of the bootstrap over users",
 }
+
+
+def _bounds(metadata: Any) -> list[str]:
+    """`>= 1`, `<= 1.0`: the numeric constraints pydantic keeps as a field's metadata."""
+    out = []
+    for meta in metadata:
+        for item in getattr(meta, "metadata", [meta]):
+            for attr, sign in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
+                if getattr(item, attr, None) is not None:
+                    out.append(f"{sign} {getattr(item, attr)}")
+    return out
+
+
+def _type_name(annotation: Any) -> str:
+    """A reader's name for a field's type: `int >= 1`, `csv | parquet`, `list[str] | null`."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is Annotated:
+        return " ".join([_type_name(args[0]), *_bounds(args[1:])])
+    if origin is Literal:
+        return " | ".join(str(a) for a in args)
+    if origin in (Union, types.UnionType):
+        return " | ".join("null" if a is type(None) else _type_name(a) for a in args)
+    if origin is not None:
+        return f"{getattr(origin, '__name__', str(origin))}[{', '.join(_type_name(a) for a in args)}]"
+    if isinstance(annotation, type):
+        return "section" if issubclass(annotation, BaseModel) else annotation.__name__
+    return str(annotation)
+
+
+def _default(field: Any) -> str:
+    if field.is_required():
+        return "required"
+    value = field.default
+    if value is PydanticUndefined or isinstance(value, BaseModel):
+        return ""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _section_model(annotation: Any) -> type[BaseModel] | None:
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    for candidate in (annotation, *args):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
+def reference() -> str:
+    """The parameters reference (Markdown): one table per section of params.yaml, each key with its
+    type and default from mlcycle.config and its line from KEYS. Written once: the documentation
+    site renders this, `mlcycle init` writes the same lines as comments."""
+    out: list[str] = []
+
+    def rows(model: type[BaseModel], prefix: str) -> list[str]:
+        lines = []
+        for name, field in model.model_fields.items():
+            key = field.alias or name
+            dotted = f"{prefix}{key}"
+            nested = _section_model(field.annotation)
+            kind = "section" if nested else " ".join([_type_name(field.annotation), *_bounds(field.metadata)])
+            lines.append(f"| `{dotted}` | {_cell(kind)} | {_cell(_default(field))} | {_cell(KEYS.get(dotted, ''))} |")
+            if nested and typing.get_origin(field.annotation) is not dict:
+                lines += rows(nested, f"{dotted}.")
+        return lines
+
+    for name, field in config.Params.model_fields.items():
+        section = field.alias or name
+        out += ["", f"### `{section}`", ""]
+        if section in SECTIONS:
+            out += [SECTIONS[section].replace("\n", " "), ""]
+        nested = _section_model(field.annotation)
+        out += ["| key | type | default | meaning |", "| --- | --- | --- | --- |"]
+        if nested is None:
+            out.append(f"| `{section}` | {_cell(_type_name(field.annotation))} | {_cell(_default(field))} | {_cell(KEYS.get(section, ''))} |")
+        else:
+            if typing.get_origin(field.annotation) is dict:
+                out.append(f"| `{section}` | {_cell(_type_name(field.annotation))} | {_cell(_default(field))} | {_cell(KEYS.get(section, ''))} |")
+                prefix = f"{section}.<name>."
+            else:
+                if field.default is None:  # a section that is null unless its task needs it (recommend)
+                    out.append(f"| `{section}` | {_cell(_type_name(field.annotation))} | {_cell(_default(field))} | {_cell(KEYS.get(section, ''))} |")
+                prefix = f"{section}."
+            out += rows(nested, prefix)
+    return "\n".join(out).lstrip("\n") + "\n"

@@ -43,6 +43,7 @@ from mlcycle.core import config, scoring, tables
 from mlcycle.core.config import Params
 from mlcycle.core.errors import SimulateError
 from mlcycle.core.paths import Paths, copy_workspace
+from mlcycle.core.progress import Progress
 from mlcycle.core.schema import schema_path
 from mlcycle.core.spec import FeatureSpec
 from mlcycle.lifecycle import audit, registry
@@ -174,6 +175,7 @@ def simulate(root: Path, params: Params, periods: int | None = None, train_perio
             raise SimulateError("the first model did not pass the gate's minimums; nothing to replay")
         frozen = model.load(client, f"models:/{name}/{champ.version}")
         rows = []
+        bar = Progress(len(batches), "simulate", "periods")
         for label, file in batches:
             champ = registry.champion(client, name)
             served = model.load(client, f"models:/{name}/{champ.version}")
@@ -198,6 +200,8 @@ def simulate(root: Path, params: Params, periods: int | None = None, train_perio
                 "new_version": out.get("candidate_version"), "gate": out.get("gate"),
                 "champion_after": f"v{out['champion_version']}" if out.get("champion_version") else f"v{champ.version}",
             })
+            bar.update()
+        bar.close()
         history = audit.read(Paths(work).audit_log, name)
     finally:
         if saved_uri is not None:

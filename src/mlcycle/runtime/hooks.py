@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 from mlcycle.core import config
+from mlcycle.core.errors import RecordingError
 
 
 @dataclass
@@ -69,12 +70,21 @@ def hooks_child(hooks, run: StageRun, conn) -> None:
         run.status, run.error, run.seconds = conn.recv()
     except (EOFError, OSError):  # the runner ended without telling the outcome (a socket may be reset): never leave the run RUNNING
         run.status, run.error = "FAILED", "the stage's runner process ended before the stage finished"
+    failed = end_hooks(hooks, run)
+    try:
+        conn.send(("ended", failed))
+    except OSError:
+        pass
+
+
+def end_hooks(hooks, run: StageRun) -> str | None:
+    """End every hook (one failing does not stop the others); return the failures as one text, or None.
+    The runner fails the stage with it: a stage whose run could not be recorded is not done."""
+    failures = []
     for h in hooks:
         try:
             h.end(run)
-        except Exception:  # a hook must never hide the stage's own outcome
+        except Exception as exc:
             traceback.print_exc()
-    try:
-        conn.send("ended")
-    except OSError:
-        pass
+            failures.append(str(exc) if isinstance(exc, RecordingError) else f"{type(exc).__name__}: {str(exc)[:300]}")
+    return "; ".join(failures) or None

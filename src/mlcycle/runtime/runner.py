@@ -12,12 +12,11 @@ import os
 import sys
 import tempfile
 import time
-import traceback
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from mlcycle.core import config, record
-from mlcycle.core.errors import StageError
+from mlcycle.core.errors import RecordingError, StageError
 from mlcycle.core.paths import NOTEBOOK_FILES, Paths
 from mlcycle.runtime import hooks as hooks_mod
 from mlcycle.runtime import trackd
@@ -216,16 +215,15 @@ def _run(run: StageRun, params_file: str, hooks, parameters: dict | None, t0: fl
             "check MLFLOW_TRACKING_URI / tracking.uri, or set tracking.enabled: false"
         ) from None
     run.status = "FAILED" if failure else "FINISHED"
-    for h in hooks:
-        try:
-            h.end(run)
-        except Exception:  # a hook must never hide the stage's own outcome
-            traceback.print_exc()
-    if failure is not None:
+    unrecorded = hooks_mod.end_hooks(hooks, run)
+    if failure is not None:  # the stage's own failure comes first; a recording failure is said beside it
+        also = f"\n  and recording it failed: {unrecorded}" if unrecorded else ""
         raise StageError(
-            f"stage '{stage}' failed: {run.error}\n  see {run.html.relative_to(paths.root)}"
-            if run.html.exists() else f"stage '{stage}' failed: {run.error}"
+            f"stage '{stage}' failed: {run.error}\n  see {run.html.relative_to(paths.root)}{also}"
+            if run.html.exists() else f"stage '{stage}' failed: {run.error}{also}"
         ) from None
+    if unrecorded:  # the notebook ran, but its run, model or lineage is not (all) in the store: not done
+        raise StageError(f"stage '{stage}' ran, but {unrecorded}") from None
     return run
 
 
@@ -293,12 +291,15 @@ class ForkedHooks:
         return error
 
     def end(self, run: StageRun) -> None:
+        """Send the outcome; raise RecordingError when the hooks could not record the stage."""
         try:
             self.conn.send((run.status, run.error, run.seconds))
-            self.conn.recv()
+            _, failed = self.conn.recv()
         except (EOFError, OSError):
-            print(f"mlcycle: the tracking process ended unexpectedly{self._code()}", file=sys.stderr)
+            failed = f"the tracking process ended unexpectedly{self._code()}"
         self._join()
+        if failed:
+            raise RecordingError(failed)
 
     def _join(self) -> None:
         if self.proc is not None:

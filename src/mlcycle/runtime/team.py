@@ -7,10 +7,13 @@
   is root, the server runs as the unprivileged `postgres` user (`runuser`), which owns the folder
   (when `postgres` cannot reach the workspace, the folder is a private one in the temp folder, named
   in `.team/state.json`). Local socket connections are trusted, TCP ones need the password.
-- moto's S3 server (`moto_server`), with one bucket. moto keeps objects in memory: what the stack
-  stored (artifacts, the DVC remote) is gone after `mlcycle team down`; the PostgreSQL data stays.
+- moto's S3 server (`moto_server`), with one bucket. moto keeps objects in memory: `mlcycle team
+  down` copies every object to `.team/s3/` before it stops the endpoint, and `team up` loads them
+  back, so artifacts and the DVC remote live as long as the PostgreSQL data does. A crash of the
+  endpoint loses what was stored since the last `up` (a real S3 service keeps everything).
 - `mlflow server --backend-store-uri postgresql+psycopg://... --artifacts-destination s3://...
   --serve-artifacts`, after `mlflow db upgrade`. Clients reach artifacts through the server.
+  When only the server died, `team up` starts it again on the same port (clients keep their URI).
 
 It writes `.team/env` (shell and Makefile syntax: the Makefile includes it, so `make repro` uses the
 stack while it is up) and the DVC remote `team` into `.dvc/config.local`. The database password is
@@ -191,8 +194,73 @@ def s3_client(endpoint: str):
                                       response_checksum_validation="when_required"))
 
 
-def start_mlflow(root: Path, state: dict) -> None:
-    port = free_port()
+def saved_bucket(root: Path) -> Path:
+    return team_dir(root) / "s3"
+
+
+def object_file(folder: Path, key: str) -> Path:
+    parts = key.split("/")
+    if key.startswith("/") or any(p in ("", ".", "..") for p in parts[:-1]) or parts[-1] in (".", ".."):
+        raise TeamError(f"team: S3 object key {key!r} cannot be saved as a file; copy the bucket with an S3 tool")
+    return folder / "objects" / key
+
+
+def save_bucket(root: Path, state: dict) -> int:
+    """Copy every object of the stack's bucket to `.team/s3/` (replacing the earlier copy only once
+    the new one is complete); the number of objects."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    c = s3_client(state["s3"]["endpoint"])
+    keys = [o["Key"] for page in c.get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
+            for o in page.get("Contents", [])]
+    new = team_dir(root) / "s3.saving"
+    shutil.rmtree(new, ignore_errors=True)
+    (new / "objects").mkdir(parents=True)
+
+    def get(key: str) -> None:
+        if key.endswith("/"):  # a folder marker: kept in keys.json only
+            return
+        dest = object_file(new, key)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        c.download_file(BUCKET, key, str(dest))
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(get, keys))
+    (new / "keys.json").write_text(json.dumps(keys))
+    final, old = saved_bucket(root), team_dir(root) / "s3.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        final.rename(old)
+    new.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+    return len(keys)
+
+
+def load_bucket(root: Path, state: dict) -> int:
+    """Put the objects `save_bucket` copied back into the (new, empty) bucket; the number of objects."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    folder = saved_bucket(root)
+    if not (folder / "keys.json").exists():
+        return 0
+    keys = json.loads((folder / "keys.json").read_text())
+    c = s3_client(state["s3"]["endpoint"])
+
+    def put(key: str) -> None:
+        if key.endswith("/"):
+            c.put_object(Bucket=BUCKET, Key=key, Body=b"")
+        else:
+            c.upload_file(str(object_file(folder, key)), BUCKET, key)
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(put, keys))
+    return len(keys)
+
+
+def start_mlflow(root: Path, state: dict, port: int | None = None) -> None:
+    """Start `mlflow server` (on `port`: a restart keeps the address clients know; then the schema is current)."""
+    upgrade = port is None
+    port = port or free_port()
     log = team_dir(root) / "mlflow.log"
     db = f"postgresql+psycopg://{PG_USER}:{password(root)}@127.0.0.1:{state['pg']['port']}/{PG_DB}"
     e = {**os.environ, **s3_env(state["s3"]["endpoint"]), "MLFLOW_BACKEND_STORE_URI": db}
@@ -200,7 +268,8 @@ def start_mlflow(root: Path, state: dict) -> None:
     mlflow_bin = str(Path(sys.executable).parent / "mlflow")
     # the URI goes through the environment (`mlflow db upgrade` takes it as an argument: a short-lived
     # process of this user; the long-running server reads MLFLOW_BACKEND_STORE_URI)
-    sh([mlflow_bin, "db", "upgrade", db], "mlflow db upgrade", env=e, timeout=300)
+    if upgrade:
+        sh([mlflow_bin, "db", "upgrade", db], "mlflow db upgrade", env=e, timeout=300)
     proc = subprocess.Popen(
         [mlflow_bin, "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "2",
          "--artifacts-destination", f"s3://{BUCKET}/mlflow", "--serve-artifacts"],
@@ -269,8 +338,15 @@ def up(root: Path) -> dict:
     """Start the stack (an error if it runs already); returns its state (ports, pids, URLs)."""
     root = Path(root).resolve()
     current = read_state(root)
-    if current and status(root)["running"]:
+    services = status(root)["services"] if current else {}
+    if current and all(v == "up" for v in services.values()):
         raise TeamError(f"team: the stack runs already ({current['mlflow']['url']}); `mlcycle team down` first")
+    if current and services.get("postgresql") == "up" and services.get("s3") == "up" and "mlflow" in current:
+        # only the tracking server died: start it again on its port, so every client's URI stays valid
+        stop_pid(current["mlflow"].get("pid"))
+        start_mlflow(root, current, port=current["mlflow"]["port"])
+        state_file(root).write_text(json.dumps(current, indent=1))
+        return current
     if current:  # a stack that half died: stop what is left of it first
         down(root)
     d = team_dir(root)
@@ -281,6 +357,7 @@ def up(root: Path) -> dict:
     try:
         start_postgres(root, state)
         start_s3(root, state)
+        state["s3"]["loaded"] = load_bucket(root, state)  # what the last `team down` saved
         start_mlflow(root, state)
     except BaseException:
         state_file(root).write_text(json.dumps(state, indent=1))
@@ -329,7 +406,16 @@ def down(root: Path) -> bool:
     if state is None:
         return False
     stop_pid(state.get("mlflow", {}).get("pid"))
-    stop_pid(state.get("s3", {}).get("pid"))
+    s3 = state.get("s3", {})
+    # save only a bucket that holds everything: one whose earlier copy was loaded back completely
+    if "loaded" in s3 and alive(s3.get("pid")):
+        try:
+            save_bucket(root, state)
+        except Exception as exc:  # keep the endpoint (and what it holds) running rather than lose it
+            raise TeamError(f"team: copying the S3 bucket to {saved_bucket(root)} failed ({type(exc).__name__}: "
+                            f"{str(exc)[:200]}); the S3 endpoint still runs at {s3['endpoint']}: free disk "
+                            "space, then `mlcycle team down` again") from None
+    stop_pid(s3.get("pid"))
     pg = state.get("pg")
     if pg and (Path(pg["data"]) / "postmaster.pid").exists():
         subprocess.run(pg_cmd([pg_bin("pg_ctl"), "-D", pg["data"], "-m", "fast", "-w", "stop"]), capture_output=True)
@@ -364,7 +450,7 @@ def describe(state: dict, root: Path) -> str:
     """What `team up` prints: the services and the variables to export (no secret among them)."""
     e = exports(state)
     shown = {k: v for k, v in e.items() if k not in ("AWS_SECRET_ACCESS_KEY",)}
-    lines = [f"team stack up: PostgreSQL on 127.0.0.1:{state['pg']['port']}, S3 (moto, in memory) at "
+    lines = [f"team stack up: PostgreSQL on 127.0.0.1:{state['pg']['port']}, S3 (moto; kept in .team/s3 between down and up) at "
              f"{state['s3']['endpoint']} bucket '{state['s3']['bucket']}', MLflow at {state['mlflow']['url']}",
              f"DVC remote '{REMOTE}' (default, .dvc/config.local): s3://{BUCKET}/dvc",
              f"the Makefile reads {env_file(root).relative_to(root)}; in a shell: source {env_file(root).relative_to(root)}",

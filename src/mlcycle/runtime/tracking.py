@@ -24,7 +24,7 @@ from pathlib import Path
 
 from mlcycle.core import provenance, record
 from mlcycle.core.config import Params
-from mlcycle.core.errors import TrackingError
+from mlcycle.core.errors import RecordingError, TrackingError
 from mlcycle.core.paths import NOTEBOOKS, PARAMS_SECTIONS, Paths, store_dir
 from mlcycle.lifecycle import registry
 
@@ -290,6 +290,28 @@ class TrackingHook:
         run.tracking_run_id = self.run_id
 
     def end(self, run) -> None:
+        """Record the stage and end its run; the run is FINISHED only once everything is recorded.
+        When the store fails meanwhile (MLflow's client has retried for minutes by then), the run
+        is marked FAILED if the store answers again at once, else left RUNNING, and the stage fails."""
+        try:
+            self.record(run)
+        except Exception as exc:
+            uri = getattr(self.client, "tracking_uri", "") or ""
+            marked = "left RUNNING"
+            try:
+                check_store(uri, timeout=5.0)
+                self.client.set_terminated(self.run_id, "FAILED")
+                marked = "marked FAILED"
+            except Exception:
+                pass
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            first = first.replace(uri, masked(uri)) if uri else first
+            raise RecordingError(
+                f"recording it in the tracking store {masked(uri)} failed ({type(exc).__name__}: {first[:200]}); "
+                f"its MLflow run {self.run_id} is {marked}, not FINISHED. Check that the store runs "
+                "(`mlcycle team status` for the local stack) and run the stage again (`dvc repro`)") from None
+
+    def record(self, run) -> None:
         from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
 
         c, rid = self.client, self.run_id

@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from mlcycle.core.errors import ScoreError
+from mlcycle.core.progress import Progress
 from mlcycle.serving.model import Column
 from mlcycle.serving.outputs import log_outputs, score
 
@@ -346,12 +347,10 @@ def _compute(params, files: list[Path], job: Job, progress: bool, client, run_id
         print(f"score: {len(files)} file(s), {len(tasks)} partition(s), model {job.model_uri}, "
               f"{cluster['mlcycle.compute.workers']} worker(s)", flush=True)
         futures = dc.compute(tasks)
-        if progress:
-            from distributed import progress as bar
-
-            bar(futures)
-            print(flush=True)
-        return dc.gather(futures)
+        with Progress(len(futures), "score", "partitions", how=None if progress else "off") as bar:
+            for f in futures:
+                f.add_done_callback(lambda done: bar.update() if done.status == "finished" else None)
+            return dc.gather(futures)
 
 
 def _finish(client, run_id: str, summary: dict, status: str, folder_rejects: Path | None, error=None) -> None:

@@ -38,6 +38,7 @@ import pandas as pd
 from mlcycle.core import record, scoring
 from mlcycle.core.config import MODEL_FAMILIES, SEARCHABLE, ComputeParams, TrainParams
 from mlcycle.core.errors import DataError
+from mlcycle.core.progress import Progress
 from mlcycle.core.spec import FeatureSpec
 from mlcycle.stages.train import build_pipeline, encode_label, score_fn, staged_best
 
@@ -170,11 +171,13 @@ def _random(X, y, spec, params, family, splits, score, first: int) -> tuple[list
     s = params.search
     deadline = time.monotonic() + s.timeout_minutes * 60 if s.timeout_minutes else None
     trials, timed_out = [], False
-    for k, values in enumerate(_random_candidates(params, family)):
-        if deadline is not None and trials and time.monotonic() >= deadline:  # the first trial always runs
-            timed_out = True
-            break
-        trials.append(_run_trial(first + k, family, values, X, y, spec, params, splits, score))
+    with Progress(s.trials, f"search {family}", "trials") as bar:
+        for k, values in enumerate(_random_candidates(params, family)):
+            if deadline is not None and trials and time.monotonic() >= deadline:  # the first trial always runs
+                timed_out = True
+                break
+            trials.append(_run_trial(first + k, family, values, X, y, spec, params, splits, score))
+            bar.update()
     return trials, timed_out
 
 
@@ -241,8 +244,9 @@ def _optuna(X, y, spec, params, family, splits, score, first: int) -> tuple[list
     trials: list[Trial] = []
     study = optuna.create_study(direction="maximize", sampler=_sampler(params.seed), pruner=_pruner())
     timeout = s.timeout_minutes * 60 if s.timeout_minutes else None
-    study.optimize(_objective(space(params, family), family, X, y, spec, params, splits, score, first, trials),
-                   n_trials=s.trials, timeout=timeout, catch=())
+    with Progress(s.trials, f"search {family}", "trials") as bar:
+        study.optimize(_objective(space(params, family), family, X, y, spec, params, splits, score, first, trials),
+                       n_trials=s.trials, timeout=timeout, catch=(), callbacks=[lambda _s, _t: bar.update()])
     return trials, len(study.trials) < s.trials
 
 
@@ -283,15 +287,18 @@ def _on_cluster(dc, X, y, spec, params, family, splits, score, first: int, metho
         futures = [dc.submit(_optuna_task, study.study_name, storage, k, family, Xf, yf, spec, params, splits, score,
                              first, pure=False) for k in range(s.trials)]
     timed_out = False
-    if s.timeout_minutes:
-        done, pending = wait(futures, timeout=s.timeout_minutes * 60)
-        if not done:
-            done, pending = wait(futures, return_when="FIRST_COMPLETED")
-        if pending:
-            dc.cancel(list(pending))
-            timed_out = True
-        futures = [f for f in futures if f in done]
-    trials = [t for t in dc.gather(futures) if t is not None]
+    with Progress(len(futures), f"search {family}", "trials") as bar:
+        for f in futures:
+            f.add_done_callback(lambda done: bar.update() if done.status == "finished" else None)
+        if s.timeout_minutes:
+            done, pending = wait(futures, timeout=s.timeout_minutes * 60)
+            if not done:
+                done, pending = wait(futures, return_when="FIRST_COMPLETED")
+            if pending:
+                dc.cancel(list(pending))
+                timed_out = True
+            futures = [f for f in futures if f in done]
+        trials = [t for t in dc.gather(futures) if t is not None]
     return sorted(trials, key=lambda t: t.number), timed_out
 
 
