@@ -101,6 +101,8 @@ def example_params(root: Path, name: str) -> dict[str, Any]:
         known = sorted(p.name for p in (root / "examples").iterdir() if (p / "params.yaml").exists())
         raise ParamsError(f"no example '{name}' (examples/{name}/params.yaml); shipped examples: {', '.join(known)}")
     raw = merge(defaults(), config.read_yaml(path) or {})
+    if isinstance(raw.get("recommend"), dict):  # a section whose default is null: its own defaults under the example's keys
+        raw["recommend"] = merge(defaults(config.RecommendParams), raw["recommend"])
     config.parse(raw, source=f"examples/{name}/params.yaml")
     return raw
 

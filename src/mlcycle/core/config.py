@@ -48,7 +48,7 @@ class DataParams(Section):
     path: str
     format: Literal["auto", "csv", "parquet"] = "auto"
     target: str
-    task: Literal["classification", "regression"]
+    task: Literal["classification", "regression", "recommendation"]  # recommendation: target is the rating (section `recommend`)
     threshold: float | None = None
     positive_class: str | int | bool | None = None
     time_column: str | None = None
@@ -269,7 +269,8 @@ class FairnessParams(Section):
 
 # what evaluate reports for some task (binary, multiclass, regression): the gate may name these
 GATE_METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "f1", "precision", "recall", "accuracy",
-                "f1_macro", "balanced_accuracy", "roc_auc_ovr", "rmse", "mae", "r2")
+                "f1_macro", "balanced_accuracy", "roc_auc_ovr", "rmse", "mae", "r2",
+                "ndcg_at_k", "recall_at_k", "map_at_k", "hit_rate_at_k")  # the last four: task recommendation
 
 
 class GateParams(Section):
@@ -410,6 +411,46 @@ class SimulateParams(Section):
     workdir: str = "build/simulation"  # the replay's own workspace (data, MLflow store, registry)
 
 
+RANKING_METRICS = ("ndcg_at_k", "recall_at_k", "map_at_k", "hit_rate_at_k")
+
+
+class RecommendParams(Section):
+    """Task `recommendation` (src/mlcycle/stages/interactions.py, recommenders.py, ranking.py): the table
+    at data.path holds one interaction per row; data.target is its rating (or implicit signal) and
+    data.time_column its time."""
+
+    user_column: str  # who interacted
+    item_column: str  # with what
+    content_columns: list[str] = []  # item content on the same rows: text (title words), "|"-lists (genres) or numbers (year)
+    list_separator: str = "|"  # separates the values of a list column such as genres
+    rating_min: float | None = None  # ratings below stop validate (null: no bound)
+    rating_max: float | None = None  # ratings above stop validate (null: no bound)
+    relevant_rating: float | None = None  # an interaction counts as relevant (a positive) at or above this; null: every one
+    # time: one cut in time for everyone (nothing after it is learned from); user_time: each user's latest
+    # interactions (other users' later interactions are learned from; for data rated in sessions)
+    split: Literal["time", "user_time"] = "time"
+    test_share: Annotated[float, Field(gt=0.0, lt=0.5)] = 0.1  # the latest share of interactions held out (by time)
+    valid_share: Annotated[float, Field(gt=0.0, lt=0.5)] = 0.1  # the latest share of the rest: chooses the hybrid weight
+    k: Annotated[int, Field(ge=1, le=1000)] = 10  # length of the ranked lists the metrics judge
+    factors: Annotated[int, Field(ge=1, le=1024)] = 64  # collaborative filtering (implicit ALS): latent factors
+    regularization: Annotated[float, Field(ge=0.0)] = 0.05  # ALS L2 regularisation
+    iterations: Annotated[int, Field(ge=1, le=500)] = 15  # ALS sweeps
+    alpha: Annotated[float, Field(gt=0.0)] = 10.0  # ALS confidence: 1 + alpha x the interaction's weight
+    weights: list[Annotated[float, Field(ge=0.0, le=1.0)]] = [0.0, 0.2, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]  # hybrid: weights of CF tried (the rest goes to content)
+    metric: Literal["ndcg_at_k", "recall_at_k", "map_at_k", "hit_rate_at_k"] = "ndcg_at_k"  # chooses the weight, headlines evaluate
+    seed: int = 42
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RecommendParams:
+        if self.user_column == self.item_column:
+            raise ValueError(f"user_column and item_column are both '{self.user_column}'")
+        if self.rating_min is not None and self.rating_max is not None and self.rating_min > self.rating_max:
+            raise ValueError(f"rating_min {self.rating_min} is above rating_max {self.rating_max}")
+        if not self.weights:
+            raise ValueError("weights: list at least one weight of CF, e.g. [0.0, 0.5, 1.0]")
+        return self
+
+
 class Params(Section):
     """The whole of params.yaml."""
 
@@ -431,6 +472,7 @@ class Params(Section):
     monitor: MonitorParams = MonitorParams()
     retrain: RetrainParams = RetrainParams()
     simulate: SimulateParams = SimulateParams()
+    recommend: RecommendParams | None = None  # data.task recommendation only
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
 
@@ -454,6 +496,23 @@ class Params(Section):
             report["title"] = f"mlcycle: {Path(str(data.get('path', ''))).name}, predicting {rule}"
             raw["report"] = report
         return raw
+
+    @model_validator(mode="after")
+    def _recommend_section(self) -> Params:
+        if self.data.task == "recommendation":
+            if self.recommend is None:
+                raise ValueError("data.task is recommendation: the `recommend` section must name user_column and "
+                                 "item_column (see examples/movielens/params.yaml)")
+            if self.data.time_column is None:
+                raise ValueError("data.task is recommendation: data.time_column must name the interactions' time "
+                                 "(the holdout is the latest interactions)")
+            cols = (self.recommend.user_column, self.recommend.item_column, self.data.target)
+            if len(set(cols)) < 3:
+                raise ValueError(f"recommend.user_column, recommend.item_column and data.target must differ, got {cols}")
+        elif self.recommend is not None:
+            raise ValueError(f"the `recommend` section is for data.task recommendation (got {self.data.task}); "
+                             "set it to null")
+        return self
 
     @model_validator(mode="after")
     def _one_ingest_step(self) -> Params:

@@ -28,7 +28,8 @@ SECTIONS: dict[str, str] = {
     "simulate": "`mlcycle simulate`: train on the first periods of data.path, then feed the rest one period at a time.",
     "compute": "Where parallel work runs: a Dask cluster. null scheduler: a local one started for each job, sized to\nthe machine; a scheduler address sends the same work to that cluster.",
     "release": "`mlcycle release status | promote | abort | watch`: the candidate served in canary or shadow\n(serve.release) against the champion on live traffic and the labels fed back; see docs/releases.md.",
-    "score": "`mlcycle score --input FILES --output FOLDER`: batch scoring, partition by partition on the cluster."
+    "score": "`mlcycle score --input FILES --output FOLDER`: batch scoring, partition by partition on the cluster.",
+    "recommend": "Task recommendation only (null otherwise): one interaction per row of data.path, its rating in data.target,\nits time in data.time_column. See docs/recommender.md and `mlcycle init --example movielens`.",
 }
 
 KEYS: dict[str, str] = {
@@ -174,7 +175,26 @@ KEYS: dict[str, str] = {
     "validate.max_target_null_share": "rows without a target are dropped; more than this share stops the pipeline",
     "validate.min_rows": "fewer rows than this stops the pipeline",
     "validate.null_share_warn_rise": "a column's null share above the schema's null_share by more than this warns",
-    "validate.schema": "reviewed schema file (null: schemas/<data file stem>.yaml); `mlcycle schema infer` proposes one"
+    "validate.schema": "reviewed schema file (null: schemas/<data file stem>.yaml); `mlcycle schema infer` proposes one",
+    "recommend": "null unless data.task is recommendation",
+    "recommend.user_column": "who interacted",
+    "recommend.item_column": "with what",
+    "recommend.content_columns": "item content on the same rows: text (title words), lists such as genres (list_separator) or numbers (year)",
+    "recommend.list_separator": "separates the values of a list column such as genres",
+    "recommend.rating_min": "a rating below stops validate (null: no bound)",
+    "recommend.rating_max": "a rating above stops validate (null: no bound)",
+    "recommend.relevant_rating": "an interaction counts as relevant at or above this rating (null: every interaction, implicit feedback)",
+    "recommend.split": "time: one cut in time for everyone, nothing after it learned from | user_time: the latest share of each user's interactions (other users' later ones are learned from)",
+    "recommend.test_share": "the latest share of interactions held out (by time; never a random split)",
+    "recommend.valid_share": "the latest share of the rest: chooses the hybrid weight",
+    "recommend.k": "length of the ranked lists the metrics judge (NDCG@k, Recall@k, MAP@k, hit rate)",
+    "recommend.factors": "collaborative filtering (implicit ALS): latent factors",
+    "recommend.regularization": "ALS L2 regularisation",
+    "recommend.iterations": "ALS sweeps over users and items",
+    "recommend.alpha": "ALS confidence of an interaction: 1 + alpha x its weight",
+    "recommend.weights": "hybrid: weights of CF tried on the validation period (the rest goes to content similarity)",
+    "recommend.metric": "ranking metric that chooses the weight and that the gate compares: ndcg_at_k | recall_at_k | map_at_k | hit_rate_at_k",
+    "recommend.seed": "seed of ALS and of the bootstrap over users",
 }
 
 
@@ -263,6 +283,8 @@ def reference() -> str:
                 out.append(f"| `{section}` | {_cell(_type_name(field.annotation))} | {_cell(_default(field))} | {_cell(KEYS.get(section, ''))} |")
                 prefix = f"{section}.<name>."
             else:
+                if field.default is None:  # a section that is null unless its task needs it (recommend)
+                    out.append(f"| `{section}` | {_cell(_type_name(field.annotation))} | {_cell(_default(field))} | {_cell(KEYS.get(section, ''))} |")
                 prefix = f"{section}."
             out += rows(nested, prefix)
     return "\n".join(out).lstrip("\n") + "\n"

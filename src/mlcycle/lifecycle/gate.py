@@ -31,6 +31,8 @@ AUTO_MINIMUMS = {
     "binary classification": {"roc_auc": 0.6},
     "multiclass classification": {"roc_auc_ovr": 0.6},
     "regression": {"r2": 0.1},
+    # a random list from a catalogue of thousands recalls almost nothing; popularity recalls a few percent
+    "recommendation": {"recall_at_k": 0.01},
 }
 # what evaluate reports for some task: a criterion on one of these that the current task does not
 # report is skipped (and said so); any other name is a typo and an error
@@ -38,15 +40,19 @@ KNOWN = set(GATE_METRICS)
 
 
 def primary_metric(candidate: dict[str, float]) -> str:
-    """gate.metric `auto`: ROC AUC for binary, log loss for multiclass, RMSE for regression."""
-    for m in ("roc_auc", "rmse", "log_loss"):
+    """gate.metric `auto`: ROC AUC for binary, log loss for multiclass, RMSE for regression, NDCG@k
+    for recommendation."""
+    for m in ("roc_auc", "rmse", "log_loss", "ndcg_at_k"):
         if m in candidate:
             return m
     raise KeyError(f"no primary metric among {sorted(candidate)}")
 
 
 def task_of(candidate: dict[str, float]) -> str:
-    """The task behind evaluate's metrics: binary or multiclass classification, or regression."""
+    """The task behind evaluate's metrics: binary or multiclass classification, regression or
+    recommendation."""
+    if "ndcg_at_k" in candidate:
+        return "recommendation"
     if "roc_auc" in candidate:
         return "binary classification"
     if "rmse" in candidate or "r2" in candidate:
@@ -65,7 +71,7 @@ class Decision:
     champion_version: str | None = None
     note: str = ""
     value: float | None = None  # the candidate's value of `metric` (tagged gate.value)
-    task: str = ""  # binary classification | multiclass classification | regression
+    task: str = ""  # binary classification | multiclass classification | regression | recommendation
     minimums: str = ""  # where the minimums came from: "auto (regression)" or "gate.minimums"
 
     @property

@@ -137,15 +137,19 @@ def history(client, name: str, audit_file: Path) -> dict:
 
 
 def load_version(client, name: str, version: str):
-    """The sklearn pipeline and mlcycle metadata of a registered version."""
+    """The sklearn pipeline (task recommendation: the pyfunc's Python model) and mlcycle metadata of a
+    registered version."""
+    import mlflow.pyfunc
     import mlflow.sklearn
     from mlflow.models import get_model_info
 
-
     uri = f"models:/{name}/{version}"
     with quiet_mlflow():
-        model = mlflow.sklearn.load_model(uri)
         meta = (get_model_info(uri).metadata or {}).get("mlcycle", {})
+        if meta.get("task") == "recommendation":
+            model = mlflow.pyfunc.load_model(uri).unwrap_python_model()
+        else:
+            model = mlflow.sklearn.load_model(uri)
     return model, meta
 
 

