@@ -355,6 +355,8 @@ def test_concurrent_writers_lose_nothing(stack, tmp_path):
         added = Counter(x["action"] for x in audit.read(Path("unused"), MODEL, c)) - actions
         gates = Counter("gate-promote" if v.tags["gate.decision"] == "promoted" else "gate-reject" for v in new)
         assert added == Counter({"promote": promoted}) + gates, (added, promoted, gates)  # each gate decides once
+        print(f"concurrent writers: {len(runs)} experiment runs, {len(new)} new versions, audit entries "
+              f"expected {promoted + sum(gates.values())} found {sum(added.values())} ({dict(added)})")
         assert "audit chain verified" in cmd([sys.executable, "-m", "mlcycle", "audit", "--verify"], ws, e).stdout
         assert len(c.search_runs([exp_id], "tags.`mlcycle.stage` = 'monitor'")) == monitors + 1
         champion = c.get_model_version_by_alias(MODEL, "champion").version
