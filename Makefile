@@ -11,9 +11,9 @@ export DVC_NO_ANALYTICS := 1
 export MPLBACKEND := Agg
 PYTEST_ARGS ?=
 # tests run in TEST_WORKERS processes (pytest-xdist), a whole file per process so that a file's shared
-# workspace is built once (groups: tests/conftest.py); TEST_WORKERS=0 runs them in this process, one after another
+# workspace is built once; TEST_WORKERS=0 runs them in this process, one after another
 TEST_WORKERS ?= 2
-XDIST = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup)
+XDIST = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 # while the local team stack runs (`make team-up`), its MLFLOW_TRACKING_URI and S3 settings apply
 -include .team/env
 

@@ -102,21 +102,15 @@ def mlflow_client(ws: Path):
     return mlflow.MlflowClient(uri, registry_uri=uri)
 
 
-# `make test` runs test files in two processes (pytest-xdist, --dist loadgroup): each file is one
-# group, so its module fixtures are built once; files sharing a session fixture share a group
-SHARED_GROUPS = {"tests/serve/": "serve (served_ws)", "tests/pipeline/test_pii.py": "user_ws",
-                 "tests/pipeline/test_bad_inputs.py": "user_ws"}
+# `make test` runs test files in two processes (pytest-xdist, --dist loadfile: a file's tests stay in
+# one process, so its module fixtures are built once; a session fixture is built once per process)
 
 
 def pytest_collection_modifyitems(config, items):
-    """Group tests by file (see SHARED_GROUPS), and start with the files that hold slow tests, so
-    that the quick ones fill the processes' last minutes instead of one long file running alone."""
+    """Start with the files that hold slow tests, so that the quick ones fill the processes' last
+    minutes instead of one long file running alone at the end."""
     slow_files = {item.path for item in items if item.get_closest_marker("slow")}
     items.sort(key=lambda item: item.path not in slow_files)  # stable: a file's own order stays
-    for item in items:
-        rel = item.path.relative_to(ROOT).as_posix()
-        group = next((g for prefix, g in SHARED_GROUPS.items() if rel.startswith(prefix)), rel)
-        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session", autouse=True)
