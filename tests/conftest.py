@@ -21,6 +21,11 @@ ROOT = Path(__file__).resolve().parents[1]
 # the tests' own warm tracking daemons (mlcycle.trackd), stopped when the session ends
 TRACKD_DIR = tempfile.mkdtemp(prefix="mlcycle-trackd-")
 os.environ["MLCYCLE_TRACKD_DIR"] = TRACKD_DIR
+# `make test` runs two test processes on the machine's cores: one OpenMP thread each, for them and
+# for the stages, kernels and servers they start (two processes with a thread per core each
+# oversubscribe the cores, and OpenMP's spinning threads then slow training many times over)
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 # hashed personal columns need a secret salt (the workspaces of tests/pipeline hash theirs)
 os.environ.setdefault("MLCYCLE_PII_SALT", "mlcycle-tests-salt")
 BIN = Path(sys.executable).parent
