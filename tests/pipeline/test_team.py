@@ -108,21 +108,22 @@ def register_again(ws: Path, c) -> str:
     return version
 
 
-def test_promote_rollback_hot_reload_and_card(stack, tmp_path):
-    import httpx
-
+def start_serving(ws: Path, e: dict, tmp_path: Path) -> tuple[subprocess.Popen, str, Path]:
+    """`mlcycle serve` on the workspace's champion, reloading every second; (process, URL, its output file)."""
     from mlcycle.lifecycle.experiments import free_port
 
-    ws, state, e = stack
-    c = client(state)
-    v2 = register_again(ws, c)
     port = free_port()
     out = tmp_path / "serve.out"
     with out.open("wb") as f:
         proc = subprocess.Popen([sys.executable, "-m", "mlcycle", "serve", "--port", str(port), "--reload-seconds", "1",
                                  "--log-dir", str(tmp_path / "predictions")], cwd=ws, env=e, stdout=f,
                                 stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
+    return proc, f"http://127.0.0.1:{port}", out
+
+
+def wait_for_version(proc: subprocess.Popen, url: str, out: Path, version: str, timeout: float = 60) -> None:
+    """Until the server's /metrics says it serves `version`."""
+    import httpx
 
     def served() -> str | None:
         try:
@@ -132,12 +133,21 @@ def test_promote_rollback_hot_reload_and_card(stack, tmp_path):
         line = next((x for x in text.splitlines() if x.startswith("mlcycle_serve_model_version ")), None)
         return None if line is None else str(int(float(line.split()[1])))
 
+    deadline = time.monotonic() + timeout
+    while served() != version:
+        assert proc.poll() is None, out.read_text()[-3000:]
+        assert time.monotonic() < deadline, f"serving v{served()}, expected v{version}\n{out.read_text()[-2000:]}"
+        time.sleep(0.3)
+
+
+def test_promote_rollback_hot_reload_and_card(stack, tmp_path):
+    ws, state, e = stack
+    c = client(state)
+    v2 = register_again(ws, c)
+    proc, url, out = start_serving(ws, e, tmp_path)
+
     def wait_for(version: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while served() != version:
-            assert proc.poll() is None, out.read_text()[-3000:]
-            assert time.monotonic() < deadline, f"serving v{served()}, expected v{version}\n{out.read_text()[-2000:]}"
-            time.sleep(0.3)
+        wait_for_version(proc, url, out, version, timeout)
 
     try:
         wait_for("1", timeout=120)
@@ -304,10 +314,6 @@ def test_concurrent_writers_lose_nothing(stack, tmp_path):
     """At once against the server: two queued DVC experiments (train, evaluate with its gate), a
     serving process hot-reloading, a monitor run and promotions every few seconds. Every run, version and audit
     entry expected is found, the chain verifies, and the server ends on the last champion."""
-    import httpx
-
-    from mlcycle.lifecycle.experiments import free_port
-
     ws, state, e = stack
     c = client(state)
     exp_id = c.get_experiment_by_name("mlcycle").experiment_id
@@ -322,12 +328,7 @@ def test_concurrent_writers_lose_nothing(stack, tmp_path):
     names = {"q21": 21, "q22": 22}
     for n, it in names.items():
         cmd(["dvc", "exp", "run", "--queue", "-n", n, "-S", f"train.max_iter={it}"], ws, e)
-    port = free_port()
-    out = tmp_path / "serve.out"
-    with out.open("wb") as f:
-        server = subprocess.Popen([sys.executable, "-m", "mlcycle", "serve", "--port", str(port), "--reload-seconds", "1",
-                                   "--log-dir", str(tmp_path / "predictions")], cwd=ws, env=e, stdout=f,
-                                  stderr=subprocess.STDOUT, start_new_session=True)
+    server, url, out = start_serving(ws, e, tmp_path)
     queue = subprocess.Popen([sys.executable, "-m", "mlcycle", "queue", "--jobs", "2"], cwd=ws, env=e,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     promoted = 0
@@ -359,18 +360,8 @@ def test_concurrent_writers_lose_nothing(stack, tmp_path):
               f"expected {promoted + sum(gates.values())} found {sum(added.values())} ({dict(added)})")
         assert "audit chain verified" in cmd([sys.executable, "-m", "mlcycle", "audit", "--verify"], ws, e).stdout
         assert len(c.search_runs([exp_id], "tags.`mlcycle.stage` = 'monitor'")) == monitors + 1
-        champion = c.get_model_version_by_alias(MODEL, "champion").version
-        deadline = time.monotonic() + 60
-        while True:  # the serving process follows the last move
-            try:
-                metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-            except httpx.TransportError:
-                metrics = ""
-            line = next((x for x in metrics.splitlines() if x.startswith("mlcycle_serve_model_version ")), None)
-            if line is not None and str(int(float(line.split()[1]))) == champion:
-                break
-            assert server.poll() is None and time.monotonic() < deadline, out.read_text()[-3000:]
-            time.sleep(0.5)
+        # the serving process follows the last move
+        wait_for_version(server, url, out, c.get_model_version_by_alias(MODEL, "champion").version)
     finally:
         for proc in (queue, server):
             if proc.poll() is None:
