@@ -19,6 +19,19 @@ def test_shipped_params_parse():
     assert p.section("validate").min_rows >= 1
 
 
+def test_off_unquoted_is_off():
+    """`dvc exp run -S` rewrites params.yaml as YAML 1.2 and drops the quotes of 'off', which
+    PyYAML then reads as false."""
+    text = yaml.safe_dump(default_raw()).replace("mode: 'off'", "mode: off")
+    raw = yaml.safe_load(text)
+    assert raw["serve"]["release"]["mode"] is False
+    raw = deep_merge(raw, {"validate": {"pii_scan": False}, "serve": {"ranges": False}})
+    p = config.parse(raw)
+    assert (p.serve.release.mode, p.section("validate").pii_scan, p.serve.ranges) == ("off", "off", "off")
+    with pytest.raises(ParamsError, match=r"serve\.release\.mode"):
+        config.parse(deep_merge(raw, {"serve": {"release": {"mode": True}}}))
+
+
 def test_unknown_key_names_key_and_suggests():
     raw = deep_merge(default_raw(), {"train": {"learnig_rate": 0.1}})
     with pytest.raises(ParamsError, match=r"train\.learnig_rate: unknown key \(did you mean 'learning_rate'\?\)"):

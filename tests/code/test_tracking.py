@@ -24,6 +24,9 @@ def test_env_uri_wins(monkeypatch, tmp_path):
 
 def test_flatten_and_sections():
     assert tracking.flatten({"a": {"b": 1, "c": {"d": 2}}, "e": 3}) == {"a.b": 1, "a.c.d": 2, "e": 3}
+    # names MLflow refuses (a segment called "(all rows)", an origin "A+B") are made acceptable
+    assert tracking.flatten({"segments": {"(all rows)": {"rows": 5}, "A+B": {"r2": 0.5}}}) == {
+        "segments._all rows_.rows": 5, "segments.A_B.r2": 0.5}
     assert paths.PARAMS_SECTIONS["train"] == ("train",)
 
 

@@ -34,6 +34,10 @@ def wait_for(check, what: str, proc: subprocess.Popen, log: Path, seconds: float
             got = check()
         except httpx.TransportError:
             got = None
+        except httpx.HTTPStatusError as exc:  # Prometheus answers 503 until its storage is ready
+            if exc.response.status_code != 503:
+                raise
+            got = None
         if got is not None:
             return got
         if proc.poll() is not None or time.monotonic() > deadline:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from mlcycle.core.errors import ParamsError
 from mlcycle.core.paths import find_root
@@ -32,6 +32,13 @@ class Section(BaseModel):
 Share = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
+# `off` unquoted is YAML 1.1's false: PyYAML reads it so after a YAML 1.2 writer (`dvc exp run -S`)
+# drops the quotes params.yaml had; an option that has an "off" value takes false for it.
+def _off(v: Any) -> Any:
+    return "off" if v is False else v
+
+
+Off = BeforeValidator(_off)
 HookRef = Annotated[str, Field(pattern=r"^[^:]+\.py:[A-Za-z_][A-Za-z0-9_]*$")]  # "path/to/module.py:function"
 
 
@@ -90,7 +97,7 @@ class ValidateParams(Section):
     schema_file: str | None = Field(None, alias="schema")
     null_share_warn_rise: Share = 0.01  # a null share above the schema's null_share by more warns
     max_new_category_share: Share = 0.01  # rows with values not in a column's list: up to this warns, above stops
-    pii_scan: Literal["warn", "refuse", "off"] = "warn"  # text columns that look like e-mails, phones, card numbers
+    pii_scan: Annotated[Literal["warn", "refuse", "off"], Off] = "warn"  # text columns that look like e-mails, phones, card numbers
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
 
@@ -309,7 +316,7 @@ class ReportParams(Section):
 class ServeReleaseParams(Section):
     """A candidate served beside the champion (src/mlcycle/serving/release.py): canary or shadow."""
 
-    mode: Literal["off", "canary", "shadow"] = "off"  # canary: `share` of entities answered by the candidate; shadow: scored, never answered
+    mode: Annotated[Literal["off", "canary", "shadow"], Off] = "off"  # canary: `share` of entities answered by the candidate; shadow: scored, never answered
     candidate: str = "challenger"  # the alias of the candidate version (same registered model)
     share: Annotated[float, Field(ge=0.0, le=1.0)] = 0.1  # canary: share of routing keys answered by the candidate
     key: str | None = None  # routing key: this input column (per row); null: the header, else the request id
@@ -334,7 +341,7 @@ class ServeParams(Section):
     token_env: str = "MLCYCLE_SERVE_TOKEN"  # environment variable holding the bearer token
     log_fallback_dir: str = "data/predictions-fallback"  # parts spilled here when log_dir cannot be written
     log_failure: Literal["refuse", "serve"] = "refuse"  # log unwritable: refuse answers 503; serve keeps scoring (logged)
-    ranges: Literal["warn", "refuse", "off"] = "warn"  # values outside the schema's min/max: log, 422, or no check
+    ranges: Annotated[Literal["warn", "refuse", "off"], Off] = "warn"  # values outside the schema's min/max: log, 422, or no check
     compiled: bool = True  # score through the compiled form proven equal at registration; false: the pipeline
     release: ServeReleaseParams = ServeReleaseParams()
 

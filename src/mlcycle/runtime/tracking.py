@@ -18,6 +18,7 @@ import getpass
 import json
 import os
 import platform
+import re
 import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -260,10 +261,20 @@ def is_code(dep: str) -> bool:
     return dep.endswith((".py", ".ipynb", ".j2")) or dep.startswith(("src/", "notebooks/"))
 
 
+_NOT_IN_A_NAME = re.compile(r"[^\w\-. :/]")
+
+
+def mlflow_name(name: str) -> str:
+    """`name` as MLflow accepts it for a metric, param or tag key: characters it refuses (such as the
+    parentheses of the `(all rows)` segment) become `_`."""
+    return _NOT_IN_A_NAME.sub("_", name)
+
+
 def flatten(d: dict, prefix: str = "") -> dict[str, object]:
+    """Nested dicts as `a.b.c` keys that MLflow accepts (see `mlflow_name`)."""
     flat = {}
     for k, v in d.items():
-        key = f"{prefix}{k}"
+        key = mlflow_name(f"{prefix}{k}")
         if isinstance(v, dict):
             flat.update(flatten(v, f"{key}."))
         else:
@@ -355,7 +366,7 @@ class TrackingHook:
         hashes = {**self.deps, **outs}
         if "error" in self.deps:
             hashes["error"] = {**self.deps["error"], **hashes.get("error", {})}
-        tags = [RunTag(f"mlcycle.dvc.{kind}.{path}"[:250], h) for kind, items in hashes.items() for path, h in items.items()]
+        tags = [RunTag(mlflow_name(f"mlcycle.dvc.{kind}.{path}")[:250], h) for kind, items in hashes.items() for path, h in items.items()]
         tags += [RunTag("mlcycle.seconds", json.dumps({k: round(v, 2) for k, v in run.seconds.items()}))]
         c.log_batch(rid, tags=tags)
         inputs = [DatasetInput(Dataset(name=path, digest=h[:36], source_type="local",
