@@ -128,3 +128,14 @@ def test_stage_report_html_is_self_contained(tmp_path):
     html = (tmp_path / "r.html").read_text()
     assert not re.findall(r"<script[^>]+src=", html) and "cdnjs" not in html
     assert 'src="data:image/png;base64,iVBORw0KGgo=' in html and "<title>r</title>" in html
+
+
+def test_the_kernel_shows_no_mlflow_download_bar(monkeypatch, tmp_path):
+    """In a kernel MLflow's artifact download bar imports tqdm.auto, whose widget warning would be
+    printed into the stage's report; a user's own setting wins."""
+    from mlcycle.runtime.runner import kernel_env
+
+    monkeypatch.delenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", raising=False)
+    assert kernel_env(tmp_path)["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] == "false"
+    monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "true")
+    assert kernel_env(tmp_path)["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] == "true"

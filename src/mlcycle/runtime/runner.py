@@ -31,13 +31,15 @@ KERNEL = "python3"
 def kernel_env(root: Path) -> dict[str, str]:
     """Environment for the kernel: this interpreter's folder first on PATH (so the `python3` kernel
     is the workspace's Python, also inside `dvc exp` temp copies), the stage's own src importable,
-    and a non-interactive plotting backend."""
+    a non-interactive plotting backend, and no MLflow download bar (in a kernel it imports
+    tqdm.auto, whose widget warning would land in the stage's report)."""
     env = {
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
         "PYTHONPATH": os.pathsep.join(p for p in [str(root / "src"), os.environ.get("PYTHONPATH", "")] if p),
         "MPLBACKEND": "Agg",
         "MLCYCLE_ROOT": str(root),
         "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false"),
     }
     return env
 
