@@ -98,6 +98,8 @@ def save(trained: Trained, cfg: Params, model_dir: Path, baseline_dir: Path) -> 
 
     meta = {"user_column": cfg.recommend.user_column, "item_column": cfg.recommend.item_column,
             "metric": cfg.recommend.metric, "users": len(trained.models.index.users),
+            "relevant_rating": cfg.recommend.relevant_rating, "rating_min": cfg.recommend.rating_min,
+            "rating_max": cfg.recommend.rating_max,
             "items": len(trained.models.index.items)}
     recommend_model.save(trained.models, model_dir, "hybrid", cfg.recommend.k, meta)
     recommend_model.save(trained.models, baseline_dir, "popularity", cfg.recommend.k, meta)
