@@ -128,6 +128,8 @@ def test_same_interactions_do_not_drift_and_shifted_ones_do():
     new = (~shifted[ia.ITEM].isin(set(ref[ia.ITEM]))).mean()  # the 100 new items and tail items never rated
     assert pop["groups"]["drifted"] and pop["groups"]["new_share"] == pytest.approx(new) and new >= 0.25
     assert act["drifted"] and act["median_cur"] >= 3 * act["median_ref"]
+    only_new = recmonitor.popularity_drift(ref, shifted[shifted[ia.ITEM].astype(int) >= 1000], 10, 0.2, 0.01)
+    assert only_new["groups"]["new_share"] == 1.0 and not only_new["groups"]["drifted"]
     n = recmonitor.newness(ref, shifted)
     assert n["new_user_share"] == 1.0 and n["new_item_interaction_share"] == pytest.approx(new)
     seen = set(shifted[ia.ITEM]) & set(ref[ia.ITEM])

@@ -189,8 +189,12 @@ def popularity_drift(ref: pd.DataFrame, cur: pd.DataFrame, bins: int = 10, psi_t
     ref_g = ref[ia.ITEM].astype("str").map(groups)
     cur_g = cur[ia.ITEM].astype("str").map(groups).fillna(NEW)
     known = cur_g != NEW  # PSI within the training catalogue: new items are judged by their share (newness)
+    if not known.any():  # every current interaction is on a new item: nothing to compare within the catalogue
+        none = {"psi": 0.0, "p_value": 1.0, "distance": None, "new_share": 1.0 if len(cur_g) else 0.0}
+        return {"groups": {**_judged(none, psi_threshold, alpha / tests), "shares": []},
+                "items": _judged(none, psi_threshold, alpha / tests)}
     by_group = drift_mod.categorical(ref_g, cur_g[known], max_categories=bins)
-    by_group["new_share"] = float((~known).mean()) if len(cur_g) else 0.0
+    by_group["new_share"] = float((~known).mean())
     order = [f"p{g}" for g in range(1, bins + 1)] + [NEW]
     shares = pd.DataFrame({"reference": ref_g.value_counts(normalize=True), "current": cur_g.value_counts(normalize=True)}
                           ).reindex(order).fillna(0.0)
