@@ -5,21 +5,32 @@
 2. time to train and to recommend top-10 for every user: mlcycle's train step (fit on train, hybrid
    weight chosen on valid, refit on train + valid) plus the hybrid's lists, against `implicit`'s ALS
    called directly in a bare script (fit on train + valid, `recommend` for every user), alternating,
-   `BENCH_REPEATS` times (default 3). Target: at most 1.3 x.
+   `BENCH_REPEATS` times (default 3). Target: at most 1.3 x;
+3. `POST /recommend` served by `mlcycle serve` (the hybrid saved as the train stage saves it, the
+   prediction log on, Prometheus metrics on), on 1 and 2 workers: p50 and p99 latency of a top-10
+   for one known user with one client, and throughput with `--clients` clients sending back to
+   back (the load generator of bench_serve.py in a process of its own), medians over `--rounds`.
 
-python bench/bench_recommend.py   # writes reports/benchmarks/recommend.json
+python bench/bench_recommend.py                # writes reports/benchmarks/recommend.json
+python bench/bench_recommend.py --serve-only   # only part 3 (trains once, no timing of training)
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from common import ROOT, repeats, save
+from common import ROOT, env, repeats, save
 
 sys.path.insert(0, str(ROOT / "examples" / "movielens"))
 
@@ -54,11 +65,75 @@ def ours(parts: dict, items: pd.DataFrame, cfg) -> float:
     return time.perf_counter() - t0
 
 
+def serving(trained, cfg, workers: tuple[int, ...] = (1, 2), clients: int = 4, seconds: float = 8.0,
+            rounds: int = 3) -> list[dict]:
+    """p50 / p99 of POST /recommend (top-10 for one known user) and throughput, per worker count."""
+    from bench_serve import stop, wait_for
+
+    from mlcycle.lifecycle.experiments import free_port
+
+    user = str(trained.models.index.users[len(trained.models.index.users) // 2])
+    runs: dict[tuple[int, int], list[dict]] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-recommend-") as t:
+        tmp = Path(t)
+        recommend.save(trained, cfg, tmp / "model", tmp / "baseline")
+        body = tmp / "body.json"
+        body.write_text(json.dumps({"user": user, "k": 10}))
+        for r in range(rounds):
+            for w in workers:
+                port = free_port()
+                out = tmp / f"serve-{port}.out"
+                log_dir = tmp / f"predictions-{r}-{w}"
+                cmd = [sys.executable, "-m", "mlcycle", "serve", "--port", str(port), "--workers", str(w),
+                       "--log-dir", str(log_dir), "--log-level", "warning", "--model-uri", str(tmp / "model")]
+                with out.open("wb") as f:
+                    proc = subprocess.Popen(cmd, cwd=ROOT, env=env(), stdout=f, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
+                try:
+                    wait_for(f"http://127.0.0.1:{port}/ready", proc, out)
+                    for c in (1, clients):
+                        load = [sys.executable, str(ROOT / "bench" / "bench_serve.py"), "load",
+                                "--url", f"http://127.0.0.1:{port}/recommend", "--body", str(body),
+                                "--clients", str(c), "--seconds", str(seconds)]
+                        res = json.loads(subprocess.run(load, capture_output=True, text=True, check=True).stdout)
+                        runs.setdefault((w, c), []).append(res)
+                        print(f"round {r + 1} /recommend {w} worker(s) {c} client(s): {res['rps']:.0f} req/s, "
+                              f"p50 {res['p50_ms']:.1f} ms, p99 {res['p99_ms']:.1f} ms, errors {res['errors']}", flush=True)
+                finally:
+                    stop(proc)
+                logged = sum(len(pd.read_parquet(p)) for p in log_dir.glob("part-*.parquet"))
+                print(f"  prediction log: {logged:,} rows written", flush=True)
+    return [{"workers": w, "clients": c, "requests_per_s": statistics.median(x["rps"] for x in v),
+             "p50_ms": statistics.median(x["p50_ms"] for x in v), "p99_ms": statistics.median(x["p99_ms"] for x in v),
+             "errors": sum(x["errors"] for x in v), "requests": sum(x["requests"] for x in v)}
+            for (w, c), v in sorted(runs.items())]
+
+
+def serving_markdown(rows: list[dict], cores: int | None) -> str:
+    lines = [f"`POST /recommend`, top-10 for one known user, prediction log on ({cores} cores; medians over rounds):", "",
+             "| workers | clients | requests/s | p50 ms | p99 ms | errors |", "|---|---|---|---|---|---|"]
+    lines += [f"| {r['workers']} | {r['clients']} | {r['requests_per_s']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
+              f"{r['errors']} |" for r in rows]
+    return "\n".join(lines)
+
+
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--serve-only", action="store_true", help="only the /recommend latency and throughput")
+    ap.add_argument("--clients", type=int, default=4)
+    ap.add_argument("--seconds", type=float, default=8.0)
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args()
     cfg = config.parse(workspace.example_params(ROOT, "movielens"))
     df = tables.parse_time(movielens.ingest({})["ratings"], "timestamp", None, "s")
     parts, items = recommend.features(cfg, ROOT, df)
     trained = recommend.train(parts, items, cfg)
+    served = serving(trained, cfg, clients=args.clients, seconds=args.seconds, rounds=args.rounds)
+    serve_md = serving_markdown(served, os.cpu_count())
+    print(serve_md)
+    if args.serve_only:
+        print(save("recommend_serve", {"markdown": "## recommend: /recommend served\n\n" + serve_md, "results": served}))
+        return
     ev = recommend.evaluate(trained.models, parts["test"], cfg)
     table = ranking.comparison(ev["results"], ev["intervals"], cfg.recommend.k)
     print(f"weight of CF: {trained.weight:g}; users judged: {len(ev['relevant'])}")
@@ -79,9 +154,9 @@ def main() -> None:
                     "| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns),
                     *["| " + " | ".join(map(str, r)) + " |" for r in table.itertuples(index=False)], "",
                     f"Train + top-10 for every user: ours {med['ours']:.2f} s, `implicit` called directly "
-                    f"{med['bare']:.2f} s: {ratio:.2f} x (target at most 1.3 x)."])
+                    f"{med['bare']:.2f} s: {ratio:.2f} x (target at most 1.3 x).", "", serve_md])
     print(save("recommend", {"markdown": md, "results": res, "weight": trained.weight, "seconds": times,
-                             "ratio": ratio}))
+                             "ratio": ratio, "serve": served}))
 
 
 if __name__ == "__main__":

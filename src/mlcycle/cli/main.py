@@ -461,7 +461,8 @@ def _feedback(args) -> int:
     except ClientError as exc:
         print(f"mlcycle: feedback: {src.name}: {exc.field}: {exc.detail}; nothing was stored", file=sys.stderr)
         return 2
-    print(f"feedback: {n} labels from {src.name} stored in {feedback.labels_dir(log_dir)}")
+    what = "items clicked or rated" if meta.get("task") == "recommendation" else "labels"
+    print(f"feedback: {n} {what} from {src.name} stored in {feedback.labels_dir(log_dir)}")
     return 0
 
 
@@ -513,7 +514,7 @@ def _simulate(args) -> int:
                             sample_frac=args.sample_frac)
     t = simulate.table(res["periods"])
     if not t.empty:
-        print(t.drop(columns=["drifted"]).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+        print(t.drop(columns=["drifted"], errors="ignore").to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     s = res["summary"]
     if s:
         print(f"simulate: mean {s['metric']} {s['mean_champion']:.4f} with the loop, {s['mean_frozen']:.4f} frozen; "
@@ -623,8 +624,8 @@ def parser() -> argparse.ArgumentParser:
     mo.add_argument("--model-uri", help="the model to monitor (default: the champion)")
     mo.add_argument("--exit-code", action="store_true", help="exit 3 when the verdict calls for retraining (for schedulers)")
     mo.set_defaults(fn=_monitor)
-    fb = sub.add_parser("feedback", help="store observed outcomes (columns request_id, row, label) of logged "
-                        "predictions beside the prediction log")
+    fb = sub.add_parser("feedback", help="store observed outcomes (columns request_id, row, label; for a recommender "
+                        "request_id, item, rating) of logged predictions beside the prediction log")
     fb.add_argument("file", help="a .csv or .parquet file")
     fb.set_defaults(fn=_feedback)
     rl = sub.add_parser("release", help="the served candidate against the champion on live traffic: status, "

@@ -397,6 +397,8 @@ class MonitorParams(Section):
     reference_max_rows: Annotated[int, Field(ge=1000)] = 200_000  # reference rows used at most (seeded sample)
     log_window_days: Annotated[float, Field(gt=0.0)] = 7.0       # --from-log: the last days of the prediction log
     max_memory_rows: Annotated[int, Field(ge=1)] = 2_000_000  # more scored rows (log, folder): read partition by partition on `compute`
+    # a recommender (monitoring/recmonitor.py): drift when this share of current interactions is on items never seen
+    new_item_share: Annotated[float, Field(gt=0.0, le=1.0)] = 0.2
     seed: int = 42
 
 

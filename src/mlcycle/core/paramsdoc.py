@@ -96,6 +96,7 @@ KEYS: dict[str, str] = {
     "monitor.log_window_days": "`mlcycle monitor --from-log`: the last days of the prediction log",
     "monitor.max_metric_drop": "decay: gate metric worse than at training by more than this (needs labels)",
     "monitor.min_rows": "fewer current rows than this: no verdict",
+    "monitor.new_item_share": "a recommender's data drifts when at least this share of current interactions is on items never seen in training",
     "monitor.min_slice_rows": "slices (evaluate.slices) with fewer rows are not compared",
     "monitor.psi_threshold": "0.1 moderate, 0.2 large shift",
     "monitor.max_memory_rows": "scored rows (the prediction log, a `mlcycle score` folder) beyond this many are read partition by partition on the cluster of `compute`, never all at once",

@@ -38,15 +38,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlcycle.core import config, record, scoring, tables
+from mlcycle.core import record, scoring, tables
 from mlcycle.core.config import Params
 from mlcycle.core.errors import DataError, MonitorError, ServeError
-from mlcycle.core.paths import Paths, main_root
+from mlcycle.core.paths import Paths
 from mlcycle.core.spec import LABEL, FeatureSpec, derived, with_derived
 from mlcycle.lifecycle import gate
 from mlcycle.lifecycle.registry import unresolved_message
 from mlcycle.monitoring import drift as drift_mod
-from mlcycle.monitoring import release
+from mlcycle.monitoring import recmonitor, release
+from mlcycle.monitoring.lineage import cache_dir, processed_files  # noqa: F401 (monitor.processed_files)
 from mlcycle.runtime import tracking
 from mlcycle.serving import feedback, model, predlog
 from mlcycle.stages import evaluate, features, train
@@ -55,34 +56,6 @@ VERDICT = Path("reports/monitor/verdict.json")
 
 
 # ---------------------------------------------------------------- reference (through lineage)
-
-def cache_dir(root: Path) -> Path:
-
-    return main_root(root) / ".dvc" / "cache" / "files" / "md5"
-
-
-def _cached(root: Path, md5: str) -> Path:
-    return cache_dir(root) / md5[:2] / md5[2:]
-
-
-def processed_files(root: Path, dir_md5: str) -> dict[str, Path]:
-    """relpath -> file of the data/processed folder whose DVC hash is dir_md5 (DVC cache, else workspace)."""
-    listing = _cached(root, dir_md5)
-    if listing.exists():
-        entries = json.loads(listing.read_text())
-        files = {e["relpath"]: _cached(root, e["md5"]) for e in entries}
-        if all(p.exists() for p in files.values()):
-            return files
-    lock = root / "dvc.lock"
-    if lock.exists():
-        for st in (config.read_yaml(lock) or {}).get("stages", {}).values():
-            for o in st.get("outs", []):
-                if o.get("path") == "data/processed" and o.get("md5") == dir_md5:
-                    folder = root / "data" / "processed"
-                    return {p.name: p for p in folder.iterdir() if p.is_file()}
-    raise MonitorError(f"the champion's training data (data/processed, DVC hash {dir_md5}) is neither in the "
-                       "DVC cache nor in the workspace; run `dvc pull` (or `dvc fetch`) to restore it")
-
 
 @dataclass
 class Reference:
@@ -431,6 +404,8 @@ def check(root: Path, params: Params, current: str | None = None, days: float | 
         name, alias, _ = model.parse_uri(uri)
         raise MonitorError((alias and unresolved_message(client, name, uri, command="monitor"))
                            or str(exc).replace("serve: ", "monitor: ")) from None
+    if params.data.task == "recommendation" or (served.meta or {}).get("task") == "recommendation":
+        return recmonitor.check(root, params, served, current, days, now)
     ref = reference(root, params, served, params.monitor.reference_max_rows, params.monitor.seed)
     if current and Path(current).is_dir():
         cur = from_folder(params, Path(current))
@@ -448,6 +423,15 @@ def write(root: Path, verdict: dict) -> None:
     if "drift" in verdict:
         metrics.update(share_drifted=verdict["drift"]["share_drifted"], drifted_features=len(verdict["drift"]["drifted"]),
                        score_psi=verdict["score_drift"]["psi"])
+    if "popularity_drift" in verdict:  # a recommender (monitoring/recmonitor.py)
+        metrics.update(item_popularity_psi=verdict["popularity_drift"]["groups"]["psi"],
+                       top_items_psi=verdict["popularity_drift"]["items"]["psi"],
+                       user_activity_psi=verdict["activity_drift"]["psi"],
+                       new_user_share=verdict["newness"]["new_user_share"],
+                       new_item_share=verdict["newness"]["new_item_share"])
+    for v in verdict.get("live") or []:
+        if "hit_rate" in v:
+            metrics[f"live_hit_rate_v{v['version']}_{v['route']}"] = v["hit_rate"]
     if verdict.get("performance"):
         p = verdict["performance"]
         metrics.update({f"{p['metric']}_now": p["now"], f"{p['metric']}_at_training": p["at_training"]})
@@ -475,6 +459,8 @@ def read_verdict(root: Path) -> dict:
 
 def summary(verdict: dict) -> str:
     """A few terminal lines."""
+    if verdict.get("task") == "recommendation":
+        return recmonitor.summary(verdict)
     m, c = verdict["model"], verdict["current"]
     lines = [f"monitor: {m['name']} v{m['version']} on {c['source']} ({c['rows']} rows): "
              f"{verdict['status'].upper()}, retrain: {'yes' if verdict['retrain'] else 'no'}"]
@@ -498,6 +484,8 @@ def summary(verdict: dict) -> str:
 
 def takeaways(verdict: dict, top: int = 3) -> str:
     """What this run's current data showed against the reference, as Markdown bullets."""
+    if verdict.get("task") == "recommendation":
+        return recmonitor.takeaways(verdict)
     m, c = verdict["model"], verdict["current"]
     lines = [f"- {c['rows']:,} current rows ({c['source']}) against {m['name']} v{m['version']}: "
              f"{verdict['status']}, retrain {'yes' if verdict['retrain'] else 'no'}."]

@@ -1,5 +1,7 @@
 """The period-by-period replay (`mlcycle simulate`, `make simulate`): the closed loop on any table
-with a time column.
+with a time column, and on a recommender's interactions (task `recommendation`: each period's
+interactions judge the champion's and the frozen model's lists, `recommend.metric` for the period's
+users; the monitor is `monitoring/recmonitor.py`).
 
 In a workspace of its own (`simulate.workdir`, with its own DVC cache, MLflow store and registry, so
 the real champion is never touched):
@@ -47,7 +49,7 @@ from mlcycle.core.progress import Progress
 from mlcycle.core.schema import schema_path
 from mlcycle.core.spec import FeatureSpec
 from mlcycle.lifecycle import audit, registry
-from mlcycle.monitoring import monitor, retrain
+from mlcycle.monitoring import monitor, recmonitor, retrain
 from mlcycle.runtime import tracking
 from mlcycle.serving import model
 
@@ -151,6 +153,17 @@ def score_period(spec, params: Params, served, cur: monitor.Current) -> tuple[fl
     return (m.get(name) if name else None), name or "-"
 
 
+def score_recommender(params: Params, served, interactions: pd.DataFrame) -> tuple[float | None, str]:
+    """`recommend.metric` of `served`'s lists (its component for known users, popularity for the others)
+    for the users of a period it has not seen, judged on their relevant interactions in it."""
+    from mlcycle.stages import recommenders
+
+    models, name = recmonitor.models_of(served)
+    metric = params.recommend.metric
+    ev = recommenders.evaluate(models, interactions, params.recommend, names=(name,), resamples=0)
+    return (float(ev["results"][name][metric]) if ev["relevant"] else None), metric
+
+
 def simulate(root: Path, params: Params, periods: int | None = None, train_periods: int | None = None,
              sample_frac: float | None = None, log=print) -> dict:
     sp = params.simulate
@@ -179,11 +192,17 @@ def simulate(root: Path, params: Params, periods: int | None = None, train_perio
         for label, file in batches:
             champ = registry.champion(client, name)
             served = model.load(client, f"models:/{name}/{champ.version}")
-            cur = monitor.from_file(work, wparams, file)  # features built once, scored by both models
-            spec = FeatureSpec.from_json(Paths(work).feature_spec)
-            n = len(cur.frame)
-            loop_metric, metric = score_period(spec, wparams, served, cur)
-            frozen_metric, _ = score_period(spec, wparams, frozen, cur)
+            if wparams.data.task == "recommendation":  # the period's interactions: each model's lists judged on them
+                cur = recmonitor.from_file(work, wparams, file)
+                n = len(cur.frame)
+                loop_metric, metric = score_recommender(wparams, served, cur.frame)
+                frozen_metric, _ = score_recommender(wparams, frozen, cur.frame)
+            else:
+                cur = monitor.from_file(work, wparams, file)  # features built once, scored by both models
+                spec = FeatureSpec.from_json(Paths(work).feature_spec)
+                n = len(cur.frame)
+                loop_metric, metric = score_period(spec, wparams, served, cur)
+                frozen_metric, _ = score_period(spec, wparams, frozen, cur)
             log(f"simulate: {label}: champion v{champ.version} {metric} {_f(loop_metric)}, frozen {_f(frozen_metric)}")
             out = retrain.retrain(work, wparams, file, log=lambda s: log("  " + s.replace("\n", "\n  ")))
             v = monitor.read_verdict(work)
@@ -193,6 +212,7 @@ def simulate(root: Path, params: Params, periods: int | None = None, train_perio
                 "share_drifted": v.get("drift", {}).get("share_drifted"),
                 "drifted": ", ".join(v.get("drift", {}).get("drifted", [])[:6]),
                 "score_psi": v.get("score_drift", {}).get("psi"),
+                **recommender_figures(v),
                 "perf_now": (v.get("performance") or {}).get("now"),
                 "perf_at_training": (v.get("performance") or {}).get("at_training"),
                 "status": v["status"], "retrain": v["retrain"], "reasons": v["reasons"],
@@ -220,6 +240,16 @@ def simulate(root: Path, params: Params, periods: int | None = None, train_perio
     return result
 
 
+def recommender_figures(verdict: dict) -> dict:
+    """A recommender's verdict in a period's row: item popularity and user activity PSI, new items."""
+    if "popularity_drift" not in verdict:
+        return {}
+    return {"item_popularity_psi": verdict["popularity_drift"]["groups"]["psi"],
+            "user_activity_psi": verdict["activity_drift"]["psi"],
+            "new_item_share": verdict["newness"]["new_item_interaction_share"],
+            "new_user_share": verdict["newness"]["new_user_interaction_share"]}
+
+
 def _f(v) -> str:
     return "-" if v is None else f"{v:.4f}"
 
@@ -244,8 +274,10 @@ def table(rows: list[dict]) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     if df.empty:
         return df
-    return df[["period", "rows", "champion", "champion_score", "frozen_score", "share_drifted", "score_psi",
-               "drifted", "status", "retrain", "new_version", "gate", "champion_after"]]
+    drift = (["item_popularity_psi", "user_activity_psi", "new_item_share", "new_user_share"]
+             if "item_popularity_psi" in df.columns else ["share_drifted", "score_psi", "drifted"])
+    return df[["period", "rows", "champion", "champion_score", "frozen_score", *drift, "status", "retrain",
+               "new_version", "gate", "champion_after"]]
 
 
 def _figure(rows: list[dict], metric: str, drift_share: float | None = None) -> str:
@@ -264,11 +296,15 @@ def _figure(rows: list[dict], metric: str, drift_share: float | None = None) -> 
                         xytext=(0, 8), ha="center", fontsize=8)
     a1.set_ylabel(f"{metric} on the period (unseen)")
     a1.legend()
-    a2.bar(df["period"], df["share_drifted"].fillna(0), color=np.where(df["retrain"], "#c0392b", "#7f8c8d"))
+    recommender = "item_popularity_psi" in df.columns
+    column, what = (("item_popularity_psi", "item popularity PSI") if recommender
+                    else ("share_drifted", "share of drifted features"))
+    a2.bar(df["period"], df[column].astype("float64").fillna(0), color=np.where(df["retrain"], "#c0392b", "#7f8c8d"))
     if drift_share is not None:
-        a2.axhline(drift_share, color="k", ls="--", lw=1, label=f"monitor.drift_share {drift_share:g}")
+        name = "monitor.psi_threshold" if recommender else "monitor.drift_share"
+        a2.axhline(drift_share, color="k", ls="--", lw=1, label=f"{name} {drift_share:g}")
         a2.legend(loc="upper left")
-    a2.set_ylabel("share of drifted features")
+    a2.set_ylabel(what)
     a2.set_xlabel("period fed (red: retraining triggered, by drift or decay)")
     fig.tight_layout()
     buf = io.BytesIO()
@@ -301,7 +337,7 @@ def render(result: dict) -> str:
                      f"the loop {verdict} {abs(s['mean_gain']):.4f} on average (better in {s['periods_better']}, "
                      f"worse in {s['periods_worse']}).</p>")
         parts.append(f"<img alt='metric and drift per {esc(per)}' src='data:image/png;base64,"
-                     f"{_figure(rows, s['metric'], result['policy'].get('drift_share'))}'>")
+                     f"{_figure(rows, s['metric'], result['policy'].get('psi_threshold' if 'item_popularity_psi' in rows[0] else 'drift_share'))}'>")
     parts.append(f"<h2>{esc(per.capitalize())} by {esc(per)}</h2>")
     parts.append(table(rows).to_html(index=False, float_format=lambda v: f"{v:.4f}", na_rep="-", border=0))
     parts.append("<h2>Verdicts and events</h2><ul>")

@@ -474,7 +474,7 @@ class Endpoints:
                                   "source": [source]}, served.version, rid, dt.datetime.now(dt.UTC)))
         except LogFull as exc:
             raise ClientError(503, "busy", None, f"{exc}; retry later") from None
-        self.feedback_store.known.add(rid, 1)  # clicks or ratings that come back: POST /feedback
+        self.feedback_store.known.add(rid, 1, items)  # clicks or ratings on these items: POST /feedback
         metrics.rows.inc(1)
         metrics.log_rows.set(predlog.pending)
         body_out = {"user": user, "items": [{"item": i, "score": v} for i, v in zip(items, scores, strict=True)],
@@ -544,8 +544,10 @@ def feedback_endpoint(ep: Endpoints):
     from fastapi import Body
 
     def feedback(body: Annotated[dict, Body(examples=[{"request_id": "0f3c...", "row": 0, "label": 1}])]):
-        """Labels for logged predictions: `{request_id, row, label}` or `{"feedback": [...]}`. An unknown
-        request id (404), a duplicate (409) or a wrong label type (422) refuses the whole call: nothing is stored."""
+        """Labels for logged predictions: `{request_id, row, label}` or `{"feedback": [...]}`; for a
+        recommender `{request_id, item, rating}` (an item of the /recommend answer; no rating: a click). An
+        unknown request id (404), a duplicate (409), a wrong type or an item not in the answer (422) refuses
+        the whole call: nothing is stored."""
         return ep.feedback(body)
 
     return feedback

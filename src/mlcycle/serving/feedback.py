@@ -16,6 +16,13 @@ it answers, so an answered label survives a SIGTERM or a crash; the command writ
 `labels-<UTC time>-file.jsonl`, under a temporary name renamed into place. Writers hold an
 exclusive lock on `_labels/.lock` while they check for duplicates and write, so two workers never
 accept the same row twice.
+
+For a recommender (task `recommendation`) an entry is `{"request_id": ..., "item": ..., "rating": ...}`:
+the item the user clicked or rated in a `/recommend` answer and the rating if any (left out: a click).
+The item must be one of the answer's items (what was not shown is not feedback on the list); it is
+stored as the row of its position in the list (`row` 0 is the first item), with `item` and the rating
+as `label` (null for a click), so an item gets one outcome per answer. The command's file has the
+columns `request_id`, `item` and optionally `rating`.
 """
 
 from __future__ import annotations
@@ -58,19 +65,26 @@ def check_label(value, meta: dict, where: str = "label"):
     return float(value)
 
 
+REC_FIELDS = ("user", "k", "exclude", "prediction", "source")  # the columns of a /recommend answer's log row
+
+
 class KnownRequests:
     """Request id -> rows in its request, from the prediction log's parts (read once each: parts
-    are never rewritten) and the requests this process answered (not on disk yet)."""
+    are never rewritten) and the requests this process answered (not on disk yet); for a
+    `/recommend` answer also its items, best first."""
 
     def __init__(self, log_dir: Path):
         self.log_dir = Path(log_dir)
         self.rows: dict[str, int] = {}
+        self.items: dict[str, list[str]] = {}
         self.read_parts: set[str] = set()
         self._lock = threading.Lock()
 
-    def add(self, request_id: str, n: int) -> None:
+    def add(self, request_id: str, n: int, items: list[str] | None = None) -> None:
         with self._lock:
             self.rows[request_id] = max(self.rows.get(request_id, 0), n)
+            if items is not None:
+                self.items[request_id] = list(items)
 
     def refresh(self) -> None:
         import pyarrow.parquet as pq
@@ -79,13 +93,24 @@ class KnownRequests:
             if p.name in self.read_parts:
                 continue
             try:
-                t = pq.read_table(p, columns=["request_id", "row"]).to_pandas()
+                names = set(pq.read_schema(p).names)
+                recs = all(c in names for c in REC_FIELDS)
+                t = pq.read_table(p, columns=["request_id", "row", *(["prediction"] if recs else [])]).to_pandas()
             except Exception:  # being replaced, or not a log part: tried again next time
                 continue
             counts = t.groupby("request_id")["row"].max() + 1
+            lists = {}
+            if recs:
+                for rid, pred in zip(t["request_id"], t["prediction"], strict=True):
+                    try:
+                        lists[str(rid)] = [str(i) for i in json.loads(pred)]
+                    except (TypeError, ValueError):
+                        pass
             with self._lock:
                 for rid, n in counts.items():
                     self.rows[str(rid)] = max(self.rows.get(str(rid), 0), int(n))
+                for rid, items in lists.items():
+                    self.items.setdefault(rid, items)
                 self.read_parts.add(p.name)
 
     def get(self, request_id: str) -> int | None:
@@ -143,8 +168,68 @@ def entries_of(body) -> list[dict]:
     raise ClientError(422, "wrong type", "body", "send {\"request_id\": ..., \"row\": 0, \"label\": ...}")
 
 
+def check_rating(value, meta: dict, where: str) -> float | None:
+    """A recommender's rating as stored: None (a click) or a finite number within the model's
+    rating bounds (recommend.rating_min / rating_max when it was trained)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(float(value)):
+        raise ClientError(422, "wrong type", where, f"the rating must be a finite number (or left out for a click), got {value!r}")
+    lo, hi = meta.get("rating_min"), meta.get("rating_max")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise ClientError(422, "out of range", where, f"the rating must be within [{lo}, {hi}], got {value!r}")
+    return float(value)
+
+
+def checked_recommendations(items: list, meta: dict, known: KnownRequests, labelled: set,
+                            prefix: str = "") -> list[dict]:
+    """A recommender's entries as stored ({request_id, row, item, label}); a ClientError naming the
+    first bad one (see the module docstring)."""
+    out, seen = [], set()
+    for i, e in enumerate(items):
+        at = f"{prefix}[{i}]." if len(items) > 1 or prefix else ""
+        if not isinstance(e, dict):
+            raise ClientError(422, "wrong type", f"{at}entry", "each entry is an object {request_id, item, rating}")
+        unknown = sorted(set(e) - {"request_id", "item", "rating"})
+        if unknown:
+            raise ClientError(422, "unknown field", f"{at}{unknown[0]}",
+                              "an entry of a recommender has request_id, item and rating (optional: left out for a click)")
+        rid = e.get("request_id")
+        if not isinstance(rid, str) or not rid:
+            raise ClientError(422, "missing field" if rid is None else "wrong type", f"{at}request_id",
+                              "the request id a /recommend answer gave (its request_id)")
+        item = e.get("item")
+        if item is None:
+            raise ClientError(422, "missing field", f"{at}item", "the item of the answer the user clicked or rated")
+        if isinstance(item, bool) or not isinstance(item, str | int):
+            raise ClientError(422, "wrong type", f"{at}item", f"the item id as text or an integer, got {item!r}")
+        item = str(item)
+        if known.get(rid) is None:
+            raise ClientError(404, "unknown request id", f"{at}request_id",
+                              f"no recommendation with request id {rid!r} in the prediction log (a request answered "
+                              "by another worker is known once its part is written: retry after serve.log_roll_seconds)")
+        listed = known.items.get(rid)
+        if listed is None:
+            raise ClientError(422, "not a recommendation", f"{at}request_id",
+                              f"request {rid} was not answered by /recommend; send its labels as {{request_id, row, label}}")
+        if item not in listed:
+            raise ClientError(422, "not in the answer", f"{at}item",
+                              f"item {item!r} was not among the {len(listed)} items of request {rid}: "
+                              "feedback is on the items the answer listed")
+        row = listed.index(item)
+        rating = check_rating(e.get("rating"), meta, f"{at}rating")
+        if (rid, row) in labelled or (rid, row) in seen:
+            raise ClientError(409, "duplicate", f"{at}item",
+                              f"item {item!r} of request {rid} already has feedback; feedback is never replaced")
+        seen.add((rid, row))
+        out.append({"request_id": rid, "row": row, "item": item, "label": rating})
+    return out
+
+
 def checked(items: list, meta: dict, known: KnownRequests, labelled: set, prefix: str = "") -> list[dict]:
     """The entries as stored ({request_id, row, label}); a ClientError naming the first bad one."""
+    if meta.get("task") == "recommendation":
+        return checked_recommendations(items, meta, known, labelled, prefix)
     out, seen = [], set()
     for i, e in enumerate(items):
         at = f"{prefix}[{i}]." if len(items) > 1 or prefix else ""
@@ -211,23 +296,7 @@ class FeedbackStore:
 
     def add_file(self, frame: pd.DataFrame, meta: dict, source: str) -> int:
         """A file of outcomes (`mlcycle feedback`): all checked, then written as one new label file."""
-        missing = [c for c in ("request_id", "label") if c not in frame.columns]
-        if missing:
-            raise ClientError(422, "missing column", missing[0], "the file needs the columns request_id and label "
-                              "(and row for requests of several rows)")
-        extra = [c for c in frame.columns if c not in ("request_id", "row", "label")]
-        if extra:
-            raise ClientError(422, "unknown column", extra[0], "the file has the columns request_id, row and label")
-        items = []
-        for rec in frame.to_dict("records"):
-            e = {"request_id": None if pd.isna(rec["request_id"]) else str(rec["request_id"]), "label": rec["label"]}
-            if "row" in rec and not pd.isna(rec["row"]):
-                e["row"] = int(rec["row"]) if float(rec["row"]).is_integer() else rec["row"]
-            if isinstance(e["label"], float) and math.isnan(e["label"]):
-                e["label"] = None
-            elif hasattr(e["label"], "item"):
-                e["label"] = e["label"].item()
-            items.append(e)
+        items = (recommendation_items(frame) if meta.get("task") == "recommendation" else table_items(frame))
         with locked(self.folder):
             self.files.refresh()
             entries = checked(items, meta, self.known, self.files.seen, prefix="rows")
@@ -243,8 +312,58 @@ class FeedbackStore:
         return len(entries)
 
 
+def _plain(value):
+    """A cell as a JSON value: None for a missing one, numpy scalars as Python ones."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA or value is pd.NaT:
+        return None
+    return value.item() if hasattr(value, "item") else value
+
+
+def recommendation_items(frame: pd.DataFrame) -> list[dict]:
+    """The entries of a recommender's feedback file (columns request_id, item, optional rating)."""
+    missing = [c for c in ("request_id", "item") if c not in frame.columns]
+    if missing:
+        raise ClientError(422, "missing column", missing[0], "the file needs the columns request_id and item "
+                          "(and rating for rated items; without it each row is a click)")
+    extra = [c for c in frame.columns if c not in ("request_id", "item", "rating")]
+    if extra:
+        raise ClientError(422, "unknown column", extra[0], "the file has the columns request_id, item and rating")
+    items = []
+    for rec in frame.to_dict("records"):
+        e = {"request_id": None if pd.isna(rec["request_id"]) else str(rec["request_id"]), "item": _plain(rec["item"])}
+        if isinstance(e["item"], float) and e["item"].is_integer():
+            e["item"] = int(e["item"])
+        if "rating" in rec:
+            e["rating"] = _plain(rec["rating"])
+        items.append(e)
+    return items
+
+
+def table_items(frame: pd.DataFrame) -> list[dict]:
+    """The entries of a feedback file of a table model (columns request_id, label, optional row)."""
+    missing = [c for c in ("request_id", "label") if c not in frame.columns]
+    if missing:
+        raise ClientError(422, "missing column", missing[0], "the file needs the columns request_id and label "
+                          "(and row for requests of several rows)")
+    extra = [c for c in frame.columns if c not in ("request_id", "row", "label")]
+    if extra:
+        raise ClientError(422, "unknown column", extra[0], "the file has the columns request_id, row and label")
+    items = []
+    for rec in frame.to_dict("records"):
+        e = {"request_id": None if pd.isna(rec["request_id"]) else str(rec["request_id"]), "label": rec["label"]}
+        if "row" in rec and not pd.isna(rec["row"]):
+            e["row"] = int(rec["row"]) if float(rec["row"]).is_integer() else rec["row"]
+        if isinstance(e["label"], float) and math.isnan(e["label"]):
+            e["label"] = None
+        elif hasattr(e["label"], "item"):
+            e["label"] = e["label"].item()
+        items.append(e)
+    return items
+
+
 def read(log_dir: Path) -> pd.DataFrame:
-    """Every stored label: request_id, row, label, ts, source (empty frame without labels)."""
+    """Every stored label: request_id, row, label, ts, source, and item for a recommender's feedback
+    (empty frame without labels)."""
     rows = []
     for p in sorted(labels_dir(log_dir).glob("labels-*.jsonl")):
         data = p.read_bytes()

@@ -92,14 +92,23 @@ def train(parts: dict[str, pd.DataFrame], items: pd.DataFrame, cfg: Params, thre
     return Trained(final, weight, tried, {"choose_weight": t1 - t0, "refit": t2 - t1, **final.seconds})
 
 
+def component(weight: float) -> str:
+    """The model a known user is served by: `cf` at a CF weight of 1 (e.g. `recommend.weights: [1.0]`),
+    `content` at 0, else `hybrid`: a single-component version to roll back to (docs/recommender.md)."""
+    return "cf" if weight == 1.0 else "content" if weight == 0.0 else "hybrid"
+
+
 def save(trained: Trained, cfg: Params, model_dir: Path, baseline_dir: Path) -> None:
-    """models/model: the hybrid; models/baseline: popularity; both MLflow pyfunc models."""
+    """models/model: the hybrid (or the single component its weight leaves); models/baseline:
+    popularity; both MLflow pyfunc models."""
     from mlcycle.stages import recommend_model
 
     meta = {"user_column": cfg.recommend.user_column, "item_column": cfg.recommend.item_column,
             "metric": cfg.recommend.metric, "users": len(trained.models.index.users),
+            "relevant_rating": cfg.recommend.relevant_rating, "rating_min": cfg.recommend.rating_min,
+            "rating_max": cfg.recommend.rating_max,
             "items": len(trained.models.index.items)}
-    recommend_model.save(trained.models, model_dir, "hybrid", cfg.recommend.k, meta)
+    recommend_model.save(trained.models, model_dir, component(trained.weight), cfg.recommend.k, meta)
     recommend_model.save(trained.models, baseline_dir, "popularity", cfg.recommend.k, meta)
 
 
