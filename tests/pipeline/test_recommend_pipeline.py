@@ -36,6 +36,17 @@ def test_movielens_example_runs_through_dvc_repro(tmp_path):
     first_test = parts["test"].groupby("user")["time"].min()
     assert (last_train.reindex(first_test.index) < first_test).all()
 
+    # eda: the interactions' own numbers and figures (long tails, over time, ratings)
+    eda = json.loads((ws / "reports/metrics/eda.json").read_text())
+    assert eda["task"] == "recommendation" and eda["users"] > 50 and eda["items"] > 500
+    assert eda["interactions"] == sum(len(p) for p in parts.values())
+    assert 0 < eda["density"] < 0.2 and eda["sparsity"] == pytest.approx(1 - eda["density"])
+    assert 0.5 < eda["top20_items_interaction_share"] < 1  # a long tail of items
+    assert 0 <= eda["latest_new_user_share"] <= 1 and 0 <= eda["latest_new_item_share"] <= 1
+    assert 0.5 <= eda["rating_min"] <= eda["rating_mean"] <= eda["rating_max"] <= 5
+    figures = {p.stem for p in (ws / "reports/figures/eda").glob("*.png")}
+    assert {"long_tails", "ratings_over_time", "ratings"} <= figures
+
     # evaluate: the four ranking metrics of every model with intervals, slices, the gate on NDCG@k
     ev = json.loads((ws / "reports/metrics/evaluate.json").read_text())
     for name in ("model", "baseline", "cf", "content"):

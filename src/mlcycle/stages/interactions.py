@@ -136,17 +136,23 @@ def split(inter: pd.DataFrame, rec: RecommendParams) -> dict[str, pd.DataFrame]:
     if rec.split == "user_time":
         return _split_per_user(inter, rec)
     t = inter[TIME]
-    test_cut = t.quantile(1 - rec.test_share, interpolation="higher")
+    test_cut = time_cut(t, rec.test_share)
     rest = inter[t < test_cut]
     if rest.empty:
         raise DataError(f"features: every interaction is at the latest time {test_cut}; nothing is left to train on")
-    valid_cut = rest[TIME].quantile(1 - rec.valid_share, interpolation="higher")
+    valid_cut = time_cut(rest[TIME], rec.valid_share)
     parts = {"train": rest[rest[TIME] < valid_cut], "valid": rest[rest[TIME] >= valid_cut], "test": inter[t >= test_cut]}
     for name, part in parts.items():
         if part.empty:
             raise DataError(f"features: the {name} period is empty; raise recommend.test_share / valid_share "
                             "or add interactions spread over time")
     return {k: v.reset_index(drop=True) for k, v in parts.items()}
+
+
+def time_cut(times: pd.Series, share: float):
+    """The time from which the latest `share` of `times` lies (the cut of `split: time`; ties at the
+    cut go to the later side)."""
+    return times.quantile(1 - share, interpolation="higher")
 
 
 def _split_per_user(inter: pd.DataFrame, rec: RecommendParams) -> dict[str, pd.DataFrame]:
