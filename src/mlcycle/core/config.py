@@ -159,6 +159,7 @@ SEARCHABLE = {  # hyperparameters a search may vary, per model family (see mlcyc
     "hist_gradient_boosting": ("learning_rate", "max_leaf_nodes", "min_samples_leaf", "l2_regularization"),
     "random_forest": ("n_estimators", "max_depth", "min_samples_leaf"),
     "linear": ("C",),
+    "als": ("factors", "regularization", "iterations", "alpha"),  # task recommendation: the CF component (section recommend)
 }
 
 

@@ -161,7 +161,7 @@ KEYS: dict[str, str] = {
     "train.n_estimators": "random_forest only",
     "train.search": "hyperparameter search; its trials become nested MLflow runs of the train run",
     "train.search.cv_folds": "folds inside the training rows (time-ordered when there is a time column)",
-    "train.search.method": "none (the values above) | random | optuna",
+    "train.search.method": "none (the values above) | random | optuna (recommendation: ALS on the validation period)",
     "train.search.engine": "dask: trials run in parallel on the cluster of `compute` | serial: one after another here",
     "train.search.space": "override a default range, e.g. learning_rate: [0.02, 0.2]",
     "train.search.timeout_minutes": "per model family: no new trial starts after this; null: no limit",

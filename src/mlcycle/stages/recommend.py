@@ -23,7 +23,7 @@ import pandas as pd
 from mlcycle.core import tables
 from mlcycle.core.config import Params
 from mlcycle.stages import interactions as ia
-from mlcycle.stages import ranking, recommenders
+from mlcycle.stages import ranking, recommend_search, recommenders
 
 PARTS = ("train", "valid", "test")
 
@@ -77,19 +77,26 @@ class Trained:
     weight: float
     tried: pd.DataFrame  # one row per weight: its metrics on the validation period
     seconds: dict
+    found: recommend_search.Found | None = None  # the ALS search (train.search), when it ran
 
 
 def train(parts: dict[str, pd.DataFrame], items: pd.DataFrame, cfg: Params, threads: int = 0) -> Trained:
-    """Fit on train, choose the hybrid weight on valid, refit on train + valid (the holdout is not looked at)."""
+    """Fit on train, choose the hybrid weight on valid (and, with train.search, ALS's hyperparameters),
+    refit on train + valid with them (the holdout is not looked at)."""
     rec = cfg.recommend
     t0 = time.perf_counter()
     first = recommenders.fit(parts["train"], rec, items, threads=threads)
-    weight, tried = recommenders.choose_weight(first, parts["valid"], rec)
+    found = None
+    if recommend_search.enabled(cfg):
+        found = recommend_search.run(first, parts["valid"], cfg, threads)
+        rec, weight, tried = found.rec, found.weight, found.tried
+    else:
+        weight, tried = recommenders.choose_weight(first, parts["valid"], rec)
     t1 = time.perf_counter()
     both = pd.concat([parts["train"], parts["valid"]], ignore_index=True)
     final = recommenders.fit(both, rec, items, threads=threads).with_weight(weight)
     t2 = time.perf_counter()
-    return Trained(final, weight, tried, {"choose_weight": t1 - t0, "refit": t2 - t1, **final.seconds})
+    return Trained(final, weight, tried, {"choose_weight": t1 - t0, "refit": t2 - t1, **final.seconds}, found)
 
 
 def save(trained: Trained, cfg: Params, model_dir: Path, baseline_dir: Path) -> None:
@@ -98,7 +105,8 @@ def save(trained: Trained, cfg: Params, model_dir: Path, baseline_dir: Path) -> 
 
     meta = {"user_column": cfg.recommend.user_column, "item_column": cfg.recommend.item_column,
             "metric": cfg.recommend.metric, "users": len(trained.models.index.users),
-            "items": len(trained.models.index.items)}
+            "items": len(trained.models.index.items),
+            "als": {n: getattr(trained.found.rec if trained.found else cfg.recommend, n) for n in recommend_search.NAMES}}
     recommend_model.save(trained.models, model_dir, "hybrid", cfg.recommend.k, meta)
     recommend_model.save(trained.models, baseline_dir, "popularity", cfg.recommend.k, meta)
 
@@ -106,8 +114,13 @@ def save(trained: Trained, cfg: Params, model_dir: Path, baseline_dir: Path) -> 
 def write_train_metrics(trained: Trained, path: Path, metric: str) -> None:
     best = trained.tried.loc[trained.tried["weight"] == trained.weight].iloc[0]
     path.parent.mkdir(parents=True, exist_ok=True)
+    searched = {}
+    if trained.found is not None:
+        searched = {"search_trials": len(trained.found.trials),
+                    **{f"als_{n}": getattr(trained.found.rec, n) for n in recommend_search.NAMES}}
     path.write_text(json.dumps({"task": "recommendation", "weight": trained.weight, f"valid_{metric}": float(best[metric]),
-                                **{f"seconds_{k}": round(v, 3) for k, v in trained.seconds.items()}}, indent=2) + "\n")
+                                **searched, **{f"seconds_{k}": round(v, 3) for k, v in trained.seconds.items()}},
+                               indent=2) + "\n")
 
 
 # ---------------------------------------------------------------- evaluate
@@ -177,7 +190,11 @@ def features_takeaways(parts: dict[str, pd.DataFrame]) -> str:
 
 
 def write_search(trained: Trained, path: Path, metric: str) -> None:
-    """models/search.json: the hybrid weights tried on the validation period (a grid search)."""
+    """models/search.json: the hybrid weights tried on the validation period (a grid search), or, when
+    train.search searched ALS's hyperparameters, every trial (each a nested run of the train run)."""
+    if trained.found is not None:
+        recommend_search.write(trained.found, path, metric)
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"method": "grid", "score": metric, "scored_by": "valid",
                                 "chosen": {"model": "hybrid", "weight": trained.weight},

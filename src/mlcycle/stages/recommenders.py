@@ -139,6 +139,16 @@ def fit(train: pd.DataFrame, rec: RecommendParams, items: pd.DataFrame | None = 
                         seconds={"popularity": t1 - t0, "cf": t2 - t1, "content": t3 - t2})
 
 
+def with_cf(models: Recommenders, rec: RecommendParams, threads: int = 0) -> Recommenders:
+    """The same fitted components with ALS refitted on the same interactions under `rec`'s
+    factors, regularization, iterations and alpha (a hyperparameter search's candidate)."""
+    from dataclasses import replace
+
+    t0 = time.perf_counter()
+    uf, itf = als(models.seen, rec, threads)
+    return replace(models, user_factors=uf, item_factors=itf, seconds={**models.seconds, "cf": time.perf_counter() - t0})
+
+
 def held_out(part: pd.DataFrame, rec: RecommendParams, seen: Recommenders | None = None) -> dict:
     """user -> the set of items the user found relevant in `part` (a later period), less the items the
     user had already interacted with in the fitted model's training data."""
