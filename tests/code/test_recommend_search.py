@@ -76,3 +76,37 @@ def test_search_off_keeps_the_params_values(data):
 def test_search_space_names_the_als_hyperparameters():
     with pytest.raises((ParamsError, ValueError), match="factor"):
         params(space={"factor": [2, 8]})
+
+
+def test_ease_matches_the_closed_form_by_numpy():
+    import numpy as np
+    import scipy.sparse as sp
+
+    from mlcycle.stages import recommenders
+
+    x = np.array([[1, 1, 0, 0], [0, 1, 1, 0], [1, 0, 1, 1], [0, 0, 1, 1], [1, 1, 1, 0]], dtype=float)
+    lam = 0.5
+    p = np.linalg.inv(x.T @ x + lam * np.eye(4))
+    expected = np.eye(4) - p @ np.diag(1.0 / np.diag(p))  # Steck 2019: B = I - P diagMat(1 / diag(P))
+    got = recommenders.ease(sp.csr_matrix(x), lam)
+    assert np.allclose(got, expected, atol=1e-5)
+    assert np.allclose(np.diag(got), 0.0)
+
+
+def test_ease_serves_as_the_cf_component(data):
+    import numpy as np
+
+    parts, items = data
+    raw = {**RAW, "recommend": {**RAW["recommend"], "weights": [0.0, 0.5, 1.0], "k": 5, "cf": "ease", "ease_lambda": 5.0}}
+    p = config.parse(raw)
+    trained = recommend.train(parts, items, p, threads=1)
+    m = trained.models
+    assert m.ease_weights is not None and m.ease_weights.shape == (len(m.index.items), len(m.index.items))
+    rows = np.arange(4)
+    assert np.allclose(m.scores("cf", rows), m.seen[rows].toarray() @ m.ease_weights, atol=1e-4)
+    ev = recommend.evaluate(m, parts["test"], p)
+    assert 0 <= ev["results"]["cf"]["ndcg_at_k"] <= 1
+    # the tastes are in the co-ratings (even items by even users): EASE beats popularity
+    assert ev["results"]["cf"]["ndcg_at_k"] > ev["results"]["popularity"]["ndcg_at_k"]
+    with pytest.raises((ParamsError, ValueError), match="ease"):
+        config.parse({**raw, "train": {"search": {"method": "optuna"}}})

@@ -444,6 +444,10 @@ class RecommendParams(Section):
     regularization: Annotated[float, Field(ge=0.0)] = 0.05  # ALS L2 regularisation
     iterations: Annotated[int, Field(ge=1, le=500)] = 15  # ALS sweeps
     alpha: Annotated[float, Field(gt=0.0)] = 10.0  # ALS confidence: 1 + alpha x the interaction's weight
+    # the collaborative-filtering component: als (implicit's ALS) or ease (closed-form item-item model,
+    # Steck 2019; an items x items matrix: memory grows with the square of the items)
+    cf: Literal["als", "ease"] = "als"
+    ease_lambda: Annotated[float, Field(gt=0.0)] = 200.0  # EASE's L2 regularisation (added to the Gram matrix's diagonal)
     weights: list[Annotated[float, Field(ge=0.0, le=1.0)]] = [0.0, 0.2, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]  # hybrid: weights of CF tried (the rest goes to content)
     metric: Literal["ndcg_at_k", "recall_at_k", "map_at_k", "hit_rate_at_k"] = "ndcg_at_k"  # chooses the weight, headlines evaluate
     seed: int = 42
@@ -514,6 +518,9 @@ class Params(Section):
             if self.data.time_column is None:
                 raise ValueError("data.task is recommendation: data.time_column must name the interactions' time "
                                  "(the holdout is the latest interactions)")
+            if self.recommend.cf == "ease" and self.train.search.method != "none":
+                raise ValueError("train.search searches ALS's hyperparameters; with recommend.cf: ease set "
+                                 "train.search.method: none (and choose recommend.ease_lambda)")
             cols = (self.recommend.user_column, self.recommend.item_column, self.data.target)
             if len(set(cols)) < 3:
                 raise ValueError(f"recommend.user_column, recommend.item_column and data.target must differ, got {cols}")

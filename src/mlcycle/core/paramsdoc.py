@@ -192,6 +192,8 @@ KEYS: dict[str, str] = {
     "recommend.regularization": "ALS L2 regularisation",
     "recommend.iterations": "ALS sweeps over users and items",
     "recommend.alpha": "ALS confidence of an interaction: 1 + alpha x its weight",
+    "recommend.cf": "collaborative filtering: als (implicit's ALS) | ease (closed-form item-item model, items x items memory)",
+    "recommend.ease_lambda": "EASE's L2 regularisation, added to the diagonal of the item-item Gram matrix",
     "recommend.weights": "hybrid: weights of CF tried on the validation period (the rest goes to content similarity)",
     "recommend.metric": "ranking metric that chooses the weight and that the gate compares: ndcg_at_k | recall_at_k | map_at_k | hit_rate_at_k",
     "recommend.seed": "seed of ALS and of the bootstrap over users",

@@ -106,7 +106,8 @@ def save(trained: Trained, cfg: Params, model_dir: Path, baseline_dir: Path) -> 
     meta = {"user_column": cfg.recommend.user_column, "item_column": cfg.recommend.item_column,
             "metric": cfg.recommend.metric, "users": len(trained.models.index.users),
             "items": len(trained.models.index.items),
-            "als": {n: getattr(trained.found.rec if trained.found else cfg.recommend, n) for n in recommend_search.NAMES}}
+            "cf": cfg.recommend.cf, **({"ease_lambda": cfg.recommend.ease_lambda} if cfg.recommend.cf == "ease" else {
+                "als": {n: getattr(trained.found.rec if trained.found else cfg.recommend, n) for n in recommend_search.NAMES}})}
     recommend_model.save(trained.models, model_dir, "hybrid", cfg.recommend.k, meta)
     recommend_model.save(trained.models, baseline_dir, "popularity", cfg.recommend.k, meta)
 

@@ -3,7 +3,9 @@ of the hybrid chosen on the validation period.
 
 - popularity: the items with the most relevant training interactions (the baseline);
 - cf: collaborative filtering, the `implicit` package's alternating least squares on the user-item
-  matrix (confidence 1 + alpha x weight, each interaction weighing 1);
+  matrix (confidence 1 + alpha x weight, each interaction weighing 1), or with `recommend.cf: ease`
+  EASE, a closed-form item-item model (Steck 2019: B = I - P / diag(P), P = (X^T X + lambda I)^-1;
+  a user's scores are the user's row of X times B);
 - content: cosine similarity between a user's profile (the sum of the content vectors of the items the
   user found relevant, else of every item the user interacted with) and each item's content vector
   (genres, title words, year; `mlcycle.stages.interactions.content_vectors`);
@@ -44,6 +46,7 @@ class Recommenders:
     vocabulary: list[str]
     weight: float = 0.5  # of cf in the hybrid
     seconds: dict = field(default_factory=dict)
+    ease_weights: np.ndarray | None = None  # items x items (recommend.cf: ease): cf scores are seen @ ease_weights
 
     def scores(self, model: str, rows: np.ndarray) -> np.ndarray:
         """Scores (len(rows) x items) of `model` for the users at positions `rows`."""
@@ -51,6 +54,8 @@ class Recommenders:
         if model == "popularity":
             return np.tile(self.popularity.astype("float64"), (len(rows), 1))
         if model == "cf":
+            if self.ease_weights is not None:
+                return np.asarray(self.seen[rows] @ self.ease_weights, dtype="float64")
             return self.user_factors[rows] @ self.item_factors.T
         if model == "content":
             return np.asarray((self.profiles[rows] @ self.content.T).todense())
@@ -113,6 +118,18 @@ def als(matrix: sp.csr_matrix, rec: RecommendParams, threads: int = 0):
     return np.asarray(model.user_factors), np.asarray(model.item_factors)
 
 
+def ease(matrix: sp.csr_matrix, lam: float) -> np.ndarray:
+    """EASE (Steck 2019), the closed-form item-item model: with P = (X^T X + lam I)^-1,
+    B = I - P / diag(P) (each column j divided by P_jj), so B's diagonal is 0. X: users x items."""
+    x = matrix.astype("float64")
+    gram = np.asarray((x.T @ x).todense())
+    gram[np.diag_indices_from(gram)] += lam
+    p = np.linalg.inv(gram)
+    b = p / (-np.diag(p))[None, :]
+    np.fill_diagonal(b, 0.0)
+    return b.astype("float32")
+
+
 def fit(train: pd.DataFrame, rec: RecommendParams, items: pd.DataFrame | None = None,
         index: ia.Index | None = None, threads: int = 0) -> Recommenders:
     """Fit every component on the interactions `train` (standardised; see interactions.standardise).
@@ -125,7 +142,12 @@ def fit(train: pd.DataFrame, rec: RecommendParams, items: pd.DataFrame | None = 
     positives = ia.matrix(pos, index)
     popularity = np.asarray(positives.sum(axis=0)).ravel() + 1e-6 * np.asarray(seen.sum(axis=0)).ravel()
     t1 = time.perf_counter()
-    uf, itf = als(seen, rec, threads)
+    ease_weights = None
+    if rec.cf == "ease":
+        ease_weights = ease(seen, rec.ease_lambda)
+        uf, itf = np.zeros((len(index.users), 0), "float32"), np.zeros((len(index.items), 0), "float32")
+    else:
+        uf, itf = als(seen, rec, threads)
     t2 = time.perf_counter()
     items = items if items is not None else ia.items_table(train, rec)
     content, vocab = ia.content_vectors(items, index.items, rec)
@@ -136,7 +158,7 @@ def fit(train: pd.DataFrame, rec: RecommendParams, items: pd.DataFrame | None = 
     profiles = _normalise(liked @ content) if content.shape[1] else sp.csr_matrix((len(index.users), 0))
     t3 = time.perf_counter()
     return Recommenders(index, seen, popularity, uf, itf, content, profiles, vocab,
-                        seconds={"popularity": t1 - t0, "cf": t2 - t1, "content": t3 - t2})
+                        seconds={"popularity": t1 - t0, "cf": t2 - t1, "content": t3 - t2}, ease_weights=ease_weights)
 
 
 def with_cf(models: Recommenders, rec: RecommendParams, threads: int = 0) -> Recommenders:
