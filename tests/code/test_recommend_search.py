@@ -110,3 +110,63 @@ def test_ease_serves_as_the_cf_component(data):
     assert ev["results"]["cf"]["ndcg_at_k"] > ev["results"]["popularity"]["ndcg_at_k"]
     with pytest.raises((ParamsError, ValueError), match="ease"):
         config.parse({**raw, "train": {"search": {"method": "optuna"}}})
+
+
+def test_warm_refit_starts_from_the_train_factors(data):
+    import numpy as np
+    import pandas as pd
+
+    from mlcycle.stages import recommenders
+
+    parts, items = data
+    base = {**RAW["recommend"], "factors": 6, "iterations": 8, "k": 5}
+    rec = config.parse({**RAW, "recommend": {**base, "refit_iterations": 1}}).recommend
+    first = recommenders.fit(parts["train"], rec, items, threads=1)
+    both = pd.concat([parts["train"], parts["valid"]], ignore_index=True)
+    assert recommenders._prefix(first.index, ia.Index.of(both))
+    other = ia.Index(np.array(["someone", *first.index.users], dtype=object), first.index.items)
+    assert not recommenders._prefix(first.index, other)
+
+    def agreement(models):  # how alike the train users' CF scores are to the train fit's
+        n = len(first.index.users)
+        a = first.user_factors @ first.item_factors.T
+        b = models.user_factors[:n] @ models.item_factors[: a.shape[1]].T
+        return np.corrcoef(a.ravel(), b.ravel())[0, 1]
+
+    warm = recommenders.fit(both, rec, items, threads=1, warm=first)
+    cold = recommenders.fit(both, rec.model_copy(update={"iterations": 1}), items, threads=1)
+    assert warm.user_factors.shape == (len(ia.Index.of(both).users), 6)
+    # one sweep from the train factors stays near them (0.74 here); one sweep from scratch does not (0.39)
+    assert agreement(warm) > 0.6 > 0.5 > agreement(cold)
+    # without refit_iterations the warm fit is ignored: a fresh fit, as without it
+    fresh = rec.model_copy(update={"refit_iterations": None})
+    assert np.allclose(recommenders.fit(both, fresh, items, threads=1, warm=first).user_factors,
+                       recommenders.fit(both, fresh, items, threads=1).user_factors)
+
+
+def test_popularity_penalty_is_chosen_on_validation_within_the_tolerance(data):
+    import numpy as np
+
+    from mlcycle.stages import recommenders
+
+    parts, items = data
+    rec = config.parse({**RAW, "recommend": {**RAW["recommend"], "k": 5, "coverage_tolerance": 0.0}}).recommend
+    models = recommenders.fit(parts["train"], rec, items, threads=1).with_weight(0.5)
+    penalty, tried = recommenders.choose_penalty(models, parts["valid"], rec)
+    assert list(tried["penalty"]) == list(recommenders.PENALTIES)
+    best = tried[rec.metric].max()
+    assert tried.loc[tried["penalty"] == penalty, rec.metric].iloc[0] == best  # no loss accepted
+    wide = rec.model_copy(update={"coverage_tolerance": 0.99})
+    penalty_wide, _ = recommenders.choose_penalty(models, parts["valid"], wide)
+    ok = tried[tried[rec.metric] >= best * 0.01 - 1e-12]
+    assert tried.loc[tried["penalty"] == penalty_wide, "coverage"].iloc[0] == ok["coverage"].max()
+    # the penalty lowers the hybrid's scores of popular items, in proportion
+    rows = np.arange(3)
+    pop = models.popularity_scaled()
+    assert pop.max() == pytest.approx(1.0) and pop.min() >= 0
+    assert np.allclose(models.with_weight(0.5, 0.3).scores("hybrid", rows), models.scores("hybrid", rows) - 0.3 * pop,
+                       atol=1e-6)
+    trained = recommend.train(parts, items, config.parse({**RAW, "recommend": {**RAW["recommend"], "k": 5,
+                                                                              "coverage_tolerance": 0.5}}), threads=1)
+    assert trained.models.penalty == trained.penalty and trained.penalties is not None
+    assert "Popularity penalty" in recommend.train_takeaways(trained, "ndcg_at_k")

@@ -192,6 +192,8 @@ KEYS: dict[str, str] = {
     "recommend.regularization": "ALS L2 regularisation",
     "recommend.iterations": "ALS sweeps over users and items",
     "recommend.alpha": "ALS confidence of an interaction: 1 + alpha x its weight",
+    "recommend.refit_iterations": "ALS sweeps of the final fit on train + valid, started from the train fit's factors; null: a fresh fit",
+    "recommend.coverage_tolerance": "relative loss of recommend.metric on the validation period accepted for catalogue coverage (a popularity penalty); null: none",
     "recommend.cf": "collaborative filtering: als (implicit's ALS) | ease (closed-form item-item model, items x items memory)",
     "recommend.ease_lambda": "EASE's L2 regularisation, added to the diagonal of the item-item Gram matrix",
     "recommend.weights": "hybrid: weights of CF tried on the validation period (the rest goes to content similarity)",

@@ -78,6 +78,8 @@ class Trained:
     tried: pd.DataFrame  # one row per weight: its metrics on the validation period
     seconds: dict
     found: recommend_search.Found | None = None  # the ALS search (train.search), when it ran
+    penalty: float = 0.0  # the hybrid's popularity penalty (recommend.coverage_tolerance)
+    penalties: pd.DataFrame | None = None  # one row per penalty tried on the validation period
 
 
 def train(parts: dict[str, pd.DataFrame], items: pd.DataFrame, cfg: Params, threads: int = 0) -> Trained:
@@ -92,11 +94,17 @@ def train(parts: dict[str, pd.DataFrame], items: pd.DataFrame, cfg: Params, thre
         rec, weight, tried = found.rec, found.weight, found.tried
     else:
         weight, tried = recommenders.choose_weight(first, parts["valid"], rec)
+    penalty, penalties = 0.0, None
+    if rec.coverage_tolerance is not None:
+        chosen = (found.models if found is not None else first).with_weight(weight)
+        penalty, penalties = recommenders.choose_penalty(chosen, parts["valid"], rec)
     t1 = time.perf_counter()
     both = pd.concat([parts["train"], parts["valid"]], ignore_index=True)
-    final = recommenders.fit(both, rec, items, threads=threads).with_weight(weight)
+    warm = found.models if found is not None else first  # ALS's factors on train (recommend.refit_iterations)
+    final = recommenders.fit(both, rec, items, threads=threads, warm=warm).with_weight(weight, penalty)
     t2 = time.perf_counter()
-    return Trained(final, weight, tried, {"choose_weight": t1 - t0, "refit": t2 - t1, **final.seconds}, found)
+    return Trained(final, weight, tried, {"choose_weight": t1 - t0, "refit": t2 - t1, **final.seconds}, found,
+                   penalty, penalties)
 
 
 def save(trained: Trained, cfg: Params, model_dir: Path, baseline_dir: Path) -> None:
@@ -120,6 +128,7 @@ def write_train_metrics(trained: Trained, path: Path, metric: str) -> None:
         searched = {"search_trials": len(trained.found.trials),
                     **{f"als_{n}": getattr(trained.found.rec, n) for n in recommend_search.NAMES}}
     path.write_text(json.dumps({"task": "recommendation", "weight": trained.weight, f"valid_{metric}": float(best[metric]),
+                                "popularity_penalty": trained.penalty,
                                 **searched, **{f"seconds_{k}": round(v, 3) for k, v in trained.seconds.items()}},
                                indent=2) + "\n")
 
@@ -202,12 +211,20 @@ def write_search(trained: Trained, path: Path, metric: str) -> None:
                                 "trials": trained.tried.to_dict("records")}, indent=2, default=float) + "\n")
 
 
+def _at(table: pd.DataFrame, key: str, value: float, column: str) -> float:
+    row = table.loc[table[key] == value, column]
+    return float(row.iloc[0]) if len(row) else float("nan")
+
+
 def train_takeaways(trained: Trained, metric: str) -> str:
     t = trained.tried.set_index("weight")[metric]
     return "\n".join([
         f"- The hybrid's weight of collaborative filtering, chosen on the validation period: {trained.weight:g} "
         f"({metric} {t.loc[trained.weight]:.4f}; CF alone {t.get(1.0, float('nan')):.4f}, content alone "
         f"{t.get(0.0, float('nan')):.4f}).",
+        *([f"- Popularity penalty for catalogue coverage, chosen on the validation period: {trained.penalty:g} "
+           f"(coverage there {_at(trained.penalties, 'penalty', trained.penalty, 'coverage'):.3f} against "
+           f"{_at(trained.penalties, 'penalty', 0.0, 'coverage'):.3f} without)."] if trained.penalties is not None else []),
         f"- Fitting took {trained.seconds.get('cf', 0):.1f} s for ALS and {trained.seconds.get('content', 0):.1f} s "
         "for content vectors (the final refit on train + valid).",
     ])

@@ -107,7 +107,8 @@ def save(models: Recommenders, folder: Path, model: str, k: int, meta: dict) -> 
         input_example=example, pip_requirements=requirements(),
         code_paths=None,
         metadata={"mlcycle": json.loads(json.dumps({"task": "recommendation", "model": model, "k": k,
-                                                    "weight": models.weight, **meta}, default=str))},
+                                                    "weight": models.weight,
+                                                    "popularity_penalty": models.penalty, **meta}, default=str))},
     )
 
 
