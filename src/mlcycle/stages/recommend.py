@@ -87,7 +87,12 @@ def train(parts: dict[str, pd.DataFrame], items: pd.DataFrame, cfg: Params, thre
     refit on train + valid with them (the holdout is not looked at)."""
     rec = cfg.recommend
     t0 = time.perf_counter()
-    first = recommenders.fit(parts["train"], rec, items, threads=threads)
+    both = pd.concat([parts["train"], parts["valid"]], ignore_index=True)
+    index = ia.Index.of(both)  # train's users and items first, then those new in valid
+    # item content is catalogue data (the items table spans every period): computed once for both fits
+    content = ia.content_vectors(items, index.items, rec)
+    first = recommenders.fit(parts["train"], rec, items, index=ia.Index.of(parts["train"]), threads=threads,
+                             content=content)
     found = None
     if recommend_search.enabled(cfg):
         found = recommend_search.run(first, parts["valid"], cfg, threads)
@@ -99,9 +104,9 @@ def train(parts: dict[str, pd.DataFrame], items: pd.DataFrame, cfg: Params, thre
         chosen = (found.models if found is not None else first).with_weight(weight)
         penalty, penalties = recommenders.choose_penalty(chosen, parts["valid"], rec)
     t1 = time.perf_counter()
-    both = pd.concat([parts["train"], parts["valid"]], ignore_index=True)
     warm = found.models if found is not None else first  # ALS's factors on train (recommend.refit_iterations)
-    final = recommenders.fit(both, rec, items, threads=threads, warm=warm).with_weight(weight, penalty)
+    final = recommenders.fit(both, rec, items, index=index, threads=threads, warm=warm,
+                             content=content).with_weight(weight, penalty)
     t2 = time.perf_counter()
     return Trained(final, weight, tried, {"choose_weight": t1 - t0, "refit": t2 - t1, **final.seconds}, found,
                    penalty, penalties)

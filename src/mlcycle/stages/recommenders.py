@@ -155,12 +155,15 @@ def ease(matrix: sp.csr_matrix, lam: float) -> np.ndarray:
 
 
 def fit(train: pd.DataFrame, rec: RecommendParams, items: pd.DataFrame | None = None,
-        index: ia.Index | None = None, threads: int = 0, warm: Recommenders | None = None) -> Recommenders:
+        index: ia.Index | None = None, threads: int = 0, warm: Recommenders | None = None,
+        content: tuple | None = None) -> Recommenders:
     """Fit every component on the interactions `train` (standardised; see interactions.standardise).
     items: the item-content table (interactions.items_table) covering at least train's items; index:
     the users and items the matrices span (default: those of train). warm: components fitted on
     earlier interactions whose users and items come first in this index (train before train + valid):
-    with `recommend.refit_iterations`, ALS starts from their factors (see `als`)."""
+    with `recommend.refit_iterations`, ALS starts from their factors (see `als`). content: (item-content
+    vectors, vocabulary) already computed (interactions.content_vectors) for a list of items that starts
+    with this index's items (the first rows are used)."""
     index = index or ia.Index.of(train)
     t0 = time.perf_counter()
     seen = ia.matrix(train, index)
@@ -179,8 +182,11 @@ def fit(train: pd.DataFrame, rec: RecommendParams, items: pd.DataFrame | None = 
             start = (warm.user_factors, warm.item_factors)
         uf, itf = als(seen, rec, threads, start)
     t2 = time.perf_counter()
-    items = items if items is not None else ia.items_table(train, rec)
-    content, vocab = ia.content_vectors(items, index.items, rec)
+    if content is not None:
+        content, vocab = content[0][: len(index.items)], content[1]
+    else:
+        items = items if items is not None else ia.items_table(train, rec)
+        content, vocab = ia.content_vectors(items, index.items, rec)
     liked = positives.copy()
     nothing = np.asarray(liked.sum(axis=1)).ravel() == 0
     if nothing.any():  # users with no relevant interaction: their profile is every item they interacted with
