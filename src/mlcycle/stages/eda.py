@@ -204,3 +204,11 @@ def takeaways(df: pd.DataFrame, rate: pd.Series, rate_name: str, corr: pd.DataFr
             lines.append("- strongest Spearman correlations with the label: "
                          + ", ".join(f"`{c}` ({v:+.2f})" for c, v in strongest.items()) + ".")
     return "\n".join(lines)
+
+
+def metrics(df: pd.DataFrame, rate: pd.Series, rate_name: str, task: str) -> dict:
+    """reports/metrics/eda.json of a table: its size, missing values and the label's rate (task
+    recommendation writes the interactions' own numbers: `interactions_eda.profile`)."""
+    return {"task": task, "rows": len(df), "columns": int(df.shape[1]),
+            "missing_share": float(df.isna().to_numpy().mean()) if df.size else 0.0,
+            "labelled_rows": int(rate.notna().sum()), "label_rate": float(rate.mean()), "label_rate_is": rate_name}

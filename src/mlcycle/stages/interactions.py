@@ -136,17 +136,23 @@ def split(inter: pd.DataFrame, rec: RecommendParams) -> dict[str, pd.DataFrame]:
     if rec.split == "user_time":
         return _split_per_user(inter, rec)
     t = inter[TIME]
-    test_cut = t.quantile(1 - rec.test_share, interpolation="higher")
+    test_cut = time_cut(t, rec.test_share)
     rest = inter[t < test_cut]
     if rest.empty:
         raise DataError(f"features: every interaction is at the latest time {test_cut}; nothing is left to train on")
-    valid_cut = rest[TIME].quantile(1 - rec.valid_share, interpolation="higher")
+    valid_cut = time_cut(rest[TIME], rec.valid_share)
     parts = {"train": rest[rest[TIME] < valid_cut], "valid": rest[rest[TIME] >= valid_cut], "test": inter[t >= test_cut]}
     for name, part in parts.items():
         if part.empty:
             raise DataError(f"features: the {name} period is empty; raise recommend.test_share / valid_share "
                             "or add interactions spread over time")
     return {k: v.reset_index(drop=True) for k, v in parts.items()}
+
+
+def time_cut(times: pd.Series, share: float):
+    """The time from which the latest `share` of `times` lies (the cut of `split: time`; ties at the
+    cut go to the later side)."""
+    return times.quantile(1 - share, interpolation="higher")
 
 
 def _split_per_user(inter: pd.DataFrame, rec: RecommendParams) -> dict[str, pd.DataFrame]:
@@ -186,6 +192,14 @@ class Index:
         self.user_pos = {u: i for i, u in enumerate(self.users)}
         self.item_pos = {t: i for i, t in enumerate(self.items)}
 
+    @property
+    def user_index(self) -> pd.Index:
+        return pd.Index(self.users, dtype=object)
+
+    @property
+    def item_index(self) -> pd.Index:
+        return pd.Index(self.items, dtype=object)
+
     @classmethod
     def of(cls, *frames: pd.DataFrame) -> Index:
         users = pd.unique(pd.concat([f[USER] for f in frames], ignore_index=True))
@@ -196,12 +210,11 @@ class Index:
 def matrix(inter: pd.DataFrame, index: Index, weights: pd.Series | np.ndarray | None = None) -> sp.csr_matrix:
     """The users x items CSR matrix of `inter` (weights: one per row, default 1). Ids unknown to the
     index are left out."""
-    u = inter[USER].map(index.user_pos)
-    i = inter[ITEM].map(index.item_pos)
-    keep = (u.notna() & i.notna()).to_numpy()
+    u = index.user_index.get_indexer(inter[USER].to_numpy(dtype=object))
+    i = index.item_index.get_indexer(inter[ITEM].to_numpy(dtype=object))
+    keep = (u >= 0) & (i >= 0)
     w = np.ones(len(inter)) if weights is None else np.asarray(weights, dtype="float64")
-    return sp.csr_matrix((w[keep].astype("float32"), (u[keep].astype(int), i[keep].astype(int))),
-                         shape=(len(index.users), len(index.items)))
+    return sp.csr_matrix((w[keep].astype("float32"), (u[keep], i[keep])), shape=(len(index.users), len(index.items)))
 
 
 def items_table(inter: pd.DataFrame, rec: RecommendParams) -> pd.DataFrame:

@@ -26,12 +26,13 @@ def top_k(scores: np.ndarray, k: int, exclude=None) -> np.ndarray:
     """Per row of `scores` (users x items) the positions of the k highest scores, best first, the
     items of `exclude` (a users x items sparse matrix, non-zero: excluded) left out. Ties are broken
     by the lower item position, so lists are deterministic."""
-    s = np.array(scores, dtype="float64", copy=True)
+    s = np.array(scores, dtype=np.float32 if np.asarray(scores).dtype == np.float32 else np.float64, copy=True)
     if exclude is not None:
         coo = exclude.tocoo()
         s[coo.row, coo.col] = -np.inf
-    k = min(k, s.shape[1])
-    part = np.argpartition(-s, k - 1, axis=1)[:, :k] if k < s.shape[1] else np.tile(np.arange(s.shape[1]), (len(s), 1))
+    n = s.shape[1]
+    k = min(k, n)
+    part = np.argpartition(-s, k - 1, axis=1)[:, :k] if k < n else np.tile(np.arange(n), (len(s), 1))
     rows = np.arange(len(s))[:, None]
     order = np.lexsort((part, -s[rows, part]), axis=1)
     best = part[rows, order]

@@ -23,7 +23,7 @@ import pandas as pd
 from mlcycle.core import tables
 from mlcycle.core.config import Params
 from mlcycle.stages import interactions as ia
-from mlcycle.stages import ranking, recommenders
+from mlcycle.stages import ranking, recommend_search, recommenders
 
 PARTS = ("train", "valid", "test")
 
@@ -77,19 +77,39 @@ class Trained:
     weight: float
     tried: pd.DataFrame  # one row per weight: its metrics on the validation period
     seconds: dict
+    found: recommend_search.Found | None = None  # the ALS search (train.search), when it ran
+    penalty: float = 0.0  # the hybrid's popularity penalty (recommend.coverage_tolerance)
+    penalties: pd.DataFrame | None = None  # one row per penalty tried on the validation period
 
 
 def train(parts: dict[str, pd.DataFrame], items: pd.DataFrame, cfg: Params, threads: int = 0) -> Trained:
-    """Fit on train, choose the hybrid weight on valid, refit on train + valid (the holdout is not looked at)."""
+    """Fit on train, choose the hybrid weight on valid (and, with train.search, ALS's hyperparameters),
+    refit on train + valid with them (the holdout is not looked at)."""
     rec = cfg.recommend
     t0 = time.perf_counter()
-    first = recommenders.fit(parts["train"], rec, items, threads=threads)
-    weight, tried = recommenders.choose_weight(first, parts["valid"], rec)
-    t1 = time.perf_counter()
     both = pd.concat([parts["train"], parts["valid"]], ignore_index=True)
-    final = recommenders.fit(both, rec, items, threads=threads).with_weight(weight)
+    index = ia.Index.of(both)  # train's users and items first, then those new in valid
+    # item content is catalogue data (the items table spans every period): computed once for both fits
+    content = ia.content_vectors(items, index.items, rec)
+    first = recommenders.fit(parts["train"], rec, items, index=ia.Index.of(parts["train"]), threads=threads,
+                             content=content)
+    found = None
+    if recommend_search.enabled(cfg):
+        found = recommend_search.run(first, parts["valid"], cfg, threads)
+        rec, weight, tried = found.rec, found.weight, found.tried
+    else:
+        weight, tried = recommenders.choose_weight(first, parts["valid"], rec)
+    penalty, penalties = 0.0, None
+    if rec.coverage_tolerance is not None:
+        chosen = (found.models if found is not None else first).with_weight(weight)
+        penalty, penalties = recommenders.choose_penalty(chosen, parts["valid"], rec)
+    t1 = time.perf_counter()
+    warm = found.models if found is not None else first  # ALS's factors on train (recommend.refit_iterations)
+    final = recommenders.fit(both, rec, items, index=index, threads=threads, warm=warm,
+                             content=content).with_weight(weight, penalty)
     t2 = time.perf_counter()
-    return Trained(final, weight, tried, {"choose_weight": t1 - t0, "refit": t2 - t1, **final.seconds})
+    return Trained(final, weight, tried, {"choose_weight": t1 - t0, "refit": t2 - t1, **final.seconds}, found,
+                   penalty, penalties)
 
 
 def component(weight: float) -> str:
@@ -107,16 +127,26 @@ def save(trained: Trained, cfg: Params, model_dir: Path, baseline_dir: Path) -> 
             "metric": cfg.recommend.metric, "users": len(trained.models.index.users),
             "relevant_rating": cfg.recommend.relevant_rating, "rating_min": cfg.recommend.rating_min,
             "rating_max": cfg.recommend.rating_max,
-            "items": len(trained.models.index.items)}
-    recommend_model.save(trained.models, model_dir, component(trained.weight), cfg.recommend.k, meta)
+            "items": len(trained.models.index.items),
+            "cf": cfg.recommend.cf, **({"ease_lambda": cfg.recommend.ease_lambda} if cfg.recommend.cf == "ease" else {
+                "als": {n: getattr(trained.found.rec if trained.found else cfg.recommend, n) for n in recommend_search.NAMES}})}
+    # a popularity penalty acts on the hybrid's scores: a penalised version is served as the hybrid
+    served = component(trained.weight) if not trained.penalty else "hybrid"
+    recommend_model.save(trained.models, model_dir, served, cfg.recommend.k, meta)
     recommend_model.save(trained.models, baseline_dir, "popularity", cfg.recommend.k, meta)
 
 
 def write_train_metrics(trained: Trained, path: Path, metric: str) -> None:
     best = trained.tried.loc[trained.tried["weight"] == trained.weight].iloc[0]
     path.parent.mkdir(parents=True, exist_ok=True)
+    searched = {}
+    if trained.found is not None:
+        searched = {"search_trials": len(trained.found.trials),
+                    **{f"als_{n}": getattr(trained.found.rec, n) for n in recommend_search.NAMES}}
     path.write_text(json.dumps({"task": "recommendation", "weight": trained.weight, f"valid_{metric}": float(best[metric]),
-                                **{f"seconds_{k}": round(v, 3) for k, v in trained.seconds.items()}}, indent=2) + "\n")
+                                "popularity_penalty": trained.penalty,
+                                **searched, **{f"seconds_{k}": round(v, 3) for k, v in trained.seconds.items()}},
+                               indent=2) + "\n")
 
 
 # ---------------------------------------------------------------- evaluate
@@ -186,11 +216,20 @@ def features_takeaways(parts: dict[str, pd.DataFrame]) -> str:
 
 
 def write_search(trained: Trained, path: Path, metric: str) -> None:
-    """models/search.json: the hybrid weights tried on the validation period (a grid search)."""
+    """models/search.json: the hybrid weights tried on the validation period (a grid search), or, when
+    train.search searched ALS's hyperparameters, every trial (each a nested run of the train run)."""
+    if trained.found is not None:
+        recommend_search.write(trained.found, path, metric)
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"method": "grid", "score": metric, "scored_by": "valid",
                                 "chosen": {"model": "hybrid", "weight": trained.weight},
                                 "trials": trained.tried.to_dict("records")}, indent=2, default=float) + "\n")
+
+
+def _at(table: pd.DataFrame, key: str, value: float, column: str) -> float:
+    row = table.loc[table[key] == value, column]
+    return float(row.iloc[0]) if len(row) else float("nan")
 
 
 def train_takeaways(trained: Trained, metric: str) -> str:
@@ -199,6 +238,9 @@ def train_takeaways(trained: Trained, metric: str) -> str:
         f"- The hybrid's weight of collaborative filtering, chosen on the validation period: {trained.weight:g} "
         f"({metric} {t.loc[trained.weight]:.4f}; CF alone {t.get(1.0, float('nan')):.4f}, content alone "
         f"{t.get(0.0, float('nan')):.4f}).",
+        *([f"- Popularity penalty for catalogue coverage, chosen on the validation period: {trained.penalty:g} "
+           f"(coverage there {_at(trained.penalties, 'penalty', trained.penalty, 'coverage'):.3f} against "
+           f"{_at(trained.penalties, 'penalty', 0.0, 'coverage'):.3f} without)."] if trained.penalties is not None else []),
         f"- Fitting took {trained.seconds.get('cf', 0):.1f} s for ALS and {trained.seconds.get('content', 0):.1f} s "
         "for content vectors (the final refit on train + valid).",
     ])

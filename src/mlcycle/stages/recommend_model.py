@@ -13,12 +13,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
+from mlcycle.core.scoring import quiet_mlflow
 from mlcycle.stages import ranking
 from mlcycle.stages.recommenders import Recommenders
+
+with quiet_mlflow():  # mlflow's import-time progress-bar warning stays out of the notebooks' reports
+    import mlflow.pyfunc
 
 OUTPUT_COLUMNS = ["user", "rank", "item", "score", "source"]
 
@@ -107,7 +110,8 @@ def save(models: Recommenders, folder: Path, model: str, k: int, meta: dict) -> 
         input_example=example, pip_requirements=requirements(),
         code_paths=None,
         metadata={"mlcycle": json.loads(json.dumps({"task": "recommendation", "model": model, "k": k,
-                                                    "weight": models.weight, **meta}, default=str))},
+                                                    "weight": models.weight,
+                                                    "popularity_penalty": models.penalty, **meta}, default=str))},
     )
 
 

@@ -3,7 +3,9 @@ of the hybrid chosen on the validation period.
 
 - popularity: the items with the most relevant training interactions (the baseline);
 - cf: collaborative filtering, the `implicit` package's alternating least squares on the user-item
-  matrix (confidence 1 + alpha x weight, each interaction weighing 1);
+  matrix (confidence 1 + alpha x weight, each interaction weighing 1), or with `recommend.cf: ease`
+  EASE, a closed-form item-item model (Steck 2019: B = I - P / diag(P), P = (X^T X + lambda I)^-1;
+  a user's scores are the user's row of X times B);
 - content: cosine similarity between a user's profile (the sum of the content vectors of the items the
   user found relevant, else of every item the user interacted with) and each item's content vector
   (genres, title words, year; `mlcycle.stages.interactions.content_vectors`);
@@ -44,6 +46,8 @@ class Recommenders:
     vocabulary: list[str]
     weight: float = 0.5  # of cf in the hybrid
     seconds: dict = field(default_factory=dict)
+    ease_weights: np.ndarray | None = None  # items x items (recommend.cf: ease): cf scores are seen @ ease_weights
+    penalty: float = 0.0  # the hybrid's popularity penalty (recommend.coverage_tolerance)
 
     def scores(self, model: str, rows: np.ndarray) -> np.ndarray:
         """Scores (len(rows) x items) of `model` for the users at positions `rows`."""
@@ -51,17 +55,30 @@ class Recommenders:
         if model == "popularity":
             return np.tile(self.popularity.astype("float64"), (len(rows), 1))
         if model == "cf":
+            if self.ease_weights is not None:
+                return np.asarray(self.seen[rows] @ self.ease_weights, dtype="float64")
             return self.user_factors[rows] @ self.item_factors.T
-        if model == "content":
-            return np.asarray((self.profiles[rows] @ self.content.T).todense())
+        if model == "content":  # items x vocabulary (sparse) times the users' profiles (dense): one pass
+            if self.content.shape[1] == 0:
+                return np.zeros((len(rows), self.content.shape[0]), dtype="float32")
+            return np.ascontiguousarray((self.content @ self.profiles[rows].T.toarray()).T)
         if model == "hybrid":
-            return blend(self.scores("cf", rows), self.scores("content", rows), self.weight)
+            hybrid = blend(self.scores("cf", rows), self.scores("content", rows), self.weight)
+            if self.penalty:
+                hybrid -= self.penalty * self.popularity_scaled()[None, :]
+            return hybrid
         raise ValueError(f"unknown model '{model}'; known: {', '.join(MODELS)}")
 
-    def with_weight(self, weight: float) -> Recommenders:
+    def with_weight(self, weight: float, penalty: float | None = None) -> Recommenders:
         from dataclasses import replace
 
-        return replace(self, weight=float(weight))
+        return replace(self, weight=float(weight), penalty=self.penalty if penalty is None else float(penalty))
+
+    def popularity_scaled(self) -> np.ndarray:
+        """Each item's popularity on a log scale, from 0 (never relevant) to 1 (the most popular)."""
+        logs = np.log1p(np.maximum(self.popularity, 0.0)).astype("float32")
+        top = logs.max() if len(logs) else 0.0
+        return logs / top if top > 0 else np.zeros_like(logs)
 
     def recommend(self, model: str, users, k: int, exclude_seen: bool = True, batch: int = 512) -> dict:
         """user -> its top-k item ids under `model` (known users only; seen items excluded)."""
@@ -83,10 +100,12 @@ class Recommenders:
 
 
 def scale(s: np.ndarray) -> np.ndarray:
-    """Each row scaled to [0, 1] (a constant row to 0)."""
+    """Each row scaled to [0, 1] (a constant row to 0), in float32 for float32 scores, else float64."""
+    s = np.asarray(s)
+    dtype = np.float32 if s.dtype == np.float32 else np.float64
     lo = s.min(axis=1, keepdims=True)
     span = s.max(axis=1, keepdims=True) - lo
-    return np.divide(s - lo, span, out=np.zeros_like(s, dtype="float64"), where=span > 0)
+    return np.divide(s - lo, span, out=np.zeros(s.shape, dtype=dtype), where=span > 0)
 
 
 def blend(cf: np.ndarray, content: np.ndarray, weight: float) -> np.ndarray:
@@ -100,24 +119,51 @@ def _normalise(m: sp.csr_matrix) -> sp.csr_matrix:
     return normalize(m.astype("float32")).tocsr()
 
 
-def als(matrix: sp.csr_matrix, rec: RecommendParams, threads: int = 0):
-    """(user factors, item factors) of implicit's ALS on a users x items matrix of weights."""
+def als(matrix: sp.csr_matrix, rec: RecommendParams, threads: int = 0, start: tuple | None = None):
+    """(user factors, item factors) of implicit's ALS on a users x items matrix of weights.
+
+    start: (user factors, item factors) of a fit on the first users and items of this matrix (a
+    warm start: those rows start from them, the others as a fresh fit starts, and
+    `recommend.refit_iterations` sweeps are run instead of `recommend.iterations`)."""
     from implicit.cpu.als import AlternatingLeastSquares
     from threadpoolctl import threadpool_limits
 
+    iterations = rec.iterations if start is None else (rec.refit_iterations or rec.iterations)
     with threadpool_limits(1, "blas"):  # implicit runs its own threads; BLAS threads inside them oversubscribe
         model = AlternatingLeastSquares(factors=rec.factors, regularization=rec.regularization,
-                                        iterations=rec.iterations, alpha=rec.alpha, random_state=rec.seed,
+                                        iterations=iterations, alpha=rec.alpha, random_state=rec.seed,
                                         num_threads=threads, calculate_training_loss=False)
+        if start is not None:
+            rng = np.random.default_rng(rec.seed)
+            model.user_factors, model.item_factors = (
+                np.vstack([f, rng.random((n - len(f), f.shape[1]), dtype="float32") * 0.01]).astype("float32")
+                for f, n in zip(start, matrix.shape, strict=True))
         model.fit(matrix.astype("float32"), show_progress=False)
     return np.asarray(model.user_factors), np.asarray(model.item_factors)
 
 
+def ease(matrix: sp.csr_matrix, lam: float) -> np.ndarray:
+    """EASE (Steck 2019), the closed-form item-item model: with P = (X^T X + lam I)^-1,
+    B = I - P / diag(P) (each column j divided by P_jj), so B's diagonal is 0. X: users x items."""
+    x = matrix.astype("float64")
+    gram = np.asarray((x.T @ x).todense())
+    gram[np.diag_indices_from(gram)] += lam
+    p = np.linalg.inv(gram)
+    b = p / (-np.diag(p))[None, :]
+    np.fill_diagonal(b, 0.0)
+    return b.astype("float32")
+
+
 def fit(train: pd.DataFrame, rec: RecommendParams, items: pd.DataFrame | None = None,
-        index: ia.Index | None = None, threads: int = 0) -> Recommenders:
+        index: ia.Index | None = None, threads: int = 0, warm: Recommenders | None = None,
+        content: tuple | None = None) -> Recommenders:
     """Fit every component on the interactions `train` (standardised; see interactions.standardise).
     items: the item-content table (interactions.items_table) covering at least train's items; index:
-    the users and items the matrices span (default: those of train)."""
+    the users and items the matrices span (default: those of train). warm: components fitted on
+    earlier interactions whose users and items come first in this index (train before train + valid):
+    with `recommend.refit_iterations`, ALS starts from their factors (see `als`). content: (item-content
+    vectors, vocabulary) already computed (interactions.content_vectors) for a list of items that starts
+    with this index's items (the first rows are used)."""
     index = index or ia.Index.of(train)
     t0 = time.perf_counter()
     seen = ia.matrix(train, index)
@@ -125,10 +171,22 @@ def fit(train: pd.DataFrame, rec: RecommendParams, items: pd.DataFrame | None = 
     positives = ia.matrix(pos, index)
     popularity = np.asarray(positives.sum(axis=0)).ravel() + 1e-6 * np.asarray(seen.sum(axis=0)).ravel()
     t1 = time.perf_counter()
-    uf, itf = als(seen, rec, threads)
+    ease_weights = None
+    if rec.cf == "ease":
+        ease_weights = ease(seen, rec.ease_lambda)
+        uf, itf = np.zeros((len(index.users), 0), "float32"), np.zeros((len(index.items), 0), "float32")
+    else:
+        start = None
+        if warm is not None and rec.refit_iterations and warm.user_factors.shape[1] == rec.factors and \
+                _prefix(warm.index, index):
+            start = (warm.user_factors, warm.item_factors)
+        uf, itf = als(seen, rec, threads, start)
     t2 = time.perf_counter()
-    items = items if items is not None else ia.items_table(train, rec)
-    content, vocab = ia.content_vectors(items, index.items, rec)
+    if content is not None:
+        content, vocab = content[0][: len(index.items)], content[1]
+    else:
+        items = items if items is not None else ia.items_table(train, rec)
+        content, vocab = ia.content_vectors(items, index.items, rec)
     liked = positives.copy()
     nothing = np.asarray(liked.sum(axis=1)).ravel() == 0
     if nothing.any():  # users with no relevant interaction: their profile is every item they interacted with
@@ -136,7 +194,23 @@ def fit(train: pd.DataFrame, rec: RecommendParams, items: pd.DataFrame | None = 
     profiles = _normalise(liked @ content) if content.shape[1] else sp.csr_matrix((len(index.users), 0))
     t3 = time.perf_counter()
     return Recommenders(index, seen, popularity, uf, itf, content, profiles, vocab,
-                        seconds={"popularity": t1 - t0, "cf": t2 - t1, "content": t3 - t2})
+                        seconds={"popularity": t1 - t0, "cf": t2 - t1, "content": t3 - t2}, ease_weights=ease_weights)
+
+
+def with_cf(models: Recommenders, rec: RecommendParams, threads: int = 0) -> Recommenders:
+    """The same fitted components with ALS refitted on the same interactions under `rec`'s
+    factors, regularization, iterations and alpha (a hyperparameter search's candidate)."""
+    from dataclasses import replace
+
+    t0 = time.perf_counter()
+    uf, itf = als(models.seen, rec, threads)
+    return replace(models, user_factors=uf, item_factors=itf, seconds={**models.seconds, "cf": time.perf_counter() - t0})
+
+
+def _prefix(first: ia.Index, then: ia.Index) -> bool:
+    """Whether `then` lists `first`'s users and items first, in the same order."""
+    return (len(first.users) <= len(then.users) and len(first.items) <= len(then.items)
+            and (then.users[:len(first.users)] == first.users).all() and (then.items[:len(first.items)] == first.items).all())
 
 
 def held_out(part: pd.DataFrame, rec: RecommendParams, seen: Recommenders | None = None) -> dict:
@@ -183,6 +257,39 @@ def choose_weight(models: Recommenders, valid: pd.DataFrame, rec: RecommendParam
     tried = pd.DataFrame([{"weight": w, **ranking.means(ranking.per_user(lists[w], judged, rec.k))} for w in rec.weights])
     best = int(np.nanargmax(tried[rec.metric].to_numpy())) if len(tried) else 0
     return float(tried["weight"].iloc[best]) if len(tried) else 0.5, tried
+
+
+PENALTIES = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4)  # popularity penalties tried (recommend.coverage_tolerance)
+
+
+def choose_penalty(models: Recommenders, valid: pd.DataFrame, rec: RecommendParams, penalties=PENALTIES,
+                   batch: int = 512) -> tuple[float, pd.DataFrame]:
+    """The hybrid's popularity penalty, for catalogue coverage, chosen on `valid`: lists are ranked by
+    hybrid - penalty x popularity (log scale, 0 to 1; `Recommenders.popularity_scaled`). Among the
+    penalties whose `recommend.metric` stays within `recommend.coverage_tolerance` (a relative loss) of
+    the best one's, the one whose lists cover most of the catalogue (ties: the smaller penalty).
+    Returns (penalty, one row per penalty tried: its metrics and coverage on the validation period)."""
+    relevant = held_out(valid, rec, models)
+    users = [u for u in relevant if u in models.index.user_pos]
+    plain = models.with_weight(models.weight, 0.0)
+    pop = models.popularity_scaled()[None, :]
+    lists: dict[float, dict] = {p: {} for p in penalties}
+    for start in range(0, len(users), batch):
+        chunk = users[start:start + batch]
+        rows = np.array([models.index.user_pos[u] for u in chunk], dtype=int)
+        hybrid, seen = plain.scores("hybrid", rows), models.seen[rows]
+        for p in penalties:
+            best = ranking.top_k(hybrid - p * pop, rec.k, seen)
+            lists[p].update({u: [models.index.items[i] for i in b if i >= 0] for u, b in zip(chunk, best, strict=True)})
+    judged = {u: relevant[u] for u in users}
+    tried = pd.DataFrame([{"penalty": p, **ranking.means(ranking.per_user(lists[p], judged, rec.k)),
+                           "coverage": ranking.coverage(lists[p], len(models.index.items))} for p in penalties])
+    if tried.empty or tried[rec.metric].isna().all():
+        return 0.0, tried
+    floor = tried[rec.metric].max() * (1.0 - (rec.coverage_tolerance or 0.0))
+    ok = tried[tried[rec.metric] >= floor - 1e-12]
+    best = ok.sort_values(["coverage", "penalty"], ascending=[False, True], kind="stable").iloc[0]
+    return float(best["penalty"]), tried
 
 
 def evaluate(models: Recommenders, part: pd.DataFrame, rec: RecommendParams, names=MODELS,

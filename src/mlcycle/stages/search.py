@@ -51,6 +51,11 @@ SPACE: dict[str, tuple[float, float, bool, bool]] = {
     "n_estimators": (50, 400, True, False),
     "max_depth": (4, 30, True, False),
     "C": (1e-3, 100.0, False, True),
+    # task recommendation, family "als" (mlcycle.stages.recommend_search): implicit's ALS
+    "factors": (8, 256, True, True),
+    "regularization": (1e-3, 1.0, False, True),
+    "iterations": (5, 40, True, False),
+    "alpha": (1.0, 100.0, False, True),
 }
 
 
