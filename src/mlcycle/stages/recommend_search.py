@@ -69,10 +69,10 @@ def run(base: recommenders.Recommenders, valid: pd.DataFrame, cfg: Params, threa
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        study = optuna.create_study(direction="maximize", sampler=search._sampler(cfg.train.seed))
+        study = optuna.create_study(direction="maximize", sampler=search.sampler(cfg.train.seed))
         candidates = None
     else:
-        candidates = search._random_candidates(cfg.train, FAMILY)
+        candidates = search.random_candidates(cfg.train, FAMILY)
     trials: list[search.Trial] = []
     best: tuple | None = None
     timed_out = False
@@ -83,7 +83,7 @@ def run(base: recommenders.Recommenders, valid: pd.DataFrame, cfg: Params, threa
                 break
             ot = study.ask() if study is not None else None
             values = _suggest(ot, ranges) if ot is not None else candidates[number]
-            start = search._now()
+            start = search.now_ms()
             cand = rec.model_copy(update=values)
             try:
                 models = recommenders.with_cf(base, cand, threads)
@@ -91,13 +91,13 @@ def run(base: recommenders.Recommenders, valid: pd.DataFrame, cfg: Params, threa
                 score = float(tried.loc[tried["weight"] == weight, rec.metric].iloc[0])
             except Exception as exc:  # noqa: BLE001 - a candidate that cannot fit is a failed trial
                 trials.append(search.Trial(number, FAMILY, values, None, state="FAIL",
-                                           error=f"{type(exc).__name__}: {exc}"[:500], start_ms=start, end_ms=search._now()))
+                                           error=f"{type(exc).__name__}: {exc}"[:500], start_ms=start, end_ms=search.now_ms()))
                 if study is not None:
                     study.tell(ot, state=optuna.trial.TrialState.FAIL)
                 bar.update()
                 continue
             trials.append(search.Trial(number, FAMILY, {**values, "weight": weight}, score, start_ms=start,
-                                       end_ms=search._now()))
+                                       end_ms=search.now_ms()))
             if study is not None:
                 study.tell(ot, score)
             if best is None or score > best[0]:

@@ -150,7 +150,7 @@ def cv_score(X: pd.DataFrame, y: np.ndarray, spec: FeatureSpec, params: TrainPar
     return scores
 
 
-def _now() -> int:
+def now_ms() -> int:
     return int(time.time() * 1000)
 
 
@@ -161,14 +161,14 @@ def _valid_selection(train, valid, spec: FeatureSpec, params: TrainParams, score
     trials = []
     for number, family in enumerate(MODEL_FAMILIES):
         cand = _candidate(params, family, {})
-        start = _now()
+        start = now_ms()
         pipe = build_pipeline(spec, cand).fit(X_tr, y_tr)
         if family == "hist_gradient_boosting":
             _, pred = staged_best(pipe, X_va, y_va, spec.task, score)
         else:
             pred = scoring.scores(pipe, X_va, spec.task)
         values = {n: getattr(cand, n) for n in SEARCHABLE[family]}
-        trials.append(Trial(number, family, values, float(score(y_va, pred)), start_ms=start, end_ms=_now()))
+        trials.append(Trial(number, family, values, float(score(y_va, pred)), start_ms=start, end_ms=now_ms()))
     return trials
 
 
@@ -177,7 +177,7 @@ def _random(X, y, spec, params, family, splits, score, first: int) -> tuple[list
     deadline = time.monotonic() + s.timeout_minutes * 60 if s.timeout_minutes else None
     trials, timed_out = [], False
     with Progress(s.trials, f"search {family}", "trials") as bar:
-        for k, values in enumerate(_random_candidates(params, family)):
+        for k, values in enumerate(random_candidates(params, family)):
             if deadline is not None and trials and time.monotonic() >= deadline:  # the first trial always runs
                 timed_out = True
                 break
@@ -187,7 +187,7 @@ def _random(X, y, spec, params, family, splits, score, first: int) -> tuple[list
 
 
 def _run_trial(number, family, values, X, y, spec, params, splits, score, report=None) -> Trial:
-    start = _now()
+    start = now_ms()
     try:
         folds_ = cv_score(X, y, spec, _candidate(params, family, values), splits, score, report)
     except DataError:
@@ -196,8 +196,8 @@ def _run_trial(number, family, values, X, y, spec, params, splits, score, report
         if type(exc).__name__ == "TrialPruned":  # optuna's pruner stopping the trial
             raise
         return Trial(number, family, values, None, state="FAIL", error=f"{type(exc).__name__}: {exc}"[:500],
-                     start_ms=start, end_ms=_now())
-    return Trial(number, family, values, float(np.mean(folds_)), folds_, start_ms=start, end_ms=_now())
+                     start_ms=start, end_ms=now_ms())
+    return Trial(number, family, values, float(np.mean(folds_)), folds_, start_ms=start, end_ms=now_ms())
 
 
 def _objective(rng: dict, family: str, X, y, spec, params, splits, score, first: int, trials: list):
@@ -209,7 +209,7 @@ def _objective(rng: dict, family: str, X, y, spec, params, splits, score, first:
         for name, (low, high, integer, log) in rng.items():
             values[name] = (ot.suggest_int(name, int(low), int(high), log=log) if integer
                             else ot.suggest_float(name, low, high, log=log))
-        start = _now()
+        start = now_ms()
 
         def report(i, mean):
             ot.report(mean, i)
@@ -219,7 +219,7 @@ def _objective(rng: dict, family: str, X, y, spec, params, splits, score, first:
         try:
             trial = _run_trial(first + ot.number, family, values, X, y, spec, params, splits, score, report)
         except optuna.TrialPruned:
-            trials.append(Trial(first + ot.number, family, values, None, state="PRUNED", start_ms=start, end_ms=_now()))
+            trials.append(Trial(first + ot.number, family, values, None, state="PRUNED", start_ms=start, end_ms=now_ms()))
             raise
         trials.append(trial)
         if trial.state == "FAIL":
@@ -229,7 +229,7 @@ def _objective(rng: dict, family: str, X, y, spec, params, splits, score, first:
     return objective
 
 
-def _sampler(seed: int):
+def sampler(seed: int):
     import optuna
 
     return optuna.samplers.TPESampler(seed=seed)
@@ -247,7 +247,7 @@ def _optuna(X, y, spec, params, family, splits, score, first: int) -> tuple[list
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     s = params.search
     trials: list[Trial] = []
-    study = optuna.create_study(direction="maximize", sampler=_sampler(params.seed), pruner=_pruner())
+    study = optuna.create_study(direction="maximize", sampler=sampler(params.seed), pruner=_pruner())
     timeout = s.timeout_minutes * 60 if s.timeout_minutes else None
     with Progress(s.trials, f"search {family}", "trials") as bar:
         study.optimize(_objective(space(params, family), family, X, y, spec, params, splits, score, first, trials),
@@ -263,7 +263,7 @@ def _optuna_task(study_name: str, storage, task: int, family: str, X, y, spec, p
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.load_study(study_name=study_name, storage=storage, sampler=_sampler(params.seed + task),
+    study = optuna.load_study(study_name=study_name, storage=storage, sampler=sampler(params.seed + task),
                               pruner=_pruner())
     trials: list[Trial] = []
     study.optimize(_objective(space(params, family), family, X, y, spec, params, splits, score, first, trials),
@@ -280,14 +280,14 @@ def _on_cluster(dc, X, y, spec, params, family, splits, score, first: int, metho
     Xf, yf = dc.scatter([X, y], broadcast=True)
     if method == "random":
         futures = [dc.submit(_run_trial, first + k, family, values, Xf, yf, spec, params, splits, score, pure=False)
-                   for k, values in enumerate(_random_candidates(params, family))]
+                   for k, values in enumerate(random_candidates(params, family))]
     else:
         import optuna
         from optuna_integration.dask import DaskStorage
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         storage = DaskStorage(client=dc)
-        study = optuna.create_study(storage=storage, direction="maximize", sampler=_sampler(params.seed),
+        study = optuna.create_study(storage=storage, direction="maximize", sampler=sampler(params.seed),
                                     pruner=_pruner())
         futures = [dc.submit(_optuna_task, study.study_name, storage, k, family, Xf, yf, spec, params, splits, score,
                              first, pure=False) for k in range(s.trials)]
@@ -307,7 +307,7 @@ def _on_cluster(dc, X, y, spec, params, family, splits, score, first: int, metho
     return sorted(trials, key=lambda t: t.number), timed_out
 
 
-def _random_candidates(params: TrainParams, family: str) -> list[dict]:
+def random_candidates(params: TrainParams, family: str) -> list[dict]:
     """The candidates random search draws (the same for both engines)."""
     from scipy.stats import loguniform, randint, uniform
     from sklearn.model_selection import ParameterSampler
