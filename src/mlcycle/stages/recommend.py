@@ -305,7 +305,8 @@ def write_reports(paths, cfg: Params, ev: dict, explanation: pd.DataFrame, decis
               "data": {"source": cfg.data.path, "split": cfg.recommend.split, "users_judged": len(ev["relevant"])},
               "parameters": cfg.recommend.model_dump(mode="json"),
               "metrics": ev["results"], "intervals": ev["intervals"], "slices": ev["slices"].to_dict("records"),
-              "gate": decision, "history": history}
+              "gate": decision, "history": history, "limitations": limitations(ev, cfg),
+              "lineage": lineage(registered)}
     md = "\n\n".join([
         f"# Model card: {registered.get('name')} v{registered.get('version')}",
         "## Intended use\n\n" + record["intended_use"].strip(),
@@ -313,7 +314,11 @@ def write_reports(paths, cfg: Params, ev: dict, explanation: pd.DataFrame, decis
         f"{len(ev['relevant']):,} users judged on their held-out items rated {cfg.recommend.relevant_rating} or more.",
         "## Metrics on the test period (95% intervals over users)\n\n" + markdown_table(table),
         "## Slices\n\n" + markdown_table(ev["slices"]),
+        "## Why these items\n\n" + (markdown_table(explanation) if len(explanation) else "no user to explain"),
         "## Gate\n\n" + str(decision.get("summary", "")),
+        "## Limitations\n\n" + "\n".join(f"- {line}" for line in limitations(ev, cfg)),
+        "## Lineage\n\n" + "\n".join(f"- {k}: {v}" for k, v in lineage(registered).items()),
+        "## History of this model\n\n" + history_table(history),
     ]) + "\n"
     out = {"json": paths.model_card("json"), "md": paths.model_card("md"), "html": paths.model_card("html")}
     out["json"].write_text(json.dumps(record, indent=1, default=str) + "\n")
@@ -322,6 +327,45 @@ def write_reports(paths, cfg: Params, ev: dict, explanation: pd.DataFrame, decis
 
     out["html"].write_text(f"<!doctype html><meta charset='utf-8'><title>Model card</title><pre>{html.escape(md)}</pre>\n")
     return out
+
+
+def limitations(ev: dict, cfg: Params) -> list[str]:
+    """What the evaluation says a user of the recommender should know, from its own figures."""
+    res, k = ev["results"], cfg.recommend.k
+    h, pop = res["hybrid"], res["popularity"]
+    out = []
+    if h.get("coverage", 1.0) < 0.2:
+        out.append(f"the lists reach {h['coverage']:.1%} of the catalogue: they stay near the popular items "
+                   "(recommend.coverage_tolerance trades accuracy for reach)")
+    metric = cfg.recommend.metric
+    if h[metric] <= pop[metric]:
+        out.append(f"{metric} is not above popularity's on the test period ({h[metric]:.4f} against {pop[metric]:.4f})")
+    for part in ("cf", "content"):
+        if part in res and res[part][metric] >= h[metric]:
+            out.append(f"{part} alone scores {res[part][metric]:.4f} on {metric}, at least the hybrid's {h[metric]:.4f}")
+    slices = ev["slices"]
+    if "users" in slices.columns and "group" in slices.columns:
+        new = slices[slices["group"] == "new"]
+        if len(new) and int(new["users"].iloc[0]) > 0:
+            out.append(f"{int(new['users'].iloc[0])} judged users were new to training: they get content or popularity lists")
+    out.append(f"judged on each user's latest {cfg.recommend.test_share:.0%} of interactions (split `{cfg.recommend.split}`), "
+               f"top {k}; offline figures, not clicks: live quality comes from `mlcycle monitor --from-log` with feedback")
+    return out
+
+
+def lineage(registered: dict) -> dict:
+    """Where the version comes from: its registry entry and the run that trained it."""
+    keys = ("name", "version", "run_id", "source", "git_commit", "data_md5")
+    return {k: registered[k] for k in keys if registered.get(k)}
+
+
+def history_table(history: list[dict]) -> str:
+    """The audit log's moves of this model, oldest first, as a markdown table."""
+    if not history:
+        return "no promotion or rollback recorded yet"
+    rows = pd.DataFrame([{"when": h.get("when", ""), "action": h.get("action", ""), "version": h.get("to_version", h.get("version", "")),
+                          "from": h.get("from_version") or "", "reason": str(h.get("reason", ""))[:120]} for h in history])
+    return markdown_table(rows)
 
 
 def split_table(parts: dict[str, pd.DataFrame]) -> pd.DataFrame:
