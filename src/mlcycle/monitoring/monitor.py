@@ -130,12 +130,7 @@ def from_log(root: Path, params: Params, days: float | None = None, now: dt.date
     """The prediction log's rows of the last `days` (monitor.log_window_days)."""
 
     days = days or params.monitor.log_window_days
-    log_dir = Path(params.serve.log_dir)
-    log_dir = log_dir if log_dir.is_absolute() else root / log_dir
-    files = predlog.parts(log_dir)
-    if not files:
-        raise MonitorError(f"the prediction log {params.serve.log_dir} is empty: serve the model "
-                           "(`mlcycle serve`) and send predictions first, or monitor a file with --current")
+    log_dir, files = predlog.parts_to_monitor(root, params.serve.log_dir, "the model (`mlcycle serve`) and send predictions")
     cur = from_parts(files, params, pd.Timestamp(now or dt.datetime.now(dt.UTC)) - pd.Timedelta(days=days))
     if not len(cur):
         raise MonitorError(f"no predictions in the last {days:g} days of {params.serve.log_dir}; "

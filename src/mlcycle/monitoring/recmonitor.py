@@ -125,12 +125,8 @@ def served_lists(log: pd.DataFrame) -> pd.DataFrame:
 def from_log(root: Path, params: Params, days: float | None = None, now: dt.datetime | None = None) -> Interactions:
     """The `/recommend` answers of the last `days` (monitor.log_window_days) and their feedback."""
     days = days or params.monitor.log_window_days
-    log_dir = Path(params.serve.log_dir)
-    log_dir = log_dir if log_dir.is_absolute() else root / log_dir
-    files = predlog.parts(log_dir)
-    if not files:
-        raise MonitorError(f"the prediction log {params.serve.log_dir} is empty: serve the recommender "
-                           "(`mlcycle serve`) and send /recommend requests first, or monitor a file with --current")
+    log_dir, files = predlog.parts_to_monitor(root, params.serve.log_dir,
+                                              "the recommender (`mlcycle serve`) and send /recommend requests")
     lists = served_lists(pd.concat([pd.read_parquet(f) for f in files], ignore_index=True))
     since = pd.Timestamp(now or dt.datetime.now(dt.UTC)) - pd.Timedelta(days=days)
     lists = lists[lists["ts"] >= since].reset_index(drop=True)

@@ -319,15 +319,21 @@ def _plain(value):
     return value.item() if hasattr(value, "item") else value
 
 
+def file_columns(frame: pd.DataFrame, required: tuple[str, ...], optional: tuple[str, ...], hint: str) -> None:
+    """A feedback file has every `required` column and nothing beyond `optional` ones: else a
+    ClientError naming the first column wrong."""
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise ClientError(422, "missing column", missing[0], f"the file needs the columns {' and '.join(required)} {hint}")
+    extra = [c for c in frame.columns if c not in (*required, *optional)]
+    if extra:
+        raise ClientError(422, "unknown column", extra[0], f"the file has the columns {', '.join((*required, *optional))}")
+
+
 def recommendation_items(frame: pd.DataFrame) -> list[dict]:
     """The entries of a recommender's feedback file (columns request_id, item, optional rating)."""
-    missing = [c for c in ("request_id", "item") if c not in frame.columns]
-    if missing:
-        raise ClientError(422, "missing column", missing[0], "the file needs the columns request_id and item "
-                          "(and rating for rated items; without it each row is a click)")
-    extra = [c for c in frame.columns if c not in ("request_id", "item", "rating")]
-    if extra:
-        raise ClientError(422, "unknown column", extra[0], "the file has the columns request_id, item and rating")
+    file_columns(frame, ("request_id", "item"), ("rating",),
+                 "(and rating for rated items; without it each row is a click)")
     items = []
     for rec in frame.to_dict("records"):
         e = {"request_id": None if pd.isna(rec["request_id"]) else str(rec["request_id"]), "item": _plain(rec["item"])}
@@ -341,13 +347,7 @@ def recommendation_items(frame: pd.DataFrame) -> list[dict]:
 
 def table_items(frame: pd.DataFrame) -> list[dict]:
     """The entries of a feedback file of a table model (columns request_id, label, optional row)."""
-    missing = [c for c in ("request_id", "label") if c not in frame.columns]
-    if missing:
-        raise ClientError(422, "missing column", missing[0], "the file needs the columns request_id and label "
-                          "(and row for requests of several rows)")
-    extra = [c for c in frame.columns if c not in ("request_id", "row", "label")]
-    if extra:
-        raise ClientError(422, "unknown column", extra[0], "the file has the columns request_id, row and label")
+    file_columns(frame, ("request_id", "label"), ("row",), "(and row for requests of several rows)")
     items = []
     for rec in frame.to_dict("records"):
         e = {"request_id": None if pd.isna(rec["request_id"]) else str(rec["request_id"]), "label": rec["label"]}

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mlcycle.core.errors import LogFull
+from mlcycle.core.errors import LogFull, MonitorError
 
 _STOP = object()
 _TIMEOUT = object()
@@ -358,6 +358,17 @@ def make_private_dir(path: Path) -> None:
 def parts(log_dir: Path) -> list[Path]:
     """The prediction log's part files, oldest first."""
     return sorted(Path(log_dir).glob("part-*.parquet"))
+
+
+def parts_to_monitor(root: Path, log_dir: str | Path, send: str) -> tuple[Path, list[Path]]:
+    """The log folder `log_dir` (serve.log_dir, under `root` unless absolute) and its parts; a
+    MonitorError saying what to `send` first when it has none."""
+    folder = Path(log_dir) if Path(log_dir).is_absolute() else Path(root) / log_dir
+    files = parts(folder)
+    if not files:
+        raise MonitorError(f"the prediction log {log_dir} is empty: serve {send} first, "
+                           "or monitor a file with --current")
+    return folder, files
 
 
 def read(log_dir: Path) -> pd.DataFrame:
