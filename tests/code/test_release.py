@@ -143,6 +143,17 @@ def test_server_figures_from_prometheus_text():
     assert st["decision"] == "rollback" and st["why"] == "failed: latency"
 
 
+def test_latency_slack_keeps_millisecond_noise_from_failing():
+    frame = replay(400, 1.0, 1.0, seed=5)
+    server = {("1", "champion"): {"requests": 400.0, "errors": 0.0, "p99": 0.004},
+              ("2", "canary"): {"requests": 400.0, "errors": 0.0, "p99": 0.012}}  # 3x, but 8 ms
+    latency = {c["check"]: c for c in release.decide(release.Evidence(frame, server, "1", "2", META), POLICY)["checks"]}["latency"]
+    assert latency["status"] == "passed" and latency["bound"] == pytest.approx(0.004 + POLICY.latency_slack_seconds)
+    strict = POLICY.model_copy(update={"latency_slack_seconds": 0.0})
+    latency = {c["check"]: c for c in release.decide(release.Evidence(frame, server, "1", "2", META), strict)["checks"]}["latency"]
+    assert latency["status"] == "failed" and latency["bound"] == pytest.approx(0.006)
+
+
 def test_canary_routing_is_stable_and_near_the_share():
     r = Router(ServeReleaseParams(mode="canary", share=0.2).model_dump())
     keys = [f"entity-{i}" for i in range(5000)]

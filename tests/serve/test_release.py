@@ -23,7 +23,10 @@ from tests.serve.conftest import MODEL, serving
 
 pytestmark = pytest.mark.slow
 LABEL = "arr_delay>=15"
-RELEASE = {"min_labelled_rows": 100, "min_requests": 20, "bootstrap": 300, "failed_checks": 2, "alpha": 0.05}
+# Latency is not what these tests judge (tests/code/test_release.py does): beside another test process
+# a few dozen requests give a p99 that moves by tens of milliseconds, so its slack is wide here.
+RELEASE = {"min_labelled_rows": 100, "min_requests": 20, "bootstrap": 300, "failed_checks": 2, "alpha": 0.05,
+           "latency_slack_seconds": 2.0}
 
 
 @pytest.fixture(scope="module")

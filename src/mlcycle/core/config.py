@@ -355,6 +355,7 @@ class ReleaseParams(Section):
     min_requests: Annotated[int, Field(ge=1)] = 100  # requests answered by the candidate before error and latency are judged
     max_error_ratio: Annotated[float, Field(ge=0.0, le=1.0)] = 0.01  # candidate 5xx share above this: a failed check
     max_latency_ratio: Annotated[float, Field(gt=0.0)] = 1.5  # candidate p99 above champion p99 x this: a failed check
+    latency_slack_seconds: Annotated[float, Field(ge=0.0)] = 0.025  # p99 above the champion's by less than this never fails
     max_score_psi: Annotated[float, Field(gt=0.0)] = 0.25  # candidate scores vs champion scores on live rows: above: failed
     min_improvement: Annotated[float, Field(ge=0.0)] = 0.0  # promote when the candidate's gate metric is better by more than this
     alpha: Annotated[float, Field(gt=0.0, lt=0.5)] = 0.05  # false-promotion level of the one-sided bootstrap test

@@ -117,6 +117,7 @@ KEYS: dict[str, str] = {
     "release.min_requests": "requests answered by the candidate before error ratio and latency are judged",
     "release.max_error_ratio": "candidate 5xx share above this: a failed check",
     "release.max_latency_ratio": "candidate p99 latency above the champion's times this: a failed check",
+    "release.latency_slack_seconds": "a candidate p99 above the champion's by less than this never fails (noise at millisecond latencies)",
     "release.max_score_psi": "PSI of the candidate's scores against the champion's on live rows above this: a failed check",
     "release.min_improvement": "promote only when the candidate's gate metric is better by more than this",
     "release.alpha": "false-promotion level: the bootstrap's one-sided lower bound must clear min_improvement",

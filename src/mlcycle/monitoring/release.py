@@ -8,7 +8,8 @@ are in the prediction log with the version and route, and the labels fed back (`
 - **errors**: the candidate's share of 5xx answers on /predict (the server's /metrics), at most
   `release.max_error_ratio`, once it answered `release.min_requests` requests;
 - **latency**: its p99 (from the latency histogram) at most `release.max_latency_ratio` times the
-  champion's;
+  champion's, or at most `release.latency_slack_seconds` above it (at millisecond latencies the
+  histogram's buckets and a busy machine move p99 by more than any ratio means);
 - **score drift**: PSI of its live scores against the champion's at most `release.max_score_psi`;
 - **the gate metric** on labelled rows, once each version has `release.min_labelled_rows`: the
   difference candidate - champion (oriented so that > 0 is better) with a bootstrap interval;
@@ -292,7 +293,7 @@ def decide(ev: Evidence, policy, gate_metric: str = "auto") -> dict:
         if c["requests"] < policy.min_requests or h["requests"] < policy.min_requests or not h["p99"]:
             checks.append({"check": "latency", "status": "pending", "detail": "too few requests per version"})
         else:
-            bound = h["p99"] * policy.max_latency_ratio
+            bound = max(h["p99"] * policy.max_latency_ratio, h["p99"] + policy.latency_slack_seconds)
             checks.append({"check": "latency", "status": "failed" if (c["p99"] or 0) > bound else "passed",
                            "candidate": c["p99"], "champion": h["p99"], "bound": bound})
     # the gate metric on labelled rows
