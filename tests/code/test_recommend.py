@@ -130,6 +130,23 @@ def test_top_k_excludes_and_orders():
     assert ranking.top_k(s, 3, ex).tolist() == [[3, 2, 0], [3, -1, -1]]
 
 
+def test_top_k_breaks_ties_at_the_cut_by_position_as_a_stable_sort_does():
+    """Scores with many ties at the k-th place (content similarity has them): the items kept are the
+    lowest positions among the tied, whatever the partition picked."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        n, m, k = int(rng.integers(1, 60)), int(rng.integers(1, 6)), int(rng.integers(1, 15))
+        s = rng.integers(0, 4, size=(m, n)).astype(np.float32 if trial % 2 else np.float64)
+        ex = sp.random(m, n, density=0.3, random_state=trial, format="csr")
+        masked = s.astype(np.float64)
+        masked[ex.nonzero()] = -np.inf
+        want = np.argsort(-masked, kind="stable", axis=1)[:, :min(k, n)]
+        want = np.where(np.isneginf(np.take_along_axis(masked, want, axis=1)), -1, want)
+        assert ranking.top_k(s, k, ex).tolist() == want.tolist(), trial
+
+
 def test_coverage_novelty_intervals_and_slices():
     lists = {"u1": ["a", "b"], "u2": ["a", "c"]}
     assert ranking.coverage(lists, 10) == pytest.approx(0.3)
@@ -175,6 +192,12 @@ def test_blend_scales_each_user():
     content = np.array([[1.0, 0.0, 0.5]])
     assert recommenders.blend(cf, content, 0.5).tolist() == [[0.5, 0.5, 0.5]]
     assert recommenders.blend(cf, content, 0.8)[0].argmax() == 1
+    # a constant row scales to 0, integers to float64, float32 stays float32 and the input is untouched
+    ints = np.array([[3, 3, 3], [0, 2, 4]])
+    assert recommenders.scale(ints).tolist() == [[0.0, 0.0, 0.0], [0.0, 0.5, 1.0]]
+    assert recommenders.scale(ints).dtype == np.float64 and ints.tolist() == [[3, 3, 3], [0, 2, 4]]
+    f32 = np.array([[1.0, 3.0]], dtype=np.float32)
+    assert recommenders.scale(f32).dtype == np.float32 and f32.tolist() == [[1.0, 3.0]]
 
 
 def test_pyfunc_model_recommends_known_and_unknown_users(tmp_path):

@@ -24,16 +24,26 @@ LABELS = {"ndcg_at_k": "NDCG@{k}", "recall_at_k": "Recall@{k}", "map_at_k": "MAP
 
 def top_k(scores: np.ndarray, k: int, exclude=None) -> np.ndarray:
     """Per row of `scores` (users x items) the positions of the k highest scores, best first, the
-    items of `exclude` (a users x items sparse matrix, non-zero: excluded) left out. Ties are broken
-    by the lower item position, so lists are deterministic."""
+    items of `exclude` (a users x items sparse matrix, non-zero: excluded) left out; -1 fills a list
+    when fewer than k items are left. Ties are broken by the lower item position (as a stable sort of
+    the scores, highest first, would order them), so lists are deterministic."""
     s = np.array(scores, dtype=np.float32 if np.asarray(scores).dtype == np.float32 else np.float64, copy=True)
     if exclude is not None:
-        coo = exclude.tocoo()
-        s[coo.row, coo.col] = -np.inf
+        s[exclude.nonzero()] = -np.inf
     n = s.shape[1]
     k = min(k, n)
-    part = np.argpartition(-s, k - 1, axis=1)[:, :k] if k < n else np.tile(np.arange(n), (len(s), 1))
+    if k == 0:
+        return np.zeros((len(s), 0), dtype=np.intp)
+    part = np.argpartition(s, n - k, axis=1)[:, n - k:] if k < n else np.tile(np.arange(n), (len(s), 1))
     rows = np.arange(len(s))[:, None]
+    # where the k-th score is tied with items left out, the partition chose among the tied at random:
+    # those rows take the lowest positions among them instead
+    kth = s[rows, part].min(axis=1)
+    chosen_at_kth = (s[rows, part] == kth[:, None]).sum(axis=1)
+    for r in np.flatnonzero((s == kth[:, None]).sum(axis=1) > chosen_at_kth):
+        above = np.flatnonzero(s[r] > kth[r])
+        tied = np.flatnonzero(s[r] == kth[r])[: k - len(above)]
+        part[r] = np.concatenate([above, tied])
     order = np.lexsort((part, -s[rows, part]), axis=1)
     best = part[rows, order]
     # excluded items never fill a list, even when a user has fewer than k others

@@ -102,15 +102,24 @@ class Recommenders:
 def scale(s: np.ndarray) -> np.ndarray:
     """Each row scaled to [0, 1] (a constant row to 0), in float32 for float32 scores, else float64."""
     s = np.asarray(s)
-    dtype = np.float32 if s.dtype == np.float32 else np.float64
+    if s.dtype not in (np.float32, np.float64):
+        s = s.astype(np.float64)
     lo = s.min(axis=1, keepdims=True)
     span = s.max(axis=1, keepdims=True) - lo
-    return np.divide(s - lo, span, out=np.zeros(s.shape, dtype=dtype), where=span > 0)
+    span[~(span > 0)] = np.inf  # a constant row: (s - lo) / inf is 0
+    out = s - lo  # one new array, divided in place
+    out /= span
+    return out
 
 
 def blend(cf: np.ndarray, content: np.ndarray, weight: float) -> np.ndarray:
     """The weighted hybrid: weight x cf + (1 - weight) x content, each scaled to [0, 1] per user."""
-    return weight * scale(cf) + (1.0 - weight) * scale(content)
+    out = scale(cf)
+    out *= weight
+    other = scale(content)
+    other *= 1.0 - weight
+    out += other
+    return out
 
 
 def _normalise(m: sp.csr_matrix) -> sp.csr_matrix:
@@ -250,8 +259,12 @@ def choose_weight(models: Recommenders, valid: pd.DataFrame, rec: RecommendParam
         chunk = users[start:start + batch]
         rows = np.array([models.index.user_pos[u] for u in chunk], dtype=int)
         cf, content, seen = scale(models.scores("cf", rows)), scale(models.scores("content", rows)), models.seen[rows]
+        hybrid, part = np.empty_like(cf), np.empty_like(content)
         for w in rec.weights:
-            best = ranking.top_k(w * cf + (1.0 - w) * content, rec.k, seen)
+            np.multiply(cf, w, out=hybrid)
+            np.multiply(content, 1.0 - w, out=part)
+            hybrid += part
+            best = ranking.top_k(hybrid, rec.k, seen)
             lists[w].update({u: [models.index.items[i] for i in b if i >= 0] for u, b in zip(chunk, best, strict=True)})
     judged = {u: relevant[u] for u in users}
     tried = pd.DataFrame([{"weight": w, **ranking.means(ranking.per_user(lists[w], judged, rec.k))} for w in rec.weights])
