@@ -6,6 +6,9 @@ PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed
+# JupyterLab defaults of the workspace (a user's own Lab settings still win): no news feed or update
+# check, so the Lab makes no request beyond localhost
+LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
 export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 export MPLBACKEND := Agg
@@ -26,7 +29,10 @@ $(STAMP): pyproject.toml
 
 .PHONY: help setup repro test test-fast docs bench lab ui models metrics plots stages check lint clean serve monitor simulate team-up team-down team-status
 
-setup: $(STAMP) ## create .venv, install the project (editable) and its Jupyter kernel, prepare DVC
+$(LAB_OVERRIDES): deploy/jupyterlab/overrides.json | $(STAMP)
+	install -D -m 644 $< $@
+
+setup: $(STAMP) $(LAB_OVERRIDES) ## create .venv, install the project (editable) and its Jupyter kernel, prepare DVC
 	@test -d .dvc || dvc init --quiet $$(git rev-parse --git-dir >/dev/null 2>&1 || echo --no-scm)
 
 repro: setup ## run the pipeline on the data named in params.yaml (re-runs only what changed)

@@ -28,7 +28,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from common import ROOT, env, repeats, save
+from common import ROOT, repeats, save
 
 sys.path.insert(0, str(ROOT / "examples" / "movielens"))
 
@@ -83,9 +82,7 @@ def ours_cf(train_valid: pd.DataFrame, rec) -> float:
 def serving(trained, cfg, workers: tuple[int, ...] = (1, 2), clients: int = 4, seconds: float = 8.0,
             rounds: int = 3) -> list[dict]:
     """p50 / p99 of POST /recommend (top-10 for one known user) and throughput, per worker count."""
-    from bench_serve import stop, wait_for
-
-    from mlcycle.lifecycle.experiments import free_port
+    from common import load, serve, stop
 
     user = str(trained.models.index.users[len(trained.models.index.users) // 2])
     runs: dict[tuple[int, int], list[dict]] = {}
@@ -96,21 +93,11 @@ def serving(trained, cfg, workers: tuple[int, ...] = (1, 2), clients: int = 4, s
         body.write_text(json.dumps({"user": user, "k": 10}))
         for r in range(rounds):
             for w in workers:
-                port = free_port()
-                out = tmp / f"serve-{port}.out"
                 log_dir = tmp / f"predictions-{r}-{w}"
-                cmd = [sys.executable, "-m", "mlcycle", "serve", "--port", str(port), "--workers", str(w),
-                       "--log-dir", str(log_dir), "--log-level", "warning", "--model-uri", str(tmp / "model")]
-                with out.open("wb") as f:
-                    proc = subprocess.Popen(cmd, cwd=ROOT, env=env(), stdout=f, stderr=subprocess.STDOUT,
-                                            start_new_session=True)
+                proc, url = serve(tmp, w, log_dir, ["--model-uri", str(tmp / "model")])
                 try:
-                    wait_for(f"http://127.0.0.1:{port}/ready", proc, out)
                     for c in (1, clients):
-                        load = [sys.executable, str(ROOT / "bench" / "bench_serve.py"), "load",
-                                "--url", f"http://127.0.0.1:{port}/recommend", "--body", str(body),
-                                "--clients", str(c), "--seconds", str(seconds)]
-                        res = json.loads(subprocess.run(load, capture_output=True, text=True, check=True).stdout)
+                        res = load(f"{url}/recommend", body, c, seconds)
                         runs.setdefault((w, c), []).append(res)
                         print(f"round {r + 1} /recommend {w} worker(s) {c} client(s): {res['rps']:.0f} req/s, "
                               f"p50 {res['p50_ms']:.1f} ms, p99 {res['p99_ms']:.1f} ms, errors {res['errors']}", flush=True)

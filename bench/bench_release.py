@@ -27,7 +27,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -72,7 +71,7 @@ def body(tmp: Path, uri: str, name: str) -> Path:
 
 
 def throughput(args, params, tmp: Path) -> list[dict]:
-    from bench_serve import stop
+    from common import load, serve, stop
 
     uri, champ, cand = registry_copy(tmp, params)
     b = body(tmp, uri, params.tracking.model_name)
@@ -86,11 +85,9 @@ def throughput(args, params, tmp: Path) -> list[dict]:
     runs: dict[str, list[dict]] = {m: [] for m in modes}
     for r in range(args.rounds):
         for mode, flags in modes.items():
-            proc, url = start_mode(args.workers, tmp, env, flags)
+            proc, url = serve(tmp, args.workers, tmp / "predictions", flags, env)
             try:
-                cmd = [sys.executable, str(ROOT / "bench" / "bench_serve.py"), "load", "--url", url, "--body", str(b),
-                       "--clients", str(args.clients), "--seconds", str(args.seconds)]
-                res = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
+                res = load(f"{url}/predict", b, args.clients, args.seconds)
                 runs[mode].append(res)
                 print(f"round {r + 1} {mode:<7}: {res['rps']:.0f} req/s, p50 {res['p50_ms']:.1f} ms, "
                       f"p99 {res['p99_ms']:.1f} ms, errors {res['errors']}", flush=True)
@@ -105,22 +102,6 @@ def throughput(args, params, tmp: Path) -> list[dict]:
     for x in out:
         x["ratio"] = x["requests_per_s"] / base
     return out, champ, cand
-
-
-def start_mode(workers: int, tmp: Path, env: dict, flags: list[str]):
-    """`mlcycle serve` with the release flags; (process, /predict URL) once /ready answers."""
-    from bench_serve import wait_for
-
-    from mlcycle.lifecycle.experiments import free_port
-
-    port = free_port()
-    out = tmp / f"serve-{port}.out"
-    cmd = [sys.executable, "-m", "mlcycle", "serve", "--port", str(port), "--workers", str(workers),
-           "--log-dir", str(tmp / "predictions"), "--log-level", "warning", *flags]
-    with out.open("wb") as f:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
-    wait_for(f"http://127.0.0.1:{port}/ready", proc, out)
-    return proc, f"http://127.0.0.1:{port}/predict"
 
 
 def replayed(params, gaps=(0.05, 0.10), seeds: int = 10, max_rows: int = 16000) -> list[dict]:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -88,50 +87,26 @@ def load(args) -> None:
                       "p50_ms": pct(0.50), "p99_ms": pct(0.99)}))
 
 
-def wait_for(url: str, proc: subprocess.Popen, out: Path, timeout: float = 180) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"server did not start:\n{out.read_text()[-3000:]}")
-        time.sleep(0.5)
-
-
 SERVERS = ("mlcycle", "mlcycle-pipeline", "mlflow")  # mlcycle-pipeline: `mlcycle serve --no-compiled`
 
 
 def start(kind: str, model: str, workers: int, tmp: Path, env: dict):
+    from common import serve, wait_for
+
+    if kind.startswith("mlcycle"):
+        proc, url = serve(tmp, workers, tmp / "predictions",
+                          ["--no-compiled" if kind == "mlcycle-pipeline" else "--compiled"], env)
+        return proc, f"{url}/predict"
     from mlcycle.lifecycle.experiments import free_port
 
     port = free_port()
     out = tmp / f"{kind}-{port}.out"
-    if kind.startswith("mlcycle"):
-        cmd = [sys.executable, "-m", "mlcycle", "serve", "--port", str(port), "--workers", str(workers),
-               "--log-dir", str(tmp / "predictions"), "--log-level", "warning",
-               "--no-compiled" if kind == "mlcycle-pipeline" else "--compiled"]
-        ready, predict = f"http://127.0.0.1:{port}/ready", f"http://127.0.0.1:{port}/predict"
-    else:
-        cmd = [str(BIN / "mlflow"), "models", "serve", "-m", model, "--env-manager", "local",
-               "-h", "127.0.0.1", "-p", str(port), "-w", str(workers)]
-        ready, predict = f"http://127.0.0.1:{port}/ping", f"http://127.0.0.1:{port}/invocations"
+    cmd = [str(BIN / "mlflow"), "models", "serve", "-m", model, "--env-manager", "local",
+           "-h", "127.0.0.1", "-p", str(port), "-w", str(workers)]
     with out.open("wb") as f:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
-    wait_for(ready, proc, out)
-    return proc, predict
-
-
-def stop(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=60)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        os.killpg(proc.pid, signal.SIGKILL)
+    wait_for(f"http://127.0.0.1:{port}/ping", proc, out)
+    return proc, f"http://127.0.0.1:{port}/invocations"
 
 
 def bodies(tmp: Path) -> dict[int, Path]:
@@ -211,6 +186,10 @@ def main() -> int:
         return 0
 
     sys.path.insert(0, str(ROOT / "src"))
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from common import load as load_in_process
+    from common import save, stop
+
     from mlcycle.core import config
     from mlcycle.runtime import tracking
 
@@ -235,9 +214,7 @@ def main() -> int:
 
                         scoring_path = httpx.get(url.replace("/predict", "/model")).json()["scoring_path"]
                     for (n, clients), body in ((k, files[k[0]]) for k in CASES(args.clients)):
-                        cmd = [sys.executable, __file__, "load", "--url", url, "--body", str(body),
-                               "--clients", str(clients), "--seconds", str(args.seconds)]
-                        res = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
+                        res = load_in_process(url, body, clients, args.seconds)
                         results.setdefault((kind, n, clients), []).append(res)
                         print(f"round {r + 1} {kind:<8} {n:>3} rows {clients:>2} clients: {res['rps']:.0f} req/s, "
                               f"p50 {res['p50_ms']:.1f} ms, p99 {res['p99_ms']:.1f} ms, errors {res['errors']}", flush=True)
@@ -252,9 +229,6 @@ def main() -> int:
                      "p99_ms": statistics.median(x["p99_ms"] for x in runs),
                      "errors": sum(x["errors"] for x in runs), "requests": sum(x["requests"] for x in runs)})
     rows.sort(key=lambda x: (x["rows_per_request"], x["clients"], x["server"]))
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from common import save
-
     result = {"model": model, "scoring_path": scoring_path, "workers": args.workers, "clients": args.clients, "seconds": args.seconds,
               "rounds": args.rounds, "omp_num_threads": env["OMP_NUM_THREADS"], "results": rows,
               "runs": {f"{k}/{n}rows/{c}clients": v for (k, n, c), v in results.items()}}

@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -165,3 +166,54 @@ def save(name: str, result: dict) -> Path:
 
 def repeats(default: int) -> int:
     return int(os.environ.get("BENCH_REPEATS", default))
+
+
+def wait_for(url: str, proc: subprocess.Popen, out: Path, timeout: float = 180) -> None:
+    """Until `url` answers 200; the server's output (`out`) in the error when it exits or times out."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"server did not start:\n{out.read_text()[-3000:]}")
+        time.sleep(0.5)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """SIGTERM to the server's process group, SIGKILL when it does not end within a minute."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=60)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def serve(tmp: Path, workers: int, log_dir: Path, flags: list[str], server_env: dict | None = None,
+          ) -> tuple[subprocess.Popen, str]:
+    """`mlcycle serve` on a free port with `workers` workers, its prediction log in `log_dir` and
+    `flags`; (process, base URL) once /ready answers. Its output goes to tmp/serve-<port>.out."""
+    from mlcycle.lifecycle.experiments import free_port
+
+    port = free_port()
+    out = tmp / f"serve-{port}.out"
+    cmd = [sys.executable, "-m", "mlcycle", "serve", "--port", str(port), "--workers", str(workers),
+           "--log-dir", str(log_dir), "--log-level", "warning", *flags]
+    with out.open("wb") as f:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=server_env or env(), stdout=f, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    wait_for(f"{url}/ready", proc, out)
+    return proc, url
+
+
+def load(url: str, body: Path, clients: int, seconds: float) -> dict:
+    """bench_serve.py's load generator, in a process of its own, against `url` with the JSON `body`:
+    {requests, errors, seconds, rps, p50_ms, p99_ms}."""
+    cmd = [sys.executable, str(ROOT / "bench" / "bench_serve.py"), "load", "--url", url, "--body", str(body),
+           "--clients", str(clients), "--seconds", str(seconds)]
+    return json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)

@@ -76,5 +76,8 @@ def test_stage_notebook_runs_in_the_lab_and_writes_nothing(browser, browser_ws, 
     assert report_figures > 0 and len(figures) >= report_figures, (len(figures), report_figures)
     assert all(browser.execute_script("return arguments[0].naturalWidth", f) > 0 for f in figures)
     browser.execute_script("arguments[0].scrollIntoView()", figures[0])  # the screenshot shows a figure the Lab drew
+    # the workspace's Lab defaults (deploy/jupyterlab/overrides.json): no prompt to fetch news from the web
+    toasts = [t.text for t in browser.find_elements(By.CSS_SELECTOR, ".Toastify__toast") if t.is_displayed()]
+    assert not any("news" in t.lower() for t in toasts), toasts
     after = snapshot(ws)
     assert not changed(before, after), f"running {NOTEBOOK} in the Lab changed: {changed(before, after)}"
