@@ -90,23 +90,35 @@ def rollback(client, audit_file: Path, name: str, reason: str) -> dict:
         return audit.append(audit_file, client, name, "rollback", current.version, previous, reason)
 
 
+def versions(client, name: str) -> list:
+    """The registered versions of `name`, oldest first, with their aliases (a search's results carry
+    none, so each is read again); [] when nothing is registered under the name. A store that cannot
+    be read raises: an unreachable server is not an empty registry."""
+    found = client.search_model_versions(f"name = '{name}'")
+    return [client.get_model_version(name, mv.version) for mv in sorted(found, key=lambda m: int(m.version))]
+
+
+def gate_tags(mv) -> dict:
+    """What the gate recorded on a version: {metric, value (float or None), decision}."""
+    t = mv.tags or {}
+    try:
+        value = float(t["gate.value"]) if t.get("gate.value") else None
+    except ValueError:
+        value = None
+    return {"metric": t.get("gate.metric", ""), "value": value, "decision": t.get("gate.decision", "")}
+
+
 def versions_table(client, name: str):
-    """One row per version: aliases, headline metric tags, data hash, git commit, date."""
+    """One row per version: aliases, the gate's decision and metric, data hash, git commit, date."""
     import pandas as pd
 
     rows = []
-    try:
-        found = client.search_model_versions(f"name = '{name}'")
-    except Exception:
-        found = []
-    for mv in sorted(found, key=lambda m: int(m.version)):
-        mv = client.get_model_version(name, mv.version)  # search results carry no aliases
-        t = mv.tags or {}
+    for mv in versions(client, name):
+        t, gate = mv.tags or {}, gate_tags(mv)
         rows.append({
             "version": int(mv.version), "aliases": ",".join(mv.aliases or []),
-            "gate": t.get("gate.decision", ""), "metric": t.get("gate.metric", ""),
-            "value": t.get("gate.value", ""), "data_md5": t.get("data_md5", "")[:12],
-            "git_commit": t.get("git_commit", "")[:10],
+            "gate": gate["decision"], "metric": gate["metric"], "value": t.get("gate.value", ""),
+            "data_md5": t.get("data_md5", "")[:12], "git_commit": t.get("git_commit", "")[:10],
             "created": dt.datetime.fromtimestamp(mv.creation_timestamp / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M"),
         })
     return pd.DataFrame(rows)
@@ -116,24 +128,13 @@ def history(client, name: str, audit_file: Path) -> dict:
     """The champion's history for the report index: every version with its gate metric and
     decision (its `gate.*` tags), the moves of the champion alias from the audit log (promotions,
     gate promotions, rollbacks), and the current champion. Empty lists when nothing is registered."""
-    versions = []
-    try:
-        found = client.search_model_versions(f"name = '{name}'")
-    except Exception:
-        found = []
-    for mv in sorted(found, key=lambda m: int(m.version)):
-        t = mv.tags or {}
-        try:
-            value = float(t["gate.value"]) if t.get("gate.value") else None
-        except ValueError:
-            value = None
-        versions.append({"version": str(mv.version), "metric": t.get("gate.metric", ""), "value": value,
-                         "decision": t.get("gate.decision", ""), "run_id": mv.run_id or ""})
+    found = versions(client, name)
+    listed = [{"version": str(mv.version), **gate_tags(mv), "run_id": mv.run_id or ""} for mv in found]
     moves = [{"action": e["action"], "from_version": e.get("from_version"), "to_version": e.get("to_version"),
               "when": e.get("when", ""), "reason": e.get("reason", "")}
              for e in audit.read(audit_file, name, client) if e.get("action") in audit.MOVES]
-    champ = champion(client, name) if versions else None
-    return {"model": name, "versions": versions, "moves": moves, "champion": str(champ.version) if champ else None}
+    champ = next((mv for mv in found if CHAMPION in (mv.aliases or [])), None)
+    return {"model": name, "versions": listed, "moves": moves, "champion": str(champ.version) if champ else None}
 
 
 def load_version(client, name: str, version: str):
