@@ -206,3 +206,53 @@ def test_pyfunc_model_recommends_known_and_unknown_users(tmp_path):
     assert meta["model"] == "popularity" and base.model == "popularity"
     with pytest.raises(Exception, match="k must be at least 1"):
         model.predict(pd.DataFrame({"user": [known], "k": [0], "exclude": [""]}))
+
+
+def test_weighting_is_implicits_bm25_and_tfidf_with_items_as_rows():
+    from implicit.nearest_neighbours import bm25_weight, tfidf_weight
+
+    p = params()
+    inter = ia.standardise(table(n_users=20), p.data, p.recommend)
+    seen = ia.matrix(inter, ia.Index.of(inter))
+    assert recommenders.weighted(seen, p.recommend) is seen  # none: as is
+    bm25 = params(weighting="bm25", bm25_k1=1.2, bm25_b=0.75).recommend
+    got = recommenders.weighted(seen, bm25)
+    want = bm25_weight(seen.T.tocsr().astype("float64"), K1=1.2, B=0.75).T.toarray()
+    assert got.shape == seen.shape and (got.toarray() > 0).sum() == seen.nnz  # every interaction stays a positive
+    assert np.allclose(got.toarray()[seen.toarray() > 0], np.maximum(want[seen.toarray() > 0], 1e-3), rtol=1e-5)
+    # an item with more users weighs less for the same user (BM25's length norm over items)
+    counts = np.asarray(seen.sum(axis=0)).ravel()
+    row = seen[0].indices
+    lo, hi = row[np.argmin(counts[row])], row[np.argmax(counts[row])]
+    assert counts[hi] > counts[lo] and got[0, hi] < got[0, lo]
+    tfidf = recommenders.weighted(seen, params(weighting="tfidf").recommend)
+    assert np.allclose(tfidf.toarray(), tfidf_weight(seen.T.tocsr().astype("float64")).T.toarray(), rtol=1e-5)
+    # ALS is fitted on the weighted matrix: other factors than without
+    none = recommenders.als(seen, p.recommend, threads=1)
+    weighted = recommenders.als(seen, bm25, threads=1)
+    assert not np.allclose(none[1], weighted[1])
+    with pytest.raises(ParamsError, match="weighting"):
+        params(cf="ease", weighting="bm25")
+
+
+def test_weighting_reaches_the_refits_and_the_saved_model(tmp_path):
+    from mlcycle.stages import recommend, recommend_model
+
+    p = params(k=4, weights=[0.5], weighting="bm25", bm25_k1=10.0, bm25_b=0.9, refit_iterations=2)
+    inter = ia.standardise(table(n_users=20), p.data, p.recommend)
+    parts = ia.split(inter, p.recommend)
+    trained = recommend.train(parts, ia.items_table(inter, p.recommend), p, threads=1)
+    plain = recommend.train(parts, ia.items_table(inter, p.recommend),
+                            params(k=4, weights=[0.5], refit_iterations=2), threads=1)
+    assert not np.allclose(trained.models.item_factors, plain.models.item_factors)
+    # the search's refit of ALS weighs the interactions as the fit does
+    m = trained.models
+    again = recommenders.with_cf(m, p.recommend, threads=1)
+    assert np.allclose(again.item_factors, recommenders.als(m.seen, p.recommend, threads=1)[1])
+    unweighted = recommenders.with_cf(m, p.recommend.model_copy(update={"weighting": "none"}), threads=1)
+    assert not np.allclose(again.item_factors, unweighted.item_factors)
+    recommend.save(trained, p, tmp_path / "model", tmp_path / "baseline")
+    model, meta = recommend_model.load(tmp_path / "model")
+    assert (meta["weighting"], meta["bm25_k1"], meta["bm25_b"]) == ("bm25", 10.0, 0.9)
+    assert np.allclose(model.models.item_factors, m.item_factors)
+    assert config.parse({**RAW, "recommend": {**RAW["recommend"], "weighting": meta["weighting"]}}).recommend.weighting == "bm25"

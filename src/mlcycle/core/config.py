@@ -447,6 +447,12 @@ class RecommendParams(Section):
     regularization: Annotated[float, Field(ge=0.0)] = 0.05  # ALS L2 regularisation
     iterations: Annotated[int, Field(ge=1, le=500)] = 15  # ALS sweeps
     alpha: Annotated[float, Field(gt=0.0)] = 10.0  # ALS confidence: 1 + alpha x the interaction's weight
+    # weight of each interaction ALS learns from: none (1 each) | bm25 | tfidf (implicit's bm25_weight /
+    # tfidf_weight with items as rows: an item's interactions weigh less the more users it has, a
+    # user's the more items the user has; fewer popular items in the lists). ALS only
+    weighting: Literal["none", "bm25", "tfidf"] = "none"
+    bm25_k1: Annotated[float, Field(gt=0.0)] = 100.0  # weighting bm25: saturation K1 (large: the weight hardly saturates)
+    bm25_b: Annotated[float, Field(ge=0.0, le=1.0)] = 0.8  # weighting bm25: how much an item's number of users lowers its weight (0: not at all)
     # ALS sweeps of the final fit on train + valid, started from the factors fitted on train (the hybrid
     # weight is chosen with those); null: a fresh fit of `iterations` sweeps
     refit_iterations: Annotated[int, Field(ge=1, le=500)] | None = None
@@ -470,6 +476,8 @@ class RecommendParams(Section):
             raise ValueError(f"rating_min {self.rating_min} is above rating_max {self.rating_max}")
         if not self.weights:
             raise ValueError("weights: list at least one weight of CF, e.g. [0.0, 0.5, 1.0]")
+        if self.cf == "ease" and self.weighting != "none":
+            raise ValueError(f"weighting '{self.weighting}' applies to ALS only; with cf: ease set weighting: none")
         return self
 
 

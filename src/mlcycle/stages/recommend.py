@@ -129,7 +129,9 @@ def save(trained: Trained, cfg: Params, model_dir: Path, baseline_dir: Path) -> 
             "rating_max": cfg.recommend.rating_max,
             "items": len(trained.models.index.items),
             "cf": cfg.recommend.cf, **({"ease_lambda": cfg.recommend.ease_lambda} if cfg.recommend.cf == "ease" else {
-                "als": {n: getattr(trained.found.rec if trained.found else cfg.recommend, n) for n in recommend_search.NAMES}})}
+                "als": {n: getattr(trained.found.rec if trained.found else cfg.recommend, n) for n in recommend_search.NAMES},
+                "weighting": cfg.recommend.weighting,
+                **({"bm25_k1": cfg.recommend.bm25_k1, "bm25_b": cfg.recommend.bm25_b} if cfg.recommend.weighting == "bm25" else {})})}
     # a popularity penalty acts on the hybrid's scores: a penalised version is served as the hybrid
     served = component(trained.weight) if not trained.penalty else "hybrid"
     recommend_model.save(trained.models, model_dir, served, cfg.recommend.k, meta)

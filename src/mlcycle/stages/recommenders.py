@@ -3,7 +3,8 @@ of the hybrid chosen on the validation period.
 
 - popularity: the items with the most relevant training interactions (the baseline);
 - cf: collaborative filtering, the `implicit` package's alternating least squares on the user-item
-  matrix (confidence 1 + alpha x weight, each interaction weighing 1), or with `recommend.cf: ease`
+  matrix (confidence 1 + alpha x weight, each interaction weighing 1, or, with `recommend.weighting`,
+  its BM25 or TF-IDF weight: see `weighted`), or with `recommend.cf: ease`
   EASE, a closed-form item-item model (Steck 2019: B = I - P / diag(P), P = (X^T X + lambda I)^-1;
   a user's scores are the user's row of X times B);
 - content: cosine similarity between a user's profile (the sum of the content vectors of the items the
@@ -119,8 +120,26 @@ def _normalise(m: sp.csr_matrix) -> sp.csr_matrix:
     return normalize(m.astype("float32")).tocsr()
 
 
+def weighted(matrix: sp.csr_matrix, rec: RecommendParams) -> sp.csr_matrix:
+    """The users x items matrix ALS learns from under `recommend.weighting`: as is (`none`), or
+    weighted by implicit's `bm25_weight` (K1 `bm25_k1`, B `bm25_b`) or `tfidf_weight` applied with
+    items as rows, as implicit's own examples do: an item's interactions weigh less the more users it
+    has (BM25's length norm), a user's the more items the user has (the inverse document frequency).
+    Weights are kept above 0 so that every interaction stays a positive."""
+    if rec.weighting == "none":
+        return matrix
+    from implicit.nearest_neighbours import bm25_weight, tfidf_weight
+
+    items_users = sp.csr_matrix(matrix, dtype="float64").T.tocsr()
+    w = bm25_weight(items_users, K1=rec.bm25_k1, B=rec.bm25_b) if rec.weighting == "bm25" else tfidf_weight(items_users)
+    out = sp.csr_matrix(w.T, dtype="float32")
+    out.data = np.maximum(out.data, np.float32(1e-3))
+    return out
+
+
 def als(matrix: sp.csr_matrix, rec: RecommendParams, threads: int = 0, start: tuple | None = None):
-    """(user factors, item factors) of implicit's ALS on a users x items matrix of weights.
+    """(user factors, item factors) of implicit's ALS on a users x items matrix of interactions,
+    weighted under `recommend.weighting` (`weighted`) before the fit.
 
     start: (user factors, item factors) of a fit on the first users and items of this matrix (a
     warm start: those rows start from them, the others as a fresh fit starts, and
@@ -138,7 +157,7 @@ def als(matrix: sp.csr_matrix, rec: RecommendParams, threads: int = 0, start: tu
             model.user_factors, model.item_factors = (
                 np.vstack([f, rng.random((n - len(f), f.shape[1]), dtype="float32") * 0.01]).astype("float32")
                 for f, n in zip(start, matrix.shape, strict=True))
-        model.fit(matrix.astype("float32"), show_progress=False)
+        model.fit(weighted(matrix, rec).astype("float32"), show_progress=False)
     return np.asarray(model.user_factors), np.asarray(model.item_factors)
 
 
@@ -199,7 +218,8 @@ def fit(train: pd.DataFrame, rec: RecommendParams, items: pd.DataFrame | None = 
 
 def with_cf(models: Recommenders, rec: RecommendParams, threads: int = 0) -> Recommenders:
     """The same fitted components with ALS refitted on the same interactions under `rec`'s
-    factors, regularization, iterations and alpha (a hyperparameter search's candidate)."""
+    factors, regularization, iterations and alpha (a hyperparameter search's candidate), with the
+    interactions weighted as `rec.weighting` says (`als`)."""
     from dataclasses import replace
 
     t0 = time.perf_counter()
