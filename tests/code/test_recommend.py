@@ -229,3 +229,97 @@ def test_pyfunc_model_recommends_known_and_unknown_users(tmp_path):
     assert meta["model"] == "popularity" and base.model == "popularity"
     with pytest.raises(Exception, match="k must be at least 1"):
         model.predict(pd.DataFrame({"user": [known], "k": [0], "exclude": [""]}))
+
+
+def test_weighting_is_implicits_bm25_and_tfidf_with_items_as_rows():
+    from implicit.nearest_neighbours import bm25_weight, tfidf_weight
+
+    p = params()
+    inter = ia.standardise(table(n_users=20), p.data, p.recommend)
+    seen = ia.matrix(inter, ia.Index.of(inter))
+    assert recommenders.weighted(seen, p.recommend) is seen  # none: as is
+    bm25 = params(weighting="bm25", bm25_k1=1.2, bm25_b=0.75).recommend
+    got = recommenders.weighted(seen, bm25)
+    want = bm25_weight(seen.T.tocsr().astype("float64"), K1=1.2, B=0.75).T.toarray()
+    assert got.shape == seen.shape and (got.toarray() > 0).sum() == seen.nnz  # every interaction stays a positive
+    assert np.allclose(got.toarray()[seen.toarray() > 0], np.maximum(want[seen.toarray() > 0], 1e-3), rtol=1e-5)
+    # an item with more users weighs less for the same user (BM25's length norm over items)
+    counts = np.asarray(seen.sum(axis=0)).ravel()
+    row = seen[0].indices
+    lo, hi = row[np.argmin(counts[row])], row[np.argmax(counts[row])]
+    assert counts[hi] > counts[lo] and got[0, hi] < got[0, lo]
+    tfidf = recommenders.weighted(seen, params(weighting="tfidf").recommend)
+    assert np.allclose(tfidf.toarray(), tfidf_weight(seen.T.tocsr().astype("float64")).T.toarray(), rtol=1e-5)
+    # rating: the rating less the centre (midway between rating_min 1 and rating_max 5), kept above 0
+    ratings = ia.matrix(inter, ia.Index.of(inter), inter[ia.RATING])
+    by_rating = recommenders.weighted(seen, params(weighting="rating").recommend, ratings)
+    assert np.allclose(by_rating.toarray()[seen.toarray() > 0], np.maximum(ratings.toarray()[seen.toarray() > 0] - 3.0, 1e-3))
+    assert np.allclose(recommenders.weighted(seen, params(weighting="rating", rating_centre=0.5).recommend, ratings).data,
+                       ratings.data - 0.5)
+    with pytest.raises(ValueError, match="ratings"):
+        recommenders.weighted(seen, params(weighting="rating").recommend)
+    with pytest.raises(ParamsError, match="weighting"):
+        params(cf="ease", weighting="bm25")
+    with pytest.raises(ParamsError, match="rating_centre"):
+        params(weighting="rating", rating_min=None)
+
+
+def test_weighting_reaches_the_refits_and_the_saved_model(tmp_path):
+    from mlcycle.stages import recommend, recommend_model
+
+    p = params(k=4, weights=[0.5], weighting="bm25", bm25_k1=10.0, bm25_b=0.9, refit_iterations=2)
+    inter = ia.standardise(table(n_users=20), p.data, p.recommend)
+    parts = ia.split(inter, p.recommend)
+    items = ia.items_table(inter, p.recommend)
+    trained = recommend.train(parts, items, p, threads=1)
+    plain = recommend.train(parts, items, params(k=4, weights=[0.5], refit_iterations=2), threads=1)
+    assert not np.allclose(trained.models.item_factors, plain.models.item_factors)
+    assert plain.models.cf_input is None
+    m = trained.models
+    both = pd.concat([parts["train"], parts["valid"]], ignore_index=True)
+    assert np.allclose(m.cf_input.toarray(), recommenders.weighted(ia.matrix(both, m.index), p.recommend).toarray())
+    # the search's refit of ALS learns from the same weighted interactions as the fit
+    again = recommenders.with_cf(m, p.recommend, threads=1)
+    assert np.allclose(again.item_factors, recommenders.als(m.cf_input, p.recommend, threads=1)[1])
+    assert not np.allclose(again.item_factors, recommenders.als(m.seen, p.recommend, threads=1)[1])
+    # rating: the ratings reach ALS (a 5 weighs more than a 4)
+    r = params(k=4, weights=[0.5], weighting="rating", refit_iterations=2).recommend
+    rated = recommenders.fit(both, r, items, threads=1)
+    assert np.allclose(rated.cf_input.toarray(),
+                       recommenders.weighted(rated.seen, r, ia.matrix(both, rated.index, both[ia.RATING])).toarray())
+    assert set(np.round(rated.cf_input.data.astype(float), 3)) == {0.001, 1.0, 2.0}  # ratings 1-2 (barely), 4, 5 less the centre 3
+    recommend.save(trained, p, tmp_path / "model", tmp_path / "baseline")
+    model, meta = recommend_model.load(tmp_path / "model")
+    assert (meta["weighting"], meta["bm25_k1"], meta["bm25_b"]) == ("bm25", 10.0, 0.9)
+    assert np.allclose(model.models.item_factors, m.item_factors)
+    assert config.parse({**RAW, "recommend": {**RAW["recommend"], "weighting": meta["weighting"]}}).recommend.weighting == "bm25"
+
+
+def test_popularity_discount_lowers_popular_items_and_is_served(tmp_path):
+    from mlcycle.stages import recommend, recommend_model
+
+    p = params(k=4, weights=[0.5])
+    inter = ia.standardise(table(n_users=20), p.data, p.recommend)
+    parts = ia.split(inter, p.recommend)
+    items = ia.items_table(inter, p.recommend)
+    plain = recommenders.fit(parts["train"], p.recommend, items, threads=1)
+    beta = 0.5
+    disc = recommenders.fit(parts["train"], params(popularity_discount=beta).recommend, items, threads=1)
+    assert disc.discount == beta and plain.discount == 0.0
+    rows = np.arange(5)
+    users = np.asarray(plain.seen.getnnz(axis=0))
+    want = recommenders.scale(plain.scores("cf", rows)) / (users + 1.0)[None, :] ** beta
+    assert np.allclose(disc.scores("cf", rows), want, rtol=1e-5)
+    # the hybrid blends the discounted cf scores
+    assert np.allclose(disc.with_weight(0.5).scores("hybrid", rows),
+                       recommenders.blend(want, plain.scores("content", rows), 0.5), rtol=1e-5, atol=1e-6)
+    # the served model scores as the fitted one
+    q = params(k=4, weights=[0.5], popularity_discount=beta)
+    trained = recommend.train(parts, items, q, threads=1)
+    recommend.save(trained, q, tmp_path / "model", tmp_path / "baseline")
+    model, meta = recommend_model.load(tmp_path / "model")
+    assert meta["popularity_discount"] == beta and model.models.discount == beta
+    user = trained.models.index.users[0]
+    out = model.predict(None, pd.DataFrame({"user": [user], "k": [4]}))
+    expected = trained.models.recommend("hybrid", [user], 4)[user]
+    assert list(out["item"]) == expected

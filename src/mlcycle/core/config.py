@@ -447,6 +447,17 @@ class RecommendParams(Section):
     regularization: Annotated[float, Field(ge=0.0)] = 0.05  # ALS L2 regularisation
     iterations: Annotated[int, Field(ge=1, le=500)] = 15  # ALS sweeps
     alpha: Annotated[float, Field(gt=0.0)] = 10.0  # ALS confidence: 1 + alpha x the interaction's weight
+    # weight of each interaction ALS learns from: none (1 each) | bm25 | tfidf (implicit's bm25_weight /
+    # tfidf_weight with items as rows: an item's interactions weigh less the more users it has, a
+    # user's the more items the user has) | rating (the rating minus rating_centre: a loved item weighs
+    # more than one merely watched; at or below the centre, barely a positive). ALS only
+    weighting: Literal["none", "bm25", "tfidf", "rating"] = "none"
+    bm25_k1: Annotated[float, Field(gt=0.0)] = 100.0  # weighting bm25: saturation K1 (large: the weight hardly saturates)
+    bm25_b: Annotated[float, Field(ge=0.0, le=1.0)] = 0.8  # weighting bm25: how much an item's number of users lowers its weight (0: not at all)
+    rating_centre: float | None = None  # weighting rating: subtracted from each rating; null: midway between rating_min and rating_max
+    # CF scores (scaled to [0, 1] per user) divided by (the item's training users + 1) ^ this before
+    # blending: popular items lose ground, the lists reach further into the catalogue; 0: none
+    popularity_discount: Annotated[float, Field(ge=0.0, le=2.0)] = 0.0
     # ALS sweeps of the final fit on train + valid, started from the factors fitted on train (the hybrid
     # weight is chosen with those); null: a fresh fit of `iterations` sweeps
     refit_iterations: Annotated[int, Field(ge=1, le=500)] | None = None
@@ -462,6 +473,12 @@ class RecommendParams(Section):
     coverage_tolerance: Annotated[float, Field(ge=0.0, lt=1.0)] | None = None
     seed: int = 42
 
+    def centre(self) -> float:
+        """The rating subtracted under `weighting: rating`: rating_centre, else midway between the bounds."""
+        if self.rating_centre is not None:
+            return float(self.rating_centre)
+        return (float(self.rating_min) + float(self.rating_max)) / 2.0
+
     @model_validator(mode="after")
     def _consistent(self) -> RecommendParams:
         if self.user_column == self.item_column:
@@ -470,6 +487,10 @@ class RecommendParams(Section):
             raise ValueError(f"rating_min {self.rating_min} is above rating_max {self.rating_max}")
         if not self.weights:
             raise ValueError("weights: list at least one weight of CF, e.g. [0.0, 0.5, 1.0]")
+        if self.cf == "ease" and self.weighting != "none":
+            raise ValueError(f"weighting '{self.weighting}' applies to ALS only; with cf: ease set weighting: none")
+        if self.weighting == "rating" and self.rating_centre is None and (self.rating_min is None or self.rating_max is None):
+            raise ValueError("weighting: rating needs rating_centre, or rating_min and rating_max (the centre is midway)")
         return self
 
 

@@ -129,7 +129,11 @@ def save(trained: Trained, cfg: Params, model_dir: Path, baseline_dir: Path) -> 
             "rating_max": cfg.recommend.rating_max,
             "items": len(trained.models.index.items),
             "cf": cfg.recommend.cf, **({"ease_lambda": cfg.recommend.ease_lambda} if cfg.recommend.cf == "ease" else {
-                "als": {n: getattr(trained.found.rec if trained.found else cfg.recommend, n) for n in recommend_search.NAMES}})}
+                "als": {n: getattr(trained.found.rec if trained.found else cfg.recommend, n) for n in recommend_search.NAMES},
+                "weighting": cfg.recommend.weighting,
+                **({"bm25_k1": cfg.recommend.bm25_k1, "bm25_b": cfg.recommend.bm25_b} if cfg.recommend.weighting == "bm25" else {}),
+                **({"rating_centre": cfg.recommend.centre()} if cfg.recommend.weighting == "rating" else {})}),
+            "popularity_discount": cfg.recommend.popularity_discount}
     # a popularity penalty acts on the hybrid's scores: a penalised version is served as the hybrid
     served = component(trained.weight) if not trained.penalty else "hybrid"
     recommend_model.save(trained.models, model_dir, served, cfg.recommend.k, meta)
@@ -336,7 +340,7 @@ def limitations(ev: dict, cfg: Params) -> list[str]:
     out = []
     if h.get("coverage", 1.0) < 0.2:
         out.append(f"the lists reach {h['coverage']:.1%} of the catalogue: they stay near the popular items "
-                   "(recommend.coverage_tolerance trades accuracy for reach)")
+                   "(recommend.coverage_tolerance, weighting: bm25 and popularity_discount trade accuracy for reach)")
     metric = cfg.recommend.metric
     if h[metric] <= pop[metric]:
         out.append(f"{metric} is not above popularity's on the test period ({h[metric]:.4f} against {pop[metric]:.4f})")

@@ -3,14 +3,17 @@ of the hybrid chosen on the validation period.
 
 - popularity: the items with the most relevant training interactions (the baseline);
 - cf: collaborative filtering, the `implicit` package's alternating least squares on the user-item
-  matrix (confidence 1 + alpha x weight, each interaction weighing 1), or with `recommend.cf: ease`
+  matrix (confidence 1 + alpha x weight, each interaction weighing 1, or, with `recommend.weighting`,
+  its BM25 or TF-IDF weight or its rating less a centre: see `weighted`), or with `recommend.cf: ease`
   EASE, a closed-form item-item model (Steck 2019: B = I - P / diag(P), P = (X^T X + lambda I)^-1;
   a user's scores are the user's row of X times B);
 - content: cosine similarity between a user's profile (the sum of the content vectors of the items the
   user found relevant, else of every item the user interacted with) and each item's content vector
   (genres, title words, year; `mlcycle.stages.interactions.content_vectors`);
 - hybrid: w x cf + (1 - w) x content, each scaled to [0, 1] per user, w chosen among
-  `recommend.weights` on the validation period by `recommend.metric`.
+  `recommend.weights` on the validation period by `recommend.metric`; with
+  `recommend.popularity_discount` (beta), the cf scores, scaled to [0, 1], are first divided by
+  (the item's training users + 1) ^ beta.
 
 A user unknown to the model gets content-based recommendations from the items a request names as
 already seen, else the popular items; every list says which model made it.
@@ -48,6 +51,8 @@ class Recommenders:
     seconds: dict = field(default_factory=dict)
     ease_weights: np.ndarray | None = None  # items x items (recommend.cf: ease): cf scores are seen @ ease_weights
     penalty: float = 0.0  # the hybrid's popularity penalty (recommend.coverage_tolerance)
+    discount: float = 0.0  # cf scores / (item's training users + 1) ^ discount (recommend.popularity_discount)
+    cf_input: sp.csr_matrix | None = None  # the weighted interactions ALS learned from (recommend.weighting; None: seen)
 
     def scores(self, model: str, rows: np.ndarray) -> np.ndarray:
         """Scores (len(rows) x items) of `model` for the users at positions `rows`."""
@@ -56,8 +61,13 @@ class Recommenders:
             return np.tile(self.popularity.astype("float64"), (len(rows), 1))
         if model == "cf":
             if self.ease_weights is not None:
-                return np.asarray(self.seen[rows] @ self.ease_weights, dtype="float64")
-            return self.user_factors[rows] @ self.item_factors.T
+                cf = np.asarray(self.seen[rows] @ self.ease_weights, dtype="float64")
+            else:
+                cf = self.user_factors[rows] @ self.item_factors.T
+            if self.discount:
+                users = np.bincount(self.seen.indices, minlength=self.seen.shape[1]).astype(cf.dtype)
+                cf = scale(cf) / ((users + 1) ** cf.dtype.type(self.discount))[None, :]
+            return cf
         if model == "content":  # items x vocabulary (sparse) times the users' profiles (dense): one pass
             if self.content.shape[1] == 0:
                 return np.zeros((len(rows), self.content.shape[0]), dtype="float32")
@@ -128,8 +138,33 @@ def _normalise(m: sp.csr_matrix) -> sp.csr_matrix:
     return normalize(m.astype("float32")).tocsr()
 
 
+def weighted(matrix: sp.csr_matrix, rec: RecommendParams, ratings: sp.csr_matrix | None = None) -> sp.csr_matrix:
+    """The users x items matrix ALS learns from under `recommend.weighting`: as is (`none`); weighted
+    by implicit's `bm25_weight` (K1 `bm25_k1`, B `bm25_b`) or `tfidf_weight` applied with items as
+    rows, as implicit's own examples do: an item's interactions weigh less the more users it has
+    (BM25's length norm), a user's the more items the user has (the inverse document frequency); or
+    (`rating`) each interaction's rating (`ratings`, the same users x items) less `rec.centre()`.
+    Weights are kept above 0 so that every interaction stays a positive."""
+    if rec.weighting == "none":
+        return matrix
+    if rec.weighting == "rating":
+        if ratings is None:
+            raise ValueError("recommend.weighting: rating needs the interactions' ratings (data.target)")
+        out = sp.csr_matrix(ratings, dtype="float32", copy=True)
+        out.data = np.maximum(out.data - np.float32(rec.centre()), np.float32(1e-3))
+        return out
+    from implicit.nearest_neighbours import bm25_weight, tfidf_weight
+
+    items_users = sp.csr_matrix(matrix, dtype="float64").T.tocsr()
+    w = bm25_weight(items_users, K1=rec.bm25_k1, B=rec.bm25_b) if rec.weighting == "bm25" else tfidf_weight(items_users)
+    out = sp.csr_matrix(w.T, dtype="float32")
+    out.data = np.maximum(out.data, np.float32(1e-3))
+    return out
+
+
 def als(matrix: sp.csr_matrix, rec: RecommendParams, threads: int = 0, start: tuple | None = None):
-    """(user factors, item factors) of implicit's ALS on a users x items matrix of weights.
+    """(user factors, item factors) of implicit's ALS on a users x items matrix of interaction
+    weights (`weighted`).
 
     start: (user factors, item factors) of a fit on the first users and items of this matrix (a
     warm start: those rows start from them, the others as a fresh fit starts, and
@@ -180,7 +215,7 @@ def fit(train: pd.DataFrame, rec: RecommendParams, items: pd.DataFrame | None = 
     positives = ia.matrix(pos, index)
     popularity = np.asarray(positives.sum(axis=0)).ravel() + 1e-6 * np.asarray(seen.sum(axis=0)).ravel()
     t1 = time.perf_counter()
-    ease_weights = None
+    ease_weights, cf_input = None, None
     if rec.cf == "ease":
         ease_weights = ease(seen, rec.ease_lambda)
         uf, itf = np.zeros((len(index.users), 0), "float32"), np.zeros((len(index.items), 0), "float32")
@@ -189,7 +224,8 @@ def fit(train: pd.DataFrame, rec: RecommendParams, items: pd.DataFrame | None = 
         if warm is not None and rec.refit_iterations and warm.user_factors.shape[1] == rec.factors and \
                 _prefix(warm.index, index):
             start = (warm.user_factors, warm.item_factors)
-        uf, itf = als(seen, rec, threads, start)
+        cf_input = weighted(seen, rec, ia.matrix(train, index, train[ia.RATING]) if rec.weighting == "rating" else None)
+        uf, itf = als(cf_input, rec, threads, start)
     t2 = time.perf_counter()
     if content is not None:
         content, vocab = content[0][: len(index.items)], content[1]
@@ -203,16 +239,18 @@ def fit(train: pd.DataFrame, rec: RecommendParams, items: pd.DataFrame | None = 
     profiles = _normalise(liked @ content) if content.shape[1] else sp.csr_matrix((len(index.users), 0))
     t3 = time.perf_counter()
     return Recommenders(index, seen, popularity, uf, itf, content, profiles, vocab,
-                        seconds={"popularity": t1 - t0, "cf": t2 - t1, "content": t3 - t2}, ease_weights=ease_weights)
+                        seconds={"popularity": t1 - t0, "cf": t2 - t1, "content": t3 - t2}, ease_weights=ease_weights,
+                        discount=rec.popularity_discount, cf_input=None if cf_input is seen else cf_input)
 
 
 def with_cf(models: Recommenders, rec: RecommendParams, threads: int = 0) -> Recommenders:
     """The same fitted components with ALS refitted on the same interactions under `rec`'s
-    factors, regularization, iterations and alpha (a hyperparameter search's candidate)."""
+    factors, regularization, iterations and alpha (a hyperparameter search's candidate), from the
+    same weighted interactions as the fit (`recommend.weighting`)."""
     from dataclasses import replace
 
     t0 = time.perf_counter()
-    uf, itf = als(models.seen, rec, threads)
+    uf, itf = als(models.seen if models.cf_input is None else models.cf_input, rec, threads)
     return replace(models, user_factors=uf, item_factors=itf, seconds={**models.seconds, "cf": time.perf_counter() - t0})
 
 
