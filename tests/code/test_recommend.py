@@ -147,6 +147,33 @@ def test_top_k_breaks_ties_at_the_cut_by_position_as_a_stable_sort_does():
         assert ranking.top_k(s, k, ex).tolist() == want.tolist(), trial
 
 
+def test_top_k_blends_equals_ranking_each_blend_over_the_whole_catalogue():
+    """The pooled ranking of several blends gives exactly top_k of each blend: with ties in either
+    score, mixed float types, users with most items excluded, and pools too small to decide (then the
+    whole catalogue is ranked)."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(1)
+    weights = [0.0, 0.3, 0.5, 0.7, 1.0]
+    for trial in range(120):
+        n, m, k, pool = int(rng.integers(1, 300)), int(rng.integers(1, 6)), int(rng.integers(1, 12)), int(rng.integers(1, 25))
+        kind = trial % 4
+        if kind == 0:  # integer-valued scores: many ties
+            a, b = rng.integers(0, 5, (m, n)).astype(np.float32), rng.integers(0, 3, (m, n)).astype(np.float32)
+        elif kind == 1:
+            a, b = rng.random((m, n)).astype(np.float32), np.round(rng.random((m, n)), 1).astype(np.float32)
+        elif kind == 2:  # float64 and float32
+            a, b = rng.random((m, n)), rng.random((m, n)).astype(np.float32)
+        else:
+            a = rng.random((m, n)).astype(np.float32)
+            b = a.copy()
+        ex = sp.random(m, n, density=[0.0, 0.3, 0.95][trial % 3], random_state=trial, format="csr")
+        dtype = np.result_type(a.dtype, b.dtype)
+        want = [ranking.top_k(a.astype(dtype) * dtype.type(w) + b.astype(dtype) * dtype.type(1 - w), k, ex) for w in weights]
+        got = ranking.top_k_blends(a, b, weights, k, ex, pool=pool)
+        assert [g.tolist() for g in got] == [w.tolist() for w in want], trial
+
+
 def test_coverage_novelty_intervals_and_slices():
     lists = {"u1": ["a", "b"], "u2": ["a", "c"]}
     assert ranking.coverage(lists, 10) == pytest.approx(0.3)

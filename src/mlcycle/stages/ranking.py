@@ -50,6 +50,55 @@ def top_k(scores: np.ndarray, k: int, exclude=None) -> np.ndarray:
     return np.where(np.isneginf(s[rows, best]), -1, best)
 
 
+def top_k_blends(a: np.ndarray, b: np.ndarray, weights, k: int, exclude=None, pool: int = 100) -> list[np.ndarray]:
+    """For each w of `weights`, top_k(w x a + (1 - w) x b, k, exclude) with a and b in their common
+    float type: the same lists (ties included) without ranking the whole catalogue once per weight.
+    Per user only the `pool` best items by `a` and the `pool` best by `b` are blended: an item outside
+    both has a <= the pool-th best a and b <= the pool-th best b, so (rounding being monotone) its blend
+    is at most the blend of those two bounds. A user whose k-th best blend in the pool is not above that
+    bound is ranked over the whole catalogue. a, b: users x items (e.g. scores scaled to [0, 1])."""
+    dtype = np.result_type(np.asarray(a).dtype, np.asarray(b).dtype, np.float32)
+    a, b = np.asarray(a, dtype=dtype), np.asarray(b, dtype=dtype)
+    n = a.shape[1]
+    k = min(k, n)
+    pool = max(pool, k)
+
+    def blend(x, y, w):
+        return x * dtype.type(w) + y * dtype.type(1.0 - w)
+
+    if k == 0 or 2 * pool >= n:
+        return [top_k(blend(a, b, w), k, exclude) for w in weights]
+    rows = np.arange(len(a))[:, None]
+    excluded = np.zeros(a.shape, dtype=bool)
+    if exclude is not None:
+        excluded[exclude.nonzero()] = True
+    pools, cuts = [], []
+    for x in (a, b):  # each score's pool best items (excluded ones last) and its pool-th best value
+        masked = np.where(excluded, dtype.type(-np.inf), x)
+        best = np.argpartition(masked, n - pool, axis=1)[:, n - pool:]
+        pools.append(best)
+        cuts.append(masked[rows, best].min(axis=1))
+    pooled = np.sort(np.concatenate(pools, axis=1), axis=1)  # ascending positions: ties stay by position
+    left_out = excluded[rows, pooled]
+    left_out[:, 1:] |= pooled[:, 1:] == pooled[:, :-1]  # an item in both pools counts once
+    pooled_a, pooled_b = a[rows, pooled], b[rows, pooled]
+    # a bound at -inf: every item outside that pool is excluded, so the pools hold every candidate
+    closed = np.isneginf(cuts[0]) | np.isneginf(cuts[1])
+    cut_a, cut_b = (np.where(closed, dtype.type(0), c) for c in cuts)
+    out = []
+    for w in weights:
+        s = blend(pooled_a, pooled_b, w)
+        s[left_out] = -np.inf
+        local = top_k(s, k)
+        best = np.where(local >= 0, pooled[rows, np.maximum(local, 0)], -1)
+        kth = np.where(local[:, -1] >= 0, s[rows[:, 0], np.maximum(local[:, -1], 0)], -np.inf)
+        redo = np.flatnonzero(~closed & ~(kth > blend(cut_a, cut_b, w)))
+        if len(redo):
+            best[redo] = top_k(blend(a[redo], b[redo], w), k, exclude[redo] if exclude is not None else None)
+        out.append(best)
+    return out
+
+
 def user_metrics(recommended: list, relevant: set, k: int) -> dict[str, float]:
     """The four metrics of one user's list (positions or ids; -1 marks an empty slot)."""
     recs = [r for r in list(recommended)[:k]]

@@ -296,13 +296,8 @@ def choose_weight(models: Recommenders, valid: pd.DataFrame, rec: RecommendParam
     for start in range(0, len(users), batch):  # each component scored and scaled once per batch of users
         chunk = users[start:start + batch]
         rows = np.array([models.index.user_pos[u] for u in chunk], dtype=int)
-        cf, content, seen = scale(models.scores("cf", rows)), scale(models.scores("content", rows)), models.seen[rows]
-        hybrid, part = np.empty_like(cf), np.empty_like(content)
-        for w in rec.weights:
-            np.multiply(cf, w, out=hybrid)
-            np.multiply(content, 1.0 - w, out=part)
-            hybrid += part
-            best = ranking.top_k(hybrid, rec.k, seen)
+        cf, content = scale(models.scores("cf", rows)), scale(models.scores("content", rows))
+        for w, best in zip(rec.weights, ranking.top_k_blends(cf, content, rec.weights, rec.k, models.seen[rows]), strict=True):
             lists[w].update({u: [models.index.items[i] for i in b if i >= 0] for u, b in zip(chunk, best, strict=True)})
     judged = {u: relevant[u] for u in users}
     tried = pd.DataFrame([{"weight": w, **ranking.means(ranking.per_user(lists[w], judged, rec.k))} for w in rec.weights])
