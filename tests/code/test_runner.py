@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -139,3 +140,27 @@ def test_the_kernel_shows_no_mlflow_download_bar(monkeypatch, tmp_path):
     assert kernel_env(tmp_path)["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] == "false"
     monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "true")
     assert kernel_env(tmp_path)["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] == "true"
+
+
+def test_stage_kernels_talk_over_unix_sockets_in_a_private_folder(tmp_path):
+    """The kernel papermill starts with the runner's kernel manager listens on Unix sockets in the
+    folder the runner gives it (no TCP port), as the kernel itself reports."""
+    import shutil
+    import tempfile
+
+    import papermill
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": runner.KERNEL, "display_name": runner.KERNEL, "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell("from ipykernel.connect import get_connection_info\n"
+                                          "info = get_connection_info(unpack=True)\n"
+                                          "print(info['transport'], info['ip'])")]
+    src = tmp_path / "in.ipynb"
+    nbformat.write(nb, str(src))
+    sockets = Path(tempfile.mkdtemp(prefix="mlcycle-test-"))
+    try:
+        out = papermill.execute_notebook(str(src), str(tmp_path / "out.ipynb"), kernel_name=runner.KERNEL,
+                                         progress_bar=False, kernel_manager_class=runner.kernel_manager_class(sockets))
+    finally:
+        shutil.rmtree(sockets, ignore_errors=True)
+    assert out.cells[0].outputs[0]["text"].split() == ["ipc", str(sockets / "kernel")]

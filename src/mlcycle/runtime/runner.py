@@ -9,6 +9,7 @@ record every stage run without the notebooks knowing about it.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -42,6 +43,29 @@ def kernel_env(root: Path) -> dict[str, str]:
         "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false"),
     }
     return env
+
+
+def kernel_manager_class(folder: Path):
+    """The kernel manager papermill starts a stage's kernel with: on POSIX systems the kernel talks
+    over Unix sockets in `folder` (a private temporary folder), so no TCP port is opened that another
+    local user could reach or read (ipykernel warns about unencrypted TCP); elsewhere jupyter_client's
+    own (TCP on localhost)."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    if os.name != "posix":
+        return AsyncKernelManager
+    from traitlets import default
+
+    class StageKernelManager(AsyncKernelManager):
+        @default("transport")
+        def _transport_default(self) -> str:
+            return "ipc"
+
+        @default("ip")
+        def _ip_default(self) -> str:
+            return str(folder / "kernel")
+
+    return StageKernelManager
 
 
 def check_notebook(nb_path: Path, expected: set[str] | frozenset[str] = PARAMETERS) -> None:
@@ -184,11 +208,13 @@ def _run(run: StageRun, params_file: str, hooks, parameters: dict | None, t0: fl
     os.environ.update(env)
     t1 = time.perf_counter()
     failure: BaseException | None = None
+    sockets = Path(tempfile.mkdtemp(prefix="mlcycle-kernel-"))  # short: a Unix socket path has ~100 characters at most
     try:
         nb = papermill.execute_notebook(
             str(run.notebook), str(run.executed), parameters={"params_file": params_file, "write": True, **(parameters or {})},
             kernel_name=KERNEL, cwd=str(paths.root), progress_bar=False, log_output=False,
             request_save_on_cell_execute=False, autosave_cell_every=0, shutdown_kernel="immediate",
+            kernel_manager_class=kernel_manager_class(sockets),
         )
     except PapermillExecutionError as exc:
         failure = exc
@@ -199,6 +225,7 @@ def _run(run: StageRun, params_file: str, hooks, parameters: dict | None, t0: fl
         nb = None
         run.error = f"{type(exc).__name__}: {exc}"
     finally:
+        shutil.rmtree(sockets, ignore_errors=True)
         for k, v in saved_env.items():
             if v is None:
                 os.environ.pop(k, None)
