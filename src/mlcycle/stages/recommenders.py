@@ -97,8 +97,7 @@ class Recommenders:
         for start in range(0, len(pos), batch):
             rows = np.asarray(pos[start:start + batch])
             best = ranking.top_k(self.scores(model, rows), k, self.seen[rows] if exclude_seen else None)
-            for r, items in zip(rows, best, strict=True):
-                out[self.index.users[r]] = [self.index.items[i] for i in items if i >= 0]
+            out.update(zip(self.index.users[rows], item_lists(self.index, best), strict=True))
         return out
 
     def profile_of(self, items) -> sp.csr_matrix:
@@ -107,6 +106,14 @@ class Recommenders:
         if not pos or self.content.shape[1] == 0:
             return sp.csr_matrix((1, self.content.shape[1]), dtype="float32")
         return _normalise(sp.csr_matrix(self.content[pos].sum(axis=0)))
+
+
+def item_lists(index: ia.Index, best: np.ndarray) -> list[list]:
+    """Rows of item positions (top_k's, -1 for an empty slot) as lists of item ids."""
+    ids = index.items[np.maximum(best, 0)].tolist()
+    if (best >= 0).all():
+        return ids
+    return [[i for i, b in zip(row, pos, strict=True) if b >= 0] for row, pos in zip(ids, best.tolist(), strict=True)]
 
 
 def scale(s: np.ndarray) -> np.ndarray:
@@ -298,7 +305,7 @@ def choose_weight(models: Recommenders, valid: pd.DataFrame, rec: RecommendParam
         rows = np.array([models.index.user_pos[u] for u in chunk], dtype=int)
         cf, content = scale(models.scores("cf", rows)), scale(models.scores("content", rows))
         for w, best in zip(rec.weights, ranking.top_k_blends(cf, content, rec.weights, rec.k, models.seen[rows]), strict=True):
-            lists[w].update({u: [models.index.items[i] for i in b if i >= 0] for u, b in zip(chunk, best, strict=True)})
+            lists[w].update(zip(chunk, item_lists(models.index, best), strict=True))
     judged = {u: relevant[u] for u in users}
     tried = pd.DataFrame([{"weight": w, **ranking.means(ranking.per_user(lists[w], judged, rec.k))} for w in rec.weights])
     best = int(np.nanargmax(tried[rec.metric].to_numpy())) if len(tried) else 0
@@ -326,7 +333,7 @@ def choose_penalty(models: Recommenders, valid: pd.DataFrame, rec: RecommendPara
         hybrid, seen = plain.scores("hybrid", rows), models.seen[rows]
         for p in penalties:
             best = ranking.top_k(hybrid - p * pop, rec.k, seen)
-            lists[p].update({u: [models.index.items[i] for i in b if i >= 0] for u, b in zip(chunk, best, strict=True)})
+            lists[p].update(zip(chunk, item_lists(models.index, best), strict=True))
     judged = {u: relevant[u] for u in users}
     tried = pd.DataFrame([{"penalty": p, **ranking.means(ranking.per_user(lists[p], judged, rec.k)),
                            "coverage": ranking.coverage(lists[p], len(models.index.items))} for p in penalties])
