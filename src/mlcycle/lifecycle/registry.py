@@ -90,12 +90,12 @@ def rollback(client, audit_file: Path, name: str, reason: str) -> dict:
         return audit.append(audit_file, client, name, "rollback", current.version, previous, reason)
 
 
-def versions(client, name: str) -> list:
-    """The registered versions of `name`, oldest first, with their aliases (a search's results carry
-    none, so each is read again); [] when nothing is registered under the name. A store that cannot
-    be read raises: an unreachable server is not an empty registry."""
-    found = client.search_model_versions(f"name = '{name}'")
-    return [client.get_model_version(name, mv.version) for mv in sorted(found, key=lambda m: int(m.version))]
+def versions(client, name: str, aliases: bool = True) -> list:
+    """The registered versions of `name`, oldest first; with `aliases`, each read again for its
+    aliases (a search's results carry none). [] when nothing is registered under the name. A store
+    that cannot be read raises: an unreachable server is not an empty registry."""
+    found = sorted(client.search_model_versions(f"name = '{name}'"), key=lambda m: int(m.version))
+    return [client.get_model_version(name, mv.version) for mv in found] if aliases else found
 
 
 def gate_tags(mv) -> dict:
@@ -128,12 +128,12 @@ def history(client, name: str, audit_file: Path) -> dict:
     """The champion's history for the report index: every version with its gate metric and
     decision (its `gate.*` tags), the moves of the champion alias from the audit log (promotions,
     gate promotions, rollbacks), and the current champion. Empty lists when nothing is registered."""
-    found = versions(client, name)
+    found = versions(client, name, aliases=False)  # the champion alias is read once, below
     listed = [{"version": str(mv.version), **gate_tags(mv), "run_id": mv.run_id or ""} for mv in found]
     moves = [{"action": e["action"], "from_version": e.get("from_version"), "to_version": e.get("to_version"),
               "when": e.get("when", ""), "reason": e.get("reason", "")}
              for e in audit.read(audit_file, name, client) if e.get("action") in audit.MOVES]
-    champ = next((mv for mv in found if CHAMPION in (mv.aliases or [])), None)
+    champ = champion(client, name) if found else None
     return {"model": name, "versions": listed, "moves": moves, "champion": str(champ.version) if champ else None}
 
 

@@ -181,6 +181,20 @@ def check_rating(value, meta: dict, where: str) -> float | None:
     return float(value)
 
 
+def entry_request_id(e, at: str, fields: tuple[str, ...], fields_hint: str, id_hint: str) -> str:
+    """The request id of one feedback entry, after checking that the entry is an object with only
+    `fields`; a ClientError naming the entry, the unknown field or request_id otherwise."""
+    if not isinstance(e, dict):
+        raise ClientError(422, "wrong type", f"{at}entry", "each entry is an object {" + ", ".join(fields) + "}")
+    unknown = sorted(set(e) - set(fields))
+    if unknown:
+        raise ClientError(422, "unknown field", f"{at}{unknown[0]}", fields_hint)
+    rid = e.get("request_id")
+    if not isinstance(rid, str) or not rid:
+        raise ClientError(422, "missing field" if rid is None else "wrong type", f"{at}request_id", id_hint)
+    return rid
+
+
 def checked_recommendations(items: list, meta: dict, known: KnownRequests, labelled: set,
                             prefix: str = "") -> list[dict]:
     """A recommender's entries as stored ({request_id, row, item, label}); a ClientError naming the
@@ -188,16 +202,9 @@ def checked_recommendations(items: list, meta: dict, known: KnownRequests, label
     out, seen = [], set()
     for i, e in enumerate(items):
         at = f"{prefix}[{i}]." if len(items) > 1 or prefix else ""
-        if not isinstance(e, dict):
-            raise ClientError(422, "wrong type", f"{at}entry", "each entry is an object {request_id, item, rating}")
-        unknown = sorted(set(e) - {"request_id", "item", "rating"})
-        if unknown:
-            raise ClientError(422, "unknown field", f"{at}{unknown[0]}",
-                              "an entry of a recommender has request_id, item and rating (optional: left out for a click)")
-        rid = e.get("request_id")
-        if not isinstance(rid, str) or not rid:
-            raise ClientError(422, "missing field" if rid is None else "wrong type", f"{at}request_id",
-                              "the request id a /recommend answer gave (its request_id)")
+        rid = entry_request_id(e, at, ("request_id", "item", "rating"),
+                               "an entry of a recommender has request_id, item and rating (optional: left out for a click)",
+                               "the request id a /recommend answer gave (its request_id)")
         item = e.get("item")
         if item is None:
             raise ClientError(422, "missing field", f"{at}item", "the item of the answer the user clicked or rated")
@@ -233,15 +240,8 @@ def checked(items: list, meta: dict, known: KnownRequests, labelled: set, prefix
     out, seen = [], set()
     for i, e in enumerate(items):
         at = f"{prefix}[{i}]." if len(items) > 1 or prefix else ""
-        if not isinstance(e, dict):
-            raise ClientError(422, "wrong type", f"{at}entry", "each entry is an object {request_id, row, label}")
-        unknown = sorted(set(e) - {"request_id", "row", "label"})
-        if unknown:
-            raise ClientError(422, "unknown field", f"{at}{unknown[0]}", "an entry has request_id, row and label")
-        rid = e.get("request_id")
-        if not isinstance(rid, str) or not rid:
-            raise ClientError(422, "missing field" if rid is None else "wrong type", f"{at}request_id",
-                              "the request id a /predict answer gave (its request_id or X-Request-ID)")
+        rid = entry_request_id(e, at, ("request_id", "row", "label"), "an entry has request_id, row and label",
+                               "the request id a /predict answer gave (its request_id or X-Request-ID)")
         if "label" not in e or e["label"] is None:
             raise ClientError(422, "missing field", f"{at}label", "the observed outcome")
         n = known.get(rid)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -65,7 +66,7 @@ class Recommenders:
             else:
                 cf = self.user_factors[rows] @ self.item_factors.T
             if self.discount:
-                users = np.bincount(self.seen.indices, minlength=self.seen.shape[1]).astype(cf.dtype)
+                users = self.item_users.astype(cf.dtype)
                 cf = scale(cf) / ((users + 1) ** cf.dtype.type(self.discount))[None, :]
             return cf
         if model == "content":  # items x vocabulary (sparse) times the users' profiles (dense): one pass
@@ -83,6 +84,12 @@ class Recommenders:
         from dataclasses import replace
 
         return replace(self, weight=float(weight), penalty=self.penalty if penalty is None else float(penalty))
+
+    @cached_property
+    def item_users(self) -> np.ndarray:
+        """Per item, its training users (the popularity discount's count): counted once, not on every
+        scoring call."""
+        return np.bincount(self.seen.indices, minlength=self.seen.shape[1])
 
     def popularity_scaled(self) -> np.ndarray:
         """Each item's popularity on a log scale, from 0 (never relevant) to 1 (the most popular)."""
