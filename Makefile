@@ -17,23 +17,43 @@ PYTEST_ARGS ?=
 # workspace is built once; TEST_WORKERS=0 runs them in this process, one after another
 TEST_WORKERS ?= 2
 XDIST = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
+# the workspace's tracking store; `source .venv/bin/activate` points bare `mlflow` commands, `mlflow ui`
+# and notebooks at it (MLFLOW_TRACKING_URI, unless already set; params `tracking.uri` still wins in stages)
+STORE_URI := sqlite:///$(CURDIR)/mlruns/mlflow.db
+ACTIVATE_MARK := mlcycle: bare mlflow commands and notebooks use the workspace's tracking store
 # while the local team stack runs (`make team-up`), its MLFLOW_TRACKING_URI and S3 settings apply
 -include .team/env
 
-$(STAMP): pyproject.toml
+# requirements.lock: every package (the dev extra included) at an exact version with its hashes, for
+# Python 3.11 on x86-64 Linux; `make lock` writes it from pyproject.toml, then installs it and pins the image
+LOCK_COMMAND := uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 \
+  --python-platform x86_64-unknown-linux-gnu --custom-compile-command "make lock" --quiet --output-file requirements.lock
+
+$(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	$(BIN)/python -m ipykernel install --sys-prefix --name mlcycle --display-name "Python (mlcycle)" >/dev/null
+	@grep -q "$(ACTIVATE_MARK)" $(BIN)/activate || printf '%s\n' "" "# $(ACTIVATE_MARK) (unless already set)" \
+	  'if [ -z "$${MLFLOW_TRACKING_URI:-}" ]; then' \
+	  '  export MLFLOW_TRACKING_URI="$(STORE_URI)" MLCYCLE_DEFAULT_STORE="$(STORE_URI)"' \
+	  '  export MLFLOW_BACKEND_STORE_URI="$(STORE_URI)" MLFLOW_DEFAULT_ARTIFACT_ROOT="$(CURDIR)/mlruns/artifacts"' \
+	  'fi' >> $(BIN)/activate
 	@touch $@
 
-.PHONY: help setup repro test test-fast docs bench lab ui models metrics plots stages check lint clean serve monitor simulate team-up team-down team-status
+.PHONY: help setup lock repro test test-fast docs bench lab ui models metrics plots stages check lock-check lint clean serve monitor simulate team-up team-down team-status
 
 $(LAB_OVERRIDES): deploy/jupyterlab/overrides.json | $(STAMP)
 	install -D -m 644 $< $@
 
-setup: $(STAMP) $(LAB_OVERRIDES) ## create .venv, install the project (editable) and its Jupyter kernel, prepare DVC
+setup: $(STAMP) $(LAB_OVERRIDES) ## create .venv, install requirements.lock (hashes checked), the project (editable) and its Jupyter kernel, prepare DVC
 	@test -d .dvc || dvc init --quiet $$(git rev-parse --git-dir >/dev/null 2>&1 || echo --no-scm)
+
+lock: $(STAMP) ## regenerate requirements.lock from pyproject.toml (uv), install it into .venv, re-pin deploy/requirements.txt
+	$(BIN)/$(LOCK_COMMAND)
+	@$(MAKE) --no-print-directory $(STAMP)
+	$(BIN)/python deploy/lock.py
 
 repro: setup ## run the pipeline on the data named in params.yaml (re-runs only what changed)
 	mlcycle check
@@ -55,10 +75,10 @@ bench: repro ## benchmarks (bench/bench_*.py) -> reports/benchmarks.md (the serv
 	python bench/report.py
 
 lab: setup ## open JupyterLab on the workspace (localhost only)
-	jupyter lab --ip=127.0.0.1 --notebook-dir=$(CURDIR) $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
+	MLFLOW_TRACKING_URI="$${MLFLOW_TRACKING_URI:-$(STORE_URI)}" MLCYCLE_DEFAULT_STORE="$(STORE_URI)" jupyter lab --ip=127.0.0.1 --notebook-dir=$(CURDIR) $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 ui: setup ## MLflow UI on the workspace's tracking store (localhost only)
-	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns/mlflow.db --default-artifact-root $(CURDIR)/mlruns/artifacts --host 127.0.0.1 --port $(or $(PORT),5000)
+	mlflow ui --backend-store-uri $(STORE_URI) --default-artifact-root $(CURDIR)/mlruns/artifacts --host 127.0.0.1 --port $(or $(PORT),5000)
 
 models: setup ## registered model versions with their aliases (mlcycle models)
 	mlcycle models
@@ -78,10 +98,19 @@ check: setup ## check params.yaml without running anything
 lint: setup ## ruff on src, tests and notebooks
 	ruff check src tests bench notebooks
 
-clean: ## remove pipeline outputs (keeps .venv, the DVC cache and data/raw)
-	rm -rf data/interim/* data/processed models reports/executed reports/figures reports/plots \
-	  reports/*.html reports/metrics reports/validate_findings.json dvc_plots
-	@touch data/interim/.gitkeep
+# what `make clean` may remove: only files git ignores (pipeline outputs DVC caches, operations' reports)
+# under these folders; committed results (metrics, plots, .gitignore files) and your own untracked
+# files stay; the model cards and benchmark results too (see below)
+CLEAN_PATHS := data/interim data/processed models reports dvc_plots
+CLEAN_KEEP := ':!reports/cards' ':!reports/benchmarks' ':!reports/benchmarks.md' ':!reports/benchmarks.json'
+
+clean: ## remove untracked pipeline outputs (keeps what git tracks, .venv, the DVC cache, data/raw, mlruns)
+	@if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
+	  git clean -fdX --quiet -- $(CLEAN_PATHS) $(CLEAN_KEEP); \
+	else echo "make clean: not a git checkout, so what is tracked is unknown; nothing was removed" >&2; exit 1; fi
+
+lock-check: setup ## fail when dvc.lock is stale for a code, notebook or params input (runs no stage; run before committing)
+	mlcycle lock-check
 
 serve: setup ## serve the champion over HTTP on 127.0.0.1 (SERVE_ARGS="--port 8000 --workers 2"; see docs/serving.md)
 	mlcycle serve $(SERVE_ARGS)

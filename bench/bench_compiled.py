@@ -9,7 +9,7 @@ compiled form its train stage proved equal), one process, one thread.
   pipeline, the compiled form as served (batches of PIPELINE_FROM rows or more go to the pipeline)
   and Treelite alone on every batch.
 - What the compiled form adds to `train`: export + the equivalence check on the validation and
-  holdout rows, as the champion's train stage timed them (its `check.json`), next to the duration
+  holdout rows, as the champion's train stage timed them (its `mlcycle.compiled.seconds` tag), next to the duration
   of that stage's run in MLflow.
 
 Through the server (1 and 4 clients, against `--no-compiled` and `mlflow models serve`):
@@ -66,7 +66,18 @@ def champion(tmp: Path) -> tuple[Path, dict]:
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{mv.version}", dst_path=str(tmp)))
     return local, {"model": f"models:/{name}/{mv.version}", "train_run": run.info.run_name,
                    "train_stage_seconds": round((run.info.end_time - run.info.start_time) / 1000, 2),
-                   "scoring_path_tag": (mv.tags or {}).get("mlcycle.scoring_path")}
+                   "scoring_path_tag": (mv.tags or {}).get("mlcycle.scoring_path"),
+                   "compiled_seconds": compiled_seconds(mv.tags or {})}
+
+
+def compiled_seconds(tags: dict) -> tuple[float, float]:
+    """(export, check) seconds as the train stage timed them (the version's tag)."""
+    from mlcycle.core import compiled
+
+    found = compiled.seconds_from_tags(tags)
+    if found is None:
+        raise SystemExit("the champion has no mlcycle.compiled.seconds tag: train it again (make repro)")
+    return found
 
 
 def scoring_bench(args) -> dict:
@@ -86,7 +97,8 @@ def scoring_bench(args) -> dict:
         if fast is None:
             raise SystemExit(f"the champion has no compiled form that agreed: {verdict.reason}")
         X = pd.read_parquet(paths.split_file("test"))[spec.inputs].reset_index(drop=True)
-    build_s = verdict.export_seconds + verdict.check_seconds  # as the train stage measured them
+    verdict.export_seconds, verdict.check_seconds = facts["compiled_seconds"]  # as the train stage timed them
+    build_s = verdict.export_seconds + verdict.check_seconds
     task = spec.task
     frames = [X.iloc[[i % len(X)]] for i in range(args.calls)]  # single-row frames
     records = [compiled.request_rows(f) for f in frames]  # the same rows as a server gets them

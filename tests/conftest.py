@@ -63,6 +63,17 @@ def run(cmd: list[str] | str, cwd: Path, check: bool = True, timeout: int = 900)
     return proc
 
 
+def up_to_date(status: str) -> bool:
+    """Whether `dvc status` printed a pipeline with nothing to run: every stage it lists is only
+    "always changed" (the report stage, which shows the registry's live state, is rebuilt every time)."""
+    if "up to date" in status.lower():
+        return True
+    lines = [line.strip() for line in status.strip().splitlines() if line.strip()]
+    stages = [line for line in lines if line.endswith(":")]
+    return bool(lines) and len(lines) == 2 * len(stages) and all(
+        lines[i].endswith(":") and lines[i + 1] == "always changed" for i in range(0, len(lines), 2))
+
+
 def deep_merge(base: dict, extra: dict) -> dict:
     out = dict(base)
     for k, v in extra.items():

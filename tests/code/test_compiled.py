@@ -197,3 +197,16 @@ def test_the_server_loader_picks_the_path_and_says_why(tmp_path, monkeypatch):
     assert served.path == "sklearn" and "disagrees with the pipeline" in served.scoring["reason"]
     X = xy["test"][0]
     assert np.array_equal(scoring.scores(served.model, X, spec.task), scoring.scores(res.model, X, spec.task))
+
+
+def test_the_model_folder_holds_no_timing_so_the_same_model_is_the_same_bytes(tmp_path):
+    """The check's timings go to the tags only: two builds of one model write the same files."""
+    res, spec, xy = fitted("binary")
+    a = compiled.build(res.model, tmp_path / "a", [xy["valid"][0]], spec.task, res.threshold)
+    compiled.build(res.model, tmp_path / "b", [xy["valid"][0]], spec.task, res.threshold)
+    saved = json.loads((tmp_path / "a" / compiled.FOLDER / compiled.VERDICT).read_text())
+    assert not set(compiled.TIMINGS) & set(saved)
+    for f in sorted((tmp_path / "a" / compiled.FOLDER).iterdir()):
+        assert f.read_bytes() == (tmp_path / "b" / compiled.FOLDER / f.name).read_bytes(), f.name
+    assert compiled.seconds_from_tags(a.tags()) == (round(a.export_seconds, 3), round(a.check_seconds, 3))
+    assert compiled.read_verdict(tmp_path / "a").agrees

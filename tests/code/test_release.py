@@ -210,3 +210,21 @@ def test_labels_fed_back_join_the_log_and_give_live_metrics_per_version(tmp_path
     assert by[("1", "champion")]["labelled"] == 160 and by[("2", "canary")]["labelled"] == 80
     for v in live:
         assert v["low"] <= v["value"] <= v["high"] and v["value"] > 0.7
+
+
+def test_a_release_decision_run_records_the_commit_and_environment(tmp_path):
+    """Like every run, the release decision's run carries the git commit and the lock's digest."""
+    import mlflow
+
+    from mlcycle.monitoring import release
+    from tests.conftest import ROOT
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = mlflow.MlflowClient(uri, uri)
+    exp_id = client.create_experiment("releases", artifact_location=(tmp_path / "artifacts").as_uri())
+    st = {"candidate": "2", "champion": "1", "checks": [{"check": "metric", "candidate": 0.8, "champion": 0.7}]}
+    rid = release.record(client, exp_id, "m", st, "promote", "better on live labels", root=ROOT)
+    tags = client.get_run(rid).data.tags
+    assert len(tags["mlflow.source.git.commit"]) == 40 and tags["mlcycle.git.dirty"] in ("true", "false")
+    assert len(tags["mlcycle.env.lock_digest"]) == 64 and tags["mlcycle.env.matches_lock"] in ("true", "false")
+    assert tags["mlcycle.release.decision"] == "promote"

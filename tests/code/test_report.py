@@ -5,7 +5,7 @@ import pytest
 from mlcycle.core import config, provenance
 from mlcycle.core.paths import Paths
 from mlcycle.stages import report
-from tests.conftest import ROOT, edit_params, make_workspace
+from tests.conftest import ROOT, edit_params, make_workspace, run
 
 
 def test_index_links_reports_and_shows_metrics(tmp_path):
@@ -110,3 +110,24 @@ def test_index_shows_history_operation_pages_and_run_links(tmp_path):
 def test_ui_url_must_be_a_web_address():
     with pytest.raises(ValueError, match="tracking.ui_url 'localhost:5000' is not an http"):
         config.TrackingParams(ui_url="localhost:5000")
+
+
+def test_what_the_pipeline_writes_does_not_make_the_checkout_dirty(tmp_path):
+    """DVC removes and rewrites dvc.lock and the outputs git keeps while `dvc repro` runs: a model
+    trained from a clean commit is tagged clean; a change to code still counts, and is named."""
+    ws = make_workspace(tmp_path / "ws")
+    results = provenance.pipeline_results(ws)
+    assert "dvc.lock" in results and "reports/metrics/train.json" in results and "models/model" in results
+    assert not any("${" in r for r in results)
+    (ws / "dvc.lock").write_text("schema: '2.0'\n")
+    (ws / "reports/metrics").mkdir(parents=True, exist_ok=True)
+    (ws / "reports/metrics/train.json").write_text("{}\n")
+    run(["git", "add", "-A"], ws)
+    run(["git", "commit", "-q", "-m", "results"], ws)
+    (ws / "reports/metrics/train.json").unlink()  # as DVC does before the stage runs
+    (ws / "dvc.lock").write_text("schema: '2.0'\nstages: {}\n")
+    assert provenance.git_state(ws, results)["dirty"] is False
+    assert provenance.git_state(ws)["dirty"] is True  # without the list, as before
+    (ws / "src/mlcycle/stages/train.py").write_text("# edited\n")
+    state = provenance.git_state(ws, results)
+    assert state["dirty"] is True and state["changed"] == ["src/mlcycle/stages/train.py"]

@@ -164,3 +164,19 @@ def test_stage_kernels_talk_over_unix_sockets_in_a_private_folder(tmp_path):
     finally:
         shutil.rmtree(sockets, ignore_errors=True)
     assert out.cells[0].outputs[0]["text"].split() == ["ipc", str(sockets / "kernel")]
+
+
+def test_a_stage_report_warns_only_when_the_environment_differs(tmp_path):
+    """What differs from requirements.lock (`core/environment.py`) opens the report as a warning,
+    the only addition: when nothing differs, the report is byte for byte what it was."""
+    runner.skip_unused_imports()  # as the runner does: no IRI grammars built for nbformat's validation
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Title", id="c0")])
+    exporter = runner.html_exporter(show_code=False)
+    runner.render_html(nb, tmp_path / "same.html", show_code=False, title="r", exporter=exporter)
+    runner.render_html(nb, tmp_path / "differs.html", show_code=False, title="r", exporter=exporter,
+                       env_differs="pandas 3.0.1 (lock 3.0.2), <x>")
+    same, differs = (tmp_path / "same.html").read_text(), (tmp_path / "differs.html").read_text()
+    assert "mlcycle-environment" not in same and "requirements.lock" not in same
+    assert "differs from requirements.lock:</strong> pandas 3.0.1 (lock 3.0.2), &lt;x&gt;." in differs
+    start = differs.index('<p class="mlcycle-environment"')
+    assert differs[:start] + differs[differs.index("</p>", start) + len("</p>\n"):] == same

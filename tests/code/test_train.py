@@ -86,3 +86,47 @@ def test_takeaways_compare_with_the_baseline():
     assert "25 boosting iterations, decision threshold 0.310" in text and "4 candidate(s)" in text
     worse = train.TrainResult(None, None, None, None, valid_score=12.0, valid_baseline_score=10.0, score_name="rmse")
     assert "no better than the baseline" in train.takeaways(worse)
+
+
+def test_saving_a_model_leaves_no_mlflow_warning_in_a_fresh_process(tmp_path):
+    """A stage's kernel imports mlflow for the first time inside `quiet_mlflow`: mlflow's import
+    sets its loggers' level, which must not undo the quieting (the pickle notice, with a timestamp,
+    opened every train report)."""
+    import subprocess
+    import sys
+
+    code = ("import numpy as np\n"
+            "from sklearn.linear_model import LogisticRegression\n"
+            "from mlcycle.core.scoring import quiet_mlflow\n"
+            "m = LogisticRegression().fit(np.array([[0.0], [1.0], [2.0], [3.0]]), [0, 0, 1, 1])\n"
+            "with quiet_mlflow():\n"
+            "    import mlflow.sklearn\n"
+            f"    mlflow.sklearn.save_model(m, {str(tmp_path / 'm')!r}, serialization_format='cloudpickle')\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "m" / "MLmodel").exists()
+    assert "WARNING" not in proc.stderr and "pickle" not in proc.stderr, proc.stderr
+
+
+def test_a_saved_model_is_the_same_bytes_twice(tmp_path):
+    """The model folder's identity follows from its content (no save time; uuid from the digest)."""
+    import yaml
+
+    from mlcycle.core import provenance
+
+    X, y = np.array([[0.0], [1.0], [2.0], [3.0]]), np.array([0, 0, 1, 1])
+    from sklearn.linear_model import LogisticRegression
+
+    folders = []
+    for name in ("a", "b"):
+        import mlflow.sklearn
+
+        mlflow.sklearn.save_model(LogisticRegression().fit(X, y), str(tmp_path / name), serialization_format="cloudpickle")
+        provenance.stable_model_identity(tmp_path / name)
+        folders.append(tmp_path / name)
+    assert provenance.folder_digest(folders[0]) == provenance.folder_digest(folders[1])
+    meta = yaml.safe_load((folders[0] / "MLmodel").read_text())
+    assert "utc_time_created" not in meta and len(meta["model_uuid"]) == 32
+    # another model gets another identity
+    mlflow.sklearn.save_model(LogisticRegression(C=0.01).fit(X, y), str(tmp_path / "c"), serialization_format="cloudpickle")
+    assert provenance.stable_model_identity(tmp_path / "c") != meta["model_uuid"]

@@ -16,7 +16,7 @@ import pytest
 
 from mlcycle.core.errors import TeamError
 from mlcycle.runtime import team
-from tests.conftest import SAMPLE, env, make_workspace, mlflow_client, run
+from tests.conftest import SAMPLE, env, make_workspace, mlflow_client, run, up_to_date
 
 pytestmark = pytest.mark.slow
 
@@ -217,7 +217,7 @@ def test_dvc_push_pull_round_trip(stack):
     shutil.rmtree(ws / "data" / "processed")
     cmd(["dvc", "pull"], ws, e)
     assert out.read_bytes() == digest
-    assert "up to date" in cmd(["dvc", "status"], ws, e).stdout.lower()
+    assert up_to_date(cmd(["dvc", "status"], ws, e).stdout)
 
 
 def test_migrate_local_workspace(stack, tmp_path):

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import SAMPLE, init_data, make_workspace, run
+from tests.conftest import SAMPLE, init_data, make_workspace, run, up_to_date
 from tests.serve.conftest import serving
 
 pytestmark = pytest.mark.slow
@@ -101,7 +101,7 @@ def test_classification_with_a_time_column(tmp_path):
     assert test["signup"].min() >= train["signup"].max()  # the latest rows are held out
     gate = json.loads((ws / "reports/gate_decision.json").read_text())
     assert gate["outcome"] == "promoted", gate["summary"]
-    assert "up to date" in run(["dvc", "status"], ws).stdout
+    assert up_to_date(run(["dvc", "status"], ws).stdout)
     check_search_recorded(ws, families=1)
     index = (ws / "reports/index.html").read_text()
     assert "churn.csv, predicting churn" in index and "NYC" not in index
@@ -136,7 +136,7 @@ def test_regression_without_a_time_column(tmp_path):
     assert (ws / "reports/plots/residuals.csv").exists()
     gate = json.loads((ws / "reports/gate_decision.json").read_text())
     assert gate["outcome"] == "promoted" and gate["criteria"], gate  # promoted on real criteria
-    assert "up to date" in run(["dvc", "status"], ws).stdout
+    assert up_to_date(run(["dvc", "status"], ws).stdout)
     check_search_recorded(ws, families=1)
     row = {"area": 120.5, "district": "north", "rooms": 3}
     got = served_raw_row(ws, tmp_path, row, None)

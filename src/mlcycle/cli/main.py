@@ -35,6 +35,16 @@ def _check(args) -> int:
     return 0
 
 
+def _lock_check(args) -> int:
+    """Whether dvc.lock is current for the committed code, notebooks and params (no stage runs)."""
+    from mlcycle.core.paths import Paths
+    from mlcycle.runtime import lockcheck
+
+    found = lockcheck.check(Paths.at().root)
+    print(lockcheck.report(found), file=sys.stderr if found else sys.stdout)
+    return 1 if found else 0
+
+
 def stage_outputs(root, params=None) -> set[str]:
     """Every path dvc.yaml declares as a stage output (with the ingest step's folder from params)."""
     from mlcycle.core.config import read_yaml
@@ -326,6 +336,38 @@ def _card(args) -> int:
     return 0
 
 
+def _reproduce(args) -> int:
+    """Rebuild a version from its lineage in a temporary worktree: 0 identical, 1 different, 2 refused."""
+    from pathlib import Path
+
+    from mlcycle.core import config
+    from mlcycle.core.errors import ReproduceError, TrackingError
+    from mlcycle.core.paths import Paths
+    from mlcycle.lifecycle import reproduce
+    from mlcycle.runtime import tracking
+
+    paths = Paths.at()
+    params = config.load(args.params, root=paths.root)
+    uri = tracking.tracking_uri(paths.root, params)
+    try:
+        tracking.check_store(uri)
+    except TrackingError as exc:
+        raise ReproduceError(f"reproduce: {exc}") from None
+    client = reproduce.store_client(uri)
+    try:
+        result = reproduce.reproduce(paths.root, client, params.tracking.model_name, args.version,
+                                     allow_dirty=args.allow_dirty, strict_env=args.strict_env, keep=args.keep,
+                                     say=lambda line: print(line, file=sys.stderr, flush=True))
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the rebuild's processes and worktree are gone already
+        print("mlcycle: reproduce: interrupted" + ("" if args.keep else "; the temporary worktree was removed"),
+              file=sys.stderr)
+        return 130
+    print(reproduce.summary(result))
+    if args.json:
+        reproduce.write_json(result, Path(args.json))
+    return 0 if result["identical"] else 1
+
+
 def _queue(args) -> int:
     from mlcycle.core.paths import Paths
     from mlcycle.lifecycle import experiments
@@ -528,6 +570,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--params", default="params.yaml", help="parameters file, relative to the workspace root")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("check", help="check params.yaml (types, unknown keys, missing values)").set_defaults(fn=_check)
+    sub.add_parser("lock-check", help="fail when dvc.lock is stale for a code, notebook or params input "
+                   "(names the stage and the file; runs nothing)").set_defaults(fn=_lock_check)
     it = sub.add_parser("init", help="write params.yaml for your own table (inferring what it can) or a shipped example")
     it.add_argument("--data", metavar="FILE", help="your CSV or Parquet file (relative to the workspace root)")
     it.add_argument("--target", metavar="COLUMN", help="the column to predict")
@@ -574,6 +618,18 @@ def parser() -> argparse.ArgumentParser:
     cd = sub.add_parser("card", help="rebuild the model card of VERSION (default: the latest) from MLflow")
     cd.add_argument("version", nargs="?")
     cd.set_defaults(fn=_card)
+    rp = sub.add_parser("reproduce", help="rebuild a model version from its lineage (commit, data hash) in a temporary "
+                        "worktree with a private MLflow store; exit 0 identical, 1 different, 2 refused")
+    rp.add_argument("version", nargs="?", help="a registered version of tracking.model_name, or the MLflow run id "
+                    "of a train stage run (default: the champion)")
+    rp.add_argument("--allow-dirty", action="store_true", help="rebuild a version trained from a dirty checkout "
+                    "from its commit anyway (warned; differing inputs are named)")
+    rp.add_argument("--strict-env", action="store_true", help="refuse when the installed packages cannot be checked "
+                    "against, or differ from, the commit's requirements.lock (default: report and go on)")
+    rp.add_argument("--json", metavar="FILE", help="also write the whole comparison to FILE as JSON")
+    rp.add_argument("--keep", action="store_true", help="keep the temporary worktree, private store and log "
+                    "(printed) to look into a difference; remove them yourself")
+    rp.set_defaults(fn=_reproduce)
     q = sub.add_parser("queue", help="run the queued DVC experiments in parallel through an MLflow server it starts")
     q.add_argument("--jobs", "-j", type=int, default=2)
     q.set_defaults(fn=_queue)

@@ -81,7 +81,7 @@ class Verdict:
 
     def metrics(self) -> dict:
         """Figures for the stage's metrics file (numbers only, the same on every run of the same
-        inputs: the timings go to the tags and to check.json)."""
+        inputs: the timings go to the tags only)."""
         out = {"agrees": int(self.agrees), "rows": self.rows, "request_rows": self.request_rows,
                "decisions_differ": self.decisions_differ}
         if self.max_abs_diff is not None and math.isfinite(self.max_abs_diff):
@@ -479,8 +479,22 @@ def build(pipe, model_dir: Path, rows: list[pd.DataFrame], task: str, threshold:
         if verdict.agrees:
             compiled.save(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / VERDICT).write_text(json.dumps(asdict(verdict), indent=2, default=_plain) + "\n")
+    # the timings differ run to run: they go to the tags (`Verdict.tags`), not into the model's files,
+    # so the same model is the same bytes (docs/reproducibility.md)
+    saved = {k: v for k, v in asdict(verdict).items() if k not in TIMINGS}
+    (folder / VERDICT).write_text(json.dumps(saved, indent=2, default=_plain) + "\n")
     return verdict
+
+
+TIMINGS = ("export_seconds", "check_seconds")
+
+
+def seconds_from_tags(tags: dict[str, str]) -> tuple[float, float] | None:
+    """(export, check) seconds from a version's or run's `mlcycle.compiled.seconds` tag, or None."""
+    import re
+
+    m = re.fullmatch(r"export ([0-9.]+), check ([0-9.]+)", (tags or {}).get("mlcycle.compiled.seconds", ""))
+    return (float(m.group(1)), float(m.group(2))) if m else None
 
 
 def _engine() -> str:

@@ -42,6 +42,13 @@ class RetrainError(MlcycleError):
     """The retraining pipeline failed; the champion is unchanged."""
 
 
+class ReproduceError(MlcycleError):
+    """`mlcycle reproduce` refuses: the version, its commit, its data or the tracking store is
+    missing, or it was trained from a dirty checkout. Nothing was rebuilt."""
+
+    exit_code = 2
+
+
 class CardError(MlcycleError):
     """A card cannot be built (unknown version, no records)."""
 

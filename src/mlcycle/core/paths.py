@@ -31,9 +31,16 @@ PARAMS_SECTIONS: dict[str, tuple[str, ...]] = {
     "features": ("data", "features", "split"), "train": ("train",), "evaluate": ("evaluate", "gate"),
     "monitor": ("monitor", "retrain"),
 }
+# what the pipeline writes that records this machine's registry and tracking store (a version number,
+# run ids and links, the local champion, the promotion history, the git state): not DVC outputs and
+# ignored by git, so `dvc.lock` and every committed result follow from code, data and params alone
+# (docs/reproducibility.md); each is also kept with its MLflow run
+MACHINE_LOCAL: tuple[str, ...] = ("models/registered.json", "reports/gate_decision.json", "reports/metrics/gate.json",
+                                  "reports/evaluate.html", "reports/executed/evaluate.ipynb", "reports/model_card.json",
+                                  "reports/model_card.html", "reports/model_card.md", "reports/index.html")
 # what a fresh copy of the workspace needs to run the pipeline, as a clone has it (tests and benchmarks
 # copy these): the pipeline definition, notebooks, code and schemas; data comes from ingest
-WORKSPACE_FILES: tuple[str, ...] = ("params.yaml", "dvc.yaml", "notebooks", "src", "schemas", "examples", "hooks",
+WORKSPACE_FILES: tuple[str, ...] = ("params.yaml", "dvc.yaml", "requirements.lock", "notebooks", "src", "schemas", "examples", "hooks",
                                     ".dvc/config", ".dvcignore", ".gitignore", "data/raw/.gitkeep",
                                     "data/interim/tables/.gitkeep", "data/batches.jsonl", "intended_use.md")
 

@@ -19,14 +19,88 @@ def file_md5(path: Path) -> str | None:
     return h.hexdigest()
 
 
-def git_state(root: Path) -> dict:
-    """{commit, dirty} of the workspace at `root` (tracked files only), or None for both with a note
-    saying why (not a git repository, no commit yet)."""
+def git_state(root: Path, results: tuple[str, ...] = ()) -> dict:
+    """{commit, dirty, changed} of the workspace at `root` (tracked files only), or None for commit
+    and dirty with a note saying why (not a git repository, no commit yet).
+
+    `results`: paths the pipeline itself writes (`dvc.lock`, the outputs git keeps, such as the
+    metrics files), left out of `dirty`: DVC removes and rewrites them while the stages of one
+    `dvc repro` run, so they say nothing about the code a model was trained from. `changed` lists
+    the other modified files (at most 20)."""
     def git(*args):
         return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=20)
 
     head = git("rev-parse", "HEAD")
     if head.returncode != 0:
         return {"commit": None, "dirty": None, "note": "not a git repository or no commit yet"}
-    dirty = git("status", "--porcelain", "--untracked-files=no")
-    return {"commit": head.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
+    status = git("-c", "core.quotePath=false", "status", "--porcelain", "--untracked-files=no")
+    changed = [p for p in changed_paths(status.stdout) if not _under(p, results)]
+    return {"commit": head.stdout.strip(), "dirty": bool(changed), "changed": changed[:20]}
+
+
+def pipeline_results(root: Path) -> tuple[str, ...]:
+    """What `dvc repro` writes among the files git may track: `dvc.lock` and every output, metric
+    and plot `dvc.yaml` declares (templated paths, which name data folders, are skipped)."""
+    import yaml
+
+    try:
+        stages = (yaml.safe_load((Path(root) / "dvc.yaml").read_text()) or {}).get("stages", {})
+    except (OSError, yaml.YAMLError):
+        return ("dvc.lock",)
+    found = ["dvc.lock"]
+    for stage in stages.values():
+        body = stage.get("do", stage) if isinstance(stage, dict) else {}
+        for kind in ("outs", "metrics", "plots"):
+            for item in body.get(kind) or []:
+                path = next(iter(item)) if isinstance(item, dict) else item
+                if isinstance(path, str) and "${" not in path:
+                    found.append(path)
+    return tuple(found)
+
+
+def changed_paths(porcelain: str) -> list[str]:
+    """The paths of `git status --porcelain` (v1) output; a rename gives both of its paths."""
+    out = []
+    for line in porcelain.splitlines():
+        if len(line) > 3:
+            out += [p.strip('"') for p in line[3:].split(" -> ")]
+    return out
+
+
+def _under(path: str, roots: tuple[str, ...]) -> bool:
+    return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
+
+
+def folder_digest(folder: Path, skip: tuple[str, ...] = ()) -> str:
+    """SHA-256 over every file below `folder` (relative paths and bytes, in sorted order), files
+    named in `skip` left out: the same files give the same digest on any machine and path."""
+    h = hashlib.sha256()
+    folder = Path(folder)
+    for f in sorted(p for p in folder.rglob("*") if p.is_file() and p.name not in skip):
+        h.update(f.relative_to(folder).as_posix().encode() + b"\0")
+        with f.open("rb") as src:
+            for chunk in iter(lambda: src.read(1 << 20), b""):
+                h.update(chunk)
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def stable_model_identity(folder: Path) -> str:
+    """Give an MLflow model folder an identity that follows from its content, so that the same model
+    saved twice (two clones, two paths, two days) is the same bytes: `model_uuid` becomes a UUID made
+    from the digest of the folder's other files, and the save time (`utc_time_created`) is left
+    out (MLflow reads a model without it; when a version was made is the registry's record).
+    Returns the uuid."""
+    import uuid
+
+    mlmodel = Path(folder) / "MLmodel"
+    digest = folder_digest(folder, skip=("MLmodel",))
+    ident = uuid.UUID(digest[:32], version=4).hex
+    lines = mlmodel.read_text().splitlines(keepends=True)
+    out = []
+    for line in lines:
+        if line.startswith("utc_time_created:"):
+            continue
+        out.append(f"model_uuid: {ident}\n" if line.startswith("model_uuid:") else line)
+    mlmodel.write_text("".join(out))
+    return ident

@@ -57,6 +57,9 @@ def quiet_mlflow():
     import logging
     import warnings
 
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        import mlflow  # noqa: F401 (first: its import sets the level of its loggers, which is set below)
     logger = logging.getLogger("mlflow")
     level = logger.level
     logger.setLevel(logging.ERROR)

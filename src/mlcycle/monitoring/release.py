@@ -397,9 +397,13 @@ def status(root: Path, params: Params, url: str | None = None) -> dict:
     return out
 
 
-def record(client, exp_id: str, name: str, st: dict, decision: str, reason: str) -> str:
-    """An MLflow run holding the decision and its evidence; its id."""
-    run = client.create_run(exp_id, tags={"mlflow.runName": f"release {decision} v{st['candidate']}",
+def record(client, exp_id: str, name: str, st: dict, decision: str, reason: str, root: Path | None = None) -> str:
+    """An MLflow run holding the decision and its evidence (with the workspace's git commit and
+    environment, as every run, when `root` is given); its id."""
+    from mlcycle.runtime import tracking
+
+    where = {**tracking.git_tags(root), **tracking.env_tags(root)} if root is not None else {}
+    run = client.create_run(exp_id, tags={**where, "mlflow.runName": f"release {decision} v{st['candidate']}",
                                           "mlcycle.release.decision": decision, "mlcycle.release.model": name,
                                           "mlcycle.release.candidate": st["candidate"],
                                           "mlcycle.release.champion": st["champion"]})
@@ -431,7 +435,7 @@ def act(root: Path, params: Params, decision: str, reason: str, st: dict | None 
         except Exception as exc:  # abort works without evidence
             st = {"candidate": cand, "champion": champ, "checks": [], "error": f"{type(exc).__name__}: {exc}"[:300]}
     _, exp_id = tracking.setup(root, params)
-    run_id = record(client, exp_id, name, st, decision, reason)
+    run_id = record(client, exp_id, name, st, decision, reason, root)
     evidence = {"decision": st.get("decision"), "why": st.get("why"), "checks": st.get("checks"),
                 "rows": st.get("rows"), "mlflow_run_id": run_id}
     client.set_model_version_tag(name, cand, "release.decision", decision)

@@ -16,7 +16,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from mlcycle.core import config, record
+from mlcycle.core import config, environment, record
 from mlcycle.core.errors import RecordingError, StageError
 from mlcycle.core.paths import NOTEBOOK_FILES, Paths
 from mlcycle.runtime import hooks as hooks_mod
@@ -131,9 +131,14 @@ def html_exporter(show_code: bool):
     return exporter
 
 
-def render_html(nb, html_path: Path, show_code: bool, title: str, exporter=None) -> None:
+def render_html(nb, html_path: Path, show_code: bool, title: str, exporter=None, env_differs: str = "") -> None:
+    """env_differs: what differs from requirements.lock (`core/environment.py`), shown as a warning
+    at the top; empty when the packages are the locked ones, and the report then says nothing of it."""
     exporter = exporter or html_exporter(show_code)
-    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
+    resources = {"metadata": {"name": title}}
+    if env_differs:
+        resources["mlcycle_environment"] = env_differs
+    body, _ = exporter.from_notebook_node(nb, resources=resources)
     html_path.parent.mkdir(parents=True, exist_ok=True)
     html_path.write_text(body, encoding="utf-8")
 
@@ -198,6 +203,7 @@ def _run(run: StageRun, params_file: str, hooks, parameters: dict | None, t0: fl
     background = ThreadPoolExecutor(1, thread_name_prefix="mlcycle-stage")
     started = None if forked else background.submit(hooks_mod.start_hooks, hooks, run)
     exporter = background.submit(html_exporter, params.report.show_code)
+    env_status = background.submit(environment.status, paths.root)  # the packages against requirements.lock
 
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -237,7 +243,9 @@ def _run(run: StageRun, params_file: str, hooks, parameters: dict | None, t0: fl
     if nb is not None:
         strip_timestamps(nb)
         nbformat.write(nb, str(run.executed))
-        render_html(nb, run.html, params.report.show_code, f"mlcycle: {stage}", exporter.result())
+        locked = env_status.result()
+        render_html(nb, run.html, params.report.show_code, f"mlcycle: {stage}", exporter.result(),
+                    env_differs=locked.summary() if locked.matches is False else "")
     run.seconds["render"] = time.perf_counter() - t2
     start_error = hooks[0].wait_started(run) if forked else started.result()
     background.shutdown()

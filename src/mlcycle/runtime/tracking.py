@@ -6,8 +6,9 @@ The store: `MLFLOW_TRACKING_URI` when set (a tracking server, for parallel runs)
 copies resolve to the same main workspace, so every run lands in one store.
 
 One MLflow run per stage execution, nested under one parent run per `dvc repro` (the parent is
-keyed by the DVC process that runs the stages), tagged with the git commit, a dirty flag, the stage
-and the DVC hash of every input and output. Tracking knows no stage by name: what only some
+keyed by the DVC process that runs the stages), tagged with the git commit, a dirty flag, the
+requirements.lock digest and whether the installed packages match it (`env_tags`), the stage and
+the DVC hash of every input and output. Tracking knows no stage by name: what only some
 stages produce (trials, a model to register, evaluation files, a verdict) they hand over through
 `core/record.py`, and `TrackingHook.apply` records each item once the stage has finished.
 """
@@ -23,7 +24,7 @@ import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from mlcycle.core import provenance, record
+from mlcycle.core import environment, provenance, record
 from mlcycle.core.config import Params
 from mlcycle.core.errors import RecordingError, TrackingError
 from mlcycle.core.paths import NOTEBOOKS, PARAMS_SECTIONS, Paths, store_dir
@@ -37,7 +38,10 @@ TRIGGER_TAG = "mlcycle.trigger.monitor_run"
 
 def tracking_uri(root: Path, params: Params) -> str:
     env = os.environ.get("MLFLOW_TRACKING_URI")
-    if env:
+    # the activated .venv (and `make lab`) set the workspace's own store as a default for bare
+    # `mlflow` commands; a store named in params.yaml wins over that default
+    from_activate = env is not None and env == os.environ.get("MLCYCLE_DEFAULT_STORE")
+    if env and not (from_activate and params.tracking.uri):
         return env
     if params.tracking.uri:
         return params.tracking.uri
@@ -161,11 +165,28 @@ def private_store(folder: Path) -> None:
 
 
 def git_tags(root: Path) -> dict[str, str]:
-    """The workspace's git state (`provenance.git_state`) as run tags."""
-    g = provenance.git_state(root)
+    """The workspace's git state (`provenance.git_state`) as run tags: dirty when a file git tracks
+    differs from the commit, not counting what the pipeline itself writes (`dvc.lock`, the metrics
+    and other outputs git keeps), which DVC removes and rewrites while the stages run."""
+    g = provenance.git_state(root, provenance.pipeline_results(root))
     if g["commit"] is None:
         return {"mlflow.source.git.commit": "none", "mlcycle.git.dirty": "unknown"}
-    return {"mlflow.source.git.commit": g["commit"], "mlcycle.git.dirty": str(g["dirty"]).lower()}
+    tags = {"mlflow.source.git.commit": g["commit"], "mlcycle.git.dirty": str(g["dirty"]).lower()}
+    if g["dirty"]:  # which files: `mlcycle reproduce` tells whether they were the model's inputs
+        tags["mlcycle.git.changed"] = " ".join(g["changed"])[:1000]
+    return tags
+
+
+def env_tags(root: Path) -> dict[str, str]:
+    """The installed packages against the workspace's requirements.lock (`environment.status`) as
+    run tags: the lock's sha256 ("none" without a lock), whether every pin is installed as locked
+    ("true", "false", "unknown" without a readable lock) and, when not, what differs."""
+    s = environment.status(root)
+    tags = {"mlcycle.env.lock_digest": s.digest,
+            "mlcycle.env.matches_lock": "unknown" if s.matches is None else str(s.matches).lower()}
+    if s.matches is False:
+        tags["mlcycle.env.differs"] = s.summary()
+    return tags
 
 
 def versions() -> dict[str, str]:
@@ -288,6 +309,7 @@ class TrackingHook:
     def __init__(self, sections: tuple[str, ...] | None = None):
         self.sections = sections
         self.run_id: str | None = None
+        self.env: dict[str, str] | None = None  # env_tags, read in prepare
         self.prepared = False
 
     def prepare(self, run) -> None:
@@ -295,6 +317,7 @@ class TrackingHook:
         the runner checks the stage and the kernel executes the notebook: inputs do not change."""
         self.client, self.exp_id = setup(run.root, run.params)
         self.git = git_tags(run.root)
+        self.env = env_tags(run.root)
         self.deps = dvc_hashes(run.root, run.stage, ("deps",)) if run.stage in NOTEBOOKS else {}
         self.prepared = True
 
@@ -302,7 +325,7 @@ class TrackingHook:
         """Create this stage's run (and the pipeline's parent run, for the first stage)."""
         if not self.prepared:
             self.prepare(run)
-        base = {**self.git, **versions(), "mlcycle.stage": run.stage,
+        base = {**self.git, **self.env, **versions(), "mlcycle.stage": run.stage,
                 "mlflow.user": getpass.getuser(), "mlflow.source.name": f"notebooks/{run.notebook.name}",
                 "mlflow.source.type": "NOTEBOOK",
                 "mlcycle.tracking.process": os.environ.get("MLCYCLE_TRACKING_PROCESS", "forked")}
@@ -433,10 +456,13 @@ class TrackingHook:
 
         git = self.git
         tags = {"git_commit": git["mlflow.source.git.commit"], "git_dirty": git["mlcycle.git.dirty"],
-                "data_md5": hashes.get("deps", {}).get(item.get("data") or "", ""), "stage_run_id": self.run_id}
+                "data_md5": hashes.get("deps", {}).get(item.get("data") or "", ""), "stage_run_id": self.run_id,
+                "lock_digest": (self.env or env_tags(run.root))["mlcycle.env.lock_digest"]}
         if os.environ.get(TRIGGER_ENV):
             tags["trigger_monitor_run"] = os.environ[TRIGGER_ENV]
         tags.update({k: v.replace("{run_id}", self.run_id) for k, v in (item.get("tags") or {}).items()})
         version = registry.register(self.client, item["name"], self.run_id, Path(item["model_dir"]), tags)
-        Path(item["registration"]).write_text(
-            json.dumps({"name": item["name"], "version": version, "run_id": self.run_id}, indent=2) + "\n")
+        reg = Path(item["registration"])
+        doc = json.loads(reg.read_text()) if reg.exists() else {}
+        reg.write_text(json.dumps({**doc, "name": item["name"], "version": version, "run_id": self.run_id},
+                                  indent=2) + "\n")

@@ -22,7 +22,8 @@ cluster (`core/compute.py`: an embedded local cluster, or `compute.scheduler`).
   written under a temporary name beside the output and renamed once every partition succeeded: a
   folder under the output's name is always complete.
 - **Record**: one MLflow run (`score`) with the model version, the input files' MD5s and row
-  counts, the cluster (scheduler, workers, dashboard link) and the figures.
+  counts, the cluster (scheduler, workers, dashboard link) and the figures, tagged with the git
+  commit and the environment against requirements.lock as stage runs are (`run_tags`).
 """
 
 from __future__ import annotations
@@ -289,9 +290,7 @@ def run(root: Path, params, input_path: Path, output: Path, model_uri: str | Non
     folder = output.parent / f".{output.name}.tmp-{job_id}"
     job = Job(tracking.tracking_uri(root, params), uri, use_compiled, not_null, served.columns, str(folder), job_id,
               served.version)
-    run_id = client.create_run(exp_id, tags={
-        "mlflow.runName": "score", "mlcycle.operation": "score", "mlcycle.model_uri": uri,
-        "mlcycle.model_version": job.version, "mlcycle.scoring_path": served.path}).info.run_id
+    run_id = client.create_run(exp_id, tags=run_tags(root, uri, job.version, served.path)).info.run_id
     summary = {"job_id": job_id, "model_uri": uri, "model_version": job.version, "scoring_path": served.path,
                "input": str(Path(input_path).resolve()), "output": str(output), "files": inputs,
                "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "mlflow_run_id": run_id}
@@ -323,6 +322,16 @@ def run(root: Path, params, input_path: Path, output: Path, model_uri: str | Non
                          f"{output}") from exc
     _finish(client, run_id, summary, "FINISHED", folder_rejects=output / REJECTS)
     return summary
+
+
+def run_tags(root: Path, model_uri: str, version: str, scoring_path: str) -> dict[str, str]:
+    """The score run's tags: the pinned model, and the workspace's git state, its environment against
+    requirements.lock and the key packages' versions, recorded as every stage run records them."""
+    from mlcycle.runtime import tracking
+
+    return {"mlflow.runName": "score", "mlcycle.operation": "score", "mlcycle.model_uri": model_uri,
+            "mlcycle.model_version": version, "mlcycle.scoring_path": scoring_path,
+            **tracking.git_tags(root), **tracking.env_tags(root), **tracking.versions()}
 
 
 def _compute(params, files: list[Path], job: Job, progress: bool, client, run_id: str, summary: dict) -> list[dict]:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mlcycle.core import provenance
 from mlcycle.core.scoring import quiet_mlflow
 from mlcycle.stages import ranking
 from mlcycle.stages.recommenders import Recommenders
@@ -113,6 +114,7 @@ def save(models: Recommenders, folder: Path, model: str, k: int, meta: dict) -> 
                                                     "weight": models.weight,
                                                     "popularity_penalty": models.penalty, **meta}, default=str))},
     )
+    provenance.stable_model_identity(folder)  # the same model, the same bytes (no save time, uuid from content)
 
 
 def load(folder: Path) -> tuple[RecommenderModel, dict]:

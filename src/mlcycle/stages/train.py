@@ -21,7 +21,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
-from mlcycle.core import compiled, record
+from mlcycle.core import compiled, provenance, record
 from mlcycle.core.config import TrainParams
 from mlcycle.core.errors import DataError
 from mlcycle.core.scoring import quiet_mlflow, scores
@@ -278,6 +278,7 @@ def _save(result: TrainResult, spec: FeatureSpec, X_example: pd.DataFrame, model
                 **({"segments": result.segments.meta()} if result.segments is not None and pipe is result.model else {}),
             }, default=str))},
         )
+        provenance.stable_model_identity(folder)  # the same model, the same bytes (no save time, uuid from content)
 
 
 def _requirements() -> list[str]:
@@ -305,6 +306,7 @@ def compile_check(result: TrainResult, spec: FeatureSpec, model_dir: Path,
     does not agree, or a family that cannot be exported, leaves the version to the pipeline. The
     verdict's tags go to the stage run (the version gets them at registration)."""
     verdict = compiled.build(result.model, model_dir, rows, spec.task, result.threshold)
+    provenance.stable_model_identity(model_dir)  # the compiled form is part of the model's content
     record.tags(verdict.tags())
     return verdict
 
@@ -346,13 +348,32 @@ def write_registration(path: Path, name: str, model_dir: Path | None = None, dat
     the runner, tracking registers the model saved at `model_dir` (default: `model` next to `path`)
     with the DVC hash of its training data `data` and the compiled form's verdict as version tags
     (`mlcycle.scoring_path`: compiled | sklearn, and why), and fills in the version."""
+    model_dir = model_dir or path.parent / "model"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"name": name, "version": None, "run_id": None}, indent=2) + "\n")
-    record.register(name, model_dir or path.parent / "model", path, data, tags=verdict.tags() if verdict else None)
+    digest = provenance.folder_digest(model_dir)
+    path.write_text(json.dumps({"name": name, "version": None, "run_id": None, "model_digest": digest}, indent=2) + "\n")
+    tags = {**(verdict.tags() if verdict else {}), "model_digest": digest}
+    record.register(name, model_dir, path, data, tags=tags)
 
 
-def read_registration(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.exists() else {"name": None, "version": None, "run_id": None}
+UNREGISTERED = {"name": None, "version": None, "run_id": None}
+
+
+def read_registration(path: Path, model_dir: Path | None = None) -> dict:
+    """The registration of the model train saved (`models/registered.json`: written by this machine's
+    tracking, not a DVC output). With `model_dir`, only when it is that model: after DVC restored
+    `models/model` from its cache (a checkout, the run cache) the file may name another version, and
+    then the result says so under `stale` instead of naming a version."""
+    if not path.exists():
+        return dict(UNREGISTERED)
+    doc = json.loads(path.read_text())
+    if model_dir is not None and doc.get("model_digest") and Path(model_dir).exists():
+        if provenance.folder_digest(model_dir) != doc["model_digest"]:
+            return {**UNREGISTERED, "name": doc.get("name"),
+                    "stale": f"{Path(model_dir).name} is not the model registered as version {doc.get('version')} "
+                             "(DVC restored another one from its cache); run `dvc repro -f train` to train and "
+                             "register it"}
+    return doc
 
 
 def takeaways(result: TrainResult, trials: int = 0) -> str:
