@@ -82,6 +82,16 @@ def test_stage_has_module_test_and_deps(stage):
         assert "report.show_code" in spec["params"]
 
 
+def test_no_stage_reads_or_writes_what_records_this_machine():
+    """A machine-local file (a registry version, run ids, the local champion) as a dependency or an
+    output would put its hash into dvc.lock, and a fresh clone's `make repro` would change it."""
+    for name, spec in DVC.items():
+        body = spec.get("do", spec)
+        named = {next(iter(p)) if isinstance(p, dict) else p
+                 for kind in ("deps", "outs", "metrics", "plots") for p in body.get(kind) or []}
+        assert not named & set(MACHINE_LOCAL), (name, named & set(MACHINE_LOCAL))
+
+
 @pytest.mark.parametrize("stage", [s for s in STAGES if s in PARAMS])
 def test_stage_reads_its_own_section(stage):
     params = globals()["stage"](stage)["params"]

@@ -130,3 +130,30 @@ def test_a_saved_model_is_the_same_bytes_twice(tmp_path):
     # another model gets another identity
     mlflow.sklearn.save_model(LogisticRegression(C=0.01).fit(X, y), str(tmp_path / "c"), serialization_format="cloudpickle")
     assert provenance.stable_model_identity(tmp_path / "c") != meta["model_uuid"]
+
+
+def test_the_saved_model_is_the_same_bytes_on_one_core_and_on_two():
+    """Histogram gradient boosting records the training machine's OpenMP thread count in its bin
+    mapper; `without_thread_counts` clears it, so the pickle follows from data and params alone."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import hashlib, pickle, numpy as np\n"
+            "from sklearn.ensemble import HistGradientBoostingClassifier\n"
+            "from sklearn.pipeline import make_pipeline\n"
+            "from sklearn.preprocessing import StandardScaler\n"
+            "from mlcycle.core.provenance import without_thread_counts\n"
+            "rng = np.random.default_rng(0); X = rng.normal(size=(3000, 5)); y = (X[:, 0] > 0).astype(int)\n"
+            "m = make_pipeline(StandardScaler(), HistGradientBoostingClassifier(max_iter=10, random_state=0)).fit(X, y)\n"
+            "raw = hashlib.md5(pickle.dumps(m)).hexdigest()\n"
+            "print(raw, hashlib.md5(pickle.dumps(without_thread_counts(m))).hexdigest(), m.predict_proba(X)[:3].sum())\n")
+    out = {}
+    for threads in ("1", "2"):
+        proc = subprocess.run([sys.executable, "-c", code], env={**os.environ, "OMP_NUM_THREADS": threads},
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        out[threads] = proc.stdout.split()
+    assert out["1"][0] != out["2"][0]  # as scikit-learn saves it: the thread count is in the bytes
+    assert out["1"][1] == out["2"][1]  # cleared: the same bytes
+    assert out["1"][2] == out["2"][2]  # and the same predictions

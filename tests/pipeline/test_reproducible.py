@@ -20,7 +20,8 @@ from tests.conftest import ROOT, SAMPLE, deep_merge, make_workspace, run
 pytestmark = pytest.mark.slow
 
 PARAMS = deep_merge(SAMPLE, {"ingest": {"nycflights13": {"params": {"sample_frac": 0.015}}},
-                             "eda": {"sample_rows": 2000}, "train": {"max_iter": 25}})
+                             "eda": {"sample_rows": 2000}, "train": {"max_iter": 25},
+                             "gate": {"minimums": {"roc_auc": 0.55}}})  # a sample's model is promoted
 
 
 def declared_outputs(ws) -> dict[str, str]:
@@ -45,6 +46,10 @@ def pair(tmp_path_factory):
     path with no DVC cache and an empty registry, ran the same commit."""
     first = make_workspace(tmp_path_factory.mktemp("first") / "ws", params=PARAMS)
     run(["dvc", "repro"], first, timeout=1500)
+    # the committer's registry has a history the clone's has not: v2 gated against champion v1
+    for stage in ("train", "evaluate"):
+        run(["dvc", "repro", "--force", "--no-run-cache", "--single-item", stage], first, timeout=900)
+    assert json.loads((first / "reports/gate_decision.json").read_text())["champion_version"] == "1"
     run("git add -A && git commit -q -m 'results of make repro'", first)
     clone = tmp_path_factory.mktemp("a-clone-at-a-longer-path") / "nested" / "workspace"
     run(["git", "clone", "-q", str(first), str(clone)], first)
@@ -97,7 +102,8 @@ def test_holdout_predictions_are_identical_to_the_bit(pair):
 def test_the_registration_names_this_machines_version(pair):
     first, clone, _, _ = pair
     reg = json.loads((clone / "models/registered.json").read_text())
-    assert reg["version"] == "1" and len(reg["run_id"]) == 32
+    assert reg["version"] == "1" and len(reg["run_id"]) == 32  # the committer's was version 2
+    assert json.loads((first / "models/registered.json").read_text())["version"] == "2"
     assert reg["model_digest"] == json.loads((first / "models/registered.json").read_text())["model_digest"]
 
 

@@ -104,3 +104,32 @@ def stable_model_identity(folder: Path) -> str:
         out.append(f"model_uuid: {ident}\n" if line.startswith("model_uuid:") else line)
     mlmodel.write_text("".join(out))
     return ident
+
+
+def without_thread_counts(model):
+    """`model` with the thread count its fit recorded cleared: scikit-learn's histogram gradient
+    boosting keeps the number of OpenMP threads of the training machine in its bin mapper
+    (`_bin_mapper.n_threads`), so the same model pickled on 1 and on 2 cores would be other bytes.
+    None there means "as many as OpenMP allows", as at fit time; predictions do not change. Walks
+    pipelines, column transformers, routed models and any estimator held in their attributes."""
+    seen: set[int] = set()
+
+    def walk(obj, depth: int) -> None:
+        if depth > 10 or id(obj) in seen:
+            return
+        seen.add(id(obj))
+        if isinstance(obj, dict):
+            for value in obj.values():
+                walk(value, depth + 1)
+        elif isinstance(obj, list | tuple):
+            for value in obj:
+                walk(value, depth + 1)
+        elif hasattr(obj, "get_params") or hasattr(obj, "predict"):  # an estimator or a model of ours
+            mapper = getattr(obj, "_bin_mapper", None)
+            if mapper is not None and hasattr(mapper, "n_threads"):
+                mapper.n_threads = None
+            for value in getattr(obj, "__dict__", {}).values():
+                walk(value, depth + 1)
+
+    walk(model, 0)
+    return model

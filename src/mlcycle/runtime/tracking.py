@@ -170,11 +170,11 @@ def git_tags(root: Path) -> dict[str, str]:
     and other outputs git keeps), which DVC removes and rewrites while the stages run."""
     g = provenance.git_state(root, provenance.pipeline_results(root))
     if g["commit"] is None:
-        return {"mlflow.source.git.commit": "none", "mlcycle.git.dirty": "unknown"}
-    tags = {"mlflow.source.git.commit": g["commit"], "mlcycle.git.dirty": str(g["dirty"]).lower()}
-    if g["dirty"]:  # which files: `mlcycle reproduce` tells whether they were the model's inputs
-        tags["mlcycle.git.changed"] = " ".join(g["changed"])[:1000]
-    return tags
+        return {"mlflow.source.git.commit": "none", "mlcycle.git.dirty": "unknown", "mlcycle.git.changed": "unknown"}
+    # which files made it dirty ("none": clean), so that a reader can tell whether they were inputs
+    changed = " ".join(g["changed"])[:1000] or "none"
+    return {"mlflow.source.git.commit": g["commit"], "mlcycle.git.dirty": str(g["dirty"]).lower(),
+            "mlcycle.git.changed": changed}
 
 
 def env_tags(root: Path) -> dict[str, str]:

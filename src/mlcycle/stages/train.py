@@ -263,6 +263,7 @@ def _save(result: TrainResult, spec: FeatureSpec, X_example: pd.DataFrame, model
             shutil.rmtree(folder)
         folder.parent.mkdir(parents=True, exist_ok=True)
         out = scores(pipe, X_example.head(5), spec.task)
+        provenance.without_thread_counts(pipe)  # the same bytes whatever the training machine's cores
         mlflow.sklearn.save_model(
             pipe, str(folder),
             signature=signature(spec, X_example.head(5), out),
