@@ -22,7 +22,6 @@ The comparisons are plain functions of recorded values (`compare_values`, `compa
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -44,6 +43,7 @@ import numpy as np
 from mlcycle.core.compute import THREAD_VARIABLES
 from mlcycle.core.config import read_yaml
 from mlcycle.core.errors import ReproduceError, StageError
+from mlcycle.core.provenance import file_md5
 from mlcycle.core.scoring import quiet_mlflow
 from mlcycle.lifecycle import registry
 
@@ -670,14 +670,10 @@ def predictions(tree: Path, original_dir: Path | None, task: str) -> dict:
     return {**compare_predictions(a, b), "split": str(paths.split_file("test").relative_to(tree))}
 
 
-def _md5(f: Path) -> str:
-    return hashlib.md5(f.read_bytes()).hexdigest()
-
-
 def differing_files(a: Path, b: Path) -> list[str]:
     """Files of two folders whose contents differ, or that one lacks (relative paths)."""
     def listing(d: Path) -> dict[str, str]:
-        return {str(f.relative_to(d)): _md5(f) for f in sorted(d.rglob("*")) if f.is_file()} if d.is_dir() else {}
+        return {str(f.relative_to(d)): file_md5(f) for f in sorted(d.rglob("*")) if f.is_file()} if d.is_dir() else {}
 
     la, lb = listing(a), listing(b)
     return [p for p in sorted(set(la) | set(lb)) if la.get(p) != lb.get(p)]
