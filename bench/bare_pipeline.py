@@ -1,6 +1,6 @@
 """The bare baseline: the pipeline's own computations in one Python process, nothing else.
 
-It runs the code cells of every stage notebook in order (the same calls into `src/mlcycle`, on the
+It runs the code cells of every stage notebook of the workspace's task in order (the same calls into `src/mlcycle`, on the
 same data, with the same params, writing the same files), then builds the index page. No kernels,
 no papermill, no HTML rendering, no DVC, no MLflow tracking (the gate finds no registry and says so).
 
@@ -28,8 +28,9 @@ def main(ws: Path) -> None:
     from mlcycle.stages import report
 
     params = config.load("params.yaml", root=ws)
+    paths = Paths.at(ws)
     for stage, name in NOTEBOOKS.items():
-        nb = nbformat.read(ws / "notebooks" / name, as_version=4)
+        nb = nbformat.read(paths.notebook(stage, params.task), as_version=4)  # notebooks/<task>/, or the shared one
         scope = {"__name__": f"bare_{stage}", "params_file": "params.yaml", "write": True}
         for cell in nb.cells:
             if cell.cell_type != "code" or "parameters" in cell.metadata.get("tags", []):
@@ -39,7 +40,7 @@ def main(ws: Path) -> None:
         import matplotlib.pyplot as plt
 
         plt.close("all")
-    report.build_index(Paths.at(ws), params)
+    report.build_index(paths, params)
 
 
 if __name__ == "__main__":

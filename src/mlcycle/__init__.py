@@ -10,6 +10,8 @@ or lower ones, never upwards, and no import (function-level ones included) close
 - runtime: the runner every notebook stage goes through, tracking, the warm tracking daemon
 - serving: the HTTP server, its model holder, request checks and prediction log
 - monitoring: drift, the monitor, retraining, data batches, the replay
+- tasks: one package per kind of problem (tabular, recommender) behind the protocol of
+  `core.tasks`; the other layers reach a task only through that registry
 - cli: the `mlcycle` command
 
 Importing the package does no work: no folders, no tracking URI, no logging set-up.
@@ -20,13 +22,23 @@ import importlib.abc
 import importlib.util
 import sys
 
-LAYERS = ("core", "stages", "lifecycle", "runtime", "serving", "monitoring", "cli")
+LAYERS = ("core", "stages", "lifecycle", "runtime", "serving", "monitoring", "tasks", "cli")
 __version__ = "0.1.0"
 
-# Models saved before the package took its layer folders name their classes by the old module paths
-# (pickle stores `mlcycle.features.RowFeatures`); those names resolve to the modules that hold the
-# classes now, so every registered version keeps loading.
-MOVED = {"mlcycle.features": "mlcycle.core.spec"}
+# Models saved before a module moved name their classes by its old path (pickle stores
+# `mlcycle.features.RowFeatures`, a recommender's `mlcycle.stages.recommenders.Recommenders`); those
+# names resolve to the modules that hold the classes now, so every registered version keeps loading.
+MOVED = {
+    "mlcycle.features": "mlcycle.core.spec",
+    "mlcycle.stages.interactions": "mlcycle.tasks.recommender.interactions",
+    "mlcycle.stages.interactions_eda": "mlcycle.tasks.recommender.eda",
+    "mlcycle.stages.ranking": "mlcycle.tasks.recommender.ranking",
+    "mlcycle.stages.recommenders": "mlcycle.tasks.recommender.recommenders",
+    "mlcycle.stages.recommend": "mlcycle.tasks.recommender.stages",
+    "mlcycle.stages.recommend_model": "mlcycle.tasks.recommender.model",
+    "mlcycle.stages.recommend_search": "mlcycle.tasks.recommender.search",
+    "mlcycle.monitoring.recmonitor": "mlcycle.tasks.recommender.monitor",
+}
 
 
 class _Moved(importlib.abc.MetaPathFinder, importlib.abc.Loader):

@@ -12,7 +12,7 @@ from tests.pipeline.test_notebooks_safe import changed, snapshot
 
 pytestmark = pytest.mark.slow
 
-NOTEBOOK = "notebooks/03_eda.ipynb"  # the eda stage: its report is mostly figures
+NOTEBOOK = "notebooks/tabular/03_eda.ipynb"  # the eda stage of the tables: its report is mostly figures
 # code cells whose prompt shows they ran ("[3]:"), are still queued or running ("[*]:") or have not run ("[ ]:")
 PROMPTS_JS = """return Array.from(document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputPrompt'))
   .map(p => p.textContent.trim());"""

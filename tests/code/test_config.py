@@ -85,3 +85,15 @@ def test_cli_fails_before_any_kernel(workspace):
     assert proc.returncode == 2
     assert "train.max_iterations: unknown key (did you mean 'max_iter'?)" in proc.stderr
     assert not (workspace / "reports" / "executed").exists()
+
+
+def test_task_names_the_package_that_serves_data_task():
+    raw = default_raw()
+    assert config.parse(raw).task == "tabular"  # the shipped params name it
+    raw.pop("task")
+    assert config.parse(raw).task == "tabular"  # left out: the task serving data.task
+    with pytest.raises(ParamsError, match=r"task recommender serves data.task recommendation, not classification: "
+                                          r"set task: tabular"):
+        config.parse({**raw, "task": "recommender"})
+    with pytest.raises(ParamsError, match=r"no task named 'forecasting'; registered tasks: tabular, recommender"):
+        config.parse({**raw, "task": "forecasting"})

@@ -1,5 +1,6 @@
 """The workspace's own conventions: one name per stage everywhere, one parameters cell, no stored
-outputs, notebooks that orchestrate (no def/class), dvc.yaml deps and outs that match the code."""
+outputs, notebooks that orchestrate (no def/class) and tell one task's story each (notebooks/<task>/),
+dvc.yaml deps and outs that match the code."""
 
 import ast
 import json
@@ -7,15 +8,48 @@ import json
 import pytest
 import yaml
 
-from mlcycle.core.paths import MACHINE_LOCAL, NOTEBOOK_FILES, NOTEBOOKS, OPERATIONS, STAGES, Paths
+from mlcycle.core import tasks
+from mlcycle.core.paths import (
+    MACHINE_LOCAL,
+    NOTEBOOK_FILES,
+    NOTEBOOKS,
+    OPERATIONS,
+    SHARED_NOTEBOOKS,
+    STAGES,
+    Paths,
+)
 from tests.conftest import ROOT
 
 DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
 
 
-def cells(name):
-    return json.loads((ROOT / "notebooks" / name).read_text())["cells"]
+def cells(path):
+    return json.loads(path.read_text())["cells"]
+
+
+def stage_notebooks() -> list[tuple[str, str]]:
+    """(stage, task) of every stage notebook on disk: each task's own, and a shared one once (task '')."""
+    return [(s, "") for s in NOTEBOOK_FILES if s in SHARED_NOTEBOOKS] + [
+        (s, task) for task in tasks.REGISTRY for s in NOTEBOOK_FILES if s not in SHARED_NOTEBOOKS]
+
+
+def notebook(stage: str, task: str):
+    return Paths(ROOT).notebook(stage, task or next(iter(tasks.REGISTRY)))
+
+
+def task_branches(cs: list[dict], task: str) -> list[str]:
+    """What in a task's notebook cells asks which task runs, or names another task: a comparison of
+    `data.task`, another task's objectives as literals (e.g. `"recommendation"` in a tabular notebook,
+    `"regression"` in a recommender's), another task's package. Each hit as `cell id: text`."""
+    own = tasks.get(task)
+    others = [tasks.get(t) for t in tasks.REGISTRY if t != task]
+    needles = ["data.task ==", "data.task !=", "data.task in "]
+    for other in others:
+        needles += [f'{o}"' for o in other.objectives if o not in own.objectives]
+        needles += [f"{o}'" for o in other.objectives if o not in own.objectives]
+        needles += [f"mlcycle.tasks.{other.name}", f"src/mlcycle/tasks/{other.name}/"]
+    return [f"{c.get('id')}: {needle}" for c in cs for needle in needles if needle in "".join(c["source"])]
 
 
 # stages dvc.yaml generates from params (`foreach`): none, or one per ingest step / enrichment table
@@ -35,17 +69,29 @@ def stage(name: str) -> dict:
 
 
 def test_notebook_folder_matches_stages():
+    """notebooks/ holds the shared stage notebooks (ingest), one folder per registered task with each
+    of the other stage notebooks, and explore/ (a researcher's own)."""
     on_disk = sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb"))
-    assert on_disk == sorted(NOTEBOOK_FILES.values())
+    assert on_disk == sorted(NOTEBOOK_FILES[s] for s in SHARED_NOTEBOOKS)
+    folders = sorted(p.name for p in (ROOT / "notebooks").iterdir() if p.is_dir() and not p.name.startswith("."))
+    assert folders == sorted([*tasks.REGISTRY, "explore"])
+    for task in tasks.REGISTRY:
+        own = sorted(p.name for p in (ROOT / "notebooks" / task).glob("*.ipynb"))
+        assert own == sorted(f for s, f in NOTEBOOK_FILES.items() if s not in SHARED_NOTEBOOKS), task
+        for stage in NOTEBOOK_FILES:
+            path = Paths(ROOT).notebook(stage, task)
+            assert path.exists() and (path.parent.name == task) == (stage not in SHARED_NOTEBOOKS), path
     assert [s for s in DVC if s not in GENERATED or s in STAGES] == list(STAGES)
     assert not set(OPERATIONS) & set(DVC)  # operations stages run on live data, outside dvc repro
     for name, key in GENERATED.items():
         assert DVC[name]["foreach"] == "${" + key + "}"
 
 
-@pytest.mark.parametrize("stage, name", NOTEBOOK_FILES.items())
-def test_notebook_shape(stage, name):
-    cs = cells(name)
+@pytest.mark.parametrize("stage, task", stage_notebooks())
+def test_notebook_shape(stage, task):
+    path = notebook(stage, task)
+    name = str(path.relative_to(ROOT / "notebooks"))
+    cs = cells(path)
     tagged = [c for c in cs if "parameters" in c.get("metadata", {}).get("tags", [])]
     assert len(tagged) == 1, "exactly one cell tagged parameters"
     for line in "".join(tagged[0]["source"]).splitlines():
@@ -59,7 +105,30 @@ def test_notebook_shape(stage, name):
     ids = [c.get("id") for c in cs]
     assert all(ids) and len(set(ids)) == len(ids), "every cell has its own id (nbformat 4.5; nbformat warns otherwise)"
     first = "".join(cs[0]["source"])
-    assert module(stage) in first, f"the first cell of {name} must name the stage's module {module(stage)}"
+    # the stage's module, or (a task with modules of its own) its task package's
+    assert module(stage) in first or (task and f"src/mlcycle/tasks/{task}/" in first), \
+        f"the first cell of {name} must name the stage's module {module(stage)}"
+
+
+def test_no_notebook_branches_on_the_task():
+    """Each task's notebooks tell its story only: no cell asks which task runs or names another task
+    (the runner picks notebooks/<task>/ from params `task`)."""
+    scanned = 0
+    for task in tasks.REGISTRY:
+        for path in sorted((ROOT / "notebooks" / task).glob("*.ipynb")):
+            assert not task_branches(cells(path), task), f"{path.relative_to(ROOT)}: {task_branches(cells(path), task)}"
+            scanned += 1
+    assert scanned == len(tasks.REGISTRY) * len([s for s in NOTEBOOK_FILES if s not in SHARED_NOTEBOOKS])
+    # the check sees a branch: a cell planted in each task's train notebook
+    planted = {"id": "planted", "cell_type": "code", "source": ["if cfg.data.task == \"recommendation\":\n", "    pass"]}
+    for task in tasks.REGISTRY:
+        cs = cells(Paths(ROOT).notebook("train", task))
+        assert task_branches([*cs, planted], task) == ["planted: data.task =="] + (
+            ["planted: recommendation\""] if "recommendation" not in tasks.get(task).objectives else [])
+    other = next(t for t in tasks.REGISTRY if t != "tabular")
+    mention = {"id": "mention", "cell_type": "code", "source": [f"from mlcycle.tasks.{other} import stages"]}
+    assert task_branches([mention], "tabular") == [f"mention: mlcycle.tasks.{other}"]
+    assert task_branches([{"id": "own", "cell_type": "code", "source": ['spec.task == "regression"']}], "tabular") == []
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -71,7 +140,8 @@ def test_stage_has_module_test_and_deps(stage):
     assert module(stage) in deps
     assert "src/mlcycle/core" in deps, "every stage uses the core layer: it depends on the whole folder"
     if stage in NOTEBOOKS:
-        assert f"notebooks/{NOTEBOOKS[stage]}" in deps
+        # the notebook of the task params name (`${task}`), or the shared one
+        assert Paths(ROOT).notebook(stage, "${task}").relative_to(ROOT).as_posix() in deps
         assert spec["cmd"] == f"python -m mlcycle run {stage}"
         outs = [next(iter(o)) if isinstance(o, dict) else o for o in spec["outs"]]
         paths = Paths(ROOT)
@@ -125,8 +195,14 @@ def test_docs_map_every_stage():
     assert "docs/stages.md" in readme
     for stage in (*STAGES, *OPERATIONS):
         assert module(stage) in stages, f"docs/stages.md: no link to {module(stage)}"
-        if stage in NOTEBOOK_FILES:
+        if stage in SHARED_NOTEBOOKS:
             assert f"notebooks/{NOTEBOOK_FILES[stage]}" in stages, f"docs/stages.md: no link to the {stage} notebook"
+        elif stage in NOTEBOOK_FILES:  # each task's notebook, or at least the task's notebook folder
+            for task in tasks.REGISTRY:
+                named = Paths(ROOT).notebook(stage, task).relative_to(ROOT).as_posix()
+                assert named in stages or f"notebooks/{task}/" in stages, f"docs/stages.md: no link to {named}"
+            assert any(Paths(ROOT).notebook(stage, t).relative_to(ROOT).as_posix() in stages for t in tasks.REGISTRY), \
+                f"docs/stages.md: no {stage} notebook named"
     assert "make repro" in readme and "make test" in readme
 
 
@@ -140,7 +216,9 @@ def test_explore_notebooks_are_not_pipeline_stages():
     deps = [str(d) for s in DVC.values() for d in s.get("do", s).get("deps", [])]
     for dep in deps:
         if dep.rstrip("/").startswith("notebooks"):
-            assert dep.endswith(".ipynb") and dep.count("/") == 1, f"dvc.yaml: {dep} would cover notebooks/explore"
+            folder = dep.rsplit("/", 1)[0] if "/" in dep else ""
+            assert dep.endswith(".ipynb") and folder in ("notebooks", "notebooks/${task}"), \
+                f"dvc.yaml: {dep} would cover notebooks/explore"
 
 
 def test_starter_notebook_shape():

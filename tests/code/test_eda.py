@@ -64,3 +64,23 @@ def test_metrics_of_a_table():
     doc = eda.metrics(df, rate, "share of late", "classification")
     assert doc == {"task": "classification", "rows": 4, "columns": 2, "missing_share": 0.25, "labelled_rows": 3,
                    "label_rate": 1 / 3, "label_rate_is": "share of late"}
+
+
+def test_write_metrics_writes_the_committed_format(tmp_path):
+    """The table's eda.json: indent 2, numpy numbers as floats, one trailing newline (the bytes the
+    committed reports/metrics/eda.json has), its folder made when missing."""
+    import json
+
+    import numpy as np
+
+    from mlcycle.tasks.recommender import eda as interactions_eda
+
+    doc = {"task": "classification", "rows": 4, "missing_share": np.float64(0.25), "label_rate_is": "share of late"}
+    path = tmp_path / "reports" / "metrics" / "eda.json"
+    eda.write_metrics(doc, path)
+    text = path.read_text()
+    assert text == json.dumps({**doc, "missing_share": 0.25}, indent=2) + "\n"
+    assert json.loads(text)["missing_share"] == 0.25
+    # the same bytes as the recommender's writer, which the table notebook used before it had its own
+    interactions_eda.write_metrics(doc, tmp_path / "rec.json")
+    assert (tmp_path / "rec.json").read_bytes() == path.read_bytes()

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from mlcycle.core import config
-from mlcycle.stages import interactions as ia
-from mlcycle.stages import interactions_eda as ieda
+from mlcycle.tasks.recommender import eda as ieda
+from mlcycle.tasks.recommender import interactions as ia
 
 RAW = {
     "data": {"path": "r.csv", "target": "rating", "task": "recommendation", "time_column": "ts", "time_unit": "s"},

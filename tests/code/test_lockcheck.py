@@ -98,3 +98,31 @@ def test_the_committed_lock_matches_the_committed_code():
         pytest.fail("the workspace is not a git checkout: the check reads what git tracks")
     found = lockcheck.check(ROOT)
     assert not found, lockcheck.report(found)
+
+
+def tracked_copy(dest: Path) -> Path:
+    """The files git tracks in the repository (as they are on disk) in a fresh git repository at dest."""
+    for rel in lockcheck.tracked_paths(ROOT):
+        src = ROOT / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    run(["git", "init", "-q"], dest)
+    run(["git", "add", "-A"], dest)
+    return dest
+
+
+def test_a_tasks_code_and_notebooks_rerun_only_its_own_pipeline(tmp_path):
+    """The workspace runs the tabular task: touching the recommender's code or notebooks leaves its
+    pipeline current, touching the tabular task's names every stage that runs it."""
+    ws = tracked_copy(tmp_path / "ws")
+    assert lockcheck.check(ws) == []
+    for rel in ("src/mlcycle/tasks/recommender/recommenders.py", "src/mlcycle/tasks/recommender/monitor.py",
+                "notebooks/recommender/05_train.ipynb"):
+        path = ws / rel
+        path.write_text(path.read_text().replace("\n", "\n\n", 1))
+    assert lockcheck.check(ws) == []
+    tabular = ws / "src/mlcycle/tasks/tabular/__init__.py"
+    tabular.write_text(tabular.read_text() + "\n# touched\n")
+    stale = {s.stage for s in lockcheck.check(ws) if s.path.startswith("src/mlcycle/tasks/tabular")}
+    assert stale == {"validate", "eda", "features", "train", "evaluate"}

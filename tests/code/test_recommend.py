@@ -11,8 +11,8 @@ import pytest
 
 from mlcycle.core import config
 from mlcycle.core.errors import DataError, ParamsError
-from mlcycle.stages import interactions as ia
-from mlcycle.stages import ranking, recommenders
+from mlcycle.tasks.recommender import interactions as ia
+from mlcycle.tasks.recommender import ranking, recommenders
 
 RAW = {
     "data": {"path": "r.csv", "target": "rating", "task": "recommendation", "time_column": "ts", "time_unit": "s"},
@@ -230,7 +230,8 @@ def test_blend_scales_each_user():
 def test_pyfunc_model_recommends_known_and_unknown_users(tmp_path):
     import mlflow.pyfunc
 
-    from mlcycle.stages import recommend, recommend_model
+    from mlcycle.tasks.recommender import model as recommend_model
+    from mlcycle.tasks.recommender import stages as recommend
 
     p = params(k=4, weights=[0.5])
     inter = ia.standardise(table(n_users=20), p.data, p.recommend)
@@ -292,7 +293,8 @@ def test_weighting_is_implicits_bm25_and_tfidf_with_items_as_rows():
 
 
 def test_weighting_reaches_the_refits_and_the_saved_model(tmp_path):
-    from mlcycle.stages import recommend, recommend_model
+    from mlcycle.tasks.recommender import model as recommend_model
+    from mlcycle.tasks.recommender import stages as recommend
 
     p = params(k=4, weights=[0.5], weighting="bm25", bm25_k1=10.0, bm25_b=0.9, refit_iterations=2)
     inter = ia.standardise(table(n_users=20), p.data, p.recommend)
@@ -323,7 +325,8 @@ def test_weighting_reaches_the_refits_and_the_saved_model(tmp_path):
 
 
 def test_popularity_discount_lowers_popular_items_and_is_served(tmp_path):
-    from mlcycle.stages import recommend, recommend_model
+    from mlcycle.tasks.recommender import model as recommend_model
+    from mlcycle.tasks.recommender import stages as recommend
 
     p = params(k=4, weights=[0.5])
     inter = ia.standardise(table(n_users=20), p.data, p.recommend)
@@ -350,3 +353,33 @@ def test_popularity_discount_lowers_popular_items_and_is_served(tmp_path):
     out = model.predict(None, pd.DataFrame({"user": [user], "k": [4]}))
     expected = trained.models.recommend("hybrid", [user], 4)[user]
     assert list(out["item"]) == expected
+
+
+def test_a_recommender_saved_before_the_task_package_still_loads(tmp_path):
+    """Versions registered before the recommender became `mlcycle.tasks.recommender` pickled its
+    classes under `mlcycle.stages.*` (mlcycle.MOVED maps them): such a model loads and recommends."""
+    import pickle
+
+    import mlflow.pyfunc
+
+    from mlcycle.tasks.recommender import stages as recommend
+
+    p = params(k=3, weights=[0.5])
+    inter = ia.standardise(table(n_users=12), p.data, p.recommend)
+    trained = recommend.train(ia.split(inter, p.recommend), ia.items_table(inter, p.recommend), p, threads=1)
+    recommend.save(trained, p, tmp_path / "model", tmp_path / "baseline")
+    pkl = next((tmp_path / "model").rglob("python_model.pkl"))
+    with pkl.open("rb") as f:
+        obj = pickle.load(f)
+    text = pickle.dumps(obj, protocol=0)
+    new_names = {b"mlcycle.tasks.recommender.model\n": b"mlcycle.stages.recommend_model\n",
+                 b"mlcycle.tasks.recommender.recommenders\n": b"mlcycle.stages.recommenders\n",
+                 b"mlcycle.tasks.recommender.interactions\n": b"mlcycle.stages.interactions\n",
+                 b"mlcycle.tasks.recommender.ranking\n": b"mlcycle.stages.ranking\n"}
+    for new, old in new_names.items():
+        text = text.replace(new, old)
+    assert b"mlcycle.stages.recommend_model\n" in text and b"mlcycle.tasks." not in text
+    pkl.write_bytes(text)
+    model = mlflow.pyfunc.load_model(str(tmp_path / "model"))
+    out = model.predict(pd.DataFrame({"user": [trained.models.index.users[0]], "k": [3], "exclude": [""]}))
+    assert list(out["rank"]) == [1, 2, 3]

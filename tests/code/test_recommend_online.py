@@ -14,10 +14,10 @@ import pytest
 
 from mlcycle.core import config
 from mlcycle.core.errors import ClientError
-from mlcycle.monitoring import recmonitor
 from mlcycle.serving import feedback
 from mlcycle.serving.predlog import Batch, PredictionLog
-from mlcycle.stages import interactions as ia
+from mlcycle.tasks.recommender import interactions as ia
+from mlcycle.tasks.recommender import monitor as recmonitor
 
 META = {"task": "recommendation", "model": "hybrid", "relevant_rating": 4.0, "rating_min": 0.5, "rating_max": 5.0}
 
@@ -137,7 +137,7 @@ def test_same_interactions_do_not_drift_and_shifted_ones_do():
 
 
 def test_verdict_drives_retraining_by_the_policy_and_judges_quality_now():
-    from mlcycle.stages import recommenders
+    from mlcycle.tasks.recommender import recommenders
 
     genres = {str(i): "Action" if i % 2 else "Comedy" for i in range(1200)}
     ref = interactions(range(60), 200, 6, 6, "2015-01-01", seed=0)

@@ -9,8 +9,10 @@ import pytest
 
 from mlcycle.core import config
 from mlcycle.core.errors import ParamsError
-from mlcycle.stages import interactions as ia
-from mlcycle.stages import recommend, recommend_search, search
+from mlcycle.stages import search
+from mlcycle.tasks.recommender import interactions as ia
+from mlcycle.tasks.recommender import search as recommend_search
+from mlcycle.tasks.recommender import stages as recommend
 from tests.code.test_recommend import RAW, table
 
 
@@ -82,7 +84,7 @@ def test_ease_matches_the_closed_form_by_numpy():
     import numpy as np
     import scipy.sparse as sp
 
-    from mlcycle.stages import recommenders
+    from mlcycle.tasks.recommender import recommenders
 
     x = np.array([[1, 1, 0, 0], [0, 1, 1, 0], [1, 0, 1, 1], [0, 0, 1, 1], [1, 1, 1, 0]], dtype=float)
     lam = 0.5
@@ -116,7 +118,7 @@ def test_warm_refit_starts_from_the_train_factors(data):
     import numpy as np
     import pandas as pd
 
-    from mlcycle.stages import recommenders
+    from mlcycle.tasks.recommender import recommenders
 
     parts, items = data
     base = {**RAW["recommend"], "factors": 6, "iterations": 8, "k": 5}
@@ -147,7 +149,7 @@ def test_warm_refit_starts_from_the_train_factors(data):
 def test_popularity_penalty_is_chosen_on_validation_within_the_tolerance(data):
     import numpy as np
 
-    from mlcycle.stages import recommenders
+    from mlcycle.tasks.recommender import recommenders
 
     parts, items = data
     rec = config.parse({**RAW, "recommend": {**RAW["recommend"], "k": 5, "coverage_tolerance": 0.0}}).recommend

@@ -4,7 +4,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from mlcycle.core import tasks
 from mlcycle.core.errors import StageError
+from mlcycle.core.paths import NOTEBOOK_FILES, SHARED_NOTEBOOKS, Paths
 from mlcycle.runtime import runner
 from tests.conftest import ROOT
 
@@ -24,9 +26,13 @@ def test_rejects_notebook_with_other_parameters(tmp_path):
 
 
 def test_every_stage_notebook_passes_the_check():
-    for name in ("01_ingest", "02_validate", "03_eda", "04_features", "05_train", "06_evaluate"):
-        runner.check_notebook(ROOT / "notebooks" / f"{name}.ipynb")
-    runner.check_notebook(ROOT / "notebooks" / "07_monitor.ipynb", runner.PARAMETERS | runner.STAGE_PARAMETERS["monitor"])
+    """Every task's notebook of every stage (notebooks/<task>/, the shared ingest in notebooks/)."""
+    for task in tasks.REGISTRY:
+        for stage in NOTEBOOK_FILES:
+            extra = runner.STAGE_PARAMETERS.get(stage, frozenset())
+            runner.check_notebook(Paths(ROOT).notebook(stage, task), runner.PARAMETERS | extra)
+    assert Paths(ROOT).notebook("monitor", "tabular") == ROOT / "notebooks" / "tabular" / "07_monitor.ipynb"
+    assert Paths(ROOT).notebook("ingest", "recommender") == ROOT / "notebooks" / "01_ingest.ipynb"
 
 
 def test_notebooks_write_only_when_the_runner_says_so():
@@ -34,7 +40,10 @@ def test_notebooks_write_only_when_the_runner_says_so():
     import papermill
 
     assert "write" in runner.PARAMETERS
-    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+    notebooks = sorted({Paths(ROOT).notebook(s, t) for t in tasks.REGISTRY for s in NOTEBOOK_FILES})
+    shared = len(SHARED_NOTEBOOKS)  # ingest: one notebook for every task
+    assert len(notebooks) == shared + len(tasks.REGISTRY) * (len(NOTEBOOK_FILES) - shared)
+    for path in notebooks:
         declared = papermill.inspect_notebook(str(path))
         assert declared["write"]["default"] == "False" and declared["write"]["inferred_type_name"] == "bool", path.name
 

@@ -174,7 +174,7 @@ def test_the_hook_applies_what_a_stage_handed_over(tmp_path, monkeypatch):
 
 
 def test_code_dependencies_are_not_logged_as_datasets():
-    assert tracking.is_code("src/mlcycle/core") and tracking.is_code("notebooks/05_train.ipynb")
+    assert tracking.is_code("src/mlcycle/core") and tracking.is_code("notebooks/tabular/05_train.ipynb")
     assert tracking.is_code("src/mlcycle/templates/model_card.md.j2")
     assert not tracking.is_code("data/processed") and not tracking.is_code("reports/metrics/validate.json")
 

@@ -79,8 +79,11 @@ def test_jupyterlab_serves_workspace_and_starts_kernel(tmp_path):
             pytest.fail("JupyterLab did not answer within 60 s")
         assert "python3" in api(f"{base}/kernelspecs{q}")["kernelspecs"]
         listing = api(f"{base}/contents/notebooks{q}")
-        assert {c["name"] for c in listing["content"]} >= {"01_ingest.ipynb", "05_train.ipynb"}
-        kernel = api(f"{base}/kernels{q}", "POST", {"name": "python3", "path": "notebooks"})
+        assert {c["name"] for c in listing["content"]} >= {"01_ingest.ipynb", "tabular", "recommender", "explore"}
+        listing = api(f"{base}/contents/notebooks/tabular{q}")
+        assert {c["name"] for c in listing["content"]} >= {"02_validate.ipynb", "05_train.ipynb"}
+        # a kernel started where a task's notebook is, as the Lab starts it: params.yaml is two folders up
+        kernel = api(f"{base}/kernels{q}", "POST", {"name": "python3", "path": "notebooks/tabular"})
         code = "from mlcycle.core import config; print('target=' + config.load('params.yaml').data.target)"
         out = asyncio.run(execute(f"ws://127.0.0.1:{port}/api/kernels/{kernel['id']}/channels{q}", code))
         assert "target=arr_delay" in out

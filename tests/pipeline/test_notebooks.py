@@ -130,16 +130,21 @@ def test_rerun_renders_identical_report(sample_ws):
 
 
 def test_notebook_run_as_in_jupyterlab_reads_the_same_params(sample_ws, tmp_path):
-    """JupyterLab starts kernels in notebooks/: the notebook must find params.yaml and the outputs
-    by itself and reproduce the pipeline's results."""
+    """JupyterLab starts kernels in the notebook's folder, notebooks/<task>/: the notebook must find
+    params.yaml (two folders up) and the outputs by itself and reproduce the pipeline's results."""
+    from mlcycle.core.paths import Paths
+
     ws, _ = sample_ws
     before = (ws / "reports/metrics/features.json").read_text()
-    nb = nbformat.read(str(ws / "notebooks/04_features.ipynb"), as_version=4)
+    path = Paths(ws).notebook("features", "tabular")
+    assert path.parent == ws / "notebooks" / "tabular"
+    nb = nbformat.read(str(path), as_version=4)
     from nbclient import NotebookClient
 
-    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ws / "notebooks")}}).execute()
+    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
     assert (ws / "reports/metrics/features.json").read_text() == before
-    assert not list((ws / "notebooks").glob("*.parquet")) and not (ws / "notebooks" / "reports").exists()
+    for folder in (ws / "notebooks", path.parent):
+        assert not list(folder.glob("*.parquet")) and not (folder / "reports").exists() and not (folder / "data").exists()
 
 
 def test_bare_benchmark_baseline_computes_the_same_results(sample_ws, tmp_path):

@@ -1,7 +1,8 @@
 """Stage notebooks opened in JupyterLab write nothing: run top to bottom as JupyterLab runs them (no
 injected parameters, kernel started in the notebook's folder, the workspace found from there), every
-stage notebook and the explore starter leave the pipeline's outputs, the registry, the audit log and
-the MLflow runs as they were. Only the runner's `write=True` makes a notebook write."""
+stage notebook of every task (notebooks/<task>/ and the shared ingest, each on a workspace of its
+task) and the explore starter leave the pipeline's outputs, the registry, the audit log and the
+MLflow runs as they were. Only the runner's `write=True` makes a notebook write."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ import nbformat
 import pandas as pd
 import pytest
 
-from mlcycle.core.paths import NOTEBOOK_FILES, NOTEBOOKS
-from tests.conftest import SAMPLE, deep_merge, make_workspace, mlflow_client, run
+from mlcycle.core import config, tasks
+from mlcycle.core.paths import NOTEBOOK_FILES, Paths
+from tests.conftest import SAMPLE, deep_merge, edit_params, make_workspace, mlflow_client, run
 from tests.pipeline.conftest import digest
 
 pytestmark = pytest.mark.slow
@@ -23,6 +25,12 @@ pytestmark = pytest.mark.slow
 OUTPUTS = ["data", "models", "reports", "mlruns/audit.jsonl"]
 # the sample, with fewer bootstrap resamples and explained rows: the evaluate notebook runs twice
 PARAMS = deep_merge(SAMPLE, {"evaluate": {"bootstrap": 10, "explain_rows": 500}})
+# the MovieLens example on a sample of its users (as tests/pipeline/test_recommend_pipeline.py runs it)
+REC_PARAMS = {"ingest": {"movielens": {"params": {"user_frac": 0.2}}}, "eda": {"sample_rows": 4000},
+              "evaluate": {"bootstrap": 10}, "monitor": {"min_rows": 5},
+              "recommend": {"factors": 16, "iterations": 5, "weights": [0.0, 0.5, 1.0]}}
+# the workspace fixture each task's notebooks run on: every registered task needs one
+WORKSPACES = {"tabular": "ran_ws", "recommender": "rec_ws"}
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +43,51 @@ def ran_ws(tmp_path_factory) -> Path:
     assert (ws / "mlruns" / "audit.jsonl").exists()
     prediction_log(ws)
     return ws
+
+
+@pytest.fixture(scope="module")
+def rec_ws(tmp_path_factory) -> Path:
+    """The MovieLens example where the pipeline ran once (`dvc repro`), with tracking and a champion
+    (promoted by hand when the gate keeps popularity ahead on the sample), and a prediction log of
+    `/recommend` answers with feedback on some (what the monitor reads by default)."""
+    ws = make_workspace(tmp_path_factory.mktemp("safe-rec") / "ws")
+    run(["mlcycle", "init", "--example", "movielens", "--force"], ws)
+    edit_params(ws, REC_PARAMS)
+    run(["dvc", "repro"], ws, timeout=1200)
+    name = json.loads((ws / "models/registered.json").read_text())["name"]
+    try:
+        mlflow_client(ws).get_model_version_by_alias(name, "champion")
+    except Exception:  # no champion: the gate kept the popularity baseline ahead on the sample
+        run(["mlcycle", "promote", "1", "--reason", "a champion for the monitor notebook"], ws)
+    assert (ws / "mlruns" / "audit.jsonl").exists()
+    recommendation_log(ws)
+    return ws
+
+
+def recommendation_log(ws: Path, n: int = 40) -> None:
+    """`/recommend` answers as `mlcycle serve` logs them (the saved model's lists for test users), and
+    a click on the first item of half of them, stored as `POST /feedback` stores it."""
+    from mlcycle.serving.feedback import FeedbackStore
+    from mlcycle.serving.predlog import Batch, PredictionLog
+    from mlcycle.tasks.recommender import model as recommend_model
+
+    model, meta = recommend_model.load(ws / "models" / "model")
+    version = json.loads((ws / "models/registered.json").read_text())["version"]
+    users = pd.read_parquet(ws / "data/processed/test.parquet")["user"].astype("str").drop_duplicates().head(n).tolist()
+    log_dir = ws / "data" / "predictions"
+    log = PredictionLog(log_dir, max_rows=300)
+    log.start()
+    answers = []
+    for i, user in enumerate(users):
+        out = model.recommend(user, 5, [])
+        rid = f"rec-{i:04d}"
+        log.submit(Batch({"user": [user], "k": [5], "exclude": [""]},
+                         {"prediction": [json.dumps(out["item"].tolist())], "score": [float(out["score"].iloc[0])],
+                          "source": [str(out["source"].iloc[0])]}, str(version), rid, dt.datetime.now(dt.UTC)))
+        answers.append((rid, out["item"].tolist()))
+    log.close()
+    clicks = [{"request_id": rid, "item": items[0]} for rid, items in answers[: n // 2] if items]
+    assert FeedbackStore(log_dir).add(clicks, meta) == len(clicks)
 
 
 def prediction_log(ws: Path) -> None:
@@ -89,23 +142,32 @@ def execute_as_in_jupyterlab(path: Path) -> str | None:
     return None
 
 
-def test_notebooks_opened_in_jupyterlab_write_nothing(ran_ws, monkeypatch):
+def test_every_task_has_a_workspace():
+    assert set(WORKSPACES) == set(tasks.REGISTRY), "a task's notebooks need a workspace of that task here"
+
+
+@pytest.mark.parametrize("task", list(tasks.REGISTRY))
+def test_notebooks_opened_in_jupyterlab_write_nothing(task, request, monkeypatch):
+    ws = request.getfixturevalue(WORKSPACES[task])
+    assert config.load(ws / "params.yaml").task == task
     monkeypatch.delenv("MLCYCLE_ROOT", raising=False)  # the notebooks find the workspace from their folder
     monkeypatch.setenv("MPLBACKEND", "Agg")
     # two kernels at a time, one OpenMP thread each: both cores busy, none oversubscribed (the
     # notebooks write nothing, which is what this test checks, so they cannot disturb each other)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    before = snapshot(ran_ws)
-    notebooks = [ran_ws / "notebooks" / name for name in NOTEBOOK_FILES.values()]
-    notebooks.append(ran_ws / "notebooks" / "explore" / "starter.ipynb")
+    before = snapshot(ws)
+    notebooks = [Paths(ws).notebook(stage, task) for stage in NOTEBOOK_FILES]  # the task's own and the shared ones
+    assert {p.parent.name for p in notebooks} == {"notebooks", task}
+    notebooks.append(ws / "notebooks" / "explore" / "starter.ipynb")
     errors, seconds = {}, {}
 
     def one(p: Path) -> None:
+        name = str(p.relative_to(ws / "notebooks"))
         t0 = time.perf_counter()
         error = execute_as_in_jupyterlab(p)
-        seconds[p.name] = round(time.perf_counter() - t0, 1)
+        seconds[name] = round(time.perf_counter() - t0, 1)
         if error is not None:
-            errors[p.name] = error
+            errors[name] = error
 
     from concurrent.futures import ThreadPoolExecutor
 
@@ -113,9 +175,9 @@ def test_notebooks_opened_in_jupyterlab_write_nothing(ran_ws, monkeypatch):
         list(pool.map(one, notebooks))
     print("seconds per notebook:", seconds)
     assert not errors, "\n\n".join(f"{name}:\n{e}" for name, e in errors.items())
-    after = snapshot(ran_ws)
+    after = snapshot(ws)
     assert not changed(before, after), f"notebooks run with write = False changed: {changed(before, after)}"
-    assert not list((ran_ws / "notebooks").rglob("*.png")) and not list((ran_ws / "notebooks").rglob("*.json"))
+    assert not list((ws / "notebooks").rglob("*.png")) and not list((ws / "notebooks").rglob("*.json"))
 
 
 def test_write_true_writes(ran_ws, monkeypatch, tmp_path):
@@ -128,7 +190,7 @@ def test_write_true_writes(ran_ws, monkeypatch, tmp_path):
     for p in removed:
         p.unlink()
     before = snapshot(ran_ws)
-    papermill.execute_notebook(str(ran_ws / "notebooks" / NOTEBOOKS["validate"]), str(tmp_path / "out.ipynb"),
-                               parameters={"write": True}, kernel_name="python3", cwd=str(ran_ws / "notebooks"),
-                               progress_bar=False)
+    path = Paths(ran_ws).notebook("validate", "tabular")
+    papermill.execute_notebook(str(path), str(tmp_path / "out.ipynb"), parameters={"write": True},
+                               kernel_name="python3", cwd=str(path.parent), progress_bar=False)
     assert changed(before, snapshot(ran_ws)) == sorted(f"file {p.relative_to(ran_ws)}" for p in removed)

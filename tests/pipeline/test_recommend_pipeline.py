@@ -76,17 +76,21 @@ def test_movielens_example_runs_through_dvc_repro(tmp_path):
     # the registered version recommends: a known user by the hybrid, a user never seen by popularity
     reg = json.loads((ws / "models/registered.json").read_text())
     assert reg["name"] == "movielens-recommender" and reg["version"] == "1"
-    # the model card: metrics, slices, explanations, limitations from its own figures, lineage, history
+    # the model card (lifecycle/card.py with the recommender's sections): metrics, slices, cold start,
+    # explanations, limitations from its own figures, lineage, history
     card_doc = json.loads((ws / "reports/model_card.json").read_text())
-    assert card_doc["lineage"]["run_id"] == reg["run_id"] and card_doc["limitations"]
+    assert card_doc["model"]["train_run_id"] == reg["run_id"] and card_doc["limitations"]
+    assert card_doc["task"]["name"] == "recommender"
     assert [h["action"] for h in card_doc["history"]] == ["gate-promote"]
     card_md = (ws / "reports/model_card.md").read_text()
-    for section in ("## Slices", "## Why these items", "## Limitations", "## Lineage", "## History of this model"):
+    for section in ("## Metrics on the test period", "## Slices", "## Cold start", "## Why these items",
+                    "## Known limitations", "## Audit history"):
         assert section in card_md, section
-    assert "| gate-promote | 1 |" in card_md
+    assert "| gate-promote | - | 1 |" in card_md
     client = mlflow_client(ws)
     mv = client.get_model_version(reg["name"], reg["version"])
     assert mv.tags.get("data_md5")  # lineage: the DVC hash of the training data
+    assert mv.tags.get("model_card.run_id") and mv.tags.get("model_card")  # `mlcycle card 1` renders it again
     model = mlflow.pyfunc.load_model(client.get_model_version_download_uri(reg["name"], reg["version"]))
     known = str(parts["train"]["user"].iloc[0])
     out = model.predict(pd.DataFrame({"user": [known, "never-seen"], "k": [5, 5], "exclude": ["", ""]}))

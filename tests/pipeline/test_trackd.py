@@ -16,6 +16,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from mlcycle.core.paths import Paths
 from mlcycle.runtime import trackd
 from tests.conftest import SAMPLE, edit_params, env, make_workspace, mlflow_client, run
 
@@ -30,8 +31,10 @@ def stage_runs(ws: Path, stage: str):
     return c, runs
 
 
-def set_notebook(ws: Path, stage_file: str, code: str) -> None:
-    path = ws / "notebooks" / stage_file
+def set_notebook(ws: Path, stage: str, code: str) -> None:
+    """The workspace's notebook of `stage` (its task's, tabular for the flights copy) reduced to its
+    parameters cell and `code`."""
+    path = Paths(ws).notebook(stage, "tabular")
     nb = nbformat.read(path, as_version=4)
     nb.cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     cell = nbformat.v4.new_code_cell(code)
@@ -99,7 +102,7 @@ def test_warm_run_records_what_a_forked_run_records(tmp_path, own_dir):
     assert warm.data.params == forked.data.params
     assert warm.data.metrics == forked.data.metrics and warm.data.metrics
     for key in ("mlflow.source.git.commit", "mlcycle.dvc.deps.data/raw/nycflights13/flights.parquet",
-                "mlcycle.dvc.deps.notebooks/02_validate.ipynb"):
+                "mlcycle.dvc.deps.notebooks/tabular/02_validate.ipynb"):
         assert warm.data.tags[key] == forked.data.tags[key], key
     assert [i.dataset.digest for i in warm.inputs.dataset_inputs] == [i.dataset.digest for i in forked.inputs.dataset_inputs]
 
@@ -111,7 +114,7 @@ def test_warm_run_records_what_a_forked_run_records(tmp_path, own_dir):
 
 def test_a_killed_stage_is_recorded_failed_by_the_daemon(tmp_path, own_dir):
     ws = make_workspace(tmp_path / "ws")
-    set_notebook(ws, "02_validate.ipynb", "import time\ntime.sleep(120)")
+    set_notebook(ws, "validate", "import time\ntime.sleep(120)")
     run(["git", "commit", "-qam", "slow validate"], ws)
     trackd.launch(5)
     assert wait_for(daemon_up)

@@ -161,12 +161,16 @@ def _report_tracking(paths, params) -> tuple[dict | None, dict | None]:
 
 
 def _stages(args) -> int:
-    from mlcycle.core.paths import NOTEBOOKS, STAGES
+    from mlcycle.core import config
+    from mlcycle.core.paths import NOTEBOOKS, STAGES, Paths
 
-    print(f"{'stage':<10} {'notebook':<30} {'code':<26} tests")
+    paths = Paths.at()
+    task = config.load(paths.params, root=paths.root).task
+    print(f"task {task}: code in src/mlcycle/tasks/{task}/ and src/mlcycle/stages/\n")
+    print(f"{'stage':<10} {'notebook':<38} {'code':<34} tests")
     for st in STAGES:
-        nb = f"notebooks/{NOTEBOOKS[st]}" if st in NOTEBOOKS else "-"
-        print(f"{st:<10} {nb:<30} {'src/mlcycle/' + st + '.py':<26} tests/code/test_{st}.py")
+        nb = paths.notebook(st, task).relative_to(paths.root).as_posix() if st in NOTEBOOKS else "-"
+        print(f"{st:<10} {nb:<38} {'src/mlcycle/stages/' + st + '.py':<34} tests/code/test_{st}.py")
     return 0
 
 

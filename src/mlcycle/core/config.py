@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
+from mlcycle.core import tasks
 from mlcycle.core.errors import ParamsError
 from mlcycle.core.paths import find_root
 
@@ -497,6 +498,10 @@ class RecommendParams(Section):
 class Params(Section):
     """The whole of params.yaml."""
 
+    # the task package that runs the stages (src/mlcycle/tasks/<task>, notebooks/<task>): it must
+    # serve data.task (tabular: classification and regression; recommender: recommendation); left
+    # out, the one that serves data.task (dvc.yaml reads it, so `mlcycle init` writes it)
+    task: str | None = None
     ingest: dict[str, IngestStep] = {}  # at most one step; {} for your own file
     data: DataParams
     validate_: ValidateParams = Field(ValidateParams(), alias="validate")
@@ -539,6 +544,24 @@ class Params(Section):
             report["title"] = f"mlcycle: {Path(str(data.get('path', ''))).name}, predicting {rule}"
             raw["report"] = report
         return raw
+
+    @model_validator(mode="before")
+    @classmethod
+    def _task_of_data(cls, raw: Any) -> Any:
+        if isinstance(raw, dict) and raw.get("task") is None and isinstance(raw.get("data"), dict):
+            raw = {**raw, "task": tasks.name_for(raw["data"].get("task"))}
+        return raw
+
+    @model_validator(mode="after")
+    def _task_serves_data(self) -> Params:
+        try:
+            task = tasks.get(self.task)
+        except ParamsError as exc:
+            raise ValueError(str(exc).removeprefix("task: ")) from None
+        if self.data.task not in task.objectives:
+            raise ValueError(f"task {self.task} serves data.task {' or '.join(task.objectives)}, not "
+                             f"{self.data.task}: set task: {tasks.name_for(self.data.task)}")
+        return self
 
     @model_validator(mode="after")
     def _recommend_section(self) -> Params:

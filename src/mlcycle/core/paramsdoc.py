@@ -22,6 +22,7 @@ HEADER = """\
 """
 
 SECTIONS: dict[str, str] = {
+    "task": "The task package that runs the stages: its code in src/mlcycle/tasks/<task>, its notebooks in notebooks/<task>.",
     "ingest": "Optional: a step that writes raw data (an example's download or export). Your own file needs none.",
     "data": "The table every later stage reads, its target and the roles of its columns.",
     "monitor": "Is the data the model now sees like the data it was trained on? A column drifts when its PSI\n(effect size) reaches psi_threshold and its test's p-value is below alpha / number of columns;\nso on data like the reference the chance of any false alarm is at most alpha.",
@@ -33,6 +34,7 @@ SECTIONS: dict[str, str] = {
 }
 
 KEYS: dict[str, str] = {
+    "task": "tabular (data.task classification, regression) | recommender (recommendation)",
     "compute.scheduler": "null: a local cluster per job; or an address such as tcp://host:8786",
     "compute.workers": "local cluster: worker processes (auto: cores / threads_per_worker)",
     "compute.threads_per_worker": "threads per worker, also its OpenMP / BLAS threads",

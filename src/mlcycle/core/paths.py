@@ -12,7 +12,8 @@ from pathlib import Path
 
 ROOT_MARKERS = ("params.yaml", "dvc.yaml")
 
-# stage name -> notebook file under notebooks/ (the report stage has no notebook)
+# stage name -> notebook file: notebooks/<task>/<file>, each task's own (notebooks/<file> for the
+# shared ones, SHARED_NOTEBOOKS); the report stage has no notebook
 NOTEBOOKS: dict[str, str] = {
     "ingest": "01_ingest.ipynb",
     "validate": "02_validate.ipynb",
@@ -25,6 +26,8 @@ STAGES: tuple[str, ...] = (*NOTEBOOKS, "report")
 # notebook stages outside dvc.yaml: run on live data by a command (`mlcycle monitor`), not by `dvc repro`
 OPERATIONS: dict[str, str] = {"monitor": "07_monitor.ipynb"}
 NOTEBOOK_FILES: dict[str, str] = {**NOTEBOOKS, **OPERATIONS}
+# stages whose notebook every task shares (notebooks/<file>): ingest runs a hook, whatever the task
+SHARED_NOTEBOOKS: tuple[str, ...] = ("ingest",)
 # the params sections each notebook stage reads (those dvc.yaml lists for it): tracking logs them on its run
 PARAMS_SECTIONS: dict[str, tuple[str, ...]] = {
     "ingest": ("ingest",), "validate": ("data", "validate"), "eda": ("data", "eda"),
@@ -43,6 +46,12 @@ MACHINE_LOCAL: tuple[str, ...] = ("models/registered.json", "reports/gate_decisi
 WORKSPACE_FILES: tuple[str, ...] = ("params.yaml", "dvc.yaml", "requirements.lock", "notebooks", "src", "schemas", "examples", "hooks",
                                     ".dvc/config", ".dvcignore", ".gitignore", "data/raw/.gitkeep",
                                     "data/interim/tables/.gitkeep", "data/batches.jsonl", "intended_use.md")
+
+
+def notebook_path(root: Path, stage: str, task: str) -> Path:
+    if stage in SHARED_NOTEBOOKS:
+        return Path(root) / "notebooks" / NOTEBOOK_FILES[stage]
+    return Path(root) / "notebooks" / task / NOTEBOOK_FILES[stage]
 
 
 def copy_workspace(root: Path, dest: Path) -> Path:
@@ -116,8 +125,9 @@ class Paths:
     def params(self) -> Path:
         return self.root / "params.yaml"
 
-    def notebook(self, stage: str) -> Path:
-        return self.root / "notebooks" / NOTEBOOK_FILES[stage]
+    def notebook(self, stage: str, task: str) -> Path:
+        """The notebook `stage` runs for `task` (params `task`)."""
+        return notebook_path(self.root, stage, task)
 
     @property
     def batches_manifest(self) -> Path:

@@ -12,6 +12,13 @@ Sources: the model version (tags: gate decision, data hash, commit; aliases), th
 (params, metrics, model family), `dvc.lock` (DVC hashes of the raw and processed data),
 `reports/metrics/*.json`, `reports/fairness.json`, `reports/explanations.json`, the gate
 decision, the audit log, and the user-edited intended-use file (`evaluate.intended_use`).
+
+Every task's card has the same generic parts (the version, intended use, source data and its DVC
+hashes, parameters, gate decision, audit history). What lies between them is the task's: the table
+card's features, holdout metrics, fairness and explanations by default, or, for a task whose `Task`
+names `card_sections` (core/tasks.py, e.g. the recommender), the parts that function returns,
+recorded under `task` in the card's record so `mlcycle card VERSION` renders them again without the
+task's code.
 """
 
 from __future__ import annotations
@@ -20,11 +27,13 @@ import base64
 import datetime as dt
 import json
 import os
+import re
 from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup, escape
 
-from mlcycle.core import config
+from mlcycle.core import config, tasks
 from mlcycle.core import record as handover
 from mlcycle.core.errors import CardError
 from mlcycle.core.spec import FeatureSpec
@@ -43,17 +52,19 @@ def _json(path: Path):
 TEMPLATE_MARK = "<!-- mlcycle: not written yet -->"  # the shipped intended_use.md, until its owner writes it
 
 
-def intended_use(path: Path, cfg, spec) -> str:
+def intended_use(path: Path, cfg, spec=None, purpose: str | None = None) -> str:
     """The intended-use text: the file as written; while it is the shipped template (or missing), a
-    sentence derived from the data and target, and what to do."""
+    sentence derived from the data and target (a task's card: its `purpose`), and what to do."""
     text = path.read_text(encoding="utf-8").strip() if path.exists() else ""
     if text and TEMPLATE_MARK not in text:
         return text
-    what = (f"the value of `{spec.target}`" if spec.task == "regression" else
-            f"`{spec.label}` ({spec.label_rule}), scored as the probability of {spec.positive_class!r}"
-            if spec.positive_class is not None else f"the class of `{spec.target}`")
-    return (f"**Intended use (derived from the data, not written yet).** Predicts {what} from the columns of "
-            f"`{cfg.data.path}`. " + NOT_WRITTEN.format(file=cfg.evaluate.intended_use))
+    if purpose is None:
+        what = (f"the value of `{spec.target}`" if spec.task == "regression" else
+                f"`{spec.label}` ({spec.label_rule}), scored as the probability of {spec.positive_class!r}"
+                if spec.positive_class is not None else f"the class of `{spec.target}`")
+        purpose = f"Predicts {what} from the columns of `{cfg.data.path}`."
+    return ("**Intended use (derived from the data, not written yet).** " + purpose + " "
+            + NOT_WRITTEN.format(file=cfg.evaluate.intended_use))
 
 
 def lock_hashes(lock_file: Path, data_path: str) -> dict[str, str | None]:
@@ -99,7 +110,10 @@ def version_history(audit: list[dict], version: str) -> list[dict]:
 
 
 def limitations(record: dict) -> list[str]:
-    """Limits that follow from the records themselves (the user's own go in the intended-use file)."""
+    """Limits that follow from the records themselves (the user's own go in the intended-use file); a
+    task's card: those its task recorded (`record["task"]["limitations"]`)."""
+    if "task" in record:
+        return list(record["task"].get("limitations") or [])
     out = []
     data = record["data"]
     if data.get("test_period"):
@@ -131,8 +145,14 @@ def collect(paths, cfg, client=None, name: str | None = None, version: str | Non
 
     documents: the evaluate stage's own results by name (`evaluate`, `fairness`, `explanations`,
     `gate`: what it would write to reports/), used instead of those files when the stage did not
-    write them (its notebook run with `write = False`); the card then has no figures."""
+    write them (its notebook run with `write = False`); the card then has no figures.
 
+    A task whose `Task.card_sections` names a function gets the generic parts and that function's
+    (`task_record`); the others, the table card below."""
+
+    own = tasks.active(cfg).card()
+    if own is not None:
+        return task_record(paths, cfg, own, client, name, version, audit, documents)
     spec = FeatureSpec.from_json(paths.feature_spec)
     docs = None if documents is None else {k: json.loads(json.dumps(v, default=str)) for k, v in documents.items()}
 
@@ -179,6 +199,52 @@ def collect(paths, cfg, client=None, name: str | None = None, version: str | Non
     return record
 
 
+def task_record(paths, cfg, parts_of, client=None, name: str | None = None, version: str | None = None,
+                audit: list[dict] | None = None, documents: dict | None = None) -> dict:
+    """The card's record for a task that provides its own parts: `parts_of(paths, cfg, documents)`
+    (documents: as in `collect`, already JSON values; None: the task reads the stage's files) returns
+
+    - family: the model family shown in the header (None: the train run's `mlcycle.model_family` tag)
+    - purpose: one sentence, the intended use until the intended-use file is written
+    - data: {label: value} rows of the training-data table, after the source and its DVC hashes
+    - sections: [{title, text?, table? {columns, rows}, bullets?, figure? (a data URI)}], in order,
+      between the parameters and the limitations
+    - limitations: what its own figures say a user of the model should know
+    """
+    task = tasks.active(cfg)
+    docs = None if documents is None else json.loads(json.dumps(documents, default=str))
+    parts = parts_of(paths, cfg, docs)
+    decision = (_json(paths.gate_decision) if docs is None else docs.get("gate")) or {}
+    intended = Path(cfg.evaluate.intended_use)
+    intended = intended if intended.is_absolute() else paths.root / intended
+    section = task.params_section or "train"
+    values = getattr(cfg, section, None)
+    record: dict = {
+        "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "model": {"name": name, "version": None if version is None else str(version), "aliases": [],
+                  "created": None, "train_run_id": None, "git_commit": None, "family": parts.get("family")},
+        "task": {"name": task.name, "objective": cfg.data.task, "params_section": section,
+                 "sections": json.loads(json.dumps(parts.get("sections") or [], default=str)),
+                 "limitations": [str(line) for line in parts.get("limitations") or []]},
+        "intended_use": intended_use(intended, cfg, purpose=parts.get("purpose") or f"A {task.name} model "
+                                     f"trained on `{cfg.data.path}`."),
+        "intended_use_file": cfg.evaluate.intended_use,
+        "data": {"source": cfg.data.path, **lock_hashes(paths.root / "dvc.lock", cfg.data.path),
+                 "task": cfg.data.task, "details": {str(k): v for k, v in (parts.get("data") or {}).items()}},
+        "parameters": {k: v for k, v in (values.model_dump(mode="json") if values is not None else {}).items()
+                       if k != "search"},
+        "selected": {},
+        "gate": {"outcome": decision.get("outcome"), "summary": decision.get("summary"), "note": decision.get("note"),
+                 "criteria": decision.get("criteria", [])},
+        "history": version_history(audit or [], version) if version else [],
+    }
+    if client is not None and name and version:
+        refresh_from_mlflow(record, client, name, version)
+    record["model"]["family"] = record["model"]["family"] or task.name
+    record["limitations"] = limitations(record)
+    return record
+
+
 def refresh_from_mlflow(record: dict, client, name: str, version: str) -> dict:
     """The parts that live in MLflow: the version's aliases, tags and train run."""
     mv = client.get_model_version(name, str(version))
@@ -194,10 +260,12 @@ def refresh_from_mlflow(record: dict, client, name: str, version: str) -> dict:
         record["gate"]["summary"] = t.get("gate.summary", record["gate"].get("summary"))
     try:
         run = client.get_run(mv.run_id)
-        m["family"] = run.data.tags.get("mlcycle.model_family", m["family"])
+        if "task" not in record or not m.get("family"):  # a task's own family (its served model) stays
+            m["family"] = run.data.tags.get("mlcycle.model_family", m["family"])
         params = run.data.params
-        record["parameters"] = {k[len("train."):]: v for k, v in sorted(params.items())
-                                if k.startswith("train.") and not k.startswith("train.search.")} or record["parameters"]
+        section = (record.get("task") or {}).get("params_section") or "train"  # the params that shape the model
+        record["parameters"] = {k[len(section) + 1:]: v for k, v in sorted(params.items())
+                                if k.startswith(f"{section}.") and not k.startswith(f"{section}.search.")} or record["parameters"]
         record["selected"] = {k[len("selected."):]: v for k, v in sorted(params.items()) if k.startswith("selected.")}
         record["train_metrics"] = dict(sorted(run.data.metrics.items()))
     except Exception as exc:  # a card must not fail because a run was deleted; say so
@@ -211,11 +279,15 @@ def render(record: dict) -> tuple[str, str]:
     env = Environment(loader=PackageLoader("mlcycle", "templates"), autoescape=select_autoescape(["html"]),
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["num"] = _num
+    env.filters["cell"] = _cell
+    env.filters["text"] = _html_text
     ctx = {"r": record, "interval": _interval, "metric_keys": _metric_keys}
     html = env.get_template("model_card.html.j2").render(**ctx)
     md = Environment(loader=PackageLoader("mlcycle", "templates"), autoescape=False, trim_blocks=True,
                      lstrip_blocks=True)
     md.filters["num"] = _num
+    md.filters["cell"] = _md_cell
+    md.filters["text"] = str
     return html, md.get_template("model_card.md.j2").render(**ctx)
 
 
@@ -291,6 +363,21 @@ def _num(v, digits: int = 4) -> str:
     if isinstance(v, float):
         return "-" if v != v else f"{v:.{digits}f}"
     return str(v)
+
+
+def _cell(v) -> str:
+    """A value in a task section's table: a number as `_num` writes it, a list as its items."""
+    return ", ".join(map(str, v)) if isinstance(v, list | tuple) else _num(v)
+
+
+def _html_text(v):
+    """A task's text in the HTML card: escaped, its `code` spans as <code> (as Markdown shows them)."""
+    return Markup(re.sub(r"`([^`]+)`", r"<code>\1</code>", str(escape(v))))
+
+
+def _md_cell(v) -> str:
+    """`_cell` in a Markdown table: no `|` or line break left to end the cell."""
+    return _cell(v).replace("|", "\\|").replace("\n", " ")
 
 
 def _metric_keys(groups: list[dict]) -> list[str]:

@@ -1,6 +1,6 @@
 """Monitoring: is the champion still seeing the data it was trained on, and still as good?
 
-`mlcycle monitor` (notebook `notebooks/07_monitor.ipynb`, run through the runner like every stage)
+`mlcycle monitor` (notebook `notebooks/<task>/07_monitor.ipynb`, run through the runner like every stage)
 compares *current* data with the *reference*:
 
 - **reference**: the champion's own training rows, found through lineage: the model version's tag
@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlcycle.core import record, scoring, tables
+from mlcycle.core import record, scoring, tables, tasks
 from mlcycle.core.config import Params
 from mlcycle.core.errors import DataError, MonitorError, ServeError
 from mlcycle.core.paths import Paths
@@ -46,7 +46,7 @@ from mlcycle.core.spec import LABEL, FeatureSpec, derived, with_derived
 from mlcycle.lifecycle import gate
 from mlcycle.lifecycle.registry import unresolved_message
 from mlcycle.monitoring import drift as drift_mod
-from mlcycle.monitoring import recmonitor, release
+from mlcycle.monitoring import release
 from mlcycle.monitoring.lineage import cache_dir, processed_files  # noqa: F401 (monitor.processed_files)
 from mlcycle.runtime import tracking
 from mlcycle.serving import feedback, model, predlog
@@ -399,8 +399,9 @@ def check(root: Path, params: Params, current: str | None = None, days: float | 
         name, alias, _ = model.parse_uri(uri)
         raise MonitorError((alias and unresolved_message(client, name, uri, command="monitor"))
                            or str(exc).replace("serve: ", "monitor: ")) from None
-    if params.data.task == "recommendation" or (served.meta or {}).get("task") == "recommendation":
-        return recmonitor.check(root, params, served, current, days, now)
+    own = tasks.for_objective((served.meta or {}).get("task") or params.data.task).monitor()
+    if own is not None:  # a task with its own monitor (e.g. a recommender's interactions)
+        return own.check(root, params, served, current, days, now)
     ref = reference(root, params, served, params.monitor.reference_max_rows, params.monitor.seed)
     if current and Path(current).is_dir():
         cur = from_folder(params, Path(current))
@@ -418,12 +419,9 @@ def write(root: Path, verdict: dict) -> None:
     if "drift" in verdict:
         metrics.update(share_drifted=verdict["drift"]["share_drifted"], drifted_features=len(verdict["drift"]["drifted"]),
                        score_psi=verdict["score_drift"]["psi"])
-    if "popularity_drift" in verdict:  # a recommender (monitoring/recmonitor.py)
-        metrics.update(item_popularity_psi=verdict["popularity_drift"]["groups"]["psi"],
-                       top_items_psi=verdict["popularity_drift"]["items"]["psi"],
-                       user_activity_psi=verdict["activity_drift"]["psi"],
-                       new_user_share=verdict["newness"]["new_user_share"],
-                       new_item_share=verdict["newness"]["new_item_share"])
+    own = own_monitor(verdict)
+    if own is not None:
+        metrics.update(own.metrics_of(verdict))
     for v in verdict.get("live") or []:
         if "hit_rate" in v:
             metrics[f"live_hit_rate_v{v['version']}_{v['route']}"] = v["hit_rate"]
@@ -445,6 +443,17 @@ def write(root: Path, verdict: dict) -> None:
     record.run_id_into(path, "mlflow_run_id")
 
 
+def own_monitor(verdict: dict):
+    """The monitor module of the task that wrote `verdict`, when it has its own (None: the table monitor)."""
+    return tasks.for_objective(verdict.get("task")).monitor()
+
+
+def tables_of(verdict: dict) -> dict:
+    """The task's own tables of a verdict (name -> DataFrame); none for the table monitor."""
+    own = own_monitor(verdict)
+    return own.tables_of(verdict) if own is not None else {}
+
+
 def read_verdict(root: Path) -> dict:
     path = root / VERDICT
     if not path.exists():
@@ -454,8 +463,9 @@ def read_verdict(root: Path) -> dict:
 
 def summary(verdict: dict) -> str:
     """A few terminal lines."""
-    if verdict.get("task") == "recommendation":
-        return recmonitor.summary(verdict)
+    own = own_monitor(verdict)
+    if own is not None:
+        return own.summary(verdict)
     m, c = verdict["model"], verdict["current"]
     lines = [f"monitor: {m['name']} v{m['version']} on {c['source']} ({c['rows']} rows): "
              f"{verdict['status'].upper()}, retrain: {'yes' if verdict['retrain'] else 'no'}"]
@@ -479,8 +489,9 @@ def summary(verdict: dict) -> str:
 
 def takeaways(verdict: dict, top: int = 3) -> str:
     """What this run's current data showed against the reference, as Markdown bullets."""
-    if verdict.get("task") == "recommendation":
-        return recmonitor.takeaways(verdict)
+    own = own_monitor(verdict)
+    if own is not None:
+        return own.takeaways(verdict)
     m, c = verdict["model"], verdict["current"]
     lines = [f"- {c['rows']:,} current rows ({c['source']}) against {m['name']} v{m['version']}: "
              f"{verdict['status']}, retrain {'yes' if verdict['retrain'] else 'no'}."]

@@ -1,7 +1,7 @@
 """The period-by-period replay (`mlcycle simulate`, `make simulate`): the closed loop on any table
 with a time column, and on a recommender's interactions (task `recommendation`: each period's
 interactions judge the champion's and the frozen model's lists, `recommend.metric` for the period's
-users; the monitor is `monitoring/recmonitor.py`).
+users; the monitor is the task's own, `tasks/recommender/monitor.py`).
 
 In a workspace of its own (`simulate.workdir`, with its own DVC cache, MLflow store and registry, so
 the real champion is never touched):
@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from mlcycle.core import config, scoring, tables
+from mlcycle.core import config, scoring, tables, tasks
 from mlcycle.core.config import Params
 from mlcycle.core.errors import SimulateError
 from mlcycle.core.paths import Paths, copy_workspace
@@ -49,7 +49,7 @@ from mlcycle.core.progress import Progress
 from mlcycle.core.schema import schema_path
 from mlcycle.core.spec import FeatureSpec
 from mlcycle.lifecycle import audit, registry
-from mlcycle.monitoring import monitor, recmonitor, retrain
+from mlcycle.monitoring import monitor, retrain
 from mlcycle.runtime import tracking
 from mlcycle.serving import model
 
@@ -153,17 +153,6 @@ def score_period(spec, params: Params, served, cur: monitor.Current) -> tuple[fl
     return (m.get(name) if name else None), name or "-"
 
 
-def score_recommender(params: Params, served, interactions: pd.DataFrame) -> tuple[float | None, str]:
-    """`recommend.metric` of `served`'s lists (its component for known users, popularity for the others)
-    for the users of a period it has not seen, judged on their relevant interactions in it."""
-    from mlcycle.stages import recommenders
-
-    models, name = recmonitor.models_of(served)
-    metric = params.recommend.metric
-    ev = recommenders.evaluate(models, interactions, params.recommend, names=(name,), resamples=0)
-    return (float(ev["results"][name][metric]) if ev["relevant"] else None), metric
-
-
 def simulate(root: Path, params: Params, periods: int | None = None, train_periods: int | None = None,
              sample_frac: float | None = None, log=print) -> dict:
     sp = params.simulate
@@ -188,15 +177,16 @@ def simulate(root: Path, params: Params, periods: int | None = None, train_perio
             raise SimulateError("the first model did not pass the gate's minimums; nothing to replay")
         frozen = model.load(client, f"models:/{name}/{champ.version}")
         rows = []
+        own = tasks.active(wparams).monitor()
         bar = Progress(len(batches), "simulate", "periods")
         for label, file in batches:
             champ = registry.champion(client, name)
             served = model.load(client, f"models:/{name}/{champ.version}")
-            if wparams.data.task == "recommendation":  # the period's interactions: each model's lists judged on them
-                cur = recmonitor.from_file(work, wparams, file)
+            if own is not None:  # a task's own monitor (e.g. a recommender's lists judged on the period's interactions)
+                cur = own.from_file(work, wparams, file)
                 n = len(cur.frame)
-                loop_metric, metric = score_recommender(wparams, served, cur.frame)
-                frozen_metric, _ = score_recommender(wparams, frozen, cur.frame)
+                loop_metric, metric = own.score(wparams, served, cur.frame)
+                frozen_metric, _ = own.score(wparams, frozen, cur.frame)
             else:
                 cur = monitor.from_file(work, wparams, file)  # features built once, scored by both models
                 spec = FeatureSpec.from_json(Paths(work).feature_spec)
@@ -212,7 +202,7 @@ def simulate(root: Path, params: Params, periods: int | None = None, train_perio
                 "share_drifted": v.get("drift", {}).get("share_drifted"),
                 "drifted": ", ".join(v.get("drift", {}).get("drifted", [])[:6]),
                 "score_psi": v.get("score_drift", {}).get("psi"),
-                **recommender_figures(v),
+                **(own.figures(v) if own is not None else {}),
                 "perf_now": (v.get("performance") or {}).get("now"),
                 "perf_at_training": (v.get("performance") or {}).get("at_training"),
                 "status": v["status"], "retrain": v["retrain"], "reasons": v["reasons"],
@@ -238,16 +228,6 @@ def simulate(root: Path, params: Params, periods: int | None = None, train_perio
     out_json.write_text(json.dumps(result, indent=2, default=str) + "\n")
     (root / "reports" / "simulation.html").write_text(render(result), encoding="utf-8")
     return result
-
-
-def recommender_figures(verdict: dict) -> dict:
-    """A recommender's verdict in a period's row: item popularity and user activity PSI, new items."""
-    if "popularity_drift" not in verdict:
-        return {}
-    return {"item_popularity_psi": verdict["popularity_drift"]["groups"]["psi"],
-            "user_activity_psi": verdict["activity_drift"]["psi"],
-            "new_item_share": verdict["newness"]["new_item_interaction_share"],
-            "new_user_share": verdict["newness"]["new_user_interaction_share"]}
 
 
 def _f(v) -> str:

@@ -163,7 +163,7 @@ def run_stage(stage: str, root: str | Path | None = None, params_file: str = "pa
     t0 = time.perf_counter()
     paths = Paths.at(root)
     params = config.load(params_file, root=paths.root)  # fails fast, before any kernel starts
-    run = StageRun(stage, paths.root, params, paths.notebook(stage), paths.executed_notebook(stage),
+    run = StageRun(stage, paths.root, params, paths.notebook(stage, params.task), paths.executed_notebook(stage),
                    paths.report_html(stage))
     try:
         return _run(run, params_file, hooks, parameters, t0)

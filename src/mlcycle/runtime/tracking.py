@@ -24,7 +24,7 @@ import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from mlcycle.core import environment, provenance, record
+from mlcycle.core import environment, provenance, record, tasks
 from mlcycle.core.config import Params
 from mlcycle.core.errors import RecordingError, TrackingError
 from mlcycle.core.paths import NOTEBOOKS, PARAMS_SECTIONS, Paths, store_dir
@@ -34,6 +34,13 @@ KEY_PACKAGES = ("mlcycle", "pandas", "scikit-learn", "numpy", "mlflow", "dvc", "
 PIPELINE_TAG = "mlcycle.pipeline_key"
 TRIGGER_ENV = "MLCYCLE_TRIGGER_RUN"  # set by `mlcycle retrain` for the pipeline it runs
 TRIGGER_TAG = "mlcycle.trigger.monitor_run"
+
+
+def stage_sections(stage: str, params) -> tuple[str, ...]:
+    """The params sections a stage's run logs: the generic ones (paths.PARAMS_SECTIONS), then those
+    of the active task (its `stage_params`, e.g. a recommender's `recommend`)."""
+    own = tasks.active(params).stage_params.get(stage, ())
+    return (*PARAMS_SECTIONS.get(stage, ()), *(s for s in own if s not in PARAMS_SECTIONS.get(stage, ())))
 
 
 def tracking_uri(root: Path, params: Params) -> str:
@@ -326,7 +333,8 @@ class TrackingHook:
         if not self.prepared:
             self.prepare(run)
         base = {**self.git, **self.env, **versions(), "mlcycle.stage": run.stage,
-                "mlflow.user": getpass.getuser(), "mlflow.source.name": f"notebooks/{run.notebook.name}",
+                "mlflow.user": getpass.getuser(), "mlcycle.task": str(run.params.task),
+                "mlflow.source.name": run.notebook.relative_to(run.root).as_posix(),
                 "mlflow.source.type": "NOTEBOOK",
                 "mlcycle.tracking.process": os.environ.get("MLCYCLE_TRACKING_PROCESS", "forked")}
         exp_name = os.environ.get("DVC_EXP_NAME")
@@ -372,7 +380,7 @@ class TrackingHook:
 
         c, rid = self.client, self.run_id
         paths = Paths(run.root)
-        sections = self.sections or PARAMS_SECTIONS.get(run.stage, ())
+        sections = self.sections or stage_sections(run.stage, run.params)
         dump = run.params.dump()
         params = flatten({s: dump[s] for s in sections if s in dump})
         c.log_batch(rid, params=[Param(k, json.dumps(v) if isinstance(v, list | dict) else str(v)[:6000])

@@ -11,10 +11,9 @@
   error gets a 500 naming only a request id (the server log has the rest).
 - Every scored row goes to the prediction log (`predlog.py`), written off the request path; the
   lifespan flushes it on shutdown (uvicorn turns SIGTERM into that shutdown).
-- A recommender (a model of task `recommendation`, docs/recommender.md) also answers `POST /recommend`
-  `{"user": ..., "k": 10, "exclude": [item, ...]}` with ranked items and scores, and says which model
-  made the list (`source`: the served model for a known user, `content` or `popularity` for a user
-  never seen); each answer is one row of the prediction log.
+- A task with its own endpoint adds it (its serving module, found through `core.tasks`): a
+  recommender answers `POST /recommend` (`mlcycle.tasks.recommender.serve`, docs/recommender.md)
+  and refuses `/predict` with a 409 naming its route.
 - The model holder (`model.Holder`) swaps in a new version when the alias moves; a request
   finishes on the version it started with.
 
@@ -36,6 +35,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated
 
+from mlcycle.core import tasks
 from mlcycle.core.errors import ClientError, LogFull, ServeError
 from mlcycle.serving.feedback import FeedbackStore, entries_of
 from mlcycle.serving.guard import Guard
@@ -121,9 +121,10 @@ def create_app(s: Settings):
                       responses={404: {"description": "unknown request id"}, 409: {"description": "already labelled"},
                                  422: {"description": "a wrong label type, a missing field or a row out of range"}},
                       dependencies=[auth_dependency(token, s.token_env)] if token else [])
-    if first.meta.get("task") == "recommendation":
-        app.add_api_route("/recommend", recommend_endpoint(ep), methods=["POST"],
-                          responses=error_responses(token is not None), summary="ranked items for one user",
+    own = tasks.for_objective(first.meta.get("task")).serving()
+    if own is not None:  # the task's own endpoint (a recommender's /recommend)
+        app.add_api_route(own.ROUTE, own.endpoint(ep), methods=["POST"],
+                          responses=error_responses(token is not None), summary=own.SUMMARY,
                           dependencies=[auth_dependency(token, s.token_env)] if token else [])
     app.add_api_route("/health", ep.health, methods=["GET"], summary="the process is alive")
     app.add_api_route("/ready", ep.ready, methods=["GET"],
@@ -385,9 +386,9 @@ class Endpoints:
     def predict(self, body, route_header: str | None = None):
         s, predlog, metrics = self.s, self.predlog, self.metrics
         served = self.holder.current  # this request finishes on this version, whatever reloads meanwhile
-        if served.meta.get("task") == "recommendation":
-            raise ClientError(409, "a recommender", None,
-                              'this model ranks items for a user: POST /recommend {"user": ..., "k": 10, "exclude": [...]}')
+        own = tasks.for_objective(served.meta.get("task")).serving()
+        if own is not None:  # a task answering on its own route (e.g. /recommend) takes no rows
+            raise ClientError(409, own.NOT_PREDICT, None, own.PREDICT_HINT)
         cand = self.challenger(served)
         rows = self.rows(body, served.columns)
         if not served.columns:
@@ -451,36 +452,6 @@ class Endpoints:
         finally:
             self.metrics.latency.labels("/predict", cand.version, "shadow").observe(time.perf_counter() - start)
             self.metrics.requests.labels("/predict", status, cand.version, "shadow").inc()
-
-    def recommend(self, body):
-        s, predlog, metrics = self.s, self.predlog, self.metrics
-        served = self.holder.current
-        if served.meta.get("task") != "recommendation":
-            raise ClientError(409, "not a recommender", None,
-                              f"version {served.version} is not a recommender (task {served.meta.get('task')}); use /predict")
-        if not predlog.healthy and s.log_failure == "refuse":
-            raise ClientError(503, "prediction log unavailable", None,
-                              f"the prediction log cannot be written ({type(predlog.error).__name__}); retry later")
-        import pandas as pd
-
-        user, exclude = str(body.user), ",".join(str(i) for i in body.exclude)
-        out = served.model.predict(pd.DataFrame({"user": [user], "k": [body.k], "exclude": [exclude]}))
-        items, scores = out["item"].astype(str).tolist(), [float(v) for v in out["score"]]
-        source = str(out["source"].iloc[0]) if len(out) else "none"
-        rid = uuid.uuid4().hex
-        try:
-            predlog.submit(Batch({"user": [user], "k": [body.k], "exclude": [exclude]},
-                                 {"prediction": [json.dumps(items)], "score": [scores[0] if scores else None],
-                                  "source": [source]}, served.version, rid, dt.datetime.now(dt.UTC)))
-        except LogFull as exc:
-            raise ClientError(503, "busy", None, f"{exc}; retry later") from None
-        self.feedback_store.known.add(rid, 1, items)  # clicks or ratings on these items: POST /feedback
-        metrics.rows.inc(1)
-        metrics.log_rows.set(predlog.pending)
-        body_out = {"user": user, "items": [{"item": i, "score": v} for i, v in zip(items, scores, strict=True)],
-                    "source": source, "known_user": source == served.meta.get("model"),
-                    "model_name": served.info.get("name"), "model_version": served.version, "request_id": rid}
-        return json_response(body_out, 200, rid)
 
     def rows(self, body, columns) -> list[dict]:
         """The body's rows as records, from exactly one of its two forms."""
@@ -551,24 +522,6 @@ def feedback_endpoint(ep: Endpoints):
         return ep.feedback(body)
 
     return feedback
-def recommend_endpoint(ep: Endpoints):
-    """The /recommend endpoint of a recommender: one user, k, the items not to recommend."""
-    from fastapi import Body
-    from pydantic import BaseModel, ConfigDict, Field
-
-    class RecommendRequest(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        user: Annotated[str, Field(min_length=1, max_length=200)] | int  # the user id
-        k: Annotated[int, Field(ge=1, le=1000)] = 10  # items in the list
-        exclude: Annotated[list[str | int], Field(max_length=100_000)] = []  # items not to recommend (e.g. already seen)
-
-    def recommend(body: Annotated[RecommendRequest, Body()]):
-        """Ranked items and scores for one user; a user never seen gets content-based or popular items (`source`)."""
-        return ep.recommend(body)
-
-    return recommend
-
-
 def predict_endpoint(ep: Endpoints, request_model):
     """The /predict endpoint, its body typed as `request_model` (built from the model's columns)."""
     from fastapi import Body, Request

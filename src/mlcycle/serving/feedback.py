@@ -17,12 +17,9 @@ it answers, so an answered label survives a SIGTERM or a crash; the command writ
 exclusive lock on `_labels/.lock` while they check for duplicates and write, so two workers never
 accept the same row twice.
 
-For a recommender (task `recommendation`) an entry is `{"request_id": ..., "item": ..., "rating": ...}`:
-the item the user clicked or rated in a `/recommend` answer and the rating if any (left out: a click).
-The item must be one of the answer's items (what was not shown is not feedback on the list); it is
-stored as the row of its position in the list (`row` 0 is the first item), with `item` and the rating
-as `label` (null for a click), so an item gets one outcome per answer. The command's file has the
-columns `request_id`, `item` and optionally `rating`.
+A task with its own feedback checks them (its serving module's `checked_feedback` and
+`feedback_items`): a recommender's entry is an item of a `/recommend` answer with a rating
+(`mlcycle.tasks.recommender.serve`).
 """
 
 from __future__ import annotations
@@ -38,6 +35,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from mlcycle.core import tasks
 from mlcycle.core.errors import ClientError
 
 LABELS = "_labels"
@@ -168,19 +166,6 @@ def entries_of(body) -> list[dict]:
     raise ClientError(422, "wrong type", "body", "send {\"request_id\": ..., \"row\": 0, \"label\": ...}")
 
 
-def check_rating(value, meta: dict, where: str) -> float | None:
-    """A recommender's rating as stored: None (a click) or a finite number within the model's
-    rating bounds (recommend.rating_min / rating_max when it was trained)."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(float(value)):
-        raise ClientError(422, "wrong type", where, f"the rating must be a finite number (or left out for a click), got {value!r}")
-    lo, hi = meta.get("rating_min"), meta.get("rating_max")
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        raise ClientError(422, "out of range", where, f"the rating must be within [{lo}, {hi}], got {value!r}")
-    return float(value)
-
-
 def entry_request_id(e, at: str, fields: tuple[str, ...], fields_hint: str, id_hint: str) -> str:
     """The request id of one feedback entry, after checking that the entry is an object with only
     `fields`; a ClientError naming the entry, the unknown field or request_id otherwise."""
@@ -195,48 +180,11 @@ def entry_request_id(e, at: str, fields: tuple[str, ...], fields_hint: str, id_h
     return rid
 
 
-def checked_recommendations(items: list, meta: dict, known: KnownRequests, labelled: set,
-                            prefix: str = "") -> list[dict]:
-    """A recommender's entries as stored ({request_id, row, item, label}); a ClientError naming the
-    first bad one (see the module docstring)."""
-    out, seen = [], set()
-    for i, e in enumerate(items):
-        at = f"{prefix}[{i}]." if len(items) > 1 or prefix else ""
-        rid = entry_request_id(e, at, ("request_id", "item", "rating"),
-                               "an entry of a recommender has request_id, item and rating (optional: left out for a click)",
-                               "the request id a /recommend answer gave (its request_id)")
-        item = e.get("item")
-        if item is None:
-            raise ClientError(422, "missing field", f"{at}item", "the item of the answer the user clicked or rated")
-        if isinstance(item, bool) or not isinstance(item, str | int):
-            raise ClientError(422, "wrong type", f"{at}item", f"the item id as text or an integer, got {item!r}")
-        item = str(item)
-        if known.get(rid) is None:
-            raise ClientError(404, "unknown request id", f"{at}request_id",
-                              f"no recommendation with request id {rid!r} in the prediction log (a request answered "
-                              "by another worker is known once its part is written: retry after serve.log_roll_seconds)")
-        listed = known.items.get(rid)
-        if listed is None:
-            raise ClientError(422, "not a recommendation", f"{at}request_id",
-                              f"request {rid} was not answered by /recommend; send its labels as {{request_id, row, label}}")
-        if item not in listed:
-            raise ClientError(422, "not in the answer", f"{at}item",
-                              f"item {item!r} was not among the {len(listed)} items of request {rid}: "
-                              "feedback is on the items the answer listed")
-        row = listed.index(item)
-        rating = check_rating(e.get("rating"), meta, f"{at}rating")
-        if (rid, row) in labelled or (rid, row) in seen:
-            raise ClientError(409, "duplicate", f"{at}item",
-                              f"item {item!r} of request {rid} already has feedback; feedback is never replaced")
-        seen.add((rid, row))
-        out.append({"request_id": rid, "row": row, "item": item, "label": rating})
-    return out
-
-
 def checked(items: list, meta: dict, known: KnownRequests, labelled: set, prefix: str = "") -> list[dict]:
     """The entries as stored ({request_id, row, label}); a ClientError naming the first bad one."""
-    if meta.get("task") == "recommendation":
-        return checked_recommendations(items, meta, known, labelled, prefix)
+    own = tasks.for_objective(meta.get("task")).serving()
+    if own is not None:  # a task with its own feedback (e.g. a recommender's: an item of the answer)
+        return own.checked_feedback(items, meta, known, labelled, prefix)
     out, seen = [], set()
     for i, e in enumerate(items):
         at = f"{prefix}[{i}]." if len(items) > 1 or prefix else ""
@@ -296,7 +244,8 @@ class FeedbackStore:
 
     def add_file(self, frame: pd.DataFrame, meta: dict, source: str) -> int:
         """A file of outcomes (`mlcycle feedback`): all checked, then written as one new label file."""
-        items = (recommendation_items(frame) if meta.get("task") == "recommendation" else table_items(frame))
+        own = tasks.for_objective(meta.get("task")).serving()
+        items = own.feedback_items(frame) if own is not None else table_items(frame)
         with locked(self.folder):
             self.files.refresh()
             entries = checked(items, meta, self.known, self.files.seen, prefix="rows")
@@ -312,7 +261,7 @@ class FeedbackStore:
         return len(entries)
 
 
-def _plain(value):
+def cell_value(value):
     """A cell as a JSON value: None for a missing one, numpy scalars as Python ones."""
     if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA or value is pd.NaT:
         return None
@@ -328,21 +277,6 @@ def file_columns(frame: pd.DataFrame, required: tuple[str, ...], optional: tuple
     extra = [c for c in frame.columns if c not in (*required, *optional)]
     if extra:
         raise ClientError(422, "unknown column", extra[0], f"the file has the columns {', '.join((*required, *optional))}")
-
-
-def recommendation_items(frame: pd.DataFrame) -> list[dict]:
-    """The entries of a recommender's feedback file (columns request_id, item, optional rating)."""
-    file_columns(frame, ("request_id", "item"), ("rating",),
-                 "(and rating for rated items; without it each row is a click)")
-    items = []
-    for rec in frame.to_dict("records"):
-        e = {"request_id": None if pd.isna(rec["request_id"]) else str(rec["request_id"]), "item": _plain(rec["item"])}
-        if isinstance(e["item"], float) and e["item"].is_integer():
-            e["item"] = int(e["item"])
-        if "rating" in rec:
-            e["rating"] = _plain(rec["rating"])
-        items.append(e)
-    return items
 
 
 def table_items(frame: pd.DataFrame) -> list[dict]:

@@ -6,6 +6,7 @@ Each plot function takes a frame and returns a matplotlib Figure; the notebook s
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -207,8 +208,13 @@ def takeaways(df: pd.DataFrame, rate: pd.Series, rate_name: str, corr: pd.DataFr
 
 
 def metrics(df: pd.DataFrame, rate: pd.Series, rate_name: str, task: str) -> dict:
-    """reports/metrics/eda.json of a table: its size, missing values and the label's rate (task
-    recommendation writes the interactions' own numbers: `interactions_eda.profile`)."""
+    """reports/metrics/eda.json of a table: its size, missing values and the label's rate."""
     return {"task": task, "rows": len(df), "columns": int(df.shape[1]),
             "missing_share": float(df.isna().to_numpy().mean()) if df.size else 0.0,
             "labelled_rows": int(rate.notna().sum()), "label_rate": float(rate.mean()), "label_rate_is": rate_name}
+
+
+def write_metrics(doc: dict, path: Path) -> None:
+    """reports/metrics/eda.json: `metrics` as JSON (indent 2, numpy numbers as floats), one trailing newline."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=2, default=float) + "\n")

@@ -135,8 +135,8 @@ def build_index(paths: Paths, params: Params, history: dict | None = None,
         "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "stages": [
             {"name": s, "href": paths.report_html(s).name, "exists": paths.report_html(s).exists(),
-             "about": DESCRIPTIONS.get(s, ""), "notebook": f"notebooks/{nb}"}
-            for s, nb in NOTEBOOKS.items() if s != "ingest" or params.ingest
+             "about": DESCRIPTIONS.get(s, ""), "notebook": paths.notebook(s, params.task).relative_to(paths.root).as_posix()}
+            for s in NOTEBOOKS if s != "ingest" or params.ingest
         ],
         "task": params.data.task,
         "target": params.data.target,

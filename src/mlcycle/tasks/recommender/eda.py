@@ -25,7 +25,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from mlcycle.core.config import RecommendParams
-from mlcycle.stages import interactions as ia
+from mlcycle.tasks.recommender import interactions as ia
 
 HEAD_SHARE = 0.2  # the "top 20%" of items (the same head as evaluate's popularity slices)
 

@@ -25,7 +25,8 @@ import pandas as pd
 from mlcycle.core import record
 from mlcycle.core.config import Params, RecommendParams
 from mlcycle.core.progress import Progress
-from mlcycle.stages import recommenders, search
+from mlcycle.stages import search
+from mlcycle.tasks.recommender import recommenders
 
 FAMILY = "als"
 NAMES = ("factors", "regularization", "iterations", "alpha")  # config.SEARCHABLE["als"]

@@ -53,7 +53,8 @@ from mlcycle.core.errors import MonitorError
 from mlcycle.monitoring import drift as drift_mod
 from mlcycle.monitoring.lineage import processed_files
 from mlcycle.serving import feedback, predlog
-from mlcycle.stages import interactions as ia
+from mlcycle.tasks.recommender import interactions as ia
+from mlcycle.tasks.recommender import recommenders
 
 MIN_LISTS = 20  # fewer served lists of a version: its live figures have no interval
 NEW = "(new item)"
@@ -265,7 +266,6 @@ def live_quality(lists: pd.DataFrame, relevant_rating: float | None, n_boot: int
 def quality(models, name: str, ref_test: pd.DataFrame, cur: pd.DataFrame, params: Params) -> dict | None:
     """`recommend.metric` of the model's lists (component `name`) on the holdout and on the current
     interactions, each over the users with a relevant interaction there (evaluate's judging)."""
-    from mlcycle.stages import recommenders
 
     rec = params.recommend
     metric = rec.metric
@@ -434,3 +434,33 @@ def tables_of(verdict: dict) -> dict[str, pd.DataFrame]:
     if verdict.get("live"):
         out["live"] = pd.DataFrame(verdict["live"])
     return out
+
+
+def score(params: Params, served, interactions: pd.DataFrame) -> tuple[float | None, str]:
+    """`recommend.metric` of `served`'s lists (its component for known users, popularity for the others)
+    for the users of a period it has not seen, judged on their relevant interactions in it."""
+    models, name = models_of(served)
+    metric = params.recommend.metric
+    ev = recommenders.evaluate(models, interactions, params.recommend, names=(name,), resamples=0)
+    return (float(ev["results"][name][metric]) if ev["relevant"] else None), metric
+
+
+def figures(verdict: dict) -> dict:
+    """A recommender's verdict in a period's row: item popularity and user activity PSI, new items."""
+    if "popularity_drift" not in verdict:
+        return {}
+    return {"item_popularity_psi": verdict["popularity_drift"]["groups"]["psi"],
+            "user_activity_psi": verdict["activity_drift"]["psi"],
+            "new_item_share": verdict["newness"]["new_item_interaction_share"],
+            "new_user_share": verdict["newness"]["new_user_interaction_share"]}
+
+
+def metrics_of(verdict: dict) -> dict:
+    """A verdict's figures for reports/metrics/monitor.json (none when there were too few interactions)."""
+    if "popularity_drift" not in verdict:
+        return {}
+    return {"item_popularity_psi": verdict["popularity_drift"]["groups"]["psi"],
+            "top_items_psi": verdict["popularity_drift"]["items"]["psi"],
+            "user_activity_psi": verdict["activity_drift"]["psi"],
+            "new_user_share": verdict["newness"]["new_user_share"],
+            "new_item_share": verdict["newness"]["new_item_share"]}

@@ -22,8 +22,9 @@ import pandas as pd
 
 from mlcycle.core import tables
 from mlcycle.core.config import Params
-from mlcycle.stages import interactions as ia
-from mlcycle.stages import ranking, recommend_search, recommenders
+from mlcycle.tasks.recommender import interactions as ia
+from mlcycle.tasks.recommender import ranking, recommenders
+from mlcycle.tasks.recommender import search as recommend_search
 
 PARTS = ("train", "valid", "test")
 
@@ -37,10 +38,15 @@ def validate(cfg: Params, root: Path, df: pd.DataFrame | None = None) -> ia.Find
 
 
 def write_validate(findings: ia.Findings, metrics_path: Path, findings_path: Path) -> None:
-    metrics_path.parent.mkdir(parents=True, exist_ok=True)
-    metrics_path.write_text(json.dumps({"rows": findings.rows, "errors": len(findings.errors),
-                                        "warnings": len(findings.warnings), **findings.stats}, indent=2) + "\n")
-    findings_path.write_text(json.dumps({"errors": findings.errors, "warnings": findings.warnings}, indent=2) + "\n")
+    """Add the interaction checks to what the table checks wrote (`validate.write`, run first): their
+    counts and figures under `interactions` in the metrics, every finding under `interactions` in
+    the findings file."""
+    for path, part in ((metrics_path, {"rows": findings.rows, "errors": len(findings.errors),
+                                       "warnings": len(findings.warnings), **findings.stats}),
+                       (findings_path, {"errors": findings.errors, "warnings": findings.warnings})):
+        body = json.loads(path.read_text()) if path.exists() else {}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({**body, "interactions": part}, indent=2, default=str) + "\n")
 
 
 # ---------------------------------------------------------------- features
@@ -121,7 +127,7 @@ def component(weight: float) -> str:
 def save(trained: Trained, cfg: Params, model_dir: Path, baseline_dir: Path) -> None:
     """models/model: the hybrid (or the single component its weight leaves); models/baseline:
     popularity; both MLflow pyfunc models."""
-    from mlcycle.stages import recommend_model
+    from mlcycle.tasks.recommender import model as recommend_model
 
     meta = {"user_column": cfg.recommend.user_column, "item_column": cfg.recommend.item_column,
             "metric": cfg.recommend.metric, "users": len(trained.models.index.users),
@@ -282,94 +288,36 @@ def plot_models(ev: dict, k: int):
     return fig
 
 
-def markdown_table(df: pd.DataFrame) -> str:
-    """A DataFrame as a Markdown table (numbers to 4 decimals)."""
-    def cell(v):
-        return f"{v:.4f}" if isinstance(v, float) else str(v)
-
-    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return "\n".join(lines)
+def card_documents(ev: dict, explanation: pd.DataFrame, decision: dict, figures: bool = False) -> dict:
+    """What the model card reads of this evaluation (`card.collect(..., documents=...)`): the evaluate
+    stage's documents by name, as it writes them to reports/. figures: its figures are saved (under
+    reports/figures/evaluate), so the HTML card embeds them."""
+    slices = ev["slices"].to_dict("records")
+    return {"evaluate": {**metrics_document(ev), "slices": slices}, "fairness": {"slices": slices},
+            "explanations": {"examples": explanation.to_dict("records")}, "gate": decision, "figures": figures}
 
 
 def write_reports(paths, cfg: Params, ev: dict, explanation: pd.DataFrame, decision: dict, registered: dict,
-                  history: list[dict]) -> dict[str, Path]:
+                  history: list[dict], client=None) -> dict[str, Path]:
     """reports/fairness.json (the slices), reports/explanations.json and the model card
-    (reports/model_card.{json,md,html}) of a recommender version. decision: the gate's document
-    (`mlcycle.lifecycle.gate.document`)."""
+    (reports/model_card.{json,md,html}) of a recommender version, built as every task's is
+    (`mlcycle.lifecycle.card`: the generic parts and this task's, `card.sections`); under the runner
+    logged with the evaluate run and tagged on the version (`model_card`, `model_card.run_id` ...), so
+    `mlcycle card VERSION` renders it again. decision: the gate's document
+    (`mlcycle.lifecycle.gate.document`); history: the model's audit entries (`audit.read`); client:
+    the MLflow client, for the version's aliases, tags and train run (None: what `registered` knows)."""
+    from mlcycle.lifecycle import card
+
     paths.fairness.write_text(json.dumps({"slices": ev["slices"].to_dict("records")}, indent=1, default=str) + "\n")
     paths.explanations.write_text(json.dumps({"examples": explanation.to_dict("records")}, indent=1, default=str) + "\n")
-    k = cfg.recommend.k
-    table = ranking.comparison(ev["results"], ev["intervals"], k)
-    intended = Path(cfg.evaluate.intended_use)
-    intended = intended if intended.is_absolute() else paths.root / intended
-    record = {"model": {"name": registered.get("name"), "version": registered.get("version"), "task": "recommendation",
-                        "weight": ev.get("weight")},
-              "intended_use": intended.read_text() if intended.exists() else "",
-              "data": {"source": cfg.data.path, "split": cfg.recommend.split, "users_judged": len(ev["relevant"])},
-              "parameters": cfg.recommend.model_dump(mode="json"),
-              "metrics": ev["results"], "intervals": ev["intervals"], "slices": ev["slices"].to_dict("records"),
-              "gate": decision, "history": history, "limitations": limitations(ev, cfg),
-              "lineage": lineage(registered)}
-    md = "\n\n".join([
-        f"# Model card: {registered.get('name')} v{registered.get('version')}",
-        "## Intended use\n\n" + record["intended_use"].strip(),
-        f"## Data\n\n{cfg.data.path}; split `{cfg.recommend.split}` (test share {cfg.recommend.test_share}); "
-        f"{len(ev['relevant']):,} users judged on their held-out items rated {cfg.recommend.relevant_rating} or more.",
-        "## Metrics on the test period (95% intervals over users)\n\n" + markdown_table(table),
-        "## Slices\n\n" + markdown_table(ev["slices"]),
-        "## Why these items\n\n" + (markdown_table(explanation) if len(explanation) else "no user to explain"),
-        "## Gate\n\n" + str(decision.get("summary", "")),
-        "## Limitations\n\n" + "\n".join(f"- {line}" for line in limitations(ev, cfg)),
-        "## Lineage\n\n" + "\n".join(f"- {k}: {v}" for k, v in lineage(registered).items()),
-        "## History of this model\n\n" + history_table(history),
-    ]) + "\n"
-    out = {"json": paths.model_card("json"), "md": paths.model_card("md"), "html": paths.model_card("html")}
-    out["json"].write_text(json.dumps(record, indent=1, default=str) + "\n")
-    out["md"].write_text(md)
-    import html
-
-    out["html"].write_text(f"<!doctype html><meta charset='utf-8'><title>Model card</title><pre>{html.escape(md)}</pre>\n")
-    return out
-
-
-def limitations(ev: dict, cfg: Params) -> list[str]:
-    """What the evaluation says a user of the recommender should know, from its own figures."""
-    res, k = ev["results"], cfg.recommend.k
-    h, pop = res["hybrid"], res["popularity"]
-    out = []
-    if h.get("coverage", 1.0) < 0.2:
-        out.append(f"the lists reach {h['coverage']:.1%} of the catalogue: they stay near the popular items "
-                   "(recommend.coverage_tolerance, weighting: bm25 and popularity_discount trade accuracy for reach)")
-    metric = cfg.recommend.metric
-    if h[metric] <= pop[metric]:
-        out.append(f"{metric} is not above popularity's on the test period ({h[metric]:.4f} against {pop[metric]:.4f})")
-    for part in ("cf", "content"):
-        if part in res and res[part][metric] >= h[metric]:
-            out.append(f"{part} alone scores {res[part][metric]:.4f} on {metric}, at least the hybrid's {h[metric]:.4f}")
-    slices = ev["slices"]
-    if "users" in slices.columns and "group" in slices.columns:
-        new = slices[slices["group"] == "new"]
-        if len(new) and int(new["users"].iloc[0]) > 0:
-            out.append(f"{int(new['users'].iloc[0])} judged users were new to training: they get content or popularity lists")
-    out.append(f"judged on each user's latest {cfg.recommend.test_share:.0%} of interactions (split `{cfg.recommend.split}`), "
-               f"top {k}; offline figures, not clicks: live quality comes from `mlcycle monitor --from-log` with feedback")
-    return out
-
-
-def lineage(registered: dict) -> dict:
-    """Where the version comes from: its registry entry and the run that trained it."""
-    keys = ("name", "version", "run_id", "source", "git_commit", "data_md5")
-    return {k: registered[k] for k in keys if registered.get(k)}
-
-
-def history_table(history: list[dict]) -> str:
-    """The audit log's moves of this model, oldest first, as a markdown table."""
-    if not history:
-        return "no promotion or rollback recorded yet"
-    rows = pd.DataFrame([{"when": h.get("when", ""), "action": h.get("action", ""), "version": h.get("to_version", h.get("version", "")),
-                          "from": h.get("from_version") or "", "reason": str(h.get("reason", ""))[:120]} for h in history])
-    return markdown_table(rows)
+    name, version = registered.get("name"), registered.get("version")
+    record = card.collect(paths, cfg, client, name, version, history,
+                          documents=card_documents(ev, explanation, decision, figures=True))
+    if client is None:  # what models/registered.json knows of the version
+        record["model"]["train_run_id"] = registered.get("run_id")
+        record["model"]["git_commit"] = registered.get("git_commit")
+        record["data"]["processed_md5"] = registered.get("data_md5") or record["data"]["processed_md5"]
+    return card.write(record, paths.reports)
 
 
 def split_table(parts: dict[str, pd.DataFrame]) -> pd.DataFrame:

@@ -9,7 +9,7 @@ of the hybrid chosen on the validation period.
   a user's scores are the user's row of X times B);
 - content: cosine similarity between a user's profile (the sum of the content vectors of the items the
   user found relevant, else of every item the user interacted with) and each item's content vector
-  (genres, title words, year; `mlcycle.stages.interactions.content_vectors`);
+  (genres, title words, year; `mlcycle.tasks.recommender.interactions.content_vectors`);
 - hybrid: w x cf + (1 - w) x content, each scaled to [0, 1] per user, w chosen among
   `recommend.weights` on the validation period by `recommend.metric`; with
   `recommend.popularity_discount` (beta), the cf scores, scaled to [0, 1], are first divided by
@@ -30,8 +30,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from mlcycle.core.config import RecommendParams
-from mlcycle.stages import interactions as ia
-from mlcycle.stages import ranking
+from mlcycle.tasks.recommender import interactions as ia
+from mlcycle.tasks.recommender import ranking
 
 MODELS = ("popularity", "cf", "content", "hybrid")
 

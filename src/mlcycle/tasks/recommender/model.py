@@ -18,8 +18,8 @@ import pandas as pd
 
 from mlcycle.core import provenance
 from mlcycle.core.scoring import quiet_mlflow
-from mlcycle.stages import ranking
-from mlcycle.stages.recommenders import Recommenders
+from mlcycle.tasks.recommender import ranking
+from mlcycle.tasks.recommender.recommenders import Recommenders
 
 with quiet_mlflow():  # mlflow's import-time progress-bar warning stays out of the notebooks' reports
     import mlflow.pyfunc

@@ -1,0 +1,28 @@
+"""The recommender task (data.task `recommendation`, docs/recommender.md): a user-item interactions
+table in, ranked lists out, served by `POST /recommend`.
+
+- `interactions`: reading and checking the interactions, the time split, the content vectors
+- `eda`: the interactions' own views (long tails, ratings over time, sparsity, cold start)
+- `recommenders`: popularity, collaborative filtering (ALS or EASE), content and the hybrid
+- `ranking`: the ranking metrics (NDCG, recall, MAP, hit rate at k)
+- `search`: the ALS hyperparameter search (train.search)
+- `stages`: what the stage notebooks under notebooks/recommender/ call
+- `model`: the saved and served model (an MLflow pyfunc)
+- `monitor`: popularity and activity drift, new users and items, live quality of the served lists
+- `card`: its parts of the model card (metrics with intervals, slices, cold start, explanations)
+- `serve`: what the server adds: `POST /recommend`, feedback on the listed items
+"""
+
+from mlcycle.core.tasks import Task
+
+TASK = Task(
+    name="recommender",
+    objectives=("recommendation",),
+    summary="ranked lists of items for a user from an interactions table (popularity, ALS or EASE, content, hybrid)",
+    params_section="recommend",
+    stage_params={"validate": ("recommend",), "eda": ("recommend",), "features": ("recommend",),
+                  "train": ("recommend",), "evaluate": ("recommend",)},
+    monitor_module="mlcycle.tasks.recommender.monitor",
+    card_sections="mlcycle.tasks.recommender.card:sections",
+    serving_module="mlcycle.tasks.recommender.serve",
+)
