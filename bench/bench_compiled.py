@@ -72,7 +72,7 @@ def champion(tmp: Path) -> tuple[Path, dict]:
 
 def compiled_seconds(tags: dict) -> tuple[float, float]:
     """(export, check) seconds as the train stage timed them (the version's tag)."""
-    from mlcycle.core import compiled
+    from mlcycle.tasks.tabular import compiled
 
     found = compiled.seconds_from_tags(tags)
     if found is None:
@@ -83,9 +83,10 @@ def compiled_seconds(tags: dict) -> tuple[float, float]:
 def scoring_bench(args) -> dict:
     import mlflow.sklearn
 
-    from mlcycle.core import compiled, scoring
+    from mlcycle.core import scoring
     from mlcycle.core.paths import Paths
     from mlcycle.core.spec import FeatureSpec
+    from mlcycle.tasks.tabular import compiled
 
     paths = Paths.at(ROOT)
     spec = FeatureSpec.from_json(paths.feature_spec)

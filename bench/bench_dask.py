@@ -100,8 +100,8 @@ from pathlib import Path
 from mlcycle.core import config
 from mlcycle.core.paths import Paths
 from mlcycle.core.spec import FeatureSpec
-from mlcycle.stages import search
-from mlcycle.stages import features
+from mlcycle.tasks.tabular import search
+from mlcycle.tasks.tabular import features
 root = Path.cwd()
 params = config.load(root / "params.yaml", root=root)
 paths = Paths(root)

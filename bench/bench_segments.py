@@ -39,7 +39,7 @@ def main() -> int:
     from mlcycle.core import config
     from mlcycle.core.paths import Paths
     from mlcycle.core.spec import FeatureSpec
-    from mlcycle.stages import evaluate, features, segments, train
+    from mlcycle.tasks.tabular import evaluate, features, segments, train
 
     params = config.load(ROOT / "params.yaml", root=ROOT)
     paths = Paths(ROOT)

@@ -5,12 +5,13 @@ or lower ones, never upwards, and no import (function-level ones included) close
 (tests/code/test_layers.py checks both):
 
 - core: config, paths, tables, schema, the feature spec, the one scoring function, errors
-- stages: one module per DVC stage (ingest, validate, eda, features, train, evaluate, report)
+- stages: what every task's stages share (ingest, validate, the table profile, the metrics files,
+  search records, the report and notebook display)
 - lifecycle: the registry, the gate, the audit log, model cards, experiments
 - runtime: the runner every notebook stage goes through, tracking, the warm tracking daemon
 - serving: the HTTP server, its model holder, request checks and prediction log
 - monitoring: drift, the monitor, retraining, data batches, the replay
-- tasks: one package per kind of problem (tabular, recommender) behind the protocol of
+- tasks: one package per kind of problem (tabular, recommender), with its own stage code, behind the protocol of
   `core.tasks`; the other layers reach a task only through that registry
 - cli: the `mlcycle` command
 
@@ -30,6 +31,7 @@ __version__ = "0.1.0"
 # names resolve to the modules that hold the classes now, so every registered version keeps loading.
 MOVED = {
     "mlcycle.features": "mlcycle.core.spec",
+    "mlcycle.core.segments": "mlcycle.tasks.tabular.routing",  # a routed model's classes
     "mlcycle.stages.interactions": "mlcycle.tasks.recommender.interactions",
     "mlcycle.stages.interactions_eda": "mlcycle.tasks.recommender.eda",
     "mlcycle.stages.ranking": "mlcycle.tasks.recommender.ranking",

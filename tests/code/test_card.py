@@ -7,8 +7,8 @@ import yaml
 from mlcycle.core import config
 from mlcycle.core.paths import Paths
 from mlcycle.lifecycle import card, gate
-from mlcycle.stages import fairness
-from mlcycle.stages.features import FeatureSpec
+from mlcycle.tasks.tabular import fairness
+from mlcycle.tasks.tabular.features import FeatureSpec
 
 
 def workspace(tmp_path, intended: str | None = "Rank loan files for review; never decide alone."):

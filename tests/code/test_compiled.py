@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlcycle.core import compiled, config, scoring
+from mlcycle.core import config, scoring
 from mlcycle.core.errors import ExportError
-from mlcycle.stages import features, train
+from mlcycle.tasks.tabular import compiled, features, train
 from tests.code.frames import data_params, mixed_frame
 
 

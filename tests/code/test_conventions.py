@@ -57,9 +57,12 @@ GENERATED = {"ingest": "ingest", "tables": "features.enrich.tables"}
 
 
 def module(stage: str) -> str:
-    """A stage's module, in whichever layer folder holds it (exactly one must)."""
-    found = sorted((ROOT / "src" / "mlcycle").glob(f"*/{stage}.py"))
-    assert len(found) == 1, f"stage {stage}: expected one module src/mlcycle/<layer>/{stage}.py, found {found}"
+    """A stage's module: the one every task shares, in whichever layer folder holds it (at most one),
+    else the tabular task's (`tasks/tabular/<stage>.py`; each task's stage code is in its package)."""
+    shared = sorted((ROOT / "src" / "mlcycle").glob(f"*/{stage}.py"))
+    assert len(shared) <= 1, f"stage {stage}: more than one module src/mlcycle/<layer>/{stage}.py: {shared}"
+    found = shared or [ROOT / "src" / "mlcycle" / "tasks" / "tabular" / f"{stage}.py"]
+    assert found[0].exists(), f"stage {stage}: no module src/mlcycle/<layer>/{stage}.py or tasks/tabular/{stage}.py"
     return str(found[0].relative_to(ROOT))
 
 
@@ -133,11 +136,17 @@ def test_no_notebook_branches_on_the_task():
 
 @pytest.mark.parametrize("stage", STAGES)
 def test_stage_has_module_test_and_deps(stage):
-    assert module(stage).startswith("src/mlcycle/stages/")
+    shared = module(stage).startswith("src/mlcycle/stages/")
+    assert shared or module(stage).startswith("src/mlcycle/tasks/tabular/")
     assert (ROOT / "tests" / "code" / f"test_{stage}.py").exists()
     spec = globals()["stage"](stage)
     deps = spec["deps"]
-    assert module(stage) in deps
+    # a shared module by its path; a task's own code through the active task's package
+    assert module(stage) in deps if shared else "src/mlcycle/tasks/${task}" in deps
+    if stage in NOTEBOOKS and stage not in SHARED_NOTEBOOKS:
+        assert "src/mlcycle/tasks/${task}" in deps, f"{stage}: the active task's code is a dependency"
+        assert not [d for d in deps if d.startswith("src/mlcycle/tasks/") and "${task}" not in d], \
+            f"{stage}: depends on one task's code by name"
     assert "src/mlcycle/core" in deps, "every stage uses the core layer: it depends on the whole folder"
     if stage in NOTEBOOKS:
         # the notebook of the task params name (`${task}`), or the shared one
@@ -230,3 +239,20 @@ def test_starter_notebook_shape():
             assert not [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.ClassDef)]
     text = "".join(line for c in cs for line in c["source"])
     assert "flights" not in text.lower() and "arr_delay" not in text, "the starter works on any data set"
+
+
+def logged_sections(stage: str) -> set[str]:
+    """The params sections a stage's MLflow run logs: the generic ones and every task's own."""
+    from mlcycle.core.paths import PARAMS_SECTIONS
+
+    return {*PARAMS_SECTIONS.get(stage, ()), *(s for t in tasks.all_tasks() for s in t.stage_params.get(stage, ()))}
+
+
+@pytest.mark.parametrize("stage", [s for s in NOTEBOOKS])
+def test_the_sections_a_stage_depends_on_are_the_sections_its_run_logs(stage):
+    """dvc.yaml's whole sections of a stage (those it re-runs on) and the sections tracking logs on its
+    run (paths.PARAMS_SECTIONS and each task's `stage_params`) are the same list: a run shows every
+    value its stage depended on, and nothing it did not."""
+    listed = [p if isinstance(p, str) else next(iter(p)) for p in globals()["stage"](stage).get("params", [])]
+    whole = {p for p in listed if "." not in p and not p.startswith("${")}
+    assert whole == logged_sections(stage), f"{stage}: dvc.yaml {sorted(whole)} against tracking {sorted(logged_sections(stage))}"

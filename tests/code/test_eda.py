@@ -1,7 +1,7 @@
 import pandas as pd
 from matplotlib.figure import Figure
 
-from mlcycle.stages import eda
+from mlcycle.stages import eda, show
 from tests.code.frames import mixed_frame
 
 
@@ -25,7 +25,7 @@ def test_figures_are_made_and_saved(tmp_path):
     }
     for name, fig in figs.items():
         assert isinstance(fig, Figure)
-        assert eda.save(fig, tmp_path, name).stat().st_size > 1000
+        assert show.save(fig, tmp_path, name).stat().st_size > 1000
     assert eda.plot_missing(df[["x1"]]) is None
 
 

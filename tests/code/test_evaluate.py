@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from mlcycle.stages import evaluate
+from mlcycle.tasks.tabular import evaluate
 
 
 def test_perfect_and_random_scores():

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from mlcycle.core.errors import DataError
-from mlcycle.stages import explain, train
+from mlcycle.tasks.tabular import explain, train
 from tests.code.test_train import prepared
 
 

@@ -5,7 +5,7 @@ import pytest
 from mlcycle.core import config
 from mlcycle.core.errors import DataError, ParamsError
 from mlcycle.lifecycle import gate
-from mlcycle.stages import fairness
+from mlcycle.tasks.tabular import fairness
 
 
 def planted(n=4000, gap=0.4, seed=0):
@@ -45,13 +45,15 @@ def test_same_seed_same_intervals():
     pd.testing.assert_frame_equal(a.table("gender"), b.table("gender"))
 
 
-def test_weighted_bootstrap_auc_matches_sklearn():
+def test_bootstrap_auc_matches_sklearn_on_each_resample():
     from sklearn.metrics import roc_auc_score
 
     rng = np.random.default_rng(0)
     y, s = rng.integers(0, 2, 300), np.round(rng.random(300), 1)  # ties on purpose
-    idx = rng.integers(0, 300, (4, 300))
-    assert fairness._weighted_auc(y, s, idx) == pytest.approx([roc_auc_score(y[i], s[i]) for i in idx])
+    boot = fairness.bootstrap_metrics(y, s, "classification", 0.5, 4, np.random.default_rng(1))
+    idx = np.random.default_rng(1).integers(0, 300, (4, 300))  # the same resamples
+    assert boot["roc_auc"] == pytest.approx([roc_auc_score(y[i], s[i]) for i in idx])
+    assert boot["selection_rate"] == pytest.approx([np.mean(s[i] >= 0.5) for i in idx])
 
 
 def test_regression_error_gap_and_numeric_column_in_quintiles():

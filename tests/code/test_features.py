@@ -4,7 +4,7 @@ import pytest
 
 from mlcycle.core import config, tables
 from mlcycle.core.errors import DataError
-from mlcycle.stages import features
+from mlcycle.tasks.tabular import features
 from tests.code.frames import data_params, mixed_frame
 
 

@@ -58,7 +58,7 @@ def test_regression_with_default_params_is_judged_on_real_criteria():
     names = [c["criterion"] for c in d.criteria]
     assert names == ["r2 >= minimum", "rmse beats baseline"]
     assert d.promote and d.task == "regression" and d.minimums == "auto (regression)"
-    assert d.criteria[0]["limit"] == gate.AUTO_MINIMUMS["regression"]["r2"]
+    assert d.criteria[0]["limit"] == gate.auto_minimums("regression")["r2"] == 0.1
     # a regressor no better than the baseline (or below the R² floor) is not promoted
     assert not gate.decide(REG, None, config.GateParams(), "1", baseline={**REG_BASELINE, "rmse": 9.0}).promote
     assert not gate.decide({**REG, "r2": 0.05}, None, config.GateParams(), "1", baseline=REG_BASELINE).promote
@@ -131,3 +131,47 @@ def test_auto_minimums_in_params_and_explicit_dict_still_parse():
 
     with pytest.raises(ValidationError, match="minimums"):
         config.GateParams.model_validate({"minimums": "automatic"})
+
+
+# evaluate's metrics of each kind of model -> (decision `task`, gate.metric auto, the auto minimums)
+KINDS = {
+    "binary": ({"roc_auc": 0.7, "log_loss": 0.5, "accuracy": 0.7}, "binary classification", "roc_auc", {"roc_auc": 0.6}),
+    "multiclass": ({"log_loss": 0.9, "balanced_accuracy": 0.5, "roc_auc_ovr": 0.7}, "multiclass classification",
+                   "log_loss", {"roc_auc_ovr": 0.6}),
+    "regression": ({"rmse": 1.0, "mae": 0.8, "r2": 0.3}, "regression", "rmse", {"r2": 0.1}),
+    "recommendation": ({"ndcg_at_k": 0.2, "recall_at_k": 0.1, "map_at_k": 0.1, "hit_rate_at_k": 0.4},
+                       "recommendation", "ndcg_at_k", {"recall_at_k": 0.01}),
+}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_gate_defaults_come_from_the_tasks_and_keep_their_names(kind, tmp_path):
+    """Each task declares its kinds of model (`Task.gate_kinds`); the decision's `task` and
+    `minimums` strings (gate_decision.json, the version's tags) are what they were before."""
+    metrics, name, primary, floor = KINDS[kind]
+    assert gate.task_of(metrics) == name and gate.primary_metric(metrics) == primary
+    assert gate.auto_minimums(name) == floor
+    d = gate.decide(metrics, None, config.GateParams(), "1")
+    assert (d.task, d.metric, d.minimums) == (name, primary, f"auto ({name})")
+    assert [(c["criterion"], c["limit"]) for c in d.criteria] == [(f"{m} >= minimum", v) for m, v in floor.items()]
+    gate.write(d, tmp_path / "gate.json", tmp_path / "decision.json")
+    import json
+
+    body = json.loads((tmp_path / "decision.json").read_text())
+    assert body["task"] == name and body["minimums"] == f"auto ({name})"
+
+
+def test_every_kind_of_model_is_declared_by_one_task_and_told_apart():
+    from mlcycle.core import tasks
+
+    owners = {k.name: t.name for t in tasks.all_tasks() for k in t.gate_kinds}
+    assert owners == {"binary classification": "tabular", "multiclass classification": "tabular",
+                      "regression": "tabular", "recommendation": "recommender"}
+    tells = [m for k in gate.kinds() for m in k.tells]
+    assert len(tells) == len(set(tells))  # a metric tells one kind only: the order of the tasks does not matter
+    with pytest.raises(KeyError, match="cannot tell the task from the metrics"):
+        gate.decide({"coverage": 0.5}, None, config.GateParams())
+    with pytest.raises(KeyError, match="no primary metric among"):
+        gate.primary_metric({"coverage": 0.5})
+    with pytest.raises(KeyError, match="no task trains a kind of model named 'ranking'"):
+        gate.auto_minimums("ranking")

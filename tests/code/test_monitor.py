@@ -12,9 +12,9 @@ import pytest
 
 from mlcycle.core import config
 from mlcycle.core.errors import MonitorError
-from mlcycle.monitoring import monitor
 from mlcycle.serving.model import Served
-from mlcycle.stages.features import LABEL, FeatureSpec
+from mlcycle.tasks.tabular import monitor
+from mlcycle.tasks.tabular.features import LABEL, FeatureSpec
 from tests.code.frames import data_params
 
 SPEC = FeatureSpec(target="y", task="classification", label="y", numeric=["x1", "x2"], categorical=["cat"],
@@ -35,7 +35,7 @@ def frame(n: int, seed: int, shift: float = 0.0, flip: bool = False) -> pd.DataF
 
 @pytest.fixture(scope="module")
 def served():
-    from mlcycle.stages import train
+    from mlcycle.tasks.tabular import train
 
     params = config.TrainParams(max_iter=30)
     df = frame(3000, 0)

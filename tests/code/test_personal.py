@@ -62,7 +62,7 @@ def test_new_category_examples_that_are_personal_are_redacted():
 
 
 def test_pii_columns_are_not_features_unless_asked():
-    from mlcycle.stages import features
+    from mlcycle.tasks.tabular import features
 
     df = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0] * 5, "email": ["h1", "h2", "h3", "h4"] * 5, "y": ["a", "b"] * 10})
     params = config.FeaturesParams(calendar=[])

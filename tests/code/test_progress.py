@@ -13,7 +13,7 @@ from nbclient import NotebookClient
 
 from mlcycle.core import progress
 from mlcycle.core.progress import Progress
-from mlcycle.stages import search
+from mlcycle.tasks.tabular import search
 from tests.code.test_search import prepared
 
 

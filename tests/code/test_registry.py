@@ -178,3 +178,34 @@ def test_history_lists_versions_gate_values_and_champion_moves(store):
     assert [(m["action"], m["to_version"]) for m in h["moves"]] == [("gate-promote", v1), ("promote", v3), ("rollback", v1)]
     assert registry.history(client, "no-such-model", audit) == {"model": "no-such-model", "versions": [], "moves": [],
                                                                 "champion": None}
+
+
+class Ranker:
+    """A stand-in for a recommender's pyfunc Python model."""
+
+    def predict(self, context, model_input, params=None):
+        return model_input
+
+
+def test_load_version_loads_a_model_the_way_its_task_says(store):
+    """A table model's version is its scikit-learn pipeline; a recommender's (task hook `load`) the
+    Python model inside its pyfunc; the metadata comes with either."""
+    import mlflow.pyfunc
+
+    from mlcycle.core import tasks
+
+    ws, client, (v1, *_), X = store
+    model, meta = registry.load_version(client, "m", v1)
+    assert hasattr(model, "predict_proba") and meta == {}  # saved without mlcycle metadata: the pipeline
+    assert tasks.get("tabular").hook("load") is None and tasks.get("recommender").hook("load") is not None
+
+    class PyRanker(Ranker, mlflow.pyfunc.PythonModel):
+        pass
+
+    folder = ws / "ranker"
+    mlflow.pyfunc.save_model(str(folder), python_model=PyRanker(),
+                             metadata={"mlcycle": {"task": "recommendation", "model": "hybrid"}})
+    _, exp = tracking.setup(ws, config.load(ws / "params.yaml"))
+    v = registry.register(client, "ranker", client.create_run(exp).info.run_id, folder, {})
+    model, meta = registry.load_version(client, "ranker", v)
+    assert isinstance(model, Ranker) and meta == {"task": "recommendation", "model": "hybrid"}

@@ -177,9 +177,9 @@ def test_labels_fed_back_join_the_log_and_give_live_metrics_per_version(tmp_path
 
     from mlcycle.core.errors import ClientError
     from mlcycle.core.spec import LABEL
-    from mlcycle.monitoring import monitor
     from mlcycle.serving import feedback
     from mlcycle.serving.predlog import Batch, PredictionLog
+    from mlcycle.tasks.tabular import monitor
 
     rng = np.random.default_rng(0)
     log = PredictionLog(tmp_path, roll_seconds=3600).start()
@@ -228,3 +228,44 @@ def test_a_release_decision_run_records_the_commit_and_environment(tmp_path):
     assert len(tags["mlflow.source.git.commit"]) == 40 and tags["mlcycle.git.dirty"] in ("true", "false")
     assert len(tags["mlcycle.env.lock_digest"]) == 64 and tags["mlcycle.env.matches_lock"] in ("true", "false")
     assert tags["mlcycle.release.decision"] == "promote"
+
+
+@pytest.mark.parametrize("meta, gate_metric, name", [
+    (META, "auto", "roc_auc"), (META, "log_loss", "log_loss"), (META, "rmse", "rmse"),
+    ({"task": "classification", "classes": ["a", "b", "c"]}, "auto", "accuracy"),
+    ({"task": "classification", "classes": ["a", "b", "c"]}, "log_loss", "accuracy"),
+    ({"task": "regression"}, "auto", "rmse"), ({"task": "regression"}, "mae", "mae"),
+    ({"task": "regression"}, "roc_auc", "rmse"), ({}, "mae", "mae"), ({}, "auto", "rmse"),  # saved before `task`
+])
+def test_the_live_metric_is_the_table_tasks(meta, gate_metric, name):
+    """The tabular task's `live_metric` hook: the gate metric when it has a live form for the model."""
+    assert release.metric_name(meta, gate_metric) == name
+
+
+def test_the_live_labels_and_scores_are_the_table_tasks():
+    frame = pd.DataFrame({"label": ["yes", "no", "yes"], "score": [0.9, 0.2, 0.4], "prediction": ["yes", "no", "no"]})
+    y, s = release.encode(frame, {"task": "classification", "classes": ["no", "yes"], "positive_class": "yes"})
+    assert y.tolist() == [1.0, 0.0, 1.0] and s.tolist() == [0.9, 0.2, 0.4]
+    y, s = release.encode(frame, {"task": "classification", "classes": ["maybe", "no", "yes"]})
+    assert y.tolist() == [1.0, 1.0, 0.0] and s.tolist() == [1.0, 1.0, 1.0]  # correct or not: accuracy
+    reg = pd.DataFrame({"label": [1.5, 2.0], "score": [1.0, 2.5], "prediction": [1.0, 2.5]})
+    for meta in ({"task": "regression"}, {}):
+        y, s = release.encode(reg, meta)
+        assert y.tolist() == [1.5, 2.0] and s.tolist() == [1.0, 2.5]
+
+
+def test_a_task_without_a_live_metric_waits_and_says_why():
+    """A recommender has no `live_metric` hook (its candidate answers no /predict traffic): the
+    release waits, the metric check pending with the reason, and never scores its rows."""
+    from mlcycle.core.errors import ReleaseError
+
+    meta = {"task": "recommendation", "model": "hybrid", "k": 10}
+    assert release.metric_name(meta, "auto") is None
+    frame = replay(300, 1.0, 1.0, seed=4)
+    st = release.decide(release.Evidence(frame, None, "1", "2", meta), POLICY)
+    metric = {c["check"]: c for c in st["checks"]}["metric"]
+    assert st["decision"] == "wait" and metric["status"] == "pending" and metric["metric"] is None
+    assert st["why"] == metric["detail"] and "task recommender has no live metric" in st["why"]
+    assert "metric: pending" in release.summary({**st, "model": "m"})
+    with pytest.raises(ReleaseError, match="task recommender has no live metric"):
+        release.encode(frame, meta)

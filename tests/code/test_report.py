@@ -128,6 +128,6 @@ def test_what_the_pipeline_writes_does_not_make_the_checkout_dirty(tmp_path):
     (ws / "dvc.lock").write_text("schema: '2.0'\nstages: {}\n")
     assert provenance.git_state(ws, results)["dirty"] is False
     assert provenance.git_state(ws)["dirty"] is True  # without the list, as before
-    (ws / "src/mlcycle/stages/train.py").write_text("# edited\n")
+    (ws / "src/mlcycle/tasks/tabular/train.py").write_text("# edited\n")
     state = provenance.git_state(ws, results)
-    assert state["dirty"] is True and state["changed"] == ["src/mlcycle/stages/train.py"]
+    assert state["dirty"] is True and state["changed"] == ["src/mlcycle/tasks/tabular/train.py"]

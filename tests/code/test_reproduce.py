@@ -21,7 +21,7 @@ DATA = "9f0c1e2d3b4a59687f0e1d2c3b4a5968.dir"
 
 def lineage(**changes) -> Lineage:
     base = dict(name="m", version="3", run_id="r" * 32, experiment_id="1", commit="c" * 40, dirty="false",
-                data_md5=DATA, deps={"data/processed": DATA, "src/mlcycle/stages/train.py": "aa11"},
+                data_md5=DATA, deps={"data/processed": DATA, "src/mlcycle/tasks/tabular/train.py": "aa11"},
                 outs={"models/model": "bb22.dir", "reports/train.html": "cc33"},
                 params={"train.max_iter": "40", "train.seed": "42"},
                 metrics={"valid_roc_auc": 0.71, "threshold": 0.25, "best_iter": 33.0},
@@ -126,12 +126,12 @@ def test_outputs_alone_do_not_make_a_difference():
 
 def test_inputs_and_params_that_differ_are_named():
     lin = lineage()
-    train, evaluate = rebuilt(lin, train__deps={"data/processed": "0" * 32 + ".dir", "src/mlcycle/stages/train.py": "ff66"},
+    train, evaluate = rebuilt(lin, train__deps={"data/processed": "0" * 32 + ".dir", "src/mlcycle/tasks/tabular/train.py": "ff66"},
                               train__params={"train.max_iter": "400"})
     out = result_of(lin, train, evaluate, SAME)
     assert out["identical"] is False and out["inputs"]["data"]["rebuilt"] == "0" * 32 + ".dir"
     text = reproduce.summary(out)
-    assert "inputs            DIFFER: data/processed 9f0c1e2d3b4a -> 000000000000; src/mlcycle/stages/train.py" in text
+    assert "inputs            DIFFER: data/processed 9f0c1e2d3b4a -> 000000000000; src/mlcycle/tasks/tabular/train.py" in text
     assert "params            DIFFER: train.max_iter 40 -> 400" in text
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from mlcycle.core import config
 from mlcycle.core.errors import ParamsError
-from mlcycle.stages import features, search, train
+from mlcycle.tasks.tabular import features, search, train
 from tests.code.frames import data_params, mixed_frame
 
 

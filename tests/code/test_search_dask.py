@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from mlcycle.core import config
-from mlcycle.stages import search
+from mlcycle.tasks.tabular import search
 from tests.code.test_search import prepared
 from tests.conftest import external_cluster
 

@@ -8,10 +8,9 @@ import pandas as pd
 import pytest
 
 from mlcycle.core import config, scoring
-from mlcycle.core import segments as routing
 from mlcycle.core.errors import DataError
 from mlcycle.lifecycle import gate
-from mlcycle.stages import evaluate, features, segments, train
+from mlcycle.tasks.tabular import evaluate, features, routing, segments, train
 from tests.code.frames import data_params
 from tests.conftest import external_cluster
 

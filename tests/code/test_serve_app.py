@@ -88,3 +88,78 @@ def test_predict_and_ready_while_the_log_cannot_be_written(app_for, tmp_path, po
     from mlcycle.serving.predlog import read
 
     assert len(read(log_dir)) == (3 if policy == "serve" else 2)  # every 200 is on disk
+
+
+# ---------------------------------------------------------------- the task's answers and labels (hooks)
+
+class Regressor:
+    def predict(self, X):
+        return np.full(len(X), 12.5)
+
+
+class ThreeClasses:
+    classes_ = np.array(["a", "b", "c"])
+
+    def predict_proba(self, X):
+        return np.tile([0.2, 0.5, 0.3], (len(X), 1))
+
+
+def served_with(m, meta: dict, flavor: str = "sklearn") -> Served:
+    return Served(m, flavor, {"name": "m", "version": "1"}, COLUMNS, meta)
+
+
+def test_which_models_answer_class_probabilities():
+    """`Served.classifier` asks the model's task (`Task.probabilities`): the tabular task's classifiers
+    answer probabilities; a regressor, a model saved before `task` existed, a recommender or another
+    flavor answer their predictions."""
+    import pandas as pd
+
+    from mlcycle.serving import outputs
+
+    X = pd.DataFrame([ROW, ROW])
+    binary = served_with(Model(), {"task": "classification", "classes": [0, 1], "positive_class": 1})
+    assert binary.classifier
+    assert outputs.score(binary, X) == {"prediction": [1, 1], "score": [0.7, 0.7],
+                                        "probabilities": [{"0": 0.3, "1": 0.7}] * 2}
+    multi = served_with(ThreeClasses(), {"task": "classification", "classes": ["a", "b", "c"]})
+    assert outputs.score(multi, X) == {"prediction": ["b", "b"], "score": [0.5, 0.5],
+                                       "probabilities": [{"a": 0.2, "b": 0.5, "c": 0.3}] * 2}
+    for meta in ({"task": "regression"}, {}, {"task": "recommendation"}):
+        assert not served_with(Regressor(), meta).classifier
+        assert outputs.score(served_with(Regressor(), meta), X) == {"prediction": [12.5, 12.5], "score": [12.5, 12.5]}
+    assert not served_with(Model(), {"task": "classification", "classes": [0, 1]}, flavor="pyfunc").classifier
+
+
+class Known:
+    """Two logged requests of one row each."""
+
+    def get(self, rid):
+        return 1 if rid in ("r0", "r1") else None
+
+
+@pytest.mark.parametrize("meta, label, stored, error", [
+    ({"task": "classification", "classes": [0, 1]}, 1, 1, None),
+    ({"task": "classification", "classes": [0, 1]}, 1.0, 1, None),
+    ({"task": "classification", "classes": ["no", "yes"]}, "yes", "yes", None),
+    ({"task": "classification", "classes": [0, 1]}, True, None, "the label must be one of the model's classes [0, 1], got True"),
+    ({"task": "classification", "classes": [0, 1]}, "1", None, "the label must be one of the model's classes [0, 1], got '1'"),
+    ({"task": "regression"}, 3, 3.0, None),
+    ({"task": "regression"}, "3", None, "the label must be a finite number, got '3'"),
+    ({}, float("inf"), None, "the label must be a finite number, got inf"),  # a model saved before `task`: a number
+])
+def test_a_table_models_labels_are_checked_by_its_task(meta, label, stored, error):
+    """The generic feedback path checks a label with the task's `feedback_label` hook: the same
+    entries, messages and statuses as when the check lived in serving/feedback.py."""
+    from mlcycle.core.errors import ClientError
+    from mlcycle.serving import feedback
+
+    items = [{"request_id": "r0", "row": 0, "label": label}]
+    if error is None:
+        out = feedback.checked(items, meta, Known(), set())
+        assert out == [{"request_id": "r0", "row": 0, "label": stored}] and type(out[0]["label"]) is type(stored)
+        return
+    with pytest.raises(ClientError) as err:
+        feedback.checked([{"request_id": "r1", "row": 0, "label": 0 if meta.get("task") == "classification" else 1.0},
+                          *items], meta, Known(), set())
+    assert (err.value.status, err.value.error, err.value.field, err.value.detail) == (422, "wrong label type",
+                                                                                      "[1].label", error)

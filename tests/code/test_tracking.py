@@ -231,3 +231,15 @@ def test_the_score_run_is_tagged_as_stage_runs_are():
     stage_like = {**tracking.git_tags(ROOT), **tracking.env_tags(ROOT)}
     assert {k: tags[k] for k in stage_like} == stage_like
     assert tags["mlflow.source.git.commit"] != "none" and tags["mlcycle.env.lock_digest"] != "none"
+
+
+def test_a_stage_run_logs_the_active_tasks_own_sections():
+    """A recommender's train run carries `recommend.*` (its hyperparameters), a table model's does not."""
+    from mlcycle.core import config
+    from tests.code.test_recommend import params as recommender_params
+    from tests.conftest import ROOT
+
+    table = config.load(ROOT / "params.yaml")
+    assert tracking.stage_sections("train", table) == ("train",)
+    assert tracking.stage_sections("train", recommender_params()) == ("train", "recommend")
+    assert tracking.stage_sections("validate", recommender_params()) == ("data", "validate", "recommend")

@@ -4,7 +4,7 @@ import pytest
 
 from mlcycle.core import config, scoring
 from mlcycle.core.errors import DataError
-from mlcycle.stages import features, train
+from mlcycle.tasks.tabular import features, train
 from tests.code.frames import data_params, mixed_frame
 
 

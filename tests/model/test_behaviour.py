@@ -7,7 +7,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from mlcycle.core import config, plugins, scoring
-from mlcycle.stages import features, train
+from mlcycle.tasks.tabular import features, train
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow

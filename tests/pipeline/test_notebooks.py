@@ -61,9 +61,10 @@ def test_the_compiled_form_answers_as_the_model_on_the_flights_holdout(sample_ws
     import numpy as np
     import pandas as pd
 
-    from mlcycle.core import compiled, scoring
+    from mlcycle.core import scoring
     from mlcycle.core.paths import Paths
     from mlcycle.core.spec import FeatureSpec
+    from mlcycle.tasks.tabular import compiled
 
     ws, _ = sample_ws
     paths = Paths(ws)

@@ -93,7 +93,7 @@ def recommendation_log(ws: Path, n: int = 40) -> None:
 def prediction_log(ws: Path) -> None:
     """Requests as `mlcycle serve` logs them: the holdout's inputs with scores (what monitor reads by default)."""
     from mlcycle.serving.predlog import Batch, PredictionLog
-    from mlcycle.stages.features import FeatureSpec
+    from mlcycle.tasks.tabular.features import FeatureSpec
 
     spec = FeatureSpec.from_json(ws / "data/processed/features.json")
     rows = pd.read_parquet(ws / "data/processed/test.parquet")[spec.inputs].head(600)

@@ -91,6 +91,15 @@ def test_movielens_example_runs_through_dvc_repro(tmp_path):
     mv = client.get_model_version(reg["name"], reg["version"])
     assert mv.tags.get("data_md5")  # lineage: the DVC hash of the training data
     assert mv.tags.get("model_card.run_id") and mv.tags.get("model_card")  # `mlcycle card 1` renders it again
+    # the train run carries the recommender's hyperparameters (its own params section) and its notebook
+    train_run = client.get_run(reg["run_id"])
+    assert train_run.data.params["recommend.cf"] == "als" and train_run.data.params["recommend.factors"] == "16"
+    assert train_run.data.tags["mlflow.source.name"] == "notebooks/recommender/05_train.ipynb"
+    assert train_run.data.tags["mlcycle.task"] == "recommender"
+    # `mlcycle card VERSION` rebuilds the card of a recommender version from its runs
+    again = run(["mlcycle", "card", "1"], ws).stdout
+    md = ws / again.split(", ")[1].split(";")[0]  # "model card of NAME v1: <html>, <md>; in MLflow: ..."
+    assert md.suffix == ".md" and "## Cold start" in md.read_text(), again
     model = mlflow.pyfunc.load_model(client.get_model_version_download_uri(reg["name"], reg["version"]))
     known = str(parts["train"]["user"].iloc[0])
     out = model.predict(pd.DataFrame({"user": [known, "never-seen"], "k": [5, 5], "exclude": ["", ""]}))

@@ -38,7 +38,7 @@ def feature_tables(ws: Path, n: int = 3000, seed: int = 0) -> None:
     import pandas as pd
 
     from mlcycle.core.paths import Paths
-    from mlcycle.stages.features import FeatureSpec
+    from mlcycle.tasks.tabular.features import FeatureSpec
 
     rng = np.random.default_rng(seed)
     df = pd.DataFrame({

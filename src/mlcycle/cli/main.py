@@ -293,7 +293,7 @@ def _migrate(args, root) -> int:
 def _explain(args) -> int:
     """Contributions of the features to the score of each given row."""
     from mlcycle.core.paths import Paths
-    from mlcycle.stages import explain, features, train
+    from mlcycle.tasks.tabular import explain, features, train
 
     paths = Paths.at()
     spec = features.FeatureSpec.from_json(paths.feature_spec)

@@ -18,6 +18,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from mlcycle.core import tasks
 from mlcycle.core.errors import ParamsError
 from mlcycle.core.paths import find_root
+from mlcycle.core.stats import GATE_METRICS, RANKING_METRICS  # noqa: F401 (metric names: defined in core/stats.py)
 
 CALENDAR_PARTS = ("year", "month", "day_of_week", "day_of_year", "hour")
 
@@ -276,15 +277,9 @@ class FairnessParams(Section):
         return {m: getattr(self, k) for k, m in names.items() if getattr(self, k) is not None}
 
 
-# what evaluate reports for some task (binary, multiclass, regression): the gate may name these
-GATE_METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "f1", "precision", "recall", "accuracy",
-                "f1_macro", "balanced_accuracy", "roc_auc_ovr", "rmse", "mae", "r2",
-                "ndcg_at_k", "recall_at_k", "map_at_k", "hit_rate_at_k")  # the last four: task recommendation
-
-
 class GateParams(Section):
     metric: str = "auto"  # compared with the champion re-scored on the same holdout; auto: by task
-    # metric -> lowest acceptable value; auto: a floor by task (see mlcycle.gate.AUTO_MINIMUMS)
+    # metric -> lowest acceptable value; auto: a floor by task (each task's `gate_kinds`, lifecycle/gate.py `auto_minimums`)
     minimums: Literal["auto"] | dict[str, float] = "auto"
     maximums: dict[str, float] = {}  # metric -> highest acceptable value (rmse, log_loss, ...)
     beat_baseline: bool = True  # the model must score better than the baseline on `metric`
@@ -421,9 +416,6 @@ class SimulateParams(Section):
     periods: Annotated[int, Field(ge=1)] | None = None  # periods fed after that (null: the rest of the data)
     sample_frac: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0  # share of rows used (for quick runs)
     workdir: str = "build/simulation"  # the replay's own workspace (data, MLflow store, registry)
-
-
-RANKING_METRICS = ("ndcg_at_k", "recall_at_k", "map_at_k", "hit_rate_at_k")
 
 
 class RecommendParams(Section):

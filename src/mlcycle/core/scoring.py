@@ -2,8 +2,8 @@
 
 Scores: the positive class's probability for a binary classifier, the class probabilities
 (rows x classes, in the model's class order) for a multiclass one, the predicted values for a
-regressor. Metric directions and the quiet loading of MLflow models live here too, so every
-layer judges and loads models the same way.
+regressor. The quiet loading of MLflow models lives here too, so every layer loads models the
+same way (metric directions: core/stats.py).
 """
 
 from __future__ import annotations
@@ -13,12 +13,7 @@ from contextlib import contextmanager
 import numpy as np
 import pandas as pd
 
-LOWER_IS_BETTER = frozenset({"rmse", "mae", "log_loss", "brier", "ece"})  # every other metric: higher is better
-
-
-def better(metric: str, a: float, b: float) -> bool:
-    """Whether value `a` of `metric` is strictly better than `b`."""
-    return a < b if metric in LOWER_IS_BETTER else a > b
+from mlcycle.core.stats import LOWER_IS_BETTER, better  # noqa: F401 (directions: defined in core/stats.py)
 
 
 def class_probabilities(model, X: pd.DataFrame) -> np.ndarray:

@@ -27,8 +27,19 @@ REGISTRY: dict[str, str] = {
 
 
 @dataclass(frozen=True)
+class GateKind:
+    """One kind of model a task trains, as the promotion gate (lifecycle/gate.py) tells it from the
+    metrics evaluate reports, with the gate's defaults for it."""
+
+    name: str  # the gate decision's `task` (reports/gate_decision.json, "auto (<name>)"), e.g. "binary classification"
+    tells: tuple[str, ...]  # evaluate reports one of these metrics for this kind (and for no kind tried before it)
+    primary: str  # `gate.metric: auto`: the metric compared with the baseline and the champion
+    minimums: dict[str, float]  # `gate.minimums: auto`: the floor a model with real signal passes
+
+
+@dataclass(frozen=True)
 class Task:
-    """What a task provides. Hooks left None mean the generic table behaviour applies."""
+    """What a task provides: its name, what it serves, and the hooks the other layers call."""
 
     name: str
     objectives: tuple[str, ...]  # the data.task values it serves (e.g. classification, regression)
@@ -36,9 +47,9 @@ class Task:
     params_section: str | None = None  # its own params.yaml section, if any (checked and logged with its stages)
     # per stage, the params sections its run logs beyond the generic ones (paths.PARAMS_SECTIONS)
     stage_params: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    # the module of its monitor (check, summary, takeaways, tables_of, metrics_of, from_file, score,
-    # figures), loaded when first used; None: the generic table monitor (monitoring/monitor.py)
-    monitor_module: str | None = None
+    # the module of its monitor (check, summary, takeaways, tables_of, metrics_of, and for the replay
+    # from_file, score, figures), loaded when first used (monitoring/monitor.py calls it)
+    monitor_module: str = ""
     # the module of what the server adds (ROUTE, SUMMARY, endpoint(ep), NOT_PREDICT, PREDICT_HINT,
     # checked_feedback, feedback_items); None: rows in, predictions out (`POST /predict`)
     serving_module: str | None = None
@@ -46,19 +57,47 @@ class Task:
     # used: function(paths, cfg, documents) -> {"family", "purpose", "data", "sections", "limitations"}
     # (see `card.collect`); None: the table card (features, fairness, explanations)
     card_sections: str | None = None
+    # the kinds of model it trains as the promotion gate tells them from evaluate's metrics, with their
+    # `gate.minimums: auto` and `gate.metric: auto` (lifecycle/gate.py asks every registered task, in order)
+    gate_kinds: tuple[GateKind, ...] = ()
+    # the data.task values whose scikit-learn models answer class probabilities (`POST /predict`
+    # `probabilities`, the score histogram's buckets: serving/model.py `Served.classifier`)
+    probabilities: tuple[str, ...] = ()
+    # other hooks by name, each "module:function", loaded when first used (`hook(name)`):
+    #   "compiled": function(model_dir, pipeline) -> (fast scorer or None, verdict), the compiled
+    #       scoring path the server and batch scoring use when registration proved it equal
+    #   "reproduce": function(tree, original_dir) -> dict, the holdout predictions of a rebuilt
+    #       version compared with the original's (`mlcycle reproduce`)
+    #   "load": function(uri) -> the model of a registered version (`models:/<name>/<version>`) that
+    #       `registry.load_version` gives (re-scoring the champion); none: the scikit-learn pipeline
+    #   "feedback_label": function(value, meta, where) -> a `POST /feedback` / `mlcycle feedback` label
+    #       as stored, a ClientError(422) naming `where` when the served model cannot have it (a task
+    #       without its own `checked_feedback`: serving/feedback.py); none: the label as sent
+    #   "live_metric": function(meta, gate_metric) -> the metric (one of monitoring/release.py
+    #       SUPPORTED) a release compares candidate and champion on, on labelled live rows
+    #   "live_scores": function(frame, meta) -> (y, s), the arrays that metric takes from the
+    #       prediction log's rows with their labels (`score`, `prediction`, `label`); a task without
+    #       "live_metric" and "live_scores" judges no live rows in a release (it waits, saying so)
+    hooks: dict[str, str] = field(default_factory=dict)
 
-    def monitor(self) -> ModuleType | None:
-        return importlib.import_module(self.monitor_module) if self.monitor_module else None
+    def monitor(self) -> ModuleType:
+        return importlib.import_module(self.monitor_module)
 
     def serving(self) -> ModuleType | None:
         return importlib.import_module(self.serving_module) if self.serving_module else None
 
     def card(self) -> Callable | None:
         """The function giving the task's model card parts (`card_sections`), or None."""
-        if not self.card_sections:
-            return None
-        module, _, name = self.card_sections.partition(":")
-        return getattr(importlib.import_module(module), name)
+        return _function(self.card_sections) if self.card_sections else None
+
+    def hook(self, name: str) -> Callable | None:
+        """The task's function for hook `name` (see `hooks`), or None when it has none."""
+        return _function(self.hooks[name]) if name in self.hooks else None
+
+
+def _function(ref: str) -> Callable:
+    module, _, name = ref.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def get(name: str) -> Task:
@@ -70,6 +109,12 @@ def get(name: str) -> Task:
 
 def all_tasks() -> list[Task]:
     return [get(n) for n in REGISTRY]
+
+
+def answers_probabilities(objective: str | None) -> bool:
+    """Whether a scikit-learn model of `data.task` `objective` answers class probabilities (its task's
+    `probabilities`; older models without a task: the tabular task's)."""
+    return objective is not None and objective in for_objective(objective).probabilities
 
 
 def name_for(objective: str | None) -> str | None:

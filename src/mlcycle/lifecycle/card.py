@@ -37,7 +37,7 @@ from mlcycle.core import config, tasks
 from mlcycle.core import record as handover
 from mlcycle.core.errors import CardError
 from mlcycle.core.spec import FeatureSpec
-from mlcycle.stages.evaluate import headline
+from mlcycle.core.stats import headline
 
 RECORD, HTML, MD = "model_card.json", "model_card.html", "model_card.md"
 ARTIFACT_DIR = "model_card"

@@ -1,7 +1,8 @@
 """The promotion gate: does the newly trained model replace the champion?
 
 Criteria come from params `gate`: minimums and maximums per metric (`minimums: auto`, the default:
-a floor that fits the task, AUTO_MINIMUMS), "better than the baseline" on `gate.metric` (when the
+a floor that fits the kind of model, declared by its task: `Task.gate_kinds`), "better than the
+baseline" on `gate.metric` (when the
 baseline's metrics are given), and "not worse than the current champion" on `gate.metric`, where the
 champion is re-scored on the same current holdout (metrics it logged when it was trained are not
 comparable once data change). The champion tolerance is absolute (`max_drop`) for bounded scores
@@ -20,46 +21,52 @@ from pathlib import Path
 
 import pandas as pd
 
-from mlcycle.core.config import GATE_METRICS, GateParams
-from mlcycle.core.scoring import LOWER_IS_BETTER, better
+from mlcycle.core import tasks
+from mlcycle.core.config import GateParams
+from mlcycle.core.stats import GATE_METRICS, LOWER_IS_BETTER, better
+from mlcycle.core.tasks import GateKind
 
 # errors in target units or unbounded losses: the champion tolerance is a share of its value
 RELATIVE = {"rmse", "mae", "log_loss", "brier"}
-# `gate.minimums: auto`: a floor a model with real signal passes and a constant prediction fails.
-# ROC AUC 0.5 (binary; one-vs-rest for multiclass) and R² 0 are what the prior or the mean scores.
-AUTO_MINIMUMS = {
-    "binary classification": {"roc_auc": 0.6},
-    "multiclass classification": {"roc_auc_ovr": 0.6},
-    "regression": {"r2": 0.1},
-    # a random list from a catalogue of thousands recalls almost nothing; popularity recalls a few percent
-    "recommendation": {"recall_at_k": 0.01},
-}
 # what evaluate reports for some task: a criterion on one of these that the current task does not
 # report is skipped (and said so); any other name is a typo and an error
 KNOWN = set(GATE_METRICS)
 
 
+def kinds() -> list[GateKind]:
+    """Every kind of model the registered tasks train (`Task.gate_kinds`), in the order they are tried."""
+    return [k for t in tasks.all_tasks() for k in t.gate_kinds]
+
+
+def kind_of(candidate: dict[str, float]) -> GateKind:
+    """The kind of model behind evaluate's metrics: the first whose telling metric is among them."""
+    for k in kinds():
+        if any(m in candidate for m in k.tells):
+            return k
+    raise KeyError(f"cannot tell the task from the metrics {sorted(candidate)}")
+
+
+def auto_minimums(kind: str) -> dict[str, float]:
+    """`gate.minimums: auto` of the kind of model named `kind` (e.g. "regression": r2 0.1)."""
+    for k in kinds():
+        if k.name == kind:
+            return dict(k.minimums)
+    raise KeyError(f"no task trains a kind of model named '{kind}'; known: {[k.name for k in kinds()]}")
+
+
 def primary_metric(candidate: dict[str, float]) -> str:
-    """gate.metric `auto`: ROC AUC for binary, log loss for multiclass, RMSE for regression, NDCG@k
-    for recommendation."""
-    for m in ("roc_auc", "rmse", "log_loss", "ndcg_at_k"):
-        if m in candidate:
-            return m
+    """gate.metric `auto`: the first kind's primary metric among the candidate's metrics (ROC AUC for
+    binary, RMSE for regression, log loss for multiclass, NDCG@k for recommendation)."""
+    for k in kinds():
+        if k.primary in candidate:
+            return k.primary
     raise KeyError(f"no primary metric among {sorted(candidate)}")
 
 
 def task_of(candidate: dict[str, float]) -> str:
-    """The task behind evaluate's metrics: binary or multiclass classification, regression or
-    recommendation."""
-    if "ndcg_at_k" in candidate:
-        return "recommendation"
-    if "roc_auc" in candidate:
-        return "binary classification"
-    if "rmse" in candidate or "r2" in candidate:
-        return "regression"
-    if "log_loss" in candidate or "balanced_accuracy" in candidate:
-        return "multiclass classification"
-    raise KeyError(f"cannot tell the task from the metrics {sorted(candidate)}")
+    """The kind of model behind evaluate's metrics, by name: binary or multiclass classification,
+    regression or recommendation (`kind_of`)."""
+    return kind_of(candidate).name
 
 
 @dataclass
@@ -71,8 +78,8 @@ class Decision:
     champion_version: str | None = None
     note: str = ""
     value: float | None = None  # the candidate's value of `metric` (tagged gate.value)
-    task: str = ""  # binary classification | multiclass classification | regression | recommendation
-    minimums: str = ""  # where the minimums came from: "auto (regression)" or "gate.minimums"
+    task: str = ""  # the kind of model (`GateKind.name`): binary classification, regression, ...
+    minimums: str = ""  # where the minimums came from: "auto (<kind>)" or "gate.minimums"
 
     @property
     def outcome(self) -> str:
@@ -143,9 +150,10 @@ def decide(candidate: dict[str, float], champion: dict[str, float] | None, param
     checked against `params.max_segment_drop`: one criterion, the worst segment's drop."""
     criteria = []
     skipped = []
-    task = task_of(candidate)
+    kind = kind_of(candidate)
+    task = kind.name
     if params.minimums == "auto":
-        minimums, source = AUTO_MINIMUMS[task], f"auto ({task})"
+        minimums, source = dict(kind.minimums), f"auto ({task})"
     else:
         minimums, source = params.minimums, "gate.minimums"
     for key, bounds, ok in (("minimums", minimums, lambda v, lim: v >= lim),
@@ -164,7 +172,7 @@ def decide(candidate: dict[str, float], champion: dict[str, float] | None, param
         if params.minimums != "auto" and not any(c["criterion"].endswith(">= minimum") for c in criteria):
             # every minimum names another task's metric (params copied from the example): the floor of
             # this task applies, so the model is not promoted on no minimum at all
-            for m, limit in AUTO_MINIMUMS[task].items():
+            for m, limit in kind.minimums.items():
                 if m in candidate:
                     criteria.append({"criterion": f"{m} >= minimum", "value": candidate[m], "limit": limit,
                                      "passed": bool(candidate[m] >= limit)})

@@ -11,6 +11,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
+from mlcycle.core import provenance, record, tasks
 from mlcycle.core.errors import RegistryError
 from mlcycle.core.scoring import quiet_mlflow
 from mlcycle.lifecycle import audit
@@ -138,18 +139,19 @@ def history(client, name: str, audit_file: Path) -> dict:
 
 
 def load_version(client, name: str, version: str):
-    """The sklearn pipeline (task recommendation: the pyfunc's Python model) and mlcycle metadata of a
-    registered version."""
-    import mlflow.pyfunc
-    import mlflow.sklearn
+    """The model and mlcycle metadata of a registered version: its task's `load` hook (a recommender:
+    the pyfunc's Python model), else the scikit-learn pipeline."""
     from mlflow.models import get_model_info
 
     uri = f"models:/{name}/{version}"
     with quiet_mlflow():
         meta = (get_model_info(uri).metadata or {}).get("mlcycle", {})
-        if meta.get("task") == "recommendation":
-            model = mlflow.pyfunc.load_model(uri).unwrap_python_model()
+        load = tasks.for_objective(meta.get("task")).hook("load")
+        if load is not None:
+            model = load(uri)
         else:
+            import mlflow.sklearn
+
             model = mlflow.sklearn.load_model(uri)
     return model, meta
 
@@ -223,3 +225,39 @@ def unresolved_message(client, name: str, uri: str, command: str = "serve") -> s
             f"`mlcycle promote {v} --reason \"...\"` makes it the champion (audited); "
             f"`mlcycle {command} --model-uri models:/{name}/{v}` uses it without promoting; "
             "or change the data or params.yaml and run `make repro` for a model that passes the gate")
+
+
+# ---------------------------------------------------------------- this machine's registration of the trained model
+
+def write_registration(path: Path, name: str, model_dir: Path | None = None, data: str = "data/processed",
+                       verdict=None) -> None:
+    """models/registered.json before tracking registers the model: the name, no version yet. Under
+    the runner, tracking registers the model saved at `model_dir` (default: `model` next to `path`)
+    with the DVC hash of its training data `data` and the compiled form's verdict as version tags
+    (`mlcycle.scoring_path`: compiled | sklearn, and why: `verdict.tags()`), and fills in the version."""
+    model_dir = model_dir or path.parent / "model"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    digest = provenance.folder_digest(model_dir)
+    path.write_text(json.dumps({"name": name, "version": None, "run_id": None, "model_digest": digest}, indent=2) + "\n")
+    tags = {**(verdict.tags() if verdict else {}), "model_digest": digest}
+    record.register(name, model_dir, path, data, tags=tags)
+
+
+UNREGISTERED = {"name": None, "version": None, "run_id": None}
+
+
+def read_registration(path: Path, model_dir: Path | None = None) -> dict:
+    """The registration of the model train saved (`models/registered.json`: written by this machine's
+    tracking, not a DVC output). With `model_dir`, only when it is that model: after DVC restored
+    `models/model` from its cache (a checkout, the run cache) the file may name another version, and
+    then the result says so under `stale` instead of naming a version."""
+    if not path.exists():
+        return dict(UNREGISTERED)
+    doc = json.loads(path.read_text())
+    if model_dir is not None and doc.get("model_digest") and Path(model_dir).exists():
+        if provenance.folder_digest(model_dir) != doc["model_digest"]:
+            return {**UNREGISTERED, "name": doc.get("name"),
+                    "stale": f"{Path(model_dir).name} is not the model registered as version {doc.get('version')} "
+                             "(DVC restored another one from its cache); run `dvc repro -f train` to train and "
+                             "register it"}
+    return doc

@@ -40,6 +40,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from mlcycle.core import tasks
 from mlcycle.core.compute import THREAD_VARIABLES
 from mlcycle.core.config import read_yaml
 from mlcycle.core.errors import ReproduceError, StageError
@@ -47,7 +48,6 @@ from mlcycle.core.provenance import file_md5
 from mlcycle.core.scoring import quiet_mlflow
 from mlcycle.lifecycle import registry
 
-TABLE_TASKS = ("classification", "regression")
 STAGES = ("train", "evaluate")  # run again (forced); every other stage's outputs come by their hashes
 SCRATCH = ".mlcycle-reproduce"  # inputs brought by hash land here in the worktree, then move into place
 DEPS, OUTS = "mlcycle.dvc.deps.", "mlcycle.dvc.outs."
@@ -642,32 +642,22 @@ def original_model(client, lin: Lineage, dest: Path) -> Path | None:
             os.environ[PROGRESS_BAR] = bar
 
 
-def task_of(tree: Path) -> str:
-    return ((read_yaml(tree / "params.yaml") or {}).get("data") or {}).get("task") or "classification"
+def task_of(tree: Path) -> str | None:
+    """The commit's data.task (None: not said; the registry then gives the tabular task)."""
+    return ((read_yaml(tree / "params.yaml") or {}).get("data") or {}).get("task")
 
 
-def predictions(tree: Path, original_dir: Path | None, task: str) -> dict:
-    """Holdout scores of the original and the rebuilt model on the rebuilt data's holdout split,
-    through the scoring the evaluate stage uses (`core.scoring.scores`), compared bit for bit."""
-    if task not in TABLE_TASKS:
+def predictions(tree: Path, original_dir: Path | None, task: str | None) -> dict:
+    """Holdout predictions of the original and the rebuilt model compared bit for bit, by the task's
+    `reproduce` hook (a table model: its scores on the rebuilt data's holdout split); a task without
+    one is judged by its metrics alone."""
+    compare_holdout = tasks.for_objective(task).hook("reproduce")
+    if compare_holdout is None:
         return {"compared": False, "required": False,
-                "why": f"task '{task}': its model ranks items for users and is judged by the ranking metrics "
-                       "above; holdout predictions are compared for table tasks (classification, regression)"}
+                "why": f"task '{task}': judged by its metrics above; its task compares no holdout predictions"}
     if original_dir is None:
         return {"compared": False, "required": True, "why": "the original model could not be downloaded from the store"}
-    from mlcycle.core import scoring
-    from mlcycle.core.paths import Paths
-    from mlcycle.stages import features, train
-
-    paths = Paths(tree)
-    try:
-        spec = features.FeatureSpec.from_json(paths.feature_spec)
-        X, _ = features.read(paths, "test", spec)
-        a = scoring.scores(train.load(original_dir)[0], X, spec.task)
-        b = scoring.scores(train.load(paths.model)[0], X, spec.task)
-    except Exception as exc:
-        return {"compared": False, "required": True, "why": f"{type(exc).__name__}: {str(exc)[:300]}"}
-    return {**compare_predictions(a, b), "split": str(paths.split_file("test").relative_to(tree))}
+    return compare_holdout(tree, original_dir)
 
 
 def differing_files(a: Path, b: Path) -> list[str]:

@@ -45,65 +45,38 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mlcycle.core import tasks
 from mlcycle.core.config import Params
 from mlcycle.core.errors import ReleaseError
 from mlcycle.core.paths import Paths
-from mlcycle.core.scoring import LOWER_IS_BETTER
+from mlcycle.core.stats import (
+    LOWER_IS_BETTER,
+    WEIGHTED_METRICS,
+    percentile_interval,
+    resample_counts,
+    weighted_metric,
+)
 from mlcycle.lifecycle import audit, registry
 from mlcycle.monitoring import drift as drift_mod
 from mlcycle.serving import feedback, predlog
 
-SUPPORTED = ("roc_auc", "log_loss", "brier", "accuracy", "rmse", "mae")
+SUPPORTED = WEIGHTED_METRICS  # the metrics with a live form (core/stats.py)
 MAX_MILESTONES = 8
 
 
-# ---------------------------------------------------------------- metrics with bootstrap
-
-def weighted(name: str, y: np.ndarray, s: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """The metric of the rows (`y`, `s`: 1-D) under each row of weights `w` (2-D, B x n: a
-    bootstrap resample is the count of each row drawn). ROC AUC uses one sort of the scores for
-    every resample (ties count half)."""
-    y, s = np.asarray(y, dtype=float), np.asarray(s, dtype=float)
-    total = w.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        if name == "roc_auc":
-            order = np.argsort(s, kind="stable")
-            ss, ys, ws = s[order], y[order], w[:, order]
-            starts = np.r_[0, np.flatnonzero(np.diff(ss)) + 1]  # groups of equal scores
-            pos = np.add.reduceat(ws * ys, starts, axis=1)
-            neg = np.add.reduceat(ws * (1 - ys), starts, axis=1)
-            below = np.cumsum(neg, axis=1) - neg
-            return (pos * (below + 0.5 * neg)).sum(axis=1) / (pos.sum(axis=1) * neg.sum(axis=1))
-        if name == "log_loss":
-            p = np.clip(s, 1e-15, 1 - 1e-15)
-            return -(w * (y * np.log(p) + (1 - y) * np.log(1 - p))).sum(axis=1) / total
-        if name == "brier":
-            return (w * (s - y) ** 2).sum(axis=1) / total
-        if name == "accuracy":
-            return (w * (s == y)).sum(axis=1) / total
-        if name == "rmse":
-            return np.sqrt((w * (s - y) ** 2).sum(axis=1) / total)
-        if name == "mae":
-            return (w * np.abs(s - y)).sum(axis=1) / total
-    raise ValueError(f"no live form of metric {name}")
-
-
-def resamples(rng: np.random.Generator, n: int, n_boot: int) -> np.ndarray:
-    """Bootstrap resamples as counts: B x n, each row drawing n rows with replacement."""
-    flat = rng.integers(0, n, (n_boot, n)) + np.arange(n_boot)[:, None] * n
-    return np.bincount(flat.ravel(), minlength=n_boot * n).reshape(n_boot, n).astype(float)
-
+# ---------------------------------------------------------------- metrics with bootstrap (core/stats.py)
 
 def metric(name: str, y, s) -> float:
+    """The metric of the rows, each weighing one (`stats.weighted_metric`'s definitions)."""
     y = np.asarray(y, dtype=float)
-    return float(weighted(name, y, s, np.ones((1, len(y))))[0])
+    return float(weighted_metric(name, y, s, np.ones((1, len(y))))[0])
 
 
 def interval(name: str, y, s, level: float = 0.95, n_boot: int = 1000, seed: int = 0) -> dict:
-    """The metric and its percentile bootstrap interval."""
+    """The metric and its percentile bootstrap interval (resamples where it is undefined left out)."""
     y, s = np.asarray(y, dtype=float), np.asarray(s, dtype=float)
-    values = weighted(name, y, s, resamples(np.random.default_rng(seed), len(y), n_boot))
-    lo, hi = np.nanquantile(values, [(1 - level) / 2, 1 - (1 - level) / 2])
+    values = weighted_metric(name, y, s, resample_counts(np.random.default_rng(seed), len(y), n_boot))
+    lo, hi = percentile_interval(values, level, nan=True)
     return {"value": metric(name, y, s), "low": float(lo), "high": float(hi), "rows": int(len(y))}
 
 
@@ -132,11 +105,11 @@ def compare(name: str, champ: tuple, cand: tuple, paired: bool, min_rows: int, a
     y0, s0 = (np.asarray(v[:m], dtype=float) for v in champ)
     y1, s1 = (np.asarray(v[:m], dtype=float) for v in cand)
     rng = np.random.default_rng(seed + j)
-    w0 = resamples(rng, m, n_boot)
-    w1 = w0 if paired else resamples(rng, m, n_boot)
-    diffs = sign * (weighted(name, y1, s1, w1) - weighted(name, y0, s0, w0))
+    w0 = resample_counts(rng, m, n_boot)
+    w1 = w0 if paired else resample_counts(rng, m, n_boot)
+    diffs = sign * (weighted_metric(name, y1, s1, w1) - weighted_metric(name, y0, s0, w0))
     diff = sign * (metric(name, y1, s1) - metric(name, y0, s0))
-    lower, upper = (float(v) for v in np.nanquantile(diffs, [a, 1 - a]))
+    lower, upper = (float(v) for v in percentile_interval(diffs, (a, 1 - a), nan=True))  # one-sided at alpha_j each
     outcome = "better" if lower > min_improvement else "worse" if upper < 0 else "same"
     return {"metric": name, "outcome": outcome, "milestone": j, "rows": int(m), "alpha": a, "difference": float(diff),
             "lower": lower, "upper": upper, "champion": metric(name, y0, s0), "candidate": metric(name, y1, s1),
@@ -172,27 +145,21 @@ def live_rows(log_dir: Path, since: pd.Timestamp | None = None) -> pd.DataFrame:
 
 
 def encode(frame: pd.DataFrame, meta: dict) -> tuple[np.ndarray, np.ndarray]:
-    """(y, s) for the live metric: a binary classifier's 0/1 label and positive-class score; a
-    multiclass one's 0/1 correctness twice (accuracy); a regressor's value and prediction."""
-    task = meta.get("task")
-    if task == "classification":
-        classes = list(meta.get("classes") or [])
-        if len(classes) == 2:
-            pos = meta.get("positive_class")
-            pos = pos if pos in classes else classes[-1]
-            return (frame["label"] == pos).to_numpy(dtype=float), frame["score"].to_numpy(dtype=float)
-        right = (frame["prediction"].astype(str) == frame["label"].astype(str)).to_numpy(dtype=float)
-        return right, np.ones_like(right)
-    return frame["label"].to_numpy(dtype=float), frame["score"].to_numpy(dtype=float)
+    """(y, s) for the live metric from labelled log rows, by the model's task (its `live_scores`
+    hook; the tabular task's: a binary classifier's 0/1 label and positive-class score, a multiclass
+    one's 0/1 correctness twice (accuracy), a regressor's value and prediction)."""
+    task = tasks.for_objective(meta.get("task"))
+    scores_of = task.hook("live_scores")
+    if scores_of is None:
+        raise ReleaseError(f"release: task {task.name} has no live metric: its labelled rows are not compared")
+    return scores_of(frame, meta)
 
 
-def metric_name(meta: dict, gate_metric: str) -> str:
-    task = meta.get("task")
-    binary = task == "classification" and len(meta.get("classes") or []) == 2
-    if gate_metric != "auto" and gate_metric in SUPPORTED:
-        if binary or (task != "classification" and gate_metric in ("rmse", "mae")):
-            return gate_metric
-    return "roc_auc" if binary else "accuracy" if task == "classification" else "rmse"
+def metric_name(meta: dict, gate_metric: str) -> str | None:
+    """The metric (one of SUPPORTED) the release compares the versions on, by the model's task (its
+    `live_metric` hook, given params gate.metric); None when its task has none (no live rows judged)."""
+    name_of = tasks.for_objective(meta.get("task")).hook("live_metric")
+    return name_of(meta, gate_metric) if name_of is not None else None
 
 
 def per_version(frame: pd.DataFrame, meta: dict, name: str, n_boot: int = 1000, seed: int = 0) -> list[dict]:
@@ -299,16 +266,22 @@ def decide(ev: Evidence, policy, gate_metric: str = "auto") -> dict:
     # the gate metric on labelled rows
     name = metric_name(ev.meta, gate_metric)
     lab1 = cand_rows[cand_rows["label"].notna()]
-    if mode == "shadow":
-        pairs = lab1.merge(champ_rows[["request_id", "row", "score", "prediction"]], on=["request_id", "row"],
-                           suffixes=("", "_champion"))
-        cand_xy = encode(pairs, ev.meta)
-        champ_xy = encode(pairs.assign(score=pairs["score_champion"], prediction=pairs["prediction_champion"]), ev.meta)
+    if name is None:  # a task without a live metric (its `live_metric` hook): the labels judge nothing
+        cmp = {"metric": None, "outcome": "pending", "rows": 0,
+               "detail": f"task {tasks.for_objective(ev.meta.get('task')).name} has no live metric: "
+                         "labelled rows cannot judge the candidate; promote or abort it by hand"}
     else:
-        cand_xy = encode(lab1, ev.meta)
-        champ_xy = encode(champ_rows[champ_rows["label"].notna()], ev.meta)
-    cmp = compare(name, champ_xy, cand_xy, mode == "shadow", policy.min_labelled_rows, policy.alpha,
-                  policy.min_improvement, policy.bootstrap, policy.seed)
+        if mode == "shadow":
+            pairs = lab1.merge(champ_rows[["request_id", "row", "score", "prediction"]], on=["request_id", "row"],
+                               suffixes=("", "_champion"))
+            cand_xy = encode(pairs, ev.meta)
+            champ_xy = encode(pairs.assign(score=pairs["score_champion"], prediction=pairs["prediction_champion"]),
+                              ev.meta)
+        else:
+            cand_xy = encode(lab1, ev.meta)
+            champ_xy = encode(champ_rows[champ_rows["label"].notna()], ev.meta)
+        cmp = compare(name, champ_xy, cand_xy, mode == "shadow", policy.min_labelled_rows, policy.alpha,
+                      policy.min_improvement, policy.bootstrap, policy.seed)
     # score drift of the candidate against the champion on live rows: it stops a candidate before
     # labels can judge it; once a milestone says it is at least as good, the labels decide
     s0 = pd.to_numeric(champ_rows["score"], errors="coerce").dropna().to_numpy()

@@ -47,7 +47,6 @@ from mlcycle.core.errors import SimulateError
 from mlcycle.core.paths import Paths, copy_workspace
 from mlcycle.core.progress import Progress
 from mlcycle.core.schema import schema_path
-from mlcycle.core.spec import FeatureSpec
 from mlcycle.lifecycle import audit, registry
 from mlcycle.monitoring import monitor, retrain
 from mlcycle.runtime import tracking
@@ -145,14 +144,6 @@ def periods_of(work: Path, source: str, params: Params, train_periods: int, peri
     return base, batches
 
 
-def score_period(spec, params: Params, served, cur: monitor.Current) -> tuple[float | None, str]:
-    """The metric of `served` on a period it has not seen, through the serving code."""
-    X = cur.frame[spec.inputs]
-    m = monitor.metric_of(spec, served, cur.frame[monitor.LABEL], monitor.scores_of(served, X), X)
-    name = monitor.primary(spec, params, m)
-    return (m.get(name) if name else None), name or "-"
-
-
 def simulate(root: Path, params: Params, periods: int | None = None, train_periods: int | None = None,
              sample_frac: float | None = None, log=print) -> dict:
     sp = params.simulate
@@ -182,27 +173,17 @@ def simulate(root: Path, params: Params, periods: int | None = None, train_perio
         for label, file in batches:
             champ = registry.champion(client, name)
             served = model.load(client, f"models:/{name}/{champ.version}")
-            if own is not None:  # a task's own monitor (e.g. a recommender's lists judged on the period's interactions)
-                cur = own.from_file(work, wparams, file)
-                n = len(cur.frame)
-                loop_metric, metric = own.score(wparams, served, cur.frame)
-                frozen_metric, _ = own.score(wparams, frozen, cur.frame)
-            else:
-                cur = monitor.from_file(work, wparams, file)  # features built once, scored by both models
-                spec = FeatureSpec.from_json(Paths(work).feature_spec)
-                n = len(cur.frame)
-                loop_metric, metric = score_period(spec, wparams, served, cur)
-                frozen_metric, _ = score_period(spec, wparams, frozen, cur)
+            cur = own.from_file(work, wparams, file)  # the period read once (a table's features built once), judged for both
+            n = len(cur.frame)
+            loop_metric, metric = own.score(work, wparams, served, cur)
+            frozen_metric, _ = own.score(work, wparams, frozen, cur)
             log(f"simulate: {label}: champion v{champ.version} {metric} {_f(loop_metric)}, frozen {_f(frozen_metric)}")
             out = retrain.retrain(work, wparams, file, log=lambda s: log("  " + s.replace("\n", "\n  ")))
             v = monitor.read_verdict(work)
             rows.append({
                 "period": label, "rows": n, "champion": f"v{champ.version}", "metric": metric,
                 "champion_score": loop_metric, "frozen_score": frozen_metric,
-                "share_drifted": v.get("drift", {}).get("share_drifted"),
-                "drifted": ", ".join(v.get("drift", {}).get("drifted", [])[:6]),
-                "score_psi": v.get("score_drift", {}).get("psi"),
-                **(own.figures(v) if own is not None else {}),
+                **own.figures(v),  # the task's drift figures (features and scores; popularity and activity)
                 "perf_now": (v.get("performance") or {}).get("now"),
                 "perf_at_training": (v.get("performance") or {}).get("at_training"),
                 "status": v["status"], "retrain": v["retrain"], "reasons": v["reasons"],

@@ -5,7 +5,8 @@ once) and `mlcycle feedback FILE` a CSV / Parquet file with the columns `request
 optionally `row`. Every entry is checked before anything is written: the request id must be in
 the prediction log (a part on disk, or a request this process answered), `row` within the
 request's rows (it may be left out for a one-row request), the label of the served model's type
-(one of its classes for a classifier, a number for a regressor) and not yet given for that row.
+(its task's `feedback_label` hook: one of its classes for a classifier, a number for a regressor)
+and not yet given for that row.
 One bad entry refuses the whole call (4xx for the endpoint, an error naming the entry for the
 command) and nothing is written.
 
@@ -46,21 +47,16 @@ def labels_dir(log_dir: Path) -> Path:
     return Path(log_dir) / LABELS
 
 
+def label_check(task: tasks.Task):
+    """The check of a label fed back for a model of `task`: its `feedback_label` hook, function(value,
+    meta, where) -> the label as stored or a ClientError(422) naming `where` (the tabular task's: one
+    of a classifier's classes, a number for a regressor); a task without the hook stores it as sent."""
+    return task.hook("feedback_label") or (lambda value, meta, where: value)
+
+
 def check_label(value, meta: dict, where: str = "label"):
-    """The label as stored: one of a classifier's classes (a number equal to a numeric class is
-    taken as it), a number for a regressor; a ClientError(422) naming `where` otherwise."""
-    task = meta.get("task")
-    if task == "classification":
-        classes = list(meta.get("classes") or [])
-        for c in classes:
-            same_kind = isinstance(value, str) == isinstance(c, str) and not isinstance(value, bool)
-            if same_kind and value == c:
-                return c
-        raise ClientError(422, "wrong label type", where,
-                          f"the label must be one of the model's classes {classes}, got {value!r}")
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(float(value)):
-        raise ClientError(422, "wrong label type", where, f"the label must be a finite number, got {value!r}")
-    return float(value)
+    """The label as stored for the served model (`label_check` of its task)."""
+    return label_check(tasks.for_objective(meta.get("task")))(value, meta, where)
 
 
 REC_FIELDS = ("user", "k", "exclude", "prediction", "source")  # the columns of a /recommend answer's log row
@@ -182,9 +178,11 @@ def entry_request_id(e, at: str, fields: tuple[str, ...], fields_hint: str, id_h
 
 def checked(items: list, meta: dict, known: KnownRequests, labelled: set, prefix: str = "") -> list[dict]:
     """The entries as stored ({request_id, row, label}); a ClientError naming the first bad one."""
-    own = tasks.for_objective(meta.get("task")).serving()
+    task = tasks.for_objective(meta.get("task"))
+    own = task.serving()
     if own is not None:  # a task with its own feedback (e.g. a recommender's: an item of the answer)
         return own.checked_feedback(items, meta, known, labelled, prefix)
+    check = label_check(task)
     out, seen = [], set()
     for i, e in enumerate(items):
         at = f"{prefix}[{i}]." if len(items) > 1 or prefix else ""
@@ -204,7 +202,7 @@ def checked(items: list, meta: dict, known: KnownRequests, labelled: set, prefix
             row = 0
         if isinstance(row, bool) or not isinstance(row, int) or not 0 <= row < n:
             raise ClientError(422, "out of range", f"{at}row", f"request {rid} has rows 0..{n - 1}, got {row!r}")
-        label = check_label(e["label"], meta, f"{at}label")
+        label = check(e["label"], meta, f"{at}label")
         if (rid, row) in labelled or (rid, row) in seen:
             raise ClientError(409, "duplicate", f"{at}request_id",
                               f"request {rid} row {row} already has a label; labels are never replaced")

@@ -4,7 +4,7 @@ what the API says about it), `parse_uri` / `load` (a `models:/` URI resolved and
 a thread checks every `reload_seconds`; requests in flight finish on the version they started with).
 
 A version whose model folder holds a compiled form that agreed with the pipeline at registration
-(`core.compiled`) is scored through it, unless `compiled=False` (params `serve.compiled`); which
+(its task's `compiled` hook: `mlcycle.tasks.tabular.compiled`) is scored through it, unless `compiled=False` (params `serve.compiled`); which
 path answers, and why, is decided here, at load time, never per request."""
 
 from __future__ import annotations
@@ -15,12 +15,13 @@ import re
 import tempfile
 import threading
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from mlcycle.core import compiled as compiled_form
+from mlcycle.core import tasks
 from mlcycle.core.errors import ServeError
 
 log = logging.getLogger("mlcycle.serve")
@@ -57,9 +58,11 @@ class Served:
     def version(self) -> str:
         return str(self.info.get("version") or "")
 
-    @property
+    @cached_property
     def classifier(self) -> bool:
-        return self.flavor == "sklearn" and self.meta.get("task") == "classification"
+        """Whether it answers class probabilities: a scikit-learn model of a `data.task` its task
+        declares so (`Task.probabilities`)."""
+        return self.flavor == "sklearn" and tasks.answers_probabilities(self.meta.get("task"))
 
 
 def parse_uri(uri: str) -> tuple[str | None, str | None, str | None]:
@@ -117,9 +120,13 @@ def load(client, uri: str, not_null: tuple[str, ...] = (), compiled: bool = True
             import mlflow.sklearn
 
             model, flavor = mlflow.sklearn.load_model(local), "sklearn"
-            fast, verdict = compiled_form.load(Path(local), pipeline=model)
-            scoring = {"path": "sklearn", "reason": verdict.reason, "max_abs_diff": verdict.max_abs_diff,
-                       "rows_checked": verdict.rows, "engine": verdict.engine}
+            load_compiled = tasks.for_objective(meta.get("task")).hook("compiled")
+            if load_compiled is None:
+                fast, scoring = None, {"path": "sklearn", "reason": "its task has no compiled form"}
+            else:
+                fast, verdict = load_compiled(Path(local), pipeline=model)
+                scoring = {"path": "sklearn", "reason": verdict.reason, "max_abs_diff": verdict.max_abs_diff,
+                           "rows_checked": verdict.rows, "engine": verdict.engine}
             if fast is not None and not compiled:
                 scoring["reason"] = "the compiled form is switched off (serve.compiled: false)"
             elif fast is not None:

@@ -12,9 +12,10 @@ from mlcycle.serving.model import Column, Served
 
 
 def score(served: Served, X: pd.DataFrame) -> dict[str, list]:
-    """Outputs per row: `prediction`, `score` and, for classifiers, `probabilities` (from `scoring`)."""
+    """Outputs per row: `prediction`, `score` and, for classifiers (`Served.classifier`), `probabilities`
+    (from `scoring`)."""
     meta, model = served.meta, served.model
-    if served.flavor == "sklearn" and meta.get("task") == "classification" and hasattr(model, "predict_proba"):
+    if served.classifier and hasattr(model, "predict_proba"):
         proba = scoring.class_probabilities(model, X)
         classes = list(meta.get("classes") or range(proba.shape[1]))
         if proba.shape[1] == 2:
@@ -31,7 +32,8 @@ def score(served: Served, X: pd.DataFrame) -> dict[str, list]:
         top = proba.argmax(axis=1)
         return {"prediction": [classes[i] for i in top.tolist()], "score": proba.max(axis=1).tolist(),
                 "probabilities": [dict(zip(map(str, classes), row, strict=True)) for row in proba.tolist()]}
-    values = scoring.scores(model, X, "regression").tolist()  # a regressor's values, or another flavor's predictions
+    # a regressor's values, or another flavor's predictions: no task answering probabilities, its `predict`
+    values = scoring.scores(model, X, task="").tolist()
     scores = [float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None for v in values]
     return {"prediction": values, "score": scores}
 

@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from mlcycle.core.spec import classes_of
+from mlcycle.core.config import DataParams
+from mlcycle.core.spec import LABEL, classes_of
 
 
 def overview(df: pd.DataFrame) -> pd.DataFrame:
@@ -161,15 +162,6 @@ def plot_trend(table: pd.DataFrame, name: str) -> Figure:
     return fig
 
 
-def save(fig: Figure | None, folder: Path, name: str) -> Path | None:
-    if fig is None:
-        return None
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}.png"
-    fig.savefig(path, dpi=90, metadata={"Software": None})
-    return path
-
-
 def numeric_label(label: pd.Series, task: str, positive_class=None, name: str = "label") -> tuple[pd.Series, str]:
     """The label as numbers for rates, correlations and trends, and a title saying what its mean is.
 
@@ -218,3 +210,34 @@ def write_metrics(doc: dict, path: Path) -> None:
     """reports/metrics/eda.json: `metrics` as JSON (indent 2, numpy numbers as floats), one trailing newline."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, indent=2, default=float) + "\n")
+
+
+# ---------------------------------------------------------------- the label the profile shows
+
+def make_label(df: pd.DataFrame, data: DataParams) -> tuple[pd.DataFrame, dict]:
+    """Rows with a target, and the label column LABEL. Returns (frame, info)."""
+    y = df[data.target]
+    keep = y.notna()
+    out = df.loc[keep].copy()
+    info = {"rows_in": len(df), "rows_without_target": int((~keep).sum())}
+    if data.task == "regression":
+        out[LABEL] = out[data.target].astype("float64")
+        info["rule"] = f"{data.target} (numeric)"
+    elif data.threshold is not None:
+        out[LABEL] = (out[data.target] >= data.threshold).astype("int64")
+        info["rule"] = f"{data.target} >= {data.threshold:g}"
+    else:
+        lab = out[data.target]
+        if pd.api.types.is_bool_dtype(lab):
+            lab = lab.astype("int64")
+        elif not pd.api.types.is_numeric_dtype(lab):
+            lab = lab.astype("str")
+        out[LABEL] = lab
+        info["rule"] = f"{data.target} (classes)"
+    info["rows_out"] = len(out)
+    return out, info
+
+
+def label_name(data: DataParams) -> str:
+    """The label's column name: the target's, or e.g. `arr_delay>=15` when a threshold makes it."""
+    return data.target if data.threshold is None else f"{data.target}>={data.threshold:g}"

@@ -19,7 +19,7 @@ from mlcycle.core import provenance
 from mlcycle.core.config import Params
 from mlcycle.core.paths import NOTEBOOKS, Paths
 from mlcycle.core.spec import FeatureSpec
-from mlcycle.stages.evaluate import headline
+from mlcycle.core.stats import headline
 
 DESCRIPTIONS = {
     "ingest": "raw tables written to data/raw",

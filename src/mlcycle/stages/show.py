@@ -7,8 +7,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from mlcycle.stages.eda import save
-
 
 def figure(fig, folder: Path | None, name: str) -> None:
     """Display `fig` embedded and, when `folder` is given, keep it as folder/name.png (works with any
@@ -56,3 +54,12 @@ def table(df, caption: str | None = None, digits: int = 4):
     if caption:
         styled = styled.set_caption(caption)
     display(HTML(styled.to_html()))  # a Styler's own text form carries its memory address
+
+
+def save(fig, folder: Path, name: str) -> Path | None:
+    if fig is None:
+        return None
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
+    fig.savefig(path, dpi=90, metadata={"Software": None})
+    return path

@@ -7,13 +7,13 @@ table in, ranked lists out, served by `POST /recommend`.
 - `ranking`: the ranking metrics (NDCG, recall, MAP, hit rate at k)
 - `search`: the ALS hyperparameter search (train.search)
 - `stages`: what the stage notebooks under notebooks/recommender/ call
-- `model`: the saved and served model (an MLflow pyfunc)
+- `model`: the saved and served model (an MLflow pyfunc; a registered version's: `load_registered`)
 - `monitor`: popularity and activity drift, new users and items, live quality of the served lists
 - `card`: its parts of the model card (metrics with intervals, slices, cold start, explanations)
 - `serve`: what the server adds: `POST /recommend`, feedback on the listed items
 """
 
-from mlcycle.core.tasks import Task
+from mlcycle.core.tasks import GateKind, Task
 
 TASK = Task(
     name="recommender",
@@ -25,4 +25,7 @@ TASK = Task(
     monitor_module="mlcycle.tasks.recommender.monitor",
     card_sections="mlcycle.tasks.recommender.card:sections",
     serving_module="mlcycle.tasks.recommender.serve",
+    # a random list from a catalogue of thousands recalls almost nothing; popularity recalls a few percent
+    gate_kinds=(GateKind("recommendation", tells=("ndcg_at_k",), primary="ndcg_at_k", minimums={"recall_at_k": 0.01}),),
+    hooks={"load": "mlcycle.tasks.recommender.model:load_registered"},
 )

@@ -123,3 +123,9 @@ def load(folder: Path) -> tuple[RecommenderModel, dict]:
 
     meta = yaml.safe_load((Path(folder) / "MLmodel").read_text()).get("metadata", {}).get("mlcycle", {})
     return mlflow.pyfunc.load_model(str(folder)).unwrap_python_model(), meta
+
+
+def load_registered(uri: str) -> RecommenderModel:
+    """The pyfunc's Python model of a registered version (`models:/<name>/<version>`): the task's
+    `load` hook (`registry.load_version`, re-scoring the champion)."""
+    return mlflow.pyfunc.load_model(uri).unwrap_python_model()

@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlcycle.core import tables
+from mlcycle.core import stats, tables
 from mlcycle.core.config import Params
 from mlcycle.core.errors import MonitorError
 from mlcycle.monitoring import drift as drift_mod
@@ -254,10 +254,9 @@ def live_quality(lists: pd.DataFrame, relevant_rating: float | None, n_boot: int
                "with_feedback": int((g["fed"].map(len) > 0).sum()),
                "hit_rate": float(hit.mean()), "precision_at_k": float(prec.mean())}
         if len(g) >= MIN_LISTS:
-            rng = np.random.default_rng(seed)
-            idx = rng.integers(0, len(g), size=(n_boot, len(g)))
             for name, v in (("hit_rate", hit), ("precision_at_k", prec)):
-                lo, hi = np.quantile(v[idx].mean(axis=1), [0.025, 0.975])
+                # a generator of the same seed for each: both resample the same lists
+                lo, hi = stats.bootstrap_mean_intervals(v, n_boot, np.random.default_rng(seed), stats.CI95)
                 row[f"{name}_interval"] = [float(lo), float(hi)]
         out.append(row)
     return out
@@ -436,9 +435,11 @@ def tables_of(verdict: dict) -> dict[str, pd.DataFrame]:
     return out
 
 
-def score(params: Params, served, interactions: pd.DataFrame) -> tuple[float | None, str]:
+def score(root: Path, params: Params, served, cur: Interactions) -> tuple[float | None, str]:
     """`recommend.metric` of `served`'s lists (its component for known users, popularity for the others)
-    for the users of a period it has not seen, judged on their relevant interactions in it."""
+    for the users of a period it has not seen (`cur`: `from_file`), judged on their relevant interactions
+    in it (the replay, monitoring/simulate.py)."""
+    interactions = cur.frame
     models, name = models_of(served)
     metric = params.recommend.metric
     ev = recommenders.evaluate(models, interactions, params.recommend, names=(name,), resamples=0)

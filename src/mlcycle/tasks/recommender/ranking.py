@@ -18,7 +18,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-METRICS = ("ndcg_at_k", "recall_at_k", "map_at_k", "hit_rate_at_k")
+from mlcycle.core import stats
+
+METRICS = stats.RANKING_METRICS
 LABELS = {"ndcg_at_k": "NDCG@{k}", "recall_at_k": "Recall@{k}", "map_at_k": "MAP@{k}", "hit_rate_at_k": "hit rate@{k}"}
 
 
@@ -133,11 +135,8 @@ def intervals(table: pd.DataFrame, resamples: int, seed: int, level: float = 0.9
     """Percentile bootstrap intervals of each metric's mean, resampling users with replacement."""
     if resamples <= 0 or len(table) < 2:
         return {}
-    rng = np.random.default_rng(seed)
     values = table[list(METRICS)].to_numpy(dtype="float64")
-    idx = rng.integers(0, len(values), size=(resamples, len(values)))
-    boot = values[idx].mean(axis=1)
-    lo, hi = np.quantile(boot, [(1 - level) / 2, 1 - (1 - level) / 2], axis=0)
+    lo, hi = stats.bootstrap_mean_intervals(values, resamples, np.random.default_rng(seed), level)
     return {m: [float(lo[j]), float(hi[j])] for j, m in enumerate(METRICS)}
 
 

@@ -21,12 +21,13 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
-from mlcycle.core import compiled, provenance, record
+from mlcycle.core import provenance, record
 from mlcycle.core.config import TrainParams
 from mlcycle.core.errors import DataError
 from mlcycle.core.scoring import quiet_mlflow, scores
 from mlcycle.core.spec import FeatureSpec, RowFeatures
 from mlcycle.core.tables import unparse
+from mlcycle.tasks.tabular import compiled
 
 
 @dataclass
@@ -40,7 +41,7 @@ class TrainResult:
     score_name: str
     columns: list[str] = field(default_factory=list)
     valid_pred: np.ndarray | None = None  # the scores on valid of the model fitted on train (before the refit)
-    segments: object = None  # a routed model's segments (`mlcycle.stages.segments.Segments`), else None
+    segments: object = None  # a routed model's segments (`mlcycle.tasks.tabular.segments.Segments`), else None
 
     def metrics(self) -> dict:
         out = {
@@ -341,40 +342,6 @@ def summary(result: TrainResult, spec: FeatureSpec) -> pd.DataFrame:
         rows.append({"item": f"segment models ({', '.join(seg.by)})",
                      "value": f"{len(seg.routed)} of {len(seg.items)} segments; the rest go to the global model"})
     return pd.DataFrame(rows).set_index("item")
-
-
-def write_registration(path: Path, name: str, model_dir: Path | None = None, data: str = "data/processed",
-                       verdict: compiled.Verdict | None = None) -> None:
-    """models/registered.json before tracking registers the model: the name, no version yet. Under
-    the runner, tracking registers the model saved at `model_dir` (default: `model` next to `path`)
-    with the DVC hash of its training data `data` and the compiled form's verdict as version tags
-    (`mlcycle.scoring_path`: compiled | sklearn, and why), and fills in the version."""
-    model_dir = model_dir or path.parent / "model"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    digest = provenance.folder_digest(model_dir)
-    path.write_text(json.dumps({"name": name, "version": None, "run_id": None, "model_digest": digest}, indent=2) + "\n")
-    tags = {**(verdict.tags() if verdict else {}), "model_digest": digest}
-    record.register(name, model_dir, path, data, tags=tags)
-
-
-UNREGISTERED = {"name": None, "version": None, "run_id": None}
-
-
-def read_registration(path: Path, model_dir: Path | None = None) -> dict:
-    """The registration of the model train saved (`models/registered.json`: written by this machine's
-    tracking, not a DVC output). With `model_dir`, only when it is that model: after DVC restored
-    `models/model` from its cache (a checkout, the run cache) the file may name another version, and
-    then the result says so under `stale` instead of naming a version."""
-    if not path.exists():
-        return dict(UNREGISTERED)
-    doc = json.loads(path.read_text())
-    if model_dir is not None and doc.get("model_digest") and Path(model_dir).exists():
-        if provenance.folder_digest(model_dir) != doc["model_digest"]:
-            return {**UNREGISTERED, "name": doc.get("name"),
-                    "stale": f"{Path(model_dir).name} is not the model registered as version {doc.get('version')} "
-                             "(DVC restored another one from its cache); run `dvc repro -f train` to train and "
-                             "register it"}
-    return doc
 
 
 def takeaways(result: TrainResult, trials: int = 0) -> str:

@@ -1,7 +1,7 @@
 """Slices and fairness (stage `evaluate`): metrics per group with bootstrap intervals, and the gaps
 between groups that the gate's fairness criteria bound.
 
-Per-group metrics come from fairlearn's `MetricFrame` (its own bootstrap gives the intervals), the
+Per-group metrics come from fairlearn's `MetricFrame` (the intervals from a bootstrap of each group's rows, core/stats.py), the
 gaps from fairlearn's `demographic_parity_difference` and `equalized_odds_difference` (binary
 classification) and `MetricFrame.difference` of the mean absolute error (regression: the error
 gap). Groups with fewer than `min_group_size` holdout rows are marked `small`: their metrics are
@@ -21,12 +21,12 @@ import pandas as pd
 from fairlearn import metrics as flm
 from sklearn import metrics as skm
 
-from mlcycle.core import record
+from mlcycle.core import record, stats
 from mlcycle.core.errors import DataError
 
 MISSING = "(missing)"
 MAX_NUMERIC_GROUPS = 10  # a numeric column with more distinct values is cut into quintiles
-CI = (0.025, 0.975)  # bootstrap quantiles of the intervals (95%)
+CI = stats.CI95  # bootstrap quantiles of the intervals (95%)
 # gap metric -> the per-group metrics it is the largest difference of
 GAP_PARTS = {
     "demographic_parity_difference": ("selection_rate",),
@@ -138,7 +138,7 @@ def bootstrap_metrics(y, scores, task: str, threshold: float | None, n_boot: int
     """The metrics of `metric_functions` on `n_boot` resamples (with replacement, same size) of one
     group's rows; vectorised over resamples (the same definitions, without a call per resample)."""
     y, scores = np.asarray(y), np.asarray(scores)
-    idx = rng.integers(0, len(y), size=(n_boot, len(y)))
+    idx = stats.resample_indices(rng, len(y), n_boot)
     yb = y[idx]
     with np.errstate(invalid="ignore", divide="ignore"):
         if task == "regression":
@@ -149,27 +149,11 @@ def bootstrap_metrics(y, scores, task: str, threshold: float | None, n_boot: int
             return {"accuracy": (scores.argmax(axis=1)[idx] == yb).mean(axis=1)}
         pred = (scores >= per_row(threshold, len(scores)))[idx]
         pos = yb == 1
-        auc = _weighted_auc(y, scores, idx)
+        auc = stats.weighted_metric("roc_auc", y, scores, stats.counts_of(idx))
         return {"positive_rate": pos.mean(axis=1), "selection_rate": pred.mean(axis=1),
                 "true_positive_rate": (pred & pos).sum(axis=1) / pos.sum(axis=1),
                 "false_positive_rate": (pred & ~pos).sum(axis=1) / (~pos).sum(axis=1),
                 "roc_auc": auc}
-
-
-def _weighted_auc(y: np.ndarray, scores: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """ROC AUC of each resample (a row of `idx`), from how often each row was drawn: the share of
-    (positive, negative) pairs ranked right, ties counted half (as sklearn's roc_auc_score)."""
-    n_boot, n = idx.shape
-    w = np.bincount((idx + n * np.arange(n_boot)[:, None]).ravel(), minlength=n_boot * n)
-    w = w.reshape(n_boot, n).astype(float)
-    order = np.argsort(scores, kind="stable")
-    s_sorted, y_sorted, w = scores[order], y[order], w[:, order]
-    starts = np.flatnonzero(np.r_[True, s_sorted[1:] != s_sorted[:-1]])  # tie groups of equal scores
-    pos = np.add.reduceat(w * (y_sorted == 1), starts, axis=1)
-    neg = np.add.reduceat(w * (y_sorted != 1), starts, axis=1)
-    below = np.cumsum(neg, axis=1) - neg
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (pos * (below + 0.5 * neg)).sum(axis=1) / (pos.sum(axis=1) * neg.sum(axis=1))
 
 
 def group_table(column: str, groups: pd.Series, y, scores, task: str, threshold: float | None,
@@ -205,7 +189,7 @@ def group_table(column: str, groups: pd.Series, y, scores, task: str, threshold:
                 samples[g] = boot
             for m in names:
                 finite = boot[m][np.isfinite(boot[m])]
-                q = np.quantile(finite, CI) if len(finite) else (np.nan, np.nan)
+                q = stats.percentile_interval(finite, CI) if len(finite) else (np.nan, np.nan)
                 lo[m].append(float(q[0]))
                 hi[m].append(float(q[1]))
         for m in names:
@@ -301,8 +285,8 @@ def _gap_interval(metric: str, groups: list[str], samples: dict) -> tuple[float 
     gap = gap[np.isfinite(gap)]
     if not len(gap):
         return None, None
-    q = np.quantile(gap, CI)
-    return float(q[0]), float(q[1])
+    lo, hi = stats.percentile_interval(gap, CI)
+    return float(lo), float(hi)
 
 
 # ---------------------------------------------------------------- the whole assessment

@@ -22,14 +22,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from mlcycle.core import segments as routing
 from mlcycle.core.config import ComputeParams, TrainParams
 from mlcycle.core.errors import DataError
 from mlcycle.core.scoring import better, scores, thresholds
 from mlcycle.core.spec import FeatureSpec
-from mlcycle.stages import evaluate
-from mlcycle.stages.train import TrainResult, encode_label, score_fn
-from mlcycle.stages.train import fit as fit_model
+from mlcycle.tasks.tabular import evaluate, routing
+from mlcycle.tasks.tabular.train import TrainResult, encode_label, score_fn
+from mlcycle.tasks.tabular.train import fit as fit_model
 
 
 @dataclass

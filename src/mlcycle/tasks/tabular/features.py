@@ -31,35 +31,7 @@ from mlcycle.core.spec import (  # noqa: F401 (FeatureSpec, LABEL, with_derived:
     with_derived,
 )
 from mlcycle.core.tables import client_type, read_table
-
-
-def make_label(df: pd.DataFrame, data: DataParams) -> tuple[pd.DataFrame, dict]:
-    """Rows with a target, and the label column LABEL. Returns (frame, info)."""
-    y = df[data.target]
-    keep = y.notna()
-    out = df.loc[keep].copy()
-    info = {"rows_in": len(df), "rows_without_target": int((~keep).sum())}
-    if data.task == "regression":
-        out[LABEL] = out[data.target].astype("float64")
-        info["rule"] = f"{data.target} (numeric)"
-    elif data.threshold is not None:
-        out[LABEL] = (out[data.target] >= data.threshold).astype("int64")
-        info["rule"] = f"{data.target} >= {data.threshold:g}"
-    else:
-        lab = out[data.target]
-        if pd.api.types.is_bool_dtype(lab):
-            lab = lab.astype("int64")
-        elif not pd.api.types.is_numeric_dtype(lab):
-            lab = lab.astype("str")
-        out[LABEL] = lab
-        info["rule"] = f"{data.target} (classes)"
-    info["rows_out"] = len(out)
-    return out, info
-
-
-def label_name(data: DataParams) -> str:
-    """The label's column name: the target's, or e.g. `arr_delay>=15` when a threshold makes it."""
-    return data.target if data.threshold is None else f"{data.target}>={data.threshold:g}"
+from mlcycle.stages.eda import label_name, make_label  # noqa: F401 (the label, shared with the profile every task's EDA shows)
 
 
 def enrichment(params: FeaturesParams, root: Path):

@@ -68,7 +68,7 @@ class Routed(BaseEstimator):
         return self.global_model is not None
 
     def fit(self, X, y=None):
-        raise NotImplementedError("a routed model is assembled from fitted models (mlcycle.stages.segments.fit)")
+        raise NotImplementedError("a routed model is assembled from fitted models (mlcycle.tasks.tabular.segments.fit)")
 
     @property
     def classes_(self):
