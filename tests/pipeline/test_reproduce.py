@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import env, mlflow_client, run
 
@@ -52,7 +53,9 @@ def test_version_1_is_rebuilt_identically(user_ws, tmp_path):
     doc = json.loads(report.read_text())
     assert doc["identical"] is True and doc["lineage"]["version"] == "1"
     assert doc["inputs"]["data"]["original"] == doc["inputs"]["data"]["rebuilt"] == doc["lineage"]["data_md5"]
-    assert doc["inputs"]["compared"] > 10 and doc["metrics"]["train"]["compared"] > 3
+    train_deps = yaml.safe_load((user_ws / "dvc.lock").read_text())["stages"]["train"]["deps"]
+    assert doc["inputs"]["compared"] == len(train_deps) >= 5  # every DVC-hashed input of the train stage
+    assert doc["metrics"]["train"]["compared"] > 3
     assert doc["metrics"]["evaluate"]["identical"] is True and doc["metrics"]["evaluate"]["compared"] > 10
     p = doc["predictions"]
     assert p["compared"] and p["identical"] and p["rows"] > 100 and p["rows_differing"] == 0
