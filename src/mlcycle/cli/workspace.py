@@ -22,7 +22,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel
 
-from mlcycle.core import config, paramsdoc, schema, tables, tasks
+from mlcycle.core import config, paramsdoc, schema, tables
 from mlcycle.core.errors import DataError, ParamsError
 from mlcycle.core.tables import guess_formats, parse_series
 
@@ -103,15 +103,8 @@ def example_params(root: Path, name: str) -> dict[str, Any]:
     raw = merge(defaults(), config.read_yaml(path) or {})
     if isinstance(raw.get("recommend"), dict):  # a section whose default is null: its own defaults under the example's keys
         raw["recommend"] = merge(defaults(config.RecommendParams), raw["recommend"])
-    raw = with_task(raw)
+    raw = config.with_task(raw)
     config.parse(raw, source=f"examples/{name}/params.yaml")
-    return raw
-
-
-def with_task(raw: dict[str, Any]) -> dict[str, Any]:
-    """`raw` with `task` filled from data.task when left out (dvc.yaml reads it to pick the notebooks)."""
-    if raw.get("task") is None and isinstance(raw.get("data"), dict):
-        raw = {**raw, "task": tasks.name_for(raw["data"].get("task"))}
     return raw
 
 
@@ -126,7 +119,7 @@ def is_shipped(root: Path, text: str) -> bool:
 
 def write_params(root: Path, raw: dict[str, Any], force: bool) -> Path:
     """Write params.yaml (checked first); an edited params.yaml is only replaced with force."""
-    raw = with_task(raw)
+    raw = config.with_task(raw)
     config.parse(raw)
     text = render(raw)
     path = root / "params.yaml"

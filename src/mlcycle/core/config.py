@@ -487,6 +487,13 @@ class RecommendParams(Section):
         return self
 
 
+def with_task(raw: dict[str, Any]) -> dict[str, Any]:
+    """Raw params with `task` filled from data.task when left out (dvc.yaml reads it to pick the notebooks)."""
+    if raw.get("task") is None and isinstance(raw.get("data"), dict):
+        raw = {**raw, "task": tasks.name_for(raw["data"].get("task"))}
+    return raw
+
+
 class Params(Section):
     """The whole of params.yaml."""
 
@@ -540,9 +547,7 @@ class Params(Section):
     @model_validator(mode="before")
     @classmethod
     def _task_of_data(cls, raw: Any) -> Any:
-        if isinstance(raw, dict) and raw.get("task") is None and isinstance(raw.get("data"), dict):
-            raw = {**raw, "task": tasks.name_for(raw["data"].get("task"))}
-        return raw
+        return with_task(raw) if isinstance(raw, dict) else raw
 
     @model_validator(mode="after")
     def _task_serves_data(self) -> Params:
