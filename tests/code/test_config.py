@@ -67,7 +67,7 @@ def test_every_problem_reported_at_once():
 def test_bad_date_and_inconsistent_sections():
     with pytest.raises(ParamsError, match="test_start 'soon'"):
         config.parse(deep_merge(default_raw(), {"split": {"test_start": "soon"}}))
-    with pytest.raises(ParamsError, match="threshold is for classification only"):
+    with pytest.raises(ParamsError, match="threshold turns a number into two classes; data.task regression predicts no classes: set it to null"):
         config.parse(deep_merge(default_raw(), {"data": {"task": "regression"}}))
 
 
@@ -95,5 +95,5 @@ def test_task_names_the_package_that_serves_data_task():
     with pytest.raises(ParamsError, match=r"task recommender serves data.task recommendation, not classification: "
                                           r"set task: tabular"):
         config.parse({**raw, "task": "recommender"})
-    with pytest.raises(ParamsError, match=r"no task named 'forecasting'; registered tasks: tabular, recommender"):
+    with pytest.raises(ParamsError, match=r"no task named 'forecasting'; registered tasks: recommender, tabular"):
         config.parse({**raw, "task": "forecasting"})

@@ -48,7 +48,7 @@ def test_params_need_the_recommend_section_and_a_time_column():
         config.parse({"data": RAW["data"]})
     with pytest.raises(ParamsError, match="time_column"):
         config.parse({**RAW, "data": {**RAW["data"], "time_column": None, "time_unit": None}})
-    with pytest.raises(ParamsError, match="for data.task recommendation"):
+    with pytest.raises(ParamsError, match=r"the `recommend` section is for task recommender \(data.task recommendation\), not tabular: set it to null"):
         config.parse({"data": {"path": "x.csv", "target": "y", "task": "regression"}, "recommend": RAW["recommend"]})
     with pytest.raises(ParamsError, match="rating_min"):
         params(rating_min=5.0, rating_max=1.0)

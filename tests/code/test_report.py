@@ -131,3 +131,25 @@ def test_what_the_pipeline_writes_does_not_make_the_checkout_dirty(tmp_path):
     (ws / "src/mlcycle/tasks/tabular/train.py").write_text("# edited\n")
     state = provenance.git_state(ws, results)
     assert state["dirty"] is True and state["changed"] == ["src/mlcycle/tasks/tabular/train.py"]
+
+
+def test_index_headline_is_the_active_tasks_section(tmp_path):
+    """The headline metrics, the baseline and the model on the index page come from the task (hook
+    "index"): a recommender's page shows its ranking metrics and no table model's words."""
+    ws = make_workspace(tmp_path / "ws")
+    paths = Paths.at(ws)
+    raw = config.read_yaml(ws / "params.yaml")
+    raw.update(task="recommender", recommend={"user_column": "user", "item_column": "item", "k": 5})
+    raw["data"] = {**raw["data"], "task": "recommendation", "target": "rating", "time_column": "ts",
+                   "threshold": None, "positive_class": None}
+    params = config.parse(raw)
+    paths.metrics("evaluate").parent.mkdir(parents=True)
+    paths.metrics("evaluate").write_text(json.dumps({"model": {"ndcg_at_k": 0.0754, "recall_at_k": 0.1031},
+                                                     "baseline": {"ndcg_at_k": 0.0512}}))
+    paths.metrics("features").write_text(json.dumps({"test_interactions": 1234, "test_users": 56}))
+    html = report.build_index(paths, params).read_text()
+    assert "0.0754" in html and "0.1031" in html and "0.0512" in html
+    assert "popularity" in html and "1234 interactions of 56 users" in html and "k = 5" in html
+    assert "gradient boosting" not in html and "Holdout rows" not in html
+    table = report.build_index(paths, config.load(ws / "params.yaml")).read_text()
+    assert "ndcg_at_k" not in table and "Holdout rows" in table

@@ -11,6 +11,7 @@ import pytest
 from sklearn import metrics as skm
 
 from mlcycle.core import config, stats
+from mlcycle.tasks.recommender.params import RecommendParams
 
 
 def binary(n=300, seed=0, ties=True):
@@ -179,7 +180,7 @@ def test_metric_names_are_defined_once_in_stats():
     assert stats.LOWER_IS_BETTER <= set(stats.TABLE_METRICS)
     assert set(stats.WEIGHTED_METRICS) <= set(stats.TABLE_METRICS)
     # the recommender's params name the same four (a Literal keeps them readable in the schema)
-    annotation = config.RecommendParams.model_fields["metric"].annotation
+    annotation = RecommendParams.model_fields["metric"].annotation
     assert typing.get_args(annotation) == stats.RANKING_METRICS
 
 

@@ -96,6 +96,12 @@ def test_movielens_example_runs_through_dvc_repro(tmp_path):
     assert train_run.data.params["recommend.cf"] == "als" and train_run.data.params["recommend.factors"] == "16"
     assert train_run.data.tags["mlflow.source.name"] == "notebooks/recommender/05_train.ipynb"
     assert train_run.data.tags["mlcycle.task"] == "recommender"
+    # the fit's timings are tags of that run, never in the metrics file DVC tracks (the same on every run)
+    assert float(train_run.data.tags["train_seconds_cf"]) > 0
+    assert not any("seconds" in k for k in json.loads((ws / "reports/metrics/train.json").read_text()))
+    # the index page's headline is the recommender's (its hook "index"): ranking metrics, popularity baseline
+    index = (ws / "reports/index.html").read_text()
+    assert "ndcg_at_k" in index and "popularity" in index and "gradient boosting" not in index
     # `mlcycle card VERSION` rebuilds the card of a recommender version from its runs
     again = run(["mlcycle", "card", "1"], ws).stdout
     md = ws / again.split(", ")[1].split(";")[0]  # "model card of NAME v1: <html>, <md>; in MLflow: ..."

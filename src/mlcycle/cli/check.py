@@ -12,7 +12,7 @@ import csv
 import difflib
 from pathlib import Path
 
-from mlcycle.core import plugins
+from mlcycle.core import plugins, tasks
 from mlcycle.core.config import BOOL_HINT, Params
 from mlcycle.core.errors import ParamsError
 from mlcycle.core.paths import find_root
@@ -117,7 +117,7 @@ def unknown_columns(params: Params, header: dict[str, str]) -> list[str]:
 def positive_class_hint(params: Params, target_kind: str) -> str | None:
     """A message when `data.positive_class` is a YAML boolean but the target holds text labels."""
     d = params.data
-    if not isinstance(d.positive_class, bool) or d.threshold is not None or d.task != "classification":
+    if not isinstance(d.positive_class, bool) or d.threshold is not None or tasks.target_of(d.task) != "classes":
         return None
     if target_kind in ("bool", "") or target_kind.startswith(("bool", "int", "uint", "float", "double", "number")):
         return None

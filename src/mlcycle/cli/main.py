@@ -15,12 +15,11 @@ from mlcycle.core.errors import MlcycleError
 
 def _check(args) -> int:
     from mlcycle.cli import check
-    from mlcycle.core import config
-    from mlcycle.core.paths import Paths
     from mlcycle.core.tables import check_data_path
+    from mlcycle.core.workspace import Workspace
 
-    params = config.load(args.params)
-    root = Paths.at().root
+    ws = Workspace.open(args.params)
+    params, root = ws.params, ws.root
     if not written_by_stage(params.data.path, root, params):  # else a stage (an ingest step) writes it
         check_data_path(params.data, root)
     for name, rel in params.features.enrich.tables.items():
@@ -68,11 +67,11 @@ def _table(args) -> int:
     """The `tables` stage: check one table an enrichment hook reads and summarise it."""
     import json
 
-    from mlcycle.core import config, provenance, tables
-    from mlcycle.core.paths import Paths
+    from mlcycle.core import provenance, tables
+    from mlcycle.core.workspace import Workspace
 
-    paths = Paths.at()
-    params = config.load(args.params, root=paths.root)
+    ws = Workspace.open(args.params)
+    paths, params = ws.paths, ws.params
     rel = params.features.enrich.tables.get(args.name)
     if rel is None:
         raise MlcycleError(f"features.enrich.tables names no table '{args.name}'; it names "
@@ -129,12 +128,11 @@ def _run(args) -> int:
 
 
 def _report(args) -> int:
-    from mlcycle.core import config
-    from mlcycle.core.paths import Paths
+    from mlcycle.core.workspace import Workspace
     from mlcycle.stages import report
 
-    paths = Paths.at()
-    params = config.load(args.params, root=paths.root)
+    ws = Workspace.open(args.params)
+    paths, params = ws.paths, ws.params
     history, runs = _report_tracking(paths, params)
     out = report.build_index(paths, params, history=history, runs=runs)
     print(f"report: {out.relative_to(paths.root)}")
@@ -161,11 +159,11 @@ def _report_tracking(paths, params) -> tuple[dict | None, dict | None]:
 
 
 def _stages(args) -> int:
-    from mlcycle.core import config
-    from mlcycle.core.paths import NOTEBOOKS, STAGES, Paths
+    from mlcycle.core.paths import NOTEBOOKS, STAGES
+    from mlcycle.core.workspace import Workspace
 
-    paths = Paths.at()
-    task = config.load(paths.params, root=paths.root).task
+    ws = Workspace.open()  # the root's params.yaml (not --params)
+    paths, task = ws.paths, ws.params.task
     print(f"task {task}: code in src/mlcycle/tasks/{task}/ and src/mlcycle/stages/\n")
     print(f"{'stage':<10} {'notebook':<38} {'code':<34} tests")
     for st in STAGES:
@@ -175,14 +173,12 @@ def _stages(args) -> int:
 
 
 def _registry(args):
-    from mlcycle.core import config
-    from mlcycle.core.paths import Paths
+    from mlcycle.core.workspace import Workspace
     from mlcycle.runtime import tracking
 
-    paths = Paths.at()
-    params = config.load(args.params, root=paths.root)
-    client, _ = tracking.setup(paths.root, params)
-    return client, params.tracking.model_name, paths.audit_log
+    ws = Workspace.open(args.params)
+    client, _ = tracking.setup(ws.root, ws.params)
+    return client, ws.model_name, ws.paths.audit_log
 
 
 def _models(args) -> int:
@@ -270,11 +266,11 @@ def _team(args) -> int:
 def _migrate(args, root) -> int:
     import os
 
-    from mlcycle.core import config
-    from mlcycle.core.paths import Paths, store_dir
+    from mlcycle.core.workspace import Workspace, local_store_uri
     from mlcycle.runtime import migrate, team, tracking
 
-    params = config.load(args.params, root=root)
+    ws = Workspace.open(args.params, root)
+    params = ws.params
     target = args.to or os.environ.get("MLFLOW_TRACKING_URI") or params.tracking.uri
     if not target:
         state = team.read_state(root)
@@ -282,8 +278,8 @@ def _migrate(args, root) -> int:
     if not target or target.startswith("sqlite:"):
         raise MlcycleError("team migrate: name the server with --to URI (or MLFLOW_TRACKING_URI, or `mlcycle team up`)")
     tracking.check_store(target)
-    source = f"sqlite:///{store_dir(root) / 'mlflow.db'}"
-    results = migrate.migrate(source, target, Paths(root).audit_log, params.tracking.experiment)
+    source = local_store_uri(root)
+    results = migrate.migrate(source, target, ws.paths.audit_log, params.tracking.experiment)
     print(migrate.describe(results))
     if not args.no_push:
         print(migrate.push_cache(root, args.remote))
@@ -311,8 +307,7 @@ def _explain(args) -> int:
     for i in range(len(rows)):
         c = explain.contributions(model, rows.iloc[[i]], background, spec.task, args.background, seed=0)
         cls = c.attrs["predicted_class"]
-        what = ("predicted value" if spec.task == "regression" else
-                f"P({spec.positive_class})" if cls is None else f"P({spec.classes[cls]})")
+        what = explain.score_label(spec, cls)
         print(f"row {i + 1} ({which}): {what} = {c.attrs['score']:.4f}")
         shown = c.head(args.top).assign(value=lambda d: d["value"].map(lambda v: f"{v:g}" if isinstance(v, float) else str(v)),
                                         contribution=lambda d: d["contribution"].map(lambda v: f"{v:+.4f}"))
@@ -344,15 +339,14 @@ def _reproduce(args) -> int:
     """Rebuild a version from its lineage in a temporary worktree: 0 identical, 1 different, 2 refused."""
     from pathlib import Path
 
-    from mlcycle.core import config
     from mlcycle.core.errors import ReproduceError, TrackingError
-    from mlcycle.core.paths import Paths
+    from mlcycle.core.workspace import Workspace
     from mlcycle.lifecycle import reproduce
     from mlcycle.runtime import tracking
 
-    paths = Paths.at()
-    params = config.load(args.params, root=paths.root)
-    uri = tracking.tracking_uri(paths.root, params)
+    ws = Workspace.open(args.params)
+    paths, params = ws.paths, ws.params
+    uri = ws.tracking_uri
     try:
         tracking.check_store(uri)
     except TrackingError as exc:
@@ -380,12 +374,11 @@ def _queue(args) -> int:
 
 
 def _serve(args) -> int:
-    from mlcycle.core import config
-    from mlcycle.core.paths import Paths
+    from mlcycle.core.workspace import Workspace
     from mlcycle.serving import server, settings
 
-    paths = Paths.at()
-    params = config.load(args.params, root=paths.root)
+    ws = Workspace.open(args.params)
+    paths, params = ws.paths, ws.params
     release = None
     if args.release or args.release_share is not None or args.candidate:
         release = params.serve.release.model_dump()
@@ -405,12 +398,11 @@ def _serve(args) -> int:
 def _score(args) -> int:
     from pathlib import Path
 
-    from mlcycle.core import config
-    from mlcycle.core.paths import Paths
+    from mlcycle.core.workspace import Workspace
     from mlcycle.serving import batch
 
-    paths = Paths.at()
-    params = config.load(args.params, root=paths.root)
+    ws = Workspace.open(args.params)
+    paths, params = ws.paths, ws.params
     if args.scheduler:
         params = params.model_copy(update={"compute": params.compute.model_copy(update={"scheduler": args.scheduler})})
     if args.blocksize:
@@ -423,11 +415,11 @@ def _score(args) -> int:
 
 
 def _schema_infer(args) -> int:
-    from mlcycle.core import config, schema, tables
-    from mlcycle.core.paths import Paths
+    from mlcycle.core import schema, tables
+    from mlcycle.core.workspace import Workspace
 
-    paths = Paths.at()
-    params = config.load(args.params, root=paths.root)
+    ws = Workspace.open(args.params)
+    paths, params = ws.paths, ws.params
     out = paths.root / args.out if args.out else schema.schema_path(params.data, params.validate_, paths.root)
     if out.exists() and not args.force:
         print(f"mlcycle: {out.relative_to(paths.root)} exists; review and edit it, or pass --force to replace it",
@@ -442,12 +434,11 @@ def _schema_infer(args) -> int:
 
 
 def _add_data(args) -> int:
-    from mlcycle.core import config
-    from mlcycle.core.paths import Paths
+    from mlcycle.core.workspace import Workspace
     from mlcycle.monitoring import batches
 
-    paths = Paths.at()
-    params = config.load(args.params, root=paths.root)
+    ws = Workspace.open(args.params)
+    paths, params = ws.paths, ws.params
     result, record = batches.add(args.file, params, paths.root, name=args.name)
     print(result.summary(footer=None))
     if record is None:
@@ -487,14 +478,14 @@ def _monitor(args) -> int:
 def _feedback(args) -> int:
     from pathlib import Path
 
-    from mlcycle.core import config, tables
+    from mlcycle.core import tables, tasks
     from mlcycle.core.errors import ClientError
-    from mlcycle.core.paths import Paths
+    from mlcycle.core.workspace import Workspace
     from mlcycle.monitoring import release
     from mlcycle.serving import feedback
 
-    paths = Paths.at()
-    params = config.load(args.params, root=paths.root)
+    ws = Workspace.open(args.params)
+    paths, params = ws.paths, ws.params
     src = Path(args.file).expanduser()
     if not src.exists():
         print(f"mlcycle: feedback: file '{args.file}' does not exist", file=sys.stderr)
@@ -507,18 +498,17 @@ def _feedback(args) -> int:
     except ClientError as exc:
         print(f"mlcycle: feedback: {src.name}: {exc.field}: {exc.detail}; nothing was stored", file=sys.stderr)
         return 2
-    what = "items clicked or rated" if meta.get("task") == "recommendation" else "labels"
+    what = tasks.for_objective(meta.get("task")).feedback_noun
     print(f"feedback: {n} {what} from {src.name} stored in {feedback.labels_dir(log_dir)}")
     return 0
 
 
 def _release(args) -> int:
-    from mlcycle.core import config
-    from mlcycle.core.paths import Paths
+    from mlcycle.core.workspace import Workspace
     from mlcycle.monitoring import release
 
-    paths = Paths.at()
-    params = config.load(args.params, root=paths.root)
+    ws = Workspace.open(args.params)
+    paths, params = ws.paths, ws.params
     cmd = args.release_command
     if cmd == "status":
         st = release.status(paths.root, params, args.url)
@@ -539,23 +529,21 @@ def _release(args) -> int:
 
 
 def _retrain(args) -> int:
-    from mlcycle.core import config
-    from mlcycle.core.paths import Paths
+    from mlcycle.core.workspace import Workspace
     from mlcycle.monitoring import retrain
 
-    root = Paths.at().root
-    params = config.load(args.params, root=root)
+    ws = Workspace.open(args.params)
+    root, params = ws.root, ws.params
     retrain.retrain(root, params, args.batch, dry_run=args.dry_run, name=args.name, params_file=args.params)
     return 0
 
 
 def _simulate(args) -> int:
-    from mlcycle.core import config
-    from mlcycle.core.paths import Paths
+    from mlcycle.core.workspace import Workspace
     from mlcycle.monitoring import simulate
 
-    root = Paths.at().root
-    params = config.load(args.params, root=root)
+    ws = Workspace.open(args.params)
+    root, params = ws.root, ws.params
     res = simulate.simulate(root, params, periods=args.periods, train_periods=args.train_periods,
                             sample_frac=args.sample_frac)
     t = simulate.table(res["periods"])
@@ -570,6 +558,8 @@ def _simulate(args) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
+    from mlcycle.core import tasks
+
     p = argparse.ArgumentParser(prog="mlcycle", description=__doc__)
     p.add_argument("--params", default="params.yaml", help="parameters file, relative to the workspace root")
     sub = p.add_subparsers(dest="command", required=True)
@@ -579,7 +569,7 @@ def parser() -> argparse.ArgumentParser:
     it = sub.add_parser("init", help="write params.yaml for your own table (inferring what it can) or a shipped example")
     it.add_argument("--data", metavar="FILE", help="your CSV or Parquet file (relative to the workspace root)")
     it.add_argument("--target", metavar="COLUMN", help="the column to predict")
-    it.add_argument("--task", choices=["classification", "regression"], help="default: inferred from the target")
+    it.add_argument("--task", choices=tasks.default().objectives, help="default: inferred from the target")
     it.add_argument("--time-column", metavar="COLUMN", help="default: a column that reads as dates, if any")
     it.add_argument("--example", metavar="NAME", help="a shipped example instead (examples/NAME), e.g. flights")
     it.add_argument("--force", action="store_true", help="replace an edited params.yaml and an existing schema")

@@ -22,7 +22,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel
 
-from mlcycle.core import config, paramsdoc, schema, tables
+from mlcycle.core import config, paramsdoc, schema, tables, tasks
 from mlcycle.core.errors import DataError, ParamsError
 from mlcycle.core.tables import guess_formats, parse_series
 
@@ -101,8 +101,9 @@ def example_params(root: Path, name: str) -> dict[str, Any]:
         known = sorted(p.name for p in (root / "examples").iterdir() if (p / "params.yaml").exists())
         raise ParamsError(f"no example '{name}' (examples/{name}/params.yaml); shipped examples: {', '.join(known)}")
     raw = merge(defaults(), config.read_yaml(path) or {})
-    if isinstance(raw.get("recommend"), dict):  # a section whose default is null: its own defaults under the example's keys
-        raw["recommend"] = merge(defaults(config.RecommendParams), raw["recommend"])
+    for t in tasks.all_tasks():  # a task's own section, null by default: its defaults under the example's keys
+        if t.params_section and isinstance(raw.get(t.params_section), dict):
+            raw[t.params_section] = merge(defaults(t.section_model()), raw[t.params_section])
     raw = config.with_task(raw)
     config.parse(raw, source=f"examples/{name}/params.yaml")
     return raw
@@ -137,8 +138,9 @@ def _near(name: str, columns) -> str:
 
 
 def infer_task(y: pd.Series) -> str:
-    numeric = pd.api.types.is_numeric_dtype(y) and not pd.api.types.is_bool_dtype(y)
-    return "regression" if numeric and y.dropna().nunique() > 20 else "classification"
+    """The data.task `mlcycle init` writes for target column `y`: the default task's guess (a table's:
+    many distinct numbers are a regression, anything else classes)."""
+    return tasks.default().hook("infer_objective")(y)
 
 
 def infer_positive(y: pd.Series):
@@ -233,7 +235,7 @@ def infer(df: pd.DataFrame, path: str, target: str, task: str | None = None,
     task = task or infer_task(y)
     notes = [f"task: {task} (target '{target}': {y.dropna().nunique():,} distinct values, {y.dtype})"]
     data: dict[str, Any] = {"path": path, "target": target, "task": task}
-    if task == "classification":
+    if tasks.target_of(task) == "classes":
         positive = infer_positive(y)
         data["positive_class"] = positive
         if positive is not None:

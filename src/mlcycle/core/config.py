@@ -13,11 +13,23 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    model_validator,
+)
 
 from mlcycle.core import tasks
 from mlcycle.core.errors import ParamsError
 from mlcycle.core.paths import find_root
+from mlcycle.core.section import (  # the sections' base (a task's own section uses it too)
+    Section,
+    Share,
+)
 from mlcycle.core.stats import GATE_METRICS, RANKING_METRICS  # noqa: F401 (metric names: defined in core/stats.py)
 
 CALENDAR_PARTS = ("year", "month", "day_of_week", "day_of_year", "hour")
@@ -27,11 +39,6 @@ BOOL_HINT = ("YAML reads unquoted Yes/No/On/Off/True/False as booleans; quote th
              'e.g. positive_class: "Yes"')
 
 
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-
-Share = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
 # `off` unquoted is YAML 1.1's false: PyYAML reads it so after a YAML 1.2 writer (`dvc exp run -S`)
@@ -53,11 +60,15 @@ class IngestStep(Section):
     params: dict[str, Any] = {}  # handed to the hook as they are
 
 
+# the data.task values the registered tasks serve (e.g. classification, regression, recommendation)
+Objective = Literal[tasks.objectives()]
+
+
 class DataParams(Section):
     path: str
     format: Literal["auto", "csv", "parquet"] = "auto"
     target: str
-    task: Literal["classification", "regression", "recommendation"]  # recommendation: target is the rating (section `recommend`)
+    task: Objective  # what is predicted: a value one of the registered tasks serves (core/tasks.py `objectives`)
     threshold: float | None = None
     positive_class: str | int | bool | None = None
     time_column: str | None = None
@@ -76,8 +87,9 @@ class DataParams(Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> DataParams:
-        if self.threshold is not None and self.task != "classification":
-            raise ValueError("threshold is for classification only; set it to null for regression")
+        if self.threshold is not None and tasks.target_of(self.task) != "classes":
+            raise ValueError(f"threshold turns a number into two classes; data.task {self.task} predicts no classes: "
+                             "set it to null")
         if self.target in self.drop_columns or self.target in self.id_columns:
             raise ValueError(f"target '{self.target}' is also listed in drop_columns or id_columns")
         if self.target in self.pii_columns:
@@ -418,75 +430,6 @@ class SimulateParams(Section):
     workdir: str = "build/simulation"  # the replay's own workspace (data, MLflow store, registry)
 
 
-class RecommendParams(Section):
-    """Task `recommendation` (src/mlcycle/stages/interactions.py, recommenders.py, ranking.py): the table
-    at data.path holds one interaction per row; data.target is its rating (or implicit signal) and
-    data.time_column its time."""
-
-    user_column: str  # who interacted
-    item_column: str  # with what
-    content_columns: list[str] = []  # item content on the same rows: text (title words), "|"-lists (genres) or numbers (year)
-    list_separator: str = "|"  # separates the values of a list column such as genres
-    rating_min: float | None = None  # ratings below stop validate (null: no bound)
-    rating_max: float | None = None  # ratings above stop validate (null: no bound)
-    relevant_rating: float | None = None  # an interaction counts as relevant (a positive) at or above this; null: every one
-    # time: one cut in time for everyone (nothing after it is learned from); user_time: each user's latest
-    # interactions (other users' later interactions are learned from; for data rated in sessions)
-    split: Literal["time", "user_time"] = "time"
-    test_share: Annotated[float, Field(gt=0.0, lt=0.5)] = 0.1  # the latest share of interactions held out (by time)
-    valid_share: Annotated[float, Field(gt=0.0, lt=0.5)] = 0.1  # the latest share of the rest: chooses the hybrid weight
-    k: Annotated[int, Field(ge=1, le=1000)] = 10  # length of the ranked lists the metrics judge
-    factors: Annotated[int, Field(ge=1, le=1024)] = 64  # collaborative filtering (implicit ALS): latent factors
-    regularization: Annotated[float, Field(ge=0.0)] = 0.05  # ALS L2 regularisation
-    iterations: Annotated[int, Field(ge=1, le=500)] = 15  # ALS sweeps
-    alpha: Annotated[float, Field(gt=0.0)] = 10.0  # ALS confidence: 1 + alpha x the interaction's weight
-    # weight of each interaction ALS learns from: none (1 each) | bm25 | tfidf (implicit's bm25_weight /
-    # tfidf_weight with items as rows: an item's interactions weigh less the more users it has, a
-    # user's the more items the user has) | rating (the rating minus rating_centre: a loved item weighs
-    # more than one merely watched; at or below the centre, barely a positive). ALS only
-    weighting: Literal["none", "bm25", "tfidf", "rating"] = "none"
-    bm25_k1: Annotated[float, Field(gt=0.0)] = 100.0  # weighting bm25: saturation K1 (large: the weight hardly saturates)
-    bm25_b: Annotated[float, Field(ge=0.0, le=1.0)] = 0.8  # weighting bm25: how much an item's number of users lowers its weight (0: not at all)
-    rating_centre: float | None = None  # weighting rating: subtracted from each rating; null: midway between rating_min and rating_max
-    # CF scores (scaled to [0, 1] per user) divided by (the item's training users + 1) ^ this before
-    # blending: popular items lose ground, the lists reach further into the catalogue; 0: none
-    popularity_discount: Annotated[float, Field(ge=0.0, le=2.0)] = 0.0
-    # ALS sweeps of the final fit on train + valid, started from the factors fitted on train (the hybrid
-    # weight is chosen with those); null: a fresh fit of `iterations` sweeps
-    refit_iterations: Annotated[int, Field(ge=1, le=500)] | None = None
-    # the collaborative-filtering component: als (implicit's ALS) or ease (closed-form item-item model,
-    # Steck 2019; an items x items matrix: memory grows with the square of the items)
-    cf: Literal["als", "ease"] = "als"
-    ease_lambda: Annotated[float, Field(gt=0.0)] = 200.0  # EASE's L2 regularisation (added to the Gram matrix's diagonal)
-    weights: list[Annotated[float, Field(ge=0.0, le=1.0)]] = [0.0, 0.2, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]  # hybrid: weights of CF tried (the rest goes to content)
-    metric: Literal["ndcg_at_k", "recall_at_k", "map_at_k", "hit_rate_at_k"] = "ndcg_at_k"  # chooses the weight, headlines evaluate
-    # catalogue coverage: the hybrid's lists ranked by hybrid - penalty x popularity, the penalty chosen on
-    # the validation period: the widest coverage whose `metric` stays within this relative loss of the best
-    # penalty's (e.g. 0.1: 10%); null: no penalty
-    coverage_tolerance: Annotated[float, Field(ge=0.0, lt=1.0)] | None = None
-    seed: int = 42
-
-    def centre(self) -> float:
-        """The rating subtracted under `weighting: rating`: rating_centre, else midway between the bounds."""
-        if self.rating_centre is not None:
-            return float(self.rating_centre)
-        return (float(self.rating_min) + float(self.rating_max)) / 2.0
-
-    @model_validator(mode="after")
-    def _consistent(self) -> RecommendParams:
-        if self.user_column == self.item_column:
-            raise ValueError(f"user_column and item_column are both '{self.user_column}'")
-        if self.rating_min is not None and self.rating_max is not None and self.rating_min > self.rating_max:
-            raise ValueError(f"rating_min {self.rating_min} is above rating_max {self.rating_max}")
-        if not self.weights:
-            raise ValueError("weights: list at least one weight of CF, e.g. [0.0, 0.5, 1.0]")
-        if self.cf == "ease" and self.weighting != "none":
-            raise ValueError(f"weighting '{self.weighting}' applies to ALS only; with cf: ease set weighting: none")
-        if self.weighting == "rating" and self.rating_centre is None and (self.rating_min is None or self.rating_max is None):
-            raise ValueError("weighting: rating needs rating_centre, or rating_min and rating_max (the centre is midway)")
-        return self
-
-
 def with_task(raw: dict[str, Any]) -> dict[str, Any]:
     """Raw params with `task` filled from data.task when left out (dvc.yaml reads it to pick the notebooks)."""
     if raw.get("task") is None and isinstance(raw.get("data"), dict):
@@ -494,7 +437,7 @@ def with_task(raw: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
-class Params(Section):
+class _Params(Section):
     """The whole of params.yaml."""
 
     # the task package that runs the stages (src/mlcycle/tasks/<task>, notebooks/<task>): it must
@@ -519,7 +462,8 @@ class Params(Section):
     monitor: MonitorParams = MonitorParams()
     retrain: RetrainParams = RetrainParams()
     simulate: SimulateParams = SimulateParams()
-    recommend: RecommendParams | None = None  # data.task recommendation only
+    # and one section per task that has its own (`Task.params_section`, e.g. `recommend`), typed by the
+    # task's model and null unless that task runs: added below, from the registry
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
 
@@ -561,23 +505,16 @@ class Params(Section):
         return self
 
     @model_validator(mode="after")
-    def _recommend_section(self) -> Params:
-        if self.data.task == "recommendation":
-            if self.recommend is None:
-                raise ValueError("data.task is recommendation: the `recommend` section must name user_column and "
-                                 "item_column (see examples/movielens/params.yaml)")
-            if self.data.time_column is None:
-                raise ValueError("data.task is recommendation: data.time_column must name the interactions' time "
-                                 "(the holdout is the latest interactions)")
-            if self.recommend.cf == "ease" and self.train.search.method != "none":
-                raise ValueError("train.search searches ALS's hyperparameters; with recommend.cf: ease set "
-                                 "train.search.method: none (and choose recommend.ease_lambda)")
-            cols = (self.recommend.user_column, self.recommend.item_column, self.data.target)
-            if len(set(cols)) < 3:
-                raise ValueError(f"recommend.user_column, recommend.item_column and data.target must differ, got {cols}")
-        elif self.recommend is not None:
-            raise ValueError(f"the `recommend` section is for data.task recommendation (got {self.data.task}); "
-                             "set it to null")
+    def _task_sections(self) -> Params:
+        """A task's own section is set only when that task runs; the running task checks what it needs."""
+        for other in tasks.all_tasks():
+            section = other.params_section
+            if section and other.name != self.task and getattr(self, section, None) is not None:
+                raise ValueError(f"the `{section}` section is for task {other.name} (data.task "
+                                 f"{' or '.join(other.objectives)}), not {self.task}: set it to null")
+        check = tasks.get(self.task).hook("check_params")
+        if check:
+            check(self)
         return self
 
     @model_validator(mode="after")
@@ -598,6 +535,15 @@ class Params(Section):
 
     def dump(self) -> dict[str, Any]:
         return self.model_dump(by_alias=True, mode="json")
+
+
+# params.yaml's sections: the framework's above, and each registered task's own section (its model, null
+# unless the task runs), e.g. `params.recommend`
+Params = create_model(
+    "Params", __base__=_Params, __module__=__name__,
+    **{t.params_section: (t.section_model() | None, None) for t in tasks.all_tasks() if t.params_section},
+)
+Params.__doc__ = _Params.__doc__
 
 
 def _slug(text: str) -> str:

@@ -20,6 +20,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from mlcycle.core import tasks
 from mlcycle.core.config import DataParams, ValidateParams
 from mlcycle.core.errors import DataError
 
@@ -119,7 +120,7 @@ def infer(df: pd.DataFrame, data: DataParams, params: ValidateParams) -> TableSc
         if kind in ("integer", "number") and len(present):
             spec["min"] = float(math.floor(present.min()))
             spec["max"] = float(math.ceil(present.max()))
-        is_target_classes = name == data.target and data.task == "classification" and data.threshold is None
+        is_target_classes = name == data.target and tasks.target_of(data.task) == "classes" and data.threshold is None
         if (kind == "string" or is_target_classes) and name not in data.id_columns and name not in data.pii_columns:
             distinct = present.unique()
             if len(distinct) <= MAX_VALUES:

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 import numpy as np
 import pandas as pd
 
+from mlcycle.core import tasks
 from mlcycle.core.stats import LOWER_IS_BETTER, better  # noqa: F401 (directions: defined in core/stats.py)
 
 
@@ -29,7 +30,7 @@ def from_probabilities(proba: np.ndarray) -> np.ndarray:
 def scores(model, X: pd.DataFrame, task: str) -> np.ndarray:
     """The model's scores on rows X (see the module docstring). A classifier without
     `predict_proba` (an MLflow pyfunc of another library) gives its predictions."""
-    if task == "classification" and hasattr(model, "predict_proba"):
+    if tasks.answers_probabilities(task) and hasattr(model, "predict_proba"):
         return from_probabilities(class_probabilities(model, X))
     out = model.predict(X)
     return np.asarray(out.iloc[:, 0] if isinstance(out, pd.DataFrame) else out).ravel()

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from mlcycle.core import tasks
+
 # what evaluate reports for a table model (binary, multiclass, regression) and for a recommender
 TABLE_METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "f1", "precision", "recall", "accuracy",
                  "f1_macro", "balanced_accuracy", "roc_auc_ovr", "rmse", "mae", "r2")
@@ -33,7 +35,7 @@ def better(metric: str, a: float, b: float) -> bool:
 def headline(spec) -> list[str]:
     """The metrics a table model is shown with first (index page, model card, evaluate report), by its
     kind (`spec`: its core.spec.FeatureSpec, not imported here: core/config.py imports this module)."""
-    if spec.task == "regression":
+    if tasks.target_of(spec.task) == "numbers":
         return ["rmse", "mae", "r2"]
     if spec.positive_class is not None:
         return ["roc_auc", "pr_auc", "log_loss", "f1"]

@@ -4,10 +4,15 @@ with its own notebooks under `notebooks/<name>/` (docs/tasks.md).
 A task package defines `TASK`, a `Task`: its name, the `data.task` values it serves and the hooks
 the generic layers call. The stages, serving and monitoring ask the registry for the active task
 (`active(params)`, `for_objective(meta["task"])`) and call its hooks; they never compare a task's
-name. Adding a task is its folder, its notebooks and one line in `REGISTRY`.
+name. Adding a task is its folder and its notebooks: the registry finds every package under
+`mlcycle/tasks/` (and any a separate distribution declares under the entry-point group
+`mlcycle.tasks`, `name = "package.module"`), nothing lists them.
 
 The registry imports a task's package when it is first asked for (`importlib`), so this module,
 low in the layers, never imports the task packages, which sit above every other layer.
+
+The shared stages (validate, the table profile, the label) read a target by its kind, not by the
+task: `target_of(data.task)` is one of `TARGET_KINDS`.
 """
 
 from __future__ import annotations
@@ -15,15 +20,33 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
 from types import ModuleType
 
 from mlcycle.core.errors import ParamsError
 
+ENTRY_POINTS = "mlcycle.tasks"  # the entry-point group of tasks another distribution provides
+
+# how the shared stages read a target (`Task.targets`): "classes", labels (numbers too, or numbers made
+# two classes by data.threshold), stratified, their counts profiled; "numbers", a value predicted as
+# it is, its distribution profiled; "ratings", an interaction's rating or signal, checked by the task
+TARGET_KINDS = ("classes", "numbers", "ratings")
+
+
+def _discover() -> dict[str, str]:
+    """Task name -> its package: each package under mlcycle/tasks/ (the folder's name), then those of
+    the entry-point group, sorted by name. Nothing is imported."""
+    folder = Path(__file__).resolve().parent.parent / "tasks"
+    found = {d.name: f"mlcycle.tasks.{d.name}" for d in sorted(folder.iterdir())
+             if (d / "__init__.py").exists() and not d.name.startswith("_")}
+    for ep in entry_points(group=ENTRY_POINTS):
+        found.setdefault(ep.name, ep.value)
+    return dict(sorted(found.items()))
+
+
 # task name -> its package (each defines TASK); the name is also its notebooks' folder
-REGISTRY: dict[str, str] = {
-    "tabular": "mlcycle.tasks.tabular",
-    "recommender": "mlcycle.tasks.recommender",
-}
+REGISTRY: dict[str, str] = _discover()
 
 
 @dataclass(frozen=True)
@@ -44,7 +67,16 @@ class Task:
     name: str
     objectives: tuple[str, ...]  # the data.task values it serves (e.g. classification, regression)
     summary: str  # one line for `mlcycle` help and the docs
+    # per objective, how the shared stages read its target (one of TARGET_KINDS)
+    targets: dict[str, str] = field(default_factory=dict)
+    # the task of models and params that name none (models registered before tasks were packages) and
+    # of `mlcycle init` on a table: one registered task says so
+    default: bool = False
+    feedback_noun: str = "labels"  # what `mlcycle feedback` stored, as it reports it ("42 labels")
     params_section: str | None = None  # its own params.yaml section, if any (checked and logged with its stages)
+    # the pydantic model of that section, "module:Class" (a core.section.Section): params.yaml's
+    # `<params_section>` is checked with it (null unless this task runs)
+    params_model: str | None = None
     # per stage, the params sections its run logs beyond the generic ones (paths.PARAMS_SECTIONS)
     stage_params: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # the module of its monitor (check, summary, takeaways, tables_of, metrics_of, and for the replay
@@ -78,6 +110,12 @@ class Task:
     #   "live_scores": function(frame, meta) -> (y, s), the arrays that metric takes from the
     #       prediction log's rows with their labels (`score`, `prediction`, `label`); a task without
     #       "live_metric" and "live_scores" judges no live rows in a release (it waits, saying so)
+    #   "check_params": function(params) -> None, raising ValueError: what the task needs of the
+    #       whole params file when it runs (core/config.py calls it after the sections are checked)
+    #   "index": function(paths, params, read) -> {"headline": metric names, "baseline": what the
+    #       baseline is, "rows": the data behind the holdout, "model": the model}: the index page's
+    #       headline section (stages/report.py; `read(path)` gives a JSON file's content or None)
+    #   "infer_objective": function(target column) -> the data.task value `mlcycle init` writes
     hooks: dict[str, str] = field(default_factory=dict)
 
     def monitor(self) -> ModuleType:
@@ -93,6 +131,10 @@ class Task:
     def hook(self, name: str) -> Callable | None:
         """The task's function for hook `name` (see `hooks`), or None when it has none."""
         return _function(self.hooks[name]) if name in self.hooks else None
+
+    def section_model(self) -> type | None:
+        """The pydantic model of its params section (`params_model`), or None."""
+        return _function(self.params_model) if self.params_model else None
 
 
 def _function(ref: str) -> Callable:
@@ -111,6 +153,30 @@ def all_tasks() -> list[Task]:
     return [get(n) for n in REGISTRY]
 
 
+def default() -> Task:
+    """The task that says it is the default (`Task.default`)."""
+    found = [t for t in all_tasks() if t.default]
+    if len(found) != 1:
+        raise ParamsError(f"one registered task must be the default, found {len(found)}: "
+                          f"{', '.join(t.name for t in found) or 'none'}")
+    return found[0]
+
+
+def objectives() -> tuple[str, ...]:
+    """Every data.task value a registered task serves, the default task's first."""
+    first = default()
+    return (*first.objectives, *(o for t in all_tasks() if t is not first for o in t.objectives))
+
+
+def target_of(objective: str | None) -> str | None:
+    """How the shared stages read the target of data.task `objective` (one of TARGET_KINDS), or None
+    when no task serves it."""
+    for t in all_tasks():
+        if objective in t.objectives:
+            return t.targets.get(objective)
+    return None
+
+
 def answers_probabilities(objective: str | None) -> bool:
     """Whether a scikit-learn model of `data.task` `objective` answers class probabilities (its task's
     `probabilities`; older models without a task: the tabular task's)."""
@@ -125,9 +191,10 @@ def name_for(objective: str | None) -> str | None:
     return None
 
 
-def for_objective(objective: str | None, default: str = "tabular") -> Task:
-    """The task of a model's or a params file's `data.task` value (older models: the tabular task)."""
-    return get(name_for(objective) or default)
+def for_objective(objective: str | None) -> Task:
+    """The task of a model's or a params file's `data.task` value (older models: the default task)."""
+    name = name_for(objective)
+    return get(name) if name else default()
 
 
 def active(params) -> Task:

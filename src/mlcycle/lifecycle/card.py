@@ -59,7 +59,7 @@ def intended_use(path: Path, cfg, spec=None, purpose: str | None = None) -> str:
     if text and TEMPLATE_MARK not in text:
         return text
     if purpose is None:
-        what = (f"the value of `{spec.target}`" if spec.task == "regression" else
+        what = (f"the value of `{spec.target}`" if tasks.target_of(spec.task) == "numbers" else
                 f"`{spec.label}` ({spec.label_rule}), scored as the probability of {spec.positive_class!r}"
                 if spec.positive_class is not None else f"the class of `{spec.target}`")
         purpose = f"Predicts {what} from the columns of `{cfg.data.path}`."

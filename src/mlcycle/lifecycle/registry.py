@@ -11,13 +11,10 @@ import datetime as dt
 import json
 from pathlib import Path
 
-from mlcycle.core import provenance, record, tasks
+from mlcycle.core import provenance, record
 from mlcycle.core.errors import RegistryError
-from mlcycle.core.scoring import quiet_mlflow
+from mlcycle.core.workspace import CHALLENGER, CHAMPION, load_model, model_uri
 from mlcycle.lifecycle import audit
-
-CHAMPION, CHALLENGER = "champion", "challenger"
-
 
 
 def require_reason(reason: str | None, what: str) -> str:
@@ -140,20 +137,8 @@ def history(client, name: str, audit_file: Path) -> dict:
 
 def load_version(client, name: str, version: str):
     """The model and mlcycle metadata of a registered version: its task's `load` hook (a recommender:
-    the pyfunc's Python model), else the scikit-learn pipeline."""
-    from mlflow.models import get_model_info
-
-    uri = f"models:/{name}/{version}"
-    with quiet_mlflow():
-        meta = (get_model_info(uri).metadata or {}).get("mlcycle", {})
-        load = tasks.for_objective(meta.get("task")).hook("load")
-        if load is not None:
-            model = load(uri)
-        else:
-            import mlflow.sklearn
-
-            model = mlflow.sklearn.load_model(uri)
-    return model, meta
+    the pyfunc's Python model), else the scikit-learn pipeline (`core.workspace.load_model`)."""
+    return load_model(model_uri(name, version=version))
 
 
 def rescore_champion(client, name: str, candidate_version: str | None, score):
@@ -223,7 +208,7 @@ def unresolved_message(client, name: str, uri: str, command: str = "serve") -> s
     count = f"{len(found)} version(s) registered, none is the champion" if len(found) > 1 else "1 version registered, not the champion"
     return (f"{command}: {uri} does not resolve: {count}; {why}. Ways forward: "
             f"`mlcycle promote {v} --reason \"...\"` makes it the champion (audited); "
-            f"`mlcycle {command} --model-uri models:/{name}/{v}` uses it without promoting; "
+            f"`mlcycle {command} --model-uri {model_uri(name, version=v)}` uses it without promoting; "
             "or change the data or params.yaml and run `make repro` for a model that passes the gate")
 
 

@@ -242,9 +242,9 @@ def store_client(uri: str):
         if not db.exists():
             raise ReproduceError(f"reproduce: no tracking store at {db}: nothing was recorded in this workspace yet "
                                  "(`make repro`), or the store is elsewhere (tracking.uri, MLFLOW_TRACKING_URI)")
-    import mlflow
+    from mlcycle.core.workspace import open_client
 
-    return mlflow.MlflowClient(uri, registry_uri=uri)
+    return open_client(uri, default=False)  # mlflow's own URIs stay as they are
 
 
 def _not_found(exc: Exception) -> bool:

@@ -22,6 +22,7 @@ from mlcycle.core import record, tasks
 from mlcycle.core.config import Params
 from mlcycle.core.errors import MonitorError, ServeError
 from mlcycle.core.paths import Paths
+from mlcycle.core.workspace import Workspace
 from mlcycle.lifecycle.registry import unresolved_message
 from mlcycle.runtime import tracking
 from mlcycle.serving import model
@@ -41,7 +42,7 @@ def check(root: Path, params: Params, current: str | None = None, days: float | 
           model_uri: str | None = None, now: dt.datetime | None = None) -> dict:
     """Load the model, then its task's monitor reads the reference and the current data and assesses; writes nothing."""
     client, _ = tracking.setup(root, params)
-    uri = model_uri or params.serve.model_uri or f"models:/{params.tracking.model_name}@champion"
+    uri = model_uri or params.serve.model_uri or Workspace(Paths(root), params).champion_uri()
     try:
         served = model.load(client, uri, compiled=params.serve.compiled)
     except ServeError as exc:

@@ -340,12 +340,12 @@ def context(root: Path, params: Params):
 
 
 def model_meta(name: str, version: str) -> dict:
-    from mlflow.models import get_model_info
-
+    """The `mlcycle` metadata of version `version` of `name`."""
     from mlcycle.core.scoring import quiet_mlflow
+    from mlcycle.core.workspace import model_metadata, model_uri
 
     with quiet_mlflow():
-        return (get_model_info(f"models:/{name}/{version}").metadata or {}).get("mlcycle", {})
+        return model_metadata(model_uri(name, version=version))
 
 
 def server_url(params: Params) -> str:

@@ -47,6 +47,7 @@ from mlcycle.core.errors import SimulateError
 from mlcycle.core.paths import Paths, copy_workspace
 from mlcycle.core.progress import Progress
 from mlcycle.core.schema import schema_path
+from mlcycle.core.workspace import model_uri
 from mlcycle.lifecycle import audit, registry
 from mlcycle.monitoring import monitor, retrain
 from mlcycle.runtime import tracking
@@ -166,13 +167,13 @@ def simulate(root: Path, params: Params, periods: int | None = None, train_perio
         champ = registry.champion(client, name)
         if champ is None:
             raise SimulateError("the first model did not pass the gate's minimums; nothing to replay")
-        frozen = model.load(client, f"models:/{name}/{champ.version}")
+        frozen = model.load(client, model_uri(name, version=champ.version))
         rows = []
         own = tasks.active(wparams).monitor()
         bar = Progress(len(batches), "simulate", "periods")
         for label, file in batches:
             champ = registry.champion(client, name)
-            served = model.load(client, f"models:/{name}/{champ.version}")
+            served = model.load(client, model_uri(name, version=champ.version))
             cur = own.from_file(work, wparams, file)  # the period read once (a table's features built once), judged for both
             n = len(cur.frame)
             loop_metric, metric = own.score(work, wparams, served, cur)

@@ -16,9 +16,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from mlcycle.core import config, environment, record
+from mlcycle.core import environment, record
 from mlcycle.core.errors import RecordingError, StageError
 from mlcycle.core.paths import NOTEBOOK_FILES, Paths
+from mlcycle.core.workspace import Workspace
 from mlcycle.runtime import hooks as hooks_mod
 from mlcycle.runtime import trackd
 from mlcycle.runtime.hooks import Hook, StageRun
@@ -161,8 +162,8 @@ def run_stage(stage: str, root: str | Path | None = None, params_file: str = "pa
     if stage not in NOTEBOOK_FILES:
         raise StageError(f"unknown stage '{stage}'; notebook stages are: {', '.join(NOTEBOOK_FILES)}")
     t0 = time.perf_counter()
-    paths = Paths.at(root)
-    params = config.load(params_file, root=paths.root)  # fails fast, before any kernel starts
+    ws = Workspace.open(params_file, root)  # params checked: fails fast, before any kernel starts
+    paths, params = ws.paths, ws.params
     run = StageRun(stage, paths.root, params, paths.notebook(stage, params.task), paths.executed_notebook(stage),
                    paths.report_html(stage))
     try:

@@ -24,7 +24,7 @@ import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from mlcycle.core import environment, provenance, record, tasks
+from mlcycle.core import environment, provenance, record, tasks, workspace
 from mlcycle.core.config import Params
 from mlcycle.core.errors import RecordingError, TrackingError
 from mlcycle.core.paths import NOTEBOOKS, PARAMS_SECTIONS, Paths, store_dir
@@ -44,15 +44,9 @@ def stage_sections(stage: str, params) -> tuple[str, ...]:
 
 
 def tracking_uri(root: Path, params: Params) -> str:
-    env = os.environ.get("MLFLOW_TRACKING_URI")
-    # the activated .venv (and `make lab`) set the workspace's own store as a default for bare
-    # `mlflow` commands; a store named in params.yaml wins over that default
-    from_activate = env is not None and env == os.environ.get("MLCYCLE_DEFAULT_STORE")
-    if env and not (from_activate and params.tracking.uri):
-        return env
-    if params.tracking.uri:
-        return params.tracking.uri
-    return f"sqlite:///{store_dir(root) / 'mlflow.db'}"
+    """The tracking store's URI (`core.workspace.tracking_uri`: MLFLOW_TRACKING_URI, tracking.uri or
+    the local store)."""
+    return workspace.tracking_uri(root, params)
 
 
 def masked(uri: str) -> str:
@@ -130,19 +124,18 @@ def setup(root: Path, params: Params):
     A store that cannot be reached raises TrackingError (one line: the URI without its password)."""
     import logging
 
-    import mlflow
+    import mlflow  # noqa: F401 (first: its import sets the level of its loggers, which is set below)
 
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    uri = tracking_uri(root, params)
+    ws = workspace.Workspace(Paths(root), params)
+    uri = ws.tracking_uri
     db = Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
     if db is not None:
         private_store(db.parent)
     check_store(uri)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
     try:
-        client = mlflow.MlflowClient(uri, uri)
+        client = ws.client()  # mlflow's own tracking and registry URIs point at the store too
         exp = client.get_experiment_by_name(params.tracking.experiment)
     except Exception as exc:
         if db is not None:

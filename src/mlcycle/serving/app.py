@@ -37,6 +37,7 @@ from typing import Annotated
 
 from mlcycle.core import tasks
 from mlcycle.core.errors import ClientError, LogFull, ServeError
+from mlcycle.core.workspace import CHALLENGER, model_uri, open_client
 from mlcycle.serving.feedback import FeedbackStore, entries_of
 from mlcycle.serving.guard import Guard
 from mlcycle.serving.metrics import Metrics
@@ -60,14 +61,11 @@ log = logging.getLogger("mlcycle.serve")
 
 def create_app(s: Settings):
     """The FastAPI app serving `s.model_uri` (loads the model now; threads start with the lifespan)."""
-    import mlflow
     from fastapi import FastAPI
     from fastapi.responses import Response
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    mlflow.set_tracking_uri(s.tracking_uri)
-    mlflow.set_registry_uri(s.tracking_uri)
-    client = mlflow.MlflowClient(s.tracking_uri, s.tracking_uri)
+    client = open_client(s.tracking_uri)
     holder = Holder(client, s.model_uri, s.not_null, compiled=s.compiled)
     first = holder.current
     holder.columns = first.columns
@@ -200,7 +198,7 @@ def candidate_holder(client, s: Settings, champion) -> Holder | None:
     if not name:
         raise ServeError(f"serve.release.mode {mode} needs a registered model (models:/<name>@<alias>), "
                          f"not {s.model_uri}; set serve.release.mode: off to serve this URI")
-    uri = f"models:/{name}@{s.release.get('candidate') or 'challenger'}"
+    uri = model_uri(name, alias=s.release.get("candidate") or CHALLENGER)
     cand = Holder(client, uri, s.not_null, compiled=s.compiled, optional=True)
     cand.columns = champion.columns
     if cand.current is not None and [(c.name, c.type) for c in cand.current.columns] != \

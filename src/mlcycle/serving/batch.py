@@ -190,13 +190,10 @@ def served_model(job: Job):
     key = (job.tracking_uri, job.model_uri, job.compiled, job.not_null)
     with _models_lock:
         if key not in _models:
-            import mlflow
-
+            from mlcycle.core.workspace import open_client
             from mlcycle.serving import model
 
-            mlflow.set_tracking_uri(job.tracking_uri)
-            mlflow.set_registry_uri(job.tracking_uri)
-            client = mlflow.MlflowClient(job.tracking_uri, job.tracking_uri)
+            client = open_client(job.tracking_uri)
             _models.clear()
             _models[key] = model.load(client, job.model_uri, job.not_null, job.compiled)
         return _models[key]
@@ -264,6 +261,8 @@ def run(root: Path, params, input_path: Path, output: Path, model_uri: str | Non
     """Score `input_path` into `output` on the cluster of `params.compute`; the summary."""
     from dask.utils import parse_bytes
 
+    from mlcycle.core import workspace
+    from mlcycle.core.paths import Paths
     from mlcycle.runtime import tracking
     from mlcycle.serving import model, settings
 
@@ -276,19 +275,20 @@ def run(root: Path, params, input_path: Path, output: Path, model_uri: str | Non
     output = Path(output).resolve()
     if output.exists() and not overwrite:
         raise ScoreError(f"--output {output} exists; choose another folder, or pass --overwrite to replace it")
+    ws = workspace.Workspace(Paths(root), params)
     client, exp_id = tracking.setup(root, params)
-    uri = model_uri or params.score.model_uri or f"models:/{params.tracking.model_name}@champion"
+    uri = model_uri or params.score.model_uri or ws.champion_uri()
     use_compiled = params.score.compiled if compiled is None else compiled
     not_null = settings.not_null_columns(params)
     served = model.load(client, uri, not_null, use_compiled)  # fails here, before any cluster, if it cannot load
     if served.info.get("name") and served.version:  # an alias pinned to the version loaded, for every worker
-        uri = f"models:/{served.info['name']}/{served.version}"
+        uri = workspace.model_uri(served.info["name"], version=served.version)
     if not served.columns:
         raise ScoreError(f"{uri} has no input signature: batch scoring needs the model's input columns")
     inputs = check_files(files, served.columns)
     job_id = uuid.uuid4().hex[:12]
     folder = output.parent / f".{output.name}.tmp-{job_id}"
-    job = Job(tracking.tracking_uri(root, params), uri, use_compiled, not_null, served.columns, str(folder), job_id,
+    job = Job(ws.tracking_uri, uri, use_compiled, not_null, served.columns, str(folder), job_id,
               served.version)
     run_id = client.create_run(exp_id, tags=run_tags(root, uri, job.version, served.path)).info.run_id
     summary = {"job_id": job_id, "model_uri": uri, "model_version": job.version, "scoring_path": served.path,

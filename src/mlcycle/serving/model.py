@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import tempfile
 import threading
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ import pandas as pd
 
 from mlcycle.core import tasks
 from mlcycle.core.errors import ServeError
+from mlcycle.core.workspace import model_metadata, model_uri, parse_model_uri
 
 log = logging.getLogger("mlcycle.serve")
 
@@ -65,15 +65,7 @@ class Served:
         return self.flavor == "sklearn" and tasks.answers_probabilities(self.meta.get("task"))
 
 
-def parse_uri(uri: str) -> tuple[str | None, str | None, str | None]:
-    """(name, alias, version) of a `models:/` URI; (None, None, None) for any other URI."""
-    m = re.fullmatch(r"models:/([^/@]+)@([^/]+)", uri)
-    if m:
-        return m.group(1), m.group(2), None
-    m = re.fullmatch(r"models:/([^/@]+)/([^/]+)", uri)
-    if m:
-        return m.group(1), None, m.group(2)
-    return None, None, None
+parse_uri = parse_model_uri  # (name, alias, version) of a `models:/` URI (`core.workspace`)
 
 
 def columns_from_signature(signature, not_null: tuple[str, ...] = ()) -> tuple[Column, ...]:
@@ -110,12 +102,12 @@ def load(client, uri: str, not_null: tuple[str, ...] = (), compiled: bool = True
         info.update(version=str(mv.version), run_id=mv.run_id, data_md5=tags.get("data_md5"),
                     git_commit=tags.get("git_commit"), aliases=sorted(mv.aliases or []),
                     release_decision=tags.get("release.decision"))
-        source = f"models:/{name}/{mv.version}"
+        source = model_uri(name, version=mv.version)
     with quiet_mlflow(), tempfile.TemporaryDirectory(prefix="mlcycle-serve-") as tmp:
         local = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=tmp)
         mlmodel = Model.load(local)
         info["run_id"] = info.get("run_id") or mlmodel.run_id
-        meta = (mlmodel.metadata or {}).get("mlcycle", {})
+        meta = model_metadata(mlmodel)
         if "sklearn" in mlmodel.flavors:
             import mlflow.sklearn
 

@@ -38,14 +38,13 @@ def warn_exposed(s: Settings) -> bool:
 
 def run(s: Settings, log_level: str = "warning") -> int:
     """Start uvicorn with `s.workers` workers; returns when the server stopped (SIGTERM / Ctrl-C)."""
-    import mlflow
     import uvicorn
 
+    from mlcycle.core.workspace import open_client
     from mlcycle.runtime.tracking import check_store, masked
 
     check_store(s.tracking_uri)  # an unreachable server: one line now, not minutes of retries
-    mlflow.set_tracking_uri(s.tracking_uri)
-    client = mlflow.MlflowClient(s.tracking_uri, s.tracking_uri)
+    client = open_client(s.tracking_uri)
     name, alias, version = parse_uri(s.model_uri)
     if name:  # fail in a second with a clear message rather than in every worker
         try:

@@ -60,7 +60,8 @@ def settings(root: Path, params, **overrides) -> Settings:
     from pydantic import ValidationError
 
     from mlcycle.core.config import ServeParams
-    from mlcycle.runtime import tracking
+    from mlcycle.core.paths import Paths
+    from mlcycle.core.workspace import Workspace
 
     over = {k: v for k, v in overrides.items() if v is not None}
     try:  # flags get the same checks as params.yaml
@@ -68,9 +69,10 @@ def settings(root: Path, params, **overrides) -> Settings:
     except ValidationError as exc:
         e = exc.errors()[0]
         raise ServeError(f"serve: --{str(e['loc'][0]).replace('_', '-')}: {e['msg']} (got {e.get('input')!r})") from None
+    ws = Workspace(Paths(root), params)
     values = dict(
-        model_uri=s.model_uri or f"models:/{params.tracking.model_name}@champion",
-        tracking_uri=tracking.tracking_uri(root, params), host=s.host, port=s.port, workers=s.workers,
+        model_uri=s.model_uri or ws.champion_uri(),
+        tracking_uri=ws.tracking_uri, host=s.host, port=s.port, workers=s.workers,
         max_rows=s.max_rows, max_body_bytes=int(s.max_body_mb * 1_000_000),
         not_null=not_null_columns(params),
         reload_seconds=s.reload_seconds, log_dir=s.log_dir, log_max_rows=s.log_max_rows,

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from mlcycle.core import tasks
 from mlcycle.core.config import DataParams
 from mlcycle.core.spec import LABEL, classes_of
 
@@ -62,7 +63,7 @@ def plot_missing(df: pd.DataFrame) -> Figure | None:
 def plot_label(y: pd.Series, task: str, name: str) -> Figure:
     fig = Figure(figsize=(6, 3.2))
     ax = fig.subplots()
-    if task == "regression":
+    if tasks.target_of(task) == "numbers":
         ax.hist(y.dropna().to_numpy(dtype=float), bins=50, color="#4f81bd")
         ax.set_xlabel(name)
     else:
@@ -168,7 +169,7 @@ def numeric_label(label: pd.Series, task: str, positive_class=None, name: str = 
     Regression: the value itself. Binary: 1 for the positive class. Multiclass: 1 for the rarest
     class (the one a model most often misses).
     """
-    if task == "regression":
+    if tasks.target_of(task) == "numbers":
         return label.astype("float64"), f"mean of {name}"
 
     _, positive = classes_of(label, positive_class)
@@ -220,7 +221,7 @@ def make_label(df: pd.DataFrame, data: DataParams) -> tuple[pd.DataFrame, dict]:
     keep = y.notna()
     out = df.loc[keep].copy()
     info = {"rows_in": len(df), "rows_without_target": int((~keep).sum())}
-    if data.task == "regression":
+    if tasks.target_of(data.task) == "numbers":
         out[LABEL] = out[data.target].astype("float64")
         info["rule"] = f"{data.target} (numeric)"
     elif data.threshold is not None:

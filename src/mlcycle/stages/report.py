@@ -15,11 +15,9 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
-from mlcycle.core import provenance
+from mlcycle.core import provenance, tasks
 from mlcycle.core.config import Params
 from mlcycle.core.paths import NOTEBOOKS, Paths
-from mlcycle.core.spec import FeatureSpec
-from mlcycle.core.stats import headline
 
 DESCRIPTIONS = {
     "ingest": "raw tables written to data/raw",
@@ -142,14 +140,12 @@ def build_index(paths: Paths, params: Params, history: dict | None = None,
         "target": params.data.target,
         "model_metrics": evaluate.get("model", {}),
         "baseline_metrics": evaluate.get("baseline", {}),
-        "headline": headline(FeatureSpec.from_json(paths.feature_spec)) if paths.feature_spec.exists() else [],
-        "baseline_columns": params.train.baseline_columns,
+        "section": tasks.active(params).hook("index")(paths, params, _read_json),
         "train": _read_json(paths.metrics("train")) or {},
         "validate": _read_json(paths.metrics("validate")) or {},
         "features": _read_json(paths.metrics("features")) or {},
         "data": {"path": params.data.path, "md5": provenance.file_md5(data_path)},
         "code": provenance.git_state(paths.root),
-        "model_name": params.train.model,
         "gate": _read_json(paths.gate_decision) or {},
         "registered": _read_json(paths.registered) or {},
         "model_card": paths.model_card("html").name if paths.model_card("html").exists() else None,

@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from mlcycle.core import config, personal, tables
+from mlcycle.core import config, personal, tables, tasks
 from mlcycle.core import schema as schema_mod
 from mlcycle.core.config import DataParams, ValidateParams
 from mlcycle.core.errors import DataError
@@ -253,19 +253,19 @@ def _params_rules(r: Rules, df: pd.DataFrame, data: DataParams, params: Validate
                            f"validate.max_target_null_share {mt}; fill the target or drop those rows"))
     r.check("warning", t, "target_nulls", lambda s: _share(s) == 0,
             lambda n, ex: f"target '{t}' is missing in {int(df[t].isna().sum()):,} rows ({_share(df[t]):.2%}); they are left out")
-    needs_numbers = data.task == "regression" or data.threshold is not None
+    needs_numbers = tasks.target_of(data.task) == "numbers" or data.threshold is not None
 
     def numeric(s):
         return pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
 
     if needs_numbers:
-        what = "regression" if data.task == "regression" else f"data.threshold {data.threshold}"
+        what = f"data.threshold {data.threshold}" if data.threshold is not None else f"data.task {data.task}"
         r.check("error", t, "target_numeric", numeric,
                 lambda n, ex: f"target '{t}' is not numeric (dtype {df[t].dtype}) but {what} needs numbers")
     r.check("error", t, "target_constant", lambda s: s.dropna().nunique() >= 2,
             lambda n, ex: (f"target '{t}' has {df[t].dropna().nunique()} distinct value(s); there is nothing to learn: "
                            "check data.path and data.target"))
-    if data.task == "classification":
+    if tasks.target_of(data.task) == "classes":
         def labels(s):
             present = s.dropna()
             if data.threshold is not None:

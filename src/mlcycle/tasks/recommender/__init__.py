@@ -1,6 +1,7 @@
 """The recommender task (data.task `recommendation`, docs/recommender.md): a user-item interactions
 table in, ranked lists out, served by `POST /recommend`.
 
+- `params`: its params section `recommend` and what it needs of the rest of params.yaml
 - `interactions`: reading and checking the interactions, the time split, the content vectors
 - `eda`: the interactions' own views (long tails, ratings over time, sparsity, cold start)
 - `recommenders`: popularity, collaborative filtering (ALS or EASE), content and the hybrid
@@ -19,7 +20,10 @@ TASK = Task(
     name="recommender",
     objectives=("recommendation",),
     summary="ranked lists of items for a user from an interactions table (popularity, ALS or EASE, content, hybrid)",
+    targets={"recommendation": "ratings"},
+    feedback_noun="items clicked or rated",
     params_section="recommend",
+    params_model="mlcycle.tasks.recommender.params:RecommendParams",
     stage_params={"validate": ("recommend",), "eda": ("recommend",), "features": ("recommend",),
                   "train": ("recommend",), "evaluate": ("recommend",)},
     monitor_module="mlcycle.tasks.recommender.monitor",
@@ -27,5 +31,7 @@ TASK = Task(
     serving_module="mlcycle.tasks.recommender.serve",
     # a random list from a catalogue of thousands recalls almost nothing; popularity recalls a few percent
     gate_kinds=(GateKind("recommendation", tells=("ndcg_at_k",), primary="ndcg_at_k", minimums={"recall_at_k": 0.01}),),
-    hooks={"load": "mlcycle.tasks.recommender.model:load_registered"},
+    hooks={"index": "mlcycle.tasks.recommender.stages:index_section",
+           "load": "mlcycle.tasks.recommender.model:load_registered",
+           "check_params": "mlcycle.tasks.recommender.params:check"},
 )

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from mlcycle.core.workspace import model_metadata
 from mlcycle.lifecycle.card import image
 from mlcycle.tasks.recommender import ranking
 
@@ -36,12 +37,9 @@ def _json(path: Path) -> dict | None:
 def served_meta(model_dir: Path) -> dict:
     """The mlcycle metadata saved with the model (models/model/MLmodel): the model a known user is
     served by (`model`), the CF weight, the popularity penalty, the CF method."""
-    import yaml
-
-    f = Path(model_dir) / "MLmodel"
-    if not f.exists():
+    if not (Path(model_dir) / "MLmodel").exists():
         return {}
-    return (yaml.safe_load(f.read_text()) or {}).get("metadata", {}).get("mlcycle", {}) or {}
+    return model_metadata(Path(model_dir))
 
 
 def results_of(evaluated: dict) -> tuple[dict[str, dict], dict[str, dict]]:

@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from mlcycle.core.config import RecommendParams
 from mlcycle.tasks.recommender import interactions as ia
+from mlcycle.tasks.recommender.params import RecommendParams
 
 HEAD_SHARE = 0.2  # the "top 20%" of items (the same head as evaluate's popularity slices)
 

@@ -15,8 +15,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from mlcycle.core.config import DataParams, RecommendParams
+from mlcycle.core.config import DataParams
 from mlcycle.core.errors import DataError
+from mlcycle.tasks.recommender.params import RecommendParams
 
 USER, ITEM, RATING, TIME = "user", "item", "rating", "time"  # the standard column names after `standardise`
 # a time before this is not a real interaction time (e.g. 0 seconds since 1970 as a missing value)

@@ -18,6 +18,7 @@ import pandas as pd
 
 from mlcycle.core import provenance
 from mlcycle.core.scoring import quiet_mlflow
+from mlcycle.core.workspace import model_metadata
 from mlcycle.tasks.recommender import ranking
 from mlcycle.tasks.recommender.recommenders import Recommenders
 
@@ -119,9 +120,7 @@ def save(models: Recommenders, folder: Path, model: str, k: int, meta: dict) -> 
 
 def load(folder: Path) -> tuple[RecommenderModel, dict]:
     """The pyfunc's Python model (with its Recommenders) and the mlcycle metadata saved with it."""
-    import yaml
-
-    meta = yaml.safe_load((Path(folder) / "MLmodel").read_text()).get("metadata", {}).get("mlcycle", {})
+    meta = model_metadata(Path(folder))
     return mlflow.pyfunc.load_model(str(folder)).unwrap_python_model(), meta
 
 

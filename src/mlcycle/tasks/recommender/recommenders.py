@@ -29,9 +29,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from mlcycle.core.config import RecommendParams
 from mlcycle.tasks.recommender import interactions as ia
 from mlcycle.tasks.recommender import ranking
+from mlcycle.tasks.recommender.params import RecommendParams
 
 MODELS = ("popularity", "cf", "content", "hybrid")
 

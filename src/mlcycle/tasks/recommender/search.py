@@ -23,10 +23,11 @@ from pathlib import Path
 import pandas as pd
 
 from mlcycle.core import record
-from mlcycle.core.config import Params, RecommendParams
+from mlcycle.core.config import Params
 from mlcycle.core.progress import Progress
 from mlcycle.stages import search
 from mlcycle.tasks.recommender import recommenders
+from mlcycle.tasks.recommender.params import RecommendParams
 
 FAMILY = "als"
 NAMES = ("factors", "regularization", "iterations", "alpha")  # config.SEARCHABLE["als"]

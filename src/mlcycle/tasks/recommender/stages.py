@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlcycle.core import tables
+from mlcycle.core import record, stats, tables
 from mlcycle.core.config import Params
 from mlcycle.tasks.recommender import interactions as ia
 from mlcycle.tasks.recommender import ranking, recommenders
@@ -147,6 +147,8 @@ def save(trained: Trained, cfg: Params, model_dir: Path, baseline_dir: Path) -> 
 
 
 def write_train_metrics(trained: Trained, path: Path, metric: str) -> None:
+    """reports/metrics/train.json: what follows from the data and params alone (the same on every run);
+    the fit's timings, which do not, are tags of the stage's MLflow run (`train_seconds_<part>`)."""
     best = trained.tried.loc[trained.tried["weight"] == trained.weight].iloc[0]
     path.parent.mkdir(parents=True, exist_ok=True)
     searched = {}
@@ -155,8 +157,8 @@ def write_train_metrics(trained: Trained, path: Path, metric: str) -> None:
                     **{f"als_{n}": getattr(trained.found.rec, n) for n in recommend_search.NAMES}}
     path.write_text(json.dumps({"task": "recommendation", "weight": trained.weight, f"valid_{metric}": float(best[metric]),
                                 "popularity_penalty": trained.penalty,
-                                **searched, **{f"seconds_{k}": round(v, 3) for k, v in trained.seconds.items()}},
-                               indent=2) + "\n")
+                                **searched}, indent=2) + "\n")
+    record.tags({f"train_seconds_{k}": f"{v:.3f}" for k, v in trained.seconds.items()})
 
 
 # ---------------------------------------------------------------- evaluate
@@ -323,3 +325,18 @@ def write_reports(paths, cfg: Params, ev: dict, explanation: pd.DataFrame, decis
 def split_table(parts: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Per part: interactions, users, items, time range, shares of users and items new to training."""
     return ia.summary(parts)
+
+
+def index_section(paths, cfg: Params, read) -> dict:
+    """The index page's headline for a recommender (the task's "index" hook): the ranking metrics at
+    k, the popularity baseline, the interactions behind the holdout and the hybrid's parts."""
+    f = read(paths.metrics("features")) or {}
+    k = cfg.recommend.k
+    return {
+        "headline": list(stats.RANKING_METRICS),
+        "baseline": f"popularity (each user's {k} most interacted items not yet seen)",
+        "rows": (f"Holdout: the latest {f.get('test_interactions', '-')} interactions of {f.get('test_users', '-')} "
+                 f"users; training {f.get('train_interactions', '-')} + validation {f.get('valid_interactions', '-')}. "
+                 f"Metrics at k = {k}."),
+        "model": f"hybrid of {cfg.recommend.cf} and content",
+    }

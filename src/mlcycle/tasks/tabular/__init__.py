@@ -19,6 +19,8 @@ TASK = Task(
     name="tabular",
     objectives=("classification", "regression"),
     summary="classification or regression on one table (gradient boosting, a linear model, routed segments)",
+    targets={"classification": "classes", "regression": "numbers"},
+    default=True,  # models registered before tasks were packages are tables' models; `mlcycle init` writes it
     monitor_module="mlcycle.tasks.tabular.monitor",
     # `gate.minimums: auto`: a floor a model with real signal passes and a constant prediction fails;
     # ROC AUC 0.5 (binary; one-vs-rest for multiclass) and R² 0 are what the prior or the mean scores
@@ -29,9 +31,11 @@ TASK = Task(
                  minimums={"roc_auc_ovr": 0.6}),
     ),
     probabilities=("classification",),
-    hooks={"compiled": "mlcycle.tasks.tabular.compiled:load",
+    hooks={"index": "mlcycle.tasks.tabular.evaluate:index_section",
+           "compiled": "mlcycle.tasks.tabular.compiled:load",
            "reproduce": "mlcycle.tasks.tabular.reproduce:predictions",
            "feedback_label": "mlcycle.tasks.tabular.live:check_label",
            "live_metric": "mlcycle.tasks.tabular.live:metric_name",
-           "live_scores": "mlcycle.tasks.tabular.live:encode"},
+           "live_scores": "mlcycle.tasks.tabular.live:encode",
+           "infer_objective": "mlcycle.tasks.tabular.features:infer_objective"},
 )

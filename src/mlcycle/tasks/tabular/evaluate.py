@@ -11,6 +11,7 @@ import pandas as pd
 from sklearn import metrics as skm
 
 from mlcycle.core import stats
+from mlcycle.core.spec import FeatureSpec
 from mlcycle.core.stats import headline  # noqa: F401 (the metrics shown first: evaluate.headline in the notebooks)
 from mlcycle.stages.evaluate import write  # noqa: F401 (the metrics and plot files, written alike by every task)
 
@@ -237,3 +238,18 @@ def takeaways(results: dict, metrics: list[str], ci: dict | None = None, importa
         lines.append("- the holdout score depends most on " + ", ".join(
             f"`{r.feature}` ({r.importance:.4f})" for r in head.itertuples()) + " (permutation importance).")
     return "\n".join(lines)
+
+
+def index_section(paths, params, read) -> dict:
+    """The index page's headline for a table model (the task's "index" hook): the metrics shown first,
+    what the baseline is, the rows behind the holdout and the model family. `read(path)` gives a
+    JSON file's content (or None)."""
+    features = read(paths.metrics("features")) or {}
+    cols = params.train.baseline_columns
+    return {
+        "headline": stats.headline(FeatureSpec.from_json(paths.feature_spec)) if paths.feature_spec.exists() else [],
+        "baseline": f"plain gradient boosting on {', '.join(cols)}" if cols else "the prior (no features)",
+        "rows": (f"Holdout rows: {features.get('test_rows', '-')}; training rows: {features.get('train_rows', '-')} "
+                 f"+ validation {features.get('valid_rows', '-')}."),
+        "model": params.train.model,
+    }

@@ -171,6 +171,14 @@ def contributions(model, row: pd.DataFrame, background: pd.DataFrame, task: str,
     return out.reset_index(drop=True)
 
 
+def score_label(spec, cls: int | None) -> str:
+    """What an explained row's score is (`contributions(...).attrs["predicted_class"]` is `cls`): the
+    predicted value, or the probability of the positive class or of class `cls`."""
+    if spec.task == "regression":
+        return "predicted value"
+    return f"P({spec.positive_class})" if cls is None else f"P({spec.classes[cls]})"
+
+
 def rows_from(text: str | None, file: str | None) -> pd.DataFrame:
     """Rows to explain: a JSON object (or list of objects), or a CSV / Parquet file."""
     if text:

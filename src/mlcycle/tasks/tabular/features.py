@@ -34,6 +34,13 @@ from mlcycle.core.tables import client_type, read_table
 from mlcycle.stages.eda import label_name, make_label  # noqa: F401 (the label, shared with the profile every task's EDA shows)
 
 
+def infer_objective(y: pd.Series) -> str:
+    """The data.task of target column `y` (`mlcycle init`, the task's "infer_objective" hook): many
+    distinct numbers are a regression, anything else classification."""
+    numeric = pd.api.types.is_numeric_dtype(y) and not pd.api.types.is_bool_dtype(y)
+    return "regression" if numeric and y.dropna().nunique() > 20 else "classification"
+
+
 def enrichment(params: FeaturesParams, root: Path):
     """(hook, {name: table}) of `features.enrich`, or (None, {}) when there is none."""
 

@@ -27,6 +27,7 @@ from mlcycle.core.errors import DataError
 from mlcycle.core.scoring import quiet_mlflow, scores
 from mlcycle.core.spec import FeatureSpec, RowFeatures
 from mlcycle.core.tables import unparse
+from mlcycle.core.workspace import model_metadata
 from mlcycle.tasks.tabular import compiled
 
 
@@ -291,9 +292,7 @@ def _requirements() -> list[str]:
 
 def load(model_dir: Path):
     """The sklearn Pipeline and the mlcycle metadata saved with it."""
-    import yaml
-
-    meta = yaml.safe_load((model_dir / "MLmodel").read_text()).get("metadata", {}).get("mlcycle", {})
+    meta = model_metadata(Path(model_dir))
     with quiet_mlflow():
         import mlflow.sklearn
 
