@@ -77,8 +77,8 @@ bench: repro ## benchmarks (bench/bench_*.py) -> reports/benchmarks.md (the serv
 lab: setup ## open JupyterLab on the workspace (localhost only)
 	MLFLOW_TRACKING_URI="$${MLFLOW_TRACKING_URI:-$(STORE_URI)}" MLCYCLE_DEFAULT_STORE="$(STORE_URI)" jupyter lab --ip=127.0.0.1 --notebook-dir=$(CURDIR) $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
-ui: setup ## MLflow UI on the workspace's tracking store (localhost only)
-	mlflow ui --backend-store-uri $(STORE_URI) --default-artifact-root $(CURDIR)/mlruns/artifacts --host 127.0.0.1 --port $(or $(PORT),5000)
+ui: setup ## MLflow UI on the workspace's tracking store (localhost only), opening on the experiment's runs
+	mlflow ui --app-name mlcycle --backend-store-uri $(STORE_URI) --default-artifact-root $(CURDIR)/mlruns/artifacts --host 127.0.0.1 --port $(or $(PORT),5000)
 
 models: setup ## registered model versions with their aliases (mlcycle models)
 	mlcycle models
