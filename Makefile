@@ -66,7 +66,8 @@ test: setup ## run every test: unit, data, model and end-to-end pipeline tests (
 test-fast: setup ## quick tests for iteration (skips notebook and pipeline runs)
 	pytest -m "not slow" $(XDIST) $(PYTEST_ARGS)
 
-docs: setup ## build the documentation site into build/site/ strictly (a warning or a broken link fails it)
+docs: setup ## write the parameters reference into docs/parameters.md, then build the site into build/site/ strictly (a warning or a broken link fails it)
+	python -c "from mlcycle.core import paramsdoc; paramsdoc.write_page('docs/parameters.md')"
 	NO_MKDOCS_2_WARNING=1 mkdocs build --strict  # not --quiet: it hides the warnings strict mode counts
 	@echo "open build/site/index.html"
 
@@ -77,8 +78,8 @@ bench: repro ## benchmarks (bench/bench_*.py) -> reports/benchmarks.md (the serv
 lab: setup ## open JupyterLab on the workspace (localhost only)
 	MLFLOW_TRACKING_URI="$${MLFLOW_TRACKING_URI:-$(STORE_URI)}" MLCYCLE_DEFAULT_STORE="$(STORE_URI)" jupyter lab --ip=127.0.0.1 --notebook-dir=$(CURDIR) $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
-ui: setup ## MLflow UI on the workspace's tracking store (localhost only)
-	mlflow ui --backend-store-uri $(STORE_URI) --default-artifact-root $(CURDIR)/mlruns/artifacts --host 127.0.0.1 --port $(or $(PORT),5000)
+ui: setup ## MLflow UI on the workspace's tracking store (localhost only), opening on the experiment's runs
+	mlflow ui --app-name mlcycle --backend-store-uri $(STORE_URI) --default-artifact-root $(CURDIR)/mlruns/artifacts --host 127.0.0.1 --port $(or $(PORT),5000)
 
 models: setup ## registered model versions with their aliases (mlcycle models)
 	mlcycle models
@@ -118,7 +119,7 @@ serve: setup ## serve the champion over HTTP on 127.0.0.1 (SERVE_ARGS="--port 80
 monitor: setup ## drift and performance of the champion on the prediction log (MONITOR_ARGS="--from-log --days 1" or "--current FILE")
 	mlcycle monitor $(or $(MONITOR_ARGS),--from-log)
 
-simulate: setup ## month-by-month replay of the flights data through monitor/retrain/gate -> reports/simulation.html (SIM_ARGS="--months 3")
+simulate: setup ## month-by-month replay of the flights data through monitor/retrain/gate -> reports/simulation.html (SIM_ARGS="--periods 3")
 	mlcycle simulate $(SIM_ARGS)
 
 team-up: setup ## start the local team stack (PostgreSQL, S3 endpoint, mlflow server on 127.0.0.1); make repro then records there

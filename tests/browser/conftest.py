@@ -114,7 +114,7 @@ def stop(proc: subprocess.Popen) -> None:
 def mlflow_ui(browser_ws, tmp_path_factory):
     """`make ui`'s MLflow UI on the workspace's store, at the address its index links to."""
     ws, port = browser_ws["ws"], browser_ws["ui_port"]
-    cmd = [str(BIN / "mlflow"), "ui", "--backend-store-uri", f"sqlite:///{ws / 'mlruns' / 'mlflow.db'}",
+    cmd = [str(BIN / "mlflow"), "ui", "--app-name", "mlcycle", "--backend-store-uri", f"sqlite:///{ws / 'mlruns' / 'mlflow.db'}",
            "--default-artifact-root", str(ws / "mlruns" / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
            "--workers", "1"]
     log = tmp_path_factory.mktemp("mlflow-ui") / "ui.log"

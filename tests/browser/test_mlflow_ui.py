@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
 from tests.conftest import mlflow_client
 
@@ -86,3 +87,26 @@ def test_registered_model_shows_its_champion(browser, browser_ws, mlflow_ui):
     WebDriverWait(browser, 120).until(lambda d: [e for e in d.find_elements(By.XPATH, chip) if e.is_displayed()])
     row = browser.find_element(By.XPATH, f"{chip}/ancestor::*[self::tr or @role='row'][1]")  # its version's row
     assert f"Version {registered['version']}" in row.text
+
+
+def test_the_first_screen_is_the_experiments_runs_in_the_model_training_view(browser, browser_ws, mlflow_ui):
+    """`make ui`, then the address it prints: the page at / opens on the workspace experiment's runs
+    table (MLflow's model-training view), not MLflow 3's GenAI overview; a user's own choice of view
+    is kept."""
+    ws = browser_ws["ws"]
+    client = mlflow_client(ws)
+    experiment = client.get_experiment_by_name(yaml.safe_load((ws / "params.yaml").read_text())["tracking"]["experiment"])
+    browser.get(mlflow_ui + "/")
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(browser, 60).until(lambda d: d.current_url.endswith(f"#/experiments/{experiment.experiment_id}/runs"))
+    text_appears(browser, "pipeline", "train", "evaluate")  # the run names in the runs table
+    assert browser.execute_script("return window.localStorage.getItem('mlflow.workflowType_v1')") == '"machine_learning"'
+    # a user who switches to the GenAI view keeps it: the page sets the view only when none is chosen
+    browser.execute_script("window.localStorage.setItem('mlflow.workflowType_v1', '\"genai\"')")
+    browser.get(mlflow_ui + "/")
+    WebDriverWait(browser, 60).until(lambda d: "/runs" in d.current_url or "/experiments/" in d.current_url)
+    assert browser.execute_script("return window.localStorage.getItem('mlflow.workflowType_v1')") == '"genai"'
+    browser.execute_script("window.localStorage.removeItem('mlflow.workflowType_v1')")
+    browser.get(mlflow_ui + "/")
+    text_appears(browser, "pipeline", "train")  # the screenshot this test leaves: the first screen

@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from mlcycle.cli import workspace
 from mlcycle.core import config
@@ -76,3 +77,58 @@ def test_the_shipped_params_are_the_flights_example():
     assert workspace.render(raw) == (ROOT / "params.yaml").read_text(), \
         "params.yaml differs from `mlcycle init --example flights`: edit examples/flights/params.yaml and run it"
     assert workspace.is_shipped(ROOT, (ROOT / "params.yaml").read_text())
+
+
+def people(n: int = 400, seed: int = 1) -> pd.DataFrame:
+    """A customer table with personal columns (e-mail, phone, a name) and a free-text note beside an
+    id, a category and a number: what a CRM export looks like."""
+    rng = np.random.default_rng(seed)
+    first = ["Ana", "Ben", "Chloe", "David", "Emma", "Farid", "Grace", "Hugo", "Ines", "Jon"]
+    last = ["Smith", "Garcia", "Okafor", "Nguyen", "Muller", "Rossi", "Kowalski", "Silva"]
+    words = "the delivery was late again and support never answered my many calls about it".split()
+    return pd.DataFrame({
+        "customer_id": [f"C{i:05d}" for i in range(n)],
+        "contact": [f"user{i:05d}@mail-example.com" for i in range(n)],
+        "phone": [f"+44 20 {rng.integers(1000, 9999)} {rng.integers(1000, 9999)}" for _ in range(n)],
+        "customer_name": [f"{rng.choice(first)} {rng.choice(last)}" for _ in range(n)],
+        "note": [" ".join(rng.choice(words, rng.integers(6, 14))) + f" (ticket {i})" for i in range(n)],
+        "plan": rng.choice(["basic", "plus"], n),
+        "spend": rng.normal(50, 10, n).round(2),
+        "churn": rng.choice(["yes", "no"], n),
+    })
+
+
+def test_init_proposes_personal_columns_before_ids_and_features():
+    data, notes = workspace.infer(people(), "data/raw/people.csv", "churn")
+    d = data["data"]
+    assert d["pii_columns"] == ["contact", "phone", "customer_name"]
+    assert d["id_columns"] == ["customer_id"]  # the unique e-mail and the free text are not ids
+    assert d["drop_columns"] == ["note"]  # free text: not a category with one value per row
+    said = "\n".join(notes)
+    assert "personal data: 'contact' (e-mail in 400 of 400 values checked) -> data.pii_columns" in said
+    assert "personal data: 'phone' (phone number in 400 of 400" in said
+    assert "personal data: 'customer_name' (named like a person's name; 100% of 400 values" in said
+    assert "free text: 'note' (" in said and "remove it there to try it as a category" in said
+    assert "'customer_id' (named like an id, unique in 400 rows)" in said
+    # a column named like a name whose values are no names (a product name) stays a feature
+    other = people().assign(product_name=lambda d: np.where(d["plan"] == "basic", "router x200", "mesh kit 3"))
+    assert "product_name" not in workspace.infer(other, "x.csv", "churn")[0]["data"]["pii_columns"]
+
+
+def test_init_writes_a_schema_validation_agrees_with(tmp_path):
+    (tmp_path / "data").mkdir()
+    people().to_csv(tmp_path / "data" / "people.csv", index=False)
+    out, schema_file, _ = workspace.init_from_data(tmp_path, "data/people.csv", "churn")
+    p = config.load(out, root=tmp_path)
+    assert p.data.pii_columns == ["contact", "phone", "customer_name"] and p.data.pii_mode == "drop"
+    written = yaml.safe_load(schema_file.read_text())
+    columns = set(written["columns"])
+    assert not {"contact", "phone", "customer_name"} & columns and {"customer_id", "plan", "spend"} <= columns
+    assert "@mail-example.com" not in schema_file.read_text()
+    # validation reads the table as init did: its checks pass on the file init saw, with no warning of
+    # personal data left in a column
+    from mlcycle.stages import validate
+
+    result = validate.run(p.data, p.validate_, tmp_path)
+    assert result.errors == [] and result.schema == "schemas/people.yaml"
+    assert not [f for f in result.findings if f.check.startswith("pii")], result.findings

@@ -83,7 +83,7 @@ def test_classification_with_a_time_column(tmp_path):
         "simulate": {"period": "quarter", "train_periods": 5, "periods": 1}})
     print(said)
     assert "task: classification" in said and "positive class: 'yes'" in said
-    assert "'%d/%m/%Y'" in said and "id columns (kept out of the features): ['customer_id']" in said
+    assert "'%d/%m/%Y'" in said and "id columns (kept out of the features): 'customer_id' (named like an id, unique in" in said
     data = yaml.safe_load((ws / "params.yaml").read_text())["data"]
     assert (data["time_column"], data["time_format"], data["id_columns"]) == ("signup", "%d/%m/%Y", ["customer_id"])
     assert (ws / "schemas/churn.yaml").exists()

@@ -22,12 +22,17 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel
 
-from mlcycle.core import config, paramsdoc, schema, tables, tasks
+from mlcycle.core import config, paramsdoc, personal, schema, tables, tasks
 from mlcycle.core.errors import DataError, ParamsError
 from mlcycle.core.tables import guess_formats, parse_series
 
 POSITIVE_WORDS = ("yes", "y", "true", "1", "positive", "pos", "churn", "fraud", "default", "late", "bad")
 ID_NAME = re.compile(r"(^id$|_id$|^id_|uuid|guid|(^|_)key$|^rownames$)", re.IGNORECASE)
+# a column named like a person's name (name, full_name, customer_name, first_name, surname, ...)
+PERSON_NAME = re.compile(r"(^|[_\s-])((full|first|last|given|family|middle|customer|contact|person|user)[_\s-]?)?"
+                         r"(name|surname|forename)s?$", re.IGNORECASE)
+NAME_VALUE = re.compile(r"[A-Z][a-zA-Z'\-\.]*( [A-Z][a-zA-Z'\-\.]*){0,3}")  # 1-4 capitalised words
+TEXT_WORDS, TEXT_CHARS = 4.0, 30.0  # free text: on average more words and characters than this
 TIME_NAME = re.compile(r"(date|time|_at$|^ts$|timestamp|epoch|day|created|updated)", re.IGNORECASE)
 COMMENT_COLUMN = 31
 
@@ -211,8 +216,59 @@ def infer_time(df: pd.DataFrame, target: str, column: str | None) -> tuple[str |
     return name, rule, notes
 
 
+def _text_values(s: pd.Series, sample: int = 2000) -> pd.Series:
+    present = s.dropna()
+    return present[present.map(lambda v: isinstance(v, str))].head(sample)
+
+
+def infer_personal(df: pd.DataFrame, exclude: set[str]) -> tuple[list[str], list[str]]:
+    """(columns holding personal data, notes with the evidence): the personal-data scanner's
+    patterns (e-mail, phone, card number; core/personal.py) first, then columns named like a
+    person's name whose values read as names. They go to data.pii_columns, never ids or features."""
+    found, notes = [], []
+    how = ("never an id or a feature, dropped as the table is read (data.pii_mode: hash keeps a salted digest "
+           "instead); not personal? remove it from data.pii_columns")
+    for col, kind, hits, checked in personal.scan(df, exclude=exclude):
+        found.append(col)
+        notes.append(f"personal data: '{col}' ({kind} in {hits:,} of {checked:,} values checked) -> data.pii_columns, {how}")
+    for c in df.columns:
+        if str(c) in found or c in exclude or not PERSON_NAME.search(str(c)):
+            continue
+        values = _text_values(df[c])
+        if values.empty:
+            continue
+        share = float(values.map(lambda v: bool(NAME_VALUE.fullmatch(v.strip()))).mean())
+        if share >= 0.5:
+            found.append(str(c))
+            notes.append(f"personal data: '{c}' (named like a person's name; {share:.0%} of {len(values):,} values "
+                         f"checked read as names) -> data.pii_columns, {how}")
+    return found, notes
+
+
+def infer_text(df: pd.DataFrame, exclude: set[str]) -> tuple[list[str], list[str]]:
+    """(free-text columns, notes with the evidence): text of several words per value, mostly distinct.
+    Text is not a model input yet, so they go to data.drop_columns, never ids or categories."""
+    found, notes = [], []
+    for c in df.columns:
+        if c in exclude or pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_datetime64_any_dtype(df[c]):
+            continue
+        values = _text_values(df[c])
+        if len(values) < 2:
+            continue
+        words = float(values.str.split().str.len().mean())
+        chars = float(values.str.len().mean())
+        distinct = values.nunique() / len(values)
+        if words > TEXT_WORDS and chars > TEXT_CHARS and distinct > 0.5:
+            found.append(str(c))
+            notes.append(f"free text: '{c}' ({words:.1f} words, {chars:.0f} characters a value on average, "
+                         f"{distinct:.0%} distinct) -> data.drop_columns (text is not a model input; as a category "
+                         "each value would be its own): remove it there to try it as a category")
+    return found, notes
+
+
 def infer_ids(df: pd.DataFrame, exclude: set[str]) -> list[str]:
-    """Columns that identify rows (unique text or integers, named like an id), never features."""
+    """Columns that identify rows (unique text or integers, named like an id), never features.
+    `exclude`: the target, the time column, personal and free-text columns (never ids)."""
     out = []
     for c in df.columns:
         s = df[c]
@@ -240,7 +296,12 @@ def infer(df: pd.DataFrame, path: str, target: str, task: str | None = None,
         data["positive_class"] = positive
         if positive is not None:
             notes.append(f"positive class: {positive!r} (the class scored as positive; change data.positive_class)")
-    tc, rule, time_notes = infer_time(df, target, time_column)
+    # personal data first: a personal column is never a time, an id, free text or a feature
+    pii, pii_notes = infer_personal(df, {target, *([time_column] if time_column else [])})
+    if pii:
+        data["pii_columns"] = pii
+    notes += pii_notes
+    tc, rule, time_notes = infer_time(df.drop(columns=pii), target, time_column)
     notes += time_notes
     if tc:
         data["time_column"] = tc
@@ -248,10 +309,17 @@ def infer(df: pd.DataFrame, path: str, target: str, task: str | None = None,
         notes.append(f"time column: '{tc}': the latest rows are held out (split.test_size)")
     else:
         notes.append("no time column: a stratified random split (set data.time_column if the rows have times)")
-    ids = infer_ids(df, {target, *([tc] if tc else [])})
+    text, text_notes = infer_text(df, {target, *pii, *([tc] if tc else [])})
+    if text:
+        data["drop_columns"] = text
+    notes += text_notes
+    ids = infer_ids(df, {target, *pii, *text, *([tc] if tc else [])})
     if ids:
         data["id_columns"] = ids
-        notes.append(f"id columns (kept out of the features): {ids}")
+        evidence = ", ".join(f"'{c}' ({'named like an id, ' if ID_NAME.search(c) else ''}unique in {len(df):,} rows)"
+                             for c in ids)
+        notes.append(f"id columns (kept out of the features): {evidence}; remove one from data.id_columns to make "
+                     "it a feature")
     return {"data": data}, notes
 
 

@@ -271,7 +271,7 @@ def start_mlflow(root: Path, state: dict, port: int | None = None) -> None:
     if upgrade:
         sh([mlflow_bin, "db", "upgrade", db], "mlflow db upgrade", env=e, timeout=300)
     proc = subprocess.Popen(
-        [mlflow_bin, "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "2",
+        [mlflow_bin, "server", "--app-name", "mlcycle", "--host", "127.0.0.1", "--port", str(port), "--workers", "2",
          "--artifacts-destination", f"s3://{BUCKET}/mlflow", "--serve-artifacts"],
         env=e, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"

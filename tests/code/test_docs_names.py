@@ -1,0 +1,168 @@
+"""The docs checked against the code: every `mlcycle.` dotted name the README and docs/ mention is
+importable (or is a tag or key name the code writes), every `mlcycle` command line they show names
+commands and options that exist, and every example in `make help` is accepted by the command it
+runs. Each check is also shown failing on a planted stale name."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import re
+import shlex
+from functools import cache
+from pathlib import Path
+
+from mlcycle.cli.main import parser
+from tests.conftest import ROOT
+
+DOTTED = re.compile(r"(?<![\w/.-])mlcycle(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
+RUN_MODULE = re.compile(r"python -m (mlcycle(?:\.[A-Za-z_][A-Za-z0-9_]*)*)")
+COMMAND = re.compile(r"(?:^|`|\$ |&& |; )(mlcycle(?: [^`\n#|&;]*)?)", re.MULTILINE)
+
+
+def doc_files(root: Path = ROOT) -> list[Path]:
+    return [root / "README.md", *sorted((root / "docs").rglob("*.md"))]
+
+
+def resolves(name: str) -> bool:
+    """An importable module, or an attribute of one (`mlcycle.core.config.SEARCHABLE`)."""
+    parts = name.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        for attr in parts[i:]:
+            if not hasattr(obj, attr):
+                return False
+            obj = getattr(obj, attr)
+        return True
+    return False
+
+
+@cache
+def written_names() -> tuple[frozenset[str], tuple[str, ...]]:
+    """(string constants of src/mlcycle, the constant starts of its f-strings): the tag and key names
+    the code writes (`mlcycle.git.dirty`, f"mlcycle.dvc.{kind}.{path}")."""
+    whole, starts = set(), set()
+    for f in (ROOT / "src" / "mlcycle").rglob("*.py"):
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith("mlcycle."):
+                whole.add(node.value)
+            elif isinstance(node, ast.JoinedStr) and node.values and isinstance(node.values[0], ast.Constant):
+                first = str(node.values[0].value)
+                if first.startswith("mlcycle."):
+                    starts.add(first)
+    return frozenset(whole), tuple(sorted(starts))
+
+
+def written_by_code(name: str) -> bool:
+    whole, starts = written_names()
+    return (name in whole or any(w.startswith(name + ".") or w.startswith(name + "-") for w in whole)
+            or any(name.startswith(s) for s in starts))
+
+
+def stale_names(files: list[Path], root: Path = ROOT) -> list[str]:
+    """`<file>: <name>` for each dotted name that neither imports nor is written by the code (a name
+    after `python -m` must import)."""
+    out = []
+    for f in files:
+        text = f.read_text()
+        modules = set(RUN_MODULE.findall(text))
+        for name in sorted({m.rstrip(".") for m in DOTTED.findall(text)}):
+            if not (resolves(name) or (name not in modules and written_by_code(name))):
+                out.append(f"{f.relative_to(root).as_posix()}: {name}")
+    return out
+
+
+def commands() -> dict[tuple[str, ...], set[str]]:
+    """Every command path of the `mlcycle` parser (("score",), ("schema", "infer"), ...) with its options."""
+    import argparse
+
+    out: dict[tuple[str, ...], set[str]] = {}
+
+    def walk(p: argparse.ArgumentParser, path: tuple[str, ...]):
+        out[path] = {s for a in p._actions for s in a.option_strings}
+        for a in p._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                for name, sub in a.choices.items():
+                    walk(sub, (*path, name))
+
+    walk(parser(), ())
+    return out
+
+
+def bad_command(line: str) -> str | None:
+    """Why a documented `mlcycle ...` line names a command or option that does not exist, or None."""
+    try:
+        words = shlex.split(line.replace("[", " ").replace("]", " "))
+    except ValueError:
+        words = line.split()
+    known = commands()
+    path: tuple[str, ...] = ()
+    rest = words[1:]
+    while rest and (*path, rest[0]) in known:
+        path, rest = (*path, rest[0]), rest[1:]
+    if not path and rest and re.fullmatch(r"[a-z][a-z-]*", rest[0]):
+        return f"no command '{rest[0]}'"
+    options = known[path] | known[()]
+    for w in rest:
+        flag = w.split("=", 1)[0]
+        if flag.startswith("--") and flag not in options:
+            return f"`mlcycle {' '.join(path)}` has no option {flag}"
+    return None
+
+
+def stale_commands(files: list[Path], root: Path = ROOT) -> list[str]:
+    out = []
+    for f in files:
+        for m in COMMAND.finditer(f.read_text()):
+            why = bad_command(m.group(1).strip())
+            if why:
+                out.append(f"{f.relative_to(root).as_posix()}: `{m.group(1).strip()}`: {why}")
+    return out
+
+
+def make_help_examples(makefile: Path) -> list[tuple[str, str]]:
+    """(command line, target) for each `VAR="..."` example of a target's `##` help whose recipe runs
+    `mlcycle <command> $(VAR)`."""
+    text = makefile.read_text()
+    out = []
+    for m in re.finditer(r"^([\w-]+):[^\n]*## ([^\n]*)\n((?:\t[^\n]*\n)+)", text, re.MULTILINE):
+        target, helptext, recipe = m.groups()
+        for var, example in re.findall(r'(\w+_ARGS)="([^"]*)"', helptext):
+            run = re.search(r"mlcycle ([\w -]+?) \$\((?:or )?\$?\(?" + var, recipe)
+            if run:
+                out.append((f"mlcycle {run.group(1).strip()} {example}", target))
+    return out
+
+
+def test_every_dotted_name_in_the_docs_exists():
+    assert stale_names(doc_files()) == []
+
+
+def test_every_documented_command_and_option_exists():
+    assert stale_commands(doc_files()) == []
+
+
+def test_make_help_examples_are_accepted_by_their_command():
+    examples = make_help_examples(ROOT / "Makefile")
+    assert {t for _, t in examples} >= {"serve", "monitor", "simulate"}
+    assert [f"make {t}: {line}: {bad_command(line)}" for line, t in examples if bad_command(line)] == []
+
+
+def test_the_checks_fail_on_planted_stale_names(tmp_path):
+    (tmp_path / "docs").mkdir()
+    doc = tmp_path / "docs" / "planted.md"
+    doc.write_text("Run `python -m mlcycle.trackd`, call `mlcycle.config.SEARCHABLE` or `mlcycle.show.figure`;\n"
+                   "the tag `mlcycle.git.dirty` is fine, and so is `mlcycle.core.config.SEARCHABLE`.\n\n"
+                   "```bash\nmlcycle score --input a.csv --output b.parquet --batch 3\nmlcycle deploy now\n```\n")
+    assert stale_names([doc], tmp_path) == ["docs/planted.md: mlcycle.config.SEARCHABLE",
+                                            "docs/planted.md: mlcycle.show.figure", "docs/planted.md: mlcycle.trackd"]
+    assert stale_commands([doc], tmp_path) == [
+        "docs/planted.md: `mlcycle score --input a.csv --output b.parquet --batch 3`: `mlcycle score` has no option --batch",
+        "docs/planted.md: `mlcycle deploy now`: no command 'deploy'"]
+    make = tmp_path / "Makefile"
+    make.write_text('simulate: setup ## a replay (SIM_ARGS="--months 3")\n\tmlcycle simulate $(SIM_ARGS)\n')
+    [(line, target)] = make_help_examples(make)
+    assert target == "simulate" and bad_command(line) == "`mlcycle simulate` has no option --months"
