@@ -67,7 +67,7 @@ test-fast: setup ## quick tests for iteration (skips notebook and pipeline runs)
 	pytest -m "not slow" $(XDIST) $(PYTEST_ARGS)
 
 docs: setup ## write the parameters reference into docs/parameters.md, then build the site into build/site/ strictly (a warning or a broken link fails it)
-	python -c "from mlcycle.core import paramsdoc; paramsdoc.write_page('docs/parameters.md')"
+	python docs/hooks/params_reference.py
 	NO_MKDOCS_2_WARNING=1 mkdocs build --strict  # not --quiet: it hides the warnings strict mode counts
 	@echo "open build/site/index.html"
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import types
 import typing
-from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel
@@ -311,27 +310,3 @@ def reference() -> str:
                 prefix = f"{section}."
             out += rows(nested, prefix)
     return "\n".join(out).lstrip("\n") + "\n"
-
-
-# where docs/parameters.md holds the reference: between these lines, written by `make docs`
-BEGIN = "<!-- parameters reference: generated from mlcycle.core.paramsdoc.reference() by `make docs`; do not edit -->"
-END = "<!-- end of the generated parameters reference -->"
-
-
-def with_reference(page: str) -> str:
-    """The parameters page with the current reference between BEGIN and END."""
-    if BEGIN not in page or END not in page:
-        raise ValueError(f"docs/parameters.md: the lines {BEGIN!r} and {END!r} mark where the reference goes")
-    head, rest = page.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    return f"{head}{BEGIN}\n\n{reference().rstrip()}\n\n{END}{tail}"
-
-
-def write_page(path: str | Path) -> bool:
-    """Rewrite the reference in the parameters page at `path`; True when it changed."""
-    path = Path(path)
-    old = path.read_text(encoding="utf-8")
-    new = with_reference(old)
-    if new != old:
-        path.write_text(new, encoding="utf-8")
-    return new != old
