@@ -5,6 +5,7 @@ artifact, and the registered model with its `champion` alias."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import yaml
@@ -97,16 +98,25 @@ def test_the_first_screen_is_the_experiments_runs_in_the_model_training_view(bro
     client = mlflow_client(ws)
     experiment = client.get_experiment_by_name(yaml.safe_load((ws / "params.yaml").read_text())["tracking"]["experiment"])
     browser.get(mlflow_ui + "/")
+    from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     WebDriverWait(browser, 60).until(lambda d: d.current_url.endswith(f"#/experiments/{experiment.experiment_id}/runs"))
-    text_appears(browser, "pipeline", "train", "evaluate")  # the run names in the runs table
+    # the runs table (the stage runs sit under the pipeline run), in the model-training view, and no
+    # assistant panel opened by itself
+    text_appears(browser, "Model training", "Run Name", "pipeline", "matching runs")
+    time.sleep(3)  # the assistant's panel would open by itself within a moment of the page
+    assert "Ask questions about your experiments" not in browser.find_element(By.TAG_NAME, "body").text
     assert browser.execute_script("return window.localStorage.getItem('mlflow.workflowType_v1')") == '"machine_learning"'
     # a user who switches to the GenAI view keeps it: the page sets the view only when none is chosen
     browser.execute_script("window.localStorage.setItem('mlflow.workflowType_v1', '\"genai\"')")
     browser.get(mlflow_ui + "/")
     WebDriverWait(browser, 60).until(lambda d: "/runs" in d.current_url or "/experiments/" in d.current_url)
     assert browser.execute_script("return window.localStorage.getItem('mlflow.workflowType_v1')") == '"genai"'
-    browser.execute_script("window.localStorage.removeItem('mlflow.workflowType_v1')")
+    # a browser that never visited: storage cleared where MLflow's app does not run (it would write back)
+    browser.get(mlflow_ui + "/health")
+    browser.execute_script("window.localStorage.clear()")
     browser.get(mlflow_ui + "/")
-    text_appears(browser, "pipeline", "train")  # the screenshot this test leaves: the first screen
+    text_appears(browser, "Model training", "Run Name", "pipeline")  # the screenshot this test leaves: the first screen
+    time.sleep(3)
+    assert "Ask questions about your experiments" not in browser.find_element(By.TAG_NAME, "body").text

@@ -25,7 +25,8 @@ BIN = Path(sys.executable).parent
 def test_the_landing_script_sets_the_view_only_when_none_is_chosen_and_opens_the_runs():
     script = ui.landing_script("7")
     assert "#/experiments/7/runs" in script and '"mlflow.workflowType_v1"' in script
-    assert "if(!window.localStorage.getItem(" in script and '"\\"machine_learning\\""' in script
+    assert 'if(!s.getItem("mlflow.workflowType_v1"))s.setItem("mlflow.workflowType_v1","\\"machine_learning\\"")' in script
+    assert 'if(!s.getItem("mlflow.assistant.fab.autoOpenedOnFirstLoad_v1"))' in script
     assert "#/experiments\"" in ui.landing_script(None)
     page = ui.with_landing("<html><head><title>MLflow</title></head></html>", "7")
     assert page.startswith("<html><head><script>") and page.count("<script>") == 1

@@ -5,7 +5,7 @@ GenAI view MLflow 3 shows by default, and on the runs of the workspace's experim
 
 MLflow keeps the view in the browser (localStorage `mlflow.workflowType_v1`, the switch in its
 side bar): the page sets it only when the browser holds no choice, so a user who switches keeps
-theirs. The experiment is the one params.yaml names (`tracking.experiment`) when the server runs
+theirs. Likewise MLflow's AI assistant does not open its panel by itself on a first visit. The experiment is the one params.yaml names (`tracking.experiment`) when the server runs
 in a workspace, `MLCYCLE_UI_EXPERIMENT` otherwise; with neither, or before the pipeline created it,
 the page opens on the list of experiments.
 """
@@ -19,6 +19,8 @@ from pathlib import Path
 EXPERIMENT_ENV = "MLCYCLE_UI_EXPERIMENT"
 VIEW_KEY = "mlflow.workflowType_v1"  # MLflow's own key: useLocalStorage("mlflow.workflowType", version 1)
 VIEW = "machine_learning"  # MLflow's model-training view (the other: "genai")
+# MLflow opens its AI assistant's panel on a browser's first visit unless this says it did already
+ASSISTANT_OPENED_KEY = "mlflow.assistant.fab.autoOpenedOnFirstLoad_v1"
 
 
 def experiment_name(root: Path | None = None) -> str | None:
@@ -37,11 +39,13 @@ def experiment_name(root: Path | None = None) -> str | None:
 
 def landing_script(experiment_id: str | None) -> str:
     """The script the page at `/` runs before MLflow's app: the model-training view unless the
-    browser chose, and the experiment's runs unless the address names a page."""
+    browser chose, no assistant panel opening by itself (its button stays), and the experiment's
+    runs unless the address names a page."""
     route = f"#/experiments/{experiment_id}/runs" if experiment_id else "#/experiments"
+    unset = "".join(f"if(!s.getItem({json.dumps(k)}))s.setItem({json.dumps(k)},{json.dumps(v)});"
+                    for k, v in ((VIEW_KEY, json.dumps(VIEW)), (ASSISTANT_OPENED_KEY, "true")))
     return ("<script>(function(){"
-            f"try{{if(!window.localStorage.getItem({json.dumps(VIEW_KEY)}))"
-            f"window.localStorage.setItem({json.dumps(VIEW_KEY)},{json.dumps(json.dumps(VIEW))});}}catch(e){{}}"
+            f"try{{var s=window.localStorage;{unset}}}catch(e){{}}"
             "var h=window.location.hash;"
             f"if(!h||h==='#'||h==='#/'){{window.location.replace({json.dumps(route)});}}"
             "})();</script>")
