@@ -166,3 +166,23 @@ def test_the_checks_fail_on_planted_stale_names(tmp_path):
     make.write_text('simulate: setup ## a replay (SIM_ARGS="--months 3")\n\tmlcycle simulate $(SIM_ARGS)\n')
     [(line, target)] = make_help_examples(make)
     assert target == "simulate" and bad_command(line) == "`mlcycle simulate` has no option --months"
+
+
+def test_mlcycle_stages_prints_only_paths_that_exist(capsys, monkeypatch):
+    """`mlcycle stages` maps each stage to its notebook, code and tests as dvc.yaml runs them for the
+    active task: every path it prints exists, and the tables and monitor stages are listed."""
+    from mlcycle.cli.main import main
+
+    monkeypatch.chdir(ROOT)
+    monkeypatch.delenv("MLCYCLE_ROOT", raising=False)
+    assert main(["stages"]) == 0
+    table = capsys.readouterr().out.split("\n\n", 1)[1].splitlines()[1:]
+    stages = [line.split()[0] for line in table if not line.startswith(" ")]
+    assert stages == ["ingest", "tables", "validate", "eda", "features", "train", "evaluate", "report", "monitor"]
+    printed = {w for line in table for w in line.split() if w.startswith(("src/", "notebooks/", "tests/"))}
+    assert len(printed) > 15 and [p for p in sorted(printed) if not (ROOT / p).exists()] == []
+
+
+def test_the_docs_front_page_names_every_command():
+    listed = set(re.findall(r"`mlcycle ([a-z-]+)", (ROOT / "docs" / "index.md").read_text()))
+    assert sorted({path[0] for path in commands() if path} - listed) == []

@@ -87,3 +87,4 @@ def test_train_change_reruns_only_downstream_and_gate_keeps_champion(full_ws):
     assert "v2 -> v1" in back
     audit = run(["mlcycle", "audit"], ws).stdout.splitlines()
     assert [line.split()[1] for line in audit] == ["gate-promote", "gate-reject", "promote", "rollback"]
+    assert "gate-promote  none -> v1" in audit[0] and "vNone" not in "\n".join(audit)  # no champion before v1

@@ -159,16 +159,34 @@ def _report_tracking(paths, params) -> tuple[dict | None, dict | None]:
 
 
 def _stages(args) -> int:
-    from mlcycle.core.paths import NOTEBOOKS, STAGES
+    """Each stage of dvc.yaml (and the monitor, run by `mlcycle monitor`) with the notebook and code it
+    runs for the active task, as dvc.yaml names them, and its tests: every path printed exists."""
+    import yaml
+
     from mlcycle.core.workspace import Workspace
 
     ws = Workspace.open()  # the root's params.yaml (not --params)
-    paths, task = ws.paths, ws.params.task
-    print(f"task {task}: code in src/mlcycle/tasks/{task}/ and src/mlcycle/stages/\n")
-    print(f"{'stage':<10} {'notebook':<38} {'code':<34} tests")
-    for st in STAGES:
-        nb = paths.notebook(st, task).relative_to(paths.root).as_posix() if st in NOTEBOOKS else "-"
-        print(f"{st:<10} {nb:<38} {'src/mlcycle/stages/' + st + '.py':<34} tests/code/test_{st}.py")
+    root, task = ws.root, ws.params.task
+    shared = ("src/mlcycle/core", "src/mlcycle/runtime/runner.py", "src/mlcycle/templates")
+    rows = []
+    for name, stage in (yaml.safe_load((root / "dvc.yaml").read_text()) or {}).get("stages", {}).items():
+        body = stage.get("do", stage)
+        deps = [str(d).replace("${task}", task) for d in body.get("deps", []) if isinstance(d, str)]
+        notebook = next((d for d in deps if d.startswith("notebooks/")), "-")
+        code = [d for d in deps if d.startswith("src/mlcycle/") and not d.startswith(shared)]
+        if not code and "mlcycle table" in str(body.get("cmd", "")):
+            code = ["src/mlcycle/cli/main.py (mlcycle table)"]
+        rows.append((name, notebook, code))
+    monitor = ws.task.monitor_module.replace(".", "/")
+    rows.append(("monitor", ws.paths.notebook("monitor", task).relative_to(root).as_posix(),
+                 ["src/mlcycle/monitoring/monitor.py", f"src/{monitor}.py"]))
+    print(f"task {task}: every notebook stage also runs src/mlcycle/core and src/mlcycle/runtime/runner.py; "
+          "monitor runs on live data (`mlcycle monitor`), not in dvc repro\n")
+    print(f"{'stage':<10} {'notebook':<38} {'code':<48} tests")
+    for name, notebook, code in rows:
+        tests = f"tests/code/test_{name}.py" if (root / "tests" / "code" / f"test_{name}.py").exists() else "-"
+        for i, c in enumerate(code or ["-"]):
+            print(f"{name if i == 0 else '':<10} {notebook if i == 0 else '':<38} {c:<48} {tests if i == 0 else ''}".rstrip())
     return 0
 
 
@@ -199,7 +217,7 @@ def _promote(args) -> int:
 
     client, name, audit_file = _registry(args)
     e = registry.promote(client, audit_file, name, args.version, args.reason)
-    print(f"{name}: champion v{e['from_version']} -> v{e['to_version']} ({e['reason']})")
+    print(f"{name}: champion {_version(e['from_version'])} -> {_version(e['to_version'])} ({e['reason']})")
     return 0
 
 
@@ -208,7 +226,7 @@ def _rollback(args) -> int:
 
     client, name, audit_file = _registry(args)
     e = registry.rollback(client, audit_file, name, args.reason)
-    print(f"{name}: champion rolled back v{e['from_version']} -> v{e['to_version']} ({e['reason']})")
+    print(f"{name}: champion rolled back {_version(e['from_version'])} -> {_version(e['to_version'])} ({e['reason']})")
     return 0
 
 
@@ -220,7 +238,8 @@ def _audit(args) -> int:
     if getattr(args, "verify", False):
         return _verify_audit(client, name, entries)
     for e in entries:
-        print(f"{e['when']}  {e['action']:<13} v{e['from_version']} -> v{e['to_version']}  {e['who']}: {e['reason']}")
+        print(f"{e['when']}  {e['action']:<13} {_version(e['from_version'])} -> {_version(e['to_version'])}  "
+              f"{e['who']}: {e['reason']}")
     return 0
 
 
@@ -700,8 +719,17 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _version(v) -> str:
+    """A version as the audit log and the commands print it: v3, or "none" (no champion before)."""
+    return f"v{v}" if v not in (None, "", "None") else "none"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if not sys.stderr.isatty():  # a log, not a terminal: no redrawn progress bar per downloaded file
+        import os
+
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
         return args.fn(args)
     except MlcycleError as exc:
