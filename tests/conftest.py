@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -108,6 +109,30 @@ def init_data(ws: Path, data: str, target: str, *flags: str, params: dict | None
     if params:
         edit_params(ws, params)
     return out.stdout
+
+
+def wait_http(url: str, proc: subprocess.Popen, log: Path, what: str, seconds: float = 120) -> None:
+    """Wait until `url` answers; fail with the process's output if it exits or the time runs out."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"{what} exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=5):
+                return
+        except OSError:
+            time.sleep(0.5)
+    pytest.fail(f"{what} did not answer at {url} within {seconds:.0f} s:\n{log.read_text()[-3000:]}")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Terminate a server a test started; kill it if it has not exited within 20 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def mlflow_client(ws: Path):

@@ -11,14 +11,12 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from mlcycle.lifecycle.experiments import free_port
-from tests.conftest import BIN, SAMPLE, deep_merge, env, make_workspace, run
+from tests.conftest import BIN, SAMPLE, deep_merge, env, make_workspace, run, stop, wait_http
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -85,29 +83,6 @@ def browser(browser_ws, request):
 def console_errors(driver) -> list[str]:
     """The browser console's errors since the last call (Chromium's SEVERE entries)."""
     return [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
-
-
-def wait_http(url: str, proc: subprocess.Popen, log: Path, what: str, seconds: float = 120) -> None:
-    """Wait until `url` answers; fail with the process's output if it exits or the time runs out."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"{what} exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=5):
-                return
-        except OSError:
-            time.sleep(0.5)
-    pytest.fail(f"{what} did not answer at {url} within {seconds:.0f} s:\n{log.read_text()[-3000:]}")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 @pytest.fixture(scope="session")

@@ -75,14 +75,15 @@ def stale_names(files: list[Path], root: Path = ROOT) -> list[str]:
     return out
 
 
-def commands() -> dict[tuple[str, ...], set[str]]:
+@cache
+def commands() -> dict[tuple[str, ...], frozenset[str]]:
     """Every command path of the `mlcycle` parser (("score",), ("schema", "infer"), ...) with its options."""
     import argparse
 
-    out: dict[tuple[str, ...], set[str]] = {}
+    out: dict[tuple[str, ...], frozenset[str]] = {}
 
     def walk(p: argparse.ArgumentParser, path: tuple[str, ...]):
-        out[path] = {s for a in p._actions for s in a.option_strings}
+        out[path] = frozenset(s for a in p._actions for s in a.option_strings)
         for a in p._actions:
             if isinstance(a, argparse._SubParsersAction):
                 for name, sub in a.choices.items():

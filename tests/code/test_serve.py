@@ -8,8 +8,9 @@ from pydantic import ValidationError
 
 from mlcycle.core import config
 from mlcycle.core.errors import ClientError, ServeError
+from mlcycle.core.workspace import parse_model_uri as parse_uri
 from mlcycle.serving import outputs, request, server, settings
-from mlcycle.serving.model import Column, parse_uri
+from mlcycle.serving.model import Column
 from mlcycle.serving.request import describe, frame, request_models, rows_from_split
 from tests.conftest import ROOT
 
@@ -122,7 +123,7 @@ def test_frame_types_and_missing_values():
     assert str(frame([GOOD], COLUMNS)["seats"].dtype) == "int64"
 
 
-def test_parse_uri():
+def test_parse_model_uri():
     assert parse_uri("models:/m@champion") == ("m", "champion", None)
     assert parse_uri("models:/m/3") == ("m", None, "3")
     assert parse_uri("runs:/abc/model") == (None, None, None)

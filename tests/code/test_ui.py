@@ -9,15 +9,13 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
-import pytest
 
 from mlcycle.lifecycle.experiments import free_port
 from mlcycle.runtime import ui
-from tests.conftest import ROOT
+from tests.conftest import ROOT, stop, wait_http
 
 BIN = Path(sys.executable).parent
 
@@ -57,16 +55,7 @@ def test_the_server_serves_the_landing_page_and_the_rest_of_mlflow(tmp_path):
                                 stderr=subprocess.STDOUT, start_new_session=True)
     try:
         url = f"http://127.0.0.1:{port}"
-        for _ in range(240):
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, log.read_text()[-3000:]
-            time.sleep(0.5)
-        else:
-            pytest.fail(f"mlflow ui --app-name mlcycle did not answer:\n{log.read_text()[-3000:]}")
+        wait_http(f"{url}/health", proc, log, "mlflow ui --app-name mlcycle")
         page = httpx.get(f"{url}/", timeout=30)
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
         assert f"#/experiments/{exp_id}/runs" in page.text and "<script>(function(){" in page.text
@@ -75,9 +64,4 @@ def test_the_server_serves_the_landing_page_and_the_rest_of_mlflow(tmp_path):
                           params={"experiment_name": "mlcycle-ui-test"}, timeout=30)
         assert found.status_code == 200 and json.loads(found.text)["experiment"]["experiment_id"] == exp_id
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from mlcycle.lifecycle.experiments import free_port
-from tests.conftest import ROOT, env
+from tests.conftest import ROOT, env, stop
 
 pytestmark = pytest.mark.slow
 
@@ -89,8 +89,4 @@ def test_jupyterlab_serves_workspace_and_starts_kernel(tmp_path):
         assert "target=arr_delay" in out
         api(f"{base}/kernels/{kernel['id']}{q}", "DELETE")
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)

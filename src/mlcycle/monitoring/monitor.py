@@ -22,7 +22,7 @@ from mlcycle.core import record, tasks
 from mlcycle.core.config import Params
 from mlcycle.core.errors import MonitorError, ServeError
 from mlcycle.core.paths import Paths
-from mlcycle.core.workspace import Workspace
+from mlcycle.core.workspace import Workspace, parse_model_uri
 from mlcycle.lifecycle.registry import unresolved_message
 from mlcycle.runtime import tracking
 from mlcycle.serving import model
@@ -46,7 +46,7 @@ def check(root: Path, params: Params, current: str | None = None, days: float | 
     try:
         served = model.load(client, uri, compiled=params.serve.compiled)
     except ServeError as exc:
-        name, alias, _ = model.parse_uri(uri)
+        name, alias, _ = parse_model_uri(uri)
         raise MonitorError((alias and unresolved_message(client, name, uri, command="monitor"))
                            or str(exc).replace("serve: ", "monitor: ")) from None
     own = tasks.for_objective((served.meta or {}).get("task") or params.data.task).monitor()

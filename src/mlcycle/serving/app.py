@@ -37,11 +37,11 @@ from typing import Annotated
 
 from mlcycle.core import tasks
 from mlcycle.core.errors import ClientError, LogFull, ServeError
-from mlcycle.core.workspace import CHALLENGER, model_uri, open_client
+from mlcycle.core.workspace import CHALLENGER, model_uri, open_client, parse_model_uri
 from mlcycle.serving.feedback import FeedbackStore, entries_of
 from mlcycle.serving.guard import Guard
 from mlcycle.serving.metrics import Metrics
-from mlcycle.serving.model import Holder, Served, parse_uri
+from mlcycle.serving.model import Holder, Served
 from mlcycle.serving.outputs import arrow_schema, log_inputs, log_outputs, score
 from mlcycle.serving.predlog import Batch, PredictionLog
 from mlcycle.serving.release import Router
@@ -194,7 +194,7 @@ def candidate_holder(client, s: Settings, champion) -> Holder | None:
     mode = s.release.get("mode", "off")
     if mode == "off":
         return None
-    name, _, _ = parse_uri(s.model_uri)
+    name, _, _ = parse_model_uri(s.model_uri)
     if not name:
         raise ServeError(f"serve.release.mode {mode} needs a registered model (models:/<name>@<alias>), "
                          f"not {s.model_uri}; set serve.release.mode: off to serve this URI")

@@ -1,5 +1,5 @@
 """The served model: `Column` (one input of its MLflow signature), `Served` (one loaded version and
-what the API says about it), `parse_uri` / `load` (a `models:/` URI resolved and loaded) and
+what the API says about it), `load` (a `models:/` URI resolved and loaded) and
 `Holder`, which holds the served version and swaps in a new one when its alias moves (hot reload:
 a thread checks every `reload_seconds`; requests in flight finish on the version they started with).
 
@@ -65,7 +65,6 @@ class Served:
         return self.flavor == "sklearn" and tasks.answers_probabilities(self.meta.get("task"))
 
 
-parse_uri = parse_model_uri  # (name, alias, version) of a `models:/` URI (`core.workspace`)
 
 
 def columns_from_signature(signature, not_null: tuple[str, ...] = ()) -> tuple[Column, ...]:
@@ -86,7 +85,7 @@ def load(client, uri: str, not_null: tuple[str, ...] = (), compiled: bool = True
 
     from mlcycle.core.scoring import quiet_mlflow
 
-    name, alias, version = parse_uri(uri)
+    name, alias, version = parse_model_uri(uri)
     info: dict = {"uri": uri, "name": name, "alias": alias, "version": version}
     source = uri
     if name:
@@ -148,7 +147,7 @@ class Holder:
     def __init__(self, client, uri: str, not_null: tuple[str, ...] = (), on_switch=None, compiled: bool = True,
                  optional: bool = False):
         self.client, self.uri, self.not_null, self.compiled = client, uri, not_null, compiled
-        self.name, self.alias, _ = parse_uri(uri)
+        self.name, self.alias, _ = parse_model_uri(uri)
         self.optional = optional  # a candidate: its alias may be missing (then `current` is None)
         self.current: Served | None = None
         if not optional or self.resolve() is not None:

@@ -9,7 +9,7 @@ import os
 import tempfile
 
 from mlcycle.core.errors import ServeError
-from mlcycle.serving.model import parse_uri
+from mlcycle.core.workspace import parse_model_uri
 from mlcycle.serving.settings import SETTINGS_ENV, Settings
 
 log = logging.getLogger("mlcycle.serve")
@@ -45,7 +45,7 @@ def run(s: Settings, log_level: str = "warning") -> int:
 
     check_store(s.tracking_uri)  # an unreachable server: one line now, not minutes of retries
     client = open_client(s.tracking_uri)
-    name, alias, version = parse_uri(s.model_uri)
+    name, alias, version = parse_model_uri(s.model_uri)
     if name:  # fail in a second with a clear message rather than in every worker
         try:
             client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, version)
