@@ -198,3 +198,23 @@ def test_out_of_range_values_against_the_schema(tmp_path):
     assert s.ranges == "warn" and s.bounds["distance"] == [1, 5000]  # schemas/flights.yaml
     assert settings.settings(ROOT, params, ranges="off").bounds == {}
     assert settings.settings(tmp_path, params).bounds == {}  # no schema file: nothing to check
+
+
+def test_binary_predictions_carry_the_classes_own_type():
+    """positive_class `true` for classes 0 and 1 (as an older init wrote it): every prediction is 0 or 1,
+    never True beside 0; classes_of returns the class value too."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    from mlcycle.core.spec import classes_of
+    from mlcycle.serving.model import Served
+
+    X = pd.DataFrame({"x": np.linspace(-3, 3, 40)})
+    y = (X["x"] > 0).astype(int)
+    served = Served(model=LogisticRegression().fit(X, y), flavor="sklearn", info={}, columns=(),
+                    meta={"task": "classification", "classes": [0, 1], "positive_class": True})
+    preds = outputs.score(served, X)["prediction"]
+    assert set(preds) == {0, 1} and not any(isinstance(p, bool) for p in preds)
+    _, positive = classes_of(y, True)
+    assert positive == 1 and type(positive) is int

@@ -132,3 +132,12 @@ def test_init_writes_a_schema_validation_agrees_with(tmp_path):
     result = validate.run(p.data, p.validate_, tmp_path)
     assert result.errors == [] and result.schema == "schemas/people.yaml"
     assert not [f for f in result.findings if f.check.startswith("pii")], result.findings
+
+
+def test_a_zero_one_target_gets_the_class_1_not_true():
+    """0 and 1 equal False and True in Python: init must still write the class the data holds."""
+    df = table().assign(churned=lambda d: (d["amount"] > 60).astype(int))
+    positive = workspace.infer(df, "data/raw/orders.csv", "churned")[0]["data"]["positive_class"]
+    assert positive == 1 and type(positive) is int
+    flags = df.assign(churned=lambda d: d["churned"].astype(bool))
+    assert workspace.infer(flags, "data/raw/orders.csv", "churned")[0]["data"]["positive_class"] is True

@@ -154,7 +154,7 @@ def infer_positive(y: pd.Series):
     if len(values) != 2:
         return None
     plain = [v.item() if hasattr(v, "item") else v for v in values]
-    if set(plain) <= {True, False}:
+    if all(isinstance(v, bool) for v in plain):  # by type: 0 and 1 equal False and True
         return True
     if set(plain) <= {0, 1}:
         return 1

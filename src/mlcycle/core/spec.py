@@ -80,12 +80,14 @@ def _plain(v):
 # ---------------------------------------------------------------- label
 
 def classes_of(label: pd.Series, positive_class=None) -> tuple[list, object]:
-    """Sorted class values and the positive class (binary only: given, or the last sorted)."""
+    """Sorted class values and the positive class (binary only: given, or the last sorted). A given
+    positive class is returned as the class value it equals (`true` given, classes 0 and 1: 1), so
+    predictions carry the classes' own type."""
     classes = sorted(pd.unique(label).tolist(), key=lambda v: (str(type(v)), v))
     if len(classes) != 2:
         return classes, None
     if positive_class is not None:
-        return classes, positive_class
+        return classes, next((c for c in classes if c == positive_class), positive_class)
     return classes, classes[-1]
 
 

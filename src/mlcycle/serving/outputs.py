@@ -20,7 +20,8 @@ def score(served: Served, X: pd.DataFrame) -> dict[str, list]:
         classes = list(meta.get("classes") or range(proba.shape[1]))
         if proba.shape[1] == 2:
             pos = meta.get("positive_class")
-            positive = pos if pos is not None and pos in classes else classes[-1]
+            # the class value itself (a `true` positive_class of 0/1 classes answers 1, not True)
+            positive = next((c for c in classes if pos is not None and c == pos), classes[-1])
             negative = next(c for c in classes if c != positive) if len(classes) == 2 else classes[0]
             threshold = scoring.thresholds(model, X, meta.get("threshold") or 0.5)  # per row for a routed model
             p = proba[:, 1]
