@@ -52,7 +52,7 @@ def single(title: str, description: str, unit: str, target: prometheus.Dataquery
 
 def build() -> dict:
     """The dashboard as Grafana's JSON model (a dict)."""
-    d = (dash.Dashboard("mlcycle serving start").uid(UID).tags(["mlcycle", "serving"]).refresh("30s")
+    d = (dash.Dashboard("mlcycle serving").uid(UID).tags(["mlcycle", "serving"]).refresh("30s")
          .time("now-3h", "now").timezone("browser").editable()
          .description("Requests, latency, scores, prediction log and releases of `mlcycle serving start`")
          .with_variable(dash.DatasourceVariable("datasource").label("Prometheus").type("prometheus"))

@@ -1,4 +1,8 @@
-"""The `mlcycle` command: run a stage, check parameters, build the report index, list stages.
+"""The `mlcycle` command, grouped by what users do (`parser`): `init`, then the groups `pipeline`,
+`data`, `model`, `serving`, `release`, `monitoring` and `team`, each with its commands; the internal
+commands `dvc.yaml` runs (`run`, `table`, `report`) and the spellings before the groups (deprecated,
+each printing its replacement: `deprecation`) parse but are not listed. A file read is `--input
+PATH` and a model is `--model REF` everywhere (`core.workspace.resolve_model_ref`).
 
 Each subcommand imports what it uses inside its function: `mlcycle run` (every DVC stage) and
 `mlcycle --help` start without loading mlflow, DVC, the server or the monitor, which other
