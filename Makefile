@@ -56,7 +56,7 @@ lock: $(STAMP) ## regenerate requirements.lock from pyproject.toml (uv), install
 	$(BIN)/python deploy/lock.py
 
 repro: setup ## run the pipeline on the data named in params.yaml (re-runs only what changed)
-	mlcycle check
+	mlcycle pipeline check
 	dvc repro
 	@echo "open reports/index.html"
 
@@ -81,8 +81,8 @@ lab: setup ## open JupyterLab on the workspace (localhost only)
 ui: setup ## MLflow UI on the workspace's tracking store (localhost only), opening on the experiment's runs
 	mlflow ui --app-name mlcycle --backend-store-uri $(STORE_URI) --default-artifact-root $(CURDIR)/mlruns/artifacts --host 127.0.0.1 --port $(or $(PORT),5000)
 
-models: setup ## registered model versions with their aliases (mlcycle models)
-	mlcycle models
+models: setup ## registered model versions with their aliases (mlcycle model list)
+	mlcycle model list
 
 metrics: setup ## show the pipeline's metrics (dvc metrics show)
 	dvc metrics show
@@ -91,10 +91,10 @@ plots: setup ## render the pipeline's plots to dvc_plots/index.html (dvc plots s
 	dvc plots show
 
 stages: setup ## list stages with their notebook, code and tests
-	mlcycle stages
+	mlcycle pipeline stages
 
 check: setup ## check params.yaml without running anything
-	mlcycle check
+	mlcycle pipeline check
 
 lint: setup ## ruff on src, tests and notebooks
 	ruff check src tests bench notebooks
@@ -111,16 +111,16 @@ clean: ## remove untracked pipeline outputs (keeps what git tracks, .venv, the D
 	else echo "make clean: not a git checkout, so what is tracked is unknown; nothing was removed" >&2; exit 1; fi
 
 lock-check: setup ## fail when dvc.lock is stale for a code, notebook or params input (runs no stage; run before committing)
-	mlcycle lock-check
+	mlcycle pipeline lock-check
 
 serve: setup ## serve the champion over HTTP on 127.0.0.1 (SERVE_ARGS="--port 8000 --workers 2"; see docs/serving.md)
-	mlcycle serve $(SERVE_ARGS)
+	mlcycle serving start $(SERVE_ARGS)
 
-monitor: setup ## drift and performance of the champion on the prediction log (MONITOR_ARGS="--from-log --days 1" or "--current FILE")
-	mlcycle monitor $(or $(MONITOR_ARGS),--from-log)
+monitor: setup ## drift and performance of the champion on the prediction log (MONITOR_ARGS="--from-log --days 1" or "--input FILE")
+	mlcycle monitoring run $(or $(MONITOR_ARGS),--from-log)
 
 simulate: setup ## month-by-month replay of the flights data through monitor/retrain/gate -> reports/simulation.html (SIM_ARGS="--periods 3")
-	mlcycle simulate $(SIM_ARGS)
+	mlcycle monitoring simulate $(SIM_ARGS)
 
 team-up: setup ## start the local team stack (PostgreSQL, S3 endpoint, mlflow server on 127.0.0.1); make repro then records there
 	mlcycle team up

@@ -4,7 +4,7 @@ compiled form its train stage proved equal), one process, one thread.
 
 - Single-row latency p50/p99 (`--calls` calls per variant, alternating): the pipeline on a
   one-row frame; the compiled form on the same frame; the compiled form on the row as a server
-  gets it (a JSON record, `Compiled.prepare`: no DataFrame), which is what `mlcycle serve` does.
+  gets it (a JSON record, `Compiled.prepare`: no DataFrame), which is what `mlcycle serving start` does.
 - Rows per second on batches of 100 and 10,000 holdout rows (medians of `--repeats`): the
   pipeline, the compiled form as served (batches of PIPELINE_FROM rows or more go to the pipeline)
   and Treelite alone on every batch.

@@ -5,9 +5,9 @@
    OpenMP threads on every core) against `engine: dask` (the local cluster: one worker per core,
    one thread each). Random search draws the same candidates on both, so both do the same work
    (the benchmark checks they choose the same values). Medians of `BENCH_REPEATS` (default 2).
-2. Batch scoring: `mlcycle score` (partitions on the local cluster) against one pandas process
+2. Batch scoring: `mlcycle serving score` (partitions on the local cluster) against one pandas process
    that reads every file into one frame, calls the same model on it and writes the result.
-3. Monitoring the scored rows: `mlcycle monitor --current` on the 10x output of `mlcycle score`,
+3. Monitoring the scored rows: `mlcycle monitoring run --input` on the 10x output of `mlcycle serving score`,
    read partition by partition on the local cluster (more rows than `monitor.max_memory_rows`)
    against the same command reading them into memory (the limit raised past the rows): wall time,
    peak memory, and whether both verdicts agree (`--no-monitor` skips it).
@@ -16,7 +16,7 @@ The input is the workspace's own processed rows (train, validation and holdout i
 champion, about 336,000 flights) repeated `--scale` times, as Parquet files of one copy each (10x:
 about 3.3M rows in 10 files). Both sides score with the champion and write Parquet; the baseline
 calls the scikit-learn pipeline on the whole frame (its fastest form for one big batch: compiled
-scoring hands large batches to the pipeline too), ours runs `mlcycle score` as a user would, with
+scoring hands large batches to the pipeline too), ours runs `mlcycle serving score` as a user would, with
 the default params (`compute`: one worker per core; `score.blocksize` 32 MiB). Wall time and the
 peak of the summed memory of each command's whole process tree (driver and workers), sampled every
 50 ms; the runs alternate, medians of `BENCH_REPEATS` (default 2). At `--memory-scale` (default
@@ -158,8 +158,8 @@ def main() -> int:
                 if kind == "baseline":
                     cmd = [sys.executable, "-c", BASELINE, str(tmp / "in"), str(out) + ".parquet", model, task]
                 else:
-                    cmd = [sys.executable, "-m", "mlcycle", "score", "--input", str(tmp / "in"), "--output", str(out),
-                           "--model-uri", model, "--no-progress"]
+                    cmd = [sys.executable, "-m", "mlcycle", "serving", "score", "--input", str(tmp / "in"), "--output", str(out),
+                           "--model", model, "--no-progress"]
                 m = measure(cmd, ROOT)
                 m.pop("output")
                 runs[kind].append(m)
@@ -167,8 +167,8 @@ def main() -> int:
         monitored = monitor_bench(tmp / "out-mlcycle-0", tmp) if args.monitor else None
         big = tmp / "big"
         big_rows = inputs(big, args.memory_scale)
-        m = measure([sys.executable, "-m", "mlcycle", "score", "--input", str(big), "--output", str(tmp / "out-big"),
-                     "--model-uri", model, "--no-progress"], ROOT)
+        m = measure([sys.executable, "-m", "mlcycle", "serving", "score", "--input", str(big), "--output", str(tmp / "out-big"),
+                     "--model", model, "--no-progress"], ROOT)
         m.pop("output")
         print(f"mlcycle at {args.memory_scale}x, {big_rows:,} rows: {m['seconds']:.1f} s, peak {m['peak_mb']:.0f} MB")
     med = {k: {"seconds": statistics.median(x["seconds"] for x in v), "peak_mb": statistics.median(x["peak_mb"] for x in v)}
@@ -191,7 +191,7 @@ def main() -> int:
 
 
 def monitor_bench(scored: Path, tmp: Path) -> dict:
-    """`mlcycle monitor --current` on a scored folder: partition by partition against in memory."""
+    """`mlcycle monitoring run --input` on a scored folder: partition by partition against in memory."""
     import json
 
     import yaml
@@ -203,7 +203,7 @@ def monitor_bench(scored: Path, tmp: Path) -> dict:
     out, verdicts = {}, {}
     try:
         for kind, extra in (("partitions", []), ("in_memory", ["--params", in_memory.name])):
-            m = measure([sys.executable, "-m", "mlcycle", *extra, "monitor", "--current", str(scored)], ROOT)
+            m = measure([sys.executable, "-m", "mlcycle", *extra, "monitoring", "run", "--input", str(scored)], ROOT)
             m.pop("output")
             verdicts[kind] = json.loads((ROOT / "reports/monitor/verdict.json").read_text())
             out[kind] = m
@@ -237,20 +237,20 @@ def markdown(r: dict) -> str:
     mo = r.get("monitor")
     tail = [] if not mo else [
         "", "## Monitoring the scored rows: partition by partition against in memory", "",
-        f"`mlcycle monitor --current` on the {mo['rows']:,} rows `mlcycle score` wrote; one run each.", "",
+        f"`mlcycle monitoring run --input` on the {mo['rows']:,} rows `mlcycle serving score` wrote; one run each.", "",
         "| reading | seconds | peak memory MB |", "|---|---|---|",
         f"| partition by partition (local cluster) | {mo['partitions']['seconds']:.1f} | {mo['partitions']['peak_mb']:,.0f} |",
         f"| in memory | {mo['in_memory']['seconds']:.1f} | {mo['in_memory']['peak_mb']:,.0f} |", "",
         f"Peak memory ratio **{mo['peak_memory_ratio']}x**, time ratio {mo['time_ratio']}x; the same verdict: "
         f"{mo['same_status'] and mo['same_drifted']} (largest PSI difference {mo['max_psi_difference']:.2g})."]
     return "\n".join([*head,
-        "## Batch scoring: `mlcycle score` against one pandas process", "",
+        "## Batch scoring: `mlcycle serving score` against one pandas process", "",
         f"{r['rows']:,} rows ({r['scale']}x the workspace's processed rows) in {r['scale']} Parquet files, the champion "
         f"`{r['model']}`; medians of {len(r['runs']['baseline'])} alternating runs; peak = summed RSS of the process tree.", "",
         "| | seconds | rows/s | peak memory MB |", "|---|---|---|---|",
         f"| one pandas process, whole frame | {b['seconds']:.1f} | {b['rows_per_s']:,.0f} | {b['peak_mb']:,.0f} |",
-        f"| `mlcycle score` (local cluster) | {m['seconds']:.1f} | {m['rows_per_s']:,.0f} | {m['peak_mb']:,.0f} |",
-        f"| `mlcycle score` at {r['memory_scale']}x ({r['memory_scale_rows']:,} rows) | {r['memory_scale_run']['seconds']:.1f} | "
+        f"| `mlcycle serving score` (local cluster) | {m['seconds']:.1f} | {m['rows_per_s']:,.0f} | {m['peak_mb']:,.0f} |",
+        f"| `mlcycle serving score` at {r['memory_scale']}x ({r['memory_scale_rows']:,} rows) | {r['memory_scale_run']['seconds']:.1f} | "
         f"{r['memory_scale_rows'] / r['memory_scale_run']['seconds']:,.0f} | {r['memory_scale_run']['peak_mb']:,.0f} |", "",
         f"Throughput ratio **{r['throughput_ratio']}x** (aim at least {TARGETS['throughput_ratio']}x: "
         f"{'met' if t['throughput_met'] else 'not met'}); peak memory ratio **{r['peak_memory_ratio']}x** (aim at most "

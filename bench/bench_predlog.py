@@ -11,7 +11,7 @@ median over `--repeats` runs in a fresh temporary folder each:
   `--requests 100000` gives the time from SIGTERM to exit with a backlog of 100k rows);
 - the rows read back (must equal the rows submitted).
 
-`--inputs columns` (default) submits the inputs as lists per column, as `mlcycle serve` does;
+`--inputs columns` (default) submits the inputs as lists per column, as `mlcycle serving start` does;
 `--inputs frame` as one DataFrame per request (what the server submitted before issue 15; the
 only form the writer took then, so measure the old writer with `--inputs frame`).
 
@@ -46,7 +46,7 @@ def once(requests: int, rows: int, inputs: str) -> dict:
     from mlcycle.serving.predlog import Batch, PredictionLog, read
 
     frames = [request_frame(rows, i) for i in range(min(requests, 500))]  # built outside the timing
-    if inputs == "columns":  # what `mlcycle serve` hands over: the validated values as lists
+    if inputs == "columns":  # what `mlcycle serving start` hands over: the validated values as lists
         frames = [{c: f[c].astype(object).where(f[c].notna(), None).tolist() for c in f.columns} for f in frames]
     with tempfile.TemporaryDirectory(prefix="bench-predlog-") as tmp:
         log = PredictionLog(Path(tmp) / "log", max_rows=100_000, roll_seconds=3600,

@@ -13,7 +13,7 @@
    collaborative-filtering component alone (`recommenders.fit` on train + valid, its top-10 lists
    for every user, seen items excluded) against the same bare script: what the workspace's own code
    costs around the library.
-4. `POST /recommend` served by `mlcycle serve` (the hybrid saved as the train stage saves it, the
+4. `POST /recommend` served by `mlcycle serving start` (the hybrid saved as the train stage saves it, the
    prediction log on, Prometheus metrics on), on 1 and 2 workers: p50 and p99 latency of a top-10
    for one known user with one client, and throughput with `--clients` clients sending back to
    back (the load generator of bench_serve.py in a process of its own), medians over `--rounds`.
@@ -95,7 +95,7 @@ def serving(trained, cfg, workers: tuple[int, ...] = (1, 2), clients: int = 4, s
         for r in range(rounds):
             for w in workers:
                 log_dir = tmp / f"predictions-{r}-{w}"
-                proc, url = serve(tmp, w, log_dir, ["--model-uri", str(tmp / "model")])
+                proc, url = serve(tmp, w, log_dir, ["--model", str(tmp / "model")])
                 try:
                     for c in (1, clients):
                         res = load(f"{url}/recommend", body, c, seconds)

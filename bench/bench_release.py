@@ -1,7 +1,7 @@
 """Benchmark: serving with a release on (canary, shadow) against the champion alone, and replayed
 releases: how many labelled rows `mlcycle release` needs to decide correctly.
 
-1. **Throughput and p99.** Three `mlcycle serve` processes, one at a time, with `--workers`
+1. **Throughput and p99.** Three `mlcycle serving start` processes, one at a time, with `--workers`
    workers each: the champion alone (`off`), a canary at `--share` (the candidate answers that
    share of routing keys) and a shadow (the candidate scores every request after the answer).
    The candidate is a second registered version of the champion's own model folder, registered
@@ -162,7 +162,7 @@ def replayed(params, gaps=(0.05, 0.10), seeds: int = 10, max_rows: int = 16000) 
 
 def markdown(r: dict) -> str:
     lines = ["## Releases: serving with a canary or a shadow, and replayed release decisions", "",
-             f"`mlcycle serve` with {r['workers']} workers, 1-row requests from {r['clients']} clients, "
+             f"`mlcycle serving start` with {r['workers']} workers, 1-row requests from {r['clients']} clients, "
              f"{r['seconds']:.0f} s per case, medians of {r['rounds']} rounds; canary share {r['share']}. "
              "The candidate is the champion's model registered again (same cost to score).", "",
              "| mode | requests/s | ratio to off | p50 ms | p99 ms | errors |", "|---|---|---|---|---|---|"]

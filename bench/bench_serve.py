@@ -1,10 +1,10 @@
-"""Benchmark: `mlcycle serve` against `mlflow models serve` on the same registered model.
+"""Benchmark: `mlcycle serving start` against `mlflow models serve` on the same registered model.
 
 Three servers serve `models:/<tracking.model_name>@champion` of this workspace with the same
 worker count, one at a time (so they never share the CPU), and get the same request bodies
-(`dataframe_split`, 1 row and 100 rows, taken from the model's input example): `mlcycle serve`
+(`dataframe_split`, 1 row and 100 rows, taken from the model's input example): `mlcycle serving start`
 as configured (through the compiled scoring path the version registered with, when it agreed),
-`mlcycle serve --no-compiled` (the scikit-learn pipeline) and `mlflow models serve`. Ours run as
+`mlcycle serving start --no-compiled` (the scikit-learn pipeline) and `mlflow models serve`. Ours run as
 configured for production: signature validation, prediction log, Prometheus metrics all on.
 
 The load comes from a separate process (this script with `load`): `--clients` threads, each with
@@ -87,7 +87,7 @@ def load(args) -> None:
                       "p50_ms": pct(0.50), "p99_ms": pct(0.99)}))
 
 
-SERVERS = ("mlcycle", "mlcycle-pipeline", "mlflow")  # mlcycle-pipeline: `mlcycle serve --no-compiled`
+SERVERS = ("mlcycle", "mlcycle-pipeline", "mlflow")  # mlcycle-pipeline: `mlcycle serving start --no-compiled`
 
 
 def start(kind: str, model: str, workers: int, tmp: Path, env: dict):
@@ -134,7 +134,7 @@ def bodies(tmp: Path) -> dict[int, Path]:
 
 def markdown(r: dict) -> str:
     rows = r["results"]
-    out = ["## Serving: `mlcycle serve` against `mlflow models serve`", "",
+    out = ["## Serving: `mlcycle serving start` against `mlflow models serve`", "",
            f"The champion of this workspace, {r['workers']} worker(s) each, one server at a time, "
            f"{r['seconds']:.0f} s per case after a warm-up, medians of {r['rounds']} rounds; "
            f"OMP_NUM_THREADS={r['omp_num_threads']}. Ours with signature validation, prediction log and metrics on; "
@@ -199,7 +199,7 @@ def main() -> int:
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     env["MLFLOW_TRACKING_URI"] = tracking.tracking_uri(ROOT, params)
     env.pop("MLCYCLE_SERVE_TOKEN", None)
-    # like for like: `mlcycle serve` runs one OpenMP thread per worker; give MLflow's server the same
+    # like for like: `mlcycle serving start` runs one OpenMP thread per worker; give MLflow's server the same
     env.setdefault("OMP_NUM_THREADS", "1")
     results: dict[tuple[str, int], list[dict]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as t:

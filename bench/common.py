@@ -195,13 +195,13 @@ def stop(proc: subprocess.Popen) -> None:
 
 def serve(tmp: Path, workers: int, log_dir: Path, flags: list[str], server_env: dict | None = None,
           ) -> tuple[subprocess.Popen, str]:
-    """`mlcycle serve` on a free port with `workers` workers, its prediction log in `log_dir` and
+    """`mlcycle serving start` on a free port with `workers` workers, its prediction log in `log_dir` and
     `flags`; (process, base URL) once /ready answers. Its output goes to tmp/serve-<port>.out."""
     from mlcycle.lifecycle.experiments import free_port
 
     port = free_port()
     out = tmp / f"serve-{port}.out"
-    cmd = [sys.executable, "-m", "mlcycle", "serve", "--port", str(port), "--workers", str(workers),
+    cmd = [sys.executable, "-m", "mlcycle", "serving", "start", "--port", str(port), "--workers", str(workers),
            "--log-dir", str(log_dir), "--log-level", "warning", *flags]
     with out.open("wb") as f:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=server_env or env(), stdout=f, stderr=subprocess.STDOUT,

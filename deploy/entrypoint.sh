@@ -1,8 +1,8 @@
 #!/bin/sh
 # Entry point of the mlcycle serving image (deploy/Dockerfile; docs/operations.md).
-#   entrypoint.sh [serve] [extra `mlcycle serve` flags]   serve the model named by $MLCYCLE_MODEL_URI
+#   entrypoint.sh [serve] [extra `mlcycle serving start` flags]   serve the model named by $MLCYCLE_MODEL_URI
 #   entrypoint.sh healthcheck                             exit 0 when the server's /ready answers 200
-#   entrypoint.sh COMMAND ...                             run COMMAND (a shell, `mlcycle models`, ...)
+#   entrypoint.sh COMMAND ...                             run COMMAND (a shell, `mlcycle model list`, ...)
 # Settings, all optional:
 #   MLCYCLE_MODEL_URI   registered model to serve, models:/NAME@ALIAS or models:/NAME/VERSION
 #                       (default: params.yaml serve.model_uri, else the champion)
@@ -34,11 +34,11 @@ case "$cmd" in
             set -- --workers "$MLCYCLE_WORKERS" "$@"
         fi
         if [ -n "${MLCYCLE_MODEL_URI:-}" ]; then
-            set -- --model-uri "$MLCYCLE_MODEL_URI" "$@"
+            set -- --model "$MLCYCLE_MODEL_URI" "$@"
         fi
         # exec: the server is the container's main process and receives SIGTERM itself, so a stop
         # drains requests and writes the prediction log before exiting
-        exec mlcycle serve "$@"
+        exec mlcycle serving start "$@"
         ;;
     healthcheck)
         exec python - "$port" <<'PY'

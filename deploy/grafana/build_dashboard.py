@@ -1,4 +1,4 @@
-"""Generates mlcycle-serve.json, the Grafana dashboard of `mlcycle serve`'s Prometheus metrics,
+"""Generates mlcycle-serve.json, the Grafana dashboard of `mlcycle serving start`'s Prometheus metrics,
 with Grafana's foundation SDK (its Grafana 11 build, pinned in pyproject.toml):
 
     python deploy/grafana/build_dashboard.py          # rewrites deploy/grafana/mlcycle-serve.json
@@ -52,9 +52,9 @@ def single(title: str, description: str, unit: str, target: prometheus.Dataquery
 
 def build() -> dict:
     """The dashboard as Grafana's JSON model (a dict)."""
-    d = (dash.Dashboard("mlcycle serve").uid(UID).tags(["mlcycle", "serving"]).refresh("30s")
+    d = (dash.Dashboard("mlcycle serving").uid(UID).tags(["mlcycle", "serving"]).refresh("30s")
          .time("now-3h", "now").timezone("browser").editable()
-         .description("Requests, latency, scores, prediction log and releases of `mlcycle serve`")
+         .description("Requests, latency, scores, prediction log and releases of `mlcycle serving start`")
          .with_variable(dash.DatasourceVariable("datasource").label("Prometheus").type("prometheus"))
          .with_variable(dash.QueryVariable("job").label("Job").datasource(DS)
                         .query("label_values(up, job)").current(model.VariableOption(

@@ -104,7 +104,7 @@ def enrich(table: pd.DataFrame, tables: dict[str, pd.DataFrame], params: dict) -
     return joined
 
 
-# the columns `enrich` adds (so `mlcycle check` can check slices and baseline columns naming them)
+# the columns `enrich` adds (so `mlcycle pipeline check` can check slices and baseline columns naming them)
 enrich.adds = (*WEATHER_COLS, *PLANE_COLS.values(), "flights_same_hour", "recent_dep_delay", "recent_late_share",
                "recent_departures")
 

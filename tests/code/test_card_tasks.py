@@ -1,6 +1,6 @@
 """The model card of a task that gives its own parts (`Task.card_sections`): a recommender version's
 card is built by lifecycle/card.py, logged with the evaluate run and tagged on the version as a table
-version's is, and `mlcycle card VERSION` (`card.regenerate`) renders it again from MLflow."""
+version's is, and `mlcycle model card --model VERSION` (`card.regenerate`) renders it again from MLflow."""
 
 from __future__ import annotations
 

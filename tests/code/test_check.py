@@ -1,4 +1,4 @@
-"""`mlcycle check`: every column params.yaml names is looked up in the data file's header."""
+"""`mlcycle pipeline check`: every column params.yaml names is looked up in the data file's header."""
 
 import pandas as pd
 import pytest
@@ -106,12 +106,12 @@ def test_mlcycle_check_exits_2_naming_the_misspelled_target(tmp_path):
     ws = make_workspace(tmp_path / "ws", git=False)
     own_csv(ws / "data/raw/own.csv")
     edit_params(ws, deep_merge(OWN, {"data": {"target": "arival_delay"}}))
-    bad = run(["mlcycle", "check"], ws, check=False)
+    bad = run(["mlcycle", "pipeline", "check"], ws, check=False)
     assert bad.returncode == 2, bad.stderr
     assert "data.target: 'arival_delay' is not a column of the data (did you mean 'arrival_delay'?)" in bad.stderr
     assert "Traceback" not in bad.stderr
     edit_params(ws, {"data": {"target": "arrival_delay"}})
-    good = run(["mlcycle", "check"], ws)
+    good = run(["mlcycle", "pipeline", "check"], ws)
     assert "every column params name is in the header (4 columns)" in good.stdout
 
 

@@ -28,7 +28,7 @@ def test_both_workflows_ship():
     monitor = yaml.safe_load((ROOT / ".github" / "workflows" / "monitor.yml").read_text())
     assert monitor[True]["schedule"]  # YAML 1.1 reads the key `on` as true
     steps = "\n".join(s.get("run", "") for job in monitor["jobs"].values() for s in job["steps"])
-    assert "mlcycle monitor" in steps and "--exit-code" in steps and "mlcycle retrain" in steps
+    assert "mlcycle monitoring run" in steps and "--exit-code" in steps and "mlcycle monitoring retrain" in steps
 
 
 def test_workflows_match_githubs_schema():

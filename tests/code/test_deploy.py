@@ -22,7 +22,7 @@ DEPLOY = ROOT / "deploy"
 RULES = DEPLOY / "prometheus" / "rules.yml"
 RULES_TEST = DEPLOY / "prometheus" / "rules_test.yml"
 DOCKERFILE = DEPLOY / "Dockerfile"
-# the release metrics of `mlcycle serve` (canary / shadow): exposed by the server, read by the rules
+# the release metrics of `mlcycle serving start` (canary / shadow): exposed by the server, read by the rules
 # and the dashboard, and shown by the real server in tests/serve/test_ops.py
 RELEASE_METRICS = {"mlcycle_serve_release_share", "mlcycle_serve_release_decisions_total"}
 # Grafana 11's panel types (public/app/plugins/panel)

@@ -1,10 +1,12 @@
 """The docs checked against the code: every `mlcycle.` dotted name the README and docs/ mention is
 importable (or is a tag or key name the code writes), every `mlcycle` command line they show names
 commands and options that exist, and every example in `make help` is accepted by the command it
-runs. Each check is also shown failing on a planted stale name."""
+runs. A deprecated spelling (`mlcycle serve`) is stale too, except in the table of renamed commands
+of docs/index.md. Each check is also shown failing on a planted stale name."""
 
 from __future__ import annotations
 
+import argparse
 import ast
 import importlib
 import re
@@ -12,7 +14,7 @@ import shlex
 from functools import cache
 from pathlib import Path
 
-from mlcycle.cli.main import parser
+from mlcycle.cli.main import listed, parser, subcommands
 from tests.conftest import ROOT
 
 DOTTED = re.compile(r"(?<![\w/.-])mlcycle(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
@@ -76,25 +78,41 @@ def stale_names(files: list[Path], root: Path = ROOT) -> list[str]:
 
 
 @cache
-def commands() -> dict[tuple[str, ...], frozenset[str]]:
-    """Every command path of the `mlcycle` parser (("score",), ("schema", "infer"), ...) with its options."""
-    import argparse
-
-    out: dict[tuple[str, ...], frozenset[str]] = {}
+def parsers() -> dict[tuple[str, ...], argparse.ArgumentParser]:
+    """Every command path of the `mlcycle` parser ((), ("model",), ("model", "promote"), ...; hidden
+    and deprecated ones included) with its parser."""
+    out: dict[tuple[str, ...], argparse.ArgumentParser] = {}
 
     def walk(p: argparse.ArgumentParser, path: tuple[str, ...]):
-        out[path] = frozenset(s for a in p._actions for s in a.option_strings)
-        for a in p._actions:
-            if isinstance(a, argparse._SubParsersAction):
-                for name, sub in a.choices.items():
-                    walk(sub, (*path, name))
+        out[path] = p
+        sub = subcommands(p)
+        for name, child in (sub.choices.items() if sub else ()):
+            walk(child, (*path, name))
 
     walk(parser(), ())
     return out
 
 
-def bad_command(line: str) -> str | None:
-    """Why a documented `mlcycle ...` line names a command or option that does not exist, or None."""
+@cache
+def commands() -> dict[tuple[str, ...], frozenset[str]]:
+    """Every command path with its options."""
+    return {path: frozenset(s for a in p._actions for s in a.option_strings) for path, p in parsers().items()}
+
+
+def visible_commands() -> list[tuple[str, ...]]:
+    """The command paths `mlcycle --help` and the groups' help list (hidden ones left out)."""
+    top = subcommands(parser())
+    out = []
+    for name, child in top.choices.items():
+        if name in listed(top):
+            sub = subcommands(child)
+            out += [(name, c) for c in listed(sub)] if sub else [(name,)]
+    return out
+
+
+def bad_command(line: str, renamed_ok: bool = False) -> str | None:
+    """Why a documented `mlcycle ...` line names a command or option that does not exist, or a
+    deprecated spelling (unless `renamed_ok`), or None."""
     try:
         words = shlex.split(line.replace("[", " ").replace("]", " "))
     except ValueError:
@@ -104,8 +122,11 @@ def bad_command(line: str) -> str | None:
     rest = words[1:]
     while rest and (*path, rest[0]) in known:
         path, rest = (*path, rest[0]), rest[1:]
-    if not path and rest and re.fullmatch(r"[a-z][a-z-]*", rest[0]):
-        return f"no command '{rest[0]}'"
+    if rest and re.fullmatch(r"[a-z][a-z-]*", rest[0]) and subcommands(parsers()[path]) is not None:
+        return f"no command '{' '.join((*path, rest[0]))}'"
+    old = parsers()[path].get_default("deprecated")
+    if old and not renamed_ok:
+        return f"`{old[0]}` is a deprecated spelling: use `{old[1]}`"
     options = known[path] | known[()]
     for w in rest:
         flag = w.split("=", 1)[0]
@@ -114,11 +135,22 @@ def bad_command(line: str) -> str | None:
     return None
 
 
+def renamed_section(text: str) -> tuple[int, int]:
+    """Where the table of renamed commands is (docs/index.md), the one place old spellings belong."""
+    start = text.find("### Renamed commands")
+    if start < 0:
+        return 0, 0
+    end = text.find("\n#", start + 1)
+    return start, len(text) if end < 0 else end
+
+
 def stale_commands(files: list[Path], root: Path = ROOT) -> list[str]:
     out = []
     for f in files:
-        for m in COMMAND.finditer(f.read_text()):
-            why = bad_command(m.group(1).strip())
+        text = f.read_text()
+        start, end = renamed_section(text)
+        for m in COMMAND.finditer(text):
+            why = bad_command(m.group(1).strip(), renamed_ok=start <= m.start() < end)
             if why:
                 out.append(f"{f.relative_to(root).as_posix()}: `{m.group(1).strip()}`: {why}")
     return out
@@ -157,26 +189,31 @@ def test_the_checks_fail_on_planted_stale_names(tmp_path):
     doc = tmp_path / "docs" / "planted.md"
     doc.write_text("Run `python -m mlcycle.trackd`, call `mlcycle.config.SEARCHABLE` or `mlcycle.show.figure`;\n"
                    "the tag `mlcycle.git.dirty` is fine, and so is `mlcycle.core.config.SEARCHABLE`.\n\n"
-                   "```bash\nmlcycle score --input a.csv --output b.parquet --batch 3\nmlcycle deploy now\n```\n")
+                   "```bash\nmlcycle serving score --input a.csv --output b.parquet --batch 3\nmlcycle deploy now\n"
+                   "mlcycle model deploy\nmlcycle serve --port 8000\n```\n\n### Renamed commands\n\n"
+                   "| `mlcycle serve` | `mlcycle serving start` |\n")
     assert stale_names([doc], tmp_path) == ["docs/planted.md: mlcycle.config.SEARCHABLE",
                                             "docs/planted.md: mlcycle.show.figure", "docs/planted.md: mlcycle.trackd"]
     assert stale_commands([doc], tmp_path) == [
-        "docs/planted.md: `mlcycle score --input a.csv --output b.parquet --batch 3`: `mlcycle score` has no option --batch",
-        "docs/planted.md: `mlcycle deploy now`: no command 'deploy'"]
+        "docs/planted.md: `mlcycle serving score --input a.csv --output b.parquet --batch 3`: `mlcycle serving score` has no option --batch",
+        "docs/planted.md: `mlcycle deploy now`: no command 'deploy'",
+        "docs/planted.md: `mlcycle model deploy`: no command 'model deploy'",
+        "docs/planted.md: `mlcycle serve --port 8000`: `mlcycle serve` is a deprecated spelling: use "
+        "`mlcycle serving start --model REF`"]
     make = tmp_path / "Makefile"
-    make.write_text('simulate: setup ## a replay (SIM_ARGS="--months 3")\n\tmlcycle simulate $(SIM_ARGS)\n')
+    make.write_text('simulate: setup ## a replay (SIM_ARGS="--months 3")\n\tmlcycle monitoring simulate $(SIM_ARGS)\n')
     [(line, target)] = make_help_examples(make)
-    assert target == "simulate" and bad_command(line) == "`mlcycle simulate` has no option --months"
+    assert target == "simulate" and bad_command(line) == "`mlcycle monitoring simulate` has no option --months"
 
 
 def test_mlcycle_stages_prints_only_paths_that_exist(capsys, monkeypatch):
-    """`mlcycle stages` maps each stage to its notebook, code and tests as dvc.yaml runs them for the
+    """`mlcycle pipeline stages` maps each stage to its notebook, code and tests as dvc.yaml runs them for the
     active task: every path it prints exists, and the tables and monitor stages are listed."""
     from mlcycle.cli.main import main
 
     monkeypatch.chdir(ROOT)
     monkeypatch.delenv("MLCYCLE_ROOT", raising=False)
-    assert main(["stages"]) == 0
+    assert main(["pipeline", "stages"]) == 0
     table = capsys.readouterr().out.split("\n\n", 1)[1].splitlines()[1:]
     stages = [line.split()[0] for line in table if not line.startswith(" ")]
     assert stages == ["ingest", "tables", "validate", "eda", "features", "train", "evaluate", "report", "monitor"]
@@ -185,5 +222,7 @@ def test_mlcycle_stages_prints_only_paths_that_exist(capsys, monkeypatch):
 
 
 def test_the_docs_front_page_names_every_command():
-    listed = set(re.findall(r"`mlcycle ([a-z-]+)", (ROOT / "docs" / "index.md").read_text()))
-    assert sorted({path[0] for path in commands() if path} - listed) == []
+    text = (ROOT / "docs" / "index.md").read_text()
+    named = {tuple(m.split()) for m in re.findall(r"`mlcycle ([a-z-]+(?: [a-z-]+)?)", text)}
+    named |= {m[:1] for m in named}
+    assert len(visible_commands()) > 25 and sorted(set(visible_commands()) - named) == []

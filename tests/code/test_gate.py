@@ -37,7 +37,7 @@ def test_unknown_metric_is_named_other_tasks_metric_is_skipped():
     raw["gate"] = {"minimums": {"auc": 0.5}, "maximums": {"rsme": 3.0}, "metric": "rmse"}
     with pytest.raises(ParamsError, match=r"gate: Value error, minimums: 'auc' is not a metric evaluate reports "
                                           r"\(did you mean 'pr_auc' or 'roc_auc'\?\)"):
-        config.parse(raw)  # at `mlcycle check`, before any stage runs
+        config.parse(raw)  # at `mlcycle pipeline check`, before any stage runs
     d = gate.decide({"rmse": 3.0, "r2": 0.9}, {"rmse": 3.1, "r2": 0.9}, config.GateParams(minimums={"roc_auc": 0.6}), "2", "1")
     assert d.promote and d.metric == "rmse" and "skipped, not reported for this task: roc_auc" in d.note
 

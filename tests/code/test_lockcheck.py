@@ -1,4 +1,4 @@
-"""`mlcycle lock-check`: dvc.lock against the committed code, notebooks and params, without running a stage."""
+"""`mlcycle pipeline lock-check`: dvc.lock against the committed code, notebooks and params, without running a stage."""
 
 from __future__ import annotations
 
@@ -83,10 +83,10 @@ def test_a_stage_never_run_is_stale(project):
 
 
 def test_the_command_exits_non_zero_when_stale(project):
-    ok = run(["mlcycle", "lock-check"], project)
+    ok = run(["mlcycle", "pipeline", "lock-check"], project)
     assert "dvc.lock is current" in ok.stdout
     (project / "code" / "prepare.py").write_text(PREPARE + "\n")
-    bad = run(["mlcycle", "lock-check"], project, check=False)
+    bad = run(["mlcycle", "pipeline", "lock-check"], project, check=False)
     assert bad.returncode == 1
     assert "prepare: code/prepare.py (modified)" in bad.stderr
 

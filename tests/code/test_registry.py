@@ -96,9 +96,9 @@ def test_no_champion_message_names_the_rejection_and_the_ways_forward(store):
     assert registry.champion(client, "lonely") is None
     msg = registry.unresolved_message(client, "lonely", uri)
     assert f"the gate rejected version {v}" in msg and "roc_auc >= minimum: 0.5500 vs 0.6000" in msg
-    assert f"`mlcycle promote {v} --reason" in msg and f"`mlcycle serve --model-uri models:/lonely/{v}`" in msg
+    assert f"`mlcycle model promote --model {v} --reason" in msg and f"`mlcycle serving start --model {v}`" in msg
     assert "make repro" in msg and len(msg) < 800
-    assert "`mlcycle monitor --model-uri" in registry.unresolved_message(client, "lonely", uri, command="monitor")
+    assert "`mlcycle monitoring run --model" in registry.unresolved_message(client, "lonely", uri, command="monitoring run")
 
     from mlcycle.core.errors import ServeError
     from mlcycle.serving import model, server
@@ -107,11 +107,11 @@ def test_no_champion_message_names_the_rejection_and_the_ways_forward(store):
     with pytest.raises(ServeError, match=f"the gate rejected version {v}"):
         model.load(client, uri)
     settings = serve_settings(ws, config.load(ws / "params.yaml"), model_uri=uri)
-    with pytest.raises(ServeError, match=f"serve: {uri} does not resolve: 1 version registered"):
-        server.run(settings)  # `mlcycle serve`: fails before starting uvicorn
+    with pytest.raises(ServeError, match=f"serving start: {uri} does not resolve: 1 version registered"):
+        server.run(settings)  # `mlcycle serving start`: fails before starting uvicorn
     from mlcycle.monitoring import monitor
 
-    with pytest.raises(MonitorError, match=f"monitor: {uri} does not resolve.*mlcycle monitor --model-uri"):
+    with pytest.raises(MonitorError, match=f"monitoring run: {uri} does not resolve.*mlcycle monitoring run --model"):
         monitor.run(ws, config.load(ws / "params.yaml"), current="unused.csv", model_uri=uri)
 
 

@@ -1,4 +1,4 @@
-"""`mlcycle reproduce` without a pipeline: the comparisons and the report on recorded values, the
+"""`mlcycle model reproduce` without a pipeline: the comparisons and the report on recorded values, the
 lineage read from a real embedded MLflow store, and each refusal (exit 2) with what to do.
 tests/pipeline/test_reproduce.py rebuilds a real version end to end."""
 
@@ -282,7 +282,7 @@ def test_lineage_of_a_version_its_run_and_the_champion(store):
 
 def test_lineage_refusals(store):
     c, _, _, validate = store
-    with pytest.raises(ReproduceError, match=r"model 'm' has no version 9; `mlcycle models`"):
+    with pytest.raises(ReproduceError, match=r"model 'm' has no version 9; `mlcycle model list`"):
         reproduce.lineage(c, "m", "9")
     with pytest.raises(ReproduceError, match="there is no MLflow run 0123456789abcdef0123456789abcdef"):
         reproduce.lineage(c, "m", "0123456789abcdef0123456789abcdef")
@@ -297,10 +297,10 @@ def test_command_refuses_without_a_store_or_with_an_unreachable_one(tmp_path, mo
 
     ws = make_workspace(tmp_path / "ws")
     monkeypatch.chdir(ws)
-    assert cli.main(["reproduce", "1"]) == 2
+    assert cli.main(["model", "reproduce", "--model", "1"]) == 2
     assert "reproduce: no tracking store at" in capsys.readouterr().err
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # nothing listens on the discard port
-    assert cli.main(["reproduce", "1"]) == 2
+    assert cli.main(["model", "reproduce", "--model", "1"]) == 2
     err = capsys.readouterr().err
     assert "mlcycle: reproduce: tracking store http://127.0.0.1:9: it cannot be reached" in err
     assert not (ws / "mlruns").exists()  # nothing was created in the workspace

@@ -40,7 +40,7 @@ def test_yaml_round_trip(tmp_path):
     df, dp, t = inferred()
     p = schema.write(t, tmp_path / "schemas" / "x.yaml", len(df))
     text = p.read_text()
-    assert text.startswith("# Schema of x.csv") and "mlcycle schema infer" in text
+    assert text.startswith("# Schema of x.csv") and "mlcycle data schema" in text
     assert schema.load(p) == t
 
 

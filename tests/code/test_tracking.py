@@ -222,7 +222,7 @@ def test_a_stage_run_and_its_pipeline_run_carry_the_lock_digest(tmp_path, monkey
 
 
 def test_the_score_run_is_tagged_as_stage_runs_are():
-    """`mlcycle score`'s run records the git commit, dirty flag and environment like a stage run."""
+    """`mlcycle serving score`'s run records the git commit, dirty flag and environment like a stage run."""
     from mlcycle.serving import batch
     from tests.conftest import ROOT
 

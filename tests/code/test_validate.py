@@ -133,7 +133,7 @@ def test_run_reports_an_unreadable_file_as_a_finding(tmp_path):
 def test_run_without_a_schema_warns_how_to_make_one(tmp_path):
     mixed_frame(50).to_csv(tmp_path / "d.csv", index=False)
     r = validate.run(data_params(path="d.csv"), LIMITS, tmp_path)
-    assert r.ok and any(f.check == "schema" and "mlcycle schema infer" in f.message for f in r.warnings)
+    assert r.ok and any(f.check == "schema" and "mlcycle data schema" in f.message for f in r.warnings)
 
 
 def free_text_frame(n: int = 10_000) -> pd.DataFrame:

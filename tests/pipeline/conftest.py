@@ -56,7 +56,7 @@ def digest(root: Path, rels: list[str]) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def user_ws(tmp_path_factory) -> Path:
     """A workspace copy: churn.csv with personal columns (hashed), a schema proposed by
-    `mlcycle schema infer` and committed, and one full `dvc repro` (so a champion exists)."""
+    `mlcycle data schema` and committed, and one full `dvc repro` (so a champion exists)."""
     ws = make_workspace(tmp_path_factory.mktemp("user") / "ws")
     churn_frame().to_csv(ws / "data/raw/churn.csv", index=False)
     said = init_data(ws, "data/raw/churn.csv", "churn", params=deep_merge({}, USER))
@@ -64,7 +64,7 @@ def user_ws(tmp_path_factory) -> Path:
     assert "personal data: 'email' (e-mail in 1,500 of 1,500 values checked) -> data.pii_columns" in said
     assert "id columns (kept out of the features): 'customer_id' (named like an id, unique in 1,500 rows)" in said
     # the national ids are declared after init (and hashed): the schema is proposed again from the masked table
-    out = run(["mlcycle", "schema", "infer", "--force"], ws)
+    out = run(["mlcycle", "data", "schema", "--force"], ws)
     assert "wrote schemas/churn.yaml" in out.stdout
     run("git add -A && git commit -q -m 'user data and its schema'", ws)
     run(["dvc", "repro"], ws, timeout=900)

@@ -182,7 +182,7 @@ def test_missing_data_path_is_caught_by_check_before_dvc(baseline):
     original = (ws / "params.yaml").read_text()
     try:
         _set_data_path(ws, "data/raw/no_such_file.csv")
-        proc = run(["mlcycle", "check"], ws, check=False)
+        proc = run(["mlcycle", "pipeline", "check"], ws, check=False)
     finally:
         (ws / "params.yaml").write_text(original)
     assert proc.returncode == 1

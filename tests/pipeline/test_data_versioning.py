@@ -1,4 +1,4 @@
-"""Data versioning: new batches through `mlcycle add-data`, and `dvc push` then `dvc pull` into a
+"""Data versioning: new batches through `mlcycle data add`, and `dvc push` then `dvc pull` into a
 fresh clone restoring exactly the data of a commit (the default local remote in .dvc/config)."""
 
 import hashlib
@@ -31,7 +31,7 @@ def test_a_bad_batch_is_refused_and_stored_nowhere(ws, tmp_path):
     bad = flights.head(1500).drop(columns=["carrier"])
     bad.loc[bad.index[:3], "distance"] = -5
     bad.to_parquet(tmp_path / "bad.parquet", index=False)
-    proc = run(["mlcycle", "add-data", str(tmp_path / "bad.parquet")], ws, check=False)
+    proc = run(["mlcycle", "data", "add", "--input", str(tmp_path / "bad.parquet")], ws, check=False)
     assert proc.returncode == 1
     assert "column 'carrier' is missing" in proc.stdout and "column 'distance' has 3 value(s) below min 1" in proc.stdout
     assert "refused" in proc.stderr and "nothing was stored" in proc.stderr
@@ -44,7 +44,7 @@ def test_a_good_batch_is_stored_tracked_and_recorded_with_its_warnings(ws, tmp_p
     batch = flights.tail(1500).copy()
     batch.loc[batch.index[:4], "carrier"] = "ZZ"  # a new carrier: a warning, not an error
     batch.to_parquet(tmp_path / "2013-12.parquet", index=False)
-    proc = run(["mlcycle", "add-data", str(tmp_path / "2013-12.parquet")], ws)
+    proc = run(["mlcycle", "data", "add", "--input", str(tmp_path / "2013-12.parquet")], ws)
     assert "warning carrier: new_values, 4" in proc.stdout and "'ZZ'" in proc.stdout
     assert "git add data/raw/batches/2013-12.parquet.dvc" in proc.stdout
     stored = ws / "data/raw/batches/2013-12.parquet"
@@ -55,7 +55,7 @@ def test_a_good_batch_is_stored_tracked_and_recorded_with_its_warnings(ws, tmp_p
     assert rec["rows"] == 1500 and rec["md5"] == hashlib.md5(stored.read_bytes()).hexdigest()
     assert rec["file"] == "data/raw/batches/2013-12.parquet" and any("carrier: new_values" in w for w in rec["warnings"])
     assert "ZZ" not in (ws / "data/batches.jsonl").read_text()  # counts only in what git keeps: no values
-    again = run(["mlcycle", "add-data", str(tmp_path / "2013-12.parquet")], ws, check=False)
+    again = run(["mlcycle", "data", "add", "--input", str(tmp_path / "2013-12.parquet")], ws, check=False)
     assert again.returncode == 1 and "raw data is never overwritten" in again.stderr
     run("git add -A && git commit -q -m 'data: add batch 2013-12'", ws)
 

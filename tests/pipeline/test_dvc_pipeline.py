@@ -80,11 +80,11 @@ def test_train_change_reruns_only_downstream_and_gate_keeps_champion(full_ws):
     decision = json.loads((ws / "reports/gate_decision.json").read_text())
     assert decision["outcome"] == "rejected" and decision["champion_version"] == "1"
     assert "roc_auc vs champion v1" in decision["summary"]
-    models = run(["mlcycle", "models"], ws).stdout
+    models = run(["mlcycle", "model", "list"], ws).stdout
     assert re.search(r"\n\s+1\s+champion", models) and re.search(r"\n\s+2\s+challenger", models)
-    run(["mlcycle", "promote", "2", "--reason", "try the small model"], ws)
-    back = run(["mlcycle", "rollback", "--reason", "small model is worse"], ws).stdout
+    run(["mlcycle", "model", "promote", "--model", "2", "--reason", "try the small model"], ws)
+    back = run(["mlcycle", "model", "rollback", "--reason", "small model is worse"], ws).stdout
     assert "v2 -> v1" in back
-    audit = run(["mlcycle", "audit"], ws).stdout.splitlines()
+    audit = run(["mlcycle", "model", "audit"], ws).stdout.splitlines()
     assert [line.split()[1] for line in audit] == ["gate-promote", "gate-reject", "promote", "rollback"]
     assert "gate-promote  none -> v1" in audit[0] and "vNone" not in "\n".join(audit)  # no champion before v1

@@ -13,7 +13,7 @@ def test_two_queued_experiments_in_parallel(tmp_path):
     run("git add -A && git commit -qm baseline", ws)
     for n, it in (("fast", 20), ("slow", 30)):
         run(["dvc", "exp", "run", "--queue", "-n", n, "-S", f"train.max_iter={it}"], ws)
-    out = run(["mlcycle", "queue", "--jobs", "2"], ws, timeout=1200).stdout
+    out = run(["mlcycle", "pipeline", "queue", "--jobs", "2"], ws, timeout=1200).stdout
     assert "tracking server for the queue" in out
     assert out.count("Success") == 2, out
     rows = run(["dvc", "exp", "show", "--csv"], ws).stdout.splitlines()

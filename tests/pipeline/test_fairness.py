@@ -112,11 +112,11 @@ def test_fairness_bound_blocks_an_unfair_model_and_the_card_holds_the_run(tmp_pa
     assert client.get_model_version(name, "2").tags["model_card"]
 
     # a card for any version, again from MLflow, with its history since
-    out = run(["mlcycle", "card", "1"], ws).stdout
+    out = run(["mlcycle", "model", "card", "--model", "1"], ws).stdout
     assert "reports/cards/v1.html" in out
     v1 = (ws / "reports/cards/v1.html").read_text()
     assert 'version <span id="version">1</span>' in v1 and "challenger" in v1 and processed in v1
     # contributions of one row
     row = json.dumps({"district": "east", "income": 30.0, "debt_ratio": 0.9})
-    out = run(["mlcycle", "explain", "--row", row], ws).stdout
+    out = run(["mlcycle", "model", "explain", "--row", row], ws).stdout
     assert "P(yes)" in out and "debt_ratio" in out

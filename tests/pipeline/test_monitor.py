@@ -75,7 +75,7 @@ def versions(ws: Path) -> list[str]:
 
 def test_same_distribution_batch_triggers_nothing(ws):
     before = versions(ws)
-    out = run(["mlcycle", "retrain", "--batch", str(ws.parent / "incoming" / "same.csv")], ws, timeout=600)
+    out = run(["mlcycle", "monitoring", "retrain", "--input", str(ws.parent / "incoming" / "same.csv")], ws, timeout=600)
     assert "OK, retrain: no" in out.stdout and "not called for" in out.stdout
     v = json.loads((ws / "reports/monitor/verdict.json").read_text())
     assert v["drift"]["drifted"] == [] and v["retrain"] is False and v["current"]["labelled"]
@@ -86,14 +86,14 @@ def test_same_distribution_batch_triggers_nothing(ws):
 
 
 def test_bad_batch_is_refused_and_nothing_is_stored(ws):
-    out = run(["mlcycle", "retrain", "--batch", str(ws.parent / "incoming" / "broken.csv")], ws, check=False)
+    out = run(["mlcycle", "monitoring", "retrain", "--input", str(ws.parent / "incoming" / "broken.csv")], ws, check=False)
     assert out.returncode != 0
     assert "plan" in out.stderr and "failed validation" in out.stderr
     assert not (ws / "data/raw/batches").exists() and not batches(ws)
 
 
 def test_dry_run_reports_and_changes_nothing(ws):
-    out = run(["mlcycle", "retrain", "--dry-run", "--batch", str(ws.parent / "incoming" / "shifted.csv")], ws, timeout=600)
+    out = run(["mlcycle", "monitoring", "retrain", "--dry-run", "--input", str(ws.parent / "incoming" / "shifted.csv")], ws, timeout=600)
     assert "retrain: yes" in out.stdout and "dry run" in out.stdout
     assert not batches(ws)
 
@@ -102,7 +102,7 @@ def test_planted_shift_is_named_retrains_and_the_lineage_is_linked(ws):
     c = client(ws)
     before = versions(ws)
     champion_before = str(c.get_model_version_by_alias(MODEL, "champion").version)
-    out = run(["mlcycle", "retrain", "--batch", str(ws.parent / "incoming" / "shifted.csv")], ws, timeout=900)
+    out = run(["mlcycle", "monitoring", "retrain", "--input", str(ws.parent / "incoming" / "shifted.csv")], ws, timeout=900)
     assert "retrain: yes" in out.stdout
     assert "tenure" in out.stdout and "plan" in out.stdout  # the drifted features are named
     rec = batches(ws)
@@ -146,7 +146,7 @@ def test_monitor_reads_the_prediction_log(ws):
         log.submit(Batch(part, {"prediction": ["no"] * len(part), "score": list(np.linspace(0.1, 0.6, len(part)))},
                          "1", f"req-{i}", dt.datetime.now(dt.UTC)))
     log.close()
-    out = run(["mlcycle", "monitor", "--from-log", "--days", "1"], ws, timeout=600)
+    out = run(["mlcycle", "monitoring", "run", "--from-log", "--days", "1"], ws, timeout=600)
     v = json.loads((ws / "reports/monitor/verdict.json").read_text())
     assert v["current"]["rows"] == 600 and v["current"]["labelled"] is False
     assert v["performance"] is None and "drift" in v
@@ -154,12 +154,12 @@ def test_monitor_reads_the_prediction_log(ws):
 
 
 def test_monitor_names_what_is_missing(ws, tmp_path):
-    out = run([sys.executable, "-m", "mlcycle", "monitor", "--current", str(tmp_path / "nope.csv")], ws, check=False)
+    out = run([sys.executable, "-m", "mlcycle", "monitoring", "run", "--input", str(tmp_path / "nope.csv")], ws, check=False)
     assert out.returncode == 2 and "nope.csv" in out.stderr and "does not exist" in out.stderr
 
 
 def test_scored_rows_read_partition_by_partition_give_the_in_memory_verdict(ws, tmp_path):
-    """A folder of scored rows (here the prediction log's parts, as `mlcycle score` writes them):
+    """A folder of scored rows (here the prediction log's parts, as `mlcycle serving score` writes them):
     read in memory, and read partition by partition on a Dask cluster (monitor.max_memory_rows
     below its rows), the drift verdict is the same (every row counted; the tests' samples hold
     every row at this size)."""
@@ -169,12 +169,12 @@ def test_scored_rows_read_partition_by_partition_give_the_in_memory_verdict(ws, 
 
     folder = tmp_path / "scored"
     shutil.copytree(ws / "data" / "predictions", folder)
-    run(["mlcycle", "monitor", "--current", str(folder)], ws, timeout=600)
+    run(["mlcycle", "monitoring", "run", "--input", str(folder)], ws, timeout=600)
     in_memory = json.loads((ws / "reports/monitor/verdict.json").read_text())
     good = (ws / "params.yaml").read_text()
     edit_params(ws, {"monitor": {"max_memory_rows": 100}, "compute": {"workers": 2}})
     try:
-        run(["mlcycle", "monitor", "--current", str(folder)], ws, timeout=600)
+        run(["mlcycle", "monitoring", "run", "--input", str(folder)], ws, timeout=600)
     finally:
         (ws / "params.yaml").write_text(good)
     streamed = json.loads((ws / "reports/monitor/verdict.json").read_text())
@@ -192,5 +192,5 @@ def test_scored_rows_read_partition_by_partition_give_the_in_memory_verdict(ws, 
     assert in_memory["status"] == streamed["status"] and in_memory["reasons"] == streamed["reasons"]
     empty = tmp_path / "empty"
     empty.mkdir()
-    out = run(["mlcycle", "monitor", "--current", str(empty)], ws, check=False)
+    out = run(["mlcycle", "monitoring", "run", "--input", str(empty)], ws, check=False)
     assert out.returncode != 0 and "no part-*.parquet files" in out.stderr

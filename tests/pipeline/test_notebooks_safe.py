@@ -58,14 +58,14 @@ def rec_ws(tmp_path_factory) -> Path:
     try:
         mlflow_client(ws).get_model_version_by_alias(name, "champion")
     except Exception:  # no champion: the gate kept the popularity baseline ahead on the sample
-        run(["mlcycle", "promote", "1", "--reason", "a champion for the monitor notebook"], ws)
+        run(["mlcycle", "model", "promote", "--model", "1", "--reason", "a champion for the monitor notebook"], ws)
     assert (ws / "mlruns" / "audit.jsonl").exists()
     recommendation_log(ws)
     return ws
 
 
 def recommendation_log(ws: Path, n: int = 40) -> None:
-    """`/recommend` answers as `mlcycle serve` logs them (the saved model's lists for test users), and
+    """`/recommend` answers as `mlcycle serving start` logs them (the saved model's lists for test users), and
     a click on the first item of half of them, stored as `POST /feedback` stores it."""
     from mlcycle.serving.feedback import FeedbackStore
     from mlcycle.serving.predlog import Batch, PredictionLog
@@ -91,7 +91,7 @@ def recommendation_log(ws: Path, n: int = 40) -> None:
 
 
 def prediction_log(ws: Path) -> None:
-    """Requests as `mlcycle serve` logs them: the holdout's inputs with scores (what monitor reads by default)."""
+    """Requests as `mlcycle serving start` logs them: the holdout's inputs with scores (what monitor reads by default)."""
     from mlcycle.serving.predlog import Batch, PredictionLog
     from mlcycle.tasks.tabular.features import FeatureSpec
 

@@ -1,7 +1,7 @@
 """The MovieLens recommender online, on a sample of its users: feedback on served lists (`POST
-/feedback`, `mlcycle feedback`), `mlcycle monitor --from-log` with live quality per version, a CF-only
+/feedback`, `mlcycle monitoring feedback`), `mlcycle monitoring run --from-log` with live quality per version, a CF-only
 version (`recommend.weights: [1.0]`) promoted and rolled back with the audit log showing it, and the
-month-by-month replay (`mlcycle simulate`)."""
+month-by-month replay (`mlcycle monitoring simulate`)."""
 
 import json
 
@@ -30,7 +30,7 @@ def test_feedback_monitor_and_rollback_to_a_single_component(tmp_path):
     edit_params(ws, {**SMALL, "recommend": {**SMALL["recommend"], "weights": [0.5]}})
     run(["dvc", "repro"], ws, timeout=900)
     if not _has_champion(ws) or champion(ws) != "1":  # the gate may keep popularity ahead on a sample
-        run(["mlcycle", "promote", "1", "--reason", "the first hybrid"], ws)
+        run(["mlcycle", "model", "promote", "--model", "1", "--reason", "the first hybrid"], ws)
     assert champion(ws) == "1"
     users = pd.read_parquet(ws / "data/processed/train.parquet")["user"].drop_duplicates().head(30).tolist()
 
@@ -62,16 +62,16 @@ def test_feedback_monitor_and_rollback_to_a_single_component(tmp_path):
     # the command's form, a file of clicks (no rating) on the next lists; a bad file changes nothing
     bad_file = tmp_path / "bad.csv"
     pd.DataFrame({"request_id": [answers[11]["request_id"]], "item": ["not-shown"]}).to_csv(bad_file, index=False)
-    out = run(["mlcycle", "feedback", str(bad_file)], ws, check=False)
+    out = run(["mlcycle", "monitoring", "feedback", "--input", str(bad_file)], ws, check=False)
     assert out.returncode == 2 and "item" in out.stderr and "nothing was stored" in out.stderr
     assert sorted(p.read_bytes() for p in (log_dir / "_labels").glob("labels-*.jsonl")) == labels_before
     good_file = tmp_path / "clicks.csv"
     pd.DataFrame({"request_id": [a["request_id"] for a in answers[11:16]],
                   "item": [a["items"][1]["item"] for a in answers[11:16]]}).to_csv(good_file, index=False)
-    run(["mlcycle", "feedback", str(good_file)], ws)
+    run(["mlcycle", "monitoring", "feedback", "--input", str(good_file)], ws)
 
     # monitor from the log: live hit rate of v1 = the 15 lists with feedback of the 31 served
-    out = run(["mlcycle", "monitor", "--from-log"], ws)
+    out = run(["mlcycle", "monitoring", "run", "--from-log"], ws)
     verdict = json.loads((ws / "reports/monitor/verdict.json").read_text())
     assert verdict["task"] == "recommendation" and "item popularity PSI" in out.stdout
     live = {(v["version"], v["route"]): v for v in verdict["live"]}
@@ -88,16 +88,16 @@ def test_feedback_monitor_and_rollback_to_a_single_component(tmp_path):
     run(["dvc", "repro"], ws, timeout=900)
     assert json.loads((ws / "models/registered.json").read_text())["version"] == "2"
     if champion(ws) != "2":
-        run(["mlcycle", "promote", "2", "--reason", "CF only while the content features are rebuilt"], ws)
+        run(["mlcycle", "model", "promote", "--model", "2", "--reason", "CF only while the content features are rebuilt"], ws)
     with serving(ws, tmp_path / "log2", None) as server:
         r = httpx.post(f"{server.url}/recommend", json={"user": users[0], "k": 3}, timeout=30).json()
     assert r["source"] == "cf" and r["known_user"] is True and r["model_version"] == "2"
-    out = run(["mlcycle", "rollback", "--reason", "back to the hybrid"], ws)
+    out = run(["mlcycle", "model", "rollback", "--reason", "back to the hybrid"], ws)
     assert "v2 -> v1" in out.stdout and champion(ws) == "1"
-    audit = run(["mlcycle", "audit"], ws).stdout.splitlines()
+    audit = run(["mlcycle", "model", "audit"], ws).stdout.splitlines()
     assert any("rollback" in line and "v2 -> v1" in line and "back to the hybrid" in line for line in audit)
     assert any(" -> v2" in line and ("promote" in line or "gate" in line) for line in audit)
-    assert run(["mlcycle", "audit", "--verify"], ws).returncode == 0
+    assert run(["mlcycle", "model", "audit", "--verify"], ws).returncode == 0
 
 
 def _has_champion(ws) -> bool:
@@ -115,7 +115,7 @@ def test_month_by_month_replay_of_the_interactions(tmp_path):
                      "monitor": {"min_rows": 20}, "gate": {"beat_baseline": False},
                      "simulate": {"train_periods": 40, "periods": 2}})
     run(["git", "commit", "-qam", "a sample"], ws)
-    out = run(["mlcycle", "simulate"], ws, timeout=900)
+    out = run(["mlcycle", "monitoring", "simulate"], ws, timeout=900)
     assert "item_popularity_psi" in out.stdout
     res = json.loads((ws / "reports/simulation.json").read_text())
     rows = res["periods"]

@@ -1,7 +1,7 @@
 """The MovieLens recommender example after one step (`mlcycle init --example movielens`), on a sample
 of its users, through `dvc repro`: the same notebooks and runner as the tables, a registered MLflow
 pyfunc model that recommends for a known user and for one never seen, ranking metrics with
-intervals, the gate's decision on the ranking metric, and `mlcycle serve` answering `/recommend`."""
+intervals, the gate's decision on the ranking metric, and `mlcycle serving start` answering `/recommend`."""
 
 import json
 
@@ -90,7 +90,7 @@ def test_movielens_example_runs_through_dvc_repro(tmp_path):
     client = mlflow_client(ws)
     mv = client.get_model_version(reg["name"], reg["version"])
     assert mv.tags.get("data_md5")  # lineage: the DVC hash of the training data
-    assert mv.tags.get("model_card.run_id") and mv.tags.get("model_card")  # `mlcycle card 1` renders it again
+    assert mv.tags.get("model_card.run_id") and mv.tags.get("model_card")  # `mlcycle model card --model 1` renders it again
     # the train run carries the recommender's hyperparameters (its own params section) and its notebook
     train_run = client.get_run(reg["run_id"])
     assert train_run.data.params["recommend.cf"] == "als" and train_run.data.params["recommend.factors"] == "16"
@@ -102,8 +102,8 @@ def test_movielens_example_runs_through_dvc_repro(tmp_path):
     # the index page's headline is the recommender's (its hook "index"): ranking metrics, popularity baseline
     index = (ws / "reports/index.html").read_text()
     assert "ndcg_at_k" in index and "popularity" in index and "gradient boosting" not in index
-    # `mlcycle card VERSION` rebuilds the card of a recommender version from its runs
-    again = run(["mlcycle", "card", "1"], ws).stdout
+    # `mlcycle model card --model VERSION` rebuilds the card of a recommender version from its runs
+    again = run(["mlcycle", "model", "card", "--model", "1"], ws).stdout
     md = ws / again.split(", ")[1].split(";")[0]  # "model card of NAME v1: <html>, <md>; in MLflow: ..."
     assert md.suffix == ".md" and "## Cold start" in md.read_text(), again
     model = mlflow.pyfunc.load_model(client.get_model_version_download_uri(reg["name"], reg["version"]))
@@ -115,7 +115,7 @@ def test_movielens_example_runs_through_dvc_repro(tmp_path):
 
     # served: POST /recommend for a known user and for one never seen, each answer in the prediction log
     log_dir = tmp_path / "predictions"
-    with serving(ws, log_dir, None, "--model-uri", f"models:/{reg['name']}/1") as server:
+    with serving(ws, log_dir, None, "--model", f"models:/{reg['name']}/1") as server:
         known_answer = httpx.post(f"{server.url}/recommend", json={"user": known, "k": 5}, timeout=30).json()
         new_answer = httpx.post(f"{server.url}/recommend", json={"user": "never-seen", "k": 3, "exclude": [1, 2]},
                                 timeout=30).json()

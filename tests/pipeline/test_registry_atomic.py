@@ -1,4 +1,4 @@
-"""Registry moves are atomic: 20 `mlcycle promote` processes started at once against one real
+"""Registry moves are atomic: 20 `mlcycle model promote` processes started at once against one real
 MLflow SQLite store leave an audit chain that verifies and ends at the champion alias."""
 
 import json
@@ -29,7 +29,7 @@ def test_twenty_simultaneous_promotions_keep_the_chain(tmp_path):
     audit = Paths(ws).audit_log
     registry.promote(client, audit, name, versions[0], "start")
 
-    procs = [subprocess.Popen([sys.executable, "-m", "mlcycle", "promote", versions[i % 3], "--reason", f"p{i}"],
+    procs = [subprocess.Popen([sys.executable, "-m", "mlcycle", "model", "promote", "--model", versions[i % 3], "--reason", f"p{i}"],
                               cwd=ws, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for i in range(20)]
     results = [(p.wait(300), *p.communicate()) for p in procs]
@@ -44,7 +44,7 @@ def test_twenty_simultaneous_promotions_keep_the_chain(tmp_path):
     assert auditlog.verify_chain(entries) == []
     assert str(registry.champion(client, name).version) == entries[-1]["to_version"]
     assert all(e["from_version"] != e["to_version"] for e in entries)
-    check = subprocess.run([sys.executable, "-m", "mlcycle", "audit", "--verify"], cwd=ws, env=env(),
+    check = subprocess.run([sys.executable, "-m", "mlcycle", "model", "audit", "--verify"], cwd=ws, env=env(),
                            capture_output=True, text=True, timeout=300)
     assert check.returncode == 0 and "audit chain verified" in check.stdout, check.stderr
 
@@ -52,6 +52,6 @@ def test_twenty_simultaneous_promotions_keep_the_chain(tmp_path):
     forged = {**entries[-1], "from_version": "99", "to_version": entries[-1]["to_version"]}
     with audit.open("a") as f:
         f.write(json.dumps(forged) + "\n")
-    check = subprocess.run([sys.executable, "-m", "mlcycle", "audit", "--verify"], cwd=ws, env=env(),
+    check = subprocess.run([sys.executable, "-m", "mlcycle", "model", "audit", "--verify"], cwd=ws, env=env(),
                            capture_output=True, text=True, timeout=300)
     assert check.returncode == 1 and "broken" in check.stderr

@@ -1,4 +1,4 @@
-"""`mlcycle reproduce` end to end on the shared user-data workspace (tests/pipeline/conftest.py: one
+"""`mlcycle model reproduce` end to end on the shared user-data workspace (tests/pipeline/conftest.py: one
 `dvc repro` of churn.csv, whose version 1 is the champion). Version 1 is rebuilt from its lineage in
 a temporary worktree and found identical: inputs, metrics and holdout predictions bit for bit; the
 workspace's registry, audit log and git worktrees are as they were, and no temporary folder is left.
@@ -43,7 +43,7 @@ def leftovers() -> set[str]:
 def test_version_1_is_rebuilt_identically(user_ws, tmp_path):
     before, temp_before = registry_state(user_ws), leftovers()
     report = tmp_path / "reproduce.json"
-    proc = run(["mlcycle", "reproduce", "1", "--json", str(report)], user_ws, check=False, timeout=1500)
+    proc = run(["mlcycle", "model", "reproduce", "--model", "1", "--json", str(report)], user_ws, check=False, timeout=1500)
     assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr[-4000:]}"
     out = proc.stdout
     for line in ("inputs            identical", "params            identical", "train metrics     identical",
@@ -75,7 +75,7 @@ def test_a_commit_the_repository_does_not_hold_is_refused(user_ws, tmp_path):
     name, missing = model_name(user_ws), "5" * 40
     mlflow.MlflowClient(uri, registry_uri=uri).set_model_version_tag(name, "1", "git_commit", missing)
     e = {**env(), "MLFLOW_TRACKING_URI": uri}
-    proc = subprocess.run(["mlcycle", "reproduce", "1"], cwd=user_ws, env=e, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(["mlcycle", "model", "reproduce", "--model", "1"], cwd=user_ws, env=e, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert (f"mlcycle: reproduce: commit 555555555555 of {name} v1 is not in this repository; fetch it "
             "(`git fetch --all`), or run this in the clone it was trained in") in proc.stderr

@@ -53,7 +53,7 @@ def pair(tmp_path_factory):
     run("git add -A && git commit -q -m 'results of make repro'", first)
     clone = tmp_path_factory.mktemp("a-clone-at-a-longer-path") / "nested" / "workspace"
     run(["git", "clone", "-q", str(first), str(clone)], first)
-    lock_check = run(["mlcycle", "lock-check"], clone, check=False)  # before anything runs
+    lock_check = run(["mlcycle", "pipeline", "lock-check"], clone, check=False)  # before anything runs
     repro = run(["dvc", "repro"], clone, timeout=1500)
     return first, clone, lock_check, repro
 

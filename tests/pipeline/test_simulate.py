@@ -1,4 +1,4 @@
-"""A small replay (`mlcycle simulate`) on the flights example: 5% of the flights, two months of training
+"""A small replay (`mlcycle monitoring simulate`) on the flights example: 5% of the flights, two months of training
 (in New York time, `simulate.timezone`), one month fed. The full-size replay is `make simulate` (its
 figures are in docs/monitoring.md); the replay of a user's own table is in tests/pipeline/test_user_data.py."""
 
@@ -19,7 +19,7 @@ def test_small_replay_writes_the_report_in_its_own_workspace(tmp_path):
                      "eda": SAMPLE["eda"], "train": {"max_iter": 30},
                      "evaluate": {"bootstrap": 0, "explain_rows": 500, "pdp_features": 1},
                      "gate": {"minimums": {"roc_auc": 0.5}}})  # 2,700 training flights: a weak but real model
-    out = run(["mlcycle", "simulate"], ws, timeout=1200)
+    out = run(["mlcycle", "monitoring", "simulate"], ws, timeout=1200)
     assert "reports/simulation.html" in out.stdout
     res = json.loads((ws / "reports/simulation.json").read_text())
     [month] = res["periods"]

@@ -109,13 +109,13 @@ def register_again(ws: Path, c) -> str:
 
 
 def start_serving(ws: Path, e: dict, tmp_path: Path) -> tuple[subprocess.Popen, str, Path]:
-    """`mlcycle serve` on the workspace's champion, reloading every second; (process, URL, its output file)."""
+    """`mlcycle serving start` on the workspace's champion, reloading every second; (process, URL, its output file)."""
     from mlcycle.lifecycle.experiments import free_port
 
     port = free_port()
     out = tmp_path / "serve.out"
     with out.open("wb") as f:
-        proc = subprocess.Popen([sys.executable, "-m", "mlcycle", "serve", "--port", str(port), "--reload-seconds", "1",
+        proc = subprocess.Popen([sys.executable, "-m", "mlcycle", "serving", "start", "--port", str(port), "--reload-seconds", "1",
                                  "--log-dir", str(tmp_path / "predictions")], cwd=ws, env=e, stdout=f,
                                 stderr=subprocess.STDOUT, start_new_session=True)
     return proc, f"http://127.0.0.1:{port}", out
@@ -151,26 +151,26 @@ def test_promote_rollback_hot_reload_and_card(stack, tmp_path):
 
     try:
         wait_for("1", timeout=120)
-        cmd([sys.executable, "-m", "mlcycle", "promote", v2, "--reason", "team test"], ws, e)
+        cmd([sys.executable, "-m", "mlcycle", "model", "promote", "--model", v2, "--reason", "team test"], ws, e)
         wait_for(v2)
-        cmd([sys.executable, "-m", "mlcycle", "rollback", "--reason", "team test"], ws, e)
+        cmd([sys.executable, "-m", "mlcycle", "model", "rollback", "--reason", "team test"], ws, e)
         wait_for("1")
     finally:
         proc.terminate()
         proc.wait(timeout=60)
     assert c.get_model_version_by_alias(MODEL, "champion").version == "1"
-    verified = cmd([sys.executable, "-m", "mlcycle", "audit", "--verify"], ws, e)
+    verified = cmd([sys.executable, "-m", "mlcycle", "model", "audit", "--verify"], ws, e)
     assert "3 moves, champion v1" in verified.stdout, verified.stdout
-    log = cmd([sys.executable, "-m", "mlcycle", "audit"], ws, e).stdout
+    log = cmd([sys.executable, "-m", "mlcycle", "model", "audit"], ws, e).stdout
     assert [line.split()[1] for line in log.splitlines()] == ["gate-promote", "promote", "rollback"]
-    card = cmd([sys.executable, "-m", "mlcycle", "card", "1"], ws, e)
+    card = cmd([sys.executable, "-m", "mlcycle", "model", "card", "--model", "1"], ws, e)
     assert "model card of" in card.stdout and "mlflow-artifacts:" in card.stdout
     assert not (ws / "mlruns" / "audit.jsonl").exists() and not (ws / "mlruns" / "mlflow.db").exists()
 
 
 def test_monitor_records_its_run_in_the_server(stack):
     ws, state, e = stack
-    cmd([sys.executable, "-m", "mlcycle", "monitor", "--current", "data/raw/nycflights13/flights.parquet"], ws, e)
+    cmd([sys.executable, "-m", "mlcycle", "monitoring", "run", "--input", "data/raw/nycflights13/flights.parquet"], ws, e)
     c = client(state)
     found = c.search_runs([c.get_experiment_by_name("mlcycle").experiment_id], "tags.`mlcycle.stage` = 'monitor'")
     assert len(found) == 1 and found[0].info.status == "FINISHED"
@@ -201,7 +201,7 @@ def test_parallel_promotions_lose_no_audit_entry(stack):
     tags = c.get_registered_model(MODEL).tags
     assert len([t for t in tags if t.startswith("audit.")]) == before + 8
     assert "mlcycle.audit-lock" not in {m.name for m in c.search_registered_models()}
-    verified = cmd([sys.executable, "-m", "mlcycle", "audit", "--verify"], ws, e)
+    verified = cmd([sys.executable, "-m", "mlcycle", "model", "audit", "--verify"], ws, e)
     assert "audit chain verified (11 moves" in verified.stdout, verified.stdout
 
 
@@ -282,7 +282,7 @@ def test_wrong_password_and_unreachable_server_say_one_line(stack):
     ws, state, e = stack
     secret = "not-the-password"
     bad = {**e, "MLFLOW_TRACKING_URI": f"postgresql+psycopg://{team.PG_USER}:{secret}@127.0.0.1:{state['pg']['port']}/{team.PG_DB}"}
-    proc = cmd([sys.executable, "-m", "mlcycle", "models"], ws, bad, check=False, timeout=60)
+    proc = cmd([sys.executable, "-m", "mlcycle", "model", "list"], ws, bad, check=False, timeout=60)
     lines = [x for x in proc.stderr.splitlines() if x.startswith("mlcycle:")]
     assert proc.returncode == 1 and len(lines) == 1, proc.stderr
     assert secret not in proc.stderr and f"{team.PG_USER}:***@127.0.0.1:{state['pg']['port']}" in lines[0]
@@ -291,7 +291,7 @@ def test_wrong_password_and_unreachable_server_say_one_line(stack):
 
     gone = {**e, "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}"}
     t0 = time.monotonic()
-    proc = cmd([sys.executable, "-m", "mlcycle", "promote", "1", "--reason", "x"], ws, gone, check=False, timeout=60)
+    proc = cmd([sys.executable, "-m", "mlcycle", "model", "promote", "--model", "1", "--reason", "x"], ws, gone, check=False, timeout=60)
     assert proc.returncode == 1 and "cannot be reached" in proc.stderr and "mlcycle team status" in proc.stderr
     assert time.monotonic() - t0 < 30
 
@@ -302,7 +302,7 @@ def test_password_in_params_is_refused(stack):
 
     edit_params(ws, {"tracking": {"uri": "postgresql+psycopg://u:hunter2@127.0.0.1:1/db"}})
     try:
-        proc = cmd([sys.executable, "-m", "mlcycle", "check"], ws, e, check=False)
+        proc = cmd([sys.executable, "-m", "mlcycle", "pipeline", "check"], ws, e, check=False)
         assert proc.returncode == 2 and "tracking.uri holds a password" in proc.stderr and "hunter2" not in proc.stderr
     finally:
         edit_params(ws, {"tracking": {"uri": None}})
@@ -329,15 +329,15 @@ def test_concurrent_writers_lose_nothing(stack, tmp_path):
     for n, it in names.items():
         cmd(["dvc", "exp", "run", "--queue", "-n", n, "-S", f"train.max_iter={it}"], ws, e)
     server, url, out = start_serving(ws, e, tmp_path)
-    queue = subprocess.Popen([sys.executable, "-m", "mlcycle", "queue", "--jobs", "2"], cwd=ws, env=e,
+    queue = subprocess.Popen([sys.executable, "-m", "mlcycle", "pipeline", "queue", "--jobs", "2"], cwd=ws, env=e,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     promoted = 0
     try:
-        cmd([sys.executable, "-m", "mlcycle", "monitor", "--current", "data/raw/nycflights13/flights.parquet"], ws, e)
+        cmd([sys.executable, "-m", "mlcycle", "monitoring", "run", "--input", "data/raw/nycflights13/flights.parquet"], ws, e)
         while promoted < 4 or queue.poll() is None:  # promotions go on while the experiments' gates run
             cur = c.get_model_version_by_alias(MODEL, "champion").version
             target = sorted(versions - {cur}, key=int)[-1]
-            p = cmd([sys.executable, "-m", "mlcycle", "promote", target, "--reason", "while the queue runs"], ws, e,
+            p = cmd([sys.executable, "-m", "mlcycle", "model", "promote", "--model", target, "--reason", "while the queue runs"], ws, e,
                     check=False)
             if p.returncode == 0:
                 promoted += 1
@@ -358,7 +358,7 @@ def test_concurrent_writers_lose_nothing(stack, tmp_path):
         assert added == Counter({"promote": promoted}) + gates, (added, promoted, gates)  # each gate decides once
         print(f"concurrent writers: {len(runs)} experiment runs, {len(new)} new versions, audit entries "
               f"expected {promoted + sum(gates.values())} found {sum(added.values())} ({dict(added)})")
-        assert "audit chain verified" in cmd([sys.executable, "-m", "mlcycle", "audit", "--verify"], ws, e).stdout
+        assert "audit chain verified" in cmd([sys.executable, "-m", "mlcycle", "model", "audit", "--verify"], ws, e).stdout
         assert len(c.search_runs([exp_id], "tags.`mlcycle.stage` = 'monitor'")) == monitors + 1
         # the serving process follows the last move
         wait_for_version(server, url, out, c.get_model_version_by_alias(MODEL, "champion").version)

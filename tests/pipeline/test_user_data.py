@@ -56,7 +56,7 @@ def no_flights_table(ws):
 
 
 def served_raw_row(ws, tmp_path, row: dict, passthrough: str | None, bad: dict | None = None) -> dict:
-    """POST one raw row to a real `mlcycle serve` (and a bad one, which must get a 422 naming its
+    """POST one raw row to a real `mlcycle serving start` (and a bad one, which must get a 422 naming its
     column); the answer, and the row's prediction-log entry."""
     log_dir = tmp_path / "predlog"
     with serving(ws, log_dir, None) as server:
@@ -113,7 +113,7 @@ def test_classification_with_a_time_column(tmp_path):
     assert got["answer"]["predictions"][0] in ("yes", "no") and got["model"]["name"] == "churn"
 
     # the replay along the time column: 5 quarters train version 1, the next one is fed
-    out = run(["mlcycle", "simulate"], ws, timeout=1200)
+    out = run(["mlcycle", "monitoring", "simulate"], ws, timeout=1200)
     assert "reports/simulation.html" in out.stdout
     res = json.loads((ws / "reports/simulation.json").read_text())
     [period] = res["periods"]
@@ -142,7 +142,7 @@ def test_regression_without_a_time_column(tmp_path):
     got = served_raw_row(ws, tmp_path, row, None)
     assert got["model"]["name"] == "prices-price" and 200 < got["answer"]["predictions"][0] < 500
     # no time column: the replay says what it needs
-    out = run(["mlcycle", "simulate"], ws, check=False)
+    out = run(["mlcycle", "monitoring", "simulate"], ws, check=False)
     assert out.returncode != 0 and "data.time_column" in out.stderr
 
 

@@ -1,9 +1,9 @@
-"""A workspace copy with a registered champion, and real `mlcycle serve` processes on free ports.
+"""A workspace copy with a registered champion, and real `mlcycle serving start` processes on free ports.
 
 The sampled pipeline up to `train` takes about two minutes on 2 cores, too long for these tests:
 the copy gets small feature tables in the shape the features stage writes (flights-like columns,
 missing values included), then the real `train` stage runs through the runner, which fits, saves
-and registers version 1; `champion` is given to it with `mlcycle promote`, as an operator would.
+and registers version 1; `champion` is given to it with `mlcycle model promote`, as an operator would.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def served_ws(tmp_path_factory) -> Path:
     ws = make_workspace(tmp_path_factory.mktemp("serve") / "ws", params=PARAMS)
     feature_tables(ws)
     run([sys.executable, "-m", "mlcycle", "run", "train"], ws, timeout=600)
-    run([sys.executable, "-m", "mlcycle", "promote", "1", "--reason", "serving tests"], ws)
+    run([sys.executable, "-m", "mlcycle", "model", "promote", "--model", "1", "--reason", "serving tests"], ws)
     return ws
 
 
@@ -112,7 +112,7 @@ class Server:
 
 @contextmanager
 def serving(ws: Path, log_dir: Path, token: str | None = TOKEN, *args: str):
-    """`python -m mlcycle serve` in ws on a free port; yields a Server once /ready answers 200."""
+    """`python -m mlcycle serving start` in ws on a free port; yields a Server once /ready answers 200."""
     port = free_port()
     e = env()
     e.pop("MLCYCLE_SERVE_TOKEN", None)
@@ -121,7 +121,7 @@ def serving(ws: Path, log_dir: Path, token: str | None = TOKEN, *args: str):
     out = log_dir.parent / f"server-{port}.out"
     log_dir.parent.mkdir(parents=True, exist_ok=True)
     with out.open("wb") as f:
-        proc = subprocess.Popen([sys.executable, "-m", "mlcycle", "serve", "--port", str(port),
+        proc = subprocess.Popen([sys.executable, "-m", "mlcycle", "serving", "start", "--port", str(port),
                                  "--log-dir", str(log_dir), *args],
                                 cwd=ws, env=e, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
     server = Server(proc, f"http://127.0.0.1:{port}", log_dir, out)
@@ -138,7 +138,7 @@ def serving(ws: Path, log_dir: Path, token: str | None = TOKEN, *args: str):
             except httpx.TransportError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"mlcycle serve did not become ready:\n{server.output()[-3000:]}")
+                pytest.fail(f"mlcycle serving start did not become ready:\n{server.output()[-3000:]}")
             time.sleep(0.3)
         yield server
     finally:

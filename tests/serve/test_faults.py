@@ -1,4 +1,4 @@
-"""Fault injection against real `mlcycle serve` processes: nothing answered 200 is ever missing from
+"""Fault injection against real `mlcycle serving start` processes: nothing answered 200 is ever missing from
 the prediction log, and no input, however malformed, yields a 5xx.
 
 - the log folder is replaced by a file for more than one roll period while clients send requests:

@@ -1,4 +1,4 @@
-"""Operations around `mlcycle serve`: a real Prometheus (Debian's `prometheus` package) scraping a real
+"""Operations around `mlcycle serving start`: a real Prometheus (Debian's `prometheus` package) scraping a real
 server with the shipped scrape config and rules, and the serving image's entry point run outside a
 container on a registered model's URI, with the files the Dockerfile copies."""
 

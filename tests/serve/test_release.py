@@ -1,4 +1,4 @@
-"""Releases on real `mlcycle serve` processes: canary routing, shadow scoring, labels fed back,
+"""Releases on real `mlcycle serving start` processes: canary routing, shadow scoring, labels fed back,
 and `mlcycle release watch` rolling back a worse candidate and promoting a better one on replayed
 rows, with the decision in the audit log and the server hot-reloading it.
 
@@ -212,5 +212,5 @@ def test_watch_rolls_back_a_worse_candidate_and_promotes_a_better_one(release_ws
     entry = json.loads(audit_file.read_text().splitlines()[-1])
     assert entry["action"] == "promote" and entry["to_version"] == cand and entry["details"]["mlflow_run_id"]
     assert str(c.get_model_version_by_alias(MODEL, "champion").version) == cand
-    run_out = run([sys.executable, "-m", "mlcycle", "audit", "--verify"], ws, check=False)
+    run_out = run([sys.executable, "-m", "mlcycle", "model", "audit", "--verify"], ws, check=False)
     assert run_out.returncode == 0, run_out.stdout + run_out.stderr

@@ -1,4 +1,4 @@
-"""`mlcycle score`: batch scoring of a multi-file folder on a real Dask cluster, the embedded local
+"""`mlcycle serving score`: batch scoring of a multi-file folder on a real Dask cluster, the embedded local
 one and an external scheduler with two worker processes started here, giving the pipeline's own
 answers; bad input stopped before any output (a missing column, an unreadable file, an output that
 exists) or set aside row by row (values of the wrong type in one file), never a half-written
@@ -54,7 +54,7 @@ def pipeline_scores(ws: Path, X: pd.DataFrame) -> np.ndarray:
 
 
 def score(ws: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return run([sys.executable, "-m", "mlcycle", "score", "--no-progress", *args], ws, check=check, timeout=600)
+    return run([sys.executable, "-m", "mlcycle", "serving", "score", "--no-progress", *args], ws, check=check, timeout=600)
 
 
 def read_output(out: Path) -> pd.DataFrame:
@@ -164,7 +164,7 @@ def test_a_worker_killed_mid_job_leaves_a_complete_output_or_none(served_ws, inp
     many.to_csv(big / "rows.csv", index=False)
     out = tmp_path / "scored"
     address = cluster  # the module's last test: the killed worker's nanny starts a new one
-    proc = subprocess.Popen([sys.executable, "-m", "mlcycle", "score", "--no-progress", "--input", str(big),
+    proc = subprocess.Popen([sys.executable, "-m", "mlcycle", "serving", "score", "--no-progress", "--input", str(big),
                              "--output", str(out), "--scheduler", address, "--blocksize", "256KiB"],
                             cwd=served_ws, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     while not list(tmp_path.glob(".scored.tmp-*/part-*.parquet")) and proc.poll() is None:

@@ -1,4 +1,4 @@
-"""`mlcycle serve` as a real uvicorn process: both input forms, every kind of bad request, the token,
+"""`mlcycle serving start` as a real uvicorn process: both input forms, every kind of bad request, the token,
 the info endpoints, and hot reload after a promotion and a rollback."""
 
 import json
@@ -170,12 +170,12 @@ def test_hot_reload_after_promotion_and_rollback(server, served_ws, rows):
     t = threading.Thread(target=traffic)
     t.start()
     try:
-        run([sys.executable, "-m", "mlcycle", "promote", v2, "--reason", "hot reload test"], served_ws)
+        run([sys.executable, "-m", "mlcycle", "model", "promote", "--model", v2, "--reason", "hot reload test"], served_ws)
         wait_for_version(server, v2)
         assert post(server, {"dataframe_records": rows[:1]}).json()["model_version"] == v2
         text = httpx.get(f"{server.url}/metrics").text
         assert f"mlcycle_serve_model_version {float(v2)}" in text and "mlcycle_serve_model_reloads_total 1.0" in text
-        run([sys.executable, "-m", "mlcycle", "rollback", "--reason", "hot reload test"], served_ws)
+        run([sys.executable, "-m", "mlcycle", "model", "rollback", "--reason", "hot reload test"], served_ws)
         wait_for_version(server, "1")
     finally:
         stop.set()
@@ -196,7 +196,7 @@ def test_log_holds_every_prediction_after_shutdown(served_ws, tmp_path, rows):
 
 
 def test_unknown_model_fails_in_seconds_with_a_message(served_ws):
-    proc = run([sys.executable, "-m", "mlcycle", "serve", "--model-uri", "models:/no-such-model@champion",
+    proc = run([sys.executable, "-m", "mlcycle", "serving", "start", "--model", "models:/no-such-model@champion",
                 "--port", "1"], served_ws, check=False, timeout=120)
     assert proc.returncode == 1
     assert "models:/no-such-model@champion does not resolve" in proc.stderr and "make repro" in proc.stderr

@@ -1,3 +1,3 @@
-"""cli: the `mlcycle` command (main), `mlcycle init` (workspace) and `mlcycle check` (check). The
+"""cli: the `mlcycle` command (main), `mlcycle init` (workspace) and `mlcycle pipeline check` (check). The
 top layer.
 """

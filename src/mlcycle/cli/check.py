@@ -1,4 +1,4 @@
-"""`mlcycle check`: the columns params.yaml names, checked against the data file's header.
+"""`mlcycle pipeline check`: the columns params.yaml names, checked against the data file's header.
 
 Only the header is read (Parquet: the schema in the footer; CSV: the first line), so a misspelled
 `data.target` or slice column fails in the first second, naming the key, the column and the

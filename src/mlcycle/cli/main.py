@@ -1,4 +1,8 @@
-"""The `mlcycle` command: run a stage, check parameters, build the report index, list stages.
+"""The `mlcycle` command, grouped by what users do (`parser`): `init`, then the groups `pipeline`,
+`data`, `model`, `serving`, `release`, `monitoring` and `team`, each with its commands; the internal
+commands `dvc.yaml` runs (`run`, `table`, `report`) and the spellings before the groups (deprecated,
+each printing its replacement: `deprecation`) parse but are not listed. A file read is `--input
+PATH` and a model is `--model REF` everywhere (`core.workspace.resolve_model_ref`).
 
 Each subcommand imports what it uses inside its function: `mlcycle run` (every DVC stage) and
 `mlcycle --help` start without loading mlflow, DVC, the server or the monitor, which other
@@ -8,6 +12,7 @@ subcommands need. Those function-level imports follow the layering like any othe
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 
 from mlcycle.core.errors import MlcycleError
@@ -159,7 +164,7 @@ def _report_tracking(paths, params) -> tuple[dict | None, dict | None]:
 
 
 def _stages(args) -> int:
-    """Each stage of dvc.yaml (and the monitor, run by `mlcycle monitor`) with the notebook and code it
+    """Each stage of dvc.yaml (and the monitor, run by `mlcycle monitoring run`) with the notebook and code it
     runs for the active task, as dvc.yaml names them, and its tests: every path printed exists."""
     import yaml
 
@@ -181,7 +186,7 @@ def _stages(args) -> int:
     rows.append(("monitor", ws.paths.notebook("monitor", task).relative_to(root).as_posix(),
                  ["src/mlcycle/monitoring/monitor.py", f"src/{monitor}.py"]))
     print(f"task {task}: every notebook stage also runs src/mlcycle/core and src/mlcycle/runtime/runner.py; "
-          "monitor runs on live data (`mlcycle monitor`), not in dvc repro\n")
+          "monitor runs on live data (`mlcycle monitoring run`), not in dvc repro\n")
     print(f"{'stage':<10} {'notebook':<38} {'code':<48} tests")
     for name, notebook, code in rows:
         tests = f"tests/code/test_{name}.py" if (root / "tests" / "code" / f"test_{name}.py").exists() else "-"
@@ -213,10 +218,11 @@ def _models(args) -> int:
 
 
 def _promote(args) -> int:
+    from mlcycle.core.workspace import registered_version
     from mlcycle.lifecycle import registry
 
     client, name, audit_file = _registry(args)
-    e = registry.promote(client, audit_file, name, args.version, args.reason)
+    e = registry.promote(client, audit_file, name, registered_version(client, name, args.model), args.reason)
     print(f"{name}: champion {_version(e['from_version'])} -> {_version(e['to_version'])} ({e['reason']})")
     return 0
 
@@ -244,7 +250,7 @@ def _audit(args) -> int:
 
 
 def _verify_audit(client, name: str, entries: list[dict]) -> int:
-    """`mlcycle audit --verify`: the chain of moves holds and ends at the current champion."""
+    """`mlcycle model audit --verify`: the chain of moves holds and ends at the current champion."""
     from mlcycle.lifecycle import audit, registry
 
     breaks = audit.verify_chain(entries)
@@ -306,23 +312,26 @@ def _migrate(args, root) -> int:
 
 
 def _explain(args) -> int:
-    """Contributions of the features to the score of each given row."""
+    """Contributions of the features to the score of each given row, by the model --model names (the
+    champion by default; the deprecated `mlcycle explain` without --version: models/model)."""
     from mlcycle.core.paths import Paths
     from mlcycle.tasks.tabular import explain, features, train
 
     paths = Paths.at()
     spec = features.FeatureSpec.from_json(paths.feature_spec)
-    if args.version:
+    if args.model is None and getattr(args, "local_model", False):
+        model, meta = train.load(paths.model)
+        which = "models/model"
+    else:
+        from mlcycle.core.workspace import registered_version
         from mlcycle.lifecycle import registry
 
         client, name, _ = _registry(args)
-        model, meta = registry.load_version(client, name, args.version)
-        which = f"{name} v{args.version}"
-    else:
-        model, meta = train.load(paths.model)
-        which = "models/model"
+        version = registered_version(client, name, args.model)
+        model, meta = registry.load_version(client, name, version)
+        which = f"{name} v{version}"
     background, _ = features.read(paths, "train", spec)
-    rows = explain.prepare(explain.rows_from(args.row, args.file), background)
+    rows = explain.prepare(explain.rows_from(args.row, args.input), background)
     for i in range(len(rows)):
         c = explain.contributions(model, rows.iloc[[i]], background, spec.task, args.background, seed=0)
         cls = c.attrs["predicted_class"]
@@ -336,16 +345,18 @@ def _explain(args) -> int:
 
 def _card(args) -> int:
     from mlcycle.core.paths import Paths
+    from mlcycle.core.workspace import registered_version
     from mlcycle.lifecycle import audit, card
 
     client, name, audit_file = _registry(args)
-    version = args.version
-    if version is None:
+    if args.model is None and getattr(args, "latest_default", False):  # the deprecated `mlcycle card`
         found = client.search_model_versions(f"name = '{name}'")
         if not found:
             print(f"model '{name}' has no registered versions yet: run `make repro`")
             return 0
         version = str(max(int(m.version) for m in found))
+    else:
+        version = registered_version(client, name, args.model)
     paths = Paths.at()
     files = card.regenerate(client, name, version, audit.read(audit_file, name, client), paths.cards)
     mv = client.get_model_version(name, version)
@@ -371,8 +382,13 @@ def _reproduce(args) -> int:
     except TrackingError as exc:
         raise ReproduceError(f"reproduce: {exc}") from None
     client = reproduce.store_client(uri)
+    ref = args.model
+    if ref is not None and not RUN_ID.fullmatch(ref):  # a train run's id is passed as it is
+        from mlcycle.core.workspace import registered_version
+
+        ref = registered_version(client, params.tracking.model_name, ref)
     try:
-        result = reproduce.reproduce(paths.root, client, params.tracking.model_name, args.version,
+        result = reproduce.reproduce(paths.root, client, params.tracking.model_name, ref,
                                      allow_dirty=args.allow_dirty, strict_env=args.strict_env, keep=args.keep,
                                      say=lambda line: print(line, file=sys.stderr, flush=True))
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the rebuild's processes and worktree are gone already
@@ -403,7 +419,7 @@ def _serve(args) -> int:
         release = params.serve.release.model_dump()
         release.update({k: v for k, v in (("mode", args.release), ("share", args.release_share),
                                           ("candidate", args.candidate)) if v is not None})
-    s = settings.settings(paths.root, params, model_uri=args.model_uri, host=args.host, port=args.port,
+    s = settings.settings(paths.root, params, model_uri=ws.model_ref(args.model) if args.model else None, host=args.host, port=args.port,
                           workers=args.workers, reload_seconds=args.reload_seconds, log_dir=args.log_dir,
                           max_rows=args.max_rows, compiled=args.compiled, release=release)
     r = s.release
@@ -427,7 +443,7 @@ def _score(args) -> int:
     if args.blocksize:
         params = params.model_copy(update={"score": params.score.model_copy(update={"blocksize": args.blocksize})})
     summary = batch.run(paths.root, params, Path(args.input).expanduser(), Path(args.output).expanduser(),
-                        model_uri=args.model_uri, compiled=args.compiled, overwrite=args.overwrite,
+                        model_uri=ws.model_ref(args.model) if args.model else None, compiled=args.compiled, overwrite=args.overwrite,
                         progress=not args.no_progress)
     print(batch.describe(summary))
     return 0
@@ -458,35 +474,36 @@ def _add_data(args) -> int:
 
     ws = Workspace.open(args.params)
     paths, params = ws.paths, ws.params
-    result, record = batches.add(args.file, params, paths.root, name=args.name)
+    result, record = batches.add(args.input, params, paths.root, name=args.name)
     print(result.summary(footer=None))
     if record is None:
-        print(f"mlcycle: batch {args.file} refused: fix the errors above; nothing was stored", file=sys.stderr)
+        print(f"mlcycle: batch {args.input} refused: fix the errors above; nothing was stored", file=sys.stderr)
         return 1
-    print(f"add-data: stored {record['file']} ({record['rows']:,} rows, md5 {record['md5'][:12]}) and recorded it "
+    print(f"data add: stored {record['file']} ({record['rows']:,} rows, md5 {record['md5'][:12]}) and recorded it "
           f"in data/batches.jsonl; commit with:\n  git add {record['file']}.dvc {record['gitignore']} "
           f"data/batches.jsonl && git commit -m 'data: add batch {record['name']}'")
     return 0
 
 
 def _monitor(args) -> int:
-    from mlcycle.core.paths import Paths
+    from mlcycle.core.workspace import Workspace
     from mlcycle.monitoring import monitor
     from mlcycle.runtime.runner import run_stage
 
-    root = Paths.at().root
-    if args.current:
+    ws = Workspace.open(args.params)
+    root = ws.root
+    if args.input:
         from pathlib import Path
 
-        current = Path(args.current).expanduser().resolve()
+        current = Path(args.input).expanduser().resolve()
         if not current.exists():
-            print(f"mlcycle: --current '{args.current}' does not exist", file=sys.stderr)
+            print(f"mlcycle: --input '{args.input}' does not exist", file=sys.stderr)
             return 2
         parameters = {"current": str(current)}
     else:
         parameters = {"days": float(args.days or 0.0)}
-    if args.model_uri:
-        parameters["model_uri"] = args.model_uri
+    if args.model:
+        parameters["model_uri"] = ws.model_ref(args.model)
     run = run_stage("monitor", root, args.params, parameters=parameters)
     verdict = monitor.read_verdict(root)
     print(monitor.summary(verdict))
@@ -505,9 +522,9 @@ def _feedback(args) -> int:
 
     ws = Workspace.open(args.params)
     paths, params = ws.paths, ws.params
-    src = Path(args.file).expanduser()
+    src = Path(args.input).expanduser()
     if not src.exists():
-        print(f"mlcycle: feedback: file '{args.file}' does not exist", file=sys.stderr)
+        print(f"mlcycle: feedback: file '{args.input}' does not exist", file=sys.stderr)
         return 2
     frame = tables.read_table(src)
     client, name, champ, _, log_dir = release.context(paths.root, params)
@@ -553,7 +570,7 @@ def _retrain(args) -> int:
 
     ws = Workspace.open(args.params)
     root, params = ws.root, ws.params
-    retrain.retrain(root, params, args.batch, dry_run=args.dry_run, name=args.name, params_file=args.params)
+    retrain.retrain(root, params, args.input, dry_run=args.dry_run, name=args.name, params_file=args.params)
     return 0
 
 
@@ -576,147 +593,411 @@ def _simulate(args) -> int:
     return 0
 
 
+DESCRIPTION = """\
+Build, register, serve and watch a model whose pipeline is a set of notebooks.
+`dvc repro` (or `make repro`) runs the pipeline; these commands do the rest."""
+
+EPILOG = """\
+A model is named the same way everywhere: --model REF, a version (3, v3), an
+alias (champion, @challenger) or an MLflow URI (models:/..., runs:/...); the
+champion by default. A file is read with --input PATH. --params FILE goes
+before or after the command. `mlcycle GROUP COMMAND --help` tells more.
+Documentation: docs/index.md (`make docs` serves it)."""
+
+PARAMS_HELP = "parameters file, relative to the workspace root (default: params.yaml)"
+MODEL_HELP = ("the model: a version (3, v3), an alias (champion, @challenger) or an MLflow URI "
+              "(default: the champion)")
+RUN_ID = re.compile(r"[0-9a-f]{32}")  # an MLflow run id (`model reproduce` also takes a train run's)
+
+
+class _Version(argparse.Action):
+    """`mlcycle --version`: the installed package's version (read only when asked)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest, nargs=0, default=default, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            found = version("mlcycle")
+        except PackageNotFoundError:
+            found = "unknown (not installed)"
+        print(f"mlcycle {found}")
+        parser.exit()
+
+
+class _Listing(argparse.HelpFormatter):
+    """The commands listed without a `COMMAND` line above them (so nested names fit the column)."""
+
+    def _format_action(self, action):
+        if isinstance(action, argparse._SubParsersAction):
+            return "".join(self._format_action(a) for a in action._get_subactions())
+        return super()._format_action(action)
+
+
+class _TopListing(_Listing, argparse.RawDescriptionHelpFormatter):
+    """The top-level help: the description and epilog as written."""
+
+
+def _show_help(p: argparse.ArgumentParser):
+    """The handler of a bare group (`mlcycle model`): its help, exit 0."""
+    def show(args) -> int:
+        p.print_help()
+        return 0
+    return show
+
+
+class _Tree:
+    """Adds groups, their commands and hidden commands (internal ones, deprecated spellings), each
+    taking `--params` too (so it works before or after the command)."""
+
+    def __init__(self, top: argparse.ArgumentParser):
+        self.common = argparse.ArgumentParser(add_help=False)
+        self.common.add_argument("--params", metavar="FILE", default=argparse.SUPPRESS, help=PARAMS_HELP)
+        self.sub = top.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+
+    def _parser(self, sub, name: str, help: str | None, description: str | None):
+        kw = {"help": help} if help else {}  # no help: hidden from the listing and the choices shown
+        description = description or (help[0].upper() + help[1:] + ".")
+        return sub.add_parser(name, description=description, parents=[self.common],
+                              formatter_class=_Listing, **kw)
+
+    def command(self, name: str, help: str, fn, description: str | None = None, sub=None):
+        p = self._parser(sub or self.sub, name, help, description)
+        p.set_defaults(fn=fn)
+        return p
+
+    def group(self, name: str, help: str, description: str | None = None):
+        g = self._parser(self.sub, name, help, description)
+        g.set_defaults(fn=_show_help(g))
+        return g.add_subparsers(dest=f"{name}_command", metavar="COMMAND", title="commands")
+
+    def hidden(self, name: str, fn, description: str, sub=None):
+        """An internal command: parsed, not listed."""
+        p = self._parser(sub or self.sub, name, None, description)
+        p.set_defaults(fn=fn)
+        return p
+
+    def old(self, name: str, new: str, fn, sub=None, note: str = "", **defaults):
+        """A deprecated spelling, hidden: runs `fn` after a line on stderr naming `new` (and `note`,
+        what changed beside the name)."""
+        p = self._parser(sub or self.sub, name.rsplit(" ", 1)[-1], None, f"Deprecated: use `{new}`{note}.")
+        p.set_defaults(fn=fn, deprecated=(f"mlcycle {name}", new, note), **defaults)
+        return p
+
+
+def listed(sub: argparse._SubParsersAction) -> dict[str, str]:
+    """{name: one-line help} of the commands `sub` lists in the help (hidden ones left out)."""
+    return {a.dest: a.help for a in sub._choices_actions if a.dest in sub.choices}
+
+
+def subcommands(p: argparse.ArgumentParser) -> argparse._SubParsersAction | None:
+    return next((a for a in p._actions if isinstance(a, argparse._SubParsersAction)), None)
+
+
+def _list_under_groups(sub: argparse._SubParsersAction) -> None:
+    """The top-level help lists each group's commands indented under it (like `dvc --help`)."""
+    rows = []
+    for action in sub._choices_actions:
+        rows.append(action)
+        inner = subcommands(sub.choices[action.dest])
+        for name, text in (listed(inner) if inner else {}).items():
+            rows.append(argparse.Action([], dest=f"{action.dest} {name}", metavar=f"  {name}", help=text))
+    sub._choices_actions[:] = rows
+
+
+def _input(p, help: str, required: bool = True, flags=("--input",)):
+    p.add_argument(*flags, dest="input", metavar="PATH", required=required, help=help)
+
+
+def _model(p, flags=("--model",), required: bool = False, help: str = MODEL_HELP):
+    p.add_argument(*flags, dest="model", metavar="REF", required=required, help=help)
+
+
+def _reason(p, help: str = "why (kept in the audit log)", required: bool = True):
+    p.add_argument("--reason", required=required, metavar="TEXT", help=help)
+
+
 def parser() -> argparse.ArgumentParser:
     from mlcycle.core import tasks
 
-    p = argparse.ArgumentParser(prog="mlcycle", description=__doc__)
-    p.add_argument("--params", default="params.yaml", help="parameters file, relative to the workspace root")
-    sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("check", help="check params.yaml (types, unknown keys, missing values)").set_defaults(fn=_check)
-    sub.add_parser("lock-check", help="fail when dvc.lock is stale for a code, notebook or params input "
-                   "(names the stage and the file; runs nothing)").set_defaults(fn=_lock_check)
-    it = sub.add_parser("init", help="write params.yaml for your own table (inferring what it can) or a shipped example")
+    p = argparse.ArgumentParser(prog="mlcycle", description=DESCRIPTION, epilog=EPILOG,
+                                formatter_class=_TopListing)
+    p.add_argument("--version", action=_Version, help="print the version and exit")
+    p.add_argument("--params", metavar="FILE", default="params.yaml", help=PARAMS_HELP)
+    p.set_defaults(fn=_show_help(p))
+    t = _Tree(p)
+
+    it = t.command("init", "write params.yaml for your own table (inferring what it can) or a shipped example",
+                   _init)
     it.add_argument("--data", metavar="FILE", help="your CSV or Parquet file (relative to the workspace root)")
     it.add_argument("--target", metavar="COLUMN", help="the column to predict")
     it.add_argument("--task", choices=tasks.default().objectives, help="default: inferred from the target")
     it.add_argument("--time-column", metavar="COLUMN", help="default: a column that reads as dates, if any")
     it.add_argument("--example", metavar="NAME", help="a shipped example instead (examples/NAME), e.g. flights")
     it.add_argument("--force", action="store_true", help="replace an edited params.yaml and an existing schema")
-    it.set_defaults(fn=_init)
-    tb = sub.add_parser("table", help="(the `tables` stage) check and summarise a table features.enrich reads")
-    tb.add_argument("name")
-    tb.set_defaults(fn=_table)
-    r = sub.add_parser("run", help="run one notebook stage through the runner (what dvc repro calls)")
-    r.add_argument("stage")
-    r.set_defaults(fn=_run)
-    sub.add_parser("report", help="write reports/index.html linking every stage report").set_defaults(fn=_report)
-    sub.add_parser("stages", help="list stages with their notebook, code and tests").set_defaults(fn=_stages)
-    sub.add_parser("models", help="registered versions with aliases, gate metric, data hash, commit, date").set_defaults(fn=_models)
-    pr = sub.add_parser("promote", help="make VERSION the champion (recorded in the audit log)")
-    pr.add_argument("version")
-    pr.add_argument("--reason", required=True)
-    pr.set_defaults(fn=_promote)
-    rb = sub.add_parser("rollback", help="give the champion alias back to the previous champion")
-    rb.add_argument("--reason", required=True)
-    rb.set_defaults(fn=_rollback)
-    au = sub.add_parser("audit", help="the audit log: gate decisions, promotions, rollbacks")
+
+    # pipeline: what `dvc repro` runs, checked and listed
+    g = t.group("pipeline", "the DVC pipeline `dvc repro` runs",
+                "The pipeline `dvc repro` (`make repro`) runs: check params.yaml and dvc.lock before a run, "
+                "list the stages with their notebook, code and tests, run queued DVC experiments.")
+    check_help = "check params.yaml (types, unknown keys, missing values) and the data files it names"
+    t.command("check", check_help, _check, sub=g)
+    lock_help = "fail when dvc.lock is stale for a code, notebook or params input (names the stage and file; runs nothing)"
+    t.command("lock-check", lock_help, _lock_check, sub=g)
+    stages_help = "list the stages with the notebook, code and tests each runs for the active task"
+    t.command("stages", stages_help, _stages, sub=g)
+    queue_help = "run the queued DVC experiments in parallel through an MLflow server it starts"
+    q = t.command("queue", queue_help, _queue, sub=g)
+    q.add_argument("--jobs", "-j", type=int, default=2, help="experiments run at once (default 2)")
+
+    # data
+    g = t.group("data", "the data the pipeline reads",
+                "The data the pipeline reads: propose a schema from data.path, add a new batch (checked against "
+                "the schema) under data/raw/batches with DVC.")
+    sc = t.command("schema", "write a schema inferred from data.path for you to review and commit", _schema_infer, sub=g)
+    sc.add_argument("--out", metavar="FILE", help="schema file (default: validate.schema, else schemas/<data file stem>.yaml)")
+    sc.add_argument("--force", action="store_true", help="replace an existing schema file")
+    ad = t.command("add", "validate a new batch against the schema; store it under data/raw/batches with DVC",
+                   _add_data, sub=g)
+    _input(ad, "the batch: a .csv or .parquet file")
+    ad.add_argument("--name", help="file name under data/raw/batches (default: the file's own name)")
+
+    # model
+    g = t.group("model", "the registered model versions",
+                "The registered versions of tracking.model_name: list them, move the champion alias (audited), "
+                "rebuild a model card, read the audit log, explain scores, rebuild a version from its lineage.")
+    t.command("list", "registered versions with aliases, gate metric, data hash, commit, date", _models, sub=g)
+    pr = t.command("promote", "make a version the champion (recorded in the audit log)", _promote, sub=g)
+    _model(pr, required=True, help="the version to promote: 3, v3, an alias (@challenger) or models:/NAME/3")
+    _reason(pr)
+    rb = t.command("rollback", "give the champion alias back to the previous champion (audited)", _rollback, sub=g)
+    _reason(rb)
+    cd = t.command("card", "rebuild the model card of a version from MLflow (reports/cards, and in MLflow)",
+                   _card, sub=g)
+    _model(cd)
+    au = t.command("audit", "the audit log: gate decisions, promotions, rollbacks", _audit, sub=g)
     au.add_argument("--verify", action="store_true",
                     help="check the chain (each move starts where the previous one ended); non-zero exit on a break")
-    au.set_defaults(fn=_audit)
-    tm = sub.add_parser("team", help="the local team stack (PostgreSQL, S3 endpoint, mlflow server): up, down, "
-                                     "status; migrate carries the local store and DVC cache to a server")
-    tm.add_argument("action", choices=("up", "down", "status", "migrate"))
-    tm.add_argument("--to", help="migrate: the tracking server's URI (default: MLFLOW_TRACKING_URI, tracking.uri, "
-                                 "or the local stack's)")
-    tm.add_argument("--remote", help="migrate: the DVC remote to push the cache to (default: the default remote)")
-    tm.add_argument("--no-push", action="store_true", help="migrate: do not `dvc push` the cache")
-    tm.set_defaults(fn=_team)
-    ex = sub.add_parser("explain", help="the features' contributions to the score of single rows")
-    ex.add_argument("--row", help="a JSON object (or list of objects) with the model's input columns")
-    ex.add_argument("--file", help="a CSV or Parquet file of rows")
-    ex.add_argument("--version", help="a registered model version (default: models/model)")
-    ex.add_argument("--top", type=int, default=10, help="contributions shown per row")
-    ex.add_argument("--background", type=int, default=200, help="training rows each feature is replaced by")
-    ex.set_defaults(fn=_explain)
-    cd = sub.add_parser("card", help="rebuild the model card of VERSION (default: the latest) from MLflow")
-    cd.add_argument("version", nargs="?")
-    cd.set_defaults(fn=_card)
-    rp = sub.add_parser("reproduce", help="rebuild a model version from its lineage (commit, data hash) in a temporary "
-                        "worktree with a private MLflow store; exit 0 identical, 1 different, 2 refused")
-    rp.add_argument("version", nargs="?", help="a registered version of tracking.model_name, or the MLflow run id "
-                    "of a train stage run (default: the champion)")
-    rp.add_argument("--allow-dirty", action="store_true", help="rebuild a version trained from a dirty checkout "
-                    "from its commit anyway (warned; differing inputs are named)")
-    rp.add_argument("--strict-env", action="store_true", help="refuse when the installed packages cannot be checked "
-                    "against, or differ from, the commit's requirements.lock (default: report and go on)")
-    rp.add_argument("--json", metavar="FILE", help="also write the whole comparison to FILE as JSON")
-    rp.add_argument("--keep", action="store_true", help="keep the temporary worktree, private store and log "
-                    "(printed) to look into a difference; remove them yourself")
-    rp.set_defaults(fn=_reproduce)
-    q = sub.add_parser("queue", help="run the queued DVC experiments in parallel through an MLflow server it starts")
-    q.add_argument("--jobs", "-j", type=int, default=2)
-    q.set_defaults(fn=_queue)
-    sv = sub.add_parser("serve", help="serve the champion (or --model-uri) over HTTP; flags override params.yaml serve:")
-    sv.add_argument("--model-uri", help="an MLflow model URI (default: models:/<tracking.model_name>@champion)")
-    sv.add_argument("--host", help="bind address (default 127.0.0.1)")
-    sv.add_argument("--port", type=int)
-    sv.add_argument("--workers", type=int, help="uvicorn worker processes")
-    sv.add_argument("--reload-seconds", type=float, help="how often the model alias is checked")
-    sv.add_argument("--log-dir", help="prediction log folder (relative to the workspace root)")
-    sv.add_argument("--max-rows", type=int, help="rows per request at most")
-    sv.add_argument("--compiled", action=argparse.BooleanOptionalAction, default=None,
-                    help="score through the compiled form proven equal at registration (default: serve.compiled)")
-    sv.add_argument("--release", choices=["off", "canary", "shadow"],
-                    help="serve the candidate beside the champion (default: serve.release.mode)")
-    sv.add_argument("--release-share", type=float, help="canary: share of routing keys the candidate answers")
-    sv.add_argument("--candidate", help="the candidate's alias (default: serve.release.candidate, challenger)")
-    sv.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
-    sv.set_defaults(fn=_serve)
-    so = sub.add_parser("score", help="score Parquet / CSV files of any size with the champion (or --model-uri) "
-                        "on a Dask cluster; flags override params.yaml score: and compute:")
-    so.add_argument("--input", required=True, help="a .parquet or .csv file, or a folder of them")
-    so.add_argument("--output", required=True, help="a folder to create: Parquet parts with the prediction log's columns")
-    so.add_argument("--model-uri", help="an MLflow model URI (default: models:/<tracking.model_name>@champion)")
-    so.add_argument("--scheduler", help="a Dask scheduler address (default compute.scheduler; none: a local cluster)")
-    so.add_argument("--compiled", action=argparse.BooleanOptionalAction, default=None,
-                    help="score through the compiled form proven equal at registration (default: score.compiled)")
-    so.add_argument("--blocksize", help="input read per partition, e.g. 32MiB (default score.blocksize)")
-    so.add_argument("--overwrite", action="store_true", help="replace --output once the new one is complete")
-    so.add_argument("--no-progress", action="store_true", help="no progress (a bar in a terminal, plain lines in CI logs)")
-    so.set_defaults(fn=_score)
-    sc = sub.add_parser("schema", help="data schema: `mlcycle schema infer` proposes one from the current data")
-    scs = sc.add_subparsers(dest="schema_command", required=True)
-    si = scs.add_parser("infer", help="write a schema inferred from data.path for you to review and commit")
-    si.add_argument("--out", help="schema file (default: validate.schema, else schemas/<data file stem>.yaml)")
-    si.add_argument("--force", action="store_true", help="replace an existing schema file")
-    si.set_defaults(fn=_schema_infer)
-    ad = sub.add_parser("add-data", help="validate a new batch against the schema; store it under data/raw/batches with DVC")
-    ad.add_argument("file")
-    ad.add_argument("--name", help="file name under data/raw/batches (default: the file's own name)")
-    ad.set_defaults(fn=_add_data)
-    mo = sub.add_parser("monitor", help="drift and performance of the champion on new data or the prediction log")
-    src = mo.add_mutually_exclusive_group(required=True)
-    src.add_argument("--current", metavar="PATH", help="a data file with the columns of data.path (labels optional), "
-                     "or a folder of scored rows (`mlcycle score` output, a prediction log)")
-    src.add_argument("--from-log", action="store_true", help="the prediction log of `mlcycle serve`")
-    mo.add_argument("--days", type=float, help="with --from-log: the last DAYS (default monitor.log_window_days)")
-    mo.add_argument("--model-uri", help="the model to monitor (default: the champion)")
-    mo.add_argument("--exit-code", action="store_true", help="exit 3 when the verdict calls for retraining (for schedulers)")
-    mo.set_defaults(fn=_monitor)
-    fb = sub.add_parser("feedback", help="store observed outcomes (columns request_id, row, label; for a recommender "
-                        "request_id, item, rating) of logged predictions beside the prediction log")
-    fb.add_argument("file", help="a .csv or .parquet file")
-    fb.set_defaults(fn=_feedback)
-    rl = sub.add_parser("release", help="the served candidate against the champion on live traffic: status, "
-                        "promote, abort, watch (promotes or rolls back by params release:)")
-    rl.add_argument("release_command", choices=["status", "promote", "abort", "watch"])
-    rl.add_argument("--url", help="the server whose /metrics is read (default release.url, else serve.host:port)")
-    rl.add_argument("--reason", help="promote / abort: why (kept in the audit log)")
-    rl.add_argument("--json", action="store_true", help="status / watch: the whole evidence as JSON")
-    rl.add_argument("--max-checks", type=int, help="watch: stop after this many checks without a decision")
-    rl.add_argument("--interval", type=float, help="watch: seconds between checks (default release.interval_seconds)")
-    rl.set_defaults(fn=_release)
-    rt = sub.add_parser("retrain", help="validate and monitor a labelled batch; when the policy says so, add it and retrain")
-    rt.add_argument("--batch", required=True, metavar="FILE")
-    rt.add_argument("--dry-run", action="store_true", help="only report what the verdict calls for")
-    rt.add_argument("--name", help="file name under data/raw/batches (default: the file's own name)")
-    rt.set_defaults(fn=_retrain)
-    sm = sub.add_parser("simulate", help="period-by-period replay of data.path through the loop -> reports/simulation.html")
-    sm.add_argument("--periods", type=int, help="periods fed after training (default simulate.periods)")
-    sm.add_argument("--train-periods", type=int, help="periods of the first training (default simulate.train_periods)")
-    sm.add_argument("--sample-frac", type=float, help="share of flights used (default simulate.sample_frac)")
-    sm.set_defaults(fn=_simulate)
+    ex = t.command("explain", "the features' contributions to the score of single rows", _explain, sub=g)
+    _explain_args(ex)
+    _model(ex)
+    rp = t.command("reproduce", "rebuild a model version from its lineage (commit, data hash) and compare",
+                   _reproduce, sub=g, description="Rebuild a model version from its lineage (commit, data hash) "
+                   "in a temporary worktree with a private MLflow store; exit 0 identical, 1 different, 2 refused.")
+    _model(rp, help=MODEL_HELP[:-1] + "), or the MLflow run id of a train stage run")
+    _reproduce_args(rp)
+
+    # serving
+    g = t.group("serving", "a model over HTTP or in batch",
+                "Serve a model over HTTP (with a canary or shadow candidate), or score files of any size on a "
+                "Dask cluster; flags override params.yaml serve:, score: and compute:.")
+    sv = t.command("start", "serve a model over HTTP (flags override params.yaml serve:)", _serve, sub=g)
+    _model(sv)
+    _serve_args(sv)
+    so = t.command("score", "score Parquet / CSV files of any size on a Dask cluster (flags override score:, compute:)",
+                   _score, sub=g)
+    _model(so)
+    _score_args(so)
+
+    # release
+    g = t.group("release", "a candidate against the champion on live traffic",
+                "A release: the candidate served beside the champion (canary or shadow, `mlcycle serving start "
+                "--release`) compared on live traffic; promote or abort it by hand, or watch it decide by params "
+                "release:.")
+    url_help = "the server whose /metrics is read (default release.url, else serve.host:port)"
+    for name, text in (("status", "the live comparison of the candidate and the champion"),
+                       ("promote", "make the candidate the champion (audited)"),
+                       ("abort", "roll the candidate back (audited); the champion stays"),
+                       ("watch", "check until params release: decides, then promote or roll back")):
+        r = t.command(name, text, _release, sub=g)
+        r.set_defaults(release_command=name)
+        r.add_argument("--url", help=url_help)
+        if name in ("promote", "abort"):
+            _reason(r, required=False, help="why (kept in the audit log; required)")
+        else:
+            r.add_argument("--json", action="store_true", help="the whole evidence as JSON")
+        if name == "watch":
+            r.add_argument("--max-checks", type=int, help="stop after this many checks without a decision")
+            r.add_argument("--interval", type=float, help="seconds between checks (default release.interval_seconds)")
+
+    # monitoring
+    g = t.group("monitoring", "drift, feedback, retraining after release",
+                "The loop after release: the champion's drift and performance on new data or the prediction log, "
+                "observed outcomes, retraining on a labelled batch, a period-by-period replay.")
+    mo = t.command("run", "drift and performance of a model on new data or the prediction log", _monitor, sub=g)
+    _monitor_args(mo, ("--input",))
+    _model(mo)
+    fb = t.command("feedback", "store observed outcomes of logged predictions beside the prediction log", _feedback,
+                   sub=g, description="Store observed outcomes (columns request_id, row, label; for a recommender "
+                   "request_id, item, rating) of logged predictions beside the prediction log.")
+    _input(fb, "the outcomes: a .csv or .parquet file")
+    rt = t.command("retrain", "validate and monitor a labelled batch; when the policy says so, add it and retrain",
+                   _retrain, sub=g)
+    _input(rt, "the labelled batch: a .csv or .parquet file")
+    _retrain_args(rt)
+    sm = t.command("simulate", "period-by-period replay of data.path through the loop -> reports/simulation.html",
+                   _simulate, sub=g)
+    _simulate_args(sm)
+
+    # team
+    g = t.group("team", "the local team stack (PostgreSQL, S3, MLflow server)",
+                "The local team stack: PostgreSQL, an S3 endpoint and an MLflow server in containers; migrate "
+                "carries the local store and the DVC cache to a server.")
+    for name, text in (("up", "start the stack and print where its services answer"),
+                       ("down", "stop the stack"),
+                       ("status", "whether each service runs (exit 1 when not)"),
+                       ("migrate", "carry the local MLflow store, audit log and DVC cache to a tracking server")):
+        tm = t.command(name, text, _team, sub=g)
+        tm.set_defaults(action=name)
+    tm.add_argument("--to", metavar="URI", help="the tracking server (default: MLFLOW_TRACKING_URI, tracking.uri, "
+                    "or the local stack's)")
+    tm.add_argument("--remote", help="the DVC remote to push the cache to (default: the default remote)")
+    tm.add_argument("--no-push", action="store_true", help="do not `dvc push` the cache")
+
+    # internal: what dvc.yaml runs (never renamed)
+    r = t.hidden("run", _run, "Run one notebook stage through the runner (what dvc repro calls).")
+    r.add_argument("stage", help="a stage of dvc.yaml")
+    tb = t.hidden("table", _table, "(the `tables` stage) check and summarise a table features.enrich reads.")
+    tb.add_argument("name", help="a key of features.enrich.tables")
+    t.hidden("report", _report, "Write reports/index.html linking every stage report.")
+
+    _deprecated(t)
+    _list_under_groups(t.sub)
     return p
+
+
+def _explain_args(p) -> None:
+    p.add_argument("--row", help="a JSON object (or list of objects) with the model's input columns")
+    _input(p, "a CSV or Parquet file of rows (instead of --row)", required=False)
+    p.add_argument("--top", type=int, default=10, help="contributions shown per row")
+    p.add_argument("--background", type=int, default=200, help="training rows each feature is replaced by")
+
+
+def _reproduce_args(p) -> None:
+    p.add_argument("--allow-dirty", action="store_true", help="rebuild a version trained from a dirty checkout "
+                   "from its commit anyway (warned; differing inputs are named)")
+    p.add_argument("--strict-env", action="store_true", help="refuse when the installed packages cannot be checked "
+                   "against, or differ from, the commit's requirements.lock (default: report and go on)")
+    p.add_argument("--json", metavar="FILE", help="also write the whole comparison to FILE as JSON")
+    p.add_argument("--keep", action="store_true", help="keep the temporary worktree, private store and log "
+                   "(printed) to look into a difference; remove them yourself")
+
+
+def _serve_args(p) -> None:
+    p.add_argument("--host", help="bind address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default serve.port)")
+    p.add_argument("--workers", type=int, help="uvicorn worker processes")
+    p.add_argument("--reload-seconds", type=float, help="how often the model alias is checked")
+    p.add_argument("--log-dir", help="prediction log folder (relative to the workspace root)")
+    p.add_argument("--max-rows", type=int, help="rows per request at most")
+    p.add_argument("--compiled", action=argparse.BooleanOptionalAction, default=None,
+                   help="score through the compiled form proven equal at registration (default: serve.compiled)")
+    p.add_argument("--release", choices=["off", "canary", "shadow"],
+                   help="serve the candidate beside the champion (default: serve.release.mode)")
+    p.add_argument("--release-share", type=float, help="canary: share of routing keys the candidate answers")
+    p.add_argument("--candidate", help="the candidate's alias (default: serve.release.candidate, challenger)")
+    p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"],
+                   help="the server's log level (default warning)")
+
+
+def _score_args(p, input_flags=("--input",)) -> None:
+    _input(p, "a .parquet or .csv file, or a folder of them", flags=input_flags)
+    p.add_argument("--output", required=True, metavar="PATH",
+                   help="a folder to create: Parquet parts with the prediction log's columns")
+    p.add_argument("--scheduler", help="a Dask scheduler address (default compute.scheduler; none: a local cluster)")
+    p.add_argument("--compiled", action=argparse.BooleanOptionalAction, default=None,
+                   help="score through the compiled form proven equal at registration (default: score.compiled)")
+    p.add_argument("--blocksize", help="input read per partition, e.g. 32MiB (default score.blocksize)")
+    p.add_argument("--overwrite", action="store_true", help="replace --output once the new one is complete")
+    p.add_argument("--no-progress", action="store_true", help="no progress (a bar in a terminal, plain lines in CI logs)")
+
+
+def _monitor_args(p, input_flags) -> None:
+    src = p.add_mutually_exclusive_group(required=True)
+    _input(src, "a data file with the columns of data.path (labels optional), or a folder of scored rows "
+           "(`mlcycle serving score` output, a prediction log)", required=False, flags=input_flags)
+    src.add_argument("--from-log", action="store_true", help="the prediction log of `mlcycle serving start`")
+    p.add_argument("--days", type=float, help="with --from-log: the last DAYS (default monitor.log_window_days)")
+    p.add_argument("--exit-code", action="store_true", help="exit 3 when the verdict calls for retraining (for schedulers)")
+
+
+def _retrain_args(p) -> None:
+    p.add_argument("--dry-run", action="store_true", help="only report what the verdict calls for")
+    p.add_argument("--name", help="file name under data/raw/batches (default: the file's own name)")
+
+
+def _simulate_args(p) -> None:
+    p.add_argument("--periods", type=int, help="periods fed after training (default simulate.periods)")
+    p.add_argument("--train-periods", type=int, help="periods of the first training (default simulate.train_periods)")
+    p.add_argument("--sample-frac", type=float, help="share of rows used (default simulate.sample_frac)")
+
+
+def _deprecated(t: _Tree) -> None:
+    """The spellings before the groups: accepted for one more release, with a line saying the new one."""
+    for old, new, fn in (("check", "pipeline check", _check), ("lock-check", "pipeline lock-check", _lock_check),
+                         ("stages", "pipeline stages", _stages), ("models", "model list", _models),
+                         ("rollback", "model rollback --reason TEXT", _rollback)):
+        p = t.old(old, f"mlcycle {new}", fn)
+        if old == "rollback":
+            _reason(p)
+    q = t.old("queue", "mlcycle pipeline queue", _queue)
+    q.add_argument("--jobs", "-j", type=int, default=2, help="experiments run at once")
+    au = t.old("audit", "mlcycle model audit", _audit)
+    au.add_argument("--verify", action="store_true", help="check the chain")
+    pr = t.old("promote", "mlcycle model promote --model REF", _promote)
+    pr.add_argument("model", metavar="VERSION", help="the version to promote")
+    _reason(pr)
+    cd = t.old("card", "mlcycle model card --model REF", _card, latest_default=True,
+               note=" (the champion by default; this spelling keeps the latest version)")
+    cd.add_argument("model", nargs="?", metavar="VERSION", help="a registered version (default: the latest)")
+    ex = t.old("explain", "mlcycle model explain --input PATH --model REF", _explain, local_model=True,
+               note=" (the champion by default; this spelling keeps models/model)")
+    _explain_args(ex)
+    ex.add_argument("--file", dest="input", help="a CSV or Parquet file of rows")
+    _model(ex, flags=("--version",), help="a registered model version (default: models/model)")
+    rp = t.old("reproduce", "mlcycle model reproduce --model REF", _reproduce)
+    rp.add_argument("model", nargs="?", metavar="VERSION", help="a version or a train run id (default: the champion)")
+    _reproduce_args(rp)
+    sv = t.old("serve", "mlcycle serving start --model REF", _serve)
+    _model(sv, flags=("--model-uri",), help="an MLflow model URI (default: the champion)")
+    _serve_args(sv)
+    so = t.old("score", "mlcycle serving score --model REF", _score)
+    _model(so, flags=("--model-uri",), help="an MLflow model URI (default: the champion)")
+    _score_args(so)
+    sc = t.hidden("schema", _show_help_of_old_schema, "Deprecated: use `mlcycle data schema`.")
+    si = t.old("schema infer", "mlcycle data schema", _schema_infer, sub=sc.add_subparsers(dest="schema_command"))
+    si.add_argument("--out", help="schema file")
+    si.add_argument("--force", action="store_true", help="replace an existing schema file")
+    ad = t.old("add-data", "mlcycle data add --input PATH", _add_data)
+    ad.add_argument("input", metavar="FILE", help="the batch")
+    ad.add_argument("--name", help="file name under data/raw/batches")
+    mo = t.old("monitor", "mlcycle monitoring run --input PATH --model REF", _monitor,
+               note=" (or --from-log)")
+    _monitor_args(mo, ("--current",))
+    _model(mo, flags=("--model-uri",), help="the model to monitor (default: the champion)")
+    fb = t.old("feedback", "mlcycle monitoring feedback --input PATH", _feedback)
+    fb.add_argument("input", metavar="FILE", help="a .csv or .parquet file")
+    rt = t.old("retrain", "mlcycle monitoring retrain --input PATH", _retrain)
+    _input(rt, "the labelled batch", flags=("--batch",))
+    _retrain_args(rt)
+    sm = t.old("simulate", "mlcycle monitoring simulate", _simulate)
+    _simulate_args(sm)
+
+
+def _show_help_of_old_schema(args) -> int:
+    print("mlcycle: `mlcycle schema` is deprecated and will be removed in the next release; use `mlcycle data schema`",
+          file=sys.stderr)
+    return 2
+
+
+def deprecation(args) -> str | None:
+    """The line a deprecated spelling prints on stderr before it runs, or None."""
+    old = getattr(args, "deprecated", None)
+    if old is None:
+        return None
+    return f"mlcycle: `{old[0]}` is deprecated and will be removed in the next release; use `{old[1]}`{old[2]}"
 
 
 def _version(v) -> str:
@@ -726,6 +1007,9 @@ def _version(v) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    line = deprecation(args)
+    if line:
+        print(line, file=sys.stderr)
     if not sys.stderr.isatty():  # a log, not a terminal: no redrawn progress bar per downloaded file
         import os
 

@@ -107,7 +107,7 @@ class ValidateParams(Section):
     min_rows: Annotated[int, Field(ge=1)] = 100
     max_null_share: Share = 0.05
     max_target_null_share: Share = 0.05
-    # the schema file (null: schemas/<data file stem>.yaml); `mlcycle schema infer` proposes one
+    # the schema file (null: schemas/<data file stem>.yaml); `mlcycle data schema` proposes one
     schema_file: str | None = Field(None, alias="schema")
     null_share_warn_rise: Share = 0.01  # a null share above the schema's null_share by more warns
     max_new_category_share: Share = 0.01  # rows with values not in a column's list: up to this warns, above stops
@@ -333,7 +333,7 @@ class ServeReleaseParams(Section):
 
 
 class ServeParams(Section):
-    """`mlcycle serve`: the prediction server (src/mlcycle/serving/); CLI flags override these."""
+    """`mlcycle serving start`: the prediction server (src/mlcycle/serving/); CLI flags override these."""
 
     model_uri: str | None = None  # null: models:/<tracking.model_name>@champion
     host: str = "127.0.0.1"
@@ -385,7 +385,7 @@ class ComputeParams(Section):
 
 
 class ScoreParams(Section):
-    """`mlcycle score`: batch scoring of files (src/mlcycle/serving/batch.py); CLI flags override these."""
+    """`mlcycle serving score`: batch scoring of files (src/mlcycle/serving/batch.py); CLI flags override these."""
 
     model_uri: str | None = None  # null: models:/<tracking.model_name>@champion (pinned to its version for the job)
     blocksize: str = "32MiB"  # rows read per partition, as bytes of input; memory is bounded by this x workers
@@ -394,7 +394,7 @@ class ScoreParams(Section):
 
 
 class MonitorParams(Section):
-    """Drift and performance monitoring (the monitor stage, `mlcycle monitor`)."""
+    """Drift and performance monitoring (the monitor stage, `mlcycle monitoring run`)."""
 
     psi_threshold: Annotated[float, Field(gt=0.0)] = 0.2   # a column drifts when its PSI reaches this ...
     alpha: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.01  # ... and its p-value is below alpha / columns
@@ -420,7 +420,7 @@ class RetrainParams(Section):
 
 
 class SimulateParams(Section):
-    """The period-by-period replay (`mlcycle simulate`) of data.path along data.time_column."""
+    """The period-by-period replay (`mlcycle monitoring simulate`) of data.path along data.time_column."""
 
     period: Literal["day", "week", "month", "quarter"] = "month"
     timezone: str | None = None  # periods in this time zone (e.g. America/New_York); null: as the data says (UTC)

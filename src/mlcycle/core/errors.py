@@ -43,7 +43,7 @@ class RetrainError(MlcycleError):
 
 
 class ReproduceError(MlcycleError):
-    """`mlcycle reproduce` refuses: the version, its commit, its data or the tracking store is
+    """`mlcycle model reproduce` refuses: the version, its commit, its data or the tracking store is
     missing, or it was trained from a dirty checkout. Nothing was rebuilt."""
 
     exit_code = 2

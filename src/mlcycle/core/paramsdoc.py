@@ -17,7 +17,7 @@ from mlcycle.core import config
 HEADER = """\
 # The single source of truth for every stage. Each top-level section belongs to one stage
 # (dvc.yaml lists which sections each stage reads, so a change re-runs only what depends on it).
-# Checked before any notebook starts: `mlcycle check` (an unknown key, a wrong type or a missing
+# Checked before any notebook starts: `mlcycle pipeline check` (an unknown key, a wrong type or a missing
 # value fails with the key's name). Written by `mlcycle init`; edit it freely.
 """
 
@@ -26,10 +26,10 @@ SECTIONS: dict[str, str] = {
     "ingest": "Optional: a step that writes raw data (an example's download or export). Your own file needs none.",
     "data": "The table every later stage reads, its target and the roles of its columns.",
     "monitor": "Is the data the model now sees like the data it was trained on? A column drifts when its PSI\n(effect size) reaches psi_threshold and its test's p-value is below alpha / number of columns;\nso on data like the reference the chance of any false alarm is at most alpha.",
-    "simulate": "`mlcycle simulate`: train on the first periods of data.path, then feed the rest one period at a time.",
+    "simulate": "`mlcycle monitoring simulate`: train on the first periods of data.path, then feed the rest one period at a time.",
     "compute": "Where parallel work runs: a Dask cluster. null scheduler: a local one started for each job, sized to\nthe machine; a scheduler address sends the same work to that cluster.",
     "release": "`mlcycle release status | promote | abort | watch`: the candidate served in canary or shadow\n(serve.release) against the champion on live traffic and the labels fed back; see docs/releases.md.",
-    "score": "`mlcycle score --input FILES --output FOLDER`: batch scoring, partition by partition on the cluster.",
+    "score": "`mlcycle serving score --input FILES --output FOLDER`: batch scoring, partition by partition on the cluster.",
     "recommend": "Task recommendation only (null otherwise): one interaction per row of data.path, its rating in data.target,\nits time in data.time_column. See docs/recommender.md and `mlcycle init --example movielens`.",
 }
 
@@ -97,19 +97,19 @@ KEYS: dict[str, str] = {
     "monitor.alpha": "false-alarm rate of the drift verdict on same-distribution data",
     "monitor.bins": "quantile bins of numeric columns",
     "monitor.drift_share": "data drift: at least this share of the features drifted",
-    "monitor.log_window_days": "`mlcycle monitor --from-log`: the last days of the prediction log",
+    "monitor.log_window_days": "`mlcycle monitoring run --from-log`: the last days of the prediction log",
     "monitor.max_metric_drop": "decay: gate metric worse than at training by more than this (needs labels)",
     "monitor.min_rows": "fewer current rows than this: no verdict",
     "monitor.new_item_share": "a recommender's data drifts when at least this share of current interactions is on items never seen in training",
     "monitor.min_slice_rows": "slices (evaluate.slices) with fewer rows are not compared",
     "monitor.psi_threshold": "0.1 moderate, 0.2 large shift",
-    "monitor.max_memory_rows": "scored rows (the prediction log, a `mlcycle score` folder) beyond this many are read partition by partition on the cluster of `compute`, never all at once",
+    "monitor.max_memory_rows": "scored rows (the prediction log, a `mlcycle serving score` folder) beyond this many are read partition by partition on the cluster of `compute`, never all at once",
     "monitor.reference_max_rows": "the champion's training rows used at most (seeded sample)",
     "monitor.score_psi_threshold": "drift of the predicted scores (or values)",
     "monitor.seed": "seed of the reference sample (monitor.reference_max_rows)",
     "report.show_code": "true: stage reports show code cells as well as results",
     "report.title": "title of reports/index.html; null: from data.path and data.target",
-    "retrain.trigger": "drift_or_decay | drift | decay | never: what makes `mlcycle retrain` retrain",
+    "retrain.trigger": "drift_or_decay | drift | decay | never: what makes `mlcycle monitoring retrain` retrain",
     "retrain.window": "training data: null = all; N = the newest N months of data.time_column (no time column: N batches)",
     "serve.release": "a candidate served beside the champion, in canary or shadow (docs/releases.md)",
     "serve.release.mode": "off | canary (share of routing keys answered by the candidate) | shadow (candidate scores every request, never answers)",
@@ -188,7 +188,7 @@ KEYS: dict[str, str] = {
     "validate.max_target_null_share": "rows without a target are dropped; more than this share stops the pipeline",
     "validate.min_rows": "fewer rows than this stops the pipeline",
     "validate.null_share_warn_rise": "a column's null share above the schema's null_share by more than this warns",
-    "validate.schema": "reviewed schema file (null: schemas/<data file stem>.yaml); `mlcycle schema infer` proposes one",
+    "validate.schema": "reviewed schema file (null: schemas/<data file stem>.yaml); `mlcycle data schema` proposes one",
     "recommend": "null unless data.task is recommendation",
     "recommend.user_column": "who interacted",
     "recommend.item_column": "with what",

@@ -4,7 +4,7 @@ The file (``schemas/<data file stem>.yaml`` unless ``validate.schema`` names ano
 column: its kind (``dtype``), whether it may hold nulls and what share at most, a range, the
 allowed values and what a new one means, and whether values are unique; for the table: the
 minimum row count, whether duplicate rows are allowed and whether columns not listed are an error.
-``mlcycle schema infer`` proposes one from the current data (`infer`); the user reviews and
+``mlcycle data schema`` proposes one from the current data (`infer`); the user reviews and
 commits it. `to_pandera` builds two ``pandera.pandas.DataFrameSchema`` from it, one whose failures
 are errors and one whose failures are warnings (thresholds from params ``validate``).
 """
@@ -134,8 +134,8 @@ def infer(df: pd.DataFrame, data: DataParams, params: ValidateParams) -> TableSc
 
 
 HEADER = """\
-# Schema of {data}: what validate (and `mlcycle add-data`) accept.
-# Proposed by `mlcycle schema infer` on {date} from {rows:,} rows; review it, then commit it.
+# Schema of {data}: what validate (and `mlcycle data add`) accept.
+# Proposed by `mlcycle data schema` on {date} from {rows:,} rows; review it, then commit it.
 # Per column: dtype (integer | number | string | boolean | datetime), nullable, null_share (seen
 # when inferred; a rise above it by more than validate.null_share_warn_rise warns),
 # max_null_share (more stops the pipeline), min / max, values (allowed) with new_values

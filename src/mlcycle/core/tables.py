@@ -292,7 +292,7 @@ def load(data: DataParams, root: Path, path: str | Path | None = None, window: i
     """The input table named by params `data` (or another file read the same way, e.g. a new
     batch), personal columns masked, its time column parsed.
 
-    The table of params `data` includes the batches `mlcycle add-data` recorded in data/batches.jsonl
+    The table of params `data` includes the batches `mlcycle data add` recorded in data/batches.jsonl
     (appended in order). window (params `retrain.window`): keep only the newest N months of the time
     column; without a time column, the newest N sources (data.path counts as the oldest)."""
     given = path or data.path
@@ -321,7 +321,7 @@ def load(data: DataParams, root: Path, path: str | Path | None = None, window: i
 
 
 def recorded_batches(root: Path) -> list[dict]:
-    """The batches recorded by `mlcycle add-data` (data/batches.jsonl), oldest first."""
+    """The batches recorded by `mlcycle data add` (data/batches.jsonl), oldest first."""
 
     manifest = Paths(root).batches_manifest
     if not manifest.exists():

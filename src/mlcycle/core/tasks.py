@@ -72,7 +72,7 @@ class Task:
     # the task of models and params that name none (models registered before tasks were packages) and
     # of `mlcycle init` on a table: one registered task says so
     default: bool = False
-    feedback_noun: str = "labels"  # what `mlcycle feedback` stored, as it reports it ("42 labels")
+    feedback_noun: str = "labels"  # what `mlcycle monitoring feedback` stored, as it reports it ("42 labels")
     params_section: str | None = None  # its own params.yaml section, if any (checked and logged with its stages)
     # the pydantic model of that section, "module:Class" (a core.section.Section): params.yaml's
     # `<params_section>` is checked with it (null unless this task runs)
@@ -99,10 +99,10 @@ class Task:
     #   "compiled": function(model_dir, pipeline) -> (fast scorer or None, verdict), the compiled
     #       scoring path the server and batch scoring use when registration proved it equal
     #   "reproduce": function(tree, original_dir) -> dict, the holdout predictions of a rebuilt
-    #       version compared with the original's (`mlcycle reproduce`)
+    #       version compared with the original's (`mlcycle model reproduce`)
     #   "load": function(uri) -> the model of a registered version (`models:/<name>/<version>`) that
     #       `registry.load_version` gives (re-scoring the champion); none: the scikit-learn pipeline
-    #   "feedback_label": function(value, meta, where) -> a `POST /feedback` / `mlcycle feedback` label
+    #   "feedback_label": function(value, meta, where) -> a `POST /feedback` / `mlcycle monitoring feedback` label
     #       as stored, a ClientError(422) naming `where` when the served model cannot have it (a task
     #       without its own `checked_feedback`: serving/feedback.py); none: the label as sent
     #   "live_metric": function(meta, gate_metric) -> the metric (one of monitoring/release.py

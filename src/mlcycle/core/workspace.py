@@ -2,7 +2,8 @@
 `params.yaml` (`config.load`) and answers what the commands, notebooks, the server and the monitor
 ask of it: the active task, the tracking store's URI and a client on it, the registered model's
 URIs. Beside it, the one place that spells and parses `models:/` URIs (`model_uri`,
-`parse_model_uri`), reads the `mlcycle` metadata saved with a model (`model_metadata`) and loads
+`parse_model_uri`) and the `--model REF` every command takes (`resolve_model_ref`,
+`registered_version`), reads the `mlcycle` metadata saved with a model (`model_metadata`) and loads
 a registered version the way its task says (`load_model`).
 
 Importing it does no work and imports neither mlflow nor the params model: each is imported by
@@ -163,3 +164,58 @@ class Workspace:
 
     def version_uri(self, version: str | int) -> str:
         return model_uri(self.model_name, version=version)
+
+    def model_ref(self, ref: str | None = None) -> str:
+        """The URI `--model REF` names (`resolve_model_ref`); None: the champion."""
+        return resolve_model_ref(self.model_name, ref)
+
+    def model_version(self, ref: str | None = None, client=None) -> str:
+        """The registered version number `--model REF` names (`registered_version`); None: the
+        champion's, read through `client` (default: a client on the workspace's store)."""
+        return registered_version(client if client is not None else self.client(), self.model_name, ref)
+
+
+MODEL_REF_FORMS = ("a version (3 or v3), an alias (champion, @challenger) or an MLflow model URI "
+                   "(models:/NAME/3, models:/NAME@alias, runs:/RUN_ID/model)")
+_VERSION_REF = re.compile(r"[vV]?([0-9]+)")
+_ALIAS_REF = re.compile(r"@?([A-Za-z_][A-Za-z0-9_-]*)")
+_URI_REF = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:/\S*")
+
+
+def resolve_model_ref(name: str, ref: str | None = None) -> str:
+    """The MLflow URI `--model REF` names for the registered model `name`: a version (`3`, `v3`) ->
+    `models:/<name>/3`; an alias (`champion`, `@challenger`) -> `models:/<name>@<alias>`; a URI
+    (`models:/...`, `runs:/...`, any `scheme:/...`) as given; None: the champion. A ref that is none
+    of these raises MlcycleError naming `--model` and the accepted forms."""
+    from mlcycle.core.errors import MlcycleError
+
+    ref = CHAMPION if ref is None else str(ref).strip()
+    if (m := _VERSION_REF.fullmatch(ref)) is not None:
+        return model_uri(name, version=int(m.group(1)))
+    if _URI_REF.fullmatch(ref):
+        return ref
+    if (m := _ALIAS_REF.fullmatch(ref)) is not None:
+        return model_uri(name, alias=m.group(1))
+    raise MlcycleError(f"--model {ref!r} names no model; give {MODEL_REF_FORMS}")
+
+
+def registered_version(client, name: str, ref: str | None = None) -> str:
+    """The version number (as a string) `--model REF` names among the versions of `name` (the
+    champion by default), an alias read through `client`. A URI of another model or of a run, an
+    unknown alias, or no champion yet, raise MlcycleError saying what to pass instead."""
+    from mlcycle.core.errors import MlcycleError
+
+    uri = resolve_model_ref(name, ref)
+    found, alias, version = parse_model_uri(uri)
+    if found is None or found != name:
+        raise MlcycleError(f"--model {ref}: this command needs a registered version of '{name}'; give a "
+                           f"version (3 or v3), an alias (champion, @challenger) or models:/{name}/3")
+    if version is not None:
+        return str(version)
+    try:
+        return str(client.get_model_version_by_alias(name, alias).version)
+    except Exception as exc:  # MlflowException: the alias is not set (or the store does not answer)
+        if alias == CHAMPION:
+            raise MlcycleError(f"no champion yet for '{name}': run `make repro` or pass --model N") from exc
+        raise MlcycleError(f"--model {ref}: no version of '{name}' has the alias @{alias} "
+                           "(`mlcycle model list` shows the aliases)") from exc

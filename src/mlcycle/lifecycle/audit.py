@@ -9,7 +9,7 @@ that cannot be written there fails the operation (it is the only record).
 
 Moves of the champion hold an exclusive lock while they read the champion, move the alias and
 append, so the chain holds: each move's `from_version` is the previous move's `to_version`
-(`verify_chain` checks it; `mlcycle audit --verify`). Locally the lock is `fcntl.flock` on
+(`verify_chain` checks it; `mlcycle model audit --verify`). Locally the lock is `fcntl.flock` on
 `audit.jsonl.lock`, next to the log. On a shared registry it is also a lock in the server, which
 covers other machines: the registered model `mlcycle.audit-lock`, whose creation is atomic in
 the server's database (a second creator gets RESOURCE_ALREADY_EXISTS and waits). A holder that

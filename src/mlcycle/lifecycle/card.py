@@ -4,7 +4,7 @@ records of its own runs.
 The evaluate stage writes the card of the version it judged, after the gate: `reports/model_card.
 {html,md}` and the record they are rendered from, `reports/model_card.json`. The tracking hook logs
 the three to the evaluate run under `model_card/` and tags the model version with their artifact
-URIs (`model_card`, `model_card.run_id`). `mlcycle card VERSION` renders the card of any version
+URIs (`model_card`, `model_card.run_id`). `mlcycle model card --model VERSION` renders the card of any version
 again from MLflow (its evaluate run's record, the version's current aliases and tags, the audit
 log), since promotions and rollbacks after the gate change its history.
 
@@ -17,7 +17,7 @@ Every task's card has the same generic parts (the version, intended use, source 
 hashes, parameters, gate decision, audit history). What lies between them is the task's: the table
 card's features, holdout metrics, fairness and explanations by default, or, for a task whose `Task`
 names `card_sections` (core/tasks.py, e.g. the recommender), the parts that function returns,
-recorded under `task` in the card's record so `mlcycle card VERSION` renders them again without the
+recorded under `task` in the card's record so `mlcycle model card --model VERSION` renders them again without the
 task's code.
 """
 
@@ -134,7 +134,7 @@ def limitations(record: dict) -> list[str]:
     if fair.get("bootstrap"):
         out.append(f"Intervals are 95% percentile bootstrap intervals ({fair['bootstrap']} resamples within "
                    "each group); a gap's interval leans high when the true gap is near zero.")
-    out.append("Contributions of single rows (`mlcycle explain`) change one feature at a time and do not "
+    out.append("Contributions of single rows (`mlcycle model explain`) change one feature at a time and do not "
                "add up to the prediction.")
     return out
 
@@ -329,7 +329,7 @@ def regenerate(client, name: str, version: str, audit: list[dict], out_dir: Path
     try:
         mv = client.get_model_version(name, str(version))
     except Exception:
-        raise CardError(f"model '{name}' has no version {version}; see `mlcycle models`") from None
+        raise CardError(f"model '{name}' has no version {version}; see `mlcycle model list`") from None
     run_id = (mv.tags or {}).get("model_card.run_id")
     if not run_id:
         raise CardError(f"model '{name}' version {version} has no card record: it was never evaluated "

@@ -93,7 +93,7 @@ class Decision:
         who = f"version {self.candidate_version or '(unregistered)'}"
         if not self.criteria:
             return (f"{who} not promoted: no criterion applies to this task ({self.task or 'unknown task'}); "
-                    "set gate.minimums: auto or name metrics evaluate reports, or `mlcycle promote` it by hand")
+                    "set gate.minimums: auto or name metrics evaluate reports, or `mlcycle model promote` it by hand")
         shown = self.criteria if self.promote else self.failed()
         text = "; ".join(_criterion_text(c) for c in shown[:most])
         if len(shown) > most:

@@ -60,7 +60,7 @@ def promote(client, audit_file: Path, name: str, version: str, reason: str, acti
         try:
             client.get_model_version(name, str(version))
         except Exception:
-            raise RegistryError(f"model '{name}' has no version {version}; see `mlcycle models`") from None
+            raise RegistryError(f"model '{name}' has no version {version}; see `mlcycle model list`") from None
         old = champion(client, name)
         if old is not None and str(old.version) == str(version):
             raise RegistryError(f"model '{name}': v{version} already is the champion; nothing was changed")
@@ -82,7 +82,7 @@ def rollback(client, audit_file: Path, name: str, reason: str) -> dict:
                  and e["from_version"] != e["to_version"]]
         if not moves:
             raise RegistryError(f"model '{name}': no earlier champion is recorded before v{current.version}; "
-                                "nothing to roll back to (see `mlcycle audit`); promote a version instead")
+                                "nothing to roll back to (see `mlcycle model audit`); promote a version instead")
         previous = moves[-1]["from_version"]
         set_alias(client, name, CHAMPION, previous)
         return audit.append(audit_file, client, name, "rollback", current.version, previous, reason)
@@ -180,10 +180,10 @@ def apply_decision(client, audit_file: Path, name: str, decision) -> dict:
                  decision.summary(), {"criteria": decision.criteria})
 
 
-def unresolved_message(client, name: str, uri: str, command: str = "serve") -> str | None:
+def unresolved_message(client, name: str, uri: str, command: str = "serving start") -> str | None:
     """Why `models:/<name>@champion` does not resolve when versions exist, and the ways forward:
     the newest version's gate decision (its `gate.decision` / `gate.summary` tags), then
-    `mlcycle promote`, `mlcycle <command> --model-uri` or a new run. None when there is no version
+    `mlcycle model promote`, `mlcycle <command> --model N` or a new run. None when there is no version
     (then "run `make repro`" is the right advice)."""
     try:
         found = client.search_model_versions(f"name = '{name}'")
@@ -207,8 +207,8 @@ def unresolved_message(client, name: str, uri: str, command: str = "serve") -> s
         why = f"version {v} has no gate decision (the evaluate stage did not judge it)"
     count = f"{len(found)} version(s) registered, none is the champion" if len(found) > 1 else "1 version registered, not the champion"
     return (f"{command}: {uri} does not resolve: {count}; {why}. Ways forward: "
-            f"`mlcycle promote {v} --reason \"...\"` makes it the champion (audited); "
-            f"`mlcycle {command} --model-uri {model_uri(name, version=v)}` uses it without promoting; "
+            f"`mlcycle model promote --model {v} --reason \"...\"` makes it the champion (audited); "
+            f"`mlcycle {command} --model {v}` uses it without promoting; "
             "or change the data or params.yaml and run `make repro` for a model that passes the gate")
 
 

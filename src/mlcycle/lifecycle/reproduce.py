@@ -1,4 +1,4 @@
-"""Rebuild a trained model from its lineage and say whether the result is identical (`mlcycle reproduce`).
+"""Rebuild a trained model from its lineage and say whether the result is identical (`mlcycle model reproduce`).
 
 A model version carries its lineage in the tracking store: the git commit it was trained from and
 whether that checkout was dirty (`git_commit`, `git_dirty`), the DVC hash of its training data
@@ -186,7 +186,7 @@ def _metrics_line(m: dict, shown: int = 4) -> str:
 
 
 def summary(result: dict) -> str:
-    """The short report `mlcycle reproduce` prints."""
+    """The short report `mlcycle model reproduce` prints."""
     lin = result["lineage"]
     which = f"{lin['name']} v{lin['version']}" if lin["version"] else f"train run {lin['run_id']}"
     lines = [f"reproduce {which}: train run {lin['run_id'][:12]}, commit {lin['commit'][:12]}"
@@ -269,7 +269,7 @@ def lineage(client, name: str, ref: str | None = None) -> Lineage:
     if ref is None:
         mv = registry.champion(client, name)
         if mv is None:
-            raise ReproduceError(f"reproduce: model '{name}' has no champion; name a version (`mlcycle models` "
+            raise ReproduceError(f"reproduce: model '{name}' has no champion; name a version (`mlcycle model list` "
                                  "lists them) or the MLflow run id of a train stage run")
     elif ref.isdigit():
         try:
@@ -277,7 +277,7 @@ def lineage(client, name: str, ref: str | None = None) -> Lineage:
         except MlflowException as exc:
             if not _not_found(exc):
                 raise _unreadable(exc) from None
-            raise ReproduceError(f"reproduce: model '{name}' has no version {ref}; `mlcycle models` lists "
+            raise ReproduceError(f"reproduce: model '{name}' has no version {ref}; `mlcycle model list` lists "
                                  "the versions") from None
     run_id = (mv.tags.get("stage_run_id") or mv.run_id) if mv is not None else ref
     try:
@@ -287,7 +287,7 @@ def lineage(client, name: str, ref: str | None = None) -> Lineage:
             raise _unreadable(exc) from None
         which = f" (the train run of {name} v{mv.version})" if mv is not None else ""
         raise ReproduceError(f"reproduce: there is no MLflow run {run_id}{which} in the tracking store; give a "
-                             "registered version number (`mlcycle models`) or the id of a train stage run") from None
+                             "registered version number (`mlcycle model list`) or the id of a train stage run") from None
     tags = run.data.tags
     if tags.get("mlcycle.stage") != "train":
         raise ReproduceError(f"reproduce: run {run_id} is {'a ' + repr(tags['mlcycle.stage']) + ' stage run' if tags.get('mlcycle.stage') else 'not a stage run'}, "

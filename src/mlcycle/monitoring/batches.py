@@ -1,4 +1,4 @@
-"""New data batches (`mlcycle add-data FILE`): validated against the schema, then stored and recorded.
+"""New data batches (`mlcycle data add --input FILE`): validated against the schema, then stored and recorded.
 
 A batch that passes is copied to ``data/raw/batches/<name>`` (raw data is immutable: an existing
 name is refused), tracked with ``dvc add`` (git then tracks ``<name>.dvc``), and recorded as one
@@ -29,7 +29,7 @@ def check(file: Path, params: Params, root: Path) -> validate.Result:
     spath = schema.schema_path(params.data, params.validate_, root)
     rel = str(spath.relative_to(root)) if spath.is_relative_to(root) else str(spath)
     if not spath.exists():
-        raise DataError(f"no schema at {rel} to check the batch against; run `mlcycle schema infer`, "
+        raise DataError(f"no schema at {rel} to check the batch against; run `mlcycle data schema`, "
                         "review the file and commit it, then add the batch")
     table = schema.load(spath)
     try:

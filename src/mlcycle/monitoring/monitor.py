@@ -1,6 +1,6 @@
 """Monitoring: is the champion still seeing the data it was trained on, and still as good?
 
-`mlcycle monitor` (notebook `notebooks/<task>/07_monitor.ipynb`, run through the runner like every
+`mlcycle monitoring run` (notebook `notebooks/<task>/07_monitor.ipynb`, run through the runner like every
 stage) loads the model the monitor judges (`serve.model_uri`, default the champion) and hands it to
 its task's monitor (`Task.monitor_module`: `mlcycle.tasks.tabular.monitor` for a table model's
 features and scores, `mlcycle.tasks.recommender.monitor` for a recommender's interactions), which
@@ -47,7 +47,7 @@ def check(root: Path, params: Params, current: str | None = None, days: float | 
         served = model.load(client, uri, compiled=params.serve.compiled)
     except ServeError as exc:
         name, alias, _ = parse_model_uri(uri)
-        raise MonitorError((alias and unresolved_message(client, name, uri, command="monitor"))
+        raise MonitorError((alias and unresolved_message(client, name, uri, command="monitoring run"))
                            or str(exc).replace("serve: ", "monitor: ")) from None
     own = tasks.for_objective((served.meta or {}).get("task") or params.data.task).monitor()
     return own.check(root, params, served, current, days, now)

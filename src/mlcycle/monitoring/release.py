@@ -1,9 +1,9 @@
 """Promotion or rollback of a candidate from live evidence (`mlcycle release status | promote | abort | watch`).
 
-While `mlcycle serve` runs a release (params `serve.release`: canary or shadow, see
+While `mlcycle serving start` runs a release (params `serve.release`: canary or shadow, see
 `serving/release.py`), the candidate and the champion answer (or shadow) live traffic; their rows
 are in the prediction log with the version and route, and the labels fed back (`POST /feedback`,
-`mlcycle feedback`) sit beside it. `status` compares the two on:
+`mlcycle monitoring feedback`) sit beside it. `status` compares the two on:
 
 - **errors**: the candidate's share of 5xx answers on /predict (the server's /metrics), at most
   `release.max_error_ratio`, once it answered `release.min_requests` requests;

@@ -1,6 +1,6 @@
-"""Retraining on a trigger (`mlcycle retrain --batch FILE`): the loop from new data to a new champion.
+"""Retraining on a trigger (`mlcycle monitoring retrain --input FILE`): the loop from new data to a new champion.
 
-1. **validate** the batch against the schema (as `mlcycle add-data` does); a failing batch stops
+1. **validate** the batch against the schema (as `mlcycle data add` does); a failing batch stops
    here, stored nowhere, and the command exits non-zero;
 2. **monitor** it (the monitor stage, notebook and MLflow run) against the champion's training data;
 3. when the verdict calls for retraining (`retrain.trigger`) and not `--dry-run`: **add** the

@@ -1,4 +1,4 @@
-"""The period-by-period replay (`mlcycle simulate`, `make simulate`): the closed loop on any table
+"""The period-by-period replay (`mlcycle monitoring simulate`, `make simulate`): the closed loop on any table
 with a time column, and on a recommender's interactions (task `recommendation`: each period's
 interactions judge the champion's and the frozen model's lists, `recommend.metric` for the period's
 users; the monitor is the task's own, `tasks/recommender/monitor.py`).
@@ -12,7 +12,7 @@ the real champion is never touched):
    model, never retrained;
 2. each later period arrives as a batch file. The current champion and the frozen model score it
    through the serving code's scoring (`core.scoring`), which gives each period's *out-of-time*
-   performance: neither model has seen it. Then `mlcycle retrain --batch` runs on it: validation, the
+   performance: neither model has seen it. Then `mlcycle monitoring retrain --input` runs on it: validation, the
    monitor stage, and, when the verdict calls for it, the batch joins the training data, the pipeline
    re-runs and the gate decides;
 3. `reports/simulation.html` (and `.json`) shows per period: drift, the verdict, the champion's and
@@ -82,8 +82,8 @@ def _copy_input(root: Path, work: Path, rel: str) -> None:
 def prepare(root: Path, params: Params, work: Path, sample_frac: float) -> Params:
     """A fresh replay workspace: the project's files, params for the replay, git and the input tables."""
     if not params.data.time_column:
-        raise SimulateError("`mlcycle simulate` replays data.path period by period along data.time_column, which is "
-                            "null; set it (and data.time_format if the times are text) or use `mlcycle retrain --batch FILE`")
+        raise SimulateError("`mlcycle monitoring simulate` replays data.path period by period along data.time_column, which is "
+                            "null; set it (and data.time_format if the times are text) or use `mlcycle monitoring retrain --input FILE`")
     if work.exists():
         shutil.rmtree(work)
     copy_workspace(root, work)

@@ -1,4 +1,4 @@
-"""`mlcycle lock-check`: is the committed `dvc.lock` current for the committed code, notebooks and params?
+"""`mlcycle pipeline lock-check`: is the committed `dvc.lock` current for the committed code, notebooks and params?
 
 DVC records in `dvc.lock` the hash of every input a stage ran with. The inputs git keeps (the
 package, notebooks, templates, schemas, examples, hooks, `params.yaml` values) can change without

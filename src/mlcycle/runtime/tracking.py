@@ -32,7 +32,7 @@ from mlcycle.lifecycle import registry
 
 KEY_PACKAGES = ("mlcycle", "pandas", "scikit-learn", "numpy", "mlflow", "dvc", "papermill")
 PIPELINE_TAG = "mlcycle.pipeline_key"
-TRIGGER_ENV = "MLCYCLE_TRIGGER_RUN"  # set by `mlcycle retrain` for the pipeline it runs
+TRIGGER_ENV = "MLCYCLE_TRIGGER_RUN"  # set by `mlcycle monitoring retrain` for the pipeline it runs
 TRIGGER_TAG = "mlcycle.trigger.monitor_run"
 
 
@@ -334,7 +334,7 @@ class TrackingHook:
         if exp_name:
             base["mlcycle.dvc_experiment"] = exp_name
         trigger = os.environ.get(TRIGGER_ENV)
-        if trigger:  # a retraining started by `mlcycle retrain`: the monitor run that called for it
+        if trigger:  # a retraining started by `mlcycle monitoring retrain`: the monitor run that called for it
             base[TRIGGER_TAG] = trigger
         tags = {**base, "mlflow.runName": run.stage}
         key = pipeline_key()

@@ -1,4 +1,4 @@
-"""The FastAPI app of `mlcycle serve`: the registry's champion (or any MLflow model) behind HTTP.
+"""The FastAPI app of `mlcycle serving start`: the registry's champion (or any MLflow model) behind HTTP.
 
 - `POST /predict` takes `{"dataframe_records": [{column: value, ...}, ...]}` or
   `{"dataframe_split": {"columns": [...], "data": [[...], ...]}}` (the two forms `mlflow models
@@ -215,7 +215,7 @@ def app_from_env():
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     text = os.environ.get(SETTINGS_ENV)
     if not text:
-        raise ServeError(f"${SETTINGS_ENV} is not set: start the server with `mlcycle serve`")
+        raise ServeError(f"${SETTINGS_ENV} is not set: start the server with `mlcycle serving start`")
     return create_app(Settings.from_json(text))
 
 

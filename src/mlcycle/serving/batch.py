@@ -1,4 +1,4 @@
-"""`mlcycle score`: a registered model scores files of any size, partition by partition on a Dask
+"""`mlcycle serving score`: a registered model scores files of any size, partition by partition on a Dask
 cluster (`core/compute.py`: an embedded local cluster, or `compute.scheduler`).
 
 - **Input**: a Parquet or CSV file, or a folder of them (read recursively, sorted; names starting
@@ -7,7 +7,7 @@ cluster (`core/compute.py`: an embedded local cluster, or `compute.scheduler`).
   the file's name, and nothing is written.
 - **Model**: `score.model_uri` (default the champion), pinned to its version for the whole job (an
   alias moved meanwhile does not mix versions), loaded once per worker process, through the
-  compiled scoring path when registration proved it equal (`score.compiled`), as `mlcycle serve`.
+  compiled scoring path when registration proved it equal (`score.compiled`), as `mlcycle serving start`.
 - **Partitions**: dask.dataframe reads `score.blocksize` of input per partition (CSV as text, so
   one partition's odd value cannot change another's types); each partition is made to the
   signature's types, scored and written by a worker, CHUNK_ROWS rows at a time

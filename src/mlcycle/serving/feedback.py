@@ -1,7 +1,7 @@
 """Labels from production: the observed outcome of a logged prediction, joined by request id.
 
 `POST /feedback` takes `{"request_id": ..., "row": 0, "label": ...}` (or `{"feedback": [...]}`, several at
-once) and `mlcycle feedback FILE` a CSV / Parquet file with the columns `request_id`, `label` and
+once) and `mlcycle monitoring feedback --input FILE` a CSV / Parquet file with the columns `request_id`, `label` and
 optionally `row`. Every entry is checked before anything is written: the request id must be in
 the prediction log (a part on disk, or a request this process answered), `row` within the
 request's rows (it may be left out for a one-row request), the label of the served model's type
@@ -241,7 +241,7 @@ class FeedbackStore:
             return len(entries)
 
     def add_file(self, frame: pd.DataFrame, meta: dict, source: str) -> int:
-        """A file of outcomes (`mlcycle feedback`): all checked, then written as one new label file."""
+        """A file of outcomes (`mlcycle monitoring feedback`): all checked, then written as one new label file."""
         own = tasks.for_objective(meta.get("task")).serving()
         items = own.feedback_items(frame) if own is not None else table_items(frame)
         with locked(self.folder):

@@ -96,7 +96,7 @@ def load(client, uri: str, not_null: tuple[str, ...] = (), compiled: bool = True
 
             raise ServeError((alias and unresolved_message(client, name, uri))
                              or f"serve: {uri} does not resolve ({type(exc).__name__}: {str(exc)[:200]}); "
-                             "see `mlcycle models`, or run `make repro` to register a champion") from None
+                             "see `mlcycle model list`, or run `make repro` to register a champion") from None
         tags = mv.tags or {}
         info.update(version=str(mv.version), run_id=mv.run_id, data_md5=tags.get("data_md5"),
                     git_commit=tags.get("git_commit"), aliases=sorted(mv.aliases or []),

@@ -367,7 +367,7 @@ def parts_to_monitor(root: Path, log_dir: str | Path, send: str) -> tuple[Path, 
     files = parts(folder)
     if not files:
         raise MonitorError(f"the prediction log {log_dir} is empty: serve {send} first, "
-                           "or monitor a file with --current")
+                           "or monitor a file with --input")
     return folder, files
 
 

@@ -1,4 +1,4 @@
-"""`mlcycle serve` starts here: `run` checks that the model URI resolves, warns when the server is
+"""`mlcycle serving start` starts here: `run` checks that the model URI resolves, warns when the server is
 exposed without a token (`warn_exposed`), hands the settings to the workers in $MLCYCLE_SERVE_SETTINGS
 and starts uvicorn with `s.workers` workers, each building its app with `app.app_from_env`."""
 
@@ -54,7 +54,7 @@ def run(s: Settings, log_level: str = "warning") -> int:
 
             raise ServeError((alias and unresolved_message(client, name, s.model_uri))
                              or f"serve: {s.model_uri} does not resolve in {masked(s.tracking_uri)}; "
-                             "see `mlcycle models`, or run `make repro` to register a champion") from None
+                             "see `mlcycle model list`, or run `make repro` to register a champion") from None
     warn_exposed(s)
     os.environ[SETTINGS_ENV] = s.to_json()
     metrics_dir = None

@@ -35,8 +35,8 @@ def _read_json(path: Path):
 
 # the other pages the index links when they exist: file under reports/ -> what it shows
 PAGES = {
-    "monitor.html": "monitor: drift and live quality of the champion on recent requests (mlcycle monitor)",
-    "simulation.html": "replay: the loop period by period on past data (mlcycle simulate)",
+    "monitor.html": "monitor: drift and live quality of the champion on recent requests (mlcycle monitoring run)",
+    "simulation.html": "replay: the loop period by period on past data (mlcycle monitoring simulate)",
     "benchmarks.md": "benchmarks: speed figures against their baselines (make bench)",
 }
 MOVE_LABELS = {"promote": "promoted", "gate-promote": "promoted by the gate", "rollback": "rolled back to"}

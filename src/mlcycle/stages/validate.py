@@ -545,7 +545,7 @@ def run(data: DataParams, params: ValidateParams, root: Path, window: int | None
     if table is None:
         res.findings.append(Finding(
             "warning", None, "schema",
-            f"no schema at {rel}: only the params checks ran; run `mlcycle schema infer`, review {rel} and commit it"))
+            f"no schema at {rel}: only the params checks ran; run `mlcycle data schema`, review {rel} and commit it"))
     return res
 
 

@@ -86,7 +86,7 @@ def limitations(results: dict[str, dict], slices: list[dict], cfg) -> list[str]:
     if new:
         out.append(f"{int(new[0]['users'])} judged users were new to training: they get content or popularity lists")
     out.append(f"judged on each user's latest {cfg.recommend.test_share:.0%} of interactions (split `{cfg.recommend.split}`), "
-               f"top {k}; offline figures, not clicks: live quality comes from `mlcycle monitor --from-log` with feedback")
+               f"top {k}; offline figures, not clicks: live quality comes from `mlcycle monitoring run --from-log` with feedback")
     return out
 
 

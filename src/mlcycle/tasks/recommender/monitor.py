@@ -5,7 +5,7 @@ The *reference* is the champion's training interactions (`train` and `valid` of 
 folder it was trained on, found through lineage, `monitoring/lineage.py`); its holdout (`test`)
 gives the quality at training. The *current* data is either
 
-- a file of new interactions with the columns of data.path (`mlcycle monitor --current FILE`), or
+- a file of new interactions with the columns of data.path (`mlcycle monitoring run --input FILE`), or
 - a window of the prediction log (`--from-log`): the `/recommend` answers and the feedback on them
   (`serving/feedback.py`): the items clicked or rated are the current interactions.
 
@@ -103,7 +103,7 @@ def from_file(root: Path, params: Params, file: str | Path) -> Interactions:
     missing = [c for c in (params.recommend.user_column, params.recommend.item_column, params.data.target,
                            params.data.time_column) if c not in df.columns]
     if missing:
-        raise MonitorError(f"--current {Path(file).name}: no column '{missing[0]}'; a file of interactions needs "
+        raise MonitorError(f"--input {Path(file).name}: no column '{missing[0]}'; a file of interactions needs "
                            "recommend.user_column, recommend.item_column, data.target and data.time_column")
     inter = ia.standardise(df, params.data, params.recommend)
     return Interactions(f"file {Path(file).name}", inter, _period(inter))
@@ -127,7 +127,7 @@ def from_log(root: Path, params: Params, days: float | None = None, now: dt.date
     """The `/recommend` answers of the last `days` (monitor.log_window_days) and their feedback."""
     days = days or params.monitor.log_window_days
     log_dir, files = predlog.parts_to_monitor(root, params.serve.log_dir,
-                                              "the recommender (`mlcycle serve`) and send /recommend requests")
+                                              "the recommender (`mlcycle serving start`) and send /recommend requests")
     lists = served_lists(pd.concat([pd.read_parquet(f) for f in files], ignore_index=True))
     since = pd.Timestamp(now or dt.datetime.now(dt.UTC)) - pd.Timedelta(days=days)
     lists = lists[lists["ts"] >= since].reset_index(drop=True)
@@ -370,7 +370,7 @@ def check(root: Path, params: Params, served, current: str | None = None, days: 
     """The served recommender's reference and the current data (a file, else the log), assessed."""
     ref, ref_test, data_md5 = reference(root, served)
     if current and Path(current).is_dir():
-        raise MonitorError(f"--current {Path(current).name} is a folder: for a recommender give a file of "
+        raise MonitorError(f"--input {Path(current).name} is a folder: for a recommender give a file of "
                            "interactions (the columns of data.path), or --from-log")
     cur = from_file(root, params, current) if current else from_log(root, params, days, now)
     return assess(params, served, ref, ref_test, data_md5, cur)

@@ -4,7 +4,7 @@
   and says which model made the list (`source`: the served model for a known user, `content` or
   `popularity` for a user never seen); each answer is one row of the prediction log. `/predict`
   refuses a recommender with a 409 naming this route.
-- Feedback (`POST /feedback`, `mlcycle feedback FILE`): an entry is `{"request_id": ..., "item": ...,
+- Feedback (`POST /feedback`, `mlcycle monitoring feedback --input FILE`): an entry is `{"request_id": ..., "item": ...,
   "rating": ...}`, the item the user clicked or rated in a `/recommend` answer and the rating if any
   (left out: a click). The item must be one of the answer's items (what was not shown is not
   feedback on the list); it is stored as the row of its position in the list (`row` 0 is the first

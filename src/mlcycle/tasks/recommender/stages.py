@@ -305,7 +305,7 @@ def write_reports(paths, cfg: Params, ev: dict, explanation: pd.DataFrame, decis
     (reports/model_card.{json,md,html}) of a recommender version, built as every task's is
     (`mlcycle.lifecycle.card`: the generic parts and this task's, `card.sections`); under the runner
     logged with the evaluate run and tagged on the version (`model_card`, `model_card.run_id` ...), so
-    `mlcycle card VERSION` renders it again. decision: the gate's document
+    `mlcycle model card --model VERSION` renders it again. decision: the gate's document
     (`mlcycle.lifecycle.gate.document`); history: the model's audit entries (`audit.read`); client:
     the MLflow client, for the version's aliases, tags and train run (None: what `registered` knows)."""
     from mlcycle.lifecycle import card

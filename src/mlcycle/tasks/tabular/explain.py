@@ -1,4 +1,4 @@
-"""Explanations (stage `evaluate`, and `mlcycle explain`): which features the model relies on.
+"""Explanations (stage `evaluate`, and `mlcycle model explain`): which features the model relies on.
 
 - Permutation importance on a sample of the holdout (scikit-learn's `permutation_importance`: how
   much the holdout score drops when one feature's values are shuffled), on the raw input columns
@@ -190,7 +190,7 @@ def rows_from(text: str | None, file: str | None) -> pd.DataFrame:
     if file:
 
         return read_table(file)
-    raise DataError("give a row with --row '{json}' or a file with --file rows.csv")
+    raise DataError("give a row with --row '{json}' or a file with --input rows.csv")
 
 
 def prepare(rows: pd.DataFrame, background: pd.DataFrame) -> pd.DataFrame:

@@ -1,7 +1,7 @@
 """What a table model's live answers are judged by, the tabular task's hooks for the live layers.
 
 - `check_label` (hook `feedback_label`): a label fed back for a `/predict` answer (`POST /feedback`,
-  `mlcycle feedback`, serving/feedback.py), one of a classifier's classes or a number for a regressor;
+  `mlcycle monitoring feedback`, serving/feedback.py), one of a classifier's classes or a number for a regressor;
 - `metric_name`, `encode` (hooks `live_metric`, `live_scores`): the metric `mlcycle release`
   compares the candidate and the champion on (monitoring/release.py; the monitor's live metric per
   version too) and the labels and scores it takes from the prediction log's rows: ROC AUC of the

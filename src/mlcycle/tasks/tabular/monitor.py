@@ -117,7 +117,7 @@ def from_log(root: Path, params: Params, days: float | None = None, now: dt.date
     """The prediction log's rows of the last `days` (monitor.log_window_days)."""
 
     days = days or params.monitor.log_window_days
-    log_dir, files = predlog.parts_to_monitor(root, params.serve.log_dir, "the model (`mlcycle serve`) and send predictions")
+    log_dir, files = predlog.parts_to_monitor(root, params.serve.log_dir, "the model (`mlcycle serving start`) and send predictions")
     cur = from_parts(files, params, pd.Timestamp(now or dt.datetime.now(dt.UTC)) - pd.Timedelta(days=days))
     if not len(cur):
         raise MonitorError(f"no predictions in the last {days:g} days of {params.serve.log_dir}; "
@@ -149,11 +149,11 @@ def with_labels(cur: Current, log_dir: Path) -> Current:
 
 
 def from_folder(params: Params, folder: Path) -> Current:
-    """A folder of scored rows with the prediction log's columns (`mlcycle score` output, or a copy
+    """A folder of scored rows with the prediction log's columns (`mlcycle serving score` output, or a copy
     of a prediction log): every row, unlabelled."""
     files = predlog.parts(folder)
     if not files:
-        raise MonitorError(f"--current {folder.name}: no part-*.parquet files (a folder `mlcycle score` wrote, "
+        raise MonitorError(f"--input {folder.name}: no part-*.parquet files (a folder `mlcycle serving score` wrote, "
                            "or a prediction log); for a data file with the columns of data.path give the file")
     cur = from_parts(files, params)
     cur.source = f"scored rows in {folder.name}/"

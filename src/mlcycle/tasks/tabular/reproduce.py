@@ -1,4 +1,4 @@
-"""`mlcycle reproduce` for a table model: the original's and the rebuilt model's scores on the rebuilt
+"""`mlcycle model reproduce` for a table model: the original's and the rebuilt model's scores on the rebuilt
 data's holdout split, through the scoring the evaluate stage uses (`core.scoring.scores`), compared
 bit for bit (`lifecycle.reproduce.compare_predictions`). The task's `reproduce` hook."""
 
