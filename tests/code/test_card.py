@@ -146,16 +146,19 @@ def test_periods_are_given_in_the_data_s_own_time_zone(tmp_path):
            "test": ["2013-11-01 05:00", "2014-01-01 04:00"]}
     for part, times in utc.items():
         pd.DataFrame({"t": pd.to_datetime(times)}).to_parquet(paths.split_file(part))
-    assert card.periods(paths, "t") == {"train_period": ["2013-01-01", "2013-10-31"],
-                                        "test_period": ["2013-11-01", "2014-01-01"], "period_zone": None}
+    assert card.periods(paths, "t") == {"train_period": ["2013-01-01 10:00", "2013-10-31 23:00"],
+                                        "test_period": ["2013-11-01 05:00", "2014-01-01 04:00"], "period_zone": None}
     ny = card.periods(paths, "t", "America/New_York")
-    assert ny == {"train_period": ["2013-01-01", "2013-10-31"], "test_period": ["2013-11-01", "2013-12-31"],
-                  "period_zone": "America/New_York"}
+    assert ny == {"train_period": ["2013-01-01 05:00", "2013-10-31 19:00"],
+                  "test_period": ["2013-11-01 01:00", "2013-12-31 23:00"], "period_zone": "America/New_York"}
+    for part in ("train", "valid", "test"):  # dates: as dates
+        pd.DataFrame({"t": pd.to_datetime(["2020-01-01", "2020-02-01"])}).to_parquet(paths.split_file(part))
+    assert card.periods(paths, "t")["test_period"] == ["2020-01-01", "2020-02-01"]
     aware = pd.Series(pd.to_datetime(["2014-01-01 04:00"]).tz_localize("UTC"))
     assert str(card.local_times(aware, "America/New_York").iloc[0].date()) == "2013-12-31"
     record = {"data": {"test_period": ny["test_period"], "period_zone": "America/New_York"},
               "gate": {}, "fairness": None}
-    assert "(2013-11-01 to 2013-12-31 America/New_York)" in card.limitations(record)[0]
+    assert "(2013-11-01 01:00 to 2013-12-31 23:00 America/New_York)" in card.limitations(record)[0]
 
 
 def test_the_intended_use_is_rendered_as_markdown_with_html_escaped(tmp_path):

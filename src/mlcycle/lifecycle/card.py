@@ -94,8 +94,9 @@ def local_times(t, timezone: str | None):
 
 
 def periods(paths, time_column: str | None, timezone: str | None = None) -> dict:
-    """First and last date of the training rows (train + valid) and of the holdout, in the data's
-    own time zone (`local_times`); `period_zone` names it (None: as the data has the times)."""
+    """First and last time of the training rows (train + valid) and of the holdout, in the data's
+    own time zone (`local_times`); `period_zone` names it (None: as the data has the times). Dates
+    when every time is a midnight, else to the minute (a split at midnight UTC is not one in New York)."""
     if not time_column:
         return {"train_period": None, "test_period": None, "period_zone": None}
     import pandas as pd
@@ -103,7 +104,10 @@ def periods(paths, time_column: str | None, timezone: str | None = None) -> dict
     def span(parts):
         t = pd.concat([pd.read_parquet(paths.split_file(p), columns=[time_column])[time_column] for p in parts])
         t = local_times(pd.to_datetime(t.dropna()), timezone)
-        return [str(t.min().date()), str(t.max().date())] if len(t) else None
+        if not len(t):
+            return None
+        fmt = "%Y-%m-%d" if (t == t.dt.normalize()).all() else "%Y-%m-%d %H:%M"
+        return [t.min().strftime(fmt), t.max().strftime(fmt)]
 
     return {"train_period": span(["train", "valid"]), "test_period": span(["test"]), "period_zone": timezone}
 
