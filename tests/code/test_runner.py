@@ -231,6 +231,7 @@ def test_library_warnings_and_log_records_go_to_the_stage_log_not_the_report(tmp
         assert said not in shown and said in log.read_text()
     assert not [line for line in shown.splitlines() if line[:4].isdigit()], "no timestamped line in the report"
     assert "WARNING mlflow.models: Saving the model with pickle" in log.read_text()
+    assert "IPKernelApp" not in log.read_text() and " DEBUG " not in log.read_text()  # not the kernel's own log
     assert os.environ.get(runner.kernel.ENV) == str(log)
 
 

@@ -51,6 +51,7 @@ def setup(log_file: str | os.PathLike | None = None) -> Path | None:
     path.parent.mkdir(parents=True, exist_ok=True)
     to_file = logging.FileHandler(path, mode="a", encoding="utf-8", delay=True)
     to_file.setFormatter(logging.Formatter(FORMAT))
+    to_file.setLevel(logging.INFO)  # not a library's debugging
     to_file.set_name("mlcycle-stage-log")
     root = logging.getLogger()
     root.addHandler(to_file)
@@ -79,15 +80,16 @@ def setup(log_file: str | os.PathLike | None = None) -> Path | None:
 
 
 def reroute(to_file: logging.Handler) -> None:
-    """Replace the console handlers libraries attached to their loggers (or to the root logger) by
-    `to_file`; mlcycle's own loggers keep theirs."""
-    consoles = {sys.stderr, sys.stdout, sys.__stderr__, sys.__stdout__}
+    """Replace the handlers libraries attached to their loggers (or to the root logger) that write
+    into the notebook (the kernel's sys.stdout and sys.stderr) by `to_file`; mlcycle's own loggers
+    keep theirs. The kernel's own log (to the process's real stderr) is left alone."""
+    into_notebook = {id(sys.stderr), id(sys.stdout)} - {id(sys.__stderr__), id(sys.__stdout__)}
     named = [lg for name, lg in list(logging.Logger.manager.loggerDict.items())
              if isinstance(lg, logging.Logger) and name.split(".")[0] != "mlcycle"]
     for lg in [logging.getLogger(), *named]:
         for h in list(lg.handlers):
             if (isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
-                    and (type(h) is logging.StreamHandler or getattr(h, "stream", None) in consoles)):
+                    and id(getattr(h, "stream", None)) in into_notebook):
                 lg.removeHandler(h)
                 if lg is not logging.getLogger() and not lg.propagate and to_file not in lg.handlers:
                     lg.addHandler(to_file)
