@@ -84,8 +84,8 @@ ui: setup ## MLflow UI on the workspace's tracking store (localhost only), openi
 models: setup ## registered model versions with their aliases (mlcycle model list)
 	mlcycle model list
 
-metrics: setup ## show the pipeline's metrics (dvc metrics show)
-	dvc metrics show
+metrics: setup ## show the pipeline's metrics, one line each (dvc metrics show --json, narrowed)
+	set -o pipefail; dvc metrics show --json | python -m mlcycle.stages.show
 
 plots: setup ## render the pipeline's plots to dvc_plots/index.html (dvc plots show)
 	dvc plots show

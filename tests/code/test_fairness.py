@@ -118,3 +118,25 @@ def test_fairness_bounds_need_sensitive_columns():
     assert config.parse(raw).gate.fairness.bounds() == {"equalized_odds_difference": 0.1}
     with pytest.raises(ParamsError, match="gate.fairness.max_demographic_parity_difference"):
         config.parse({**raw, "gate": {"fairness": {"max_demographic_parity_difference": 2.0}}})
+
+
+def test_a_group_with_one_class_has_undefined_metrics_stored_null_and_shown_as_n_a():
+    """A group without positives: ROC AUC and the true positive rate are undefined. They are NaN in the
+    table, null with a reason in the record, and "n/a (reason)" when shown, never 0.000 [0.000, 0.000];
+    an interval without width (every resample the same value) is left out."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"carrier": ["big"] * 400 + ["one"] * 6})
+    y = np.r_[(rng.random(400) < 0.3).astype(int), np.zeros(6, int)]
+    s = np.r_[rng.random(400), np.full(6, 0.1)]
+    a = fairness.assess(frame, y, s, "classification", 0.5, ["carrier"], [], min_group_size=100, n_boot=30, seed=1)
+    one = a.table("carrier").set_index("group").loc["one"]
+    assert np.isnan(one["roc_auc"]) and np.isnan(one["true_positive_rate"])
+    assert one["false_positive_rate"] == 0.0 and one["selection_rate"] == 0.0
+    stored = next(g for g in a.to_dict()["columns"]["carrier"]["groups"] if g["group"] == "one")
+    assert stored["roc_auc"] is None and stored["true_positive_rate"] is None
+    assert stored["undefined"] == {"roc_auc": "one class in the group", "true_positive_rate": "no positive rows in the group"}
+    shown = fairness.display_table(a.table("carrier")).set_index("group").loc["one"]
+    assert shown["roc_auc"] == "n/a (one class in the group)"
+    assert shown["true_positive_rate"] == "n/a (no positive rows in the group)"
+    assert shown["selection_rate"] == "0.000"  # every resample 0: no interval of no width
+    assert "0.000 [0.000, 0.000]" not in fairness.display_table(a.table("carrier")).to_string()

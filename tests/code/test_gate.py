@@ -175,3 +175,31 @@ def test_every_kind_of_model_is_declared_by_one_task_and_told_apart():
         gate.primary_metric({"coverage": 0.5})
     with pytest.raises(KeyError, match="no task trains a kind of model named 'ranking'"):
         gate.auto_minimums("ranking")
+
+
+def test_the_first_version_s_gate_text_states_one_outcome():
+    """Without a champion the note says what the decision was judged on, not a rule that reads as a
+    second outcome ("promoted ..." followed by "no champion yet: ... is promoted when ...")."""
+    from mlcycle.lifecycle import registry
+
+    class NoChampion:
+        def get_model_version_by_alias(self, name, alias):
+            raise LookupError(alias)
+
+    version, metrics, note = registry.rescore_champion(NoChampion(), "m", "1", lambda m, meta: {})
+    assert version is None and metrics is None
+    for promote in (True, False):
+        d = gate.decide({"roc_auc": 0.9 if promote else 0.5}, None, config.GateParams(minimums={"roc_auc": 0.6}),
+                        candidate_version="1", note=note)
+        text = f"{d.outcome}: {d.summary()} {d.note}"
+        assert d.promote is promote
+        assert "no champion yet" not in text and "is promoted when" not in text
+        assert ("promoted to champion" in text) is promote and ("not promoted" in text) is not promote
+        assert "no champion to compare against" in d.note
+
+
+def test_the_criteria_table_shows_no_nan_where_a_criterion_has_no_detail():
+    d = gate.decide({"roc_auc": 0.70}, {"roc_auc": 0.69}, P, "2", "1")
+    table = d.table()
+    assert list(table["detail"][:1]) == [""] and "within" in table["detail"].iloc[-1]
+    assert "nan" not in table.to_string().lower()

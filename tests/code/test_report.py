@@ -153,3 +153,13 @@ def test_index_headline_is_the_active_tasks_section(tmp_path):
     assert "gradient boosting" not in html and "Holdout rows" not in html
     table = report.build_index(paths, config.load(ws / "params.yaml")).read_text()
     assert "ndcg_at_k" not in table and "Holdout rows" in table
+
+
+def test_the_index_carries_no_timestamp(tmp_path):
+    """A report holds what the run produced: the same inputs render the same index (no clock time)."""
+    import re
+
+    paths = Paths(tmp_path)
+    params = config.load(ROOT / "params.yaml")
+    text = report.build_index(paths, params).read_text()
+    assert not re.search(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d", text) and "Generated" not in text

@@ -189,3 +189,60 @@ def test_a_stage_report_warns_only_when_the_environment_differs(tmp_path):
     assert "differs from requirements.lock:</strong> pandas 3.0.1 (lock 3.0.2), &lt;x&gt;." in differs
     start = differs.index('<p class="mlcycle-environment"')
     assert differs[:start] + differs[differs.index("</p>", start) + len("</p>\n"):] == same
+
+
+def test_library_warnings_and_log_records_go_to_the_stage_log_not_the_report(tmp_path, monkeypatch):
+    """The kernel the runner starts (its arguments and environment) sends what libraries say to the
+    stage's log file: a library's warning, a record of a library's logger (with its timestamp), one a
+    library logs through its own console handler. The notebook's own warning and print, and
+    mlcycle's own log lines, stay in the report, without timestamps."""
+    import os
+    import shutil
+    import tempfile
+
+    import papermill
+
+    cells = [
+        "import logging, warnings\nimport sklearn.utils\n"
+        "warnings.warn_explicit('a library speaks', FutureWarning, sklearn.utils.__file__, 1)",
+        "logging.getLogger('mlflow.models').warning('Saving the model with pickle')",
+        "lib = logging.getLogger('chatty'); lib.propagate = False; lib.addHandler(logging.StreamHandler())",
+        "lib.warning('a console handler of its own')",
+        "warnings.warn('the notebook itself warns the reader')\nprint('a result')",
+        "logging.getLogger('mlcycle.stage').warning('mlcycle tells the reader')",
+    ]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    nb.metadata["kernelspec"] = {"name": runner.KERNEL, "display_name": runner.KERNEL, "language": "python"}
+    src, log = tmp_path / "in.ipynb", Paths(tmp_path).stage_log("train")
+    nbformat.write(nb, str(src))
+    for k, v in {**runner.kernel_env(ROOT), runner.kernel.ENV: str(log)}.items():
+        monkeypatch.setenv(k, v)
+    sockets = Path(tempfile.mkdtemp(prefix="mlcycle-test-"))
+    try:
+        out = papermill.execute_notebook(str(src), str(tmp_path / "out.ipynb"), kernel_name=runner.KERNEL,
+                                         progress_bar=False, kernel_manager_class=runner.kernel_manager_class(sockets),
+                                         extra_arguments=runner.kernel_arguments(), cwd=str(tmp_path))
+    finally:
+        shutil.rmtree(sockets, ignore_errors=True)
+    shown = "".join(o.get("text", "") for c in out.cells for o in c.outputs)
+    assert "the notebook itself warns the reader" in shown and "a result" in shown
+    assert "mlcycle tells the reader\n" in shown
+    for said in ("a library speaks", "Saving the model with pickle", "a console handler of its own"):
+        assert said not in shown and said in log.read_text()
+    assert not [line for line in shown.splitlines() if line[:4].isdigit()], "no timestamped line in the report"
+    assert "WARNING mlflow.models: Saving the model with pickle" in log.read_text()
+    assert "IPKernelApp" not in log.read_text() and " DEBUG " not in log.read_text()  # not the kernel's own log
+    assert os.environ.get(runner.kernel.ENV) == str(log)
+
+
+def test_only_code_outside_the_installed_libraries_and_mlcycle_s_warning_classes_are_the_reader_s():
+    import sklearn
+
+    from mlcycle.runtime import kernel
+
+    assert not kernel.is_own(sklearn.__file__, FutureWarning)
+    assert not kernel.is_own(json.__file__, DeprecationWarning)  # the standard library
+    assert kernel.is_own("/tmp/ipykernel_1/123.py", UserWarning)  # a notebook cell
+    assert kernel.is_own(str(ROOT / "examples" / "flights" / "flights.py"), UserWarning)  # a workspace hook
+    assert kernel.is_own(runner.__file__, UserWarning)
+    assert kernel.is_own(sklearn.__file__, type("Notice", (UserWarning,), {"__module__": "mlcycle.core.x"}))

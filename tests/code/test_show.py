@@ -41,3 +41,37 @@ def test_markdown_displays_generated_text(monkeypatch):
     show.markdown("- 3 rows")
     bundle, _ = InteractiveShell.instance().display_formatter.format(shown[0])
     assert bundle["text/markdown"] == "- 3 rows"
+
+
+def test_make_metrics_prints_one_narrow_line_per_metric():
+    """`dvc metrics show` puts every metric of a file in one row (1,490 characters for the flights
+    example); `make metrics` prints one line per metric, long dotted names wrapped at their dots."""
+    shown = {"": {"data": {
+        "reports/metrics/train.json": {"data": {"valid_roc_auc": 0.689275, "best_iter": 399, "search": {"trials": 0},
+                                                "compiled": {"agrees": True, "max_abs_diff": 1.4e-15}}},
+        "reports/metrics/evaluate.json": {"data": {"model": {f"metric_{i}": i / 7 for i in range(40)},
+                                                   "fairness": {"a_rather_long_column_name": {
+                                                       "demographic_parity_difference": 0.547201}},
+                                                   "note": "x" * 300}},
+        "reports/metrics/gone.json": {"error": {"type": "FileNotFoundError"}}}}}
+    text = show.metrics_text(shown, width=80)
+    lines = text.splitlines()
+    assert max(map(len, lines)) <= 80 and len(lines) > 45
+    assert "reports/metrics/train.json" in lines and any(line.split() == ["valid_roc_auc", "0.689275"] for line in lines)
+    assert any(line.split() == ["compiled.agrees", "true"] for line in lines)
+    assert any(line.split() == ["best_iter", "399"] for line in lines)
+    assert any(line.strip().startswith("fairness.a_rather_long_column_name.") for line in lines)
+    assert any(line.split() == ["demographic_parity_difference", "0.547201"] for line in lines)
+    assert "reports/metrics/gone.json: not readable" in text
+    assert show.metrics_text({"main": {"data": {}}, "HEAD~1": {"data": {}}}).splitlines() == ["== main", "== HEAD~1"]
+
+
+def test_a_table_shows_a_missing_value_as_an_empty_cell_not_nan(monkeypatch):
+    import numpy as np
+    import pandas as pd
+
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda obj, **kw: shown.append(obj))
+    show.table(pd.DataFrame({"column": ["distance", "carrier"], "median": [888.0, np.nan], "top": [None, "UA (18%)"]}))
+    html = shown[0].data
+    assert ">nan<" not in html and ">None<" not in html and "888.0000" in html and "UA (18%)" in html

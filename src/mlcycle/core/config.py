@@ -77,6 +77,7 @@ class DataParams(Section):
     # time_unit (s, ms, us, ns or D since 1970-01-01) or a time_format such as "%Y%m%d"
     time_format: str | None = None
     time_unit: Literal["s", "ms", "us", "ns", "D"] | None = None
+    timezone: str | None = None  # the time zone the data's times are local to (e.g. America/New_York); null: as read (UTC when they carry an offset)
     id_columns: list[str] = []
     drop_columns: list[str] = []
     required_columns: list[str] = []
@@ -100,6 +101,13 @@ class DataParams(Section):
             raise ValueError("set time_format (text or numbers like 20230315) or time_unit (numbers since 1970), not both")
         if (self.time_format or self.time_unit) and not self.time_column:
             raise ValueError("time_format / time_unit are set but time_column is null")
+        if self.timezone:
+            import zoneinfo
+
+            try:
+                zoneinfo.ZoneInfo(self.timezone)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"timezone '{self.timezone}' is not a time zone name such as America/New_York or UTC") from None
         return self
 
 
@@ -169,6 +177,12 @@ class SplitParams(Section):
 
 
 MODEL_FAMILIES = ("hist_gradient_boosting", "random_forest", "linear")
+FAMILY_SETTINGS = {  # the train settings each model family reads (tasks/tabular/train.py `estimator`); the rest apply to all
+    "hist_gradient_boosting": ("learning_rate", "max_iter", "max_leaf_nodes", "min_samples_leaf", "l2_regularization",
+                               "max_depth"),
+    "random_forest": ("n_estimators", "max_depth", "min_samples_leaf"),
+    "linear": ("C",),
+}
 SEARCHABLE = {  # hyperparameters a search may vary, per model family (see mlcycle.search)
     "hist_gradient_boosting": ("learning_rate", "max_leaf_nodes", "min_samples_leaf", "l2_regularization"),
     "random_forest": ("n_estimators", "max_depth", "min_samples_leaf"),

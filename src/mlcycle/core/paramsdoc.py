@@ -65,6 +65,7 @@ KEYS: dict[str, str] = {
     "data.task": "classification | regression",
     "data.threshold": "classification only: label = target >= threshold (null: target holds the classes)",
     "data.time_column": "optional: orders rows in time; the split holds out the latest rows",
+    "data.timezone": "the time zone the times are local to (e.g. America/New_York): the model card gives periods in it; null: as read (UTC when they carry an offset)",
     "data.time_format": "text times not in ISO 8601, or numbers like 20230315: their strftime format, e.g. \"%d/%m/%Y\"",
     "data.time_unit": "numeric times: s, ms, us, ns or D since 1970-01-01 (a number is never read as a time without a rule)",
     "eda.max_numeric_plots": "numeric columns plotted",

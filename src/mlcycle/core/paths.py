@@ -189,6 +189,11 @@ class Paths:
     def metrics(self, stage: str) -> Path:
         return self.reports / "metrics" / f"{stage}.json"
 
+    def stage_log(self, stage: str) -> Path:
+        """What libraries said while the stage's notebook ran (warnings, log records): kept out of its
+        report (runtime/kernel.py); rewritten by each run, not a pipeline output."""
+        return self.reports / "logs" / f"{stage}.log"
+
     def figures(self, stage: str) -> Path:
         return self.reports / "figures" / stage
 

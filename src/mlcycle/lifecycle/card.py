@@ -82,17 +82,59 @@ def lock_hashes(lock_file: Path, data_path: str) -> dict[str, str | None]:
     return out
 
 
-def periods(paths, time_column: str | None) -> dict:
-    """First and last date of the training rows (train + valid) and of the holdout."""
+def local_times(t, timezone: str | None):
+    """Times in the data's own time zone: `timezone` (data.timezone) when given, the zone of
+    tz-aware times otherwise; naive times are as read (the pipeline keeps times with an offset as naive
+    UTC), so they are read as UTC before converting to `timezone`."""
+    if not timezone:
+        return t
+    if getattr(t.dt, "tz", None) is None:
+        t = t.dt.tz_localize("UTC")
+    return t.dt.tz_convert(timezone)
+
+
+def periods(paths, time_column: str | None, timezone: str | None = None) -> dict:
+    """First and last time of the training rows (train + valid) and of the holdout, in the data's
+    own time zone (`local_times`); `period_zone` names it (None: as the data has the times). Dates
+    when every time is a midnight, else to the minute (a split at midnight UTC is not one in New York)."""
     if not time_column:
-        return {"train_period": None, "test_period": None}
+        return {"train_period": None, "test_period": None, "period_zone": None}
     import pandas as pd
 
     def span(parts):
         t = pd.concat([pd.read_parquet(paths.split_file(p), columns=[time_column])[time_column] for p in parts])
-        return [str(t.min().date()), str(t.max().date())] if len(t) else None
+        t = local_times(pd.to_datetime(t.dropna()), timezone)
+        if not len(t):
+            return None
+        fmt = "%Y-%m-%d" if (t == t.dt.normalize()).all() else "%Y-%m-%d %H:%M"
+        return [t.min().strftime(fmt), t.max().strftime(fmt)]
 
-    return {"train_period": span(["train", "valid"]), "test_period": span(["test"])}
+    return {"train_period": span(["train", "valid"]), "test_period": span(["test"]), "period_zone": timezone}
+
+
+def used_columns(spec, importance: list[dict] | None = None, aside: list[str] | None = None) -> dict:
+    """The columns the model uses and those it does not, from the fitted feature spec: the inputs a
+    request sends (`spec.inputs`, what permutation importance shuffles, the time column among them when
+    the model derives calendar parts from it) and the features derived from them. A column the
+    importance table ranks is always listed as used, so the two cannot disagree."""
+    ranked = [str(i["feature"]) for i in importance or [] if i.get("feature") is not None]
+    inputs = list(dict.fromkeys([*spec.inputs, *ranked]))
+    candidates = [spec.time_column, *spec.id_columns, *spec.passthrough, *(aside or [])]
+    return {"inputs": inputs, "numeric": list(spec.numeric), "categorical": list(spec.categorical),
+            "calendar": list(spec.calendar) if spec.time_column in inputs else [],
+            "time_column": spec.time_column if spec.time_column in inputs else None,
+            "not_used": [c for c in dict.fromkeys(candidates) if c and c not in inputs]}
+
+
+def family_parameters(parameters: dict, family: str | None) -> dict:
+    """The train parameters that shape a model of `family`: each family's own settings
+    (`config.FAMILY_SETTINGS`) only for that family; the shared ones (threshold, seed, ...) always. A
+    family not known there (`auto` before the selection, another task's model): all of them."""
+    if family not in config.FAMILY_SETTINGS:
+        return dict(parameters)
+    own = {k for f, names in config.FAMILY_SETTINGS.items() if f != family for k in names}
+    own -= set(config.FAMILY_SETTINGS[family])
+    return {k: v for k, v in parameters.items() if k not in own}
 
 
 def image(path: Path) -> str | None:
@@ -117,7 +159,8 @@ def limitations(record: dict) -> list[str]:
     out = []
     data = record["data"]
     if data.get("test_period"):
-        out.append(f"Evaluated on one holdout period ({data['test_period'][0]} to {data['test_period'][1]}); "
+        zone = f" {data['period_zone']}" if data.get("period_zone") else ""
+        out.append(f"Evaluated on one holdout period ({data['test_period'][0]} to {data['test_period'][1]}{zone}); "
                    "performance on later data is not measured here.")
     fair = record.get("fairness") or {}
     for col, info in (fair.get("columns") or {}).items():
@@ -176,10 +219,10 @@ def collect(paths, cfg, client=None, name: str | None = None, version: str | Non
                  "target": spec.target, "task": spec.task, "label_rule": spec.label_rule,
                  "positive_class": spec.positive_class, "time_column": spec.time_column,
                  "rows": {k: feats.get(f"{k}_rows") for k in ("train", "valid", "test")},
-                 **periods(paths, spec.time_column)},
-        "features": {"numeric": spec.numeric, "categorical": spec.categorical,
-                     "not_features": [c for c in [spec.time_column, *spec.id_columns, *cfg.data.aside_columns] if c]},
-        "parameters": {k: v for k, v in cfg.train.model_dump(mode="json").items() if k != "search"},
+                 **periods(paths, spec.time_column, cfg.data.timezone)},
+        "features": used_columns(spec, expl.get("importance"), cfg.data.aside_columns),
+        "parameters": family_parameters({k: v for k, v in cfg.train.model_dump(mode="json").items() if k != "search"},
+                                        cfg.train.model),
         "selected": {},
         "metrics": {"headline": headline(spec), "model": evaluate.get("model", {}),
                     "baseline": evaluate.get("baseline", {}), "intervals": evaluate.get("intervals", {}).get("model", {})},
@@ -195,6 +238,7 @@ def collect(paths, cfg, client=None, name: str | None = None, version: str | Non
     }
     if client is not None and name and version:
         refresh_from_mlflow(record, client, name, version)
+    record["parameters"] = family_parameters(record["parameters"], record["model"]["family"])
     record["limitations"] = limitations(record)
     return record
 
@@ -281,13 +325,16 @@ def render(record: dict) -> tuple[str, str]:
     env.filters["num"] = _num
     env.filters["cell"] = _cell
     env.filters["text"] = _html_text
-    ctx = {"r": record, "interval": _interval, "metric_keys": _metric_keys}
+    env.filters["markdown"] = markdown_html
+    env.filters["param"] = _param
+    ctx = {"r": record, "interval": _interval, "metric_keys": _metric_keys, "group_cell": group_cell}
     html = env.get_template("model_card.html.j2").render(**ctx)
     md = Environment(loader=PackageLoader("mlcycle", "templates"), autoescape=False, trim_blocks=True,
                      lstrip_blocks=True)
     md.filters["num"] = _num
     md.filters["cell"] = _md_cell
     md.filters["text"] = str
+    md.filters["param"] = lambda v: _md_cell(_param(v))
     return html, md.get_template("model_card.md.j2").render(**ctx)
 
 
@@ -340,6 +387,8 @@ def regenerate(client, name: str, version: str, audit: list[dict], out_dir: Path
         record = json.loads(Path(local).read_text())
     record["generated"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     refresh_from_mlflow(record, client, name, version)
+    if "task" not in record:
+        upgrade(record)
     record["history"] = version_history(audit, version)
     record["limitations"] = limitations(record)
     files = write(record, out_dir, f"v{version}")
@@ -353,6 +402,40 @@ def regenerate(client, name: str, version: str, audit: list[dict], out_dir: Path
     return files
 
 
+def upgrade(record: dict) -> dict:
+    """A table card's record written before the card listed used columns from the feature spec
+    (`features.not_features`: the time column was listed as unused although the model derives
+    features from it): the columns the importance table ranks move to the used ones; only the chosen
+    family's parameters stay."""
+    feats = record.get("features") or {}
+    if "not_used" not in feats:
+        ranked = {str(i.get("feature")) for i in (record.get("explanations") or {}).get("importance") or []}
+        feats["not_used"] = [c for c in feats.pop("not_features", []) if c not in ranked]
+        feats.setdefault("inputs", [*feats.get("numeric", []), *feats.get("categorical", []),
+                                    *sorted(ranked - {*feats.get("numeric", []), *feats.get("categorical", [])})])
+        record["features"] = feats
+    record["parameters"] = family_parameters(record.get("parameters") or {}, (record.get("model") or {}).get("family"))
+    return record
+
+
+def group_cell(g: dict, metric: str, digits: int = 3) -> str:
+    """A group's metric in the card: "0.712 [0.690, 0.731]"; the value alone when the interval has no
+    width (every resample the same value); "n/a (reason)" when the metric is undefined for the group."""
+    v, lo, hi = g.get(metric), g.get(f"{metric}_lo"), g.get(f"{metric}_hi")
+    if v is None or (isinstance(v, float) and v != v):
+        return f"n/a ({(g.get('undefined') or {}).get(metric, 'undefined for this group')})"
+    if lo is None or hi is None or lo == hi:
+        return _num(v, digits)
+    return f"{_num(v, digits)} [{_num(lo, digits)}, {_num(hi, digits)}]"
+
+
+def markdown_html(text: str) -> Markup:
+    """Markdown (the intended-use file) as HTML; raw HTML in it is escaped, not passed through."""
+    import mistune
+
+    return Markup(mistune.create_markdown(escape=True)(str(text or "")))
+
+
 def _num(v, digits: int = 4) -> str:
     if v is None or v == "":
         return "-"
@@ -362,6 +445,15 @@ def _num(v, digits: int = 4) -> str:
         return f"{v:,}"
     if isinstance(v, float):
         return "-" if v != v else f"{v:.{digits}f}"
+    return str(v)
+
+
+def _param(v) -> str:
+    """A parameter's value as params.yaml spells it: null, not None; a list in JSON."""
+    if v is None or v == "None":
+        return "null"
+    if isinstance(v, list | tuple | dict):
+        return json.dumps(v)
     return str(v)
 
 
@@ -383,7 +475,7 @@ def _md_cell(v) -> str:
 def _metric_keys(groups: list[dict]) -> list[str]:
     """The per-group metric names of a fairness table (not the interval bounds)."""
     first = groups[0] if groups else {}
-    return [k for k in first if k not in ("column", "group", "n", "small") and not k.endswith(("_lo", "_hi"))]
+    return [k for k in first if k not in ("column", "group", "n", "small", "undefined") and not k.endswith(("_lo", "_hi"))]
 
 
 def _interval(ci: dict, metric: str) -> str:

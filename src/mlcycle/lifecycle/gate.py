@@ -106,7 +106,8 @@ class Decision:
         cols = ["criterion", "value", "limit", "passed"]
         if any(c.get("detail") for c in self.criteria):
             cols.append("detail")
-        return pd.DataFrame(self.criteria, columns=cols)
+        rows = [{**c, "detail": c.get("detail") or ""} for c in self.criteria]  # no "nan" where none applies
+        return pd.DataFrame(rows, columns=cols)
 
     def metrics(self) -> dict:
         out = {"promoted": self.promote, "criteria_failed": len(self.failed())}

@@ -141,12 +141,15 @@ def load_version(client, name: str, version: str):
     return load_model(model_uri(name, version=version))
 
 
+NO_CHAMPION = "no champion to compare against: judged on the minimums (and the baseline) alone"
+
+
 def rescore_champion(client, name: str, candidate_version: str | None, score):
     """(version, metrics, note) of the current champion re-scored by `score(model, meta)` on the
     current holdout; (None, None, note) when there is none or it cannot score the current data."""
     champ = champion(client, name)
     if champ is None:
-        return None, None, "no champion yet: the first model is promoted when it meets the minimums (and beats the baseline)"
+        return None, None, NO_CHAMPION
     if candidate_version is not None and str(champ.version) == str(candidate_version):
         return None, None, "the candidate already is the champion"
     try:

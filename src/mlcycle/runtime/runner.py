@@ -21,7 +21,7 @@ from mlcycle.core.errors import RecordingError, StageError
 from mlcycle.core.paths import NOTEBOOK_FILES, Paths
 from mlcycle.core.workspace import Workspace
 from mlcycle.runtime import hooks as hooks_mod
-from mlcycle.runtime import trackd
+from mlcycle.runtime import kernel, trackd
 from mlcycle.runtime.hooks import Hook, StageRun
 from mlcycle.runtime.tracking import TrackingHook, pipeline_key
 
@@ -42,8 +42,15 @@ def kernel_env(root: Path) -> dict[str, str]:
         "MLCYCLE_ROOT": str(root),
         "PYDEVD_DISABLE_FILE_VALIDATION": "1",
         "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false"),
+        "MLFLOW_CONFIGURE_LOGGING": "false",  # MLflow's records reach the root logger, hence the stage log
     }
     return env
+
+
+def kernel_arguments() -> list[str]:
+    """The kernel's start-up: library warnings and log records go to the stage's log file
+    ($MLCYCLE_STAGE_LOG), not into its report (`runtime/kernel.py`)."""
+    return ["--IPKernelApp.exec_lines=import mlcycle.runtime.kernel as _k; _k.setup(); del _k"]
 
 
 def kernel_manager_class(folder: Path):
@@ -210,7 +217,9 @@ def _run(run: StageRun, params_file: str, hooks, parameters: dict | None, t0: fl
     from papermill.exceptions import PapermillExecutionError
 
     run.executed.parent.mkdir(parents=True, exist_ok=True)
-    env = {**kernel_env(paths.root), record.ENV: str(run.record)}
+    log = paths.stage_log(stage)
+    log.unlink(missing_ok=True)  # this run's, not the last one's too
+    env = {**kernel_env(paths.root), record.ENV: str(run.record), kernel.ENV: str(log)}
     saved_env = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     t1 = time.perf_counter()
@@ -221,7 +230,7 @@ def _run(run: StageRun, params_file: str, hooks, parameters: dict | None, t0: fl
             str(run.notebook), str(run.executed), parameters={"params_file": params_file, "write": True, **(parameters or {})},
             kernel_name=KERNEL, cwd=str(paths.root), progress_bar=False, log_output=False,
             request_save_on_cell_execute=False, autosave_cell_every=0, shutdown_kernel="immediate",
-            kernel_manager_class=kernel_manager_class(sockets),
+            kernel_manager_class=kernel_manager_class(sockets), extra_arguments=kernel_arguments(),
         )
     except PapermillExecutionError as exc:
         failure = exc

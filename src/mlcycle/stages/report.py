@@ -7,7 +7,6 @@ and handed in: this layer does not reach the registry."""
 
 from __future__ import annotations
 
-import datetime as dt
 import html
 import json
 from pathlib import Path
@@ -130,7 +129,6 @@ def build_index(paths: Paths, params: Params, history: dict | None = None,
     evaluate = _read_json(paths.metrics("evaluate")) or {}
     context = {
         "title": params.report.title,
-        "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "stages": [
             {"name": s, "href": paths.report_html(s).name, "exists": paths.report_html(s).exists(),
              "about": DESCRIPTIONS.get(s, ""), "notebook": paths.notebook(s, params.task).relative_to(paths.root).as_posix()}

@@ -44,11 +44,12 @@ def table(df, caption: str | None = None, digits: int = 4):
     """A rounded table with an optional caption, for the HTML report.
 
     Tables are numbered in order of display (not pandas' random ids), so a re-run with the same
-    results renders the same HTML.
+    results renders the same HTML. A missing value (a statistic that does not apply to the row, such
+    as the top category of a number) is an empty cell, not "nan".
     """
     from IPython.display import HTML, display
 
-    styled = df.style.format(precision=digits, thousands=",").set_uuid(f"table{next(_tables)}")
+    styled = df.style.format(precision=digits, thousands=",", na_rep="").set_uuid(f"table{next(_tables)}")
     if isinstance(df.index, pd.RangeIndex):
         styled = styled.hide(axis="index")
     if caption:
@@ -63,3 +64,62 @@ def save(fig, folder: Path, name: str) -> Path | None:
     path = folder / f"{name}.png"
     fig.savefig(path, dpi=90, metadata={"Software": None})
     return path
+
+
+def metrics_text(shown: dict, width: int = 100) -> str:
+    """`dvc metrics show --json` as a narrow table: per metrics file (per revision when several), one
+    line per metric, its dotted name and its value (`make metrics`). Names longer than the column wrap
+    at their dots; no line is wider than `width` unless one name part or value is."""
+    import json
+    import textwrap
+
+    lines: list[str] = []
+    revisions = {rev: doc for rev, doc in shown.items() if isinstance(doc, dict)}
+    for rev, doc in revisions.items():
+        if len(revisions) > 1 or rev not in ("", "workspace"):
+            lines.append(f"== {rev or 'workspace'}")
+        for file, content in (doc.get("data") or {}).items():
+            if "error" in content:
+                lines.append(f"{file}: not readable ({str(content['error'])[:80]})")
+                continue
+            rows = list(_flat(content.get("data") or {}))
+            lines.append(file)
+            name_width = min(max((len(k) for k, _ in rows), default=0), width // 2)
+            for key, value in rows:
+                text = json.dumps(value) if isinstance(value, list | dict | str | bool) or value is None else (
+                    f"{value:,}" if isinstance(value, int) else f"{value:.6g}")
+                text = textwrap.shorten(text, width - name_width - 4, placeholder=" ...")
+                names = _wrap_name(key, name_width)
+                for n in names[:-1]:
+                    lines.append(f"  {n}")
+                lines.append(f"  {names[-1]:<{name_width}}  {text}")
+    return "\n".join(lines)
+
+
+def _wrap_name(name: str, width: int) -> list[str]:
+    """A dotted name in lines of at most `width` characters, broken after its dots."""
+    lines = [""]
+    for part in name.split("."):
+        piece = part if not lines[-1] else "." + part
+        if lines[-1] and len(lines[-1]) + len(piece) > width:
+            lines[-1] += "."
+            lines.append(part)
+        else:
+            lines[-1] += piece
+    return lines
+
+
+def _flat(d: dict, prefix: str = ""):
+    for k, v in d.items():
+        if isinstance(v, dict):
+            yield from _flat(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}", v
+
+
+if __name__ == "__main__":  # `make metrics`: dvc metrics show --json | python -m mlcycle.stages.show
+    import json
+    import sys
+
+    text = sys.stdin.read()
+    print(metrics_text(json.loads(text)) if text.strip() else "no metrics (dvc metrics show printed nothing)")

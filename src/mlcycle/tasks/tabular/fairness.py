@@ -71,10 +71,29 @@ def _safe_auc(y, s) -> float:
 
 
 def _at(metric):
-    """A fairlearn metric of predicted labels, applied to scores cut at their rows' thresholds."""
+    """A metric of predicted labels, applied to scores cut at their rows' thresholds."""
     def fn(y, s, threshold):
-        return float(metric(y, (np.asarray(s) >= np.asarray(threshold)).astype(int)))
+        return float(metric(np.asarray(y), (np.asarray(s) >= np.asarray(threshold)).astype(int)))
     return fn
+
+
+def _share_predicted(y, pred, label: int) -> float:
+    """The share of rows of class `label` predicted positive: nan when the group has none of them
+    (fairlearn's rates give 0.0 there, which reads as a measured value)."""
+    of = np.asarray(y) == label
+    return float(np.asarray(pred)[of].mean()) if of.any() else float("nan")
+
+
+UNDEFINED = {  # why a binary group metric has no value (it is stored as null, shown as n/a)
+    "roc_auc": "one class in the group",
+    "true_positive_rate": "no positive rows in the group",
+    "false_positive_rate": "no negative rows in the group",
+}
+
+
+def undefined_reason(metric: str) -> str:
+    """Why `metric` of a group is undefined, for "n/a (reason)"."""
+    return UNDEFINED.get(metric, "no rows to compute it on")
 
 
 CUT = ("selection_rate", "true_positive_rate", "false_positive_rate")  # metrics of decisions at the threshold
@@ -114,8 +133,8 @@ def metric_functions(task: str, binary: bool) -> dict:
     return {
         "positive_rate": functools.partial(_rate, value=1),  # the observed base rate
         "selection_rate": _at(flm.selection_rate),
-        "true_positive_rate": _at(flm.true_positive_rate),
-        "false_positive_rate": _at(flm.false_positive_rate),
+        "true_positive_rate": _at(functools.partial(_share_predicted, label=1)),
+        "false_positive_rate": _at(functools.partial(_share_predicted, label=0)),
         "roc_auc": _safe_auc,
     }
 
@@ -305,7 +324,8 @@ class Assessment:
         return self.tables[column]
 
     def gap_table(self) -> pd.DataFrame:
-        rows = [{"column": g.column, "role": self.roles[g.column], "metric": g.metric, "gap": g.value,
+        rows = [{"column": g.column, "role": self.roles[g.column], "metric": g.metric,
+                 "gap": f"n/a ({g.note})" if g.value is None else round(g.value, 4),
                  "interval": "" if g.lo is None else f"[{g.lo:.3f}, {g.hi:.3f}]",
                  "between": "" if g.value is None else f"{g.high_group} vs {g.low_group}",
                  "per-group metric": g.part or "", "groups compared": g.groups,
@@ -327,9 +347,17 @@ class Assessment:
     def to_dict(self) -> dict:
         return {
             "min_group_size": self.min_group_size, "bootstrap": self.bootstrap, "ci": list(CI),
-            "columns": {c: {"role": self.roles[c], "groups": _records(t)} for c, t in self.tables.items()},
+            "columns": {c: {"role": self.roles[c], "groups": [_with_reasons(r) for r in _records(t)]}
+                        for c, t in self.tables.items()},
             "gaps": [asdict(g) for g in self.gaps],
         }
+
+
+def _with_reasons(row: dict) -> dict:
+    """A group's record with `undefined`: {metric: why} for each metric without a value (null)."""
+    why = {k: undefined_reason(k) for k, v in row.items()
+           if v is None and k not in ("column", "group") and not k.endswith(("_lo", "_hi"))}
+    return {**row, "undefined": why} if why else row
 
 
 def _records(df: pd.DataFrame) -> list[dict]:
@@ -360,25 +388,33 @@ def assess(frame: pd.DataFrame, y, scores, task: str, threshold: float | None, s
 
 
 def display_table(table: pd.DataFrame, metrics: list[str] | None = None) -> pd.DataFrame:
-    """A group table for reading: each metric as "value [lo, hi]", small groups marked."""
+    """A group table for reading: each metric as "value [lo, hi]" (the value alone when every resample
+    gave it), "n/a (reason)" where it is undefined, small groups marked."""
     names = metrics or [c for c in table.columns
                         if c not in ("column", "group", "n", "small") and not c.endswith(("_lo", "_hi"))]
     out = pd.DataFrame({"group": table["group"], "n": table["n"],
                         "small": np.where(table["small"], "small", "")})
     for m in names:
         if f"{m}_lo" in table:
-            out[m] = [_fmt(v, lo, hi) for v, lo, hi in zip(table[m], table[f"{m}_lo"], table[f"{m}_hi"], strict=True)]
+            out[m] = [format_value(m, v, lo, hi) for v, lo, hi in zip(table[m], table[f"{m}_lo"], table[f"{m}_hi"], strict=True)]
         else:
-            out[m] = [_fmt(v) for v in table[m]]
+            out[m] = [format_value(m, v) for v in table[m]]
     return out
 
 
-def _fmt(v, lo=None, hi=None) -> str:
-    if v is None or (isinstance(v, float) and np.isnan(v)):
-        return "-"
-    if lo is None or (isinstance(lo, float) and np.isnan(lo)):
-        return f"{v:.3f}"
-    return f"{v:.3f} [{lo:.3f}, {hi:.3f}]"
+def _missing(v) -> bool:
+    return v is None or (isinstance(v, float) and np.isnan(v))
+
+
+def format_value(metric: str, v, lo=None, hi=None, digits: int = 3) -> str:
+    """One group metric for reading: "0.712 [0.690, 0.731]"; the value alone when the interval is
+    missing or has no width (every resample gave the same value, e.g. a rate of 0 in a small group:
+    a percentile interval cannot show that uncertainty); "n/a (reason)" when it is undefined."""
+    if _missing(v):
+        return f"n/a ({undefined_reason(metric)})"
+    if _missing(lo) or _missing(hi) or lo == hi:
+        return f"{v:.{digits}f}"
+    return f"{v:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
 
 
 def write(assessment: Assessment, path) -> None:
