@@ -106,6 +106,16 @@ def test_bare_mlcycle_prints_help_and_version_prints_the_version():
     assert version.returncode == 0 and version.stdout.startswith("mlcycle ") and len(version.stdout.split()) == 2
 
 
+def test_output_piped_into_a_reader_that_stops_early_ends_without_a_traceback():
+    """`mlcycle pipeline stages | head -0`: the reader has closed the pipe before the command writes;
+    exit 141 (as a shell reports SIGPIPE), no traceback."""
+    proc = subprocess.Popen([sys.executable, "-m", "mlcycle", "pipeline", "stages"], cwd=ROOT, env=env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # closed at once: the command's first write meets a pipe without a reader
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141 and "Traceback" not in err, err
+
+
 def test_hidden_internal_commands_still_parse():
     p = parser()
     assert p.parse_args(["run", "train"]).stage == "train"

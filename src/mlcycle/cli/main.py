@@ -172,7 +172,8 @@ def _stages(args) -> int:
 
     ws = Workspace.open()  # the root's params.yaml (not --params)
     root, task = ws.root, ws.params.task
-    shared = ("src/mlcycle/core", "src/mlcycle/runtime/runner.py", "src/mlcycle/templates")
+    shared = ("src/mlcycle/core", "src/mlcycle/runtime/runner.py", "src/mlcycle/runtime/kernel.py",
+              "src/mlcycle/templates")
     rows = []
     for name, stage in (yaml.safe_load((root / "dvc.yaml").read_text()) or {}).get("stages", {}).items():
         body = stage.get("do", stage)
@@ -185,7 +186,7 @@ def _stages(args) -> int:
     monitor = ws.task.monitor_module.replace(".", "/")
     rows.append(("monitor", ws.paths.notebook("monitor", task).relative_to(root).as_posix(),
                  ["src/mlcycle/monitoring/monitor.py", f"src/{monitor}.py"]))
-    print(f"task {task}: every notebook stage also runs src/mlcycle/core and src/mlcycle/runtime/runner.py; "
+    print(f"task {task}: every notebook stage also runs src/mlcycle/core and src/mlcycle/runtime/runner.py and kernel.py; "
           "monitor runs on live data (`mlcycle monitoring run`), not in dvc repro\n")
     print(f"{'stage':<10} {'notebook':<38} {'code':<48} tests")
     for name, notebook, code in rows:
@@ -1022,3 +1023,8 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as exc:
         print(f"mlcycle: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `mlcycle model list | head`: the reader has gone; no traceback
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's flush at exit fails quietly
+        return 141
