@@ -126,3 +126,17 @@ def test_partition_by_partition_counts_every_row_as_in_memory():
     expected = drift.score_drift(ref["s"].to_numpy(), cur["s"].to_numpy(), test_rows=5_000)
     assert scored["psi"] == pytest.approx(expected["psi"]) and scored["mean_cur"] == pytest.approx(expected["mean_cur"])
     assert scored["p_value"] < 1e-6 and expected["p_value"] < 1e-6
+
+
+def test_personal_values_among_new_categories_are_counted_not_listed_in_memory_and_by_partition():
+    import dask
+    import dask.dataframe as dd
+
+    ref = pd.DataFrame({"c": ["a", "b"] * 500})
+    cur = pd.DataFrame({"c": ["a", "ann@example.com", "bo@example.org", "4111 1111 1111 1111", "new"] * 200})
+    want = ["<1 card number value(s) redacted>", "<2 e-mail value(s) redacted>", "new"]
+    assert drift.compare(ref, cur).new_categories == {"c": want}
+    with dask.config.set(scheduler="synchronous"):
+        parted, _ = drift.compare_partitions(ref, dd.from_pandas(cur, npartitions=3), ["c"])
+    assert parted.new_categories == {"c": want}
+    assert drift.shown_values([f"v{i:02d}" for i in range(30)], most=20)[-1] == "v19"

@@ -127,3 +127,21 @@ def test_takeaways_give_the_verdict_in_numbers():
     assert "1 drifted feature(s) (50% of them); largest PSI: `a` (0.400), `b` (0.010)" in text
     assert "PSI 0.120" in text and "roc_auc: 0.7000 now against 0.8000 at training (decayed)" in text
     assert "not assessed" in monitor.takeaways({**verdict, "performance": None})
+
+
+def test_personal_values_in_new_categories_never_reach_the_verdict_or_the_report(served):
+    """Request rows with e-mail addresses and phone numbers in a category column: the verdict (written
+    to reports/monitor/verdict.json and MLflow) and the report's drift table show a count per kind,
+    never the values; other new values are still listed."""
+    df = frame(1500, 8)
+    cat = df["cat"].astype(object)
+    cat.iloc[:40] = [f"user{i}@example.com" for i in range(40)]
+    cat.iloc[40:45] = ["+44 20 7946 0958", "(555) 123-4567", "write to bob@example.org", "zz", "yy"]
+    df["cat"] = pd.array(cat, dtype="str")
+    v = monitor.assess(params(), served, ref(), cur(df))
+    text = json.dumps(v, default=str)
+    assert "@" not in text and "7946" not in text and "123-4567" not in text
+    new = v["drift"]["new_categories"]["cat"]
+    assert new == ["<41 e-mail value(s) redacted>", "<2 phone number value(s) redacted>", "yy", "zz"]
+    shown = monitor.drift_table(v).set_index("column").loc["cat", "new_categories"]
+    assert "41 e-mail value(s) redacted" in shown and "@" not in shown

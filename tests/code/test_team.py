@@ -68,3 +68,31 @@ def test_long_details_are_dropped_not_cut_mid_json():
     tags = {"audit.20260101T000001000000.aa": json.dumps({**entry, "action": "b"}), "other": "x",
             "audit.20260101T000000000000.bb": value, "audit.20250101T000000000000": "{cut"}
     assert [e["action"] for e in audit.from_tags(tags)] == ["gate-reject", "b"]
+
+
+def test_the_saved_s3_objects_are_the_owners_only(tmp_path):
+    """A real moto S3 endpoint, as `team up` starts it: `save_bucket` (what `team down` runs) copies
+    the objects (artifacts, DVC's data) into 0600 files in 0700 folders, whatever the umask."""
+    import os
+    import stat
+
+    from mlcycle.runtime import team
+
+    root = tmp_path / "ws"
+    team.team_dir(root).mkdir(parents=True)
+    state: dict = {}
+    old_umask = os.umask(0o022)
+    try:
+        team.start_s3(root, state)
+        c = team.s3_client(state["s3"]["endpoint"])
+        c.put_object(Bucket=team.BUCKET, Key="dvc/files/md5/ab/cdef", Body=b"email\na@example.com\n")
+        c.put_object(Bucket=team.BUCKET, Key="mlflow/1/run/artifacts/predictions.parquet", Body=b"rows")
+        assert team.save_bucket(root, state) == 2
+    finally:
+        os.umask(old_umask)
+        team.stop_pid(state.get("s3", {}).get("pid"))
+    saved = team.saved_bucket(root)
+    modes = {p.relative_to(saved).as_posix(): stat.S_IMODE(p.stat().st_mode) for p in [saved, *saved.rglob("*")]}
+    assert modes["objects/dvc/files/md5/ab/cdef"] == 0o600 and (saved / "objects/dvc/files/md5/ab/cdef").read_bytes()
+    assert {m for p, m in modes.items() if (saved / p).is_file()} == {0o600}
+    assert {m for p, m in modes.items() if (saved / p).is_dir()} == {0o700}

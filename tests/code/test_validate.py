@@ -246,3 +246,33 @@ def test_takeaways_count_findings_and_missing_values():
     assert f"`{worst}` ({r.null_share[worst]:.1%})" in text
     r.findings = [validate.Finding("warning", "x2", "max_null_share", "too many nulls", count=7)]
     assert "- warning on `x2` (max_null_share): 7 row(s)." in validate.takeaways(r)
+
+
+def test_a_file_full_of_bad_rows_is_counted_whole_but_reported_from_a_bounded_number_of_cases():
+    """10x more failing rows per check than the bound: every finding counts them all, while pandera's
+    lazy report (one record per failing row it is given, gigabytes for a large file) holds at most the
+    bound per check, so `mlcycle data add` on a large bad file finishes in bounded memory."""
+    import pandera.pandas as pa
+
+    bound = 10
+    df = mixed_frame(400)
+    dp = data_params(id_columns=["id"])
+    t = schema.infer(df.assign(id=range(400)), dp, LIMITS)
+    t = t.model_copy(update={"columns": {**t.columns, "x1": t.columns["x1"].model_copy(update={"min": -0.5}),
+                                         "flag": t.columns["flag"].model_copy(update={"nullable": False})}})
+    bad = df.assign(id=[i // 2 for i in range(400)])  # 400 rows with duplicate ids
+    bad["flag"] = bad["flag"].astype(object)
+    bad.loc[:10 * bound - 1, "flag"] = None  # 200 nulls in a column that refuses them
+    failing_x1 = int((bad["x1"] < -0.5).sum())
+    assert failing_x1 > 10 * bound
+    r = validate.check(bad, dp, LIMITS, t, "schemas/x.yaml", max_cases=bound)
+    errs = _checks(r)
+    assert errs[("flag", "not_nullable")].count == 10 * bound
+    assert errs[("x1", "min")].count == failing_x1 and f"{failing_x1:,} value(s) below min" in errs[("x1", "min")].message
+    assert errs[("id", "field_uniqueness")].count == 400
+    assert all(len(f.examples) <= 3 for f in r.findings)
+    rules = validate.build_rules(bad, dp, LIMITS, t, "schemas/x.yaml", max_cases=bound)
+    with pytest.raises(pa.errors.SchemaErrors) as exc:
+        rules.schemas()["error"].validate(bad, lazy=True)
+    per_check = exc.value.failure_cases.groupby(["column", "check"]).size()
+    assert per_check.max() <= bound and per_check[("x1", "min")] == bound

@@ -149,6 +149,61 @@ def test_wrong_values_in_one_file_are_set_aside_with_the_reason(served_ws, input
     assert not (tmp_path / "none").exists() and no_leftovers(tmp_path / "none")
 
 
+def test_overwrite_replaces_only_an_earlier_score_output_and_a_killed_job_is_cleaned_next_time(
+        served_ws, inputs, cluster, tmp_path):
+    """--overwrite on the input's folder, on a folder of the user's or on the workspace is refused
+    and deletes nothing; on an earlier output it replaces it. A job killed mid-way (SIGKILL to the
+    command) leaves its temporary folder and a RUNNING run: the next job into the same folder removes
+    the one and ends the other FAILED. Outputs are 0700, their parts 0600; runs carry the git commit."""
+    import os
+    import signal
+    import stat
+
+    folder, rows = inputs
+    small = tmp_path / "in"
+    small.mkdir()
+    rows.head(200).to_parquet(small / "rows.parquet")
+    mine = tmp_path / "results"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    for target, words in [(small, "is the input or holds it"), (tmp_path, "is the input or holds it"),
+                          (mine, "not written by `mlcycle serving score`"), (served_ws, "is the workspace or holds it")]:
+        proc = score(served_ws, "--input", str(small), "--output", str(target), "--overwrite", "--scheduler", cluster,
+                     check=False)
+        assert proc.returncode == 1 and words in proc.stderr and "--output" in proc.stderr, proc.stderr
+    assert (small / "rows.parquet").exists() and (mine / "notes.txt").read_text() == "keep me"
+    assert (served_ws / "params.yaml").exists()
+    out = tmp_path / "scored"
+    score(served_ws, "--input", str(small), "--output", str(out), "--scheduler", cluster)
+    first = json.loads((out / "_SUCCESS.json").read_text())
+    assert stat.S_IMODE(out.stat().st_mode) == 0o700
+    assert {stat.S_IMODE(p.stat().st_mode) for p in out.glob("part-*.parquet")} == {0o600}
+    tags = mlflow_client(served_ws).get_run(first["mlflow_run_id"]).data.tags
+    assert len(tags["mlflow.source.git.commit"]) == 40
+    big = tmp_path / "big"
+    big.mkdir()
+    pd.concat([rows] * 100, ignore_index=True).to_csv(big / "rows.csv", index=False)
+    proc = subprocess.Popen([sys.executable, "-m", "mlcycle", "serving", "score", "--no-progress", "--input", str(big),
+                             "--output", str(out), "--overwrite", "--scheduler", cluster, "--blocksize", "256KiB"],
+                            cwd=served_ws, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while not list(tmp_path.glob(".scored.tmp-*/part-*.parquet")) and proc.poll() is None:
+        time.sleep(0.02)
+    assert proc.poll() is None, "the job ended before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=60)
+    left = list(tmp_path.glob(".scored.tmp-*"))
+    assert len(left) == 1
+    client = mlflow_client(served_ws)
+    killed = [r for r in client.search_runs([client.get_run(first["mlflow_run_id"]).info.experiment_id],
+                                            "attributes.status = 'RUNNING'") if r.data.tags.get("mlcycle.operation") == "score"]
+    assert len(killed) == 1
+    again = score(served_ws, "--input", str(small), "--output", str(out), "--overwrite", "--scheduler", cluster)
+    assert "removed .scored.tmp-" in again.stdout and "as FAILED" in again.stdout
+    assert not left[0].exists() and no_leftovers(out)
+    assert client.get_run(killed[0].info.run_id).info.status == "FAILED"
+    assert json.loads((out / "_SUCCESS.json").read_text())["rows"] == 200
+
+
 def test_a_worker_killed_mid_job_leaves_a_complete_output_or_none(served_ws, inputs, cluster, tmp_path):
     """SIGKILL to one of two worker processes while partitions are being scored: Dask retries its
     tasks (the job completes with every row once) or the job fails with nothing under the output."""

@@ -911,7 +911,7 @@ def _score_args(p, input_flags=("--input",)) -> None:
     p.add_argument("--compiled", action=argparse.BooleanOptionalAction, default=None,
                    help="score through the compiled form proven equal at registration (default: score.compiled)")
     p.add_argument("--blocksize", help="input read per partition, e.g. 32MiB (default score.blocksize)")
-    p.add_argument("--overwrite", action="store_true", help="replace --output once the new one is complete")
+    p.add_argument("--overwrite", action="store_true", help="replace --output, an earlier score output only, once the new one is complete")
     p.add_argument("--no-progress", action="store_true", help="no progress (a bar in a terminal, plain lines in CI logs)")
 
 

@@ -1,7 +1,8 @@
 """New data batches (`mlcycle data add --input FILE`): validated against the schema, then stored and recorded.
 
 A batch that passes is copied to ``data/raw/batches/<name>`` (raw data is immutable: an existing
-name is refused), tracked with ``dvc add`` (git then tracks ``<name>.dvc``), and recorded as one
+name is refused; a name is a plain file name, never a path leaving that folder; a file whose MD5 a
+recorded batch already has is refused naming that batch, so retraining never counts rows twice), tracked with ``dvc add`` (git then tracks ``<name>.dvc``), and recorded as one
 JSON line in ``data/batches.jsonl`` (file, rows, md5, time, validation summary) for retraining to
 build on. A batch that fails validation is refused and stored nowhere.
 """
@@ -48,19 +49,29 @@ def add(file: str | Path, params: Params, root: Path, name: str | None = None,
     """Validate `file`; when it passes, store, `dvc add` and record it. Returns (result, record or None)."""
     src = Path(file).expanduser()
     src = src if src.is_absolute() else Path.cwd() / src
-    if not src.exists():
-        raise DataError(f"batch file '{file}' does not exist")
-    dest = root / BATCHES / (name or src.name)
+    if not src.is_file():
+        raise DataError(f"batch file '{file}' does not exist" if not src.exists() else f"--input {file} is not a file")
+    dest = root / BATCHES / batch_name(name if name is not None else src.name, given=name is not None)
     if dest.exists() or dest.with_name(dest.name + ".dvc").exists():
         raise DataError(f"{dest.relative_to(root)} exists: raw data is never overwritten; pass --name NEW_NAME")
+    md5 = provenance.file_md5(src)
+    earlier = next((r for r in records(root) if r.get("md5") == md5), None)
+    if earlier is not None:
+        raise DataError(f"{file} was already added as batch '{earlier.get('name')}' ({earlier.get('file')}, "
+                        f"{earlier.get('added')}, md5 {md5}): adding it again would count its rows twice in "
+                        "retraining; nothing was stored")
     result = check(src, params, root)
     if not result.ok:
         return result, None
     dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(src, dest)
     rel = str(dest.relative_to(root))
-    proc = subprocess.run([sys.executable, "-m", "dvc", "add", "--quiet", rel], cwd=root,
-                          capture_output=True, text=True)
+    try:
+        shutil.copy2(src, dest)
+        proc = subprocess.run([sys.executable, "-m", "dvc", "add", "--quiet", rel], cwd=root,
+                              capture_output=True, text=True)
+    except BaseException:
+        dest.unlink(missing_ok=True)
+        raise
     if proc.returncode != 0:
         dest.unlink(missing_ok=True)
         raise DataError(f"`dvc add {rel}` failed: {(proc.stderr or proc.stdout).strip()[:500]}")
@@ -82,6 +93,22 @@ def add(file: str | Path, params: Params, root: Path, name: str | None = None,
     with open(manifest, "a", encoding="utf-8") as f:
         f.write(json.dumps(record) + "\n")
     return result, record
+
+
+def batch_name(name: str, given: bool = True) -> str:
+    """`name` when it is a plain file name that stays in data/raw/batches: no folder separator, not
+    `.` or `..`, not absolute, not hidden; else DataError naming --name."""
+    flag = "--name" if given else "--input's file name (pass --name)"
+    bad = ("is empty" if not name.strip() else
+           "is absolute" if Path(name).is_absolute() or name.startswith("~") else
+           "holds a folder separator" if "/" in name or "\\" in name else
+           "is not a file name" if name in (".", "..") else
+           "starts with '.'" if name.startswith(".") else
+           "holds a control character" if any(ord(c) < 32 for c in name) else None)
+    if bad:
+        raise DataError(f"{flag} {name!r} {bad}: a batch is stored as data/raw/batches/<name>, so give a plain file "
+                        "name such as 2024-05.parquet")
+    return name
 
 
 def records(root: Path) -> list[dict]:

@@ -11,8 +11,11 @@ on an **effect size** and the p-value only supports it. A column is *drifted* wh
 Numeric columns: PSI over `bins` quantile bins of the reference (nulls are a bin of their own), the
 two-sample Kolmogorov-Smirnov test, and the Wasserstein distance divided by the reference's standard
 deviation (a shift in units of spread). Categorical columns: PSI over the categories (values unseen
-in the reference are one bin, and are listed as *new categories*), the chi-square test of the
-two-by-K table, and the Jensen-Shannon distance. Everything comes from numpy and scipy.stats.
+in the reference are one bin, and are listed as *new categories*, with values that look like
+personal data (`core.personal`: e-mail addresses, phone and card numbers) replaced by a count such
+as `<2 e-mail value(s) redacted>`: the list goes to the verdict, the report and MLflow), the
+chi-square test of the two-by-K table, and the Jensen-Shannon distance. Everything comes from
+numpy and scipy.stats.
 
 PSI and null shares use every row. The test and the distance of a numeric column use at most
 `test_rows` rows drawn from each side (seeded): on more rows than that the p-value of any shift
@@ -25,6 +28,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+
+from mlcycle.core import personal
 
 EPS = 1e-4  # floor of a bin share, so an empty bin gives a large but finite PSI
 
@@ -154,10 +159,24 @@ def categorical_counts(ref: pd.Series, ccounts: pd.Series, n_cur: int, null_cur:
     cc = np.concatenate([ck, [c_other, c_new]])
     out = {"kind": "categorical", "psi": psi(_shares(rc), _shares(cc)),
            "distance": float(jensenshannon(_shares(rc), _shares(cc), base=2)) if rc.sum() and cc.sum() else np.nan,
-           "p_value": _two_by_k(rc, cc), "new_categories": sorted(map(str, new))[:20], "new_share": new_share,
+           "p_value": _two_by_k(rc, cc), "new_categories": shown_values(new), "new_share": new_share,
            "null_ref": float(ref.isna().mean()) if len(ref) else 0.0,
            "null_cur": null_cur / n_cur if n_cur else 0.0, "mean_ref": np.nan, "mean_cur": np.nan}
     return out
+
+
+def personal_kind(value: str) -> str | None:
+    """The kind of personal data `value` is or holds (an e-mail address inside longer text too)."""
+    return personal.kind(value) or ("e-mail" if personal.EMAIL.search(value) else None)
+
+
+def shown_values(values, most: int = 20) -> list[str]:
+    """Values fit to show in a report: those that look personal replaced by one marker per kind
+    with their count (first, by kind), then up to `most` of the others, sorted."""
+    texts = sorted(map(str, values))
+    kinds = [personal_kind(v) for v in texts]
+    markers = [f"<{kinds.count(k)} {k} value(s) redacted>" for k in sorted({k for k in kinds if k})]
+    return markers + [v for v, k in zip(texts, kinds, strict=True) if not k][:most]
 
 
 def is_numeric(s: pd.Series) -> bool:

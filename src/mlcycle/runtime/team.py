@@ -8,8 +8,8 @@
   (when `postgres` cannot reach the workspace, the folder is a private one in the temp folder, named
   in `.team/state.json`). Local socket connections are trusted, TCP ones need the password.
 - moto's S3 server (`moto_server`), with one bucket. moto keeps objects in memory: `mlcycle team
-  down` copies every object to `.team/s3/` before it stops the endpoint, and `team up` loads them
-  back, so artifacts and the DVC remote live as long as the PostgreSQL data does. A crash of the
+  down` copies every object to `.team/s3/` (files 0600 in 0700 folders) before it stops the
+  endpoint, and `team up` loads them back, so artifacts and the DVC remote live as long as the PostgreSQL data does. A crash of the
   endpoint loses what was stored since the last `up` (a real S3 service keeps everything).
 - `mlflow server --backend-store-uri postgresql+psycopg://... --artifacts-destination s3://...
   --serve-artifacts`, after `mlflow db upgrade`. Clients reach artifacts through the server.
@@ -215,7 +215,9 @@ def save_bucket(root: Path, state: dict) -> int:
             for o in page.get("Contents", [])]
     new = team_dir(root) / "s3.saving"
     shutil.rmtree(new, ignore_errors=True)
-    (new / "objects").mkdir(parents=True)
+    new.mkdir(mode=0o700)
+    new.chmod(0o700)  # the objects are the workspace's artifacts and data: the owner's only
+    (new / "objects").mkdir(mode=0o700)
 
     def get(key: str) -> None:
         if key.endswith("/"):  # a folder marker: kept in keys.json only
@@ -227,6 +229,7 @@ def save_bucket(root: Path, state: dict) -> int:
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(get, keys))
     (new / "keys.json").write_text(json.dumps(keys))
+    owner_only(new)
     final, old = saved_bucket(root), team_dir(root) / "s3.old"
     shutil.rmtree(old, ignore_errors=True)
     if final.exists():
@@ -234,6 +237,14 @@ def save_bucket(root: Path, state: dict) -> int:
     new.rename(final)
     shutil.rmtree(old, ignore_errors=True)
     return len(keys)
+
+
+def owner_only(folder: Path) -> None:
+    """Every folder under `folder` 0700 and every file 0600 (what boto3 writes follows the umask)."""
+    for at, _dirs, files in os.walk(folder):
+        os.chmod(at, 0o700)
+        for f in files:
+            os.chmod(os.path.join(at, f), 0o600)
 
 
 def load_bucket(root: Path, state: dict) -> int:

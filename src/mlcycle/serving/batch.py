@@ -20,7 +20,14 @@ cluster (`core/compute.py`: an embedded local cluster, or `compute.scheduler`).
   multiclass, `model_version`, `request_id` (the job and partition), `row`, `ts`), so `mlcycle
   monitor` and readers of the log read it alike; `_SUCCESS.json` holds the summary. Everything is
   written under a temporary name beside the output and renamed once every partition succeeded: a
-  folder under the output's name is always complete.
+  folder under the output's name is always complete. Files holding rows are 0600 in 0700 folders.
+- **Ownership**: the output holds a marker (`.mlcycle-score.json`); `--overwrite` replaces only a
+  folder that holds it and nothing but what a score job writes, and never the input, a folder
+  holding the input, or the workspace (`check_output`).
+- **Leftovers**: every job writes its owner (host, process id and start time, MLflow run) into its
+  temporary folder and its run's tags; the next job finds the temporary folders beside its output
+  and the RUNNING score runs whose process is gone, removes the folders and ends the runs FAILED
+  (`clean_leftovers`). A job that is still running is never touched.
 - **Record**: one MLflow run (`score`) with the model version, the input files' MD5s and row
   counts, the cluster (scheduler, workers, dashboard link) and the figures, tagged with the git
   commit and the environment against requirements.lock as stage runs are (`run_tags`).
@@ -50,6 +57,9 @@ from mlcycle.serving.outputs import log_outputs, score
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 SUMMARY = "_SUCCESS.json"
 REJECTS = "rejects"
+MARKER = ".mlcycle-score.json"  # in every output a score job wrote: what --overwrite may replace
+OWNER = ".owner.json"  # in a job's temporary folder: the process that writes it
+WRITTEN_BY = "mlcycle serving score"
 CHUNK_ROWS = 50_000  # rows scored and written at a time inside a partition: bounds a worker's memory
 NUMBER = ("double", "float", "long", "integer")
 TRUE, FALSE = {"true", "1", "yes"}, {"false", "0", "no"}
@@ -248,10 +258,121 @@ def output_frame(X: pd.DataFrame, out: dict[str, list], version: str, request_id
 
 
 def write_parquet(df: pd.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Rows go to a 0600 file in a 0700 folder (they may hold personal data)."""
+    private_dir(path.parent)
     tmp = path.with_name(f".{path.name}.tmp")
     df.to_parquet(tmp, index=False)
+    os.chmod(tmp, 0o600)
     os.replace(tmp, path)
+
+
+def private_dir(folder: Path) -> None:
+    """`folder` made and readable by its owner only. Its parent must exist: a worker still busy
+    with a job that has ended (and whose folder was removed) fails instead of making it again."""
+    folder.mkdir(exist_ok=True, mode=0o700)
+    os.chmod(folder, 0o700)
+
+
+# ---------------------------------------------------------------- what a job owns
+
+def check_output(output: Path, input_path: Path, root: Path, overwrite: bool) -> None:
+    """Refuse an output this job must not write or replace (ScoreError naming --output): the input
+    itself, a folder holding the input or the workspace, or, without the marker of an earlier
+    score job, any folder that exists."""
+    src, ws = Path(input_path).resolve(), Path(root).resolve()
+    if src == output or src.is_relative_to(output):
+        raise ScoreError(f"--output {output} is the input or holds it (--input {src}); choose a new folder for "
+                         "the scores")
+    if ws == output or ws.is_relative_to(output):
+        raise ScoreError(f"--output {output} is the workspace or holds it; choose a new folder for the scores")
+    if not output.exists():
+        return
+    if not overwrite:
+        raise ScoreError(f"--output {output} exists; choose another folder, or pass --overwrite to replace it")
+    if not output.is_dir() or not is_score_output(output):
+        raise ScoreError(f"--output {output} was not written by `{WRITTEN_BY}` (no {MARKER} in it): --overwrite "
+                         "replaces only an earlier score output; choose another folder, or remove it yourself")
+    foreign = sorted(p.name for p in output.iterdir() if not owned_entry(p))
+    if foreign:
+        raise ScoreError(f"--output {output} holds files a score job does not write ({', '.join(foreign[:5])}); "
+                         "--overwrite would delete them: move them away or choose another folder")
+
+
+def is_score_output(folder: Path) -> bool:
+    try:
+        marker = json.loads((folder / MARKER).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(marker, dict) and marker.get("written_by") == WRITTEN_BY and bool(marker.get("job_id"))
+
+
+def owned_entry(p: Path) -> bool:
+    """What a score job writes into its output: parts, the rejects folder of parts, the summary, the marker."""
+    if p.is_symlink():
+        return False
+    if p.name in (SUMMARY, MARKER, OWNER):
+        return p.is_file()
+    if p.name == REJECTS and p.is_dir():
+        return all(q.is_file() and not q.is_symlink() and q.name.startswith("part-") for q in p.iterdir())
+    return p.is_file() and p.name.startswith("part-") and p.suffix == ".parquet"
+
+
+def owner() -> dict:
+    """This process, as a job's owner: host, process id and the process's start time."""
+    import socket
+
+    import psutil
+
+    return {"host": socket.gethostname(), "pid": os.getpid(), "started": psutil.Process().create_time()}
+
+
+def alive(who: dict) -> bool:
+    """Whether the process `who` names may still run: on another host it is assumed to."""
+    import socket
+
+    import psutil
+
+    if who.get("host") != socket.gethostname():
+        return True
+    try:
+        proc = psutil.Process(int(who["pid"]))
+        return abs(proc.create_time() - float(who["started"])) < 1.0
+    except (psutil.NoSuchProcess, KeyError, ValueError, TypeError):
+        return False
+    except psutil.Error:  # exists but cannot be inspected: leave it alone
+        return True
+
+
+def clean_leftovers(parent: Path, client, exp_id: str) -> list[str]:
+    """Temporary folders of dead score jobs in `parent` removed, and the RUNNING score runs of dead
+    jobs ended FAILED; what was cleaned, for the terminal."""
+    done = []
+    for folder in sorted(parent.glob(".*.tmp-*")) if parent.is_dir() else []:
+        try:
+            who = json.loads((folder / OWNER).read_text())
+        except (OSError, ValueError):
+            continue  # not a score job's folder, or one still being created: not ours to judge
+        if not isinstance(who, dict) or who.get("written_by") != WRITTEN_BY or alive(who):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        done.append(f"removed {folder.name} of an interrupted job")
+    try:
+        runs = client.search_runs([exp_id], "tags.`mlcycle.operation` = 'score' and attributes.status = 'RUNNING'",
+                                  max_results=200)
+    except Exception:
+        return done
+    for r in runs:
+        t = r.data.tags
+        who = {"host": t.get("mlcycle.job.host"), "pid": t.get("mlcycle.job.pid"), "started": t.get("mlcycle.job.started")}
+        if who["pid"] is None or alive(who):
+            continue
+        try:
+            client.set_tag(r.info.run_id, "mlcycle.error", "interrupted: its process ended before the job finished")
+            client.set_terminated(r.info.run_id, "FAILED")
+            done.append(f"ended run {r.info.run_id} of an interrupted job as FAILED")
+        except Exception:
+            pass
+    return done
 
 
 # ---------------------------------------------------------------- the job
@@ -273,10 +394,11 @@ def run(root: Path, params, input_path: Path, output: Path, model_uri: str | Non
         raise ScoreError(f"score.blocksize {params.score.blocksize!r} is not a size; write it like 32MiB or 200MB") from None
     files = input_files(input_path)
     output = Path(output).resolve()
-    if output.exists() and not overwrite:
-        raise ScoreError(f"--output {output} exists; choose another folder, or pass --overwrite to replace it")
+    check_output(output, input_path, root, overwrite)
     ws = workspace.Workspace(Paths(root), params)
     client, exp_id = tracking.setup(root, params)
+    for line in clean_leftovers(output.parent, client, exp_id):
+        print(f"score: {line}", flush=True)
     uri = model_uri or params.score.model_uri or ws.champion_uri()
     use_compiled = params.score.compiled if compiled is None else compiled
     not_null = settings.not_null_columns(params)
@@ -290,12 +412,17 @@ def run(root: Path, params, input_path: Path, output: Path, model_uri: str | Non
     folder = output.parent / f".{output.name}.tmp-{job_id}"
     job = Job(ws.tracking_uri, uri, use_compiled, not_null, served.columns, str(folder), job_id,
               served.version)
-    run_id = client.create_run(exp_id, tags=run_tags(root, uri, job.version, served.path)).info.run_id
+    me = owner()
+    tags = {**run_tags(root, uri, job.version, served.path), "mlcycle.job.host": me["host"],
+            "mlcycle.job.pid": str(me["pid"]), "mlcycle.job.started": repr(me["started"])}
+    run_id = client.create_run(exp_id, tags=tags).info.run_id
     summary = {"job_id": job_id, "model_uri": uri, "model_version": job.version, "scoring_path": served.path,
                "input": str(Path(input_path).resolve()), "output": str(output), "files": inputs,
                "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "mlflow_run_id": run_id}
     try:
-        folder.mkdir(parents=True)
+        folder.mkdir(parents=True, mode=0o700)
+        os.chmod(folder, 0o700)
+        (folder / OWNER).write_text(json.dumps({"written_by": WRITTEN_BY, **me, "mlflow_run_id": run_id}) + "\n")
         parts = _compute(params, files, job, progress, client, run_id, summary)
         rows, scored, rejected = (sum(p[k] for p in parts) for k in ("rows", "scored", "rejected"))
         seconds = time.perf_counter() - started
@@ -306,13 +433,17 @@ def run(root: Path, params, input_path: Path, output: Path, model_uri: str | Non
                              f"score.max_rejected_share ({params.score.max_rejected_share:.0%}); the reasons are in the "
                              f"run's rejects.json (MLflow run {run_id}); nothing was written to {output}")
         (folder / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
+        (folder / MARKER).write_text(json.dumps({"written_by": WRITTEN_BY, "job_id": job_id,
+                                                 "mlflow_run_id": run_id}) + "\n")
         if output.exists():  # --overwrite: the old output goes only once the new one is complete
+            check_output(output, input_path, root, overwrite)  # again: it may have changed meanwhile
             old = output.parent / f".{output.name}.old-{job_id}"
             os.replace(output, old)
             os.replace(folder, output)
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(folder, output)
+        (output / OWNER).unlink(missing_ok=True)
     except BaseException as exc:
         _finish(client, run_id, summary, "FAILED", folder_rejects=folder / REJECTS, error=exc)
         shutil.rmtree(folder, ignore_errors=True)

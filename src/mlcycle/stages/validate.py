@@ -3,7 +3,8 @@
 The checks are pandera checks built from the reviewed schema file (`mlcycle.schema`) and from
 params `data` / `validate` (target present and usable, required and time columns, row count).
 Validation is lazy: every failure is collected, then turned into findings (column, check, count,
-examples, severity). Errors stop the pipeline with a message naming the column and what to do;
+examples, severity); a row-wise check keeps the count of all its failing rows but hands pandera only
+the first `MAX_CASES` of them, so a large file full of bad rows is reported in bounded memory. Errors stop the pipeline with a message naming the column and what to do;
 warnings (a new category value, a modest rise in nulls) are reported and the run goes on.
 """
 
@@ -105,14 +106,23 @@ class Result:
     message = summary
 
 
-class Rules:
-    """pandera checks with the message each failure gets; one set for errors, one for warnings."""
+MAX_CASES = 100  # failing rows kept per check for examples; the count covers every failing row
 
-    def __init__(self, df: pd.DataFrame):
+
+class Rules:
+    """pandera checks with the message each failure gets; one set for errors, one for warnings.
+
+    A row-wise check hands pandera at most `max_cases` failing rows (its lazy report holds one
+    record per failing row it is given, which for a large file with many bad rows took gigabytes)
+    and keeps the count of all of them in `counts` for the finding."""
+
+    def __init__(self, df: pd.DataFrame, max_cases: int = MAX_CASES):
         self.df = df
+        self.max_cases = max_cases
         self.cols: dict[str, dict[str, dict[str, Any]]] = {"error": {}, "warning": {}}
         self.table_checks: dict[str, list] = {"error": [], "warning": []}
         self.msgs: dict[tuple[str, str | None, str], Msg] = {}
+        self.counts: dict[tuple[str, str | None, str], int] = {}
         self.strict = False
 
     def column(self, level: str, name: str, required: bool = True, **kw) -> dict[str, Any]:
@@ -122,31 +132,65 @@ class Rules:
             spec[k] = v
         return spec
 
-    def check(self, level: str, column: str | None, name: str, fn, msg: Msg, element: bool = False) -> None:
-        """fn: Series (DataFrame when column is None) -> bool, or a boolean Series when element."""
+    def check(self, level: str, column: str | None, name: str, fn, msg: Msg, element: bool = False,
+              ignore_na: bool = True) -> None:
+        """fn: Series (DataFrame when column is None) -> bool, or a boolean Series when element
+        (then nulls pass unless `ignore_na` is False)."""
         import pandera.pandas as pa
+
+        key = (level, column, name)
 
         def safe(x):
             try:
-                return fn(x)
+                out = fn(x)
             except Exception:  # a check that cannot run on this data passes; another check names the cause
                 return True if not element else pd.Series(True, index=x.index)
+            return self.capped(key, x, out, ignore_na) if element else out
 
-        chk = pa.Check(safe, name=name, ignore_na=element, element_wise=False)
+        chk = pa.Check(safe, name=name, ignore_na=element and ignore_na, element_wise=False)
         if column is None:
             self.table_checks[level].append(chk)
         else:
             self.column(level, column, required=False)["checks"].append(chk)
         self.msgs[(level, column, name)] = msg
 
+    def capped(self, key, x, mask, ignore_na: bool):
+        """`mask` (True: the row passes) with only its first `max_cases` failures left failing; the
+        number of failures (nulls left out when `ignore_na`, as pandera counts) goes to `counts`."""
+        mask = pd.Series(mask, index=x.index).fillna(True).astype(bool)
+        failing = ~mask
+        if ignore_na:
+            failing &= x.notna() if isinstance(x, pd.Series) else ~x.isna().all(axis=1)
+        n = int(failing.sum())
+        self.counts[key] = n
+        if n > self.max_cases:
+            keep = failing.to_numpy().nonzero()[0][self.max_cases:]
+            mask = mask.copy()
+            mask.iloc[keep] = True
+        return mask
+
+    def row_check(self, level: str, column: str, name: str, fn, ignore_na: bool = True):
+        """A capped row-wise pandera check (the message: `_default_msg`, or one set in `msgs`)."""
+        import pandera.pandas as pa
+
+        key = (level, column, name)
+        return pa.Check(lambda x: self.capped(key, x, fn(x), ignore_na), name=name, ignore_na=ignore_na,
+                        element_wise=False)
+
     def schemas(self):
         import pandera.pandas as pa
 
         out = {}
-        for level in ("error", "warning"):
-            cols = {n: pa.Column(required=s["required"], nullable=s["nullable"], unique=s["unique"],
-                                 checks=s["checks"], coerce=False)
-                    for n, s in self.cols[level].items()}
+        for level in ("error", "warning"):  # pandera's own nullable / unique report every failing row: capped here
+            cols = {}
+            for n, spec in self.cols[level].items():
+                checks = list(spec["checks"])
+                if not spec["nullable"]:
+                    checks.append(self.row_check(level, n, "not_nullable", lambda s: s.notna(), ignore_na=False))
+                if spec["unique"]:
+                    checks.append(self.row_check(level, n, "field_uniqueness",
+                                                 lambda s: ~(s.duplicated(keep=False) & s.notna())))
+                cols[n] = pa.Column(required=spec["required"], nullable=True, unique=False, checks=checks, coerce=False)
             out[level] = pa.DataFrameSchema(cols, checks=self.table_checks[level],
                                             strict=self.strict and level == "error")
         return out
@@ -169,9 +213,9 @@ def _few(cols, n: int = 12) -> str:
 
 
 def build_rules(df: pd.DataFrame, data: DataParams, params: ValidateParams,
-                table: TableSchema | None, schema_name: str = "the schema") -> Rules:
+                table: TableSchema | None, schema_name: str = "the schema", max_cases: int = MAX_CASES) -> Rules:
     """Every check for `df`: from the schema file (when given) and from params."""
-    r = Rules(df)
+    r = Rules(df, max_cases)
     sch = schema_name
     if table is not None:
         _schema_rules(r, df, table, params, sch)
@@ -490,7 +534,7 @@ def findings_from(failures: pd.DataFrame, level: str, rules: Rules, sch: str) ->
     for (col, chk), g in fc.groupby([fc["column"].fillna(TABLE), "check"], sort=False, dropna=False):
         col = None if col == TABLE else str(col)
         idx = g["index"].dropna()
-        count = idx.nunique() if len(idx) else 1
+        count = rules.counts.get((level, col, chk)) or (idx.nunique() if len(idx) else 1)
         ex = [v for v in distinct(g["failure_case"].dropna().tolist(), 4) if v is not False][:3]
         msg_fn = rules.msgs.get((level, col, chk))
         msg = msg_fn(count, ex) if msg_fn else _default_msg(level, col, chk, count, ex, sch)
@@ -499,8 +543,9 @@ def findings_from(failures: pd.DataFrame, level: str, rules: Rules, sch: str) ->
 
 
 def check(df: pd.DataFrame, data: DataParams, params: ValidateParams,
-          table: TableSchema | None = None, schema_name: str = "the schema") -> Result:
-    """Check `df` against the schema (if any) and params with pandera, lazily; never raises for bad data."""
+          table: TableSchema | None = None, schema_name: str = "the schema", max_cases: int = MAX_CASES) -> Result:
+    """Check `df` against the schema (if any) and params with pandera, lazily; never raises for bad data.
+    Each row-wise check reports its count of failing rows and examples from its first `max_cases`."""
     import pandera.pandas as pa
 
     res = Result(rows=len(df), columns=df.shape[1])
@@ -510,7 +555,7 @@ def check(df: pd.DataFrame, data: DataParams, params: ValidateParams,
     if len(df) == 0:
         res.schema = schema_name if table is not None else None
         return res
-    rules = build_rules(df, data, params, table, schema_name)
+    rules = build_rules(df, data, params, table, schema_name, max_cases)
     for level, sch in rules.schemas().items():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
