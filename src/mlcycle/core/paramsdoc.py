@@ -138,7 +138,7 @@ KEYS: dict[str, str] = {
     "serve.log_queue_rows": "rows waiting for the log writer at most (requests wait beyond that)",
     "serve.log_roll_seconds": "a part is closed after this many seconds",
     "serve.max_body_mb": "request body size at most (more: 413, the body is not read further)",
-    "serve.max_text_chars": "characters of one text value (a column's, an item's, a user's) at most (more: 422)",
+    "serve.max_text_chars": "characters of one text value of a /predict row at most (more: 422; /recommend ids: 200)",
     "serve.body_timeout_seconds": "a request body not complete this long after the headers: 408 and the connection closed",
     "serve.max_rows": "rows per request at most (more: 413)",
     "serve.model_uri": "null: models:/<tracking.model_name>@champion; or any MLflow model URI",
