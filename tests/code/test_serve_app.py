@@ -332,3 +332,26 @@ def test_a_body_streamed_past_the_limit_is_refused_and_not_read(tmp_path, store,
     except httpx.RemoteProtocolError:  # closed while the client was still sending: not read either
         pass
     assert httpx.post(f"http://127.0.0.1:{port}/predict", json={"dataframe_records": [ROW]}).status_code == 200
+
+
+class TimeModel:
+    """Reads `carrier` as a time, as a tabular model reads its time column (`tables.parse_series`)."""
+
+    def predict_proba(self, X):
+        from mlcycle.core.errors import DataError
+        from mlcycle.core.tables import parse_series
+
+        try:
+            parse_series(X["carrier"], "carrier", key="time column")
+        except DataError as exc:
+            raise ValueError(str(exc)) from None
+        return np.tile([0.3, 0.7], (len(X), 1))
+
+
+def test_a_time_the_model_cannot_read_is_a_422_naming_the_column(app_for):
+    served = Served(TimeModel(), "sklearn", {"name": "m", "version": "1"}, COLUMNS,
+                    {"task": "classification", "classes": [0, 1], "positive_class": 1})
+    with app_for(served=served) as c:
+        r = c.post("/predict", json={"dataframe_records": [{**ROW, "carrier": "9999-12-31T00:00:00"}]})
+        assert (r.status_code, r.json()["field"]) == (422, "carrier") and "outside the times" in r.json()["detail"]
+        assert c.post("/predict", json={"dataframe_records": [{**ROW, "carrier": "2013-01-01T05:00:00"}]}).status_code == 200

@@ -372,7 +372,9 @@ class Endpoints:
         try:
             return X, score(served, X)
         except (ValueError, TypeError, KeyError) as exc:
-            raise ClientError(422, "cannot score", None, f"the model cannot score these rows: {exc}"[:400]) from None
+            # the column the model's message names (e.g. "time column 'time_hour': ... outside the times ...")
+            named = next((c.name for c in served.columns if f"'{c.name}'" in str(exc)), None)
+            raise ClientError(422, "cannot score", named, f"the model cannot score these rows: {exc}"[:400]) from None
 
     def log_rows(self, served: Served, rows, X, out, rid, route, positions, now) -> None:
         try:
