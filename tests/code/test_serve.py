@@ -218,3 +218,26 @@ def test_binary_predictions_carry_the_classes_own_type():
     assert set(preds) == {0, 1} and not any(isinstance(p, bool) for p in preds)
     _, positive = classes_of(y, True)
     assert positive == 1 and type(positive) is int
+
+
+@pytest.mark.parametrize("value", ["9999-12-31T00:00:00", "0001-01-01T00:00:00", "2262-04-12T00:00:00"])
+def test_a_time_outside_what_training_and_monitoring_read_is_refused(value):
+    """The server, the compiled scorer and the monitor's parse agree: a time outside pandas' range is
+    refused naming the column, whichever way it comes (a datetime column, or ISO text of a time column)."""
+    import pandas as pd
+
+    from mlcycle.core.errors import DataError
+    from mlcycle.core.tables import parse_series
+    from mlcycle.tasks.tabular.compiled import iso_calendar
+
+    cols = (Column("time_hour", "datetime"),)
+    req, rows, _ = request_models(cols, max_rows=3)
+    with pytest.raises(ValidationError) as exc:
+        req.model_validate({"dataframe_records": [{"time_hour": "2013-01-01T05:00:00"}, {"time_hour": value}]})
+    err = describe(exc.value.errors(include_url=False), 3)
+    assert (err.status, err.error, err.field, err.row) == (422, "time out of range", "time_hour", 1)
+    req.model_validate({"dataframe_records": [{"time_hour": "2262-04-11T00:00:00"}, {"time_hour": "1700-01-01T00:00:00"}]})
+    with pytest.raises(DataError, match="time_hour.*outside the times"):
+        parse_series(pd.Series(["2013-01-01T05:00:00", value]), "time_hour")
+    assert iso_calendar([value], ["hour"]) is None  # the compiled path leaves it to parse_series (then a 422)
+    assert iso_calendar(["2013-01-01T05:00:00"], ["hour"]) == {"hour": [5.0]}

@@ -1,6 +1,7 @@
 """The app in-process (FastAPI TestClient) on a stand-in model: what a 5xx body shows, the token
 checked before the body, and 503 while the prediction log cannot be written."""
 
+import json
 import os
 import time
 
@@ -30,11 +31,13 @@ def store(tmp_path_factory):
 
 @pytest.fixture
 def app_for(tmp_path, monkeypatch, store):
-    served = Served(Model(), "sklearn", {"name": "m", "version": "1"}, COLUMNS,
-                    {"task": "classification", "classes": [0, 1], "positive_class": 1})
-    monkeypatch.setattr(model, "load", lambda *a, **k: served)
+    default = Served(Model(), "sklearn", {"name": "m", "version": "1"}, COLUMNS,
+                     {"task": "classification", "classes": [0, 1], "positive_class": 1}, [{"distance": 100.0}])
+    current = [default]
+    monkeypatch.setattr(model, "load", lambda *a, **k: current[0])
 
-    def make(token=None, **kw):
+    def make(token=None, served=None, **kw):
+        current[0] = served or default
         if token:
             monkeypatch.setenv("MLCYCLE_SERVE_TOKEN", token)
         else:
@@ -163,3 +166,192 @@ def test_a_table_models_labels_are_checked_by_its_task(meta, label, stored, erro
                           *items], meta, Known(), set())
     assert (err.value.status, err.value.error, err.value.field, err.value.detail) == (422, "wrong label type",
                                                                                       "[1].label", error)
+
+
+# ---------------------------------------------------------------- contracts: sizes, examples, strict types, timeouts
+
+def test_a_text_value_longer_than_the_limit_is_refused_naming_the_column(app_for):
+    with app_for(max_text_chars=10) as c:
+        r = c.post("/predict", json={"dataframe_records": [ROW, {**ROW, "carrier": "x" * 11}]})
+        assert (r.status_code, r.json()["error"], r.json()["field"], r.json()["row"]) == (422, "text too long", "carrier", 1)
+        assert "serve.max_text_chars" in r.json()["detail"]
+        split = {"dataframe_split": {"columns": ["distance", "carrier"], "data": [[1.0, "x" * 11]]}}
+        assert c.post("/predict", json=split).json()["field"] == "carrier"
+        assert c.post("/predict", json={"dataframe_records": [{**ROW, "carrier": "x" * 10}]}).status_code == 200
+
+
+def test_every_published_example_is_answered_and_the_feedback_schema_is_strict(app_for):
+    """The OpenAPI document's examples pass every check (the example's rows leave a nullable
+    column out); the /feedback body is one entry or a batch, `{}` and unknown fields outside it."""
+    with app_for() as c:
+        api = c.get("/openapi.json").json()
+        (example,) = api["components"]["schemas"]["PredictRequest"]["examples"]
+        r = c.post("/predict", json=example)
+        assert r.status_code == 200, r.text
+        body = api["paths"]["/feedback"]["post"]["requestBody"]["content"]["application/json"]
+        for ex in body["examples"].values():  # a made-up request id: refused only for being unknown
+            r = c.post("/feedback", json=ex["value"])
+            assert (r.status_code, r.json()["error"]) == (404, "unknown request id"), r.text
+        entry, batch = body["schema"]["oneOf"]
+        assert entry["required"] == ["request_id", "label"] and entry["additionalProperties"] is False
+        assert batch["required"] == ["feedback"] and batch["additionalProperties"] is False
+        rid = c.post("/predict", json={"dataframe_records": [ROW]}).json()["request_id"]
+        r = c.post("/feedback", json={"feedback": [{"request_id": rid, "label": 1}], "source": "x"})
+        assert (r.status_code, r.json()["error"], r.json()["field"]) == (422, "unknown field", "source")
+        assert c.post("/feedback", json={"feedback": [{"request_id": rid, "label": 1}]}).json() == {"accepted": 1}
+
+
+class Recommender:
+    def predict(self, X):
+        import pandas as pd
+
+        return pd.DataFrame({"item": ["10", "11"][: int(X["k"].iloc[0])], "score": [0.9, 0.8][: int(X["k"].iloc[0])],
+                             "source": "hybrid"})
+
+
+def recommender() -> Served:
+    return Served(Recommender(), "pyfunc", {"name": "rec", "version": "1"},
+                  (Column("user", "string"), Column("k", "long"), Column("exclude", "string")),
+                  {"task": "recommendation", "model": "hybrid", "rating_min": 0.5, "rating_max": 5.0})
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"user": True}, "user"), ({"user": 1.5}, "user"), ({"user": "1", "k": "5"}, "k"), ({"user": "1", "k": True}, "k"),
+    ({"user": "1", "k": 10**400}, "k"), ({"user": "1", "exclude": ["318,296"]}, "exclude"),
+    ({"user": "1", "exclude": ["\udfff"]}, "exclude"), ({"user": "\ud800"}, "user"), ({"user": "1", "extra": 1}, "extra"),
+    ({"user": "1", "exclude": [2**64]}, "exclude")])
+def test_recommend_types_are_strict_and_bounded(app_for, body, field):
+    with app_for(served=recommender()) as c:
+        r = c.post("/recommend", content=json.dumps(body), headers={"Content-Type": "application/json"})
+        assert r.status_code == 422 and r.json()["field"] == field, r.text
+        assert c.post("/recommend", json={"user": 1, "k": 2, "exclude": [5, "7"]}).status_code == 200  # still serving
+        (example,) = c.get("/openapi.json").json()["components"]["schemas"]["RecommendRequest"]["examples"]
+        assert c.post("/recommend", json=example).status_code == 200
+
+
+def test_recommend_feedback_ratings_are_bounded_and_the_endpoint_is_counted_and_guarded(app_for):
+    with app_for(served=recommender(), token="t0k") as c:
+        auth = {"Authorization": "Bearer t0k"}
+        # the token is checked before the body: a malformed body without it is a 401, not a 400
+        assert c.post("/recommend", content=b"{not json", headers={"Content-Type": "application/json"}).status_code == 401
+        rid = c.post("/recommend", json={"user": "1", "k": 2}, headers=auth).json()["request_id"]
+        r = c.post("/feedback", content=b'{"request_id": "%s", "item": "10", "rating": %s}' % (rid.encode(), b"9" * 400),
+                   headers={**auth, "Content-Type": "application/json"})
+        assert (r.status_code, r.json()["field"]) == (422, "rating"), r.text
+        assert c.post("/feedback", json={"request_id": rid, "item": "10", "rating": 4.0}, headers=auth).json() == {"accepted": 1}
+        metrics = c.get("/metrics").text
+    assert 'endpoint="/recommend"' in metrics and 'endpoint="other"' not in metrics
+
+
+@pytest.fixture
+def uvicorn_server():
+    """A real uvicorn server on 127.0.0.1 in a thread, serving the app given; stopped after the test."""
+    import threading
+
+    import uvicorn
+
+    from mlcycle.lifecycle.experiments import free_port
+
+    started = []
+
+    def start(application):
+        port = free_port()
+        server = uvicorn.Server(uvicorn.Config(application, host="127.0.0.1", port=port, log_level="warning",
+                                               lifespan="on"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        started.append((server, thread))
+        deadline = time.monotonic() + 30
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return port
+
+    yield start
+    for server, thread in started:
+        server.should_exit = True
+        thread.join(30)
+
+
+def test_an_idle_partial_body_is_answered_408_and_closed(tmp_path, store, monkeypatch, uvicorn_server):
+    import socket
+
+    served = Served(Model(), "sklearn", {"name": "m", "version": "1"}, COLUMNS,
+                    {"task": "classification", "classes": [0, 1], "positive_class": 1})
+    monkeypatch.setattr(model, "load", lambda *a, **k: served)
+    monkeypatch.delenv("MLCYCLE_SERVE_TOKEN", raising=False)
+    timeout = 0.5
+    s = Settings("runs:/x/model", store, log_dir=str(tmp_path / "log"), log_fallback_dir=str(tmp_path / "spill"),
+                 body_timeout_seconds=timeout)
+    port = uvicorn_server(app.create_app(s))
+    socks = []
+    for _ in range(5):  # several stalled clients at once
+        sock = socket.create_connection(("127.0.0.1", port), timeout=30 * timeout)
+        sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 1000\r\n\r\n{\"dataframe_records\": [")
+        socks.append(sock)
+    start = time.monotonic()
+    for sock in socks:
+        got = b""
+        while chunk := sock.recv(65536):  # until the server closes the connection
+            got += chunk
+        sock.close()
+        assert got.startswith(b"HTTP/1.1 408"), got[:200]
+        assert b"serve.body_timeout_seconds" in got
+    assert time.monotonic() - start < 20 * timeout
+    import httpx
+
+    assert httpx.post(f"http://127.0.0.1:{port}/predict", json={"dataframe_records": [ROW]}).status_code == 200
+
+
+def test_a_body_streamed_past_the_limit_is_refused_and_not_read(tmp_path, store, monkeypatch, uvicorn_server):
+    """10x the limit sent in chunks without Content-Length: a 413 naming the limit, and the server
+    stops reading (the connection is closed rather than drained)."""
+    import httpx
+
+    served = Served(Model(), "sklearn", {"name": "m", "version": "1"}, COLUMNS,
+                    {"task": "classification", "classes": [0, 1], "positive_class": 1})
+    monkeypatch.setattr(model, "load", lambda *a, **k: served)
+    monkeypatch.delenv("MLCYCLE_SERVE_TOKEN", raising=False)
+    limit = 100_000
+    s = Settings("runs:/x/model", store, log_dir=str(tmp_path / "log"), log_fallback_dir=str(tmp_path / "spill"),
+                 max_body_bytes=limit)
+    port = uvicorn_server(app.create_app(s))
+    sent = [0]
+
+    def chunks():
+        yield b'{"dataframe_records": [{"distance": 1.0, "carrier": "'
+        for _ in range(100):
+            sent[0] += 10_000
+            yield b"x" * 10_000
+        yield b'"}]}'
+
+    try:
+        r = httpx.post(f"http://127.0.0.1:{port}/predict", content=chunks(), headers={"Content-Type": "application/json"})
+        assert (r.status_code, r.json()["error"]) == (413, "body too large") and str(limit) in r.json()["detail"]
+        assert r.headers["connection"] == "close"
+    except httpx.RemoteProtocolError:  # closed while the client was still sending: not read either
+        pass
+    assert httpx.post(f"http://127.0.0.1:{port}/predict", json={"dataframe_records": [ROW]}).status_code == 200
+
+
+class TimeModel:
+    """Reads `carrier` as a time, as a tabular model reads its time column (`tables.parse_series`)."""
+
+    def predict_proba(self, X):
+        from mlcycle.core.errors import DataError
+        from mlcycle.core.tables import parse_series
+
+        try:
+            parse_series(X["carrier"], "carrier", key="time column")
+        except DataError as exc:
+            raise ValueError(str(exc)) from None
+        return np.tile([0.3, 0.7], (len(X), 1))
+
+
+def test_a_time_the_model_cannot_read_is_a_422_naming_the_column(app_for):
+    served = Served(TimeModel(), "sklearn", {"name": "m", "version": "1"}, COLUMNS,
+                    {"task": "classification", "classes": [0, 1], "positive_class": 1})
+    with app_for(served=served) as c:
+        r = c.post("/predict", json={"dataframe_records": [{**ROW, "carrier": "9999-12-31T00:00:00"}]})
+        assert (r.status_code, r.json()["field"]) == (422, "carrier") and "outside the times" in r.json()["detail"]
+        assert c.post("/predict", json={"dataframe_records": [{**ROW, "carrier": "2013-01-01T05:00:00"}]}).status_code == 200

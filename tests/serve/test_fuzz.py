@@ -1,14 +1,17 @@
-"""Property-based fuzzing of the served OpenAPI schema (schemathesis): no input yields a 5xx."""
+"""Property-based fuzzing of the served OpenAPI schema (schemathesis): no input yields a 5xx, and
+every row the server accepted is one monitoring reads (`mlcycle monitoring run --from-log` on the
+fuzzed server's log succeeds)."""
 
 import re
+import shutil
 import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import env
-from tests.serve.conftest import TOKEN, serving
+from tests.conftest import env, mlflow_client
+from tests.serve.conftest import MODEL, TOKEN, serving
 
 pytestmark = pytest.mark.slow
 
@@ -31,3 +34,34 @@ def test_openapi_fuzz_finds_no_server_error(served_ws, tmp_path):
     # (labels print sorted: endpoint, route, status, version)
     assert re.search(r'endpoint="/predict",route="champion",status="200"', metrics)  # the fuzzer did reach the model
     assert re.search(r'endpoint="/predict",route="[^"]*",status="422"', metrics)
+
+    # every accepted row is one monitoring can read: the monitor over the fuzzed log succeeds
+    import yaml
+
+    params = yaml.safe_load((served_ws / "params.yaml").read_text())
+    params["serve"]["log_dir"] = str(tmp_path / "predictions")
+    params["monitor"]["min_rows"] = 1  # judge the fuzzed rows, however few
+    (served_ws / "params-fuzz.yaml").write_text(yaml.safe_dump(params))
+    # the fixture wrote data/processed itself: dvc.lock names it by the hash the champion was trained on,
+    # as `dvc repro` would, so the monitor finds its reference data (restored afterwards)
+    md5 = mlflow_client(served_ws).get_model_version(MODEL, "1").tags["data_md5"]
+    lock = served_ws / "dvc.lock"
+    saved = lock.read_bytes() if lock.exists() else None
+    lock.write_text(yaml.safe_dump({"schema": "2.0", "stages": {"features": {"outs": [{"path": "data/processed", "md5": md5}]}}}))
+    test_split = served_ws / "data" / "processed" / "test.parquet"  # the fixture writes train and valid only
+    made = not test_split.exists()
+    if made:
+        shutil.copyfile(served_ws / "data" / "processed" / "valid.parquet", test_split)
+    try:
+        mon = subprocess.run([sys.executable, "-m", "mlcycle", "monitoring", "run", "--from-log", "--days", "1",
+                              "--params", "params-fuzz.yaml"], cwd=served_ws, env=env(), capture_output=True, text=True,
+                             timeout=600)
+    finally:
+        if saved is not None:
+            lock.write_bytes(saved)
+        else:
+            lock.unlink()
+        if made:
+            test_split.unlink()
+    assert mon.returncode == 0, (mon.stdout + mon.stderr)[-4000:]
+    assert "monitor:" in mon.stdout

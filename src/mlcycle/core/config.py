@@ -355,6 +355,8 @@ class ServeParams(Section):
     workers: Annotated[int, Field(ge=1, le=64)] = 1
     max_rows: Annotated[int, Field(ge=1)] = 1000  # rows per request at most
     max_body_mb: Annotated[float, Field(gt=0.0)] = 8.0  # request body size at most
+    max_text_chars: Annotated[int, Field(ge=1)] = 100_000  # characters of one text value at most
+    body_timeout_seconds: Annotated[float, Field(gt=0.0)] = 30.0  # a request body not complete by then: 408
     not_null: Literal["auto"] | list[str] = "auto"  # columns refusing null; auto: data.required_columns
     reload_seconds: Annotated[float, Field(gt=0.0)] = 10.0  # how often the alias is checked
     log_dir: str = "data/predictions"  # prediction log, relative to the workspace root

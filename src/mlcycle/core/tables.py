@@ -6,6 +6,7 @@ report, tracking run or model sees the raw values.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import os
@@ -247,7 +248,26 @@ def parse_series(s: pd.Series, column: str, fmt: str | None = None, unit: str | 
                         f"(e.g. {_examples(s[failed])}); fix the values or the rule")
     if getattr(parsed.dt, "tz", None) is not None:
         parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+    outside = (parsed < TIME_RANGE[0]) | (parsed > TIME_RANGE[1])
+    if outside.any():
+        raise DataError(f"{where}: {int(outside.sum()):,} value(s) outside the times every step reads "
+                        f"({TIME_RANGE_TEXT}; e.g. {_examples(s[outside])}); fix the values")
     return parsed
+
+
+# the times every step can hold: pandas' datetime64[ns] range (1677-09-21 .. 2262-04-11)
+TIME_RANGE = (pd.Timestamp.min.ceil("s"), pd.Timestamp.max.floor("s"))
+TIME_RANGE_TEXT = "1677-09-21 00:12:44 to 2262-04-11 23:47:16"
+
+
+def time_in_range(t: dt.datetime) -> bool:
+    """Whether a time (naive, or aware and then compared in UTC) is one `parse_series` accepts."""
+    try:
+        if t.tzinfo is not None:
+            t = t.astimezone(dt.UTC).replace(tzinfo=None)
+    except OverflowError:  # year 1 or 9999 moved past the calendar's ends
+        return False
+    return TIME_RANGE[0].to_pydatetime() <= t <= TIME_RANGE[1].to_pydatetime()
 
 
 def unparse(s: pd.Series, raw_type: str, fmt: str | None = None, unit: str | None = None) -> pd.Series:

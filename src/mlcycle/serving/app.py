@@ -99,11 +99,13 @@ def create_app(s: Settings):
     predlog = PredictionLog(Path(s.log_dir), s.log_max_rows, s.log_roll_seconds, s.log_queue_rows,
                             schema=arrow_schema(first.columns), fallback_dir=Path(s.log_fallback_dir))
     token = os.environ.get(s.token_env) or None
-    request_model, row_adapter, _ = request_models(first.columns, s.max_rows, first.example)
+    request_model, row_adapter, _ = request_models(first.columns, s.max_rows, first.example, s.max_text_chars)
+    own = tasks.for_objective(first.meta.get("task")).serving()
 
     app = FastAPI(title="mlcycle model server", version="1", lifespan=lifespan(s, holder, predlog, candidate, ep_ref),
                   description=f"Serves `{s.model_uri}`. Input columns and types come from the model's MLflow signature.")
-    app.add_middleware(Guard, metrics=metrics, max_body=s.max_body_bytes, token=token)
+    app.add_middleware(Guard, metrics=metrics, max_body=s.max_body_bytes, token=token,
+                       routes=(own.ROUTE,) if own is not None else (), body_timeout=s.body_timeout_seconds)
     for kind, handler in error_handlers(s).items():
         app.add_exception_handler(kind, handler)
 
@@ -114,12 +116,11 @@ def create_app(s: Settings):
     app.add_api_route("/predict", predict_endpoint(ep, request_model), methods=["POST"],
                       responses=error_responses(token is not None), summary="score rows with the served model",
                       dependencies=[auth_dependency(token, s.token_env)] if token else [])
-    app.add_api_route("/feedback", feedback_endpoint(ep), methods=["POST"],
+    app.add_api_route("/feedback", feedback_endpoint(ep), methods=["POST"], openapi_extra=feedback_schema(own),
                       summary="the observed outcome of logged predictions, by request id (and row)",
                       responses={404: {"description": "unknown request id"}, 409: {"description": "already labelled"},
                                  422: {"description": "a wrong label type, a missing field or a row out of range"}},
                       dependencies=[auth_dependency(token, s.token_env)] if token else [])
-    own = tasks.for_objective(first.meta.get("task")).serving()
     if own is not None:  # the task's own endpoint (a recommender's /recommend)
         app.add_api_route(own.ROUTE, own.endpoint(ep), methods=["POST"],
                           responses=error_responses(token is not None), summary=own.SUMMARY,
@@ -284,7 +285,10 @@ def error_handlers(s: Settings) -> dict:
 
     async def http_error(request, exc: HTTPException):
         if exc.status_code == 413:
-            err = ClientError(413, "body too large", "body", f"the body is larger than {s.max_body_bytes} bytes")
+            err = ClientError(413, "body too large", "body", f"the body is larger than {s.max_body_bytes} bytes "
+                              "(serve.max_body_mb); split the request")
+        elif exc.status_code == 408:
+            err = ClientError(408, "request timeout", "body", str(exc.detail))
         elif exc.status_code == 404:
             err = ClientError(404, "not found", "path", f"no endpoint {request.url.path}; see /docs")
         elif exc.status_code == 405:
@@ -368,7 +372,9 @@ class Endpoints:
         try:
             return X, score(served, X)
         except (ValueError, TypeError, KeyError) as exc:
-            raise ClientError(422, "cannot score", None, f"the model cannot score these rows: {exc}"[:400]) from None
+            # the column the model's message names (e.g. "time column 'time_hour': ... outside the times ...")
+            named = next((c.name for c in served.columns if f"'{c.name}'" in str(exc)), None)
+            raise ClientError(422, "cannot score", named, f"the model cannot score these rows: {exc}"[:400]) from None
 
     def log_rows(self, served: Served, rows, X, out, rid, route, positions, now) -> None:
         try:
@@ -390,7 +396,7 @@ class Endpoints:
         cand = self.challenger(served)
         rows = self.rows(body, served.columns)
         if not served.columns:
-            check_text(rows)
+            check_text(rows, s.max_text_chars)
         if not predlog.healthy and s.log_failure == "refuse":  # never answer a row that cannot be recorded
             raise ClientError(503, "prediction log unavailable", None,
                               f"the prediction log cannot be written ({type(predlog.error).__name__}); retry later")
@@ -464,6 +470,10 @@ class Endpoints:
 
     def feedback(self, body):
         served = self.holder.current
+        if isinstance(body, dict) and "feedback" in body and len(body) > 1:
+            other = sorted(k for k in body if k != "feedback")[0]
+            raise ClientError(422, "unknown field", other, f"'{other}' is not part of a feedback batch: "
+                              '{"feedback": [entry, ...]} holds only the entries')
         n = self.feedback_store.add(entries_of(body), served.meta or {}, "api")
         return json_response({"accepted": n}, 200)
 
@@ -509,10 +519,31 @@ class Endpoints:
         return Response(self.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
+TABLE_FEEDBACK_ENTRY = {
+    "type": "object", "additionalProperties": False, "required": ["request_id", "label"],
+    "properties": {"request_id": {"type": "string", "minLength": 1}, "row": {"type": "integer", "minimum": 0},
+                   "label": {"not": {"type": "null"}}}}
+
+
+def feedback_schema(own) -> dict:
+    """The /feedback request body in the OpenAPI document: one entry, or {"feedback": [entries]}, with
+    the entry of the served task (`own`: its serving module, None for a table model); `{}` and
+    unknown fields are outside it, as the endpoint refuses them."""
+    from mlcycle.serving.feedback import MAX_ENTRIES
+
+    entry = getattr(own, "FEEDBACK_ENTRY", None) or TABLE_FEEDBACK_ENTRY
+    example = getattr(own, "FEEDBACK_EXAMPLE", None) or {"request_id": "0f3c...", "row": 0, "label": 1}
+    batch = {"type": "object", "additionalProperties": False, "required": ["feedback"],
+             "properties": {"feedback": {"type": "array", "minItems": 1, "maxItems": MAX_ENTRIES, "items": entry}}}
+    return {"requestBody": {"required": True, "content": {"application/json": {
+        "schema": {"oneOf": [entry, batch]}, "examples": {"one": {"value": example},
+                                                          "batch": {"value": {"feedback": [example]}}}}}}}
+
+
 def feedback_endpoint(ep: Endpoints):
     from fastapi import Body
 
-    def feedback(body: Annotated[dict, Body(examples=[{"request_id": "0f3c...", "row": 0, "label": 1}])]):
+    def feedback(body: Annotated[dict, Body()]):
         """Labels for logged predictions: `{request_id, row, label}` or `{"feedback": [...]}`; for a
         recommender `{request_id, item, rating}` (an item of the /recommend answer; no rating: a click). An
         unknown request id (404), a duplicate (409), a wrong type or an item not in the answer (422) refuses

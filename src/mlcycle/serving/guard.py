@@ -1,9 +1,12 @@
 """The ASGI middleware in front of the app (`Guard`): the bearer token checked before any body is
-read (401), bodies over the size limit refused with a JSON 413 before they are read, and every
-HTTP request counted and timed by endpoint and status."""
+read (401), bodies over the size limit refused with a JSON 413 before they are read (a body sent
+in chunks is not read beyond the limit), a body still incomplete `body_timeout` seconds after the
+headers answered 408 with the connection closed (a client that stalls holds no connection), and
+every HTTP request counted and timed by endpoint and status."""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import time
@@ -13,6 +16,7 @@ from mlcycle.core.errors import ClientError
 from mlcycle.serving.metrics import Metrics
 
 ENDPOINTS = {"/predict", "/feedback", "/health", "/ready", "/model", "/metrics", "/docs", "/openapi.json", "/redoc"}
+PROTECTED = ("/predict", "/feedback")  # POST routes needing the token (a task's own route is added)
 
 
 class Guard:
@@ -20,12 +24,16 @@ class Guard:
     bytes (413) with a JSON body before they are read, and counts and times every HTTP request by
     endpoint and status."""
 
-    def __init__(self, app, metrics: Metrics, max_body: int, token: str | None = None):
+    def __init__(self, app, metrics: Metrics, max_body: int, token: str | None = None,
+                 routes: tuple[str, ...] = (), body_timeout: float = 30.0):
+        """`routes`: a task's own POST routes (e.g. /recommend), counted by name and needing the token."""
         self.app, self.metrics, self.max_body, self.token = app, metrics, max_body, token
+        self.endpoints, self.protected = ENDPOINTS | set(routes), (*PROTECTED, *routes)
+        self.body_timeout = body_timeout
 
     def authorized(self, scope) -> bool:
         """No token set, or `Authorization: Bearer <token>` matches (checked before any body is read)."""
-        if self.token is None or scope.get("path") not in ("/predict", "/feedback") or scope.get("method") != "POST":
+        if self.token is None or scope.get("path") not in self.protected or scope.get("method") != "POST":
             return True
         header = next((v for k, v in scope.get("headers", ()) if k == b"authorization"), b"")
         scheme, _, given = header.partition(b" ")
@@ -46,7 +54,7 @@ class Guard:
         from starlette.exceptions import HTTPException
 
         path = scope.get("path", "")
-        endpoint = path if path in ENDPOINTS else "other"
+        endpoint = path if path in self.endpoints else "other"
         status = [500]
         labels = ["", ""]  # the answering version and route, from the response's headers
         start = time.perf_counter()
@@ -73,13 +81,25 @@ class Guard:
                 observe()
 
         size = [0]
+        deadline = time.monotonic() + self.body_timeout
+        complete = [False]
 
         async def receiving():
-            message = await receive()
+            if complete[0]:  # the body is read: what follows is a wait for the client's disconnect
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(deadline - time.monotonic(), 0.001))
+            except TimeoutError:
+                raise HTTPException(408, f"the request body was not complete {self.body_timeout:g} s after its "
+                                    "headers (serve.body_timeout_seconds); send it at once",
+                                    headers={"connection": "close"}) from None
             if message["type"] == "http.request":
                 size[0] += len(message.get("body", b""))
-                if size[0] > self.max_body:  # a body sent without Content-Length
-                    raise HTTPException(413)
+                if size[0] > self.max_body:  # a body sent without Content-Length: not read further
+                    raise HTTPException(413, headers={"connection": "close"})
+                complete[0] = not message.get("more_body", False)
+            else:
+                complete[0] = True
             return message
 
         try:

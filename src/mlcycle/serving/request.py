@@ -18,10 +18,12 @@ import pandas as pd
 from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
 
 from mlcycle.core.errors import ClientError
+from mlcycle.core.tables import TIME_RANGE_TEXT, time_in_range
 from mlcycle.serving.model import Column
 
 log = logging.getLogger("mlcycle.serve")
 INT64 = (-(2**63), 2**63 - 1)
+MAX_TEXT = 100_000  # characters of one text value (serve.max_text_chars)
 
 
 def _finite(v: float) -> float:
@@ -40,7 +42,7 @@ def _not_nan(v: float) -> float:
     return v
 
 
-def _encodable(v: str) -> str:
+def encodable(v: str) -> str:
     """Refuse strings that cannot be written as UTF-8 (a lone surrogate such as "\\ud800")."""
     from pydantic_core import PydanticCustomError
 
@@ -52,12 +54,27 @@ def _encodable(v: str) -> str:
     return v
 
 
-def check_text(rows: list[dict]) -> None:
+def _in_time_range(v: dt.datetime) -> dt.datetime:
+    """Refuse times the training and monitoring reads cannot hold (`tables.time_in_range`)."""
+    from pydantic_core import PydanticCustomError
+
+    if not time_in_range(v):
+        raise PydanticCustomError("time_out_of_range", "{value} is outside the times training and monitoring "
+                                  "read ({range}); send a time within them", {"value": v.isoformat(), "range": TIME_RANGE_TEXT})
+    return v
+
+
+def check_text(rows: list[dict], max_text: int = MAX_TEXT) -> None:
     """ClientError 422 naming the field and row of the first string (key or value) that is not valid
-    Unicode; for models without a signature, whose rows pydantic does not type."""
+    Unicode or longer than `max_text` characters; for models without a signature, whose rows pydantic
+    does not type."""
     for i, r in enumerate(rows):
         for k, v in r.items():
             for text in (k, v):
+                if isinstance(text, str) and len(text) > max_text:
+                    name = k[:60].encode("utf-8", "backslashreplace").decode()
+                    raise ClientError(422, "text too long", name, f"'{name}' (row {i}) has {len(text):,} characters, "
+                                      f"more than the {max_text:,} the server takes (serve.max_text_chars)", i)
                 if isinstance(text, str):
                     try:
                         text.encode("utf-8")
@@ -67,7 +84,7 @@ def check_text(rows: list[dict]) -> None:
                                           "surrogate, not a character; send valid Unicode text", i) from None
 
 
-def _py_type(col: Column):
+def _py_type(col: Column, max_text: int = MAX_TEXT):
     """The pydantic type of one column's values. JSON null, and NaN in float columns, mean a
     missing value: accepted unless the column is in `not_null`. Infinity is always refused."""
     from pydantic import AfterValidator, Field, Strict
@@ -80,21 +97,25 @@ def _py_type(col: Column):
     elif col.type == "boolean":
         t = Annotated[bool, Strict()]
     elif col.type == "string":
-        t = Annotated[str, Strict(), AfterValidator(_encodable)]
+        t = Annotated[str, Strict(), Field(max_length=max_text), AfterValidator(encodable)]
     elif col.type == "datetime":
-        t = dt.datetime
+        t = Annotated[dt.datetime, AfterValidator(_in_time_range)]
     else:
         t = Any
     t = t | None if col.nullable else t
     return t if col.required else NotRequired[t]
 
 
-def request_models(columns: tuple[Column, ...], max_rows: int, example: list[dict] | None = None):
-    """(PredictRequest, Row adapter): pydantic models of the body, built from the model's columns."""
+def request_models(columns: tuple[Column, ...], max_rows: int, example: list[dict] | None = None,
+                   max_text: int = MAX_TEXT):
+    """(PredictRequest, Row adapter): pydantic models of the body, built from the model's columns;
+    text values of at most `max_text` characters; the published example as `complete_example` makes it."""
     from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model
 
+    if columns and example:
+        example = complete_example(example, columns)
     if columns:
-        Row = TypedDict("Row", {c.name: _py_type(c) for c in columns})  # noqa: UP013 (names may be any string)
+        Row = TypedDict("Row", {c.name: _py_type(c, max_text) for c in columns})  # noqa: UP013 (names may be any string)
         Row.__pydantic_config__ = ConfigDict(extra="forbid")
         names = tuple(c.name for c in columns)
         ColumnName = Literal[names]  # type: ignore[valid-type]
@@ -125,6 +146,28 @@ def request_models(columns: tuple[Column, ...], max_rows: int, example: list[dic
         dataframe_split=(Split, None),
     )
     return Request, TypeAdapter(list[Row]), Row
+
+
+PLACEHOLDER = {"double": 0.0, "float": 0.0, "long": 0, "integer": 0, "string": "", "boolean": False}
+
+
+def complete_example(example: list[dict], columns: tuple[Column, ...]) -> list[dict]:
+    """The model's input example as the OpenAPI document can publish it: FastAPI drops null values
+    from the document, so a required column whose value is null (or left out) gets the value another
+    example row has, else a placeholder of its type; posting the published example is then answered."""
+    out = []
+    for r in example:
+        row = dict(r)
+        for c in columns:
+            if c.required and row.get(c.name) is None:
+                other = next((o[c.name] for o in example if o.get(c.name) is not None), None)
+                value = other if other is not None else PLACEHOLDER.get(c.type)
+                if value is None:
+                    row.pop(c.name, None)
+                else:
+                    row[c.name] = value
+        out.append(row)
+    return out
 
 
 def frame(rows: list[dict], columns: tuple[Column, ...]) -> pd.DataFrame:
@@ -187,9 +230,17 @@ def describe(errors: list[dict], max_rows: int) -> ClientError:
                            f"'{fieldname}' is empty; send at least one")
     if kind == "nan_not_allowed":
         return ClientError(422, "NaN not allowed", fieldname, f"'{fieldname}' must have a value (got NaN)", row)
-    if kind == "invalid_unicode":
+    if kind in ("invalid_unicode", "string_unicode"):  # (the second: pydantic's own, for a length-bounded str)
+        msg = e.get("msg", "") if kind == "invalid_unicode" else "a lone UTF-16 surrogate, not a character; send valid Unicode text"
         return ClientError(422, "invalid text", fieldname, f"'{fieldname}'" + (f" (row {row})" if row is not None else "")
-                           + f": {e.get('msg', 'not valid Unicode')}", row)
+                           + f": {msg}", row)
+    if kind == "string_too_long":
+        limit = (e.get("ctx") or {}).get("max_length")
+        return ClientError(422, "text too long", fieldname, f"'{fieldname}'" + (f" (row {row})" if row is not None else "")
+                           + f" has more than the {limit:,} characters the server takes (serve.max_text_chars)", row)
+    if kind == "time_out_of_range":
+        return ClientError(422, "time out of range", fieldname, f"'{fieldname}'" + (f" (row {row})" if row is not None else "")
+                           + f": {e.get('msg')}", row)
     if kind == "not_finite":
         return ClientError(422, "infinity not allowed", fieldname,
                            f"'{fieldname}' is infinite; send a finite number, or null for a missing value", row)

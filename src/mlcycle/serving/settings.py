@@ -26,6 +26,8 @@ class Settings:
     workers: int = 1
     max_rows: int = 1000
     max_body_bytes: int = 8_000_000
+    max_text_chars: int = 100_000
+    body_timeout_seconds: float = 30.0
     not_null: tuple[str, ...] = ()
     reload_seconds: float = 10.0
     log_dir: str = "data/predictions"
@@ -74,6 +76,7 @@ def settings(root: Path, params, **overrides) -> Settings:
         model_uri=s.model_uri or ws.champion_uri(),
         tracking_uri=ws.tracking_uri, host=s.host, port=s.port, workers=s.workers,
         max_rows=s.max_rows, max_body_bytes=int(s.max_body_mb * 1_000_000),
+        max_text_chars=s.max_text_chars, body_timeout_seconds=s.body_timeout_seconds,
         not_null=not_null_columns(params),
         reload_seconds=s.reload_seconds, log_dir=s.log_dir, log_max_rows=s.log_max_rows,
         log_roll_seconds=s.log_roll_seconds, log_queue_rows=s.log_queue_rows, token_env=s.token_env,

@@ -36,16 +36,39 @@ NOT_PREDICT = "a recommender"
 PREDICT_HINT = 'this model ranks items for a user: POST /recommend {"user": ..., "k": 10, "exclude": [...]}'
 
 
+FEEDBACK_ENTRY = {  # the JSON schema of one feedback entry (the /feedback body in the OpenAPI document)
+    "type": "object", "additionalProperties": False, "required": ["request_id", "item"],
+    "properties": {"request_id": {"type": "string", "minLength": 1},
+                   "item": {"anyOf": [{"type": "string", "minLength": 1, "maxLength": 200}, {"type": "integer"}]},
+                   "rating": {"anyOf": [{"type": "number"}, {"type": "null"}]}}}
+FEEDBACK_EXAMPLE = {"request_id": "0f3c...", "item": "318", "rating": 4.5}
+
+
+def _id(v: str) -> str:
+    """A user or item id as text: valid Unicode, no comma (the log keeps `exclude` comma-separated)."""
+    from pydantic_core import PydanticCustomError
+
+    from mlcycle.serving.request import encodable
+
+    if "," in v:
+        raise PydanticCustomError("comma", "an id holds no comma; send each item as its own list element")
+    return encodable(v)
+
+
 def endpoint(ep):
-    """The /recommend endpoint of a recommender: one user, k, the items not to recommend."""
+    """The /recommend endpoint of a recommender: one user, k, the items not to recommend. Types are
+    strict (no true for 1, no "5" for 5), numbers bounded, ids valid Unicode without commas."""
     from fastapi import Body
-    from pydantic import BaseModel, ConfigDict, Field
+    from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr
+
+    Id = Annotated[StrictStr, Field(min_length=1, max_length=200), AfterValidator(_id)] | \
+        Annotated[StrictInt, Field(ge=-(2**63), le=2**63 - 1)]
 
     class RecommendRequest(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        user: Annotated[str, Field(min_length=1, max_length=200)] | int  # the user id
-        k: Annotated[int, Field(ge=1, le=1000)] = 10  # items in the list
-        exclude: Annotated[list[str | int], Field(max_length=100_000)] = []  # items not to recommend (e.g. already seen)
+        model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"user": "1", "k": 10, "exclude": []}]})
+        user: Id  # the user id
+        k: Annotated[StrictInt, Field(ge=1, le=1000)] = 10  # items in the list
+        exclude: Annotated[list[Id], Field(max_length=100_000)] = []  # items not to recommend (e.g. already seen)
 
     def recommend(body: Annotated[RecommendRequest, Body()]):
         """Ranked items and scores for one user; a user never seen gets content-based or popular items (`source`)."""
@@ -90,8 +113,14 @@ def check_rating(value, meta: dict, where: str) -> float | None:
     rating bounds (recommend.rating_min / rating_max when it was trained)."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(float(value)):
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise ClientError(422, "wrong type", where, f"the rating must be a finite number (or left out for a click), got {value!r}")
+    try:
+        finite = math.isfinite(float(value))
+    except OverflowError:  # an integer of hundreds of digits
+        finite = False
+    if not finite:
+        raise ClientError(422, "out of range", where, f"the rating must be a finite number, got {str(value)[:40]!r}")
     lo, hi = meta.get("rating_min"), meta.get("rating_max")
     if (lo is not None and value < lo) or (hi is not None and value > hi):
         raise ClientError(422, "out of range", where, f"the rating must be within [{lo}, {hi}], got {value!r}")

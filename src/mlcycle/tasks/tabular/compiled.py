@@ -38,7 +38,7 @@ from sklearn.preprocessing import FunctionTransformer, OrdinalEncoder
 from mlcycle.core import scoring
 from mlcycle.core.errors import DataError, ExportError
 from mlcycle.core.spec import BOOL, DATE_PARTS, RowFeatures
-from mlcycle.core.tables import parse_series
+from mlcycle.core.tables import parse_series, time_in_range
 
 FOLDER = "compiled"  # inside the MLflow model folder
 TREES, PLAN, VERDICT = "trees.tl", "plan.json", "check.json"
@@ -300,6 +300,8 @@ def iso_calendar(values: list, parts: list[str]) -> dict[str, list] | None:
         try:
             t = dt.datetime.fromisoformat(v)
         except ValueError:
+            return None
+        if not time_in_range(t):  # parse_series refuses it, naming the column
             return None
         if t.tzinfo is not None:
             t = t.astimezone(dt.UTC).replace(tzinfo=None)
