@@ -30,6 +30,13 @@ The decision: **promote** when the metric is better at a milestone and no check 
 with the evidence); `abort` (or a rollback) removes the candidate's alias so the server stops
 routing to it, and audits `release-rollback` (the champion never moved). Both tag the version with
 `release.decision`, record the evidence in an MLflow run, and a running server hot-reloads them.
+
+Decisions are linearisable (`act`): under the registry lock each re-reads the candidate, the
+champion and the audit log, and a decision another came before raises ReleaseConflict (exit 4),
+changing nothing. Only a version the gate passed is released (`releasable`), and only for a task
+whose serving routes a candidate (`Task.releases`). Labels that cannot give the metric (one class,
+not the model's classes) make the metric check "cannot be judged" with the reason (`unjudged`);
+`watch` stops with it after `release.failed_checks` such checks in a row.
 """
 
 from __future__ import annotations
