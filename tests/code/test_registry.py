@@ -45,8 +45,14 @@ def test_gate_promote_reject_promote_rollback_audit(store):
     assert str(registry.champion(client, "m").version) == v1
     registry.apply_decision(client, audit, "m", gate.decide({"roc_auc": 0.5}, {"roc_auc": 0.8}, P, v2, v1))
     assert str(registry.champion(client, "m").version) == v1
-    assert str(client.get_model_version_by_alias("m", "challenger").version) == v2
     assert client.get_model_version("m", v2).tags["gate.decision"] == "rejected"
+    # a rejected version gets no alias: `challenger` is the default release candidate (serve.release)
+    assert client.get_model_version("m", v2).aliases == []
+    with pytest.raises(Exception, match="challenger not found"):
+        client.get_model_version_by_alias("m", "challenger")
+    assert "the gate rejected it" in registry.candidate_refusal(client, "m", v2)
+    assert registry.candidate_refusal(client, "m", v1) is None
+    assert "never judged" in registry.candidate_refusal(client, "m", v3)
     registry.promote(client, audit, "m", v3, "manual")
     registry.rollback(client, audit, "m", "v3 misbehaves")
     assert str(registry.champion(client, "m").version) == v1

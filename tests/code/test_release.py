@@ -269,3 +269,280 @@ def test_a_task_without_a_live_metric_waits_and_says_why():
     assert "metric: pending" in release.summary({**st, "model": "m"})
     with pytest.raises(ReleaseError, match="task recommender has no live metric"):
         release.encode(frame, meta)
+
+
+# ---------------------------------------------------------------- decisions against a real registry
+
+TINY_META = {"task": "classification", "classes": [0, 1], "positive_class": 1}
+NOWHERE = "http://127.0.0.1:9"  # no server: errors and latency "not checked", the labels decide
+
+
+class Released:
+    """A workspace copy whose SQLite registry holds a champion v1 (tiny scikit-learn models with
+    mlcycle metadata, gate-passed); `candidate()` registers the next version under `challenger`."""
+
+    def __init__(self, ws):
+        import mlflow.sklearn
+        from sklearn.linear_model import LogisticRegression
+
+        from mlcycle.core import config
+        from mlcycle.core.paths import Paths
+        from mlcycle.lifecycle import registry
+        from mlcycle.runtime import tracking
+
+        self.ws, self.params = ws, config.load(ws / "params.yaml")
+        self.client, self.exp = tracking.setup(ws, self.params)
+        self.name, self.audit_file = self.params.tracking.model_name, Paths(ws).audit_log
+        self.folder = ws / "tiny-model"
+        X = pd.DataFrame({"a": np.arange(20.0)})
+        mlflow.sklearn.save_model(LogisticRegression().fit(X, (X["a"] > 9).astype(int)), str(self.folder),
+                                  metadata={"mlcycle": TINY_META})
+        v1 = self.register()
+        registry.promote(self.client, self.audit_file, self.name, v1, "the first champion")
+
+    def register(self, gate: str | None = "promoted") -> str:
+        from mlcycle.lifecycle import registry
+
+        v = registry.register(self.client, self.name, self.client.create_run(self.exp).info.run_id, self.folder,
+                              {"gate.decision": gate} if gate else {})
+        return v
+
+    def candidate(self, gate: str | None = "promoted") -> str:
+        v = self.register(gate)
+        self.client.set_registered_model_alias(self.name, "challenger", v)
+        return v
+
+    def champion(self) -> str:
+        from mlcycle.lifecycle import registry
+
+        return str(registry.champion(self.client, self.name).version)
+
+
+def decide_in_a_process(ws: str, rounds: list, barrier, queue) -> None:
+    """`mlcycle` commands in one process, one a round (None: sits the round out), each started with
+    the other processes' at the barrier: imports and set-up are done before it, so the race is the
+    decisions'. Puts (argv, exit code, stderr) per round."""
+    import contextlib
+    import io
+    import os
+    import traceback
+
+    os.chdir(ws)
+    os.environ["MLCYCLE_ROOT"] = ws
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    from mlcycle.cli.main import main
+    from mlcycle.monitoring import release as _release  # noqa: F401  (imported before the start)
+
+    for argv in rounds:
+        barrier.wait(timeout=600)
+        if argv is None:
+            queue.put((None, 0, ""))
+            continue
+        err = io.StringIO()
+        try:
+            with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+                code = main(argv)
+        except BaseException:
+            code, err = 99, io.StringIO(traceback.format_exc())
+        queue.put((argv, code, err.getvalue()))
+
+
+class Race:
+    """Processes that run a command each per round, all at once (`run`), on workspace `ws`."""
+
+    def __init__(self, ws, rounds: list[list]):
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")
+        self.barrier, self.queue = ctx.Barrier(len(rounds[0]) + 1), ctx.Queue()
+        self.procs = [ctx.Process(target=decide_in_a_process, args=(str(ws), [r[i] for r in rounds], self.barrier,
+                                                                     self.queue), daemon=True)
+                      for i in range(len(rounds[0]))]
+        for p in self.procs:
+            p.start()
+
+    def run(self) -> list[tuple[list[str], int, str]]:
+        self.barrier.wait(timeout=600)
+        out = [self.queue.get(timeout=600) for _ in self.procs]
+        return [o for o in out if o[0] is not None]
+
+    def close(self) -> None:
+        for p in self.procs:
+            p.join(timeout=60)
+            if p.is_alive():
+                p.kill()
+
+
+def one_story(r: Released) -> list[dict]:
+    """The registry's aliases and tags tell the audit log's story; its entries."""
+    from mlcycle.lifecycle import audit
+
+    entries = audit.read(r.audit_file, r.name, r.client)
+    assert audit.verify_chain(entries) == []
+    moves = [e for e in entries if e["action"] in audit.MOVES]
+    assert moves[-1]["to_version"] == r.champion()  # the alias is where the last move left it
+    decided = [e for e in entries if e["action"] == "release-rollback"
+               or (e["action"] == "promote" and (e.get("details") or {}).get("command"))]
+    versions = {e["from_version"] if e["action"] == "release-rollback" else e["to_version"] for e in decided}
+    assert len(versions) == len(decided), "one release decision per version"
+    for e in decided:
+        v = e["from_version"] if e["action"] == "release-rollback" else e["to_version"]
+        tag = r.client.get_model_version(r.name, v).tags.get("release.decision")
+        assert tag == ("rollback" if e["action"] == "release-rollback" else "promote"), (v, tag, e)
+    return entries
+
+
+def test_concurrent_release_decisions_are_linearisable(tmp_path):
+    """`release promote` and `release abort` started together from separate processes, round after
+    round: exactly one decides; the others exit 4 saying which decision came first and change
+    nothing; aliases, the version's `release.decision` tag and the audit chain tell one story. A last
+    round adds `mlcycle model rollback` to the race."""
+    from tests.conftest import make_workspace
+
+    r = Released(make_workspace(tmp_path / "ws", git=False))
+    reason = ["--reason", "race", "--url", NOWHERE]
+    promote, abort = ["release", "promote", *reason], ["release", "abort", *reason]
+    rounds = [[promote, abort, promote], [abort, promote, abort], [promote, abort, ["model", "rollback", "--reason", "race"]]]
+    race = Race(r.ws, rounds)
+    try:
+        for round_ in range(len(rounds)):
+            race_round(r, race, round_)
+    finally:
+        race.close()
+
+
+def race_round(r: Released, race: Race, round_: int) -> None:
+    before = r.champion()
+    cand = r.candidate()
+    results = race.run()
+    assert all(code in (0, 1, 4) for _, code, _ in results), results
+    won = [(argv, err) for argv, code, err in results if code == 0 and argv[0] == "release"]
+    lost = [(argv, code, err) for argv, code, err in results if code != 0 and argv[0] == "release"]
+    assert len(won) <= 1, f"round {round_}: {len(won)} release decisions succeeded: {won}"
+    for argv, code, err in lost:
+        assert code == 4, err
+        assert f"{' '.join(argv[:2])}: " in err and "nothing changed" in err, err
+        assert any(k in err for k in ("rolled v", "made v", "model rollback moved")), err  # says what happened
+    tag = r.client.get_model_version(r.name, cand).tags.get("release.decision")
+    if round_ < 2:  # promote against abort alone: exactly one of them
+        assert len(won) == 1, results
+        winner = won[0][0][1]
+        assert tag == {"promote": "promote", "abort": "rollback"}[winner]
+        assert r.champion() == (cand if winner == "promote" else before)
+    else:
+        assert tag in (None, "promote", "rollback")
+    if won:  # the release is over
+        with pytest.raises(Exception, match="not found"):
+            r.client.get_model_version_by_alias(r.name, "challenger")
+    else:  # the rollback came first: both release decisions found the champion moved
+        assert round_ == 2 and all("the champion moved" in err for _, _, err in lost), results
+    one_story(r)
+
+
+def test_a_gate_rejected_or_unjudged_version_is_no_release_candidate(tmp_path):
+    """A version the gate rejected (or never judged) named by the candidate alias: `release status`
+    and `release promote` refuse it saying so; `release abort` still ends the release."""
+    from mlcycle.core.errors import ReleaseError
+    from tests.conftest import make_workspace
+
+    r = Released(make_workspace(tmp_path / "ws", git=False))
+    for gate in ("rejected", None):
+        cand = r.candidate(gate)
+        why = "the gate rejected it" if gate else "the gate never judged it"
+        with pytest.raises(ReleaseError, match=f"v{cand} cannot be a release candidate: {why}"):
+            release.status(r.ws, r.params, NOWHERE)
+        with pytest.raises(ReleaseError, match=why):
+            release.act(r.ws, r.params, "promote", "try", url=NOWHERE)
+        assert r.champion() == "1"
+        out = release.act(r.ws, r.params, "rollback", "not this one", url=NOWHERE, command="release abort")
+        assert out["candidate"] == cand and r.champion() == "1"
+    one_story(r)
+
+
+def test_a_recommender_candidate_is_refused_canary_and_shadow():
+    """The recommender's /recommend answers from the champion alone: a canary or shadow of it is
+    refused (not reported at a share nobody was served), a table model's is not."""
+    from mlcycle.core import tasks
+    from mlcycle.serving.release import refusal
+
+    rec = tasks.for_objective("recommendation")
+    for mode in ("canary", "shadow"):
+        assert f"serve.release.mode {mode}: the recommender task's serving cannot route" in refusal(mode, rec)
+        assert refusal(mode, tasks.for_objective("classification")) is None
+    assert refusal("off", rec) is None
+
+
+def test_serving_start_refuses_a_canary_for_a_task_that_cannot_route(tmp_path, capsys):
+    import os
+
+    from mlcycle.cli.main import main
+    from tests.conftest import make_workspace
+
+    ws = make_workspace(tmp_path / "ws", git=False)
+    old = os.getcwd()
+    os.chdir(ws)
+    try:
+        code = main(["serving", "start", "--params", "examples/movielens/params.yaml", "--release", "canary",
+                     "--port", "9"])
+    finally:
+        os.chdir(old)
+    err = capsys.readouterr().err
+    assert code == 1 and "serving start: serve.release.mode canary: the recommender task's serving cannot route" in err
+
+
+def labelled_log(log_dir, champ: str, cand: str, cand_label, n: int = 240, seed: int = 0) -> None:
+    """A prediction log of a canary (champion and candidate rows, one row a request) with labels fed
+    back: the champion's of both classes, the candidate's all `cand_label`."""
+    import datetime as dt
+
+    from mlcycle.serving import feedback
+    from mlcycle.serving.predlog import Batch, PredictionLog
+
+    rng = np.random.default_rng(seed)
+    log = PredictionLog(log_dir, roll_seconds=3600).start()
+    labels = []
+    for i in range(2 * n):
+        route, version = ("canary", cand) if i % 2 else ("champion", champ)
+        s = float(rng.random())
+        log.submit(Batch({"a": [float(i)]}, {"prediction": [int(s > 0.5)], "score": [s]}, version, f"r{i}",
+                         dt.datetime.now(dt.UTC), route))
+        labels.append({"request_id": f"r{i}", "row": 0, "label": cand_label if i % 2 else int(rng.random() < 0.4)})
+    log.close()
+    feedback.FeedbackStore(log_dir).add(labels, TINY_META)
+
+
+def test_labels_that_cannot_judge_are_said_and_watch_stops(tmp_path):
+    """Candidate labels all one class: `status` says "metric: cannot be judged: <reason>" (not
+    "passed (difference nan)") and `watch` stops after release.failed_checks such checks in a row,
+    with the reason, having changed nothing."""
+    from mlcycle.core.errors import ReleaseError
+    from tests.conftest import make_workspace
+
+    r = Released(make_workspace(tmp_path / "ws", git=False))
+    cand = r.candidate()
+    params = r.params.model_copy(update={"release": r.params.release.model_copy(
+        update={"min_labelled_rows": 100, "min_requests": 10, "failed_checks": 2, "bootstrap": 200})})
+    labelled_log(r.ws / params.serve.log_dir, "1", cand, 0)
+    st = release.status(r.ws, params, NOWHERE)
+    metric = {c["check"]: c for c in st["checks"]}["metric"]
+    assert metric["status"] == "cannot be judged" and st["decision"] == "wait"
+    assert "candidate's first 200 labelled rows are all one class" in metric["detail"]
+    text = release.summary(st)
+    assert "metric: cannot be judged: the candidate's first 200 labelled rows are all one class" in text
+    assert "nan" not in text
+    said = []
+    with pytest.raises(ReleaseError, match="cannot be judged in 2 checks in a row: the candidate's first"):
+        release.watch(r.ws, params, NOWHERE, max_checks=10, interval=0.0, log=said.append)
+    assert len(said) == 2 and all("cannot be judged: " in s for s in said)
+    assert r.champion() == "1" and str(r.client.get_model_version_by_alias(r.name, "challenger").version) == cand
+
+
+def test_text_labels_for_numeric_classes_cannot_judge():
+    """Labels that are not the model's classes (text for 0/1) are reported, not scored as nan."""
+    frame = replay(300, 1.0, 1.0, seed=6)
+    frame["label"] = np.where(frame["label"] == 1, "yes", "no")
+    st = decide(frame)
+    metric = {c["check"]: c for c in st["checks"]}["metric"]
+    assert metric["status"] == "cannot be judged" and st["decision"] == "wait"
+    assert "not among the model's classes [0, 1]" in metric["detail"] and "'no'" in metric["detail"]
+    assert "metric: cannot be judged: the labels fed back cannot give roc_auc" in release.summary({**st, "model": "m"})

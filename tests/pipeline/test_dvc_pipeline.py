@@ -81,7 +81,7 @@ def test_train_change_reruns_only_downstream_and_gate_keeps_champion(full_ws):
     assert decision["outcome"] == "rejected" and decision["champion_version"] == "1"
     assert "roc_auc vs champion v1" in decision["summary"]
     models = run(["mlcycle", "model", "list"], ws).stdout
-    assert re.search(r"\n\s+1\s+champion", models) and re.search(r"\n\s+2\s+challenger", models)
+    assert re.search(r"\n\s+1\s+champion", models) and re.search(r"\n\s+2\s+rejected", models)  # no alias: not a candidate
     run(["mlcycle", "model", "promote", "--model", "2", "--reason", "try the small model"], ws)
     back = run(["mlcycle", "model", "rollback", "--reason", "small model is worse"], ws).stdout
     assert "v2 -> v1" in back

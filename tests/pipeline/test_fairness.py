@@ -115,7 +115,8 @@ def test_fairness_bound_blocks_an_unfair_model_and_the_card_holds_the_run(tmp_pa
     out = run(["mlcycle", "model", "card", "--model", "1"], ws).stdout
     assert "reports/cards/v1.html" in out
     v1 = (ws / "reports/cards/v1.html").read_text()
-    assert 'version <span id="version">1</span>' in v1 and "challenger" in v1 and processed in v1
+    assert 'version <span id="version">1</span>' in v1 and processed in v1
+    assert "<td>aliases</td><td>none</td>" in v1 and 'class="fail">rejected' in v1  # rejected: no alias, no candidate
     # contributions of one row
     row = json.dumps({"district": "east", "income": 30.0, "debt_ratio": 0.9})
     out = run(["mlcycle", "model", "explain", "--row", row], ws).stdout

@@ -53,7 +53,9 @@ def release_ws(served_ws, tmp_path_factory):
     c = mlflow_client(ws)
     exp = c.get_experiment_by_name("mlcycle")
     run_id = c.create_run(exp.experiment_id, tags={"mlflow.runName": "release candidate"}).info.run_id
-    version = registry.register(c, MODEL, run_id, folder, {"git_commit": "test", "data_md5": "test"})
+    # only a version the gate passed can be a release candidate
+    tags = {"git_commit": "test", "data_md5": "test", "gate.decision": "promoted"}
+    version = registry.register(c, MODEL, run_id, folder, tags)
     c.set_terminated(run_id)
     return ws, version
 

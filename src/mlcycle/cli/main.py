@@ -410,7 +410,10 @@ def _queue(args) -> int:
 
 
 def _serve(args) -> int:
+    from mlcycle.core import tasks
+    from mlcycle.core.errors import ServeError
     from mlcycle.core.workspace import Workspace
+    from mlcycle.serving import release as release_routes
     from mlcycle.serving import server, settings
 
     ws = Workspace.open(args.params)
@@ -424,6 +427,9 @@ def _serve(args) -> int:
                           workers=args.workers, reload_seconds=args.reload_seconds, log_dir=args.log_dir,
                           max_rows=args.max_rows, compiled=args.compiled, release=release)
     r = s.release
+    refused = release_routes.refusal(r["mode"], tasks.active(params))
+    if refused:
+        raise ServeError(f"serving start: {refused}")
     mode = "" if r["mode"] == "off" else (f"; release {r['mode']} of @{r['candidate']}"
                                           + (f" at share {r['share']:g}" if r["mode"] == "canary" else ""))
     print(f"serving {s.model_uri} on http://{s.host}:{s.port} ({s.workers} worker(s)); "
@@ -555,7 +561,8 @@ def _release(args) -> int:
         from mlcycle.lifecycle.registry import require_reason
 
         reason = require_reason(args.reason, f"release {cmd}")
-        out = release.act(paths.root, params, "promote" if cmd == "promote" else "rollback", reason, url=args.url)
+        out = release.act(paths.root, params, "promote" if cmd == "promote" else "rollback", reason, url=args.url,
+                          command=f"release {cmd}")
         print(f"release: v{out['candidate']} {'promoted to champion' if cmd == 'promote' else 'rolled back'} "
               f"(audited; MLflow run {out['mlflow_run_id']})")
         return 0

@@ -30,6 +30,13 @@ class ReleaseError(MlcycleError):
     """A release command that cannot run (no champion, no candidate, bad evidence)."""
 
 
+class ReleaseConflict(ReleaseError):
+    """A release decision lost a race: another decision or registry move came first (the candidate
+    was promoted or rolled back, the champion moved) after the evidence was read. Nothing changed."""
+
+    exit_code = 4
+
+
 class SimulateError(MlcycleError):
     """The replay cannot run (no time column, too few periods, a period's pipeline failed)."""
 

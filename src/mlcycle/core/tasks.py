@@ -95,6 +95,10 @@ class Task:
     # the data.task values whose scikit-learn models answer class probabilities (`POST /predict`
     # `probabilities`, the score histogram's buckets: serving/model.py `Served.classifier`)
     probabilities: tuple[str, ...] = ()
+    # the release modes (serve.release.mode) its serving can route a candidate in: "canary" (the
+    # candidate answers a share of callers), "shadow" (it scores the champion's rows); a mode not
+    # listed is refused by `mlcycle serving start` and `mlcycle release` (serving/release.py `refusal`)
+    releases: tuple[str, ...] = ("canary", "shadow")
     # other hooks by name, each "module:function", loaded when first used (`hook(name)`):
     #   "compiled": function(model_dir, pipeline) -> (fast scorer or None, verdict), the compiled
     #       scoring path the server and batch scoring use when registration proved it equal

@@ -57,16 +57,22 @@ def promote(client, audit_file: Path, name: str, version: str, reason: str, acti
     current champion is an error (nothing moves, nothing is recorded)."""
     reason = require_reason(reason, f"promote v{version}")
     with audit.locked(audit_file, client):
-        try:
-            client.get_model_version(name, str(version))
-        except Exception:
-            raise RegistryError(f"model '{name}' has no version {version}; see `mlcycle model list`") from None
-        old = champion(client, name)
-        if old is not None and str(old.version) == str(version):
-            raise RegistryError(f"model '{name}': v{version} already is the champion; nothing was changed")
-        set_alias(client, name, CHAMPION, version)
-        return audit.append(audit_file, client, name, action, old.version if old else None, version, reason,
-                            evidence)
+        return promote_locked(client, audit_file, name, version, reason, action, evidence)
+
+
+def promote_locked(client, audit_file: Path, name: str, version: str, reason: str, action: str = "promote",
+                   evidence: dict | None = None) -> dict:
+    """`promote` for a caller that already holds `audit.locked(audit_file, client)` (a release
+    decision, which checks its own preconditions under the same lock)."""
+    try:
+        client.get_model_version(name, str(version))
+    except Exception:
+        raise RegistryError(f"model '{name}' has no version {version}; see `mlcycle model list`") from None
+    old = champion(client, name)
+    if old is not None and str(old.version) == str(version):
+        raise RegistryError(f"model '{name}': v{version} already is the champion; nothing was changed")
+    set_alias(client, name, CHAMPION, version)
+    return audit.append(audit_file, client, name, action, old.version if old else None, version, reason, evidence)
 
 
 def rollback(client, audit_file: Path, name: str, reason: str) -> dict:
@@ -86,6 +92,26 @@ def rollback(client, audit_file: Path, name: str, reason: str) -> dict:
         previous = moves[-1]["from_version"]
         set_alias(client, name, CHAMPION, previous)
         return audit.append(audit_file, client, name, "rollback", current.version, previous, reason)
+
+
+GATE_PASSED = "promoted"  # the `gate.decision` tag of a version the gate passed (gate.Decision.outcome)
+
+
+def candidate_refusal(client, name: str, version: str) -> str | None:
+    """Why version `version` cannot be a release candidate, or None when it can: only a version the
+    gate passed (`gate.decision` = promoted) is one; a rejected or never judged version is not."""
+    try:
+        tags = client.get_model_version(name, str(version)).tags or {}
+    except Exception:
+        return f"model '{name}' has no version {version}"
+    decision = tags.get("gate.decision", "")
+    if decision == GATE_PASSED:
+        return None
+    why = (f"the gate {decision} it" + (f" ({tags['gate.summary'][:200]})" if tags.get("gate.summary") else "")
+           if decision else "the gate never judged it (no gate.decision tag)")
+    return (f"v{version} cannot be a release candidate: {why}; only a version that passed the gate is released "
+            f"beside the champion. Point the candidate alias at one that did, or decide by hand with "
+            f"`mlcycle model promote --model {version} --reason \"...\"` (audited)")
 
 
 def versions(client, name: str, aliases: bool = True) -> list:
@@ -162,13 +188,20 @@ def rescore_champion(client, name: str, candidate_version: str | None, score):
 
 @audit.under_lock
 def apply_decision(client, audit_file: Path, name: str, decision) -> dict:
-    """Move aliases as the gate decided, tag the version with the decision, audit it."""
+    """Move aliases as the gate decided, tag the version with the decision, audit it. A passed
+    version becomes the champion; a rejected one gets no alias (the `challenger` alias is the
+    default release candidate, and only a version the gate passed may be one: `candidate_refusal`),
+    and when the challenger alias named it (a version judged again) the alias is removed."""
     version = decision.candidate_version
     old = champion(client, name)
     if decision.promote:
         set_alias(client, name, CHAMPION, version)
     else:
-        set_alias(client, name, CHALLENGER, version)
+        try:
+            if str(client.get_model_version_by_alias(name, CHALLENGER).version) == str(version):
+                client.delete_registered_model_alias(name, CHALLENGER)
+        except Exception:  # no challenger alias
+            pass
     value = getattr(decision, "value", None)  # the candidate's gate-metric value, whatever the criteria
     if value is None:
         value = next((c["value"] for c in decision.criteria if c["criterion"].startswith(decision.metric)), None)

@@ -30,6 +30,13 @@ The decision: **promote** when the metric is better at a milestone and no check 
 with the evidence); `abort` (or a rollback) removes the candidate's alias so the server stops
 routing to it, and audits `release-rollback` (the champion never moved). Both tag the version with
 `release.decision`, record the evidence in an MLflow run, and a running server hot-reloads them.
+
+Decisions are linearisable (`act`): under the registry lock each re-reads the candidate, the
+champion and the audit log, and a decision another came before raises ReleaseConflict (exit 4),
+changing nothing. Only a version the gate passed is released (`releasable`), and only for a task
+whose serving routes a candidate (`Task.releases`). Labels that cannot give the metric (one class,
+not the model's classes) make the metric check "cannot be judged" with the reason (`unjudged`);
+`watch` stops with it after `release.failed_checks` such checks in a row.
 """
 
 from __future__ import annotations
@@ -47,7 +54,7 @@ import pandas as pd
 
 from mlcycle.core import tasks
 from mlcycle.core.config import Params
-from mlcycle.core.errors import ReleaseError
+from mlcycle.core.errors import ReleaseConflict, ReleaseError
 from mlcycle.core.paths import Paths
 from mlcycle.core.stats import (
     LOWER_IS_BETTER,
@@ -59,6 +66,7 @@ from mlcycle.core.stats import (
 from mlcycle.lifecycle import audit, registry
 from mlcycle.monitoring import drift as drift_mod
 from mlcycle.serving import feedback, predlog
+from mlcycle.serving import release as serving_release
 
 SUPPORTED = WEIGHTED_METRICS  # the metrics with a live form (core/stats.py)
 MAX_MILESTONES = 8
@@ -170,9 +178,13 @@ def per_version(frame: pd.DataFrame, meta: dict, name: str, n_boot: int = 1000, 
         row = {"version": str(version), "route": route, "rows": int(len(g)), "labelled": int(len(lab)),
                "metric": name}
         if len(lab) >= 20:
-            y, s = encode(lab, meta)
-            if name != "roc_auc" or 0 < y.sum() < len(y):
-                row.update(interval(name, y, s, n_boot=n_boot, seed=seed))
+            try:
+                y, s = encode(lab, meta)
+            except ValueError as exc:  # labels the metric cannot take: said, not scored
+                row["cannot_be_judged"] = str(exc)
+            else:
+                if name != "roc_auc" or 0 < y.sum() < len(y):
+                    row.update(interval(name, y, s, n_boot=n_boot, seed=seed))
         out.append(row)
     return out
 
@@ -224,6 +236,27 @@ def quantile(q: float, buckets: dict[float, float]) -> float | None:
 
 # ---------------------------------------------------------------- the decision
 
+UNJUDGED = "cannot be judged"  # the metric check's status when the labels cannot give the metric
+
+
+def unjudged(name: str, cmp: dict, champ: tuple, cand: tuple) -> str | None:
+    """Why the compared milestone's metric is undefined (the labels cannot judge the candidate), or
+    None when it is a number: e.g. every labelled row of one version is one class (ROC AUC, log loss
+    and Brier need both)."""
+    if cmp["outcome"] == "pending":
+        return None
+    values = (cmp.get("difference"), cmp.get("lower"), cmp.get("upper"))
+    if all(isinstance(v, float) and math.isfinite(v) for v in values):
+        return None
+    m = cmp.get("rows", 0)
+    for who, (y, _) in (("champion", champ), ("candidate", cand)):
+        y = np.asarray(y[:m], dtype=float)
+        if len(y) and name in ("roc_auc", "log_loss", "brier") and len(np.unique(y)) < 2:
+            return (f"the {who}'s first {len(y)} labelled rows are all one class ({y[0]:g}); {name} needs both "
+                    "classes: feed back labels of both outcomes")
+    return f"{name} is undefined on the first {m} labelled rows per version (difference {cmp.get('difference')})"
+
+
 @dataclass(frozen=True)
 class Evidence:
     """What the decision reads: live rows (with labels) and the server's figures, per version."""
@@ -271,17 +304,25 @@ def decide(ev: Evidence, policy, gate_metric: str = "auto") -> dict:
                "detail": f"task {tasks.for_objective(ev.meta.get('task')).name} has no live metric: "
                          "labelled rows cannot judge the candidate; promote or abort it by hand"}
     else:
-        if mode == "shadow":
-            pairs = lab1.merge(champ_rows[["request_id", "row", "score", "prediction"]], on=["request_id", "row"],
-                               suffixes=("", "_champion"))
-            cand_xy = encode(pairs, ev.meta)
-            champ_xy = encode(pairs.assign(score=pairs["score_champion"], prediction=pairs["prediction_champion"]),
-                              ev.meta)
+        try:
+            if mode == "shadow":
+                pairs = lab1.merge(champ_rows[["request_id", "row", "score", "prediction"]],
+                                   on=["request_id", "row"], suffixes=("", "_champion"))
+                cand_xy = encode(pairs, ev.meta)
+                champ_xy = encode(pairs.assign(score=pairs["score_champion"],
+                                               prediction=pairs["prediction_champion"]), ev.meta)
+            else:
+                cand_xy = encode(lab1, ev.meta)
+                champ_xy = encode(champ_rows[champ_rows["label"].notna()], ev.meta)
+        except ValueError as exc:  # the task's `live_scores` cannot take these labels (text for numbers...)
+            cmp = {"metric": name, "outcome": UNJUDGED, "rows": int(len(lab1)),
+                   "detail": f"the labels fed back cannot give {name}: {exc}"}
         else:
-            cand_xy = encode(lab1, ev.meta)
-            champ_xy = encode(champ_rows[champ_rows["label"].notna()], ev.meta)
-        cmp = compare(name, champ_xy, cand_xy, mode == "shadow", policy.min_labelled_rows, policy.alpha,
-                      policy.min_improvement, policy.bootstrap, policy.seed)
+            cmp = compare(name, champ_xy, cand_xy, mode == "shadow", policy.min_labelled_rows, policy.alpha,
+                          policy.min_improvement, policy.bootstrap, policy.seed)
+            why_not = unjudged(name, cmp, champ_xy, cand_xy)
+            if why_not:
+                cmp = {**cmp, "outcome": UNJUDGED, "detail": why_not}
     # score drift of the candidate against the champion on live rows: it stops a candidate before
     # labels can judge it; once a milestone says it is at least as good, the labels decide
     s0 = pd.to_numeric(champ_rows["score"], errors="coerce").dropna().to_numpy()
@@ -296,8 +337,8 @@ def decide(ev: Evidence, policy, gate_metric: str = "auto") -> dict:
                        "psi": sd["psi"], "bound": policy.max_score_psi,
                        **({"detail": "scores differ, but the labels judged the candidate at least as good"}
                           if drifted and judged else {})})
-    checks.append({"check": "metric", "status": {"better": "passed", "same": "passed", "worse": "failed"}.get(
-        cmp["outcome"], "pending"), **cmp})
+    checks.append({"check": "metric", "status": {"better": "passed", "same": "passed", "worse": "failed",
+                                                 UNJUDGED: UNJUDGED}.get(cmp["outcome"], "pending"), **cmp})
     failed = [c["check"] for c in checks if c["status"] == "failed"]
     if failed:
         decision = "rollback"
@@ -306,6 +347,9 @@ def decide(ev: Evidence, policy, gate_metric: str = "auto") -> dict:
         decision = "promote"
         why = (f"{name} better by {cmp['difference']:+.4f} (one-sided bound {cmp['lower']:+.4f} > "
                f"{policy.min_improvement:g}) on {cmp['rows']} labelled rows per version; no check failed")
+    elif cmp["outcome"] == UNJUDGED:
+        decision = "wait"
+        why = f"{name} {UNJUDGED}: {cmp['detail']}"
     else:
         decision = "wait"
         why = cmp.get("detail") or (f"{name} difference {cmp['difference']:+.4f}, bounds [{cmp['lower']:+.4f}, "
@@ -325,18 +369,49 @@ def context(root: Path, params: Params):
 
     client, _ = tracking.setup(root, params)
     name = params.tracking.model_name
-    champ = registry.champion(client, name)
+    champ, cand = current(client, name, params.serve.release.candidate)
     if champ is None:
         raise ReleaseError(f"release: model '{name}' has no champion; nothing to compare a candidate with")
-    alias = params.serve.release.candidate
+    log_dir = Path(params.serve.log_dir)
+    return client, name, champ, cand, log_dir if log_dir.is_absolute() else root / log_dir
+
+
+def current(client, name: str, alias: str) -> tuple[str | None, str | None]:
+    """(champion version, candidate version) as the registry has them now; the candidate is None when
+    its alias names no version or the champion's."""
+    champ = registry.champion(client, name)
     try:
         cand = str(client.get_model_version_by_alias(name, alias).version)
     except Exception:
         cand = None
-    if cand == str(champ.version):
-        cand = None
-    log_dir = Path(params.serve.log_dir)
-    return client, name, str(champ.version), cand, log_dir if log_dir.is_absolute() else root / log_dir
+    champ = str(champ.version) if champ is not None else None
+    return champ, (None if cand == champ else cand)
+
+
+def releasable(client, name: str, cand: str, meta: dict | None = None) -> None:
+    """A ReleaseError unless version `cand` can be released: the gate passed it
+    (`registry.candidate_refusal`) and its task's serving routes a candidate (`Task.releases`)."""
+    refused = registry.candidate_refusal(client, name, cand)
+    if refused:
+        raise ReleaseError(f"release: {refused}")
+    task = tasks.for_objective((meta or {}).get("task"))
+    if not task.releases:
+        raise ReleaseError(f"release: v{cand} is a {task.name} model: {serving_release.refusal('canary', task)}")
+
+
+DECISIONS = (*audit.MOVES, "release-rollback")  # audit actions a release decision must not have missed
+
+
+def told(entry: dict) -> str:
+    """One audit entry as a loser's message tells it: what happened, when, by whom."""
+    cmd = (entry.get("details") or {}).get("command")
+    frm, to = entry.get("from_version"), entry.get("to_version")
+    what = {"release-rollback": f"{cmd or 'a release abort'} rolled v{frm} back (v{to} stays the champion)",
+            "promote": f"{cmd or 'mlcycle model promote'} made v{to} the champion (was v{frm})",
+            "gate-promote": f"the gate made v{to} the champion (was v{frm})",
+            "rollback": f"mlcycle model rollback moved the champion v{frm} -> v{to}"}.get(
+        entry.get("action"), f"{entry.get('action')} v{frm} -> v{to}")
+    return f"{what} at {entry.get('when')} ({entry.get('who')}: {str(entry.get('reason', ''))[:120]})"
 
 
 def model_meta(name: str, version: str) -> dict:
@@ -363,7 +438,9 @@ def status(root: Path, params: Params, url: str | None = None) -> dict:
         server = scrape(url or server_url(params))
     except OSError:
         server = None
-    ev = Evidence(live_rows(log_dir), server, champ, cand, model_meta(name, cand))
+    meta = model_meta(name, cand)
+    releasable(client, name, cand, meta)
+    ev = Evidence(live_rows(log_dir), server, champ, cand, meta)
     out = decide(ev, params.release, params.gate.metric)
     out["model"] = name
     out["url"] = url or server_url(params)
@@ -392,37 +469,65 @@ def record(client, exp_id: str, name: str, st: dict, decision: str, reason: str,
     return rid
 
 
-def act(root: Path, params: Params, decision: str, reason: str, st: dict | None = None, url: str | None = None) -> dict:
+def act(root: Path, params: Params, decision: str, reason: str, st: dict | None = None, url: str | None = None,
+        command: str | None = None) -> dict:
     """Apply `promote` or `rollback` for the current candidate, with the evidence (`status`) in the
-    audit log, the version's tags and an MLflow run."""
+    audit log, the version's tags and an MLflow run.
+
+    Linearisable: the evidence is read first, then under the registry lock (`audit.locked`) the
+    decision reads its preconditions again (the candidate alias still names the candidate, the
+    champion has not moved, no decision or champion move was audited since the evidence was read)
+    and writes everything (run, tags, alias, audit entry) before it releases the lock. A decision
+    that finds another came first raises ReleaseConflict (exit 4) saying what happened, and changes
+    nothing. `command` names the decision in messages and the audit entry ("release promote")."""
     from mlcycle.runtime import tracking
 
+    command = command or f"release {decision}"
     client, name, champ, cand, _ = context(root, params)
+    audit_file = Paths(root).audit_log
+    alias = params.serve.release.candidate
+    seen = audit.read(audit_file, name, client)
     if cand is None:
-        raise ReleaseError(f"release {decision}: no candidate in release (alias '{params.serve.release.candidate}')")
+        last = next((e for e in reversed(seen) if e.get("action") in DECISIONS), None)
+        raise (ReleaseConflict if last else ReleaseError)(
+            f"{command}: no candidate in release (the alias '{alias}' names no version other than the champion "
+            f"v{champ})" + (f"; the last decision: {told(last)}" if last else "") + "; nothing changed")
+    if decision == "promote":
+        releasable(client, name, cand)  # only a version the gate passed becomes champion by a release
     if st is None:
         try:
             st = status(root, params, url)
         except ReleaseError:
-            raise
+            if decision == "promote":
+                raise
+            st = {"candidate": cand, "champion": champ, "checks": [], "error": "no evidence (see release status)"}
         except Exception as exc:  # abort works without evidence
             st = {"candidate": cand, "champion": champ, "checks": [], "error": f"{type(exc).__name__}: {exc}"[:300]}
     _, exp_id = tracking.setup(root, params)
-    run_id = record(client, exp_id, name, st, decision, reason, root)
-    evidence = {"decision": st.get("decision"), "why": st.get("why"), "checks": st.get("checks"),
-                "rows": st.get("rows"), "mlflow_run_id": run_id}
-    client.set_model_version_tag(name, cand, "release.decision", decision)
-    client.set_model_version_tag(name, cand, "release.run_id", run_id)
-    audit_file = Paths(root).audit_log
-    if decision == "promote":
-        entry = registry.promote(client, audit_file, name, cand, reason, evidence=evidence)
-    else:
-        with audit.locked(audit_file, client):
+    with audit.locked(audit_file, client):
+        champ_now, cand_now = current(client, name, alias)
+        since = [e for e in audit.read(audit_file, name, client)[len(seen):] if e.get("action") in DECISIONS]
+        if cand_now != cand or champ_now != champ or since:
+            happened = f"{told(since[0])}" if since else (
+                f"the alias '{alias}' now names {'v' + cand_now if cand_now else 'no candidate'}, the champion is "
+                f"v{champ_now}")
+            lost = f"v{cand} is no longer the candidate" if cand_now != cand else (
+                f"the champion moved from v{champ} to v{champ_now}" if champ_now != champ else
+                f"the release of v{cand} changed")
+            raise ReleaseConflict(f"{command}: {lost}: {happened}; nothing changed")
+        run_id = record(client, exp_id, name, st, decision, reason, root)
+        evidence = {"command": command, "decision": st.get("decision"), "why": st.get("why"),
+                    "checks": st.get("checks"), "rows": st.get("rows"), "mlflow_run_id": run_id}
+        client.set_model_version_tag(name, cand, "release.decision", decision)
+        client.set_model_version_tag(name, cand, "release.run_id", run_id)
+        if decision == "promote":
+            entry = registry.promote_locked(client, audit_file, name, cand, reason, evidence=evidence)
+        else:
             entry = audit.append(audit_file, client, name, "release-rollback", cand, champ, reason, evidence)
-    try:  # the release is over: the server stops routing to the candidate
-        client.delete_registered_model_alias(name, params.serve.release.candidate)
-    except Exception:
-        pass
+        try:  # the release is over: the server stops routing to the candidate
+            client.delete_registered_model_alias(name, alias)
+        except Exception:
+            pass
     return {"decision": decision, "candidate": cand, "champion_before": champ, "audit": entry, "mlflow_run_id": run_id}
 
 
@@ -431,7 +536,7 @@ def watch(root: Path, params: Params, url: str | None = None, max_checks: int | 
     """Check every `release.interval_seconds`; promote when the evidence says so, roll back after
     `release.failed_checks` failed checks in a row. Returns the last status (and the action taken)."""
     pol = params.release
-    failed_in_row, n = 0, 0
+    failed_in_row, unjudged_in_row, n = 0, 0, 0
     while True:
         n += 1
         st = status(root, params, url)
@@ -440,13 +545,21 @@ def watch(root: Path, params: Params, url: str | None = None, max_checks: int | 
             failed_in_row += 1
             if failed_in_row >= pol.failed_checks:
                 st["action"] = act(root, params, "rollback", f"release watch: {st['why']} in {failed_in_row} "
-                                   "checks in a row", st, url)
+                                   "checks in a row", st, url, command="release watch")
                 log(f"release: v{st['candidate']} rolled back; v{st['champion']} stays the champion")
                 return st
         else:
             failed_in_row = 0
+        metric_check = next((c for c in st["checks"] if c["check"] == "metric"), {})
+        unjudged_in_row = unjudged_in_row + 1 if metric_check.get("status") == UNJUDGED else 0
+        if unjudged_in_row >= pol.failed_checks:  # as a failed check: the labels will not judge it by waiting
+            raise ReleaseError(f"release watch: the metric {UNJUDGED} in {unjudged_in_row} checks in a row: "
+                               f"{metric_check.get('detail')}; nothing changed (v{st['champion']} stays the "
+                               f"champion, v{st['candidate']} the candidate): fix the labels fed back, or decide "
+                               "by hand with `mlcycle release promote|abort --reason ...`")
         if st["decision"] == "promote":
-            st["action"] = act(root, params, "promote", f"release watch: {st['why']}", st, url)
+            st["action"] = act(root, params, "promote", f"release watch: {st['why']}", st, url,
+                               command="release watch")
             log(f"release: v{st['candidate']} promoted to champion")
             return st
         if max_checks is not None and n >= max_checks:
@@ -463,6 +576,9 @@ def summary(st: dict) -> str:
         figures = ", ".join(f"{k} {v:.4g}" for k, v in c.items()
                             if k in ("candidate", "champion", "bound", "psi", "difference", "lower", "upper")
                             and isinstance(v, int | float))
+        if c["status"] == UNJUDGED:
+            lines.append(f"  {c['check']}: {UNJUDGED}: {c.get('detail')}")
+            continue
         lines.append(f"  {c['check']}: {c['status']}" + (f" ({figures})" if figures else "")
                      + (f"; {c['detail']}" if c.get("detail") else ""))
     return "\n".join(lines)

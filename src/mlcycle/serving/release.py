@@ -10,13 +10,30 @@ In `shadow` mode the champion answers every row and the candidate scores the sam
 answer is sent; its rows are logged with the route `shadow` and never returned.
 
 With no candidate loaded (its alias names no version, or the same version as the champion) the
-champion answers everything and the share is 0."""
+champion answers everything and the share is 0.
+
+A task whose serving cannot route a candidate (its `Task.releases` lacks the mode: the recommender's
+`/recommend` answers from the champion alone) is refused a canary or shadow (`refusal`) by
+`mlcycle serving start` and `mlcycle release`, rather than reporting a share nobody was served."""
 
 from __future__ import annotations
 
 import hashlib
 
 ROUTES = ("champion", "canary", "shadow")
+
+
+def refusal(mode: str | None, task) -> str | None:
+    """Why release mode `mode` (serve.release.mode) cannot run for `task` (a core.tasks.Task), or None
+    when it can (mode off, or one of the task's `releases`)."""
+    if not mode or mode == "off" or mode in task.releases:
+        return None
+    can = " or ".join(task.releases)
+    return (f"serve.release.mode {mode}: the {task.name} task's serving cannot route a candidate in {mode} mode "
+            f"(its answers all come from the champion, so a {mode} would measure nothing); "
+            + (f"it supports {can}; " if can else "")
+            + "set serve.release.mode: off (or leave out --release) and compare the versions offline "
+            "(`mlcycle model promote --model VERSION --reason ...` decides by hand, audited)")
 
 
 def bucket(key: object) -> float:

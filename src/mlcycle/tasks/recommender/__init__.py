@@ -29,6 +29,7 @@ TASK = Task(
     monitor_module="mlcycle.tasks.recommender.monitor",
     card_sections="mlcycle.tasks.recommender.card:sections",
     serving_module="mlcycle.tasks.recommender.serve",
+    releases=(),  # /recommend answers from the champion only: no canary or shadow routing (serving/release.py)
     # a random list from a catalogue of thousands recalls almost nothing; popularity recalls a few percent
     gate_kinds=(GateKind("recommendation", tells=("ndcg_at_k",), primary="ndcg_at_k", minimums={"recall_at_k": 0.01}),),
     hooks={"index": "mlcycle.tasks.recommender.stages:index_section",

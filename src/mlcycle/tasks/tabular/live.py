@@ -39,17 +39,29 @@ def check_label(value, meta: dict, where: str = "label"):
 
 def encode(frame: pd.DataFrame, meta: dict) -> tuple[np.ndarray, np.ndarray]:
     """(y, s) for the live metric: a binary classifier's 0/1 label and positive-class score; a
-    multiclass one's 0/1 correctness twice (accuracy); a regressor's value and prediction."""
+    multiclass one's 0/1 correctness twice (accuracy); a regressor's value and prediction. A
+    ValueError naming them when the labels are not the model's classes (a classifier) or not numbers
+    (a regressor): such labels cannot judge the model."""
     task = meta.get("task")
     if task == "classification":
         classes = list(meta.get("classes") or [])
+        known = frame["label"].map(lambda v: any(v == c and isinstance(v, str) == isinstance(c, str) for c in classes))
+        if len(frame) and not known.all():
+            odd = list(dict.fromkeys(frame.loc[~known, "label"].tolist()))[:3]
+            raise ValueError(f"{int((~known).sum())} label(s) are not among the model's classes {classes} "
+                             f"(e.g. {', '.join(repr(v) for v in odd)})")
         if len(classes) == 2:
             pos = meta.get("positive_class")
             pos = pos if pos in classes else classes[-1]
             return (frame["label"] == pos).to_numpy(dtype=float), frame["score"].to_numpy(dtype=float)
         right = (frame["prediction"].astype(str) == frame["label"].astype(str)).to_numpy(dtype=float)
         return right, np.ones_like(right)
-    return frame["label"].to_numpy(dtype=float), frame["score"].to_numpy(dtype=float)
+    y = pd.to_numeric(frame["label"], errors="coerce")
+    if y.isna().any() or not np.isfinite(y.to_numpy(dtype=float)).all():
+        odd = list(dict.fromkeys(frame.loc[y.isna() | ~np.isfinite(y.fillna(0)), "label"].tolist()))[:3]
+        raise ValueError(f"{int((y.isna() | ~np.isfinite(y.fillna(0))).sum())} label(s) are not finite numbers "
+                         f"(e.g. {', '.join(repr(v) for v in odd)}); a regressor is judged on numbers")
+    return y.to_numpy(dtype=float), frame["score"].to_numpy(dtype=float)
 
 
 def metric_name(meta: dict, gate_metric: str) -> str:
