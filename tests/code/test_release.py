@@ -392,6 +392,7 @@ def one_story(r: Released) -> list[dict]:
     return entries
 
 
+@pytest.mark.slow  # real processes racing through the CLI, three rounds: about a minute and a half
 def test_concurrent_release_decisions_are_linearisable(tmp_path):
     """`release promote` and `release abort` started together from separate processes, round after
     round: exactly one decides; the others exit 4 saying which decision came first and change
