@@ -189,3 +189,14 @@ def test_a_torn_audit_line_is_skipped_and_the_next_entry_appended(tmp_path):
     with pytest.warns(TornLine, match="a torn last line"):
         audit.append(path, None, "m", "rollback", "1", "2", "test")
     assert [e["action"] for e in audit.read(path, "m")] == ["promote", "rollback"]
+
+
+def test_serve_log_queue_mb_reaches_the_server_settings(tmp_path):
+    from mlcycle.core import config
+    from mlcycle.serving import settings
+
+    params = config.load(Path(mlcycle.__file__).resolve().parents[2] / "params.yaml")
+    assert params.serve.log_queue_mb == 64.0
+    params = params.model_copy(update={"serve": params.serve.model_copy(update={"log_queue_mb": 0.5})})
+    s = settings.settings(tmp_path, params)
+    assert s.log_queue_bytes == 500_000 and settings.Settings.from_json(s.to_json()) == s

@@ -136,6 +136,7 @@ KEYS: dict[str, str] = {
     "serve.log_dir": "prediction log (Parquet parts), relative to the workspace root",
     "serve.log_max_rows": "rows per Parquet part at most",
     "serve.log_queue_rows": "rows waiting for the log writer at most (requests wait beyond that)",
+    "serve.log_queue_mb": "MB of rows waiting for the log writer, or held for a part, at most (requests beyond: 503)",
     "serve.log_roll_seconds": "a part is closed after this many seconds",
     "serve.max_body_mb": "request body size at most (more: 413)",
     "serve.max_rows": "rows per request at most (more: 413)",
