@@ -66,9 +66,14 @@ def append(path: Path, records: list[dict], mode: int = 0o600, sync: bool = True
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, mode)
     try:
         cut_torn_tail(fd, Path(path))
+        start = os.lseek(fd, 0, os.SEEK_END)
         write_whole(fd, data)
         if sync:
-            os.fsync(fd)
+            try:
+                os.fsync(fd)
+            except OSError:  # not known to be on disk: taken back, so the caller's error stands alone
+                os.ftruncate(fd, start)
+                raise
     finally:
         os.close(fd)
 

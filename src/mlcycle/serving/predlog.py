@@ -465,6 +465,8 @@ class PredictionLog:
             log.error("prediction log: %d answered rows could not be written to %s nor to %s; they are lost",
                       held.n, self.dir, self.fallback_dir)
             self._journal_close(remove=False)
+        else:
+            self._journal_close(remove=True)  # a journal of no rows
         self._held = 0
 
     def _spill(self, held: Held) -> bool:
