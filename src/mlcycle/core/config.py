@@ -363,6 +363,7 @@ class ServeParams(Section):
     log_max_rows: Annotated[int, Field(ge=1)] = 100_000  # rows per Parquet part at most
     log_roll_seconds: Annotated[float, Field(gt=0.0)] = 60.0  # a part is closed after this long
     log_queue_rows: Annotated[int, Field(ge=1)] = 200_000  # rows waiting for the writer at most
+    log_queue_mb: Annotated[float, Field(gt=0.0)] = 64.0  # bytes of rows waiting for the writer at most
     token_env: str = "MLCYCLE_SERVE_TOKEN"  # environment variable holding the bearer token
     log_fallback_dir: str = "data/predictions-fallback"  # parts spilled here when log_dir cannot be written
     log_failure: Literal["refuse", "serve"] = "refuse"  # log unwritable: refuse answers 503; serve keeps scoring (logged)

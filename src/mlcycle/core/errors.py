@@ -111,3 +111,8 @@ class TeamError(MlcycleError):
 
 class MigrateError(MlcycleError):
     """A migration to the team server cannot run (the server already holds the model, a copy failed)."""
+
+
+class TornLine(UserWarning):
+    """A reader skipped a torn or damaged line of a JSON-lines file (a write cut short by a full
+    disk or a crash); the warning names the file and the line."""

@@ -136,6 +136,7 @@ KEYS: dict[str, str] = {
     "serve.log_dir": "prediction log (Parquet parts), relative to the workspace root",
     "serve.log_max_rows": "rows per Parquet part at most",
     "serve.log_queue_rows": "rows waiting for the log writer at most (requests wait beyond that)",
+    "serve.log_queue_mb": "MB of rows waiting for the log writer, or held for a part, at most (requests beyond: 503)",
     "serve.log_roll_seconds": "a part is closed after this many seconds",
     "serve.max_body_mb": "request body size at most (more: 413, the body is not read further)",
     "serve.max_text_chars": "characters of one text value of a /predict row at most (more: 422; /recommend ids: 200)",

@@ -1,7 +1,8 @@
 """The audit log: every gate decision, promotion and rollback, one JSON line each.
 
 On the local store the log is `Paths.audit_log` (`mlruns/audit.jsonl` in the main workspace),
-append-only; each entry is copied to a tag of the registered model too, so it shows in MLflow.
+append-only, each entry one whole line (`core/jsonl.py`: a reader skips a torn line with a warning
+naming the file and line, the next writer cuts it); each entry is copied to a tag of the registered model too, so it shows in MLflow.
 On a shared registry (a tracking server or a database: every URI but `sqlite:` and `file:`) the
 registered model's `audit.<time>.<random>` tags are the log: every colleague reads the same
 history, and each entry has its own key, so parallel writers never overwrite one another. A tag
@@ -29,6 +30,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from mlcycle.core import jsonl
 from mlcycle.core.errors import RegistryError
 
 MOVES = ("promote", "gate-promote", "rollback")  # audit actions that move the champion alias
@@ -150,8 +152,8 @@ def append(audit_file: Path, client, name: str, action: str, version_from, versi
         client.set_registered_model_tag(name, tag_key(), tag_value(entry))
         return entry
     audit_file.parent.mkdir(parents=True, exist_ok=True)
-    with audit_file.open("a", encoding="utf-8") as f:
-        f.write(json.dumps(entry, sort_keys=True) + "\n")
+    # the whole line or nothing (a torn last line left by a killed writer is cut first), synced
+    jsonl.append(audit_file, [entry], mode=0o666, sort_keys=True)
     try:
         client.set_registered_model_tag(name, tag_key(), tag_value(entry))
     except Exception:
@@ -201,7 +203,5 @@ def read(audit_file: Path, name: str | None = None, client=None) -> list[dict]:
                 if "RESOURCE_DOES_NOT_EXIST" not in str(exc) and "not found" not in str(exc).lower():
                     raise
         return rows
-    if not audit_file.exists():
-        return []
-    rows = [json.loads(line) for line in audit_file.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [r for r in rows if name is None or r["model"] == name]
+    rows = jsonl.read(audit_file)  # a torn or damaged line is skipped with a warning naming it
+    return [r for r in rows if isinstance(r, dict) and (name is None or r.get("model") == name)]

@@ -97,7 +97,8 @@ def create_app(s: Settings):
 
         candidate.on_switch = candidate_switched
     predlog = PredictionLog(Path(s.log_dir), s.log_max_rows, s.log_roll_seconds, s.log_queue_rows,
-                            schema=arrow_schema(first.columns), fallback_dir=Path(s.log_fallback_dir))
+                            schema=arrow_schema(first.columns), fallback_dir=Path(s.log_fallback_dir),
+                            max_queue_bytes=s.log_queue_bytes)
     token = os.environ.get(s.token_env) or None
     request_model, row_adapter, _ = request_models(first.columns, s.max_rows, first.example, s.max_text_chars)
     own = tasks.for_objective(first.meta.get("task")).serving()

@@ -12,11 +12,14 @@ command) and nothing is written.
 
 Labels are stored beside the prediction log in `<log_dir>/_labels/` (a folder pandas and pyarrow
 skip when they read the log) as JSON lines, never in the log's parts, which readers may hold:
-the endpoint appends to `labels-<pid>.jsonl` of its own process, flushed and synced to disk before
-it answers, so an answered label survives a SIGTERM or a crash; the command writes a new file,
+the endpoint appends to `labels-<pid>.jsonl` of its own process, whole lines written (looping over
+short writes; on an error the file is cut back and the call answers 503 with nothing stored) and
+synced to disk before it answers, so an answered label survives a SIGTERM, a SIGKILL or a crash;
+a torn last line left by a writer killed mid-write is cut before the next append, and every reader
+skips a damaged line with a warning naming the file and line (`core/jsonl.py`); the command writes a new file,
 `labels-<UTC time>-file.jsonl`, under a temporary name renamed into place. Writers hold an
 exclusive lock on `_labels/.lock` while they check for duplicates and write, so two workers never
-accept the same row twice.
+accept the same row twice. The folder is 0700 and the files 0600: labels are personal data.
 
 A task with its own feedback checks them (its serving module's `checked_feedback` and
 `feedback_items`): a recommender's entry is an item of a `/recommend` answer with a rating
@@ -36,8 +39,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from mlcycle.core import tasks
+from mlcycle.core import jsonl, tasks
 from mlcycle.core.errors import ClientError
+from mlcycle.serving.predlog import make_private_dir
 
 LABELS = "_labels"
 MAX_ENTRIES = 10_000  # entries per POST /feedback
@@ -117,13 +121,14 @@ class KnownRequests:
 
 @contextmanager
 def locked(folder: Path):
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with open(folder / ".lock", "a+") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    """Hold the label folder's exclusive lock (the folder created 0700: labels are personal data)."""
+    make_private_dir(folder)
+    fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 class LabelFiles:
@@ -141,10 +146,11 @@ class LabelFiles:
                 f.seek(start)
                 data = f.read()
             end = data.rfind(b"\n") + 1  # a line still being written is read next time
-            for line in data[:end].splitlines():
-                if line.strip():
-                    e = json.loads(line)
+            for e in jsonl.parse(data[:end], p):  # a damaged line is skipped with a warning
+                try:
                     self.seen.add((str(e["request_id"]), int(e["row"])))
+                except (KeyError, TypeError, ValueError):
+                    continue
             self.offsets[p.name] = start + end
 
 
@@ -228,14 +234,13 @@ class FeedbackStore:
             self.files.refresh()
             entries = checked(items, meta, self.known, self.files.seen)
             ts = dt.datetime.now(dt.UTC).isoformat()
-            text = "".join(json.dumps({**e, "ts": ts, "source": source}) + "\n" for e in entries)
             path = self.folder / f"labels-{os.getpid()}.jsonl"
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            try:
-                os.write(fd, text.encode())
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            try:  # whole lines or none (a torn last line left by a killed writer is cut first), synced
+                jsonl.append(path, [{**e, "ts": ts, "source": source} for e in entries])
+            except OSError as exc:
+                raise ClientError(503, "labels not stored", None,
+                                  f"the labels could not be written to {self.folder} ({type(exc).__name__}: "
+                                  f"{exc.strerror or exc}); none was stored, retry later") from None
             self.files.refresh()
             self.rows_written += len(entries)
             return len(entries)
@@ -250,12 +255,16 @@ class FeedbackStore:
             ts = dt.datetime.now(dt.UTC)
             name = f"labels-{ts.strftime('%Y%m%dT%H%M%S%fZ')}-file.jsonl"
             tmp = self.folder / f".{name}.tmp"
-            with open(tmp, "w") as f:
-                for e in entries:
-                    f.write(json.dumps({**e, "ts": ts.isoformat(), "source": source}) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.folder / name)
+            try:
+                with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+                    for e in entries:
+                        f.write(json.dumps({**e, "ts": ts.isoformat(), "source": source}) + "\n")
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, self.folder / name)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
         return len(entries)
 
 
@@ -295,13 +304,11 @@ def table_items(frame: pd.DataFrame) -> list[dict]:
 
 def read(log_dir: Path) -> pd.DataFrame:
     """Every stored label: request_id, row, label, ts, source, and item for a recommender's feedback
-    (empty frame without labels)."""
+    (empty frame without labels). A torn or damaged line (a write cut short) is skipped with a
+    `TornLine` warning naming the file and line; `mlcycle release status` and monitoring read here."""
     rows = []
     for p in sorted(labels_dir(log_dir).glob("labels-*.jsonl")):
-        data = p.read_bytes()
-        for line in data[:data.rfind(b"\n") + 1].splitlines():
-            if line.strip():
-                rows.append(json.loads(line))
+        rows += [r for r in jsonl.read(p) if isinstance(r, dict) and "request_id" in r and "row" in r]
     if not rows:
         return pd.DataFrame(columns=["request_id", "row", "label", "ts", "source"])
     df = pd.DataFrame(rows)

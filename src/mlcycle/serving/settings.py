@@ -34,6 +34,7 @@ class Settings:
     log_max_rows: int = 100_000
     log_roll_seconds: float = 60.0
     log_queue_rows: int = 200_000
+    log_queue_bytes: int = 64_000_000
     token_env: str = "MLCYCLE_SERVE_TOKEN"
     log_fallback_dir: str = "data/predictions-fallback"
     log_failure: str = "refuse"  # refuse: 503 while the log cannot be written; serve: keep answering
@@ -79,7 +80,8 @@ def settings(root: Path, params, **overrides) -> Settings:
         max_text_chars=s.max_text_chars, body_timeout_seconds=s.body_timeout_seconds,
         not_null=not_null_columns(params),
         reload_seconds=s.reload_seconds, log_dir=s.log_dir, log_max_rows=s.log_max_rows,
-        log_roll_seconds=s.log_roll_seconds, log_queue_rows=s.log_queue_rows, token_env=s.token_env,
+        log_roll_seconds=s.log_roll_seconds, log_queue_rows=s.log_queue_rows,
+        log_queue_bytes=int(s.log_queue_mb * 1_000_000), token_env=s.token_env,
         log_fallback_dir=s.log_fallback_dir, log_failure=s.log_failure,
         ranges=s.ranges, bounds=schema_bounds(root, params) if s.ranges != "off" else {},
         compiled=s.compiled, release=s.release.model_dump(),
