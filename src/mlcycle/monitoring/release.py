@@ -498,7 +498,9 @@ def act(root: Path, params: Params, decision: str, reason: str, st: dict | None 
         try:
             st = status(root, params, url)
         except ReleaseError:
-            if decision == "promote":
+            # another decision may have ended the release meanwhile: then the check under the lock
+            # below says which one (exit 4), rather than this read's "no candidate"
+            if decision == "promote" and current(client, name, alias) == (champ, cand):
                 raise
             st = {"candidate": cand, "champion": champ, "checks": [], "error": "no evidence (see release status)"}
         except Exception as exc:  # abort works without evidence
