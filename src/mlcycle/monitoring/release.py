@@ -508,9 +508,13 @@ def act(root: Path, params: Params, decision: str, reason: str, st: dict | None 
     _, exp_id = tracking.setup(root, params)
     with audit.locked(audit_file, client):
         champ_now, cand_now = current(client, name, alias)
-        since = [e for e in audit.read(audit_file, name, client)[len(seen):] if e.get("action") in DECISIONS]
+        now = audit.read(audit_file, name, client)
+        since = [e for e in now[len(seen):] if e.get("action") in DECISIONS]
+        # a move audited between the champion's read and the audit's read above is in `seen`: the
+        # latest decision of the whole log then tells what moved the champion
+        told_last = [e for e in now if e.get("action") in DECISIONS][-1:] if champ_now != champ else []
         if cand_now != cand or champ_now != champ or since:
-            happened = f"{told(since[0])}" if since else (
+            happened = told((since or told_last)[0]) if since or told_last else (
                 f"the alias '{alias}' now names {'v' + cand_now if cand_now else 'no candidate'}, the champion is "
                 f"v{champ_now}")
             lost = f"v{cand} is no longer the candidate" if cand_now != cand else (
