@@ -36,7 +36,8 @@ def app_for(tmp_path, monkeypatch, store):
     current = [default]
     monkeypatch.setattr(model, "load", lambda *a, **k: current[0])
 
-    def make(token=None, served=None, **kw):
+    def make(token=None, served=None, asgi=False, **kw):
+        """A TestClient of the app on these settings; `asgi=True`: the app itself (for a real server)."""
         current[0] = served or default
         if token:
             monkeypatch.setenv("MLCYCLE_SERVE_TOKEN", token)
@@ -44,7 +45,7 @@ def app_for(tmp_path, monkeypatch, store):
             monkeypatch.delenv("MLCYCLE_SERVE_TOKEN", raising=False)
         s = Settings("runs:/x/model", store, log_dir=str(tmp_path / "log"),
                            log_fallback_dir=str(tmp_path / "spill"), log_roll_seconds=0.1, **kw)
-        return TestClient(app.create_app(s), raise_server_exceptions=False)
+        return app.create_app(s) if asgi else TestClient(app.create_app(s), raise_server_exceptions=False)
     return make
 
 
@@ -272,17 +273,11 @@ def uvicorn_server():
         thread.join(30)
 
 
-def test_an_idle_partial_body_is_answered_408_and_closed(tmp_path, store, monkeypatch, uvicorn_server):
+def test_an_idle_partial_body_is_answered_408_and_closed(app_for, uvicorn_server):
     import socket
 
-    served = Served(Model(), "sklearn", {"name": "m", "version": "1"}, COLUMNS,
-                    {"task": "classification", "classes": [0, 1], "positive_class": 1})
-    monkeypatch.setattr(model, "load", lambda *a, **k: served)
-    monkeypatch.delenv("MLCYCLE_SERVE_TOKEN", raising=False)
     timeout = 0.5
-    s = Settings("runs:/x/model", store, log_dir=str(tmp_path / "log"), log_fallback_dir=str(tmp_path / "spill"),
-                 body_timeout_seconds=timeout)
-    port = uvicorn_server(app.create_app(s))
+    port = uvicorn_server(app_for(asgi=True, body_timeout_seconds=timeout))
     socks = []
     for _ in range(5):  # several stalled clients at once
         sock = socket.create_connection(("127.0.0.1", port), timeout=30 * timeout)
@@ -303,19 +298,13 @@ def test_an_idle_partial_body_is_answered_408_and_closed(tmp_path, store, monkey
     assert httpx.post(f"http://127.0.0.1:{port}/predict", json={"dataframe_records": [ROW]}).status_code == 200
 
 
-def test_a_body_streamed_past_the_limit_is_refused_and_not_read(tmp_path, store, monkeypatch, uvicorn_server):
+def test_a_body_streamed_past_the_limit_is_refused_and_not_read(app_for, uvicorn_server):
     """10x the limit sent in chunks without Content-Length: a 413 naming the limit, and the server
     stops reading (the connection is closed rather than drained)."""
     import httpx
 
-    served = Served(Model(), "sklearn", {"name": "m", "version": "1"}, COLUMNS,
-                    {"task": "classification", "classes": [0, 1], "positive_class": 1})
-    monkeypatch.setattr(model, "load", lambda *a, **k: served)
-    monkeypatch.delenv("MLCYCLE_SERVE_TOKEN", raising=False)
     limit = 100_000
-    s = Settings("runs:/x/model", store, log_dir=str(tmp_path / "log"), log_fallback_dir=str(tmp_path / "spill"),
-                 max_body_bytes=limit)
-    port = uvicorn_server(app.create_app(s))
+    port = uvicorn_server(app_for(asgi=True, max_body_bytes=limit))
     sent = [0]
 
     def chunks():

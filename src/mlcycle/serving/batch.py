@@ -53,6 +53,7 @@ from mlcycle.core.errors import ScoreError
 from mlcycle.core.progress import Progress
 from mlcycle.serving.model import Column
 from mlcycle.serving.outputs import log_outputs, score
+from mlcycle.serving.predlog import make_private_dir
 
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 SUMMARY = "_SUCCESS.json"
@@ -259,18 +260,13 @@ def output_frame(X: pd.DataFrame, out: dict[str, list], version: str, request_id
 
 def write_parquet(df: pd.DataFrame, path: Path) -> None:
     """Rows go to a 0600 file in a 0700 folder (they may hold personal data)."""
-    private_dir(path.parent)
+    # the parent must exist: a worker still busy with a job that has ended (and whose folder was
+    # removed) fails instead of making it again
+    make_private_dir(path.parent, parents=False)
     tmp = path.with_name(f".{path.name}.tmp")
     df.to_parquet(tmp, index=False)
     os.chmod(tmp, 0o600)
     os.replace(tmp, path)
-
-
-def private_dir(folder: Path) -> None:
-    """`folder` made and readable by its owner only. Its parent must exist: a worker still busy
-    with a job that has ended (and whose folder was removed) fails instead of making it again."""
-    folder.mkdir(exist_ok=True, mode=0o700)
-    os.chmod(folder, 0o700)
 
 
 # ---------------------------------------------------------------- what a job owns

@@ -564,12 +564,13 @@ class PredictionLog:
         return True
 
 
-def make_private_dir(path: Path) -> None:
+def make_private_dir(path: Path, parents: bool = True) -> None:
     """Create `path` (and parents) readable by its owner only (0700); an existing folder of ours
-    that others can read is made 0700 too (a log folder written by an older version)."""
+    that others can read is made 0700 too (a log folder written by an older version). With
+    `parents=False` the parent must exist (FileNotFoundError otherwise)."""
     path = Path(path)
     if not path.is_dir():
-        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path.mkdir(parents=parents, exist_ok=True, mode=0o700)
         os.chmod(path, 0o700)  # mkdir's mode is reduced by the umask
         return
     st = path.stat()
