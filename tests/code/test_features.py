@@ -98,6 +98,104 @@ def test_time_split_outside_range_is_a_clear_error():
         features.split(table, spec, config.SplitParams(test_start="2030-01-01"))
 
 
+def repeated_times(n: int = 400, seed: int = 0, start: str = "2024-01-01") -> tuple[pd.DataFrame, features.FeatureSpec]:
+    """A feature table whose times repeat: 1 to 30 rows per hour, in shuffled order."""
+    rng = np.random.default_rng(seed)
+    hours = np.repeat(np.arange(n), rng.integers(1, 31, size=n))[:n]
+    df = mixed_frame(n, seed).assign(when=pd.Timestamp(start) + pd.to_timedelta(hours, unit="h"))
+    df = df.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    table, spec, _ = features.build(df, data_params(time_column="when"), config.FeaturesParams(calendar=[]))
+    return table, spec
+
+
+def nearest_change(t: pd.Series, share: float) -> int:
+    """The row count before the place where the time changes nearest the share's position (brute force)."""
+    t = t.sort_values().reset_index(drop=True)
+    changes = [i for i in range(1, len(t)) if t[i] != t[i - 1]]
+    return min(changes, key=lambda i: (abs(i - len(t) * (1 - share)), i))
+
+
+def assert_no_time_on_two_sides(parts):
+    times = {name: set(part["when"]) for name, part in parts.items()}
+    assert not times["train"] & times["valid"] and not times["valid"] & times["test"] and not times["train"] & times["test"]
+    assert parts["train"]["when"].max() < parts["valid"]["when"].min() <= parts["valid"]["when"].max() < parts["test"]["when"].min()
+
+
+def test_time_split_by_shares_cuts_between_two_distinct_times():
+    table, spec = repeated_times()
+    assert table["when"].duplicated().sum() > 300  # a row count cut would fall inside a time
+    parts = features.split(table, spec, config.SplitParams(test_size=0.2, valid_size=0.25))
+    assert_no_time_on_two_sides(parts)
+    assert len(parts["train"]) + len(parts["valid"]) == nearest_change(table["when"], 0.2)
+    rest = pd.concat([parts["train"], parts["valid"]])
+    assert len(parts["train"]) == nearest_change(rest["when"], 0.25)
+    assert sum(map(len, parts.values())) == len(table)
+
+
+def test_time_split_by_test_start_keeps_its_date_and_cuts_valid_between_times():
+    table, spec = repeated_times()
+    parts = features.split(table, spec, config.SplitParams(test_start="2024-01-02", valid_size=0.3))
+    assert_no_time_on_two_sides(parts)
+    assert (parts["test"]["when"] >= pd.Timestamp("2024-01-02")).all()
+    assert (parts["valid"]["when"] < pd.Timestamp("2024-01-02")).all()
+    assert len(parts["test"]) == int((table["when"] >= pd.Timestamp("2024-01-02")).sum())
+    assert len(parts["train"]) == nearest_change(pd.concat([parts["train"], parts["valid"]])["when"], 0.3)
+
+
+def test_test_start_is_a_date_in_data_timezone():
+    # times are held as UTC: 04:00 UTC on 2024-01-12 is 23:00 on the 11th in New York, 05:00 UTC its midnight
+    hours = np.repeat([0, 2, 6, 10, 11, 30], 10)
+    df = mixed_frame(60).assign(when=pd.Timestamp("2024-01-11 18:00") + pd.to_timedelta(hours, unit="h"))
+    table, spec, _ = features.build(df, data_params(time_column="when"), config.FeaturesParams(calendar=[]))
+    params = config.SplitParams(test_start="2024-01-12")
+    utc = features.split(table, spec, params)
+    assert utc["test"]["when"].min() == pd.Timestamp("2024-01-12 00:00") and len(utc["test"]) == 40
+    local = features.split(table, spec, params, "America/New_York")
+    assert local["test"]["when"].min() == pd.Timestamp("2024-01-12 05:00")  # midnight in New York
+    assert len(local["test"]) == 20 and local["valid"]["when"].max() == pd.Timestamp("2024-01-12 04:00")
+    assert_no_time_on_two_sides(local)
+    assert features.test_start_time("2024-01-12", "America/New_York") == pd.Timestamp("2024-01-12 05:00")
+    assert features.test_start_time("2024-01-12T00:00:00+01:00", "America/New_York") == pd.Timestamp("2024-01-11 23:00")
+    cuts = features.split_cuts(local, spec, params, "America/New_York")
+    assert cuts["rule"].iloc[1] == "rows at or after split.test_start 2024-01-12 (in America/New_York)"
+    assert str(cuts["first_after"].iloc[1]) == "2024-01-12 00:00:00-05:00"
+
+
+def test_time_split_without_two_distinct_times_names_the_time_column():
+    df = mixed_frame(40).assign(when=pd.Timestamp("2024-01-01"))
+    table, spec, _ = features.build(df, data_params(time_column="when"), config.FeaturesParams(calendar=[]))
+    with pytest.raises(DataError, match=r"the rows \(40\) have a single distinct time \(2024-01-01 00:00\) in "
+                                        r"data.time_column 'when', so the test set \(split.test_size\) would be empty"):
+        features.split(table, spec, config.SplitParams())
+    table["when"] = pd.Timestamp("2024-01-01") + pd.to_timedelta([0] * 30 + [1] * 10, unit="D")
+    with pytest.raises(DataError, match=r"the training rows \(before the test set\) \(30\) have a single distinct "
+                                        r"time .* 'when', so the validation set \(split.valid_size\)"):
+        features.split(table, spec, config.SplitParams(test_start="2024-01-02"))
+
+
+def test_split_cuts_and_takeaways_show_each_cut_and_the_rows_on_each_side():
+    table, spec = repeated_times()
+    params = config.SplitParams(test_size=0.2, valid_size=0.25)
+    parts = features.split(table, spec, params)
+    cuts = features.split_cuts(parts, spec, params)
+    assert cuts["cut"].tolist() == ["train | valid", "train + valid | test"]
+    assert cuts["rows_before"].tolist() == [len(parts["train"]), len(parts["train"]) + len(parts["valid"])]
+    assert cuts["rows_after"].tolist() == [len(parts["valid"]), len(parts["test"])]
+    assert cuts["last_before"].tolist() == [parts["train"]["when"].max(), parts["valid"]["when"].max()]
+    assert cuts["first_after"].tolist() == [parts["valid"]["when"].min(), parts["test"]["when"].min()]
+    assert "split.test_size 0.2" in cuts["rule"].iloc[1]
+    text = features.takeaways(parts, spec, params)
+    last, first = (features.shown_time(cuts[c].iloc[1]) for c in ("last_before", "first_after"))
+    assert (f"train + valid | test between {last} and {first} ({cuts['rows_before'].iloc[1]:,} rows before, "
+            f"{len(parts['test']):,} at or after)") in text
+    local = features.takeaways(parts, spec, params, "America/New_York")
+    assert "2024-01-01 00:00" not in local and "2023-12-31 19:00 EST" in local  # the first time, in New York
+    summary = features.split_summary(parts, spec, "America/New_York")
+    assert str(summary["from"].iloc[0]) == "2023-12-31 19:00:00-05:00"
+    random_parts = features.split(*features.build(mixed_frame(100), data_params(), config.FeaturesParams())[:2], params)
+    assert features.split_cuts(random_parts, spec.__class__(target="y", task="classification")).empty
+
+
 def test_random_split_is_stratified_and_seeded():
     table, spec, _ = features.build(mixed_frame(400), data_params(), config.FeaturesParams())
     a = features.split(table, spec, config.SplitParams(seed=1))

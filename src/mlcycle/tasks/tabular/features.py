@@ -129,24 +129,43 @@ def build(df: pd.DataFrame, data: DataParams, params: FeaturesParams, hook=None,
 
 # ---------------------------------------------------------------- split
 
-def split(table: pd.DataFrame, spec: FeatureSpec, params: SplitParams) -> dict[str, pd.DataFrame]:
+def split(table: pd.DataFrame, spec: FeatureSpec, params: SplitParams,
+          timezone: str | None = None) -> dict[str, pd.DataFrame]:
     """train / valid / test. Time-based (the latest rows held out) with a time column, else random,
-    stratified by class for classification. valid is carved from the training rows the same way."""
+    stratified by class for classification. valid is carved from the training rows the same way.
+
+    A time split cuts between two distinct times only: every row of one time is on one side, the
+    cut nearest the requested share (`time_cut`). `split.test_start` is a date at midnight in
+    `timezone` (data.timezone; null: the times as read), see `test_start_time`."""
     if spec.time_column:
-        ordered = table.sort_values(spec.time_column, kind="stable")
-        t = ordered[spec.time_column]
+        tc = spec.time_column
+        ordered = table.sort_values(tc, kind="stable")
+        t = ordered[tc]
+        if t.isna().any():
+            raise DataError(f"split: data.time_column '{tc}' has {int(t.isna().sum()):,} missing time(s); a time "
+                            "split needs every row's time: fill or drop them (validate stops on them too)")
         if params.test_start is not None:
-            is_test = (t >= pd.Timestamp(params.test_start)).to_numpy()
+            start = test_start_time(params.test_start, timezone)
+            is_test = (t >= start).to_numpy()
             if is_test.all() or not is_test.any():
+                zone = f" in {timezone}" if timezone else ""
                 raise DataError(
-                    f"split.test_start {params.test_start} leaves an empty {'training' if is_test.all() else 'test'} set: "
-                    f"the data runs from {t.min()} to {t.max()}; choose a date inside that range or set it to null"
+                    f"split.test_start {params.test_start}{zone} leaves an empty "
+                    f"{'training' if is_test.all() else 'test'} set: data.time_column '{tc}' runs from "
+                    f"{shown_time(t.iloc[0], timezone)} to {shown_time(t.iloc[-1], timezone)}; choose a date inside "
+                    "that range or set it to null"
                 )
+            at = int(np.argmax(is_test))
         else:
-            is_test = np.arange(len(ordered)) >= int(round(len(ordered) * (1 - params.test_size)))
-        rest, test = ordered[~is_test], ordered[is_test]
-        n_valid = max(1, int(round(len(rest) * params.valid_size)))
-        train, valid = rest.iloc[: len(rest) - n_valid], rest.iloc[len(rest) - n_valid:]
+            at = time_cut(t, params.test_size, "the test set (split.test_size)", "the rows", timezone,
+                          "use a table whose rows span at least two times, or set data.time_column: null for a "
+                          "random split")
+        rest, test = ordered.iloc[:at], ordered.iloc[at:]
+        at = time_cut(rest[tc], params.valid_size, "the validation set (split.valid_size)",
+                      "the training rows (before the test set)", timezone,
+                      "hold out fewer times (a later split.test_start or a smaller split.test_size), or set "
+                      "data.time_column: null for a random split")
+        train, valid = rest.iloc[:at], rest.iloc[at:]
     else:
         from sklearn.model_selection import train_test_split
 
@@ -163,6 +182,54 @@ def split(table: pd.DataFrame, spec: FeatureSpec, params: SplitParams) -> dict[s
     return parts
 
 
+def time_cut(t: pd.Series, share: float, part: str, rows: str = "the rows", timezone: str | None = None,
+             hint: str = "set data.time_column: null for a random split") -> int:
+    """Where in sorted times `t` the latest `share` of rows begins, moved to the nearest place where
+    the time changes (every row of one time on one side; the earlier place on a tie). DataError
+    naming the time column when there is no such place (one distinct time): `part` would be empty
+    or share that time with the rows before it. `rows`, `hint`: the message's words."""
+    values = t.to_numpy()
+    changes = np.flatnonzero(values[1:] != values[:-1]) + 1  # positions whose time differs from the one before
+    if not len(changes):
+        when = f" ({shown_time(t.iloc[0], timezone)})" if len(t) else ""
+        raise DataError(
+            f"split: {rows} ({len(t):,}) have a single distinct time{when} in data.time_column '{t.name}', so "
+            f"{part} would be empty or share that time with the rows before it: a time split cuts between two "
+            f"distinct times; {hint}")
+    want = len(values) * (1 - share)
+    return int(changes[np.argmin(np.abs(changes - want))])
+
+
+def test_start_time(test_start: str, timezone: str | None = None) -> pd.Timestamp:
+    """split.test_start as the pipeline's times hold it (naive, UTC when the source had an offset):
+    a date is its midnight in `timezone` (data.timezone, the zone the model card shows periods in)
+    converted to UTC; without a timezone it is compared with the times as read. A value with its
+    own offset is that instant."""
+    ts = pd.Timestamp(test_start)
+    if ts.tzinfo is None:
+        if not timezone:
+            return ts
+        # a midnight that a clock change skips starts at the first time after it; one it repeats, at the first
+        ts = ts.tz_localize(timezone, ambiguous=True, nonexistent="shift_forward")
+    return ts.tz_convert("UTC").tz_localize(None)
+
+
+def local_time(t, timezone: str | None):
+    """Pipeline times (naive, read as UTC; a Series or one Timestamp) in `timezone`; as they are without one."""
+    if not timezone:
+        return t
+    if isinstance(t, pd.Series):
+        return t.dt.tz_localize("UTC").dt.tz_convert(timezone)
+    return pd.Timestamp(t).tz_localize("UTC").tz_convert(timezone)
+
+
+def shown_time(t, timezone: str | None = None) -> str:
+    """One time as text (to the second when it has seconds), with its zone's abbreviation when given."""
+    t = local_time(pd.Timestamp(t), timezone)
+    fmt = "%Y-%m-%d %H:%M:%S" if t.second or t.microsecond else "%Y-%m-%d %H:%M"
+    return t.strftime(fmt + (" %Z" if timezone else ""))
+
+
 def write(parts: dict[str, pd.DataFrame], spec: FeatureSpec, paths) -> None:
     """Parquet files with the label under the target's name, and features.json."""
     paths.processed.mkdir(parents=True, exist_ok=True)
@@ -177,19 +244,50 @@ def read(paths, part: str, spec: FeatureSpec) -> tuple[pd.DataFrame, pd.Series]:
     return df[spec.inputs], df[spec.label]
 
 
-def split_summary(parts: dict[str, pd.DataFrame], spec: FeatureSpec) -> pd.DataFrame:
+def split_summary(parts: dict[str, pd.DataFrame], spec: FeatureSpec, timezone: str | None = None) -> pd.DataFrame:
+    """One row per part: rows, first and last time (in `timezone`, data.timezone, when given) and the
+    label's rate. The cuts between the parts: `split_cuts`."""
     rows = []
     for name, part in parts.items():
         row = {"part": name, "rows": len(part)}
         if spec.time_column:
-            row["from"] = part[spec.time_column].min()
-            row["to"] = part[spec.time_column].max()
+            t = local_time(part[spec.time_column], timezone)
+            row["from"], row["to"] = t.min(), t.max()
         if spec.task == "classification" and spec.positive_class is not None:
             row["positive_share"] = round(float((part[LABEL] == spec.positive_class).mean()), 4)
         else:
             row["label_mean"] = round(float(pd.to_numeric(part[LABEL], errors="coerce").mean()), 4)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def split_cuts(parts: dict[str, pd.DataFrame], spec: FeatureSpec, params: SplitParams | None = None,
+               timezone: str | None = None) -> pd.DataFrame:
+    """The cuts of a time split (empty without a time column): one row per cut with the rule that
+    placed it, the last time before it and the first at or after it (in `timezone` when given; the
+    two always differ: no time is on both sides) and the rows on each side."""
+    cols = ["cut", "rule", "last_before", "first_after", "rows_before", "rows_after"]
+    if not spec.time_column:
+        return pd.DataFrame(columns=cols)
+    tc = spec.time_column
+    train, valid, test = (parts[p] for p in ("train", "valid", "test"))
+    if params is None:
+        valid_rule = test_rule = ""
+    else:
+        valid_rule = (f"about the latest {params.valid_size:.0%} of the training rows (split.valid_size "
+                      f"{params.valid_size:g}), at the nearest change of time")
+        test_rule = (f"rows at or after split.test_start {params.test_start}" + (f" (in {timezone})" if timezone else "")
+                     if params.test_start is not None else
+                     f"about the latest {params.test_size:.0%} of the rows (split.test_size {params.test_size:g}), "
+                     "at the nearest change of time")
+    rows = []
+    for cut, rule, before, after in (("train | valid", valid_rule, [train], valid),
+                                     ("train + valid | test", test_rule, [train, valid], test)):
+        last = max(p[tc].max() for p in before)
+        rows.append({"cut": cut, "rule": rule, "last_before": local_time(last, timezone),
+                     "first_after": local_time(after[tc].min(), timezone),
+                     "rows_before": sum(len(p) for p in before), "rows_after": len(after)})
+    return pd.DataFrame(rows, columns=cols)
 
 
 def write_metrics(parts: dict[str, pd.DataFrame], spec: FeatureSpec, info: dict, path: Path) -> None:
@@ -223,8 +321,10 @@ def describe(df: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
 
 
 
-def takeaways(parts: dict[str, pd.DataFrame], spec: FeatureSpec) -> str:
-    """What the split gave this run, as Markdown bullets: rows and the label's rate per part."""
+def takeaways(parts: dict[str, pd.DataFrame], spec: FeatureSpec, params: SplitParams | None = None,
+              timezone: str | None = None) -> str:
+    """What the split gave this run, as Markdown bullets: rows and the label's rate per part, and for
+    a time split each part's period and the cuts (times in `timezone`, data.timezone, when given)."""
     rows = split_summary(parts, spec).to_dict("records")
     rate = "positive_share" if spec.task == "classification" and spec.positive_class is not None else "label_mean"
     what = f"share of {spec.positive_class!r}" if rate == "positive_share" else "label mean"
@@ -232,7 +332,12 @@ def takeaways(parts: dict[str, pd.DataFrame], spec: FeatureSpec) -> str:
     lines = [f"- {total:,} labelled rows: " + ", ".join(f"{r['part']} {r['rows']:,} ({r['rows'] / total:.0%})" for r in rows) + ".",
              f"- {what} per part: " + ", ".join(f"{r['part']} {r[rate]:.4g}" for r in rows) + "."]
     if spec.time_column:
-        lines.append("- periods: " + ", ".join(f"{r['part']} {r['from']} to {r['to']}" for r in rows) + ".")
+        lines.append("- periods: " + ", ".join(f"{r['part']} {shown_time(r['from'], timezone)} to "
+                                               f"{shown_time(r['to'], timezone)}" for r in rows) + ".")
+        cuts = split_cuts(parts, spec, params).to_dict("records")
+        lines.append("- cuts, each between two distinct times (no time on both sides): " + "; ".join(
+            f"{c['cut']} between {shown_time(c['last_before'], timezone)} and {shown_time(c['first_after'], timezone)} "
+            f"({c['rows_before']:,} rows before, {c['rows_after']:,} at or after)" for c in cuts) + ".")
     lines.append(f"- the model takes {len(spec.inputs)} input columns: {len(spec.numeric)} numeric and "
                  f"{len(spec.categorical)} categorical features.")
     return "\n".join(lines)
