@@ -276,3 +276,63 @@ def test_a_file_full_of_bad_rows_is_counted_whole_but_reported_from_a_bounded_nu
         rules.schemas()["error"].validate(bad, lazy=True)
     per_check = exc.value.failure_cases.groupby(["column", "check"]).size()
     assert per_check.max() <= bound and per_check[("x1", "min")] == bound
+
+
+def with_copies(n: int = 60, copies=(3, 17, 17, 40)) -> pd.DataFrame:
+    """mixed_frame with a row number (1..n, as an export adds) and exact copies of some rows appended,
+    numbered on: the row numbers differ while every other value repeats."""
+    df = mixed_frame(n).assign(rownames=np.arange(1, n + 1))
+    out = pd.concat([df, df.iloc[list(copies)]], ignore_index=True)
+    out["rownames"] = np.arange(1, len(out) + 1)
+    return out
+
+
+def test_duplicates_are_judged_without_a_row_number_and_shown_with_their_ids(tmp_path):
+    dp = data_params()
+    t = schema.infer(with_copies(copies=()), dp, LIMITS)
+    assert t.unique_rows and t.columns["rownames"].unique
+    bad = with_copies()
+    assert not bad.duplicated().any()  # compared with the row number, no row repeats
+    r = validate.check(bad, dp, LIMITS, t, "schemas/x.yaml")
+    f = _checks(r)[(None, "unique_rows")]
+    assert f.count == 4 and r.duplicates["rows"] == 4 and r.duplicates["keys"] == ["rownames"]
+    assert f.message.startswith("4 duplicate row(s): identical to an earlier row in every column but the row keys "
+                                "rownames (not compared) (e.g. rownames 4 = 61; rownames 18 = 62 = 63; rownames 41 = 64)")
+    assert "set unique_rows: false in schemas/x.yaml" in f.message
+    assert f.examples == ["rownames 4 = 61", "rownames 18 = 62 = 63", "rownames 41 = 64"]
+    shown = validate.duplicate_table(r)
+    assert shown["duplicate_group"].tolist() == [1, 1, 2, 2, 2, 3, 3] and shown["rownames"].tolist() == [4, 61, 18, 62, 63, 41, 64]
+    assert shown[shown["duplicate_group"] == 2]["x1"].nunique() == 1 and shown["row_in_table"].tolist() == shown["rownames"].tolist()
+    assert "- 4 duplicate row(s), judged without the row ids `rownames`." in validate.takeaways(r)
+    validate.write(r, tmp_path / "m.json", tmp_path / "f.json")
+    body = json.loads((tmp_path / "f.json").read_text())
+    assert body["duplicates"]["rows"] == 4 and len(body["duplicates"]["examples"]) == 7
+
+
+def test_duplicates_leave_out_ids_and_unique_columns_but_not_time_target_or_dropped_columns():
+    df = with_copies(copies=(5,)).rename(columns={"rownames": "n"}).assign(key=[f"k{i}" for i in range(61)])
+    dp = data_params(id_columns=["key"], drop_columns=["x2"], time_column="when")
+    assert schema.row_keys(df, dp) == ["n", "key"]
+    assert schema.duplicated_rows(df, dp)[0].tolist() == [False] * 60 + [True]
+    for column, value in (("when", pd.Timestamp("2030-01-01")), ("y", "no" if df["y"].iloc[5] == "yes" else "yes"),
+                          ("x2", 123.0)):
+        changed = df.copy()
+        changed.loc[60, column] = value  # the copy differs in one column: no longer a duplicate
+        assert not schema.duplicated_rows(changed, dp)[0].any(), column
+    declared = schema.TableSchema(columns={"x1": schema.ColumnSchema(unique=True)})
+    assert schema.row_keys(df, dp, declared) == ["x1", "n", "key"]
+
+
+def test_duplicates_warn_without_a_schema_and_are_counted_when_the_schema_allows_them():
+    bad = with_copies(copies=(2, 9))
+    r = validate.check(bad, data_params(), LIMITS)
+    f = _checks(r, "warning")[(None, "unique_rows")]
+    assert r.ok and f.count == 2 and f.examples == ["rownames 3 = 61", "rownames 10 = 62"]
+    allowed = schema.infer(bad, data_params(), LIMITS)
+    assert not allowed.unique_rows  # inference judges duplicates by the same rule
+    r = validate.check(bad, data_params(), LIMITS, allowed)
+    assert r.ok and not [x for x in r.findings if x.check == "unique_rows"] and r.duplicates["rows"] == 2
+    plain = mixed_frame(30)
+    plain = pd.concat([plain, plain.iloc[[4]]], ignore_index=True)
+    f = _checks(validate.check(plain, data_params(), LIMITS), "warning")[(None, "unique_rows")]
+    assert f.examples == ["rows 5 = 31"] and "identical to an earlier row in every column (e.g. rows 5 = 31)" in f.message

@@ -106,7 +106,8 @@ def infer(df: pd.DataFrame, data: DataParams, params: ValidateParams) -> TableSc
 
     Ranges are the observed ones (rounded outwards to whole numbers), null limits allow
     validate.max_null_share above the share seen, string columns with few values get their value
-    list (a new value warns; for the target, it is an error), id columns must be unique."""
+    list (a new value warns; for the target, it is an error), id columns and row numbers must be
+    unique, and unique_rows is true when no row repeats an earlier one but for those (`duplicated_rows`)."""
     cols: dict[str, ColumnSchema] = {}
     for name in df.columns:
         s = df[name]
@@ -126,11 +127,41 @@ def infer(df: pd.DataFrame, data: DataParams, params: ValidateParams) -> TableSc
             if len(distinct) <= MAX_VALUES:
                 spec["values"] = sorted((_plain(v) for v in distinct), key=str)
                 spec["new_values"] = "error" if name == data.target else "warn"
-        if name in data.id_columns:
-            spec["unique"] = True
+        if name in data.id_columns or (name not in (data.target, data.time_column) and is_row_number(s)):
+            spec["unique"] = True  # ids, and row numbers an export added (e.g. R's rownames): never repeat
         cols[str(name)] = ColumnSchema(**spec)
-    dupes = bool(df.duplicated().any()) if len(df) else False
+    dupes = bool(duplicated_rows(df, data)[0].any())
     return TableSchema(data=data.path, min_rows=params.min_rows, unique_rows=not dupes, strict=True, columns=cols)
+
+
+def is_row_number(s: pd.Series) -> bool:
+    """Whether `s` numbers the rows: whole numbers without nulls, each once, from its lowest to its
+    highest one apart (0..n-1 or 1..n in any order, as an export's index or R's rownames)."""
+    if len(s) < 2 or not pd.api.types.is_integer_dtype(s) or pd.api.types.is_bool_dtype(s) or s.isna().any():
+        return False
+    return bool(int(s.max()) - int(s.min()) == len(s) - 1 and s.is_unique)
+
+
+def row_keys(df: pd.DataFrame, data: DataParams, table: TableSchema | None = None) -> list[str]:
+    """The columns that name a row rather than describe it, left out when judging duplicate rows
+    (each holds a new value on every row, so it would hide every copy): data.id_columns, columns
+    the schema declares unique, and row numbers (`is_row_number`). The target and the time column
+    are always compared, and so is every other column: a leakage column (data.drop_columns, such as
+    the flights' dep_time) still tells two records apart; personal columns are compared as the
+    pipeline reads them (hashed or absent)."""
+    declared = {*data.id_columns, *(n for n, c in (table.columns.items() if table else ()) if c.unique)}
+    never = {data.target, data.time_column}
+    return [str(c) for c in df.columns if c not in never and (c in declared or is_row_number(df[c]))]
+
+
+def duplicated_rows(df: pd.DataFrame, data: DataParams, table: TableSchema | None = None) -> tuple[pd.Series, list[str]]:
+    """(True for each row identical to an earlier one in every column but the `row_keys`, those
+    keys). Validate's unique_rows check and `infer`'s unique_rows both judge duplicates by it."""
+    keys = row_keys(df, data, table)
+    compared = [c for c in df.columns if c not in keys]
+    if len(df) < 2 or not compared:
+        return pd.Series(False, index=df.index), keys
+    return df.duplicated(subset=compared, keep="first"), keys
 
 
 HEADER = """\

@@ -64,6 +64,8 @@ class Result:
     null_share: dict[str, float] = field(default_factory=dict)
     source: str = ""
     schema: str | None = None  # the schema file used (None: params checks only)
+    # duplicate rows (`duplicates`): {"rows": count, "keys": columns left out, "examples": a few rows}
+    duplicates: dict = field(default_factory=dict)
 
     @property
     def errors(self) -> list[Finding]:
@@ -279,10 +281,6 @@ def _schema_rules(r: Rules, df: pd.DataFrame, table: TableSchema, params: Valida
         n = table.min_rows
         r.check("error", None, "min_rows", lambda d, n=n: len(d) >= n,
                 lambda c, ex, n=n: f"only {len(df):,} rows, fewer than min_rows {n:,} in {sch}")
-    if table.unique_rows:
-        r.check("error", None, "unique_rows", lambda d: ~d.duplicated(keep="first"),
-                lambda c, ex: (f"{c:,} duplicate row(s) (rows identical to an earlier one); remove them or set "
-                               f"unique_rows: false in {sch}"), element=True)
 
 
 def _params_rules(r: Rules, df: pd.DataFrame, data: DataParams, params: ValidateParams,
@@ -487,6 +485,84 @@ def shape_findings(df: pd.DataFrame, data: DataParams) -> tuple[list[Finding], p
     return out, checked
 
 
+MAX_DUPLICATE_GROUPS, MAX_COPIES = 3, 3  # duplicate examples: groups of identical rows, rows shown per group
+
+
+def duplicates(df: pd.DataFrame, data: DataParams, table: TableSchema | None,
+               sch: str = "the schema") -> tuple[list[Finding], dict]:
+    """Rows identical to an earlier one in every column but the row keys (`schema.duplicated_rows`:
+    ids, columns the schema declares unique, row numbers): ([finding], {"rows", "keys", "examples"}).
+
+    The finding is an error under the schema's `unique_rows: true`, a warning without a schema, and
+    none under `unique_rows: false` (the count is still reported). Examples: the first
+    `MAX_DUPLICATE_GROUPS` groups of identical rows, up to `MAX_COPIES` rows each, with their keys
+    (or, without keys, their row number in the table as read, from 1)."""
+    if len(df) < 2:
+        return [], {}
+    try:
+        dup, keys = schema_mod.duplicated_rows(df, data, table)
+    except TypeError:  # values that cannot be compared: another check names the column
+        return [], {}
+    count = int(dup.sum())
+    info: dict[str, Any] = {"rows": count, "keys": keys, "examples": []}
+    if not count:
+        return [], info
+    compared = [c for c in df.columns if c not in keys]
+    digest = pd.util.hash_pandas_object(df[compared], index=False).to_numpy()
+    names, groups = [], []
+    for h in dict.fromkeys(digest[dup.to_numpy()][:1000]):  # the first groups with a copy, in order
+        rows = (digest == h).nonzero()[0]
+        groups.append(rows[:MAX_COPIES])
+        more = f" (+{len(rows) - MAX_COPIES:,} more)" if len(rows) > MAX_COPIES else ""
+        names.append(_rows_named(df, keys, rows[:MAX_COPIES]) + more)
+        if len(groups) == MAX_DUPLICATE_GROUPS:
+            break
+    for g, rows in enumerate(groups, 1):
+        for i in rows:
+            rec = {"duplicate_group": g, "row_in_table": int(i) + 1, **{str(c): _cell(df[c].iloc[i]) for c in df.columns}}
+            info["examples"].append(rec)
+    if table is not None and not table.unique_rows:
+        return [], info
+    level = "error" if table is not None else "warning"
+    without = f"every column but the row keys {_few(keys)} (not compared)" if keys else "every column"
+    todo = (f"remove them or set unique_rows: false in {sch}" if level == "error" else
+            "remove them if they are copies; the schema's unique_rows: true stops on them (run `mlcycle data schema`)")
+    msg = (f"{count:,} duplicate row(s): identical to an earlier row in {without} (e.g. {'; '.join(names)}); {todo}")
+    return [Finding(level, None, "unique_rows", msg, count, names)], info
+
+
+def _rows_named(df: pd.DataFrame, keys: list[str], rows) -> str:
+    """Copies named by their key values ("rownames 3 = 17"), or by their number in the table (from 1)
+    without keys ("rows 3 = 17")."""
+    def value(k, i):
+        return _bounded(repr(personal.redact(_plain(df[k].iloc[i]))), 30)
+
+    if not keys:
+        return "rows " + " = ".join(f"{int(i) + 1:,}" for i in rows)
+    if len(keys) == 1:
+        return f"{keys[0]} " + " = ".join(value(keys[0], int(i)) for i in rows)
+    return " = ".join("(" + ", ".join(f"{k} {value(k, int(i))}" for k in keys[:2]) + ")" for i in rows)
+
+
+def _cell(v):
+    """A value of an example row, safe to show and to write as JSON: plain, redacted, bounded."""
+    v = _plain(v)
+    if pd.api.types.is_scalar(v) and pd.isna(v):
+        return None
+    if isinstance(v, pd.Timestamp):
+        return str(v)
+    if isinstance(v, str):
+        return _bounded(personal.redact(v), 40)
+    return v
+
+
+def duplicate_table(result: Result) -> pd.DataFrame:
+    """The example duplicate rows of `result` (`duplicates`): one line per row, `duplicate_group`
+    numbering the rows that are copies of each other, `row_in_table` its number in the table as read
+    (from 1), then its values."""
+    return pd.DataFrame(result.duplicates.get("examples", []))
+
+
 def pii_findings(df: pd.DataFrame, data: DataParams, params: ValidateParams) -> list[Finding]:
     """Text columns that look like e-mail addresses, phone numbers or card numbers and are not in
     data.pii_columns: a warning, or an error with validate.pii_scan: refuse (no values shown)."""
@@ -555,6 +631,8 @@ def check(df: pd.DataFrame, data: DataParams, params: ValidateParams,
     if len(df) == 0:
         res.schema = schema_name if table is not None else None
         return res
+    dup, res.duplicates = duplicates(df, data, table, schema_name)
+    res.findings += dup
     rules = build_rules(df, data, params, table, schema_name, max_cases)
     for level, sch in rules.schemas().items():
         with warnings.catch_warnings():
@@ -607,7 +685,7 @@ def write(result: Result, metrics_path: Path, findings_path: Path) -> None:
         p.parent.mkdir(parents=True, exist_ok=True)
     metrics_path.write_text(json.dumps(result.metrics(), indent=2) + "\n")
     body = {"source": result.source, "schema": result.schema, **result.metrics(),
-            "findings": [asdict(f) for f in result.findings]}
+            "findings": [asdict(f) for f in result.findings], "duplicates": result.duplicates}
     findings_path.write_text(json.dumps(body, indent=2, default=str) + "\n")
 
 
@@ -635,6 +713,10 @@ def takeaways(result: Result, top: int = 3) -> str:
              f"(schema {f'`{result.schema}`' if result.schema else 'none: params checks only'})."]
     for f in sorted([*result.errors, *result.warnings], key=lambda f: (f.level != "error", -f.count))[:top]:
         lines.append(f"- {f.level} on `{f.column or '(table)'}` ({f.check}): {f.count:,} row(s).")
+    dup = result.duplicates
+    if dup:
+        without = f", judged without the row ids {', '.join(f'`{k}`' for k in dup['keys'])}" if dup["keys"] else ""
+        lines.append(f"- {dup['rows']:,} duplicate row(s){without}." if dup["rows"] else f"- no duplicate rows{without}.")
     missing = {c: s for c, s in result.null_share.items() if s > 0}
     if missing:
         worst = sorted(missing.items(), key=lambda kv: -kv[1])[:top]
