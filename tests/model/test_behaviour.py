@@ -22,7 +22,7 @@ def fitted():
     flights = parse_time(tables["flights"], p.data.time_column)
     hook = plugins.load(p.features.enrich.hook, ROOT, "test")
     table, spec, _ = features.build(flights, p.data, p.features, hook, tables)
-    parts = features.split(table, spec, p.split)
+    parts = features.split(table, spec, p.split, p.data.timezone)
     xy = {k: (v[spec.inputs], v[features.LABEL]) for k, v in parts.items()}
     res = train.fit(xy["train"], xy["valid"], spec, p.train.model_copy(update={"max_iter": 150}))
     return res, spec, xy

@@ -77,7 +77,10 @@ class DataParams(Section):
     # time_unit (s, ms, us, ns or D since 1970-01-01) or a time_format such as "%Y%m%d"
     time_format: str | None = None
     time_unit: Literal["s", "ms", "us", "ns", "D"] | None = None
-    timezone: str | None = None  # the time zone the data's times are local to (e.g. America/New_York); null: as read (UTC when they carry an offset)
+    # the time zone the data's times are local to (e.g. America/New_York): split.test_start is a date in it, the
+    # model card and the features report show times in it (stored times without an offset count as UTC);
+    # null: as read (UTC when they carry an offset)
+    timezone: str | None = None
     id_columns: list[str] = []
     drop_columns: list[str] = []
     required_columns: list[str] = []
