@@ -508,9 +508,12 @@ def duplicates(df: pd.DataFrame, data: DataParams, table: TableSchema | None,
     if not count:
         return [], info
     compared = [c for c in df.columns if c not in keys]
-    digest = pd.util.hash_pandas_object(df[compared], index=False).to_numpy()
+    try:
+        digest = pd.util.hash_pandas_object(df[compared], index=False).to_numpy()
+    except (TypeError, ValueError):  # values that cannot be hashed: the count stands, without examples
+        digest = None
     names, groups = [], []
-    for h in dict.fromkeys(digest[dup.to_numpy()][:1000]):  # the first groups with a copy, in order
+    for h in dict.fromkeys(digest[dup.to_numpy()][:1000] if digest is not None else []):  # the first groups with a copy, in order
         rows = (digest == h).nonzero()[0]
         groups.append(rows[:MAX_COPIES])
         more = f" (+{len(rows) - MAX_COPIES:,} more)" if len(rows) > MAX_COPIES else ""
@@ -526,8 +529,9 @@ def duplicates(df: pd.DataFrame, data: DataParams, table: TableSchema | None,
     level = "error" if table is not None else "warning"
     without = f"every column but the row keys {_few(keys)} (not compared)" if keys else "every column"
     todo = (f"remove them or set unique_rows: false in {sch}" if level == "error" else
-            "remove them if they are copies; the schema's unique_rows: true stops on them (run `mlcycle data schema`)")
-    msg = (f"{count:,} duplicate row(s): identical to an earlier row in {without} (e.g. {'; '.join(names)}); {todo}")
+            "remove them if they are copies of one record (under a schema with unique_rows: true they stop the pipeline)")
+    eg = f" (e.g. {'; '.join(names)})" if names else ""
+    msg = f"{count:,} duplicate row(s): identical to an earlier row in {without}{eg}; {todo}"
     return [Finding(level, None, "unique_rows", msg, count, names)], info
 
 
