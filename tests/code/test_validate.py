@@ -313,6 +313,8 @@ def test_duplicates_leave_out_ids_and_unique_columns_but_not_time_target_or_drop
     df = with_copies(copies=(5,)).rename(columns={"rownames": "n"}).assign(key=[f"k{i}" for i in range(61)])
     dp = data_params(id_columns=["key"], drop_columns=["x2"], time_column="when")
     assert schema.row_keys(df, dp) == ["n", "key"]
+    assert schema.is_row_number(pd.Series([7, 8, 9])) and not schema.is_row_number(pd.Series([2, 1, 3]))
+    assert not schema.is_row_number(pd.Series([1.0, 2.0, 3.0])) and not schema.is_row_number(pd.Series([1, 2, 4]))
     assert schema.duplicated_rows(df, dp)[0].tolist() == [False] * 60 + [True]
     for column, value in (("when", pd.Timestamp("2030-01-01")), ("y", "no" if df["y"].iloc[5] == "yes" else "yes"),
                           ("x2", 123.0)):

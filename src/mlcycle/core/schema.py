@@ -135,11 +135,12 @@ def infer(df: pd.DataFrame, data: DataParams, params: ValidateParams) -> TableSc
 
 
 def is_row_number(s: pd.Series) -> bool:
-    """Whether `s` numbers the rows: whole numbers without nulls, each once, from its lowest to its
-    highest one apart (0..n-1 or 1..n in any order, as an export's index or R's rownames)."""
+    """Whether `s` numbers the rows: whole numbers without nulls counting up by one from row to row
+    (1, 2, 3, ... or from any start: an export's index, R's rownames). Ids that merely never repeat
+    are not taken for row numbers: declare them in data.id_columns or `unique` in the schema."""
     if len(s) < 2 or not pd.api.types.is_integer_dtype(s) or pd.api.types.is_bool_dtype(s) or s.isna().any():
         return False
-    return bool(int(s.max()) - int(s.min()) == len(s) - 1 and s.is_unique)
+    return bool((s.diff().iloc[1:] == 1).all())
 
 
 def row_keys(df: pd.DataFrame, data: DataParams, table: TableSchema | None = None) -> list[str]:
