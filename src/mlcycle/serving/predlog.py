@@ -281,7 +281,7 @@ class PredictionLog:
             self.journal_error = exc
             return
         if self.journal_error is not None:
-            log.warning("prediction log: the journal in %s can be written again", self.journal_dir)
+            log.info("prediction log: the journal in %s can be written again", self.journal_dir)
             self.journal_error = None
 
     def _journal_close(self, remove: bool) -> None:
@@ -492,7 +492,7 @@ class PredictionLog:
         except OSError as exc:
             self.error, self.failures = exc, self.failures + 1
             return False
-        log.warning("prediction log: %s can be written again after %d failed attempts", self.dir, self.failures)
+        log.info("prediction log: %s can be written again after %d failed attempts", self.dir, self.failures)
         self.error, self.failures = None, 0
         return True
 
@@ -557,7 +557,7 @@ class PredictionLog:
             return False
         if not spill:
             if self.error is not None:
-                log.warning("prediction log: writing again after %d failed attempts", self.failures)
+                log.info("prediction log: writing again after %d failed attempts", self.failures)
             self.error, self.failures = None, 0
             self.rows_written += held.n
             self.parts_written += 1
