@@ -460,6 +460,30 @@ def test_a_gate_rejected_or_unjudged_version_is_no_release_candidate(tmp_path):
     one_story(r)
 
 
+def test_the_server_does_not_route_to_a_candidate_the_gate_rejected(tmp_path, monkeypatch):
+    """The candidate alias set by hand on a gate-rejected version: the server's candidate holder serves
+    nothing (the champion answers everything) and says why; once the alias names a gate-passed
+    version, the next reload serves it."""
+    from mlcycle.serving import app, model
+    from mlcycle.serving.settings import Settings
+    from tests.conftest import make_workspace
+
+    r = Released(make_workspace(tmp_path / "ws", git=False))
+    loaded = []
+    monkeypatch.setattr(model, "load", lambda client, uri, *a, **k: loaded.append(uri) or type(
+        "S", (), {"version": str(client.get_model_version_by_alias(r.name, "challenger").version), "columns": ()})())
+    bad = r.candidate("rejected")
+    s = Settings(f"models:/{r.name}@champion", r.client.tracking_uri, release={"mode": "canary", "share": 0.5})
+    champion = type("C", (), {"version": "1", "columns": ()})()
+    holder = app.candidate_holder(r.client, s, champion)
+    assert holder.current is None and loaded == []
+    assert f"v{bad} cannot be a release candidate: the gate rejected it" in holder.refused
+    good = r.candidate("promoted")
+    assert holder.check() and holder.current.version == good and holder.refused is None
+    r.client.set_registered_model_alias(r.name, "challenger", bad)  # moved back by hand
+    assert holder.check() and holder.current is None
+
+
 def test_a_recommender_candidate_is_refused_canary_and_shadow():
     """The recommender's /recommend answers from the champion alone: a canary or shadow of it is
     refused (not reported at a share nobody was served), a table model's is not."""

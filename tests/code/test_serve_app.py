@@ -255,10 +255,10 @@ def uvicorn_server():
 
     started = []
 
-    def start(application):
+    def start(application, **config):
         port = free_port()
         server = uvicorn.Server(uvicorn.Config(application, host="127.0.0.1", port=port, log_level="warning",
-                                               lifespan="on"))
+                                               lifespan="on", **config))
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         started.append((server, thread))
@@ -296,6 +296,50 @@ def test_an_idle_partial_body_is_answered_408_and_closed(app_for, uvicorn_server
     import httpx
 
     assert httpx.post(f"http://127.0.0.1:{port}/predict", json={"dataframe_records": [ROW]}).status_code == 200
+
+
+def test_idle_and_partial_headers_are_answered_408_and_closed(app_for, uvicorn_server):
+    """Connections that stop inside their request line or headers reach no app code: the server's
+    protocol answers them 408 and closes them after the deadline (one that sends nothing is closed
+    without an answer), and keeps serving; a keep-alive connection gets the deadline again after each
+    answer."""
+    import socket
+
+    import httpx
+
+    from mlcycle.serving.protocol import HeaderDeadline
+
+    class Fast(HeaderDeadline):
+        seconds = 0.5
+
+    port = uvicorn_server(app_for(asgi=True), http=Fast)
+    starts = [b"", b"POST /pred", b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Ty"]
+    socks = []
+    for start in starts * 3:
+        sock = socket.create_connection(("127.0.0.1", port), timeout=15)
+        sock.sendall(start)
+        socks.append(sock)
+    for start, sock in zip(starts * 3, socks, strict=True):
+        got = b""
+        while chunk := sock.recv(65536):  # until the server closes the connection
+            got += chunk
+        sock.close()
+        if start:
+            assert got.startswith(b"HTTP/1.1 408"), got[:200]
+            assert b"serve.body_timeout_seconds" in got
+        else:
+            assert got == b""
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}") as http:  # one keep-alive connection
+        assert http.post("/predict", json={"dataframe_records": [ROW]}).status_code == 200
+        time.sleep(1.0)  # past the deadline between two requests: a fresh request on a new connection works
+        assert http.post("/predict", json={"dataframe_records": [ROW]}).status_code == 200
+    sock = socket.create_connection(("127.0.0.1", port), timeout=15)  # a request, then a stalled second one
+    sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\nGET /heal")
+    got = b""
+    while chunk := sock.recv(65536):
+        got += chunk
+    sock.close()
+    assert got.startswith(b"HTTP/1.1 200") and b"HTTP/1.1 408" in got, got[:400]
 
 
 def test_a_body_streamed_past_the_limit_is_refused_and_not_read(app_for, uvicorn_server):

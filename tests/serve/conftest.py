@@ -32,8 +32,9 @@ PARAMS = {
 }
 
 
-def feature_tables(ws: Path, n: int = 3000, seed: int = 0) -> None:
-    """data/processed/{train,valid}.parquet and features.json as the features stage writes them."""
+def feature_tables(ws: Path, n: int = 3000, seed: int = 0, time: bool = False) -> None:
+    """data/processed/{train,valid}.parquet and features.json as the features stage writes them.
+    `time`: with a time column, `time_hour` (hourly, in order), whose day of week the model uses."""
     import numpy as np
     import pandas as pd
 
@@ -54,6 +55,14 @@ def feature_tables(ws: Path, n: int = 3000, seed: int = 0) -> None:
     spec = FeatureSpec(target="arr_delay", task="classification", label="arr_delay>=15",
                        numeric=["sched_dep_time", "distance", "temp"], categorical=["carrier", "origin", "plane_type"],
                        classes=[0, 1], positive_class=1, label_rule="arr_delay >= 15")
+    if time:
+        df.insert(0, "time_hour", pd.date_range("2013-01-01", periods=n, freq="h", tz="UTC"))
+        inputs = [*spec.inputs, "time_hour"]
+        spec = FeatureSpec(target="arr_delay", task="classification", label="arr_delay>=15",
+                           numeric=[*spec.numeric, "day_of_week"], categorical=spec.categorical,
+                           classes=[0, 1], positive_class=1, label_rule="arr_delay >= 15", time_column="time_hour",
+                           inputs=inputs, kinds={**spec.kinds, "time_hour": "time"},
+                           input_types={**spec.input_types, "time_hour": "datetime"}, calendar=["day_of_week"])
     paths = Paths(ws)
     cut = int(n * 0.8)
     paths.processed.mkdir(parents=True, exist_ok=True)

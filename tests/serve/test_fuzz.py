@@ -1,6 +1,7 @@
 """Property-based fuzzing of the served OpenAPI schema (schemathesis): no input yields a 5xx, and
 every row the server accepted is one monitoring reads (`mlcycle monitoring run --from-log` on the
-fuzzed server's log succeeds)."""
+fuzzed server's log succeeds). The served model has a time column (its day of week is a feature), so
+the fuzzer's times, out-of-range ones included, reach the server and the monitor."""
 
 import re
 import shutil
@@ -10,15 +11,26 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import env, mlflow_client
-from tests.serve.conftest import MODEL, TOKEN, serving
+from tests.conftest import env, make_workspace, mlflow_client, run
+from tests.serve.conftest import MODEL, PARAMS, TOKEN, feature_tables, serving
 
 pytestmark = pytest.mark.slow
 
 
-def test_openapi_fuzz_finds_no_server_error(served_ws, tmp_path):
+@pytest.fixture(scope="module")
+def timed_ws(tmp_path_factory) -> Path:
+    """The serving tests' workspace, with a time column the model reads."""
+    ws = make_workspace(tmp_path_factory.mktemp("fuzz") / "ws", params=PARAMS)
+    feature_tables(ws, time=True)
+    run([sys.executable, "-m", "mlcycle", "run", "train"], ws, timeout=600)
+    run([sys.executable, "-m", "mlcycle", "model", "promote", "--model", "1", "--reason", "fuzz tests"], ws)
+    return ws
+
+
+def test_openapi_fuzz_finds_no_server_error(timed_ws, tmp_path):
     import subprocess
 
+    served_ws = timed_ws
     st = Path(sys.executable).parent / "schemathesis"
     with serving(served_ws, tmp_path / "predictions", TOKEN) as s:
         proc = subprocess.run(
@@ -29,6 +41,7 @@ def test_openapi_fuzz_finds_no_server_error(served_ws, tmp_path):
             cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=300)
         metrics = httpx.get(f"{s.url}/metrics").text
         assert httpx.get(f"{s.url}/health").status_code == 200  # still serving
+        assert "time_hour" in httpx.get(f"{s.url}/openapi.json").text
     assert proc.returncode == 0, proc.stdout[-6000:]
     assert 'status="5' not in metrics
     # (labels print sorted: endpoint, route, status, version)

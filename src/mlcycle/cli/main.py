@@ -906,8 +906,9 @@ def _serve_args(p) -> None:
                    help="serve the candidate beside the champion (default: serve.release.mode)")
     p.add_argument("--release-share", type=float, help="canary: share of routing keys the candidate answers")
     p.add_argument("--candidate", help="the candidate's alias (default: serve.release.candidate, challenger)")
-    p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"],
-                   help="the server's log level (default warning)")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
+                   help="the server's log level (default info: start, model moves and flushes; warning: only "
+                        "what needs a look)")
 
 
 def _score_args(p, input_flags=("--input",)) -> None:

@@ -140,7 +140,7 @@ KEYS: dict[str, str] = {
     "serve.log_roll_seconds": "a part is closed after this many seconds",
     "serve.max_body_mb": "request body size at most (more: 413, the body is not read further)",
     "serve.max_text_chars": "characters of one text value of a /predict row at most (more: 422; /recommend ids: 200)",
-    "serve.body_timeout_seconds": "a request body not complete this long after the headers: 408 and the connection closed",
+    "serve.body_timeout_seconds": "request line and headers not complete this long after the connection opened (or the previous answer), or a body this long after its headers: 408 and the connection closed",
     "serve.max_rows": "rows per request at most (more: 413)",
     "serve.model_uri": "null: models:/<tracking.model_name>@champion; or any MLflow model URI",
     "serve.not_null": "columns refusing null; auto: data.required_columns",

@@ -40,7 +40,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from mlcycle.core import tasks
+from mlcycle.core import private, tasks
 from mlcycle.core.compute import THREAD_VARIABLES
 from mlcycle.core.config import read_yaml
 from mlcycle.core.errors import ReproduceError, StageError
@@ -394,9 +394,9 @@ def private_env(tmp: Path, tree: Path) -> tuple[dict[str, str], str]:
     (unless already bounded), and nothing that ties it to the workspace it was started from."""
     env = {k: v for k, v in os.environ.items() if k not in UNSET}
     store = tmp / "mlflow"
-    store.mkdir(mode=0o700, exist_ok=True)
+    private.mkdir(store, parents=False)
     daemons = tmp / "trackd"
-    daemons.mkdir(mode=0o700, exist_ok=True)
+    private.mkdir(daemons, parents=False)
     uri = f"sqlite:///{store / 'mlflow.db'}"
     env.update({
         "MLFLOW_TRACKING_URI": uri, "MLFLOW_REGISTRY_URI": uri,

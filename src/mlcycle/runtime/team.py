@@ -35,6 +35,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from mlcycle.core import private
 from mlcycle.core.errors import TeamError
 from mlcycle.lifecycle.experiments import free_port
 
@@ -138,7 +139,7 @@ def wait_http(url: str, proc: subprocess.Popen | None, what: str, log: Path, tim
 
 def start_postgres(root: Path, state: dict) -> None:
     data = pg_data_dir(root)
-    data.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private.mkdir(data)
     chown_to_runner(data)
     pw = password(root)
     if not (data / "PG_VERSION").exists():
@@ -215,9 +216,8 @@ def save_bucket(root: Path, state: dict) -> int:
             for o in page.get("Contents", [])]
     new = team_dir(root) / "s3.saving"
     shutil.rmtree(new, ignore_errors=True)
-    new.mkdir(mode=0o700)
-    new.chmod(0o700)  # the objects are the workspace's artifacts and data: the owner's only
-    (new / "objects").mkdir(mode=0o700)
+    private.mkdir(new, exist_ok=False)  # the objects are the workspace's artifacts and data: the owner's only
+    private.mkdir(new / "objects", exist_ok=False)
 
     def get(key: str) -> None:
         if key.endswith("/"):  # a folder marker: kept in keys.json only
@@ -229,7 +229,7 @@ def save_bucket(root: Path, state: dict) -> int:
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(get, keys))
     (new / "keys.json").write_text(json.dumps(keys))
-    owner_only(new)
+    private.owner_only(new)
     final, old = saved_bucket(root), team_dir(root) / "s3.old"
     shutil.rmtree(old, ignore_errors=True)
     if final.exists():
@@ -237,14 +237,6 @@ def save_bucket(root: Path, state: dict) -> int:
     new.rename(final)
     shutil.rmtree(old, ignore_errors=True)
     return len(keys)
-
-
-def owner_only(folder: Path) -> None:
-    """Every folder under `folder` 0700 and every file 0600 (what boto3 writes follows the umask)."""
-    for at, _dirs, files in os.walk(folder):
-        os.chmod(at, 0o700)
-        for f in files:
-            os.chmod(os.path.join(at, f), 0o600)
 
 
 def load_bucket(root: Path, state: dict) -> int:

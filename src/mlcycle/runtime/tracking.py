@@ -24,7 +24,7 @@ import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from mlcycle.core import environment, provenance, record, tasks, workspace
+from mlcycle.core import environment, private, provenance, record, tasks, workspace
 from mlcycle.core.config import Params
 from mlcycle.core.errors import RecordingError, TrackingError
 from mlcycle.core.paths import NOTEBOOKS, PARAMS_SECTIONS, Paths, store_dir
@@ -132,7 +132,7 @@ def setup(root: Path, params: Params):
     uri = ws.tracking_uri
     db = Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
     if db is not None:
-        private_store(db.parent)
+        private.mkdir(db.parent)  # database, artifacts, audit log: the owner's only
     check_store(uri)
     try:
         client = ws.client()  # mlflow's own tracking and registry URIs point at the store too
@@ -154,14 +154,6 @@ def setup(root: Path, params: Params):
     if db is not None and db.exists():
         db.chmod(0o600)  # it holds every run's params, inputs' hashes and the registry
     return client, exp_id
-
-
-def private_store(folder: Path) -> None:
-    """The local store's folder (database, artifacts, audit log) readable by its owner only: the
-    artifacts hold models and input examples, the prediction-log copies monitoring reads."""
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if folder.stat().st_uid == os.getuid():
-        folder.chmod(0o700)
 
 
 def git_tags(root: Path) -> dict[str, str]:

@@ -38,6 +38,7 @@ from typing import Annotated
 from mlcycle.core import tasks
 from mlcycle.core.errors import ClientError, LogFull, ServeError
 from mlcycle.core.workspace import CHALLENGER, model_uri, open_client, parse_model_uri
+from mlcycle.lifecycle.registry import candidate_refusal
 from mlcycle.serving.feedback import FeedbackStore, entries_of
 from mlcycle.serving.guard import Guard
 from mlcycle.serving.metrics import Metrics
@@ -54,7 +55,7 @@ from mlcycle.serving.request import (
     request_models,
     rows_from_split,
 )
-from mlcycle.serving.settings import SETTINGS_ENV, Settings
+from mlcycle.serving.settings import LOG_LEVEL_ENV, SETTINGS_ENV, Settings
 
 log = logging.getLogger("mlcycle.serve")
 
@@ -201,20 +202,25 @@ def candidate_holder(client, s: Settings, champion) -> Holder | None:
         raise ServeError(f"serve.release.mode {mode} needs a registered model (models:/<name>@<alias>), "
                          f"not {s.model_uri}; set serve.release.mode: off to serve this URI")
     uri = model_uri(name, alias=s.release.get("candidate") or CHALLENGER)
-    cand = Holder(client, uri, s.not_null, compiled=s.compiled, optional=True)
+    # only a version the gate passed answers live traffic, however its alias was set
+    cand = Holder(client, uri, s.not_null, compiled=s.compiled, optional=True,
+                  refuse=lambda version: candidate_refusal(client, name, version))
     cand.columns = champion.columns
     if cand.current is not None and [(c.name, c.type) for c in cand.current.columns] != \
             [(c.name, c.type) for c in champion.columns]:
         raise ServeError(f"serve: the candidate {uri} (v{cand.current.version}) takes other input columns than "
                          f"the champion v{champion.version}; it cannot be served beside it")
-    log.warning("serve: release %s: candidate %s is %s", mode, uri,
-                f"v{cand.current.version}" if cand.current else "not registered yet (the champion answers everything)")
+    log.info("serve: release %s: candidate %s is %s", mode, uri,
+             f"v{cand.current.version}" if cand.current else
+             f"refused ({cand.refused}); the champion answers everything" if cand.refused else
+             "not registered yet (the champion answers everything)")
     return cand
 
 
 def app_from_env():
     """The app factory uvicorn workers call: settings from $MLCYCLE_SERVE_SETTINGS."""
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(level=os.environ.get(LOG_LEVEL_ENV, "info").upper(),
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
     text = os.environ.get(SETTINGS_ENV)
     if not text:
         raise ServeError(f"${SETTINGS_ENV} is not set: start the server with `mlcycle serving start`")
@@ -237,8 +243,8 @@ def lifespan(s: Settings, holder: Holder, predlog: PredictionLog, candidate: Hol
         shadows = endpoints[0].shadows if endpoints else None
         if shadows is not None:
             shadows.start()
-        log.warning("serve: %s v%s on http://%s:%s (pid %s)", s.model_uri, holder.current.version,
-                    s.host, s.port, os.getpid())
+        log.info("serve: %s v%s on http://%s:%s (pid %s)", s.model_uri, holder.current.version,
+                 s.host, s.port, os.getpid())
         try:
             yield
         finally:
@@ -248,8 +254,8 @@ def lifespan(s: Settings, holder: Holder, predlog: PredictionLog, candidate: Hol
             if shadows is not None:
                 shadows.close()  # its rows go to the log before it is flushed
             predlog.close()
-            log.warning("serve: prediction log flushed (%d rows in %d parts by pid %s)",
-                        predlog.rows_written, predlog.parts_written, os.getpid())
+            log.info("serve: prediction log flushed (%d rows in %d parts by pid %s)",
+                     predlog.rows_written, predlog.parts_written, os.getpid())
             if predlog.rows_spilled or predlog.rows_lost:
                 log.error("serve: prediction log: %d rows spilled to %s, %d rows lost (pid %s)",
                           predlog.rows_spilled, s.log_fallback_dir, predlog.rows_lost, os.getpid())

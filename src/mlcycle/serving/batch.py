@@ -49,11 +49,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mlcycle.core import private
 from mlcycle.core.errors import ScoreError
 from mlcycle.core.progress import Progress
 from mlcycle.serving.model import Column
 from mlcycle.serving.outputs import log_outputs, score
-from mlcycle.serving.predlog import make_private_dir
 
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 SUMMARY = "_SUCCESS.json"
@@ -262,7 +262,7 @@ def write_parquet(df: pd.DataFrame, path: Path) -> None:
     """Rows go to a 0600 file in a 0700 folder (they may hold personal data)."""
     # the parent must exist: a worker still busy with a job that has ended (and whose folder was
     # removed) fails instead of making it again
-    make_private_dir(path.parent, parents=False)
+    private.mkdir(path.parent, parents=False)
     tmp = path.with_name(f".{path.name}.tmp")
     df.to_parquet(tmp, index=False)
     os.chmod(tmp, 0o600)
@@ -416,8 +416,7 @@ def run(root: Path, params, input_path: Path, output: Path, model_uri: str | Non
                "input": str(Path(input_path).resolve()), "output": str(output), "files": inputs,
                "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "mlflow_run_id": run_id}
     try:
-        folder.mkdir(parents=True, mode=0o700)
-        os.chmod(folder, 0o700)
+        private.mkdir(folder, exist_ok=False)
         (folder / OWNER).write_text(json.dumps({"written_by": WRITTEN_BY, **me, "mlflow_run_id": run_id}) + "\n")
         parts = _compute(params, files, job, progress, client, run_id, summary)
         rows, scored, rejected = (sum(p[k] for p in parts) for k in ("rows", "scored", "rejected"))

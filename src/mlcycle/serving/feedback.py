@@ -39,9 +39,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from mlcycle.core import jsonl, tasks
+from mlcycle.core import jsonl, private, tasks
 from mlcycle.core.errors import ClientError
-from mlcycle.serving.predlog import make_private_dir
 
 LABELS = "_labels"
 MAX_ENTRIES = 10_000  # entries per POST /feedback
@@ -122,7 +121,7 @@ class KnownRequests:
 @contextmanager
 def locked(folder: Path):
     """Hold the label folder's exclusive lock (the folder created 0700: labels are personal data)."""
-    make_private_dir(folder)
+    private.mkdir(folder)
     fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)

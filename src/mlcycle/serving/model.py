@@ -137,7 +137,7 @@ def load(client, uri: str, not_null: tuple[str, ...] = (), compiled: bool = True
             pass
     cols = columns_from_signature(mlmodel.signature, not_null)
     if scoring["path"] == "sklearn":
-        log.warning("serve: v%s scored by the pipeline: %s", info.get("version"), scoring["reason"])
+        log.info("serve: v%s scored by the pipeline: %s", info.get("version"), scoring["reason"])
     return Served(model, flavor, info, cols, meta, example, scoring)
 
 
@@ -145,10 +145,14 @@ class Holder:
     """The served model; a thread swaps in a new version when the alias moves."""
 
     def __init__(self, client, uri: str, not_null: tuple[str, ...] = (), on_switch=None, compiled: bool = True,
-                 optional: bool = False):
+                 optional: bool = False, refuse=None):
         self.client, self.uri, self.not_null, self.compiled = client, uri, not_null, compiled
         self.name, self.alias, _ = parse_model_uri(uri)
         self.optional = optional  # a candidate: its alias may be missing (then `current` is None)
+        # a candidate: refuse(version) says why that version may not be served (None: it may); a
+        # refused version is treated as no candidate, so the champion answers everything
+        self.refuse = refuse
+        self.refused: str | None = None  # why the alias's version is not served, while it is refused
         self.current: Served | None = None
         if not optional or self.resolve() is not None:
             self.current = load(client, uri, not_null, compiled)
@@ -181,7 +185,7 @@ class Holder:
             raise ServeError(f"v{new.version} takes other input columns than the served version; "
                              "restart the server to serve it")
         old, self.current = self.current, new  # requests in flight keep their reference to `old`
-        log.warning("serve: %s moved: v%s -> v%s", self.uri, old.version if old else "-", new.version)
+        log.info("serve: %s moved: v%s -> v%s", self.uri, old.version if old else "-", new.version)
         if self.on_switch:
             self.on_switch(old, new)
         return True
@@ -189,13 +193,19 @@ class Holder:
     columns: tuple[Column, ...] | None = None  # the input columns every version must take (set by the server)
 
     def resolve(self) -> str | None:
-        """The version the alias names now, None when it names none (only asked of a candidate)."""
+        """The version the alias names now, None when it names none or `refuse` refuses it (only
+        asked of a candidate)."""
         try:
-            return str(self.client.get_model_version_by_alias(self.name, self.alias).version)
+            version = str(self.client.get_model_version_by_alias(self.name, self.alias).version)
         except Exception as exc:
             if "RESOURCE_DOES_NOT_EXIST" in str(exc) or "not found" in str(exc).lower() or "does not exist" in str(exc).lower():
                 return None
             raise
+        why = self.refuse(version) if self.refuse is not None else None
+        if why != self.refused and why:
+            log.error("serve: %s is not served: %s", self.uri, why)
+        self.refused = why
+        return None if why else version
 
     def start(self, every: float) -> None:
         def loop():

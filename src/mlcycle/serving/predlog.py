@@ -59,6 +59,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from mlcycle.core import private
 from mlcycle.core.errors import LogFull, MonitorError
 from mlcycle.core.jsonl import skipped, write_whole
 
@@ -182,7 +183,7 @@ class PredictionLog:
         self.journal_error: BaseException | None = None  # the last journal write error, None once one succeeds
 
     def start(self) -> PredictionLog:
-        make_private_dir(self.dir)
+        private.mkdir(self.dir)
         self.recover()
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
         self._thread.start()
@@ -266,7 +267,7 @@ class PredictionLog:
         try:
             if self._jname != name:
                 self._journal_close(remove=False)
-                make_private_dir(self.journal_dir)
+                private.mkdir(self.journal_dir)
                 fd = os.open(self.journal_path(name), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
                 fcntl.flock(fd, fcntl.LOCK_EX)  # held while this process lives: the recovery skips it
                 with self._jlock:
@@ -281,7 +282,7 @@ class PredictionLog:
             self.journal_error = exc
             return
         if self.journal_error is not None:
-            log.warning("prediction log: the journal in %s can be written again", self.journal_dir)
+            log.info("prediction log: the journal in %s can be written again", self.journal_dir)
             self.journal_error = None
 
     def _journal_close(self, remove: bool) -> None:
@@ -473,7 +474,7 @@ class PredictionLog:
         if self.fallback_dir is None:
             return False
         try:
-            make_private_dir(self.fallback_dir)
+            private.mkdir(self.fallback_dir)
         except OSError:
             return False
         ok = self._write(held, self.fallback_dir, spill=True)
@@ -492,7 +493,7 @@ class PredictionLog:
         except OSError as exc:
             self.error, self.failures = exc, self.failures + 1
             return False
-        log.warning("prediction log: %s can be written again after %d failed attempts", self.dir, self.failures)
+        log.info("prediction log: %s can be written again after %d failed attempts", self.dir, self.failures)
         self.error, self.failures = None, 0
         return True
 
@@ -557,28 +558,11 @@ class PredictionLog:
             return False
         if not spill:
             if self.error is not None:
-                log.warning("prediction log: writing again after %d failed attempts", self.failures)
+                log.info("prediction log: writing again after %d failed attempts", self.failures)
             self.error, self.failures = None, 0
             self.rows_written += held.n
             self.parts_written += 1
         return True
-
-
-def make_private_dir(path: Path, parents: bool = True) -> None:
-    """Create `path` (and parents) readable by its owner only (0700); an existing folder of ours
-    that others can read is made 0700 too (a log folder written by an older version). With
-    `parents=False` the parent must exist (FileNotFoundError otherwise)."""
-    path = Path(path)
-    if not path.is_dir():
-        path.mkdir(parents=parents, exist_ok=True, mode=0o700)
-        os.chmod(path, 0o700)  # mkdir's mode is reduced by the umask
-        return
-    st = path.stat()
-    if st.st_mode & 0o077 and st.st_uid == os.getuid():
-        try:
-            os.chmod(path, 0o700)
-        except OSError:
-            pass
 
 
 def parts(log_dir: Path) -> list[Path]:

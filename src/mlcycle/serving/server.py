@@ -1,6 +1,8 @@
 """`mlcycle serving start` starts here: `run` checks that the model URI resolves, warns when the server is
 exposed without a token (`warn_exposed`), hands the settings to the workers in $MLCYCLE_SERVE_SETTINGS
-and starts uvicorn with `s.workers` workers, each building its app with `app.app_from_env`."""
+and starts uvicorn with `s.workers` workers, each building its app with `app.app_from_env`, on the
+HTTP protocol of `protocol.py` (a deadline on each request's headers). Routine messages (start, model
+moves, flushes) are INFO; WARNING and above mean something to look at."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import tempfile
 
 from mlcycle.core.errors import ServeError
 from mlcycle.core.workspace import parse_model_uri
-from mlcycle.serving.settings import SETTINGS_ENV, Settings
+from mlcycle.serving.settings import LOG_LEVEL_ENV, SETTINGS_ENV, Settings
 
 log = logging.getLogger("mlcycle.serve")
 APP_FACTORY = "mlcycle.serving.app:app_from_env"
@@ -36,7 +38,7 @@ def warn_exposed(s: Settings) -> bool:
     return True
 
 
-def run(s: Settings, log_level: str = "warning") -> int:
+def run(s: Settings, log_level: str = "info") -> int:
     """Start uvicorn with `s.workers` workers; returns when the server stopped (SIGTERM / Ctrl-C)."""
     import uvicorn
 
@@ -57,6 +59,7 @@ def run(s: Settings, log_level: str = "warning") -> int:
                              "see `mlcycle model list`, or run `make repro` to register a champion") from None
     warn_exposed(s)
     os.environ[SETTINGS_ENV] = s.to_json()
+    os.environ[LOG_LEVEL_ENV] = log_level
     metrics_dir = None
     # one OpenMP thread per worker: parallelism comes from workers and concurrent requests; with
     # more, HistGradientBoosting's per-call thread team costs ~10x the latency of a small request
@@ -65,7 +68,9 @@ def run(s: Settings, log_level: str = "warning") -> int:
     if s.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # /metrics adds up the workers
         metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="mlcycle-serve-metrics-")
     try:
-        uvicorn.run(APP_FACTORY, factory=True, host=s.host, port=s.port, workers=s.workers,
+        from mlcycle.serving.protocol import HeaderDeadline
+
+        uvicorn.run(APP_FACTORY, factory=True, host=s.host, port=s.port, workers=s.workers, http=HeaderDeadline,
                     log_level=log_level, access_log=False, timeout_graceful_shutdown=60)
     finally:
         if metrics_dir:

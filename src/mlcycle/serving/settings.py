@@ -13,6 +13,7 @@ from pathlib import Path
 from mlcycle.core.errors import ServeError
 
 SETTINGS_ENV = "MLCYCLE_SERVE_SETTINGS"
+LOG_LEVEL_ENV = "MLCYCLE_SERVE_LOG_LEVEL"  # the workers' log level (`mlcycle serving start --log-level`)
 
 
 @dataclass(frozen=True)
