@@ -123,6 +123,7 @@ class ValidateParams(Section):
     null_share_warn_rise: Share = 0.01  # a null share above the schema's null_share by more warns
     max_new_category_share: Share = 0.01  # rows with values not in a column's list: up to this warns, above stops
     pii_scan: Annotated[Literal["warn", "refuse", "off"], Off] = "warn"  # text columns that look like e-mails, phones, card numbers
+    chunk_rows: Annotated[int, Field(ge=1)] = 250_000  # `mlcycle data add` reads a batch in parts of this many rows
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
 

@@ -187,6 +187,7 @@ KEYS: dict[str, str] = {
     "train.l2_regularization": "hist_gradient_boosting: L2 penalty on leaf values",
     "train.seed": "seed of the model, the search and its samplers",
     "gate.max_segment_drop": "routed model: a segment's own model may score below the global model on its holdout rows by this much on `metric` (absolute for scores, a share for errors); null: not checked",
+    "validate.chunk_rows": "`mlcycle data add` validates a batch in parts of this many rows (memory bounded by it)",
     "validate.max_new_category_share": "rows with a value not in the schema's list: up to this share warns, above it stops",
     "validate.max_null_share": "a required column with more nulls than this share stops the pipeline",
     "validate.max_target_null_share": "rows without a target are dropped; more than this share stops the pipeline",

@@ -6,10 +6,12 @@ report, tracking run or model sees the raw values.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -52,6 +54,22 @@ def read_table(path: str | Path, fmt: str = "auto", columns: list[str] | None = 
     what / shown: how the message names the file (e.g. "data.path" and the path as in params)."""
     p = Path(path)
     name = f"{what} '{shown or path}'"
+    kind = _readable(p, fmt, name)
+    with _read_errors(p, kind, name):
+        if kind == "parquet":
+            df = pd.read_parquet(p, columns=columns)
+        else:
+            sep = "\t" if p.name.lower().endswith(".tsv") else ","
+            df = pd.read_csv(p, sep=sep, usecols=columns, encoding="utf-8", low_memory=False)
+            check_delimiter(p, sep, df.shape[1], name)
+            _check_complete_csv(p, sep, df.shape[1], name)
+    if df.shape[1] == 0:
+        raise DataError(f"{name} has no columns")
+    return df
+
+
+def _readable(p: Path, fmt: str, name: str) -> str:
+    """The format of an existing, non-empty file (a DataError saying what to do otherwise)."""
     if not p.exists():
         raise DataError(
             f"{name} does not exist; put the file there (and track it with "
@@ -61,15 +79,14 @@ def read_table(path: str | Path, fmt: str = "auto", columns: list[str] | None = 
         raise DataError(f"{name} is a folder; name a CSV or Parquet file")
     if p.stat().st_size == 0:
         raise DataError(f"{name} is an empty file (0 bytes): the export or copy did not finish; write it again")
-    kind = table_format(p, fmt)
+    return table_format(p, fmt)
+
+
+@contextlib.contextmanager
+def _read_errors(p: Path, kind: str, name: str):
+    """Reading errors as DataErrors naming the file and the fix."""
     try:
-        if kind == "parquet":
-            df = pd.read_parquet(p, columns=columns)
-        else:
-            sep = "\t" if p.name.lower().endswith(".tsv") else ","
-            df = pd.read_csv(p, sep=sep, usecols=columns, encoding="utf-8", low_memory=False)
-            check_delimiter(p, sep, df.shape[1], name)
-            _check_complete_csv(p, sep, df.shape[1], name)
+        yield
     except UnicodeDecodeError:
         raise DataError(f"{name} is not UTF-8 text ({_first_bad_byte(p)}): re-save it as UTF-8") from None
     except pd.errors.EmptyDataError:
@@ -80,9 +97,64 @@ def read_table(path: str | Path, fmt: str = "auto", columns: list[str] | None = 
         why = ("damaged or incomplete (an unclosed quote or a row with extra fields?)" if kind == "csv"
                else "damaged or truncated, or not Parquet")
         raise DataError(f"{name} cannot be read as {kind}: {first}; the file is {why}: export it again") from None
-    if df.shape[1] == 0:
-        raise DataError(f"{name} has no columns")
-    return df
+
+
+def read_chunks(path: str | Path, rows: int, fmt: str = "auto", what: str = "batch", shown: str | None = None,
+                dtype: dict[str, str] | None = None) -> Iterator[pd.DataFrame]:
+    """The file of `read_table` in parts of at most `rows` rows (CSV by pandas' chunksize, Parquet by
+    pyarrow batches), with the same checks and errors; the row index counts on across parts.
+
+    A CSV part's column types are inferred from that part alone (a whole-file read infers them from
+    every row): `dtype` fixes them, see `chunk_dtypes`. A file without rows yields one empty part."""
+    p = Path(path)
+    name = f"{what} '{shown or path}'"
+    kind = _readable(p, fmt, name)
+    start = 0
+    with _read_errors(p, kind, name):
+        if kind == "parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            pf = pq.ParquetFile(p)
+            meta = pf.schema_arrow.metadata
+            parts = (pa.Table.from_batches([b]).replace_schema_metadata(meta).to_pandas().astype(dtype or {})
+                     for b in pf.iter_batches(batch_size=rows))
+            empty = pf.schema_arrow.empty_table().to_pandas()
+        else:
+            sep = "\t" if p.name.lower().endswith(".tsv") else ","
+            parts = pd.read_csv(p, sep=sep, encoding="utf-8", chunksize=rows, dtype=dtype)
+            empty = None
+        seen = False
+        for df in parts:
+            if not seen:
+                if df.shape[1] == 0:
+                    raise DataError(f"{name} has no columns")
+                if kind == "csv":
+                    check_delimiter(p, sep, df.shape[1], name)
+                    _check_complete_csv(p, sep, df.shape[1], name)
+            seen = True
+            df.index = pd.RangeIndex(start, start + len(df))
+            start += len(df)
+            yield df
+        if not seen:
+            if empty is None:  # a CSV with a header only: pandas yields no part
+                empty = pd.read_csv(p, sep=sep, encoding="utf-8", nrows=0)
+            if empty.shape[1] == 0:
+                raise DataError(f"{name} has no columns")
+            yield empty
+
+
+def chunk_dtypes(seen: dict[str, set[str]], kind: str = "csv") -> dict[str, str]:
+    """The column types a whole-file read gives, from the types each part was read with (`seen`:
+    column -> dtype names), for the columns whose parts disagree: integers and floats make floats
+    (integers with nulls in some parts); anything else makes text in a CSV (pandas then keeps every
+    value as written) and Python objects in Parquet (booleans with nulls in some parts)."""
+    out = {}
+    for col, kinds in seen.items():
+        if len(kinds) < 2:
+            continue
+        out[col] = "float64" if kinds <= {"int64", "float64"} else "str" if kind == "csv" else "object"
+    return out
 
 
 DELIMITERS = {",": "','", ";": "';'", "\t": "tab", "|": "'|'"}
@@ -338,6 +410,16 @@ def load(data: DataParams, root: Path, path: str | Path | None = None, window: i
                 start = start.tz_localize(t.dt.tz)
             df = df[t >= start].reset_index(drop=True)
     return df
+
+
+def load_chunks(data: DataParams, root: Path, path: str | Path, rows: int,
+                dtype: dict[str, str] | None = None) -> Iterator[pd.DataFrame]:
+    """A batch file as `load(data, root, path=path)` reads it (personal columns masked, its time
+    column parsed), in parts of at most `rows` rows: what `mlcycle data add` validates in bounded memory."""
+    full = Path(path) if Path(path).is_absolute() else root / path
+    for df in read_chunks(full, rows, "auto", what="batch", shown=str(path), dtype=dtype):
+        df = mask_personal(df, data.pii_columns, data.pii_mode)
+        yield parse_time(df, data.time_column, data.time_format, data.time_unit)
 
 
 def recorded_batches(root: Path) -> list[dict]:

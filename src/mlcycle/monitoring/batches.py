@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from mlcycle.core import provenance, schema, tables
-from mlcycle.core.config import Params
+from mlcycle.core.config import DataParams, Params, ValidateParams
 from mlcycle.core.errors import DataError
 from mlcycle.core.paths import Paths
 from mlcycle.stages import validate
@@ -26,20 +26,48 @@ BATCHES = Path("data/raw/batches")
 
 
 def check(file: Path, params: Params, root: Path) -> validate.Result:
-    """Validate a batch as the pipeline reads data (personal columns masked) against the schema."""
+    """Validate a batch as the pipeline reads data (personal columns masked) against the schema, read
+    in parts of `validate.chunk_rows` rows so memory is bounded by that, not by the file
+    (`validate.check_chunks`: the same findings as validating the whole file)."""
     spath = schema.schema_path(params.data, params.validate_, root)
     rel = str(spath.relative_to(root)) if spath.is_relative_to(root) else str(spath)
     if not spath.exists():
         raise DataError(f"no schema at {rel} to check the batch against; run `mlcycle data schema`, "
                         "review the file and commit it, then add the batch")
-    table = schema.load(spath)
+    res = check_file(file, params.data, params.validate_, schema.load(spath), rel, root)
+    res.source = str(file)
+    return res
+
+
+def check_file(file: str | Path, data: DataParams, params: ValidateParams, table: schema.TableSchema | None,
+               schema_name: str, root: Path) -> validate.Result:
+    """`validate.check` of a file read as `tables.load` reads a batch, in parts of `params.chunk_rows`
+    rows (`validate.ChunkedCheck`): memory is bounded by a part, not by the file. A file that cannot be
+    read is an error finding."""
+    def parts(dtype=None):
+        return tables.load_chunks(data, root, file, params.chunk_rows, dtype)
+
+    def checked(dtype=None, seen=None):
+        acc = validate.ChunkedCheck(data, params, table, schema_name)
+        for df in parts(dtype):
+            if seen is not None:
+                for c in df.columns:
+                    seen.setdefault(c, set()).add(str(df[c].dtype))
+            acc.add(df)
+        return acc
+
     try:
-        df = tables.load(params.data, root, path=file)
+        seen: dict[str, set[str]] = {}
+        acc = checked(seen=seen)
+        # a CSV part's types come from its rows alone: read again with the whole file's types when parts differ
+        fix = tables.chunk_dtypes(seen, tables.table_format(Path(file)))
+        if fix:
+            acc = None  # free the first pass's hashes before the second
+            acc = checked(fix)
+        res = acc.result(reread=lambda: parts(fix or None))
     except DataError as exc:
-        res = validate.Result(rows=0, columns=0, source=str(file), schema=rel)
+        res = validate.Result(rows=0, columns=0, source=str(file), schema=schema_name if table else None)
         res.findings.append(validate.Finding("error", None, "read", str(exc)))
-        return res
-    res = validate.check(df, params.data, params.validate_, table, rel)
     res.source = str(file)
     return res
 

@@ -616,6 +616,8 @@ def findings_from(failures: pd.DataFrame, level: str, rules: Rules, sch: str) ->
         idx = g["index"].dropna()
         count = rules.counts.get((level, col, chk)) or (idx.nunique() if len(idx) else 1)
         ex = [v for v in distinct(g["failure_case"].dropna().tolist(), 4) if v is not False][:3]
+        if not len(idx) and chk not in ("column_in_dataframe", "column_in_schema"):
+            ex = []  # a table-level check's failure case is its False (0 once pandera mixes it with numbers)
         msg_fn = rules.msgs.get((level, col, chk))
         msg = msg_fn(count, ex) if msg_fn else _default_msg(level, col, chk, count, ex, sch)
         out.append(Finding(level, col, chk, msg, int(count), [personal.redact(_plain(v)) for v in ex]))
@@ -729,3 +731,524 @@ def takeaways(result: Result, top: int = 3) -> str:
     else:
         lines.append("- no missing values.")
     return "\n".join(lines)
+
+
+# --- chunked validation: `mlcycle data add` checks a large file part by part -----------------------
+#
+# How each check of `check` is merged across parts, so the result equals a whole-file `check`:
+# - row-wise checks (min, max, values, new_values, not_nullable): run on each part; counts add up,
+#   examples are the first distinct failing values in file order;
+# - column presence, strict (column_in_dataframe / column_in_schema): every part has the file's columns;
+# - rows, min_rows, empty: the parts' rows add up;
+# - null counts (null_share, max_null_share, null_share_rise, target_nulls, time_nulls, all_null,
+#   target_all_null): null counts and rows add up;
+# - new_values_share: non-null rows and rows outside the list add up;
+# - dtype, time_type, target_numeric: every part has the whole-file column types (a CSV is read again
+#   with the whole-file types when its parts were inferred differently: `tables.chunk_dtypes`); the
+#   kind of a float column is "integer" when every part's values are whole numbers;
+# - target_constant, target_classes, positive_class, rare_class: the target's value counts add up
+#   (up to MAX_TARGET_VALUES distinct values; above that a finding says these checks were not run);
+# - unique (field_uniqueness of data.id_columns / `unique` in the schema): 64-bit hashes of each
+#   value, counted over the file;
+# - unique_rows (duplicates): 64-bit hashes of the compared columns of each row; row numbers are
+#   row numbers when they count up by one across part boundaries too; examples come from a second read;
+# - nested_values, mixed_types: counts add up, value types and examples merged in file order;
+# - personal_data: the scan reads the first 2,000 text values of each column, kept across parts.
+# Hashes take 8 bytes per row (the only memory that grows with the file): a collision of two 64-bit
+# hashes (about 1 in 10^7 for ten million rows) would count one false duplicate.
+
+ROW_CHECKS = {"min", "max", "values", "new_values", "not_nullable"}
+TABLE_CHECKS = {"dtype", "max_null_share", "null_share_rise", "new_values_share", "min_rows", "target_nulls",
+                "target_numeric", "target_constant", "target_classes", "positive_class", "rare_class", "time_type",
+                "time_nulls", "all_null", "field_uniqueness"}  # merged below, each in its own way
+MAX_TARGET_VALUES = 100_000  # distinct target values counted across parts
+
+
+class _Hashes:
+    """The set of 64-bit hashes seen so far: sorted arrays, merged while they stay below four parts' worth
+    (a merge copies its arrays: merging everything would take three times the set's 8 bytes a row)."""
+
+    def __init__(self):
+        self.parts: list = []
+        self.most = 0
+
+    def seen(self, h):
+        import numpy as np
+
+        out = np.zeros(len(h), dtype=bool)
+        for part in self.parts:
+            i = np.searchsorted(part, h).clip(max=len(part) - 1)
+            out |= part[i] == h
+        return out
+
+    def add(self, h):
+        import numpy as np
+
+        self.parts.append(np.unique(h))
+        self.most = max(self.most, 4 * len(h))
+        while len(self.parts) > 1 and len(self.parts[-2]) <= 2 * len(self.parts[-1]) \
+                and len(self.parts[-2]) + len(self.parts[-1]) <= self.most:
+            last = self.parts.pop()
+            self.parts[-1] = np.union1d(self.parts[-1], last)
+
+
+def _hashes(df: pd.DataFrame):
+    return pd.util.hash_pandas_object(df, index=False).to_numpy()
+
+
+class ChunkedCheck:
+    """`check` of a table read in parts: `add` each part in file order, then `result()`.
+
+    `reread` gives the parts again (the same reader): used for the examples of duplicate rows and of
+    duplicate unique values, and when row numbers turn out not to be row numbers in a later part."""
+
+    def __init__(self, data: DataParams, params: ValidateParams, table: TableSchema | None = None,
+                 schema_name: str = "the schema", max_cases: int = MAX_CASES):
+        self.data, self.params, self.table, self.sch, self.max_cases = data, params, table, schema_name, max_cases
+        self.rows = 0
+        self.columns: list | None = None
+        self.width = 0
+        self.nulls: dict[str, int] = {}
+        self.dtypes: dict[str, Any] = {}
+        self.whole: dict[str, bool] = {}  # float columns: every present value a whole number
+        self.present: dict[str, bool] = {}
+        self.bad_text: dict[str, list] = {}
+        self.outside: dict[str, list[int]] = {}  # new_values_share: [non-null rows, rows not in the list]
+        self.target_counts: pd.Series | None = None
+        self.target_over = False
+        self.row: dict[tuple, list] = {}  # (level, column, check) -> [count, examples]
+        self.first_findings: list[Finding] = []  # column presence / strict, from the first part
+        self.nested: dict[str, list] = {}  # column -> [count, kinds, examples]
+        self.mixed: dict[str, pd.Series] = {}
+        self.pii_heads: dict[str, list] = {}
+        self.unique_cols: list[str] = []
+        self.unique_hashes: dict[str, list | None] = {}
+        self.keys: list[str] | None = None
+        self.rownum: dict[str, Any] = {}  # candidate row-number column -> its last value
+        self.compared: list[str] = []
+        self.dup_seen = _Hashes()
+        self.dup_count = 0
+        self.dup_groups: list = []  # hashes of the first groups of duplicate rows, in order
+        self.dup_scanned = 0  # duplicate rows looked at for groups (the whole-file check looks at 1,000)
+        self.hashable = True
+        self.unmerged: set = set()  # (column, check) of checks this class does not know how to merge
+
+    # -- one part --
+    def add(self, df: pd.DataFrame) -> None:
+        import pandera.pandas as pa
+
+        data, table = self.data, self.table
+        if self.columns is None:
+            self._first(df)
+        offset, self.rows = self.rows, self.rows + len(df)
+        for c in df.columns:
+            s = df[c]
+            self.nulls[c] = self.nulls.get(c, 0) + int(s.isna().sum())
+            if pd.api.types.is_float_dtype(s):
+                present = s.dropna()
+                if len(present):
+                    self.present[c] = True
+                    self.whole[c] = self.whole.get(c, True) and bool((present % 1 == 0).all())
+            elif not (pd.api.types.is_numeric_dtype(s) or pd.api.types.is_datetime64_any_dtype(s)) \
+                    and len(self.bad_text.get(c, [])) < 3:
+                present = s.dropna()
+                try:
+                    bad = present[pd.to_numeric(present, errors="coerce").isna()]
+                except (TypeError, ValueError):
+                    bad = present
+                self.bad_text[c] = distinct([*self.bad_text.get(c, []), *bad.tolist()], 3)
+        if len(df) == 0:
+            return
+        shape, checked = shape_findings(df, data)
+        self._shape(df, shape)
+        self._pii(df)
+        self._target(df)
+        self._unique(df)
+        self._duplicates(df, offset)
+        if table is not None:
+            for name, c in table.columns.items():
+                if c.values is not None and c.new_values != "error" and name in df.columns:
+                    present = df[name].dropna()
+                    acc = self.outside.setdefault(name, [0, 0])
+                    acc[0] += len(present)
+                    acc[1] += int((~present.isin(list(c.values))).sum())
+        rules = build_rules(checked, data, self.params, table, self.sch, self.max_cases)
+        self.rules = rules
+        for level, schema in rules.schemas().items():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                try:
+                    schema.validate(checked, lazy=True)
+                except pa.errors.SchemaErrors as exc:
+                    for f in findings_from(exc.failure_cases, level, rules, self.sch):
+                        if f.check in ROW_CHECKS:
+                            acc = self.row.setdefault((f.level, f.column, f.check), [0, []])
+                            acc[0] += f.count
+                            acc[1] = distinct([*acc[1], *f.examples], 3)
+                        elif f.check in ("column_in_dataframe", "column_in_schema"):
+                            if offset == 0:
+                                self.first_findings.append(f)
+                        elif f.check not in TABLE_CHECKS:
+                            self.unmerged.add((f.column, f.check))
+
+    def _first(self, df: pd.DataFrame) -> None:
+        data, table = self.data, self.table
+        self.columns, self.width = list(df.columns), df.shape[1]
+        self.dtypes = {c: df[c].dtype for c in df.columns}
+        declared = {*data.id_columns, *(n for n, c in (table.columns.items() if table else ()) if c.unique)}
+        never = {data.target, data.time_column}
+        self.unique_cols = [c for c in df.columns if c in {*data.id_columns, *(n for n, c in (table.columns.items() if table else ()) if c.unique)}]
+        for c in df.columns:
+            s = df[c]
+            if c in never or c in declared:
+                continue
+            if (len(s) >= 2 and schema_mod.is_row_number(s)) or (
+                    len(s) == 1 and pd.api.types.is_integer_dtype(s) and not pd.api.types.is_bool_dtype(s)
+                    and s.notna().all()):
+                self.rownum[c] = None
+        self.keys = [str(c) for c in df.columns if c not in never and (c in declared or c in self.rownum)]
+        self.compared = [c for c in df.columns if c not in self.keys]
+
+    def _shape(self, df: pd.DataFrame, shape: list[Finding]) -> None:
+        for c in df.columns:
+            s = df[c]
+            if s.dtype != object:
+                continue
+            present = s.dropna()
+            if present.empty:
+                continue
+            nested = present.map(_is_nested)
+            if nested.any():
+                acc = self.nested.setdefault(str(c), [0, [], []])
+                if len(acc[1]) < 1000:
+                    acc[1] = [*acc[1], *present[nested].head(1000 - len(acc[1])).tolist()]
+                acc[0] += int(nested.sum())
+                acc[2] = distinct([*acc[2], *[_redact(v) for v in present[nested].head(100).tolist()]], 2)
+                continue
+            types = present.map(lambda v: "number" if isinstance(v, int | float) and not isinstance(v, bool) else type(v).__name__)
+            counts = types.value_counts()
+            self.mixed[str(c)] = counts if str(c) not in self.mixed else self.mixed[str(c)].add(counts, fill_value=0)
+
+    def _pii(self, df: pd.DataFrame) -> None:
+        if self.params.pii_scan == "off":
+            return
+        for c in df.columns:
+            s = df[c]
+            if c in self.data.pii_columns or pd.api.types.is_numeric_dtype(s) or pd.api.types.is_datetime64_any_dtype(s):
+                continue
+            head = self.pii_heads.setdefault(c, [])
+            if len(head) < 2000:
+                present = s.dropna()
+                head += present[present.map(lambda v: isinstance(v, str))].head(2000 - len(head)).tolist()
+
+    def _target(self, df: pd.DataFrame) -> None:
+        t = self.data.target
+        if t not in df.columns or self.target_over:
+            return
+        try:
+            counts = df[t].value_counts(sort=False)
+        except TypeError:
+            self.target_over = True
+            return
+        self.target_counts = counts if self.target_counts is None else self.target_counts.add(counts, fill_value=0)
+        if len(self.target_counts) > MAX_TARGET_VALUES:
+            self.target_over, self.target_counts = True, None
+
+    def _unique(self, df: pd.DataFrame) -> None:
+        """Per unique column: [values seen, values repeated, rows repeating an earlier value]; the
+        rows that fail (every copy, the first too) are the repeats plus one per repeated value."""
+        for c in self.unique_cols:
+            acc = self.unique_hashes.setdefault(c, [_Hashes(), _Hashes(), 0])
+            if acc is None:
+                continue
+            try:
+                h = _hashes(df[c].dropna().to_frame())
+            except (TypeError, ValueError):  # values that cannot be hashed: not checked, as pandera cannot
+                self.unique_hashes[c] = None
+                continue
+            again = pd.Series(h).duplicated().to_numpy() | acc[0].seen(h)
+            acc[0].add(h)
+            if again.any():
+                acc[1].add(h[again])
+                acc[2] += int(again.sum())
+
+    def _duplicates(self, df: pd.DataFrame, offset: int) -> None:
+        for c in list(self.rownum):
+            s = df[c]
+            last = self.rownum[c]
+            ok = (pd.api.types.is_integer_dtype(s) and not pd.api.types.is_bool_dtype(s) and s.notna().all()
+                  and (len(s) < 2 or schema_mod.is_row_number(s)) and (last is None or s.iloc[0] == last + 1))
+            if ok:
+                self.rownum[c] = s.iloc[-1]
+            else:
+                del self.rownum[c]
+        if not self.hashable or not self.compared:
+            return
+        try:
+            h = _hashes(df[self.compared])
+        except (TypeError, ValueError):
+            self.hashable = False
+            return
+        self._dup_hashes(h)
+
+    def _dup_hashes(self, h) -> None:
+        dup = pd.Series(h).duplicated().to_numpy() | self.dup_seen.seen(h)
+        self.dup_seen.add(h)
+        self.dup_count += int(dup.sum())
+        if len(self.dup_groups) < MAX_DUPLICATE_GROUPS and self.dup_scanned < 1000:
+            for x in h[dup][: 1000 - self.dup_scanned]:
+                if x not in self.dup_groups:
+                    self.dup_groups.append(x)
+                    if len(self.dup_groups) == MAX_DUPLICATE_GROUPS:
+                        break
+        self.dup_scanned += int(dup.sum())
+
+    # -- the merged result --
+    def result(self, reread: Callable[[], Any] | None = None) -> Result:
+        data, params, table, sch = self.data, self.params, self.table, self.sch
+        res = Result(rows=self.rows, columns=self.width)
+        cols = self.columns or []
+        res.null_share = {str(c): round(self.nulls[c] / self.rows, 6) if self.rows else 0.0 for c in cols}
+        if self.rows == 0:
+            res.findings.append(Finding("error", None, "empty", (
+                f"the file has a header with {self.width} column(s) but no rows (0 rows): the export or copy is "
+                "empty; write it again with its rows")))
+            res.schema = sch if table is not None else None
+            return res
+        out = res.findings
+        for c, (n, kinds, ex) in self.nested.items():
+            names = sorted({_kind_name(v) for v in kinds})
+            out.append(Finding("error", c, "nested_values", (
+                f"column '{c}' holds {'/'.join(names)} values in {n:,} row(s) (e.g. {', '.join(ex)}); "
+                "a table cell must hold one value: flatten the column into several, or drop it"), n, []))
+        for c, counts in self.mixed.items():
+            if c in self.nested or len(counts) < 2:
+                continue
+            counts = counts.astype(int).sort_values(ascending=False, kind="stable")
+            out.append(Finding("warning", c, "mixed_types", (
+                f"column '{c}' mixes value types ({', '.join(f'{k}: {v:,}' for k, v in counts.items())}); "
+                "a column should hold one type: fix the export (numbers stored as text?)"), int(counts.iloc[1:].sum()), []))
+        t = data.target
+        if t in cols and self.nulls[t] == self.rows:
+            out.append(Finding("error", t, "target_all_null", (
+                f"target '{t}' has no values: all {self.rows:,} rows are null; the file holds no labels: check "
+                "data.target or the export"), self.rows, []))
+        if params.pii_scan != "off":
+            heads = pd.DataFrame({c: pd.Series(v, dtype=object) for c, v in self.pii_heads.items()})
+            level = "error" if params.pii_scan == "refuse" else "warning"
+            out += [Finding(level, col, "personal_data", (
+                f"column '{col}' looks like {k}s ({n:,} of {m:,} sampled values); list it in data.pii_columns "
+                "(dropped or hashed as the table is read), or set validate.pii_scan: off if it is not personal"), n, [])
+                for col, k, n, m in personal.scan(heads, exclude=set(data.pii_columns))]
+        dup, res.duplicates = self._duplicate_findings(reread)
+        out += dup
+        out += self.first_findings
+        out += self._row_findings()
+        out += self._table_findings(reread)
+        first = ["read", "empty", "target_all_null", "nested_values", "personal_data", "column_in_dataframe",
+                 "column_in_schema", "dtype", "target_constant", "target_numeric"]
+        out.sort(key=lambda f: (f.level != "error", first.index(f.check) if f.check in first else len(first)))
+        res.schema = sch if table is not None else None
+        return res
+
+    def _row_findings(self) -> list[Finding]:
+        out = []
+        for (level, col, chk), (n, ex) in self.row.items():
+            msg_fn = self.rules.msgs.get((level, col, chk))
+            msg = msg_fn(n, ex) if msg_fn else _default_msg(level, col, chk, n, ex, self.sch)
+            out.append(Finding(level, col, chk, msg, n, ex))
+        return out
+
+    def _surrogate(self, c: str) -> pd.Series:
+        """A few values standing for column `c` in the messages and checks that read only its type,
+        kind, first non-numbers and (the target) its distinct values with counts capped at 2."""
+        dtype = self.dtypes[c]
+        if c == self.data.target and self.target_counts is not None:
+            vals = self.target_counts.index.repeat(self.target_counts.clip(upper=2).astype(int).to_numpy())
+            return pd.Series(list(vals), dtype=dtype)
+        if pd.api.types.is_float_dtype(dtype):
+            vals = ([] if not self.present.get(c) else [1.0] if self.whole.get(c, True) else [0.5])
+            return pd.Series(vals, dtype=dtype)
+        if pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_integer_dtype(dtype) \
+                or pd.api.types.is_datetime64_any_dtype(dtype):
+            return pd.Series([], dtype=dtype)
+        return pd.Series(self.bad_text.get(c, []), dtype=dtype)
+
+    def _table_findings(self, reread) -> list[Finding]:
+        import pandera.pandas as pa
+
+        data, params, table, sch = self.data, self.params, self.table, self.sch
+        cols, rows, t = self.columns, self.rows, data.target
+        out = []
+
+        def share(c):
+            return self.nulls[c] / rows
+
+        def nulls(level, c, check, limit, text):
+            if share(c) > limit:
+                out.append(Finding(level, c, check, text))
+
+        # the checks reading a column's kind or the target's values, run on stand-in columns
+        kinds = {"dtype", "time_type", "target_numeric", "target_constant", "target_classes", "positive_class",
+                 "rare_class"}
+        for c in cols:
+            small = pd.DataFrame({c: self._surrogate(c)})
+            rules = build_rules(small, data, params, table, sch, self.max_cases)
+            for level, schema in rules.schemas().items():
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    try:
+                        schema.validate(small, lazy=True)
+                    except pa.errors.SchemaErrors as exc:
+                        out += [f for f in findings_from(exc.failure_cases, level, rules, sch)
+                                if f.check in kinds and f.column == c]
+        if t in cols and self.target_over:
+            out.append(Finding("warning", t, "target_values_not_merged", (
+                f"target '{t}' has more than {MAX_TARGET_VALUES:,} distinct values: read in parts, its class checks "
+                "(target_constant, target_classes, positive_class, rare_class) were not run; validate the file "
+                "whole (the pipeline's validate stage) to run them")))
+        if table is not None:
+            for name, c in table.columns.items():
+                if name not in cols:
+                    continue
+                if c.nullable and c.max_null_share is not None:
+                    nulls("error", name, "max_null_share", c.max_null_share, (
+                        f"column '{name}' has {self.nulls[name]:,} nulls ({share(name):.1%}), above max_null_share "
+                        f"{c.max_null_share} in {sch}; fill them or raise the limit"))
+                if c.nullable:
+                    ref = c.null_share or 0.0
+                    nulls("warning", name, "null_share_rise", ref + params.null_share_warn_rise, (
+                        f"column '{name}' has {share(name):.1%} nulls, up from {ref:.1%} in {sch} "
+                        f"(more than validate.null_share_warn_rise {params.null_share_warn_rise})"))
+                if name in self.outside and self.outside[name][0]:
+                    n_present, n_out = self.outside[name]
+                    s_out = n_out / n_present
+                    if s_out > params.max_new_category_share:
+                        out.append(Finding("error", name, "new_values_share", (
+                            f"column '{name}': {s_out:.1%} of rows hold values not in {sch}, above "
+                            f"validate.max_new_category_share {params.max_new_category_share}; check the data or "
+                            f"add the values to {name}.values")))
+            if table.min_rows and rows < table.min_rows:
+                out.append(Finding("error", None, "min_rows",
+                                   f"only {rows:,} rows, fewer than min_rows {table.min_rows:,} in {sch}"))
+        if t in cols:
+            mt = params.max_target_null_share
+            nulls("error", t, "target_nulls", mt, (
+                f"target '{t}' is missing in {share(t):.1%} of rows, above validate.max_target_null_share {mt}; "
+                "fill the target or drop those rows"))
+            nulls("warning", t, "target_nulls", 0, (
+                f"target '{t}' is missing in {self.nulls[t]:,} rows ({share(t):.2%}); they are left out"))
+        for c in data.required_columns:
+            has_own = table is not None and c in table.columns and table.columns[c].max_null_share is not None
+            if not has_own and c in cols:
+                nulls("error", c, "max_null_share", params.max_null_share, (
+                    f"column '{c}' has {self.nulls[c]:,} nulls ({share(c):.1%}), above validate.max_null_share "
+                    f"{params.max_null_share}; fill them or raise the limit"))
+        tc = data.time_column
+        if tc and tc in cols and self.nulls[tc]:
+            out.append(Finding("error", tc, "time_nulls", f"time column '{tc}' has {self.nulls[tc]:,} missing values; "
+                                                          "fill or drop them"))
+        n = params.min_rows
+        if (table is None or table.min_rows < n) and rows < n:
+            out.append(Finding("error", None, "min_rows", f"only {rows:,} rows, fewer than validate.min_rows = {n:,}"))
+        for c in cols:
+            if c != t and c not in data.required_columns and (table is None or c not in table.columns) \
+                    and self.nulls[c] == rows:
+                out.append(Finding("warning", c, "all_null", f"column '{c}' is empty (all values null); it carries no information"))
+        out += self._unique_findings(reread)
+        if t in cols and self.target_over:
+            out = [f for f in out if not (f.column == t and f.check in
+                                          ("target_constant", "target_classes", "positive_class", "rare_class"))]
+        for col, chk in sorted(self.unmerged, key=str):
+            out.append(Finding("warning", col, "not_merged", (
+                f"check {chk} on {col or 'the table'} failed on a part of the file and is not merged across parts: "
+                "its result for the whole file is unknown; validate the file whole (the pipeline's validate stage)")))
+        return out
+
+    def _unique_findings(self, reread) -> list[Finding]:
+        import numpy as np
+
+        out = []
+        for c in self.unique_cols:
+            acc = self.unique_hashes.get(c)
+            if not acc or not acc[2]:
+                continue
+            twice = np.unique(np.concatenate(acc[1].parts))
+            n = acc[2] + len(twice)
+            ex: list = []
+            if reread is not None:
+                for df in reread():
+                    present = df[c].dropna()
+                    hit = present[np.isin(_hashes(present.to_frame()), twice)]
+                    ex = distinct([*ex, *hit.head(self.max_cases).tolist()], 3)
+                    if len(ex) == 3:
+                        break
+            ex = [personal.redact(_plain(v)) for v in ex]
+            msg_fn = self.rules.msgs.get(("error", c, "field_uniqueness"))
+            msg = msg_fn(n, ex) if msg_fn else _default_msg("error", c, "field_uniqueness", n, ex, self.sch)
+            out.append(Finding("error", c, "field_uniqueness", msg, n, ex))
+        return out
+
+    def _duplicate_findings(self, reread) -> tuple[list[Finding], dict]:
+        table, sch = self.table, self.sch
+        if self.rows < 2 or not self.hashable:
+            return [], {}
+        keys = [k for k in self.keys if k in self._declared() or k in self.rownum]
+        if keys != self.keys and reread is not None:  # a row number that stopped counting: judge again without it
+            self.keys, self.compared = keys, [c for c in self.columns if c not in keys]
+            self.dup_seen, self.dup_count, self.dup_groups, self.dup_scanned = _Hashes(), 0, [], 0
+            for df in reread():
+                if self.compared:
+                    self._dup_hashes(_hashes(df[self.compared]))
+        keys = self.keys
+        info: dict[str, Any] = {"rows": self.dup_count, "keys": keys, "examples": []}
+        if not self.dup_count:
+            return [], info
+        names, groups = [], []
+        if reread is not None and self.dup_groups:
+            found = {g: [] for g in self.dup_groups}
+            total = dict.fromkeys(self.dup_groups, 0)
+            for df in reread():
+                h = _hashes(df[self.compared])
+                for g in self.dup_groups:
+                    at = (h == g).nonzero()[0]
+                    total[g] += len(at)
+                    for i in at[: MAX_COPIES - len(found[g])]:
+                        found[g].append((df.index[i], df.iloc[[i]]))
+            for g in self.dup_groups:
+                rows = pd.concat([r for _, r in found[g]])
+                pos = [int(i) for i, _ in found[g]]
+                more = f" (+{total[g] - MAX_COPIES:,} more)" if total[g] > MAX_COPIES else ""
+                local = rows.reset_index(drop=True)
+                names.append((_rows_named(local, keys, range(len(local))) if keys
+                              else _rows_named(local, keys, pos)) + more)
+                groups.append((pos, local))
+        for gi, (pos, local) in enumerate(groups, 1):
+            for j, i in enumerate(pos):
+                rec = {"duplicate_group": gi, "row_in_table": i + 1,
+                       **{str(c): _cell(local[c].iloc[j]) for c in local.columns}}
+                info["examples"].append(rec)
+        if table is not None and not table.unique_rows:
+            return [], info
+        level = "error" if table is not None else "warning"
+        without = f"every column but the row keys {_few(keys)} (not compared)" if keys else "every column"
+        todo = (f"remove them or set unique_rows: false in {sch}" if level == "error" else
+                "remove them if they are copies of one record (under a schema with unique_rows: true they stop the pipeline)")
+        eg = f" (e.g. {'; '.join(names)})" if names else ""
+        msg = f"{self.dup_count:,} duplicate row(s): identical to an earlier row in {without}{eg}; {todo}"
+        return [Finding(level, None, "unique_rows", msg, self.dup_count, names)], info
+
+    def _declared(self) -> set:
+        table = self.table
+        return {*self.data.id_columns, *(n for n, c in (table.columns.items() if table else ()) if c.unique)}
+
+
+def check_chunks(chunks, data: DataParams, params: ValidateParams, table: TableSchema | None = None,
+                 schema_name: str = "the schema", max_cases: int = MAX_CASES,
+                 reread: Callable[[], Any] | None = None) -> Result:
+    """`check` of a table given as parts (DataFrames in file order, same columns and types): the same
+    findings as `check` of the whole table, holding one part at a time (see `ChunkedCheck`)."""
+    acc = ChunkedCheck(data, params, table, schema_name, max_cases)
+    for df in chunks:
+        acc.add(df)
+    return acc.result(reread)
