@@ -10,6 +10,7 @@ warnings (a new category value, a modest rise in nulls) are reported and the run
 
 from __future__ import annotations
 
+import gc
 import json
 import warnings
 from collections.abc import Callable
@@ -873,7 +874,7 @@ class ChunkedCheck:
                     acc[0] += len(present)
                     acc[1] += int((~present.isin(list(c.values))).sum())
         rules = build_rules(checked, data, self.params, table, self.sch, self.max_cases)
-        self.rules = rules
+        self.msgs = rules.msgs
         for level, schema in rules.schemas().items():
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -890,6 +891,8 @@ class ChunkedCheck:
                                 self.first_findings.append(f)
                         elif f.check not in TABLE_CHECKS:
                             self.unmerged.add((f.column, f.check))
+        del rules, checked, df
+        gc.collect()  # the part's pandera checks hold it in reference cycles: free it before the next is read
 
     def _first(self, df: pd.DataFrame) -> None:
         data, table = self.data, self.table
@@ -1054,7 +1057,7 @@ class ChunkedCheck:
     def _row_findings(self) -> list[Finding]:
         out = []
         for (level, col, chk), (n, ex) in self.row.items():
-            msg_fn = self.rules.msgs.get((level, col, chk))
+            msg_fn = self.msgs.get((level, col, chk))
             msg = msg_fn(n, ex) if msg_fn else _default_msg(level, col, chk, n, ex, self.sch)
             out.append(Finding(level, col, chk, msg, n, ex))
         return out
@@ -1184,7 +1187,7 @@ class ChunkedCheck:
                     if len(ex) == 3:
                         break
             ex = [personal.redact(_plain(v)) for v in ex]
-            msg_fn = self.rules.msgs.get(("error", c, "field_uniqueness"))
+            msg_fn = self.msgs.get(("error", c, "field_uniqueness"))
             msg = msg_fn(n, ex) if msg_fn else _default_msg("error", c, "field_uniqueness", n, ex, self.sch)
             out.append(Finding("error", c, "field_uniqueness", msg, n, ex))
         return out
