@@ -26,6 +26,7 @@ SCHEMA = schema.TableSchema(min_rows=5000, unique_rows=True, strict=True, column
     "cat": schema.ColumnSchema(dtype="string", nullable=False, values=["a", "b", "c"]),
     "when": schema.ColumnSchema(dtype="datetime", nullable=False),
     "y": schema.ColumnSchema(nullable=True),
+    "contact": schema.ColumnSchema(dtype="string", nullable=True),
 })
 
 
@@ -46,6 +47,7 @@ def planted(n: int = 1000) -> pd.DataFrame:
     df.loc[430:470, "cat"] = "z"  # a new category in part 5, above max_new_category_share
     df.loc[900:960, "n"] = np.nan  # nulls in part 10 only: above max_null_share
     df.loc[35:110, "y"] = np.nan  # target nulls in parts 1 and 2: above max_target_null_share
+    df["contact"] = [None] * 500 + [f"user{i}@example.org" for i in range(500, n)]  # personal data from part 6 on
     df.loc[980, "code"] = "bad"  # text in an integer column, in the last part
     df.loc[880, "id"] = df.loc[20, "id"]  # a unique id repeated across parts
     copy = df.loc[50].copy()  # a row copied far away (other row number and id): a duplicate across parts
@@ -83,7 +85,7 @@ def test_planted_problems_in_different_parts_give_the_whole_file_findings(tmp_pa
     assert {("error", "x", "min"), ("error", "x", "max"), ("error", "cat", "new_values_share"),
             ("warning", "cat", "new_values"), ("error", "n", "max_null_share"), ("warning", "n", "null_share_rise"),
             ("error", "y", "target_nulls"), ("error", "code", "dtype"), ("error", "id", "field_uniqueness"),
-            ("error", "", "unique_rows"), ("error", "", "min_rows")} <= found
+            ("error", "", "unique_rows"), ("error", "", "min_rows"), ("warning", "contact", "personal_data")} <= found
     dup = next(f for f in parts.findings if f.check == "unique_rows")
     assert dup.count == 1 and "rownames" in dup.message and "id" in dup.message  # row numbers and ids not compared
     assert [r["row_in_table"] for r in parts.duplicates["examples"]] == [51, 651]
@@ -154,3 +156,17 @@ def test_memory_is_bounded_by_the_part_not_the_file(tmp_path):
     assert max(live) <= vp.chunk_rows, live
     whole = tables.load(DATA, tmp_path, path=f)  # what the whole-file check holds at once
     assert len(whole) == 10 * vp.chunk_rows
+
+
+def test_a_target_with_too_many_values_to_count_says_its_class_checks_did_not_run(tmp_path, monkeypatch):
+    df = planted()
+    df["y"] = [f"class {i % 60}" for i in range(len(df))]  # 60 classes: target_classes fails on the whole file
+    f = tmp_path / "batch.csv"
+    df.to_csv(f, index=False)
+    whole, parts = both(f, DATA, VP)
+    same(whole, parts)
+    assert any(x.check == "target_classes" for x in parts.findings)
+    monkeypatch.setattr(validate, "MAX_TARGET_VALUES", 50)
+    parts = batches.check_file(f, DATA, VP, SCHEMA, "s.yaml", tmp_path)
+    checks = {(x.level, x.check) for x in parts.findings if x.column == "y"}
+    assert ("warning", "target_values_not_merged") in checks and ("error", "target_classes") not in checks

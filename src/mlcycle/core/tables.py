@@ -122,7 +122,7 @@ def read_chunks(path: str | Path, rows: int, fmt: str = "auto", what: str = "bat
             empty = pf.schema_arrow.empty_table().to_pandas()
         else:
             sep = "\t" if p.name.lower().endswith(".tsv") else ","
-            parts = pd.read_csv(p, sep=sep, encoding="utf-8", chunksize=rows, dtype=dtype)
+            parts = pd.read_csv(p, sep=sep, encoding="utf-8", chunksize=rows, dtype=dtype, low_memory=False)
             empty = None
         seen = False
         for df in parts:
