@@ -860,8 +860,8 @@ class ChunkedCheck:
                 self.bad_text[c] = distinct([*self.bad_text.get(c, []), *bad.tolist()], 3)
         if len(df) == 0:
             return
-        shape, checked = shape_findings(df, data)
-        self._shape(df, shape)
+        _, checked = shape_findings(df, data)  # its findings are merged by `_shape` and `result`
+        self._shape(df)
         self._pii(df)
         self._target(df)
         self._unique(df)
@@ -900,7 +900,7 @@ class ChunkedCheck:
         self.dtypes = {c: df[c].dtype for c in df.columns}
         declared = {*data.id_columns, *(n for n, c in (table.columns.items() if table else ()) if c.unique)}
         never = {data.target, data.time_column}
-        self.unique_cols = [c for c in df.columns if c in {*data.id_columns, *(n for n, c in (table.columns.items() if table else ()) if c.unique)}]
+        self.unique_cols = [c for c in df.columns if c in declared]  # field_uniqueness, as `_params_rules` sets it
         for c in df.columns:
             s = df[c]
             if c in never or c in declared:
@@ -912,7 +912,7 @@ class ChunkedCheck:
         self.keys = [str(c) for c in df.columns if c not in never and (c in declared or c in self.rownum)]
         self.compared = [c for c in df.columns if c not in self.keys]
 
-    def _shape(self, df: pd.DataFrame, shape: list[Finding]) -> None:
+    def _shape(self, df: pd.DataFrame) -> None:
         for c in df.columns:
             s = df[c]
             if s.dtype != object:
