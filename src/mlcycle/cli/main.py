@@ -635,6 +635,21 @@ class _Version(argparse.Action):
         parser.exit()
 
 
+class _Parser(argparse.ArgumentParser):
+    """An unknown command is named with the commands the help lists (hidden and deprecated ones left
+    out) and the closest of them."""
+
+    def _check_value(self, action, value):
+        if not isinstance(action, argparse._SubParsersAction) or value in action.choices:
+            return super()._check_value(action, value)
+        import difflib
+
+        shown = list(listed(action))
+        close = difflib.get_close_matches(value, shown, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise argparse.ArgumentError(action, f"invalid choice: '{value}' (choose from {', '.join(shown)}){hint}")
+
+
 class _Listing(argparse.HelpFormatter):
     """The commands listed without a `COMMAND` line above them (so nested names fit the column)."""
 
@@ -663,7 +678,7 @@ class _Tree:
     def __init__(self, top: argparse.ArgumentParser):
         self.common = argparse.ArgumentParser(add_help=False)
         self.common.add_argument("--params", metavar="FILE", default=argparse.SUPPRESS, help=PARAMS_HELP)
-        self.sub = top.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+        self.sub = top.add_subparsers(dest="command", metavar="COMMAND", title="commands", parser_class=_Parser)
 
     def _parser(self, sub, name: str, help: str | None, description: str | None):
         kw = {"help": help} if help else {}  # no help: hidden from the listing and the choices shown
@@ -679,7 +694,7 @@ class _Tree:
     def group(self, name: str, help: str, description: str | None = None):
         g = self._parser(self.sub, name, help, description)
         g.set_defaults(fn=_show_help(g))
-        return g.add_subparsers(dest=f"{name}_command", metavar="COMMAND", title="commands")
+        return g.add_subparsers(dest=f"{name}_command", metavar="COMMAND", title="commands", parser_class=_Parser)
 
     def hidden(self, name: str, fn, description: str, sub=None):
         """An internal command: parsed, not listed."""
@@ -730,7 +745,7 @@ def _reason(p, help: str = "why (kept in the audit log)", required: bool = True)
 def parser() -> argparse.ArgumentParser:
     from mlcycle.core import tasks
 
-    p = argparse.ArgumentParser(prog="mlcycle", description=DESCRIPTION, epilog=EPILOG,
+    p = _Parser(prog="mlcycle", description=DESCRIPTION, epilog=EPILOG,
                                 formatter_class=_TopListing)
     p.add_argument("--version", action=_Version, help="print the version and exit")
     p.add_argument("--params", metavar="FILE", default="params.yaml", help=PARAMS_HELP)
