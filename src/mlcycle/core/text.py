@@ -88,6 +88,22 @@ class TextFeatures(BaseEstimator, TransformerMixin):
         return as_text(s).map(lambda t: analyze(t.lower() if lower else t))
 
 
+def fitted(model) -> dict[str, TextFeatures]:
+    """The fitted text step of each text column of a trained model (`RowFeatures -> ColumnTransformer
+    -> estimator`; a routed model's global one), by column; {} for a model without text."""
+    model = getattr(model, "global_model", model)
+    pre = getattr(model, "named_steps", {}).get("preprocess")
+    return {step.column: step for _, step, _ in getattr(pre, "transformers_", []) if isinstance(step, TextFeatures)}
+
+
+def without_word(texts: pd.Series, word: str, lowercase: bool = True) -> pd.Series:
+    """`texts` with every whole-word occurrence of `word` blanked (as the vectorizer splits words)."""
+    import re
+
+    pattern = re.compile(rf"\b{re.escape(word)}\b", re.IGNORECASE if lowercase else 0)
+    return as_text(texts).map(lambda t: pattern.sub(" ", t))
+
+
 def text_stats(s: pd.Series, column: str, vocabulary: set[str], words) -> pd.DataFrame:
     """Per row of text column `s`: characters, words and the share of its words outside `vocabulary`
     (NaN for a row without words), as columns `<column> chars`, `<column> words`, `<column> oov`.
