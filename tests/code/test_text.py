@@ -1,6 +1,8 @@
 """Free-text columns (data.text_columns): params, spec, model, init, schema, monitoring, explanations,
 compiled check. The table: `frames.review_frame` (words carry the label, or are noise)."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -149,3 +151,28 @@ def test_text_stats_counts_out_of_vocabulary_words():
     step = text.TextFeatures("t", min_df=1, components=None).fit(pd.Series(["good tea", "bad tea"]))
     s = text.text_stats(pd.Series(["good coffee", "", None]), "t", step.vocabulary, step.words)
     assert s["t oov"].iloc[0] == 0.5 and np.isnan(s["t oov"].iloc[1]) and s["t words"].tolist() == [2.0, 0.0, 0.0]
+
+
+def test_the_monitor_verdict_on_a_model_with_text_shows_no_text():
+    from mlcycle.serving.model import Served
+
+    df = review_frame(3000, seed=4)
+    spec, parts = parts_of(df, ["review"])
+    X, y = parts["train"]
+    model = train.build_pipeline(spec, config.TrainParams(max_iter=20)).fit(X, train.encode_label(y, spec))
+    served = Served(model, "sklearn", {"name": "m", "version": "1"}, (),
+                    {"task": "classification", "classes": spec.classes, "positive_class": spec.positive_class})
+    labelled = {k: v[0].assign(**{features.LABEL: v[1]}) for k, v in parts.items()}
+    ref = monitor.Reference("1", "abc.dir", spec, labelled["train"], labelled["test"])
+    raw = {"data": data_params(target="good", text_columns=["review"], id_columns=["review_id"]).model_dump()}
+    params = config.parse({**raw, "evaluate": {"slices": []}, "monitor": {"min_rows": 100, "min_slice_rows": 100}})
+    same = monitor.assess(params, served, ref, monitor.Current("same", labelled["valid"], True))
+    new_words = labelled["valid"].assign(review=lambda d: d["review"].str.replace(
+        r"\b(coffee|tea|snack|box)\b", "kombucha granola", regex=True))
+    shifted = monitor.assess(params, served, ref, monitor.Current("shifted", new_words, True))
+    assert "review oov" not in same["drift"]["drifted"] and "review oov" in shifted["drift"]["drifted"]
+    [t] = shifted["text"]
+    assert t["column"] == "review" and t["oov_rate_cur"] > t["oov_rate_ref"] + 0.05
+    said = json.dumps({k: v for k, v in shifted.items() if k != "policy"}, default=str) + monitor.summary(shifted)
+    assert "Order 1" not in said and "kombucha" not in said and "text 'review': out-of-vocabulary" in said
+    assert list(monitor.tables_of(shifted)) == ["text columns"]

@@ -22,7 +22,12 @@ from mlcycle.core.errors import DataError
 
 def as_text(X) -> pd.Series:
     """One text column as strings, null as "" (a DataFrame of one column or a Series)."""
-    s = X.iloc[:, 0] if isinstance(X, pd.DataFrame) else pd.Series(np.asarray(X, dtype=object).ravel())
+    if isinstance(X, pd.DataFrame):
+        s = X.iloc[:, 0]
+    elif isinstance(X, pd.Series):
+        s = X
+    else:
+        s = pd.Series(np.asarray(X, dtype=object).ravel())
     return s.astype("str").where(s.notna(), "")
 
 
