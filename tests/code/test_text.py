@@ -176,3 +176,16 @@ def test_the_monitor_verdict_on_a_model_with_text_shows_no_text():
     said = json.dumps({k: v for k, v in shifted.items() if k != "policy"}, default=str) + monitor.summary(shifted)
     assert "Order 1" not in said and "kombucha" not in said and "text 'review': out-of-vocabulary" in said
     assert list(monitor.tables_of(shifted)) == ["text columns"]
+
+
+def test_pipeline_check_names_a_text_column_the_file_lacks(tmp_path):
+    from mlcycle.cli import check
+
+    f = tmp_path / "reviews.csv"
+    review_frame(50).to_csv(f, index=False)
+    p = config.parse({"data": {"path": str(f), "target": "good", "task": "classification", "text_columns": ["reveiw"]}})
+    problems = check.columns(p, f, "csv")
+    assert len(problems) == 1 and problems[0].startswith("data.text_columns: 'reveiw' is not a column")
+    assert "review" in problems[0]
+    ok = config.parse({"data": {"path": str(f), "target": "good", "task": "classification", "text_columns": ["review"]}})
+    assert check.columns(ok, f, "csv") == []
