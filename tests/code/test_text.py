@@ -189,3 +189,18 @@ def test_pipeline_check_names_a_text_column_the_file_lacks(tmp_path):
     assert "review" in problems[0]
     ok = config.parse({"data": {"path": str(f), "target": "good", "task": "classification", "text_columns": ["review"]}})
     assert check.columns(ok, f, "csv") == []
+
+
+@pytest.mark.parametrize("search", [{"method": "none"}, {"method": "random", "engine": "serial", "trials": 2}])
+def test_model_auto_and_a_search_choose_among_families_with_text(search):
+    from mlcycle.tasks.tabular import search as search_mod
+
+    spec, parts = parts_of(review_frame(1200, seed=5), ["review"])
+    params = config.TrainParams(model="auto", max_iter=30, search=config.SearchParams(**search))
+    sel = search_mod.select(parts["train"], parts["valid"], spec, params)
+    fitted_trials = [t for t in sel.trials if not t.error]
+    assert {t.model for t in fitted_trials} == {"hist_gradient_boosting", "random_forest", "linear"}
+    best = {f: max(t.score for t in fitted_trials if t.model == f) for f in ("hist_gradient_boosting", "linear")}
+    assert min(best.values()) > 0.75, best  # each family learns from the words (about 0.65 without them)
+    result = train.fit(parts["train"], parts["valid"], spec, sel.params)
+    assert text.fitted(result.model)["review"].vocabulary
