@@ -78,6 +78,11 @@ def test_words_of_a_text_column_become_features_end_to_end(tmp_path):
     verdict = compiled.read_verdict(Paths(ws).model)
     assert verdict.path == "sklearn" and "text column 'review'" in verdict.reason
 
+    # `mlcycle model explain` names the words of a row that move its score
+    row = {"review_id": "R1", "channel": "web", "price": 10.0, "review": "Stale cookies, an awful box"}
+    out = run(["mlcycle", "model", "explain", "--row", json.dumps(row)], ws).stdout
+    assert "words that weigh most" in out and "awful" in out.split("words that weigh most")[1], out
+
     # the champion served in-process takes the raw text
     gate = json.loads((ws / "reports/gate_decision.json").read_text())
     assert gate["outcome"] == "promoted", gate["summary"]
