@@ -103,12 +103,13 @@ def test_init_proposes_personal_columns_before_ids_and_features():
     d = data["data"]
     assert d["pii_columns"] == ["contact", "phone", "customer_name"]
     assert d["id_columns"] == ["customer_id"]  # the unique e-mail and the free text are not ids
-    assert d["drop_columns"] == ["note"]  # free text: not a category with one value per row
+    assert d["text_columns"] == ["note"] and "drop_columns" not in d  # free text: words, not one category per row
     said = "\n".join(notes)
     assert "personal data: 'contact' (e-mail in 400 of 400 values checked) -> data.pii_columns" in said
     assert "personal data: 'phone' (phone number in 400 of 400" in said
     assert "personal data: 'customer_name' (named like a person's name; 100% of 400 values" in said
-    assert "free text: 'note' (" in said and "remove it there to try it as a category" in said
+    assert "free text: 'note' (" in said and "-> data.text_columns" in said
+    assert "not free text: 'plan' (1.0 words" in said and "not free text: 'customer_id' (1.0 words" in said
     assert "'customer_id' (named like an id, unique in 400 rows)" in said
     # a column named like a name whose values are no names (a product name) stays a feature
     other = people().assign(product_name=lambda d: np.where(d["plan"] == "basic", "router x200", "mesh kit 3"))

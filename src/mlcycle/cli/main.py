@@ -341,6 +341,11 @@ def _explain(args) -> int:
         shown = c.head(args.top).assign(value=lambda d: d["value"].map(lambda v: f"{v:g}" if isinstance(v, float) else str(v)),
                                         contribution=lambda d: d["contribution"].map(lambda v: f"{v:+.4f}"))
         print(shown.to_string(index=False))
+        words = explain.row_words(model, rows.iloc[[i]], spec, args.top)
+        if len(words):  # text columns: the row's words that move its score most when deleted
+            print(f"words that weigh most (change of {what} when the word is deleted):")
+            print(words[["column", "word", "effect"]].assign(effect=lambda d: d["effect"].map(lambda v: f"{v:+.4f}"))
+                  .to_string(index=False))
     return 0
 
 
