@@ -30,10 +30,10 @@ import os
 import re
 from pathlib import Path
 
-from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2 import Environment, PackageLoader
 from markupsafe import Markup, escape
 
-from mlcycle.core import config, tasks
+from mlcycle.core import config, literal, tasks
 from mlcycle.core import record as handover
 from mlcycle.core.errors import CardError
 from mlcycle.core.spec import FeatureSpec
@@ -319,8 +319,12 @@ def refresh_from_mlflow(record: dict, client, name: str, version: str) -> dict:
 
 
 def render(record: dict) -> tuple[str, str]:
-    """(html, markdown) of a record."""
-    env = Environment(loader=PackageLoader("mlcycle", "templates"), autoescape=select_autoescape(["html"]),
+    """(html, markdown) of a record.
+
+    Every value is shown as typed: the HTML card escapes all it prints (autoescape; control
+    characters as escapes, `literal.visible`), the Markdown card escapes each value from the data
+    (`md` and `code` filters: a group `a|b` stays in its cell, `<script>` is text)."""
+    env = Environment(loader=PackageLoader("mlcycle", "templates"), autoescape=True, finalize=_html_value,
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["num"] = _num
     env.filters["cell"] = _cell
@@ -330,10 +334,12 @@ def render(record: dict) -> tuple[str, str]:
     ctx = {"r": record, "interval": _interval, "metric_keys": _metric_keys, "group_cell": group_cell}
     html = env.get_template("model_card.html.j2").render(**ctx)
     md = Environment(loader=PackageLoader("mlcycle", "templates"), autoescape=False, trim_blocks=True,
-                     lstrip_blocks=True)
+                     lstrip_blocks=True, finalize=lambda v: literal.visible(v, keep="\n") if isinstance(v, str) else v)
     md.filters["num"] = _num
     md.filters["cell"] = _md_cell
-    md.filters["text"] = str
+    md.filters["text"] = _md_text
+    md.filters["md"] = literal.md_text
+    md.filters["code"] = literal.md_code
     md.filters["param"] = lambda v: _md_cell(_param(v))
     return html, md.get_template("model_card.md.j2").render(**ctx)
 
@@ -467,9 +473,21 @@ def _html_text(v):
     return Markup(re.sub(r"`([^`]+)`", r"<code>\1</code>", str(escape(v))))
 
 
+def _html_value(v):
+    """What the HTML card prints of a value: text with its control characters as escapes (then
+    escaped by autoescape); HTML the card made itself (Markup) as it is."""
+    return literal.visible(v) if isinstance(v, str) and not isinstance(v, Markup) else v
+
+
 def _md_cell(v) -> str:
-    """`_cell` in a Markdown table: no `|` or line break left to end the cell."""
-    return _cell(v).replace("|", "\\|").replace("\n", " ")
+    """`_cell` in a Markdown table: escaped (`literal.md_text`), so no `|` or line break ends the cell."""
+    return literal.md_text(_cell(v))
+
+
+def _md_text(v) -> str:
+    """A task's text in the Markdown card: its `code` spans kept, the rest escaped (`literal.md_text`)."""
+    parts = re.split(r"(`[^`\n]+`)", str(v))
+    return "".join(p if i % 2 else literal.md_text(p) for i, p in enumerate(parts))
 
 
 def _metric_keys(groups: list[dict]) -> list[str]:

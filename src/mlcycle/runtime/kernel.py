@@ -6,6 +6,9 @@ warnings (MLflow's pickle notice, a deprecation in pandas) or log lines with the
 Those go to `reports/logs/<stage>.log` (`Paths.stage_log`, not a pipeline output), where nothing is
 lost. A notebook opened by hand in Jupyter does not run this: there everything stays visible.
 
+It also sets matplotlib's style for literal text (`core/literal.py`): no value a figure shows is
+read as mathtext or LaTeX (`$5 and $10` is drawn as typed).
+
 A warning stays in the report when it is meant for the reader: its class is mlcycle's, or the code
 that raised it is the notebook's own or the workspace's (a hook), not an installed library. Records
 of mlcycle's own loggers stay in the report too, as plain lines.
@@ -19,6 +22,8 @@ import sys
 import sysconfig
 import warnings
 from pathlib import Path
+
+from mlcycle.core import literal
 
 ENV = "MLCYCLE_STAGE_LOG"  # the log file of the stage the kernel runs (set by the runner)
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -43,7 +48,9 @@ def is_own(filename: str, category: type) -> bool:
 
 def setup(log_file: str | os.PathLike | None = None) -> Path | None:
     """Route library warnings and log records of this process to `log_file` ($MLCYCLE_STAGE_LOG when
-    None); returns the file, or None (nothing changed) when there is none."""
+    None); returns the file, or None (no log file) when there is none. Either way matplotlib draws
+    text literally from then on (`literal.FIGURE_STYLE`)."""
+    literal.use_figure_style()
     log_file = log_file or os.environ.get(ENV)
     if not log_file:
         return None
