@@ -123,7 +123,7 @@ def label_rate(df: pd.DataFrame, column: str, label: pd.Series, top: int) -> pd.
 def plot_label_by_category(df: pd.DataFrame, columns: list[str], label: pd.Series, top: int, name: str) -> Figure | None:
     def draw(ax, c):
         t = label_rate(df, c, label, top).sort_values("label_mean")
-        ax.barh(literal.labels(t.index, 24), t["label_mean"].to_numpy(), color="#9bbb59")
+        ax.barh(literal.labels(t.index, 32), t["label_mean"].to_numpy(), color="#9bbb59")
 
     return small_multiples(columns, 3, 4.2, 2.8, draw, f"{name}, by category (the {top} most frequent)")
 
