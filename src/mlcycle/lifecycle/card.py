@@ -59,10 +59,12 @@ def intended_use(path: Path, cfg, spec=None, purpose: str | None = None) -> str:
     if text and TEMPLATE_MARK not in text:
         return text
     if purpose is None:
-        what = (f"the value of `{spec.target}`" if tasks.target_of(spec.task) == "numbers" else
-                f"`{spec.label}` ({spec.label_rule}), scored as the probability of {spec.positive_class!r}"
-                if spec.positive_class is not None else f"the class of `{spec.target}`")
-        purpose = f"Predicts {what} from the columns of `{cfg.data.path}`."
+        code, text = literal.md_code, literal.md_text  # names and values from the data, as typed
+        what = (f"the value of {code(spec.target)}" if tasks.target_of(spec.task) == "numbers" else
+                f"{code(spec.label)} ({text(spec.label_rule)}), scored as the probability of "
+                f"{text(repr(spec.positive_class))}" if spec.positive_class is not None
+                else f"the class of {code(spec.target)}")
+        purpose = f"Predicts {what} from the columns of {code(cfg.data.path)}."
     return ("**Intended use (derived from the data, not written yet).** " + purpose + " "
             + NOT_WRITTEN.format(file=cfg.evaluate.intended_use))
 
@@ -166,7 +168,7 @@ def limitations(record: dict) -> list[str]:
     for col, info in (fair.get("columns") or {}).items():
         small = [g["group"] for g in info["groups"] if g.get("small")]
         if small:
-            shown = ", ".join(map(str, small[:8])) + (" ..." if len(small) > 8 else "")
+            shown = ", ".join(literal.label(g, 60) for g in small[:8]) + (" ..." if len(small) > 8 else "")
             out.append(f"{col}: {len(small)} group(s) with fewer than {fair['min_group_size']} holdout rows "
                        f"({shown}): their metrics are uncertain and they are left out of the gaps.")
     if not [c for c, i in (fair.get("columns") or {}).items() if "sensitive" in i["role"]]:
