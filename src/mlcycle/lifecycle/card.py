@@ -336,7 +336,7 @@ def render(record: dict) -> tuple[str, str]:
     ctx = {"r": record, "interval": _interval, "metric_keys": _metric_keys, "group_cell": group_cell}
     html = env.get_template("model_card.html.j2").render(**ctx)
     md = Environment(loader=PackageLoader("mlcycle", "templates"), autoescape=False, trim_blocks=True,
-                     lstrip_blocks=True, finalize=lambda v: literal.visible(v, keep="\n") if isinstance(v, str) else v)
+                     lstrip_blocks=True, finalize=lambda v: literal.visible(v, keep="\n\t") if isinstance(v, str) else v)
     md.filters["num"] = _num
     md.filters["cell"] = _md_cell
     md.filters["text"] = _md_text
