@@ -128,3 +128,14 @@ def test_every_figure_draws_hostile_values_literally(tmp_path):
     assert {"$5 and $10", "cost $5_$", "<script>alert(1)</script>", "{}", "{x}"} <= set(ticks), ticks
     assert any(t.startswith("nul\\x00 esc\\x1b[31m red\\n") for t in ticks) and any(t.startswith("long review") and t.endswith("\u2026")
                                                                   for t in ticks)
+
+
+def test_a_stage_kernel_sets_the_literal_style_once_matplotlib_is_loaded(monkeypatch):
+    """`runtime/kernel.setup` (every stage's kernel) applies `FIGURE_STYLE` to the whole process, so a
+    figure a notebook cell draws itself shows its values as typed too."""
+    from mlcycle.runtime import kernel
+
+    monkeypatch.setitem(matplotlib.rcParams, "text.parse_math", True)
+    monkeypatch.setitem(matplotlib.rcParams, "text.usetex", False)
+    kernel.setup(log_file=None)
+    assert matplotlib.rcParams["text.parse_math"] is False and matplotlib.rcParams["text.usetex"] is False
