@@ -142,3 +142,24 @@ def test_a_zero_one_target_gets_the_class_1_not_true():
     assert positive == 1 and type(positive) is int
     flags = df.assign(churned=lambda d: d["churned"].astype(bool))
     assert workspace.infer(flags, "data/raw/orders.csv", "churned")[0]["data"]["positive_class"] is True
+
+
+def test_the_model_name_comment_says_what_the_code_derives(tmp_path):
+    """`tracking.model_name: null` names the registered model after the data file and the target; the
+    comment `mlcycle init` writes beside it (paramsdoc) gives examples, and each is what config derives."""
+    import re
+
+    from mlcycle.core import paramsdoc
+
+    comment = paramsdoc.KEYS["tracking.model_name"]
+    examples = re.findall(r"([\w.]+), (\w+) -> ([a-z0-9-]+)", comment)
+    assert len(examples) == 2, comment
+    for file, target, name in examples:
+        p = config.parse({"data": {"path": f"data/raw/{file}", "target": target, "task": "classification"}})
+        assert p.tracking.model_name == name, (file, target)
+    (tmp_path / "data").mkdir()
+    table().to_csv(tmp_path / "data" / "Orders_2024.v2.csv", index=False)
+    out, _, _ = workspace.init_from_data(tmp_path, "data/Orders_2024.v2.csv", "returned")
+    [line] = [ln for ln in out.read_text().splitlines() if ln.strip().startswith("model_name:")]
+    assert line.split(":", 1)[1].split("#", 1)[0].strip() == "null" and line.split("# ", 1)[1] == comment
+    assert config.load(out, root=tmp_path).tracking.model_name == "orders-2024-returned"

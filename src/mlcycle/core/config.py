@@ -287,7 +287,7 @@ class TrackingParams(Section):
     enabled: bool = True
     uri: str | None = None  # null: $MLFLOW_TRACKING_URI, else SQLite under the workspace's mlruns/
     experiment: str = "mlcycle"
-    model_name: str | None = None  # null: "<data file stem>-<target>"
+    model_name: str | None = None  # null: derived from data.path and data.target (`_derived_names`, paramsdoc)
     # a warm tracking process (mlcycle.trackd) serves the stages; it exits after this many idle
     # minutes. 0: every stage forks a fresh tracking process (and pays mlflow's imports)
     daemon_idle_minutes: Annotated[float, Field(ge=0.0, le=1440.0)] = 15.0

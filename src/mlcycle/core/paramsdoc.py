@@ -5,6 +5,7 @@ checks that every key there has a line here."""
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from typing import Annotated, Any, Literal, Union
@@ -162,7 +163,9 @@ KEYS: dict[str, str] = {
     "tracking.daemon_idle_minutes": "a warm tracking process serves the stages, exits after this idle time; 0: off",
     "tracking.enabled": "record every stage execution in MLflow",
     "tracking.experiment": "MLflow experiment of the pipeline runs",
-    "tracking.model_name": "registered model name; null: <data file stem>-<target>",
+    "tracking.model_name": ('registered model name; null: <data file name before its first dot>-<target>, lower-cased, '
+                             'each run of characters other than a-z and 0-9 one "-", the target left out when the same '
+                             '(Late_Flights.csv, arr_delay -> late-flights-arr-delay; churn.csv, churn -> churn)'),
     "tracking.ui_url": "MLflow UI address the report index links runs to, e.g. http://127.0.0.1:5000 (make ui); null: none",
     "tracking.uri": "null: $MLFLOW_TRACKING_URI if set, else sqlite under mlruns/ in the workspace",
     "train.C": "linear only: inverse regularisation strength",
@@ -273,7 +276,9 @@ def _default(field: Any) -> str:
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    """A table cell of the reference: `|` escaped, one line, and `<` as `&lt;` (the site's Markdown
+    would read `<data file name>` as an HTML element and show nothing of it)."""
+    return re.sub(r"<(?=[A-Za-z/!?])", "&lt;", text.replace("|", "\\|").replace("\n", " "))
 
 
 def _section_model(annotation: Any) -> type[BaseModel] | None:

@@ -25,7 +25,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from mlcycle.core import record, text
+from mlcycle.core import literal, record, text
 from mlcycle.core.errors import DataError
 from mlcycle.core.scoring import scores
 from mlcycle.core.tables import read_table
@@ -195,19 +195,21 @@ def categorical_inputs(spec) -> list[str]:
     return [c for c in spec.inputs if spec.kinds.get(c) in ("category", "boolean")]
 
 
+@literal.figures()
 def plot_importance(table: pd.DataFrame, top: int = 15):
     from matplotlib.figure import Figure
 
     t = table.head(top).iloc[::-1]
     fig = Figure(figsize=(7, 0.3 * len(t) + 1.2))
     ax = fig.subplots()
-    ax.barh(t["feature"], t["importance"], xerr=t["std"], color="#4c72b0")
+    ax.barh(literal.labels(t["feature"]), t["importance"], xerr=t["std"], color="#4c72b0")
     ax.set(xlabel=f"drop in {table.attrs.get('scoring', 'score')} when shuffled",
            title=f"Permutation importance ({table.attrs.get('rows', '?'):,} holdout rows)")
     fig.tight_layout()
     return fig
 
 
+@literal.figures()
 def plot_partial_dependence(curves: dict[str, pd.DataFrame], ylabel: str):
     from matplotlib.figure import Figure
 
@@ -219,13 +221,13 @@ def plot_partial_dependence(curves: dict[str, pd.DataFrame], ylabel: str):
         if c.attrs.get("categorical"):
             x = np.arange(len(c))
             ax.bar(x, c[ys[0]], color="#4c72b0")
-            ax.set_xticks(x, [str(v) for v in c["value"]], rotation=60, fontsize=7)
+            ax.set_xticks(x, literal.labels(c["value"], 24), rotation=60, ha="right", fontsize=7)
         else:
             for col in ys:
                 ax.plot(c["value"], c[col], label=None if col == "prediction" else col)
             if len(ys) > 1:
                 ax.legend(fontsize=7)
-        ax.set(xlabel=f, ylabel=ylabel, title=f"Partial dependence: {f}")
+        ax.set(xlabel=literal.label(f), ylabel=ylabel, title=f"Partial dependence: {literal.label(f, 30)}")
     fig.tight_layout()
     return fig
 

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlcycle.core import record, scoring, tables
+from mlcycle.core import literal, record, scoring, tables
 from mlcycle.core.config import Params
 from mlcycle.core.errors import DataError, MonitorError
 from mlcycle.core.paths import Paths
@@ -409,12 +409,13 @@ def drift_table(verdict: dict) -> pd.DataFrame:
                  "mean_ref", "mean_cur", "new_categories", "new_share"]]
 
 
+@literal.figures()
 def plot_drift(verdict: dict, threshold: float):
     import matplotlib.pyplot as plt
 
     cols = pd.DataFrame(verdict["drift"]["columns"]).sort_values("psi")
     fig, ax = plt.subplots(figsize=(7, max(2.5, 0.28 * len(cols))))
-    ax.barh(cols["column"], cols["psi"].clip(upper=max(2.0, threshold * 3)),
+    ax.barh(literal.labels(cols["column"]), cols["psi"].clip(upper=max(2.0, threshold * 3)),
             color=np.where(cols["drifted"], "#c0392b", "#7f8c8d"))
     ax.axvline(threshold, color="k", ls="--", lw=1, label=f"psi_threshold {threshold}")
     ax.set_xlabel("PSI (current against the champion's training data)")
