@@ -220,3 +220,11 @@ def test_group_values_are_shown_as_typed_in_both_cards(tmp_path):
     cells = {html_lib.unescape(r.split("<td>", 1)[1].split("</td>")[0]).strip() for r in rows}
     assert cells == {literal.visible(v).strip() for v in HOSTILE}
     assert "<script" not in rendered
+
+
+def test_text_columns_are_listed_as_features_the_model_reads_as_words():
+    spec = FeatureSpec(target="score", task="classification", numeric=["price"], categorical=["brand"],
+                       text=["review"], inputs=["price", "brand", "review"],
+                       kinds={"price": "numeric", "brand": "category", "review": "text"}, id_columns=["product"])
+    used = card.used_columns(spec)
+    assert used["text"] == ["review"] and "review" in used["inputs"] and used["not_used"] == ["product"]

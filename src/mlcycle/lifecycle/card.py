@@ -123,6 +123,7 @@ def used_columns(spec, importance: list[dict] | None = None, aside: list[str] | 
     inputs = list(dict.fromkeys([*spec.inputs, *ranked]))
     candidates = [spec.time_column, *spec.id_columns, *spec.passthrough, *(aside or [])]
     return {"inputs": inputs, "numeric": list(spec.numeric), "categorical": list(spec.categorical),
+            "text": list(spec.text),
             "calendar": list(spec.calendar) if spec.time_column in inputs else [],
             "time_column": spec.time_column if spec.time_column in inputs else None,
             "not_used": [c for c in dict.fromkeys(candidates) if c and c not in inputs]}
