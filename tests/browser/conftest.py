@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -34,14 +35,19 @@ def pytest_runtest_makereport(item, call):
         item.browser_failed = call.excinfo is not None
 
 
-@pytest.fixture(scope="session")
-def browser_ws(tmp_path_factory) -> dict:
-    """A sample workspace where `dvc repro` ran with tracking, and the MLflow UI address its index
-    links stage runs to (`tracking.ui_url`; the UI test serves the store there)."""
+def require_chromium() -> None:
+    """Fail (not skip) when Chromium or its driver is missing, saying how to install them."""
     missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
     if missing:
         pytest.fail(f"browser tests need Debian's chromium and chromium-driver ({', '.join(missing)} missing): "
                     "apt-get install chromium chromium-driver (.ci/run installs them)")
+
+
+@pytest.fixture(scope="session")
+def browser_ws(tmp_path_factory) -> dict:
+    """A sample workspace where `dvc repro` ran with tracking, and the MLflow UI address its index
+    links stage runs to (`tracking.ui_url`; the UI test serves the store there)."""
+    require_chromium()
     port = free_port()
     ws = make_workspace(tmp_path_factory.mktemp("browser") / "ws",
                         params=deep_merge(PARAMS, {"tracking": {"ui_url": f"http://127.0.0.1:{port}"}}))
@@ -52,6 +58,14 @@ def browser_ws(tmp_path_factory) -> dict:
 @pytest.fixture
 def browser(browser_ws, request):
     """A headless Chromium with a fresh profile; the page it ends on is saved as a screenshot."""
+    with chromium(browser_ws["ws"], request) as driver:
+        yield driver
+
+
+@contextmanager
+def chromium(ws: Path, request):
+    """A headless Chromium with a fresh profile; the page it ends on is saved as a screenshot in
+    ws/reports/screenshots (said when the test failed)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -67,7 +81,7 @@ def browser(browser_ws, request):
     try:
         yield driver
     finally:
-        shots = browser_ws["ws"] / "reports" / "screenshots"
+        shots = ws / "reports" / "screenshots"
         shots.mkdir(parents=True, exist_ok=True)
         shot = shots / f"{request.node.name}.png"
         try:

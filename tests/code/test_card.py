@@ -185,3 +185,46 @@ def test_an_undefined_group_metric_shows_as_n_a_with_its_reason(tmp_path):
         assert "0.000 [0.000, 0.000]" not in text and "0.200 [0.000, 0.600]" in text
     assert card.group_cell({"x": 0.5, "x_lo": 0.5, "x_hi": 0.5}, "x") == "0.500"
     assert card.group_cell({"x": None}, "x") == "n/a (undefined for this group)"
+
+
+HOSTILE = ["$5 and $10", "<script>alert(1)</script>", "{x}", "a|b \\alpha^2_x", "nul\x00 esc\x1b[31m\nline",
+           "long review " * 834]
+
+
+def test_group_values_are_shown_as_typed_in_both_cards(tmp_path):
+    """Values of a sensitive column holding markup, pipes, dollars, control characters and 10,000
+    characters: the HTML card escapes them (no element made of them), the Markdown card keeps each in
+    its own cell, and both read as the value typed (control characters as escapes)."""
+    import html as html_lib
+
+    import mistune
+
+    from mlcycle.core import literal
+
+    paths, cfg, _ = workspace(tmp_path)
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"gender": rng.choice(HOSTILE, 600)})
+    y = rng.integers(0, 2, 600)
+    a = fairness.assess(frame, y, np.clip(0.4 + 0.2 * y + rng.normal(0, 0.1, 600), 0, 1), "classification", 0.5,
+                        [], ["gender"], 100, 20, 0)
+    fairness.write(a, paths.fairness)
+    html, md = card.render(card.collect(paths, cfg, None, "m", "7", []))
+    assert "<script>" not in html and "\x00" not in html + md and "\x1b" not in html + md
+    shown = {html_lib.unescape(c.split("</td>")[0]).removesuffix(" (small)")
+             for c in html.split('id="groups-gender"')[1].split("</table>")[0].split("<tr")[2:] for c in [c.split("<td>", 1)[1]]}
+    assert shown == {literal.visible(v) for v in HOSTILE}
+    rendered = mistune.create_markdown(escape=True, plugins=["table"])(md)
+    table = rendered.split("gender (sensitive)</h3>")[1].split("</table>")[0]
+    rows = table.split("<tr>")[2:]
+    assert len(rows) == len(HOSTILE) and all(r.count("<td") == rows[0].count("<td") for r in rows)
+    cells = {html_lib.unescape(r.split("<td>", 1)[1].split("</td>")[0]).strip() for r in rows}
+    assert cells == {literal.visible(v).strip() for v in HOSTILE}
+    assert "<script" not in rendered
+
+
+def test_text_columns_are_listed_as_features_the_model_reads_as_words():
+    spec = FeatureSpec(target="score", task="classification", numeric=["price"], categorical=["brand"],
+                       text=["review"], inputs=["price", "brand", "review"],
+                       kinds={"price": "numeric", "brand": "category", "review": "text"}, id_columns=["product"])
+    used = card.used_columns(spec)
+    assert used["text"] == ["review"] and "review" in used["inputs"] and used["not_used"] == ["product"]

@@ -123,6 +123,20 @@ def test_hidden_internal_commands_still_parse():
     assert p.parse_args(["report"]).fn.__name__ == "_report"
 
 
+@pytest.mark.parametrize("argv, listed_names, hint", [
+    (["modle"], "init, pipeline, data, model, serving, release, monitoring, team", "did you mean 'model'?"),
+    (["model", "lst"], "list, promote, rollback, card, audit, explain, reproduce", "did you mean 'list'?"),
+    (["banana"], "init, pipeline, data, model, serving, release, monitoring, team", None),
+])
+def test_an_unknown_command_lists_only_what_the_help_lists(argv, listed_names, hint, capsys):
+    with pytest.raises(SystemExit) as exc:
+        parser().parse_args(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and f"(choose from {listed_names})" in err, err
+    assert "add-data" not in err and "'run'" not in err and "models" not in err  # hidden and deprecated names
+    assert (hint in err) if hint else "did you mean" not in err
+
+
 @pytest.mark.parametrize("argv", [["--params", "other.yaml", "pipeline", "check"],
                                   ["pipeline", "--params", "other.yaml", "check"],
                                   ["pipeline", "check", "--params", "other.yaml"]])

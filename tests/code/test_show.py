@@ -38,9 +38,35 @@ def test_figure_without_a_folder_shows_and_saves_nothing(tmp_path, monkeypatch):
 def test_markdown_displays_generated_text(monkeypatch):
     shown = []
     monkeypatch.setattr("IPython.display.display", lambda obj, **kw: shown.append(obj))
-    show.markdown("- 3 rows")
-    bundle, _ = InteractiveShell.instance().display_formatter.format(shown[0])
-    assert bundle["text/markdown"] == "- 3 rows"
+    show.markdown("- 3 rows in `plan`")
+    assert shown[0]["text/html"] == "<ul>\n<li>3 rows in <code>plan</code></li>\n</ul>\n"
+    assert shown[0]["text/plain"] == "- 3 rows in `plan`"
+
+
+def test_markdown_shows_a_value_holding_html_as_text(monkeypatch):
+    """A column named `<script>` in a stage's summary is text in the report, never markup that runs."""
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda obj, **kw: shown.append(obj))
+    show.markdown("- most missing: `<script>alert(1)</script>` and <script>alert(2)</script> <b>x</b>")
+    html = shown[0]["text/html"]
+    assert "<script" not in html and "<b>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "&lt;script&gt;alert(2)&lt;/script&gt;" in html
+
+
+def test_a_table_escapes_values_names_and_caption(monkeypatch):
+    import pandas as pd
+
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda obj, **kw: shown.append(obj))
+    df = pd.DataFrame({"<i>col</i>": ["<script>alert(1)</script>", "nul\x00 esc\x1b", "$5 and $10"], "n": [1.5, 2.0, 3.0]},
+                      index=pd.Index(["<b>row</b>", "{x}", "a|b"]))
+    show.table(df, caption="<u>by plan</u>")
+    html = shown[0].data
+    assert "<script" not in html and "<b>" not in html and "<i>" not in html and "<u>" not in html
+    for text in ("&lt;script&gt;alert(1)&lt;/script&gt;", "&lt;b&gt;row&lt;/b&gt;", "&lt;i&gt;col&lt;/i&gt;",
+                 "&lt;u&gt;by plan&lt;/u&gt;", "$5 and $10", "{x}", "a|b", "1.5000"):
+        assert text in html, text
+    assert "nul\\x00 esc\\x1b" in html and "\x00" not in html and "\x1b" not in html  # seen, not acted on
 
 
 def test_make_metrics_prints_one_narrow_line_per_metric():

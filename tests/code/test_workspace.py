@@ -103,12 +103,13 @@ def test_init_proposes_personal_columns_before_ids_and_features():
     d = data["data"]
     assert d["pii_columns"] == ["contact", "phone", "customer_name"]
     assert d["id_columns"] == ["customer_id"]  # the unique e-mail and the free text are not ids
-    assert d["drop_columns"] == ["note"]  # free text: not a category with one value per row
+    assert d["text_columns"] == ["note"] and "drop_columns" not in d  # free text: words, not one category per row
     said = "\n".join(notes)
     assert "personal data: 'contact' (e-mail in 400 of 400 values checked) -> data.pii_columns" in said
     assert "personal data: 'phone' (phone number in 400 of 400" in said
     assert "personal data: 'customer_name' (named like a person's name; 100% of 400 values" in said
-    assert "free text: 'note' (" in said and "remove it there to try it as a category" in said
+    assert "free text: 'note' (" in said and "-> data.text_columns" in said
+    assert "not free text: 'plan' (1.0 words" in said and "not free text: 'customer_id' (1.0 words" in said
     assert "'customer_id' (named like an id, unique in 400 rows)" in said
     # a column named like a name whose values are no names (a product name) stays a feature
     other = people().assign(product_name=lambda d: np.where(d["plan"] == "basic", "router x200", "mesh kit 3"))
@@ -141,3 +142,24 @@ def test_a_zero_one_target_gets_the_class_1_not_true():
     assert positive == 1 and type(positive) is int
     flags = df.assign(churned=lambda d: d["churned"].astype(bool))
     assert workspace.infer(flags, "data/raw/orders.csv", "churned")[0]["data"]["positive_class"] is True
+
+
+def test_the_model_name_comment_says_what_the_code_derives(tmp_path):
+    """`tracking.model_name: null` names the registered model after the data file and the target; the
+    comment `mlcycle init` writes beside it (paramsdoc) gives examples, and each is what config derives."""
+    import re
+
+    from mlcycle.core import paramsdoc
+
+    comment = paramsdoc.KEYS["tracking.model_name"]
+    examples = re.findall(r"([\w.]+), (\w+) -> ([a-z0-9-]+)", comment)
+    assert len(examples) == 2, comment
+    for file, target, name in examples:
+        p = config.parse({"data": {"path": f"data/raw/{file}", "target": target, "task": "classification"}})
+        assert p.tracking.model_name == name, (file, target)
+    (tmp_path / "data").mkdir()
+    table().to_csv(tmp_path / "data" / "Orders_2024.v2.csv", index=False)
+    out, _, _ = workspace.init_from_data(tmp_path, "data/Orders_2024.v2.csv", "returned")
+    [line] = [ln for ln in out.read_text().splitlines() if ln.strip().startswith("model_name:")]
+    assert line.split(":", 1)[1].split("#", 1)[0].strip() == "null" and line.split("# ", 1)[1] == comment
+    assert config.load(out, root=tmp_path).tracking.model_name == "orders-2024-returned"

@@ -69,3 +69,34 @@ def user_ws(tmp_path_factory) -> Path:
     run("git add -A && git commit -q -m 'user data and its schema'", ws)
     run(["dvc", "repro"], ws, timeout=900)
     return ws
+
+
+# values a user's table may hold that markup languages read as their own: mathtext (`$...$`), HTML,
+# format braces, LaTeX, control characters, a 10,000-character review (tests/pipeline/test_literal_values.py,
+# tests/browser/test_literal_values.py)
+LONG_REVIEW = "long review " * 834
+HOSTILE = ["$5 and $10", "cost $5_$", "<script>alert(1)</script>", "{}", "{x}", r"a|b \alpha^2_x", LONG_REVIEW,
+           "nul\x00 esc\x1b[31m red\nnew line"]
+HOSTILE_CLASSES = ("left $5_$ <b>", "stayed {x}")  # the target's classes: the rarer is the positive one
+
+
+def hostile_values_workspace(dest: Path, n: int = 1200) -> Path:
+    """A workspace whose table (Parquet: every value kept exactly) holds `HOSTILE` in two category
+    columns, one a slice and one a sensitive column, and `HOSTILE_CLASSES` as its target's classes;
+    `mlcycle init` and one `dvc repro` ran on it (tracking on: a champion exists)."""
+    rng = np.random.default_rng(0)
+    tenure = rng.integers(1, 72, n).astype(float)
+    plan = rng.choice(HOSTILE, n)
+    logit = -0.05 * tenure + np.where(plan == "$5 and $10", 1.0, 0)
+    ws = make_workspace(dest)
+    pd.DataFrame({
+        "customer_id": [f"C{i:05d}" for i in range(n)], "tenure": tenure, "plan": plan,
+        "note": rng.choice(HOSTILE[::-1], n),
+        "churn": np.where(rng.random(n) < 1 / (1 + np.exp(-(logit + 0.5))), *HOSTILE_CLASSES),
+    }).to_parquet(ws / "data/raw/reviews.parquet")
+    init_data(ws, "data/raw/reviews.parquet", "churn", params={
+        "eda": SAMPLE["eda"], "validate": {"min_rows": 100}, "train": {"max_iter": 30},
+        "evaluate": {"bootstrap": 20, "explain_rows": 300, "slices": ["plan"], "sensitive": ["note"]}})
+    run("git add -A && git commit -q -m 'a table of hostile values'", ws)
+    run(["dvc", "repro"], ws, timeout=900)
+    return ws

@@ -80,6 +80,7 @@ def named_columns(params: Params) -> list[tuple[str, list[str], bool]]:
         ("data.pii_columns", list(d.pii_columns), False),
         ("data.drop_columns", list(d.drop_columns), True),
         ("data.aside_columns", list(d.aside_columns), True),
+        ("data.text_columns", list(d.text_columns), True),
         ("evaluate.slices", list(e.slices), True),
         ("evaluate.sensitive", list(e.sensitive), True),
         ("train.baseline_columns", list(t.baseline_columns), True),

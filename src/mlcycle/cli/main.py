@@ -341,6 +341,11 @@ def _explain(args) -> int:
         shown = c.head(args.top).assign(value=lambda d: d["value"].map(lambda v: f"{v:g}" if isinstance(v, float) else str(v)),
                                         contribution=lambda d: d["contribution"].map(lambda v: f"{v:+.4f}"))
         print(shown.to_string(index=False))
+        words = explain.row_words(model, rows.iloc[[i]], spec, args.top)
+        if len(words):  # text columns: the row's words that move its score most when deleted
+            print(f"words that weigh most (change of {what} when the word is deleted):")
+            print(words[["column", "word", "effect"]].assign(effect=lambda d: d["effect"].map(lambda v: f"{v:+.4f}"))
+                  .to_string(index=False))
     return 0
 
 
@@ -635,6 +640,21 @@ class _Version(argparse.Action):
         parser.exit()
 
 
+class _Parser(argparse.ArgumentParser):
+    """An unknown command is named with the commands the help lists (hidden and deprecated ones left
+    out) and the closest of them."""
+
+    def _check_value(self, action, value):
+        if not isinstance(action, argparse._SubParsersAction) or value in action.choices:
+            return super()._check_value(action, value)
+        import difflib
+
+        shown = list(listed(action))
+        close = difflib.get_close_matches(value, shown, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise argparse.ArgumentError(action, f"invalid choice: '{value}' (choose from {', '.join(shown)}){hint}")
+
+
 class _Listing(argparse.HelpFormatter):
     """The commands listed without a `COMMAND` line above them (so nested names fit the column)."""
 
@@ -663,7 +683,7 @@ class _Tree:
     def __init__(self, top: argparse.ArgumentParser):
         self.common = argparse.ArgumentParser(add_help=False)
         self.common.add_argument("--params", metavar="FILE", default=argparse.SUPPRESS, help=PARAMS_HELP)
-        self.sub = top.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+        self.sub = top.add_subparsers(dest="command", metavar="COMMAND", title="commands", parser_class=_Parser)
 
     def _parser(self, sub, name: str, help: str | None, description: str | None):
         kw = {"help": help} if help else {}  # no help: hidden from the listing and the choices shown
@@ -679,7 +699,7 @@ class _Tree:
     def group(self, name: str, help: str, description: str | None = None):
         g = self._parser(self.sub, name, help, description)
         g.set_defaults(fn=_show_help(g))
-        return g.add_subparsers(dest=f"{name}_command", metavar="COMMAND", title="commands")
+        return g.add_subparsers(dest=f"{name}_command", metavar="COMMAND", title="commands", parser_class=_Parser)
 
     def hidden(self, name: str, fn, description: str, sub=None):
         """An internal command: parsed, not listed."""
@@ -730,7 +750,7 @@ def _reason(p, help: str = "why (kept in the audit log)", required: bool = True)
 def parser() -> argparse.ArgumentParser:
     from mlcycle.core import tasks
 
-    p = argparse.ArgumentParser(prog="mlcycle", description=DESCRIPTION, epilog=EPILOG,
+    p = _Parser(prog="mlcycle", description=DESCRIPTION, epilog=EPILOG,
                                 formatter_class=_TopListing)
     p.add_argument("--version", action=_Version, help="print the version and exit")
     p.add_argument("--params", metavar="FILE", default="params.yaml", help=PARAMS_HELP)

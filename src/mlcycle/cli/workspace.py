@@ -245,24 +245,42 @@ def infer_personal(df: pd.DataFrame, exclude: set[str]) -> tuple[list[str], list
     return found, notes
 
 
+def text_evidence(s: pd.Series) -> dict | None:
+    """Words and characters a value on average and the share of distinct values, over up to 2,000
+    text values of `s`; None for a column of numbers or times or with fewer than two text values."""
+    if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_datetime64_any_dtype(s):
+        return None
+    values = _text_values(s)
+    if len(values) < 2:
+        return None
+    return {"words": float(values.str.split().str.len().mean()), "chars": float(values.str.len().mean()),
+            "distinct": values.nunique() / len(values), "checked": len(values)}
+
+
+def is_free_text(e: dict) -> bool:
+    """Free text: several words and many characters a value, mostly distinct values. An id (one word,
+    unique) and a short category (few words, values repeated) are not."""
+    return e["words"] > TEXT_WORDS and e["chars"] > TEXT_CHARS and e["distinct"] > 0.5
+
+
 def infer_text(df: pd.DataFrame, exclude: set[str]) -> tuple[list[str], list[str]]:
-    """(free-text columns, notes with the evidence): text of several words per value, mostly distinct.
-    Text is not a model input yet, so they go to data.drop_columns, never ids or categories."""
+    """(free-text columns, notes with the evidence for every text column): free text goes to
+    data.text_columns (its words become features, train.text), never ids or categories; the other
+    text columns are said to stay categories (or ids), with the same evidence."""
     found, notes = [], []
     for c in df.columns:
-        if c in exclude or pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_datetime64_any_dtype(df[c]):
+        e = None if c in exclude else text_evidence(df[c])
+        if e is None:
             continue
-        values = _text_values(df[c])
-        if len(values) < 2:
-            continue
-        words = float(values.str.split().str.len().mean())
-        chars = float(values.str.len().mean())
-        distinct = values.nunique() / len(values)
-        if words > TEXT_WORDS and chars > TEXT_CHARS and distinct > 0.5:
+        said = (f"{e['words']:.1f} words, {e['chars']:.0f} characters a value on average, {e['distinct']:.0%} "
+                f"distinct in {e['checked']:,} values checked")
+        if is_free_text(e):
             found.append(str(c))
-            notes.append(f"free text: '{c}' ({words:.1f} words, {chars:.0f} characters a value on average, "
-                         f"{distinct:.0%} distinct) -> data.drop_columns (text is not a model input; as a category "
-                         "each value would be its own): remove it there to try it as a category")
+            notes.append(f"free text: '{c}' ({said}) -> data.text_columns (its words become features, "
+                         "train.text); move it to data.drop_columns to leave it out")
+        else:
+            notes.append(f"not free text: '{c}' ({said}; free text has more than {TEXT_WORDS:.0f} words and "
+                         f"{TEXT_CHARS:.0f} characters, over 50% distinct) -> a category or an id")
     return found, notes
 
 
@@ -311,7 +329,7 @@ def infer(df: pd.DataFrame, path: str, target: str, task: str | None = None,
         notes.append("no time column: a stratified random split (set data.time_column if the rows have times)")
     text, text_notes = infer_text(df, {target, *pii, *([tc] if tc else [])})
     if text:
-        data["drop_columns"] = text
+        data["text_columns"] = text
     notes += text_notes
     ids = infer_ids(df, {target, *pii, *text, *([tc] if tc else [])})
     if ids:

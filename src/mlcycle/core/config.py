@@ -88,6 +88,7 @@ class DataParams(Section):
     pii_mode: Literal["drop", "hash"] = "drop"
     pii_features: bool = False  # true: hashed pii_columns may be model features (false: never)
     aside_columns: list[str] = []  # kept in the processed tables for evaluation slices, never features
+    text_columns: list[str] = []  # free text (reviews, notes): words become features (train.text), never categories
 
     @model_validator(mode="after")
     def _consistent(self) -> DataParams:
@@ -100,6 +101,13 @@ class DataParams(Section):
             raise ValueError(f"target '{self.target}' is listed in pii_columns; personal data cannot be the target")
         if self.target in self.aside_columns:
             raise ValueError(f"target '{self.target}' cannot be an aside column; list other columns in aside_columns")
+        if self.target in self.text_columns:
+            raise ValueError(f"target '{self.target}' cannot be a text column; list input columns in text_columns")
+        for role in ("id_columns", "drop_columns", "aside_columns", "pii_columns"):
+            both = sorted(set(self.text_columns) & set(getattr(self, role)))
+            if both:
+                raise ValueError(f"{both} listed in both text_columns and {role}; a column has one role: "
+                                 f"remove it from one of the two lists")
         if self.time_format and self.time_unit:
             raise ValueError("set time_format (text or numbers like 20230315) or time_unit (numbers since 1970), not both")
         if (self.time_format or self.time_unit) and not self.time_column:
@@ -216,6 +224,18 @@ class SearchParams(Section):
         return self
 
 
+class TextParams(Section):
+    """How the words of data.text_columns become features (tasks/tabular/train.py `text_step`): a
+    TF-IDF over a bounded vocabulary, per column; tree models get its `svd_components` leading
+    directions (TruncatedSVD, a dense input), the linear model the sparse TF-IDF itself."""
+
+    max_features: Annotated[int, Field(ge=10, le=1_000_000)] = 20_000  # vocabulary per text column at most (the most frequent terms)
+    ngram_max: Annotated[int, Field(ge=1, le=3)] = 2  # terms are words (1) or runs of up to this many words
+    min_df: Annotated[int, Field(ge=1)] = 2  # a term in fewer training rows than this is left out
+    lowercase: bool = True  # case folded before counting
+    svd_components: Annotated[int, Field(ge=1, le=1000)] = 100  # tree models: dense components per text column
+
+
 class TrainParams(Section):
     model: Literal["auto", "hist_gradient_boosting", "random_forest", "linear"] = "hist_gradient_boosting"
     learning_rate: Annotated[float, Field(gt=0.0, le=1.0)] = 0.05
@@ -230,6 +250,7 @@ class TrainParams(Section):
     threshold: Literal["auto"] | Annotated[float, Field(gt=0.0, lt=1.0)] = "auto"
     baseline_columns: list[str] = []
     search: SearchParams = SearchParams()
+    text: TextParams = TextParams()  # data.text_columns: vocabulary and size of the text features
     segment_by: list[str] = []  # one model per value of these input columns, routed with the global model ([]: one model)
     min_segment_rows: Annotated[int, Field(ge=10)] = 2000  # fewer train + valid rows: the segment is scored by the global model
     seed: int = 42
@@ -267,7 +288,7 @@ class TrackingParams(Section):
     enabled: bool = True
     uri: str | None = None  # null: $MLFLOW_TRACKING_URI, else SQLite under the workspace's mlruns/
     experiment: str = "mlcycle"
-    model_name: str | None = None  # null: "<data file stem>-<target>"
+    model_name: str | None = None  # null: derived from data.path and data.target (`_derived_names`, paramsdoc)
     # a warm tracking process (mlcycle.trackd) serves the stages; it exits after this many idle
     # minutes. 0: every stage forks a fresh tracking process (and pays mlflow's imports)
     daemon_idle_minutes: Annotated[float, Field(ge=0.0, le=1440.0)] = 15.0

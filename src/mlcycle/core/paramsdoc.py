@@ -5,6 +5,7 @@ checks that every key there has a line here."""
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from typing import Annotated, Any, Literal, Union
@@ -53,6 +54,7 @@ KEYS: dict[str, str] = {
     "gate.max_relative_drop": "... and as a share of the champion's value for errors (rmse, mae, log_loss, brier): 0.01 = 1%",
     "gate.beat_baseline": "and score better than the baseline model on `metric`",
     "data.aside_columns": "optional: kept in the processed tables for evaluate's slices, never features (e.g. a sensitive attribute)",
+    "data.text_columns": "optional: free text (reviews, notes): its words become features (train.text), never categories",
     "data.drop_columns": "optional: columns not known at prediction time (leakage) or not wanted",
     "data.format": "auto (by file suffix) | csv | parquet",
     "data.id_columns": "optional: identifiers, kept out of the features",
@@ -161,7 +163,9 @@ KEYS: dict[str, str] = {
     "tracking.daemon_idle_minutes": "a warm tracking process serves the stages, exits after this idle time; 0: off",
     "tracking.enabled": "record every stage execution in MLflow",
     "tracking.experiment": "MLflow experiment of the pipeline runs",
-    "tracking.model_name": "registered model name; null: <data file stem>-<target>",
+    "tracking.model_name": ('registered model name; null: <data file name before its first dot>-<target>, lower-cased, '
+                             'each run of characters other than a-z and 0-9 one "-", the target left out when the same '
+                             '(Late_Flights.csv, arr_delay -> late-flights-arr-delay; churn.csv, churn -> churn)'),
     "tracking.ui_url": "MLflow UI address the report index links runs to, e.g. http://127.0.0.1:5000 (make ui); null: none",
     "tracking.uri": "null: $MLFLOW_TRACKING_URI if set, else sqlite under mlruns/ in the workspace",
     "train.C": "linear only: inverse regularisation strength",
@@ -178,6 +182,12 @@ KEYS: dict[str, str] = {
     "train.search.space": "override a default range, e.g. learning_rate: [0.02, 0.2]",
     "train.search.timeout_minutes": "per model family: no new trial starts after this; null: no limit",
     "train.search.trials": "candidates per model family",
+    "train.text": "data.text_columns: each becomes a TF-IDF over a bounded vocabulary inside the model",
+    "train.text.max_features": "vocabulary per text column at most (the most frequent terms)",
+    "train.text.ngram_max": "terms are single words (1) or runs of up to this many words",
+    "train.text.min_df": "a term found in fewer training rows than this is left out",
+    "train.text.lowercase": "fold case before counting",
+    "train.text.svd_components": "tree models: the TF-IDF reduced to this many dense components per column (TruncatedSVD); linear takes the TF-IDF itself",
     "train.threshold": "classification decision threshold: auto (best F1 on validation) or a number",
     "train.segment_by": "one model per value of these input columns (e.g. [origin]), trained in parallel on `compute`, routed with the global model as one MLflow model; [] = one model",
     "train.min_segment_rows": "a segment with fewer train + valid rows is scored by the global model (so is one whose own model is no better on its validation rows)",
@@ -267,7 +277,9 @@ def _default(field: Any) -> str:
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    """A table cell of the reference: `|` escaped, one line, and `<` as `&lt;` (the site's Markdown
+    would read `<data file name>` as an HTML element and show nothing of it)."""
+    return re.sub(r"<(?=[A-Za-z/!?])", "&lt;", text.replace("|", "\\|").replace("\n", " "))
 
 
 def _section_model(annotation: Any) -> type[BaseModel] | None:

@@ -106,8 +106,9 @@ def infer(df: pd.DataFrame, data: DataParams, params: ValidateParams) -> TableSc
 
     Ranges are the observed ones (rounded outwards to whole numbers), null limits allow
     validate.max_null_share above the share seen, string columns with few values get their value
-    list (a new value warns; for the target, it is an error), id columns and row numbers must be
-    unique, and unique_rows is true when no row repeats an earlier one but for those (`duplicated_rows`)."""
+    list (a new value warns; for the target, it is an error; never for id, personal or free-text
+    columns, data.text_columns), id columns and row numbers must be unique, and unique_rows is true
+    when no row repeats an earlier one but for those (`duplicated_rows`)."""
     cols: dict[str, ColumnSchema] = {}
     for name in df.columns:
         s = df[name]
@@ -122,7 +123,8 @@ def infer(df: pd.DataFrame, data: DataParams, params: ValidateParams) -> TableSc
             spec["min"] = float(math.floor(present.min()))
             spec["max"] = float(math.ceil(present.max()))
         is_target_classes = name == data.target and tasks.target_of(data.task) == "classes" and data.threshold is None
-        if (kind == "string" or is_target_classes) and name not in data.id_columns and name not in data.pii_columns:
+        listed = (*data.id_columns, *data.pii_columns, *data.text_columns)  # values that are not a closed list
+        if (kind == "string" or is_target_classes) and name not in listed:
             distinct = present.unique()
             if len(distinct) <= MAX_VALUES:
                 spec["values"] = sorted((_plain(v) for v in distinct), key=str)

@@ -33,13 +33,14 @@ class FeatureSpec:
     label: str = ""  # the label column's name in the processed tables
     numeric: list[str] = field(default_factory=list)  # derived features the estimator sees
     categorical: list[str] = field(default_factory=list)
+    text: list[str] = field(default_factory=list)  # free-text inputs (data.text_columns): words, not categories
     time_column: str | None = None
     id_columns: list[str] = field(default_factory=list)
     classes: list = field(default_factory=list)
     positive_class: object = None
     label_rule: str = ""
     inputs: list[str] = field(default_factory=list)  # source columns the model takes (requests send these)
-    kinds: dict[str, str] = field(default_factory=dict)  # input -> numeric | boolean | datetime | category | time
+    kinds: dict[str, str] = field(default_factory=dict)  # input -> numeric | boolean | datetime | category | text | time
     input_types: dict[str, str] = field(default_factory=dict)  # MLflow type of each input and passthrough column
     passthrough: list[str] = field(default_factory=list)  # accepted in requests and logged, not used (ids, aside, ...)
     calendar: list[str] = field(default_factory=list)  # parts of the time column the model uses
@@ -53,12 +54,14 @@ class FeatureSpec:
             self.inputs = self.features
             self.kinds = {**{c: "numeric" for c in self.numeric}, **{c: "category" for c in self.categorical}}
         if not self.input_types:
-            types = {"numeric": "double", "category": "string", "boolean": "boolean", "datetime": "datetime"}
+            types = {"numeric": "double", "category": "string", "text": "string", "boolean": "boolean",
+                     "datetime": "datetime"}
             self.input_types = {c: types.get(self.kinds.get(c), "string") for c in self.inputs}
 
     @property
     def features(self) -> list[str]:
-        return [*self.numeric, *self.categorical]
+        """The columns `RowFeatures` hands the preprocessing: numbers, categories, then text."""
+        return [*self.numeric, *self.categorical, *self.text]
 
     def to_json(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -127,7 +130,8 @@ BOOL = {True: 1.0, False: 0.0, "True": 1.0, "False": 0.0, "true": 1.0, "false": 
 class RowFeatures(BaseEstimator, TransformerMixin):
     """The model's first step: source columns in, the features the estimator sees out.
 
-    Numbers as floats, booleans as 0/1, text as categories, other date columns as year, month and day
+    Numbers as floats, booleans as 0/1, short text as categories, free text (kind `text`) as strings
+    with null as "" (the vectorizer after this step splits it into words), other date columns as year, month and day
     of week, and the time column (read by the data's time rule when it arrives as text or numbers) as
     the `calendar` parts. Stateless: the same for training, evaluation, serving and monitoring."""
 
@@ -177,6 +181,8 @@ class RowFeatures(BaseEstimator, TransformerMixin):
         if kind == "datetime":
             t = s if pd.api.types.is_datetime64_any_dtype(s) else pd.to_datetime(s, errors="coerce")
             return dict(calendar(pd.DataFrame({c: t}, index=s.index), c, DATE_PARTS, prefix=f"{c}_").items())
+        if kind == "text":
+            return {c: s.astype("str").where(s.notna(), "")}
         if kind == "numeric":
             return {c: pd.to_numeric(s, errors="coerce").astype("float64") if s.dtype == object else s.astype("float64")}
         return {c: s.astype("str")}

@@ -30,10 +30,10 @@ import os
 import re
 from pathlib import Path
 
-from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2 import Environment, PackageLoader
 from markupsafe import Markup, escape
 
-from mlcycle.core import config, tasks
+from mlcycle.core import config, literal, tasks
 from mlcycle.core import record as handover
 from mlcycle.core.errors import CardError
 from mlcycle.core.spec import FeatureSpec
@@ -59,10 +59,12 @@ def intended_use(path: Path, cfg, spec=None, purpose: str | None = None) -> str:
     if text and TEMPLATE_MARK not in text:
         return text
     if purpose is None:
-        what = (f"the value of `{spec.target}`" if tasks.target_of(spec.task) == "numbers" else
-                f"`{spec.label}` ({spec.label_rule}), scored as the probability of {spec.positive_class!r}"
-                if spec.positive_class is not None else f"the class of `{spec.target}`")
-        purpose = f"Predicts {what} from the columns of `{cfg.data.path}`."
+        code, text = literal.md_code, literal.md_text  # names and values from the data, as typed
+        what = (f"the value of {code(spec.target)}" if tasks.target_of(spec.task) == "numbers" else
+                f"{code(spec.label)} ({text(spec.label_rule)}), scored as the probability of "
+                f"{text(repr(spec.positive_class))}" if spec.positive_class is not None
+                else f"the class of {code(spec.target)}")
+        purpose = f"Predicts {what} from the columns of {code(cfg.data.path)}."
     return ("**Intended use (derived from the data, not written yet).** " + purpose + " "
             + NOT_WRITTEN.format(file=cfg.evaluate.intended_use))
 
@@ -121,6 +123,7 @@ def used_columns(spec, importance: list[dict] | None = None, aside: list[str] | 
     inputs = list(dict.fromkeys([*spec.inputs, *ranked]))
     candidates = [spec.time_column, *spec.id_columns, *spec.passthrough, *(aside or [])]
     return {"inputs": inputs, "numeric": list(spec.numeric), "categorical": list(spec.categorical),
+            "text": list(spec.text),
             "calendar": list(spec.calendar) if spec.time_column in inputs else [],
             "time_column": spec.time_column if spec.time_column in inputs else None,
             "not_used": [c for c in dict.fromkeys(candidates) if c and c not in inputs]}
@@ -166,7 +169,7 @@ def limitations(record: dict) -> list[str]:
     for col, info in (fair.get("columns") or {}).items():
         small = [g["group"] for g in info["groups"] if g.get("small")]
         if small:
-            shown = ", ".join(map(str, small[:8])) + (" ..." if len(small) > 8 else "")
+            shown = ", ".join(literal.label(g, 60) for g in small[:8]) + (" ..." if len(small) > 8 else "")
             out.append(f"{col}: {len(small)} group(s) with fewer than {fair['min_group_size']} holdout rows "
                        f"({shown}): their metrics are uncertain and they are left out of the gaps.")
     if not [c for c, i in (fair.get("columns") or {}).items() if "sensitive" in i["role"]]:
@@ -319,8 +322,12 @@ def refresh_from_mlflow(record: dict, client, name: str, version: str) -> dict:
 
 
 def render(record: dict) -> tuple[str, str]:
-    """(html, markdown) of a record."""
-    env = Environment(loader=PackageLoader("mlcycle", "templates"), autoescape=select_autoescape(["html"]),
+    """(html, markdown) of a record.
+
+    Every value is shown as typed: the HTML card escapes all it prints (autoescape; control
+    characters as escapes, `literal.visible`), the Markdown card escapes each value from the data
+    (`md` and `code` filters: a group `a|b` stays in its cell, `<script>` is text)."""
+    env = Environment(loader=PackageLoader("mlcycle", "templates"), autoescape=True, finalize=_html_value,
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["num"] = _num
     env.filters["cell"] = _cell
@@ -330,10 +337,12 @@ def render(record: dict) -> tuple[str, str]:
     ctx = {"r": record, "interval": _interval, "metric_keys": _metric_keys, "group_cell": group_cell}
     html = env.get_template("model_card.html.j2").render(**ctx)
     md = Environment(loader=PackageLoader("mlcycle", "templates"), autoescape=False, trim_blocks=True,
-                     lstrip_blocks=True)
+                     lstrip_blocks=True, finalize=lambda v: literal.visible(v, keep="\n\t") if isinstance(v, str) else v)
     md.filters["num"] = _num
     md.filters["cell"] = _md_cell
-    md.filters["text"] = str
+    md.filters["text"] = _md_text
+    md.filters["md"] = literal.md_text
+    md.filters["code"] = literal.md_code
     md.filters["param"] = lambda v: _md_cell(_param(v))
     return html, md.get_template("model_card.md.j2").render(**ctx)
 
@@ -467,9 +476,21 @@ def _html_text(v):
     return Markup(re.sub(r"`([^`]+)`", r"<code>\1</code>", str(escape(v))))
 
 
+def _html_value(v):
+    """What the HTML card prints of a value: text with its control characters as escapes (then
+    escaped by autoescape); HTML the card made itself (Markup) as it is."""
+    return literal.visible(v) if isinstance(v, str) and not isinstance(v, Markup) else v
+
+
 def _md_cell(v) -> str:
-    """`_cell` in a Markdown table: no `|` or line break left to end the cell."""
-    return _cell(v).replace("|", "\\|").replace("\n", " ")
+    """`_cell` in a Markdown table: escaped (`literal.md_text`), so no `|` or line break ends the cell."""
+    return literal.md_text(_cell(v))
+
+
+def _md_text(v) -> str:
+    """A task's text in the Markdown card: its `code` spans kept, the rest escaped (`literal.md_text`)."""
+    parts = re.split(r"(`[^`\n]+`)", str(v))
+    return "".join(p if i % 2 else literal.md_text(p) for i, p in enumerate(parts))
 
 
 def _metric_keys(groups: list[dict]) -> list[str]:

@@ -17,6 +17,12 @@ as `<2 e-mail value(s) redacted>`: the list goes to the verdict, the report and 
 chi-square test of the two-by-K table, and the Jensen-Shannon distance. Everything comes from
 numpy and scipy.stats.
 
+Free-text columns (data.text_columns) are never compared value by value (each text is its own
+value, and its words may be personal): the table task measures, per row, the characters, the words
+and the share of words outside the training vocabulary (`core.text.text_stats`), and these numbers
+drift as numeric columns do; `text_summary` adds the column's out-of-vocabulary rate and the share of
+the training vocabulary still in use. No text is ever shown.
+
 PSI and null shares use every row. The test and the distance of a numeric column use at most
 `test_rows` rows drawn from each side (seeded): on more rows than that the p-value of any shift
 large enough to matter is already far below every limit, and the sort they need dominates the time.
@@ -212,6 +218,21 @@ def score_drift(reference: np.ndarray, current: np.ndarray, bins: int = 10, test
     out = numeric(pd.Series(reference, dtype="float64"), pd.Series(current, dtype="float64"), bins, test_rows, seed)
     return {"psi": out["psi"], "p_value": out["p_value"], "distance": out["distance"],
             "mean_ref": out["mean_ref"], "mean_cur": out["mean_cur"]}
+
+
+def text_summary(column: str, ref_words: pd.Series, cur_words: pd.Series, vocabulary: set[str]) -> dict:
+    """A text column's words in reference and current rows (Series of word lists) against the
+    training `vocabulary`: mean words a row, the out-of-vocabulary rate (share of all words not in the
+    vocabulary) and the share of the vocabulary used by the rows. Counts only, never a word."""
+    def side(words: pd.Series) -> dict:
+        flat = [w for ws in words for w in ws]
+        seen = {w for w in flat if w in vocabulary}
+        return {"mean_words": float(np.mean([len(ws) for ws in words])) if len(words) else None,
+                "oov_rate": (sum(w not in vocabulary for w in flat) / len(flat)) if flat else None,
+                "vocabulary_share": len(seen) / len(vocabulary) if vocabulary else None}
+    ref, cur = side(ref_words), side(cur_words)
+    return {"column": column, "vocabulary_size": len(vocabulary), **{f"{k}_ref": v for k, v in ref.items()},
+            **{f"{k}_cur": v for k, v in cur.items()}}
 
 
 # ---------------------------------------------------------------- current data larger than memory

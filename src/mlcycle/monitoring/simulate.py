@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from mlcycle.core import config, scoring, tables, tasks
+from mlcycle.core import config, literal, scoring, tables, tasks
 from mlcycle.core.config import Params
 from mlcycle.core.errors import SimulateError
 from mlcycle.core.paths import Paths, copy_workspace
@@ -242,6 +242,7 @@ def table(rows: list[dict]) -> pd.DataFrame:
                "new_version", "gate", "champion_after"]]
 
 
+@literal.figures()
 def _figure(rows: list[dict], metric: str, drift_share: float | None = None) -> str:
     import matplotlib
 
@@ -250,6 +251,7 @@ def _figure(rows: list[dict], metric: str, drift_share: float | None = None) -> 
 
     df = pd.DataFrame(rows)
     fig, (a1, a2) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+    df["period"] = literal.labels(df["period"], 16)
     a1.plot(df["period"], df["champion_score"], "o-", label="champion with the loop")
     a1.plot(df["period"], df["frozen_score"], "s--", label="frozen after the first training")
     for i, r in df.iterrows():

@@ -6,6 +6,9 @@ warnings (MLflow's pickle notice, a deprecation in pandas) or log lines with the
 Those go to `reports/logs/<stage>.log` (`Paths.stage_log`, not a pipeline output), where nothing is
 lost. A notebook opened by hand in Jupyter does not run this: there everything stays visible.
 
+It also sets matplotlib's style for literal text once matplotlib is imported (`core/literal.py`):
+no value a figure shows is read as mathtext or LaTeX (`$5 and $10` is drawn as typed).
+
 A warning stays in the report when it is meant for the reader: its class is mlcycle's, or the code
 that raised it is the notebook's own or the workspace's (a hook), not an installed library. Records
 of mlcycle's own loggers stay in the report too, as plain lines.
@@ -19,6 +22,8 @@ import sys
 import sysconfig
 import warnings
 from pathlib import Path
+
+from mlcycle.core import literal
 
 ENV = "MLCYCLE_STAGE_LOG"  # the log file of the stage the kernel runs (set by the runner)
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -43,7 +48,13 @@ def is_own(filename: str, category: type) -> bool:
 
 def setup(log_file: str | os.PathLike | None = None) -> Path | None:
     """Route library warnings and log records of this process to `log_file` ($MLCYCLE_STAGE_LOG when
-    None); returns the file, or None (nothing changed) when there is none."""
+    None); returns the file, or None (no log file) when there is none. Either way matplotlib draws
+    text literally in this kernel (`literal_figures`)."""
+    literal_figures()
+    try:
+        get_ipython().events.register("pre_run_cell", literal_figures)  # noqa: F821 (an IPython kernel)
+    except NameError:
+        pass
     log_file = log_file or os.environ.get(ENV)
     if not log_file:
         return None
@@ -77,6 +88,14 @@ def setup(log_file: str | os.PathLike | None = None) -> Path | None:
     except NameError:
         pass
     return path
+
+
+def literal_figures(*_) -> None:
+    """matplotlib's style for literal text (`literal.FIGURE_STYLE`: no mathtext, no LaTeX), once the
+    kernel has imported matplotlib: checked before each cell, so a stage that draws nothing does not
+    pay for importing it."""
+    if "matplotlib" in sys.modules:
+        literal.use_figure_style()
 
 
 def reroute(to_file: logging.Handler) -> None:

@@ -1,7 +1,8 @@
 """Stage `eda`: tables and figures that describe the input table and its label.
 
 Each plot function takes a frame and returns a matplotlib Figure; the notebook shows it and
-`save` keeps it under reports/figures/eda/.
+`save` keeps it under reports/figures/eda/. Names and values are drawn as typed
+(`core/literal.py`): labels shortened, never read as mathtext.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from mlcycle.core import tasks
+from mlcycle.core import literal, tasks
 from mlcycle.core.config import DataParams
 from mlcycle.core.spec import LABEL, classes_of
 
@@ -46,6 +47,7 @@ def categorical_columns(df: pd.DataFrame, exclude: set[str], max_distinct: int =
             and not pd.api.types.is_datetime64_any_dtype(df[c]) and df[c].nunique() <= max_distinct]
 
 
+@literal.figures()
 def plot_missing(df: pd.DataFrame) -> Figure | None:
     share = df.isna().mean()
     share = share[share > 0].sort_values()
@@ -53,31 +55,33 @@ def plot_missing(df: pd.DataFrame) -> Figure | None:
         return None
     fig = Figure(figsize=(7, 0.3 * len(share) + 1.2))
     ax = fig.subplots()
-    ax.barh(share.index.astype(str), share.to_numpy(), color="#c0504d")
+    ax.barh(literal.labels(share.index), share.to_numpy(), color="#c0504d")
     ax.set_xlabel("share of rows missing")
     ax.set_title("Missing values by column")
     fig.tight_layout()
     return fig
 
 
+@literal.figures()
 def plot_label(y: pd.Series, task: str, name: str) -> Figure:
     fig = Figure(figsize=(6, 3.2))
     ax = fig.subplots()
     if tasks.target_of(task) == "numbers":
         ax.hist(y.dropna().to_numpy(dtype=float), bins=50, color="#4f81bd")
-        ax.set_xlabel(name)
+        ax.set_xlabel(literal.label(name, 80))
     else:
         counts = y.value_counts().sort_index()
-        ax.bar(counts.index.astype(str), counts.to_numpy(), color="#4f81bd")
+        ax.bar(literal.labels(counts.index, 20), counts.to_numpy(), color="#4f81bd")
         for i, v in enumerate(counts.to_numpy()):
             ax.annotate(f"{v / counts.sum():.1%}", (i, v), ha="center", va="bottom", fontsize=8)
-        ax.set_xlabel(name)
+        ax.set_xlabel(literal.label(name, 80))
     ax.set_ylabel("rows")
-    ax.set_title(f"Label: {name}")
+    ax.set_title(f"Label: {literal.label(name, 60)}")
     fig.tight_layout()
     return fig
 
 
+@literal.figures()
 def small_multiples(columns: list[str], ncol: int, width: float, height: float, draw, title: str) -> Figure | None:
     """One small panel per column, `ncol` per row; draw(ax, column) fills a panel."""
     if not columns:
@@ -89,11 +93,11 @@ def small_multiples(columns: list[str], ncol: int, width: float, height: float, 
     axes = np.atleast_1d(fig.subplots(nrow, ncol)).ravel()
     for ax, c in zip(axes, columns, strict=False):
         draw(ax, c)
-        ax.set_title(c, fontsize=9)
+        ax.set_title(literal.label(c, 36), fontsize=9)
         ax.tick_params(labelsize=7)
     for ax in axes[n:]:
         ax.set_visible(False)
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(literal.label(title, 110), fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -119,7 +123,7 @@ def label_rate(df: pd.DataFrame, column: str, label: pd.Series, top: int) -> pd.
 def plot_label_by_category(df: pd.DataFrame, columns: list[str], label: pd.Series, top: int, name: str) -> Figure | None:
     def draw(ax, c):
         t = label_rate(df, c, label, top).sort_values("label_mean")
-        ax.barh(t.index.astype(str), t["label_mean"].to_numpy(), color="#9bbb59")
+        ax.barh(literal.labels(t.index, 32), t["label_mean"].to_numpy(), color="#9bbb59")
 
     return small_multiples(columns, 3, 4.2, 2.8, draw, f"{name}, by category (the {top} most frequent)")
 
@@ -129,6 +133,7 @@ def correlations(df: pd.DataFrame, columns: list[str], label: pd.Series) -> pd.D
     return frame.corr(method="spearman")
 
 
+@literal.figures()
 def plot_correlations(corr: pd.DataFrame) -> Figure | None:
     if corr.shape[0] < 2:
         return None
@@ -136,7 +141,7 @@ def plot_correlations(corr: pd.DataFrame) -> Figure | None:
     fig = Figure(figsize=(0.45 * k + 2.5, 0.45 * k + 2))
     ax = fig.subplots()
     im = ax.imshow(corr.to_numpy(), cmap="RdBu_r", vmin=-1, vmax=1)
-    labels = [("label" if c == "__label__" else c) for c in corr.columns]
+    labels = literal.labels(("label" if c == "__label__" else c) for c in corr.columns)
     ax.set_xticks(range(k), labels, rotation=90, fontsize=7)
     ax.set_yticks(range(k), labels, fontsize=7)
     fig.colorbar(im, ax=ax, shrink=0.7)
@@ -150,6 +155,7 @@ def trend(df: pd.DataFrame, time_column: str, label: pd.Series, freq: str = "W")
     return g.set_index("t").resample(freq)["y"].agg(rows="size", label_mean="mean")
 
 
+@literal.figures()
 def plot_trend(table: pd.DataFrame, name: str) -> Figure:
     fig = Figure(figsize=(8, 3.2))
     ax = fig.subplots()
@@ -158,7 +164,7 @@ def plot_trend(table: pd.DataFrame, name: str) -> Figure:
     ax2 = ax.twinx()
     ax2.bar(table.index, table["rows"], width=5, alpha=0.25, color="#4f81bd")
     ax2.set_ylabel("rows")
-    ax.set_title(f"{name}, weekly")
+    ax.set_title(literal.label(f"{name}, weekly", 90))
     fig.tight_layout()
     return fig
 

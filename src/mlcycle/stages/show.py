@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from mlcycle.core import literal
+
 
 def figure(fig, folder: Path | None, name: str) -> None:
     """Display `fig` embedded and, when `folder` is given, keep it as folder/name.png (works with any
@@ -23,7 +25,8 @@ def figure(fig, folder: Path | None, name: str) -> None:
         import io
 
         buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=90, metadata={"Software": None})
+        with literal.figures():  # tick labels made while drawing: as typed, like the rest
+            fig.savefig(buffer, format="png", dpi=90, metadata={"Software": None})
         display(Image(data=buffer.getvalue(), format="png"))
         return
     path = save(fig, folder, name)
@@ -31,10 +34,16 @@ def figure(fig, folder: Path | None, name: str) -> None:
 
 
 def markdown(text: str) -> None:
-    """Display generated text (a stage's summary of what its data showed) as Markdown."""
-    from IPython.display import Markdown, display
+    """Display generated text (a stage's summary of what its data showed) as Markdown.
 
-    display(Markdown(text))
+    It is shown as the HTML mistune makes of it with raw HTML escaped (the Markdown source kept as
+    the plain-text form): a column name or value such as `<script>` in the summary is shown as
+    text, not run, in the notebook and its report (nbconvert passes raw HTML in Markdown through)."""
+    import mistune
+    from IPython.display import display
+
+    html = mistune.create_markdown(escape=True, plugins=["table", "strikethrough"])(text)
+    display({"text/html": html, "text/plain": text}, raw=True)
 
 
 _tables = itertools.count(1)
@@ -45,16 +54,31 @@ def table(df, caption: str | None = None, digits: int = 4):
 
     Tables are numbered in order of display (not pandas' random ids), so a re-run with the same
     results renders the same HTML. A missing value (a statistic that does not apply to the row, such
-    as the top category of a number) is an empty cell, not "nan".
+    as the top category of a number) is an empty cell, not "nan". Values, names and the caption are
+    HTML-escaped and control characters shown as escapes (`literal.visible`): a cell holding
+    `<script>` shows that text.
     """
     from IPython.display import HTML, display
+    from markupsafe import escape
 
-    styled = df.style.format(precision=digits, thousands=",", na_rep="").set_uuid(f"table{next(_tables)}")
+    df = df.rename(index=_visible, columns=_visible)
+    texts = [i for i, dtype in enumerate(df.dtypes) if pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype)]
+    if texts:
+        df = df.copy()
+        for i in texts:
+            df.isetitem(i, df.iloc[:, i].map(_visible))
+    styled = (df.style.format(precision=digits, thousands=",", na_rep="", escape="html")
+              .format_index(escape="html", axis=0).format_index(escape="html", axis=1)
+              .set_uuid(f"table{next(_tables)}"))
     if isinstance(df.index, pd.RangeIndex):
         styled = styled.hide(axis="index")
     if caption:
-        styled = styled.set_caption(caption)
+        styled = styled.set_caption(str(escape(literal.visible(caption))))
     display(HTML(styled.to_html()))  # a Styler's own text form carries its memory address
+
+
+def _visible(v):
+    return literal.visible(v) if isinstance(v, str) else v
 
 
 def save(fig, folder: Path, name: str) -> Path | None:
@@ -62,7 +86,8 @@ def save(fig, folder: Path, name: str) -> Path | None:
         return None
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.png"
-    fig.savefig(path, dpi=90, metadata={"Software": None})
+    with literal.figures():  # tick labels made while drawing: as typed, like the rest
+        fig.savefig(path, dpi=90, metadata={"Software": None})
     return path
 
 

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from mlcycle.core import literal
 from mlcycle.tasks.recommender import interactions as ia
 from mlcycle.tasks.recommender.params import RecommendParams
 
@@ -123,6 +124,7 @@ def write_metrics(doc: dict, path: Path) -> None:
 
 # ---------------------------------------------------------------- figures
 
+@literal.figures()
 def plot_long_tails(inter: pd.DataFrame) -> Figure:
     """Interactions per user and per item against their rank, log scale: the two long tails."""
     fig = Figure(figsize=(9, 3.2))
@@ -141,6 +143,7 @@ def plot_long_tails(inter: pd.DataFrame) -> Figure:
     return fig
 
 
+@literal.figures()
 def plot_over_time(months: pd.DataFrame) -> Figure:
     """Interactions per month (bars) and their mean rating (line)."""
     fig = Figure(figsize=(9, 3.2))
@@ -155,10 +158,11 @@ def plot_over_time(months: pd.DataFrame) -> Figure:
     return fig
 
 
+@literal.figures()
 def plot_ratings(dist: pd.Series) -> Figure:
     fig = Figure(figsize=(6, 3))
     ax = fig.subplots()
-    ax.bar([str(v) for v in dist.index], dist.to_numpy(), color="#55a868")
+    ax.bar(literal.labels(dist.index, 16), dist.to_numpy(), color="#55a868")
     ax.set_xlabel("rating")
     ax.set_ylabel("interactions")
     ax.set_title("rating distribution")

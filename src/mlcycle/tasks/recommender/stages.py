@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlcycle.core import record, stats, tables
+from mlcycle.core import literal, record, stats, tables
 from mlcycle.core.config import Params
 from mlcycle.tasks.recommender import interactions as ia
 from mlcycle.tasks.recommender import ranking, recommenders
@@ -274,6 +274,7 @@ def evaluate_takeaways(ev: dict, k: int, metric: str) -> str:
     return "\n".join(lines)
 
 
+@literal.figures()
 def plot_models(ev: dict, k: int):
     """NDCG@k and Recall@k of every model with their 95% intervals over users."""
     import matplotlib.pyplot as plt
@@ -284,7 +285,7 @@ def plot_models(ev: dict, k: int):
         values = [ev["results"][n][metric] for n in names]
         ci = [ev["intervals"].get(n, {}).get(metric, [v, v]) for n, v in zip(names, values, strict=True)]
         err = np.array([[v - c[0] for v, c in zip(values, ci, strict=True)], [c[1] - v for v, c in zip(values, ci, strict=True)]])
-        ax.bar(names, values, yerr=err, capsize=4, color=["#999999", "#4c72b0", "#55a868", "#c44e52"][: len(names)])
+        ax.bar(literal.labels(names, 20), values, yerr=err, capsize=4, color=["#999999", "#4c72b0", "#55a868", "#c44e52"][: len(names)])
         ax.set_title(ranking.LABELS[metric].format(k=k))
     fig.tight_layout()
     return fig

@@ -15,7 +15,8 @@ served): small requests get the fast path, large batches lose nothing.
 
 `build` runs at training time: export, score the given rows both ways, compare, and write the
 form and the verdict into the MLflow model folder (`compiled/`), so the registry holds them with
-the model. A family it cannot export (a linear model, a dummy) gets a verdict saying so and no form.
+the model. A family it cannot export (a linear model, a dummy), or a model with text columns (their TF-IDF
+and SVD steps have no array form here), gets a verdict saying so and no form.
 `load` gives the compiled scorer only when the verdict says it agreed; anything else is served by
 the pipeline, and the reason travels with the model version.
 """
@@ -39,6 +40,7 @@ from mlcycle.core import scoring
 from mlcycle.core.errors import DataError, ExportError
 from mlcycle.core.spec import BOOL, DATE_PARTS, RowFeatures
 from mlcycle.core.tables import parse_series, time_in_range
+from mlcycle.core.text import TextFeatures
 
 FOLDER = "compiled"  # inside the MLflow model folder
 TREES, PLAN, VERDICT = "trees.tl", "plan.json", "check.json"
@@ -360,6 +362,9 @@ def export(pipe, task: str) -> Compiled:
             continue
         if step == "passthrough" or (isinstance(step, FunctionTransformer) and step.func is None):
             continue  # passed through as they are (a fitted passthrough is an identity FunctionTransformer)
+        if isinstance(step, TextFeatures):  # words -> TF-IDF -> SVD: no array form here; the pipeline scores it
+            raise ExportError(f"text column '{step.column}' (data.text_columns: TF-IDF of its words) has no "
+                              "compiled form; versions with text columns are scored by the pipeline")
         if not isinstance(step, OrdinalEncoder):
             raise ExportError(f"preprocessing step '{name}' ({type(step).__name__}) has no compiled form")
         codes.update(encoder_codes(step, list(cols)))

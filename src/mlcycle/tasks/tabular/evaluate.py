@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
-from mlcycle.core import stats
+from mlcycle.core import literal, stats
 from mlcycle.core.spec import FeatureSpec
 from mlcycle.core.stats import headline  # noqa: F401 (the metrics shown first: evaluate.headline in the notebooks)
 from mlcycle.stages.evaluate import write  # noqa: F401 (the metrics and plot files, written alike by every task)
@@ -114,6 +114,7 @@ def _thin(n: int, k: int) -> np.ndarray:
 
 # ---------------------------------------------------------------- figures for the report
 
+@literal.figures()
 def plot_curves(model: dict[str, pd.DataFrame], baseline: dict[str, pd.DataFrame], metrics: dict):
     """ROC, precision-recall and calibration of model and baseline side by side (binary)."""
     from matplotlib.figure import Figure
@@ -137,6 +138,7 @@ def plot_curves(model: dict[str, pd.DataFrame], baseline: dict[str, pd.DataFrame
     return fig
 
 
+@literal.figures()
 def plot_confusion(confusion: pd.DataFrame, title: str = "Confusion matrix (holdout)"):
     from matplotlib.figure import Figure
 
@@ -150,13 +152,15 @@ def plot_confusion(confusion: pd.DataFrame, title: str = "Confusion matrix (hold
     for i in range(k):
         for j in range(k):
             ax.text(j, i, f"{table.iat[i, j]:,}", ha="center", va="center", fontsize=9)
-    ax.set_xticks(range(k), labels, rotation=45)
-    ax.set_yticks(range(k), labels)
+    shown = literal.labels(labels, 24)  # classes as typed, shortened
+    ax.set_xticks(range(k), shown, rotation=45, ha="right")
+    ax.set_yticks(range(k), shown)
     ax.set(xlabel="predicted", ylabel="actual", title=title)
     fig.tight_layout()
     return fig
 
 
+@literal.figures()
 def plot_residuals(residuals: pd.DataFrame):
     from matplotlib.figure import Figure
 

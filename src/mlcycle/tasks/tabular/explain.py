@@ -10,6 +10,11 @@
   kept). Positive: this value pushes the score up compared with a typical value. One feature at a
   time, so contributions do not add up to the prediction exactly (unlike SHAP values); they need
   nothing but the model's own predict and work for any Pipeline.
+- Words of text columns (data.text_columns): for the most frequent terms of the fitted vocabulary,
+  the average change of the score of the rows holding the word when it is deleted from their text
+  (occlusion). Measured through the model's own predict, it works whether the words reach the
+  estimator as TF-IDF weights (linear) or through SVD components (trees), where no coefficient
+  belongs to a word; and it is in the score's units, as the row contributions are.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from mlcycle.core import record
+from mlcycle.core import literal, record, text
 from mlcycle.core.errors import DataError
 from mlcycle.core.scoring import scores
 from mlcycle.core.tables import read_table
@@ -89,8 +94,100 @@ def partial_dependence(model, X: pd.DataFrame, features: list[str], categorical:
 
 
 def pdp_candidates(importance: pd.DataFrame, spec) -> list[str]:
-    """Input columns in order of importance that a partial-dependence grid can vary (not dates)."""
-    return [f for f in importance["feature"] if spec.kinds.get(f) not in ("time", "datetime")]
+    """Input columns in order of importance that a partial-dependence grid can vary (not dates, not text)."""
+    return [f for f in importance["feature"] if spec.kinds.get(f) not in ("time", "datetime", "text")]
+
+
+def _score_1d(model, X: pd.DataFrame, task: str) -> np.ndarray:
+    """The model's scores as floats: a value or the positive class's probability a row, or a row of
+    class probabilities (multiclass)."""
+    return np.asarray(scores(model, X, task), dtype=float)
+
+
+def word_effects(model, X: pd.DataFrame, spec, column: str, words: list[str], task: str) -> pd.DataFrame:
+    """Per word of `words`: the rows of `X` whose text column `column` holds it and the mean change of
+    their score when it is deleted (score with the word minus score without: positive, the word pushes
+    the score up). Multiclass: the change of the probability of each row's predicted class."""
+    step = text.fitted(model)[column]
+    tokens = step.words(X[column]).map(set)
+    base = _score_1d(model, X, task)
+    cls = base.argmax(axis=1) if base.ndim == 2 else None
+    batches, owners = [], []
+    for w in words:
+        has = tokens.map(lambda ws, w=w: w in ws).to_numpy()
+        if has.any():
+            part = X[has].copy()
+            part[column] = text.without_word(part[column], w, step.lowercase).to_numpy()
+            batches.append(part)
+            owners.append((w, np.flatnonzero(has)))
+    if not batches:
+        return pd.DataFrame(columns=["column", "word", "rows", "effect"])
+    after = _score_1d(model, pd.concat(batches, ignore_index=True), task)
+    out, at = [], 0
+    for w, idx in owners:
+        a = after[at:at + len(idx)]
+        at += len(idx)
+        if cls is not None:
+            before, a = base[idx, cls[idx]], a[np.arange(len(idx)), cls[idx]]
+        else:
+            before = base[idx]
+        out.append({"column": column, "word": w, "rows": len(idx), "effect": float(np.mean(before - a))})
+    return pd.DataFrame(out)
+
+
+def text_words(model, X: pd.DataFrame, spec, rows: int, seed: int, candidates: int = 40,
+               top: int = 15) -> pd.DataFrame:
+    """The words that weigh most in each text column (see the module docstring): the `candidates`
+    terms of the fitted vocabulary found in most of `rows` sampled rows, scored by `word_effects`,
+    the `top` of each column by the size of their effect. Empty for a model without text columns.
+    Words come from the vocabulary (terms in at least train.text.min_df training rows)."""
+    steps = text.fitted(model)
+    frames = []
+    Xs, _ = sample(X, np.zeros(len(X)), rows, seed)
+    for c in spec.text:
+        if c not in steps:
+            continue
+        step = steps[c]
+        counts = step.words(Xs[c]).map(set).explode().dropna()
+        counts = counts[counts.isin(step.vocabulary)].value_counts()
+        effects = word_effects(model, Xs, spec, c, counts.index[:candidates].tolist(), spec.task)
+        if len(effects):
+            effects = effects.reindex(effects["effect"].abs().sort_values(ascending=False, kind="stable").index)
+            frames.append(effects.head(top))
+    if not frames:
+        return pd.DataFrame(columns=["column", "word", "rows", "effect"])
+    return pd.concat(frames, ignore_index=True)
+
+
+def row_words(model, row: pd.DataFrame, spec, top: int = 10) -> pd.DataFrame:
+    """For one row: each word of its text columns and the change of its score when the word is
+    deleted (positive: the word pushes the score up), largest first."""
+    frames = []
+    steps = text.fitted(model)
+    for c in spec.text:
+        if c in steps and c in row.columns:
+            words = sorted(set(steps[c].words(row[c]).iloc[0]))
+            frames.append(word_effects(model, row.reset_index(drop=True), spec, c, words, spec.task))
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return pd.DataFrame(columns=["column", "word", "rows", "effect"])
+    out = pd.concat(frames, ignore_index=True)
+    return out.reindex(out["effect"].abs().sort_values(ascending=False, kind="stable").index).head(top)
+
+
+def plot_words(words: pd.DataFrame, ylabel: str):
+    """Bars of the words' effects, one panel per text column."""
+    from matplotlib.figure import Figure
+
+    cols = list(dict.fromkeys(words["column"]))
+    fig = Figure(figsize=(5 * max(len(cols), 1), 0.3 * max(words["column"].value_counts().max(), 1) + 1.4))
+    axes = np.atleast_1d(fig.subplots(1, max(len(cols), 1)))
+    for ax, c in zip(axes, cols, strict=False):
+        t = words[words["column"] == c].iloc[::-1]
+        ax.barh(t["word"].astype(str), t["effect"], color=np.where(t["effect"] >= 0, "#4c72b0", "#c44e52"))
+        ax.set(xlabel=f"change of the {ylabel} when the word is deleted", title=f"Words of '{c}'")
+    fig.tight_layout()
+    return fig
 
 
 def categorical_inputs(spec) -> list[str]:
@@ -98,19 +195,21 @@ def categorical_inputs(spec) -> list[str]:
     return [c for c in spec.inputs if spec.kinds.get(c) in ("category", "boolean")]
 
 
+@literal.figures()
 def plot_importance(table: pd.DataFrame, top: int = 15):
     from matplotlib.figure import Figure
 
     t = table.head(top).iloc[::-1]
     fig = Figure(figsize=(7, 0.3 * len(t) + 1.2))
     ax = fig.subplots()
-    ax.barh(t["feature"], t["importance"], xerr=t["std"], color="#4c72b0")
+    ax.barh(literal.labels(t["feature"]), t["importance"], xerr=t["std"], color="#4c72b0")
     ax.set(xlabel=f"drop in {table.attrs.get('scoring', 'score')} when shuffled",
            title=f"Permutation importance ({table.attrs.get('rows', '?'):,} holdout rows)")
     fig.tight_layout()
     return fig
 
 
+@literal.figures()
 def plot_partial_dependence(curves: dict[str, pd.DataFrame], ylabel: str):
     from matplotlib.figure import Figure
 
@@ -122,13 +221,13 @@ def plot_partial_dependence(curves: dict[str, pd.DataFrame], ylabel: str):
         if c.attrs.get("categorical"):
             x = np.arange(len(c))
             ax.bar(x, c[ys[0]], color="#4c72b0")
-            ax.set_xticks(x, [str(v) for v in c["value"]], rotation=60, fontsize=7)
+            ax.set_xticks(x, literal.labels(c["value"], 24), rotation=60, ha="right", fontsize=7)
         else:
             for col in ys:
                 ax.plot(c["value"], c[col], label=None if col == "prediction" else col)
             if len(ys) > 1:
                 ax.legend(fontsize=7)
-        ax.set(xlabel=f, ylabel=ylabel, title=f"Partial dependence: {f}")
+        ax.set(xlabel=literal.label(f), ylabel=ylabel, title=f"Partial dependence: {literal.label(f, 30)}")
     fig.tight_layout()
     return fig
 
@@ -212,9 +311,12 @@ def prepare(rows: pd.DataFrame, background: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def document(importance: pd.DataFrame, curves: dict[str, pd.DataFrame]) -> dict:
-    """The importance table and the partial-dependence curves as reports/explanations.json holds them."""
-    return {"scoring": importance.attrs.get("scoring"), "rows": importance.attrs.get("rows"),
+def document(importance: pd.DataFrame, curves: dict[str, pd.DataFrame], words: pd.DataFrame | None = None) -> dict:
+    """The importance table, the partial-dependence curves and the words of text columns (`text_words`)
+    as reports/explanations.json holds them."""
+    shown = [] if words is None else [{"column": str(r["column"]), "word": str(r["word"]), "rows": int(r["rows"]),
+                                       "effect": round(float(r["effect"]), 6)} for _, r in words.iterrows()]
+    return {"text_words": shown, "scoring": importance.attrs.get("scoring"), "rows": importance.attrs.get("rows"),
             "importance": [{"rank": int(r["rank"]), "feature": str(r["feature"]),
                             "importance": round(float(r["importance"]), 6), "std": round(float(r["std"]), 6)}
                            for _, r in importance.iterrows()],
@@ -223,8 +325,8 @@ def document(importance: pd.DataFrame, curves: dict[str, pd.DataFrame]) -> dict:
                                    for f, c in curves.items()}}
 
 
-def write(importance: pd.DataFrame, curves: dict[str, pd.DataFrame], path) -> None:
-    """reports/explanations.json: the importance table and the partial-dependence curves."""
+def write(importance: pd.DataFrame, curves: dict[str, pd.DataFrame], path, words: pd.DataFrame | None = None) -> None:
+    """reports/explanations.json: the importance table, the partial-dependence curves, the words."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(document(importance, curves), indent=1) + "\n")
+    path.write_text(json.dumps(document(importance, curves, words), indent=1) + "\n")
     record.artifacts([path], "evaluation")

@@ -21,7 +21,7 @@ import pandas as pd
 from fairlearn import metrics as flm
 from sklearn import metrics as skm
 
-from mlcycle.core import record, stats
+from mlcycle.core import literal, record, stats
 from mlcycle.core.errors import DataError
 
 MISSING = "(missing)"
@@ -431,6 +431,7 @@ def headline_metric(table: pd.DataFrame) -> str:
     return next(m for m in ("roc_auc", "mae", "accuracy") if m in table)
 
 
+@literal.figures()
 def plot_groups(table: pd.DataFrame, metric: str | None = None, top: int = 20):
     """The metric of the largest groups with their intervals; small groups in grey."""
     from matplotlib.figure import Figure
@@ -445,8 +446,9 @@ def plot_groups(table: pd.DataFrame, metric: str | None = None, top: int = 20):
         err = np.vstack([t[metric] - t[f"{metric}_lo"], t[f"{metric}_hi"] - t[metric]])
         ax.errorbar(t[metric], y, xerr=np.nan_to_num(err), fmt="none", ecolor="#999999", capsize=2)
     ax.scatter(t[metric], y, c=colors, zorder=3)
-    ax.set_yticks(y, [f"{g} (n={n:,})" for g, n in zip(t["group"], t["n"], strict=True)], fontsize=8)
-    col = str(table["column"].iloc[0]) if len(table) else ""
+    groups = literal.labels(t["group"], 30)  # values as typed, shortened, each its own tick
+    ax.set_yticks(y, [f"{g} (n={n:,})" for g, n in zip(groups, t["n"], strict=True)], fontsize=8)
+    col = literal.label(table["column"].iloc[0]) if len(table) else ""
     ax.set(xlabel=metric, title=f"{metric} by {col} (95% intervals; grey: small groups)")
     fig.tight_layout()
     return fig

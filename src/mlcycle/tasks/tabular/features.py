@@ -90,7 +90,15 @@ def build(df: pd.DataFrame, data: DataParams, params: FeaturesParams, hook=None,
     pii = [] if data.pii_features else data.pii_columns  # personal columns are never features unless asked
     dropped = [c for c in dict.fromkeys([*data.drop_columns, *pii]) if c in labelled.columns]
     inputs = [c for c in labelled.columns if c not in aside and c not in dropped]
-    kinds = {c: kind_of(labelled[c]) for c in inputs}
+    absent = [c for c in data.text_columns if c not in labelled.columns]
+    if absent:
+        raise DataError(f"data.text_columns names {absent}, not in the table; available: {sorted(map(str, labelled.columns))}")
+    unused = [c for c in data.text_columns if c not in inputs]
+    if unused:
+        raise DataError(f"data.text_columns {unused} are not model inputs (the target, the time column or set aside); "
+                        "remove them from data.text_columns")
+    text = [c for c in inputs if c in data.text_columns]
+    kinds = {c: "text" if c in text else kind_of(labelled[c]) for c in inputs}
     parts = []
     if tc and params.calendar:
         cal = calendar(labelled, tc, params.calendar)
@@ -99,7 +107,8 @@ def build(df: pd.DataFrame, data: DataParams, params: FeaturesParams, hook=None,
     rf = RowFeatures(inputs, kinds)
     numeric, categorical = [], []
     for c in rf.transform_columns():
-        (categorical if kinds.get(c) == "category" else numeric).append(c)
+        if kinds.get(c) != "text":  # text columns are inputs and features, neither numbers nor categories
+            (categorical if kinds.get(c) == "category" else numeric).append(c)
     if parts:
         inputs, kinds = [*inputs, tc], {**kinds, tc: "time"}
         numeric += parts
@@ -115,7 +124,7 @@ def build(df: pd.DataFrame, data: DataParams, params: FeaturesParams, hook=None,
     if data.task == "classification":
         classes, positive = classes_of(table[LABEL], data.positive_class)
     spec = FeatureSpec(
-        target=data.target, task=data.task, numeric=numeric, categorical=categorical,
+        target=data.target, task=data.task, numeric=numeric, categorical=categorical, text=text,
         time_column=tc, id_columns=list(data.id_columns), classes=classes,
         positive_class=positive, label_rule=info["rule"], label=label_name(data),
         inputs=inputs, kinds=kinds, input_types=types, passthrough=passthrough, calendar=parts,
@@ -294,7 +303,7 @@ def write_metrics(parts: dict[str, pd.DataFrame], spec: FeatureSpec, info: dict,
     """Row counts per split and feature counts (DVC metrics)."""
     out = {f"{name}_rows": len(part) for name, part in parts.items()}
     out.update({"rows_without_target": info["rows_without_target"], "numeric_features": len(spec.numeric),
-                "categorical_features": len(spec.categorical)})
+                "categorical_features": len(spec.categorical), "text_features": len(spec.text)})
     if spec.task == "classification" and spec.positive_class is not None:
         for name, part in parts.items():
             out[f"{name}_positive_share"] = round(float((part[LABEL] == spec.positive_class).mean()), 6)
@@ -309,8 +318,14 @@ def describe(df: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
     rows = []
     for c in spec.features:
         s = df[c]
-        row = {"feature": c, "kind": "numeric" if c in spec.numeric else "categorical",
-               "null_share": round(float(s.isna().mean()), 4), "distinct": int(s.nunique())}
+        kind = "numeric" if c in spec.numeric else "text" if c in spec.text else "categorical"
+        if kind == "text":  # never a raw value (free text may hold anything): its size only
+            words = s.str.split().str.len()
+            rows.append({"feature": c, "kind": kind, "null_share": round(float((s == "").mean()), 4),
+                         "distinct": int(s.nunique()), "median": f"{words.median():.0f} words, "
+                         f"{s.str.len().median():.0f} characters"})
+            continue
+        row = {"feature": c, "kind": kind, "null_share": round(float(s.isna().mean()), 4), "distinct": int(s.nunique())}
         if c in spec.numeric:
             row["min"], row["median"], row["max"] = s.min(), s.median(), s.max()
         else:
@@ -338,6 +353,7 @@ def takeaways(parts: dict[str, pd.DataFrame], spec: FeatureSpec, params: SplitPa
         lines.append("- cuts, each between two distinct times (no time on both sides): " + "; ".join(
             f"{c['cut']} between {shown_time(c['last_before'], timezone)} and {shown_time(c['first_after'], timezone)} "
             f"({c['rows_before']:,} rows before, {c['rows_after']:,} at or after)" for c in cuts) + ".")
+    text = f" and {len(spec.text)} text column(s) ({', '.join(spec.text)})" if spec.text else ""
     lines.append(f"- the model takes {len(spec.inputs)} input columns: {len(spec.numeric)} numeric and "
-                 f"{len(spec.categorical)} categorical features.")
+                 f"{len(spec.categorical)} categorical features{text}.")
     return "\n".join(lines)

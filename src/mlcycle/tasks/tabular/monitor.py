@@ -33,11 +33,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlcycle.core import record, scoring, tables
+from mlcycle.core import literal, record, scoring, tables
 from mlcycle.core.config import Params
 from mlcycle.core.errors import DataError, MonitorError
 from mlcycle.core.paths import Paths
 from mlcycle.core.spec import LABEL, FeatureSpec, derived, with_derived
+from mlcycle.core.text import TextFeatures, fitted, text_stats
 from mlcycle.lifecycle import gate
 from mlcycle.monitoring import drift as drift_mod
 from mlcycle.monitoring import release
@@ -227,6 +228,38 @@ def _top(scores: np.ndarray) -> np.ndarray:
     return scores.max(axis=1) if scores.ndim == 2 else scores
 
 
+def text_steps(model, spec: FeatureSpec, reference: pd.DataFrame) -> dict[str, TextFeatures]:
+    """The fitted text step of each text column (its training vocabulary and tokenizer), read off the
+    model (a routed model's global one); a model without one gets a step fitted on the reference rows."""
+    found = fitted(model)
+    for c in spec.text:
+        if c not in found:
+            found[c] = TextFeatures(c, min_df=1, components=None).fit(reference[c])
+    return found
+
+
+def drift_columns(spec: FeatureSpec) -> list[str]:
+    """What drift is measured on: the features the estimator sees, each text column as its numbers
+    (`core.text.text_stats`: characters, words, out-of-vocabulary share), never its raw text."""
+    stats = [f"{c} {part}" for c in spec.text for part in ("chars", "words", "oov")]
+    return [*[c for c in spec.features if c not in spec.text], *stats]
+
+
+def drift_frame(spec: FeatureSpec, X: pd.DataFrame, steps: dict[str, TextFeatures]) -> pd.DataFrame:
+    """`derived(spec, X)` with each text column replaced by its numbers (`drift_columns`)."""
+    frame = derived(spec, X)
+    for c in spec.text:
+        frame = pd.concat([frame.drop(columns=[c]), text_stats(frame[c], c, steps[c].vocabulary, steps[c].words)],
+                          axis=1)
+    return frame
+
+
+def text_drift(spec: FeatureSpec, ref_X: pd.DataFrame, cur_X: pd.DataFrame, steps: dict[str, TextFeatures]) -> list[dict]:
+    """Per text column: words a row, out-of-vocabulary rate and vocabulary share, reference and current."""
+    return [drift_mod.text_summary(c, steps[c].words(ref_X[c]), steps[c].words(cur_X[c]), steps[c].vocabulary)
+            for c in spec.text]
+
+
 def assess(params: Params, served, ref: Reference, cur: Current) -> dict:
     """The verdict (a JSON-ready dict): drift, score drift, performance, and whether to retrain."""
 
@@ -236,7 +269,7 @@ def assess(params: Params, served, ref: Reference, cur: Current) -> dict:
     if missing:
         raise DataError(f"current data lacks the model's input columns {missing}; it must have the columns of "
                         f"{params.data.path} (or of the prediction log)")
-    feats = spec.features  # drift is measured on what the estimator sees, derived from the inputs
+    feats = drift_columns(spec)  # drift is measured on what the estimator sees, derived from the inputs
     verdict: dict = {
         "model": {"name": served.info.get("name"), "version": served.version, "uri": served.info.get("uri"),
                   "data_md5": ref.data_md5, "run_id": served.info.get("run_id")},
@@ -265,9 +298,12 @@ def assess(params: Params, served, ref: Reference, cur: Current) -> dict:
         cur = dataclasses.replace(cur, frame=live[answered].reset_index(drop=True),
                                   scores=None if cur.scores is None else cur.scores[answered.to_numpy()])
     ref_X, cur_X = ref.train[spec.inputs], cur.frame[spec.inputs]
-    d = drift_mod.compare(derived(spec, ref_X), derived(spec, cur_X), feats, psi_threshold=mp.psi_threshold,
-                          alpha=mp.alpha, bins=mp.bins, seed=mp.seed)
+    steps = text_steps(served.model, spec, ref_X)
+    d = drift_mod.compare(drift_frame(spec, ref_X, steps), drift_frame(spec, cur_X, steps), feats,
+                          psi_threshold=mp.psi_threshold, alpha=mp.alpha, bins=mp.bins, seed=mp.seed)
     verdict["drift"] = d.to_dict()
+    if spec.text:
+        verdict["text"] = text_drift(spec, ref_X, cur_X, steps)
     ref_scores = scores_of(served, ref_X)
     cur_scores = cur.scores if cur.scores is not None and not np.isnan(cur.scores).all() else scores_of(served, cur_X)
     sd = drift_mod.score_drift(_top(ref_scores), _top(cur_scores), mp.bins, seed=mp.seed)
@@ -299,16 +335,17 @@ def partitioned_drift(params: Params, served, ref: Reference, cur: Current) -> t
 
     mp, spec = params.monitor, ref.spec
     ref_X = ref.train[spec.inputs]
-    reference = derived(spec, ref_X).assign(score=_top(scores_of(served, ref_X)))
+    steps = text_steps(served.model, spec, ref_X)
+    reference = drift_frame(spec, ref_X, steps).assign(score=_top(scores_of(served, ref_X)))
 
     def features_and_score(part: pd.DataFrame) -> pd.DataFrame:
-        return derived(spec, part[spec.inputs]).assign(
+        return drift_frame(spec, part[spec.inputs], steps).assign(
             score=pd.to_numeric(part["score"], errors="coerce").astype("float64").to_numpy())
 
     current = cur.frame.map_partitions(features_and_score, meta=features_and_score(cur.frame._meta))
     with compute.cluster(params.compute) as dc:
         record.tags(compute.describe(dc))
-        d, sd = drift_mod.compare_partitions(reference, current, spec.features, psi_threshold=mp.psi_threshold,
+        d, sd = drift_mod.compare_partitions(reference, current, drift_columns(spec), psi_threshold=mp.psi_threshold,
                                              alpha=mp.alpha, bins=mp.bins, seed=mp.seed, score_column="score",
                                              rows=cur.rows)
     sd["drifted"] = bool(sd["psi"] >= mp.score_psi_threshold and sd["p_value"] < mp.alpha)
@@ -372,12 +409,13 @@ def drift_table(verdict: dict) -> pd.DataFrame:
                  "mean_ref", "mean_cur", "new_categories", "new_share"]]
 
 
+@literal.figures()
 def plot_drift(verdict: dict, threshold: float):
     import matplotlib.pyplot as plt
 
     cols = pd.DataFrame(verdict["drift"]["columns"]).sort_values("psi")
     fig, ax = plt.subplots(figsize=(7, max(2.5, 0.28 * len(cols))))
-    ax.barh(cols["column"], cols["psi"].clip(upper=max(2.0, threshold * 3)),
+    ax.barh(literal.labels(cols["column"]), cols["psi"].clip(upper=max(2.0, threshold * 3)),
             color=np.where(cols["drifted"], "#c0392b", "#7f8c8d"))
     ax.axvline(threshold, color="k", ls="--", lw=1, label=f"psi_threshold {threshold}")
     ax.set_xlabel("PSI (current against the champion's training data)")
@@ -410,6 +448,10 @@ def summary(verdict: dict) -> str:
             lines.append("  new categories: " + "; ".join(f"{k}: {', '.join(map(str, v[:5]))}"
                                                           for k, v in d["new_categories"].items()))
         lines.append(f"  score PSI {verdict['score_drift']['psi']:.3f}")
+    for t in verdict.get("text") or []:
+        lines.append(f"  text '{t['column']}': out-of-vocabulary {_share(t['oov_rate_cur'])} now, "
+                     f"{_share(t['oov_rate_ref'])} at training; words a row {_num(t['mean_words_cur'])} now, "
+                     f"{_num(t['mean_words_ref'])} at training")
     p = verdict.get("performance")
     if p:
         lines.append(f"  {p['metric']}: {p['now']:.4f} now, {p['at_training']:.4f} at training")
@@ -450,9 +492,18 @@ def metrics_of(verdict: dict) -> dict:
             "score_psi": verdict["score_drift"]["psi"]}
 
 
+def _share(v) -> str:
+    return "-" if v is None else f"{v:.1%}"
+
+
+def _num(v) -> str:
+    return "-" if v is None else f"{v:.1f}"
+
+
 def tables_of(verdict: dict) -> dict[str, pd.DataFrame]:
-    """No tables beyond the drift table the notebook shows (`drift_table`)."""
-    return {}
+    """Beyond the drift table the notebook shows (`drift_table`): the text columns' vocabulary figures
+    (counts and shares only, never a word)."""
+    return {"text columns": pd.DataFrame(verdict["text"])} if verdict.get("text") else {}
 
 
 def score(root: Path, params: Params, served, cur: Current) -> tuple[float | None, str]:

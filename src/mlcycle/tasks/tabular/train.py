@@ -27,6 +27,7 @@ from mlcycle.core.errors import DataError
 from mlcycle.core.scoring import quiet_mlflow, scores
 from mlcycle.core.spec import FeatureSpec, RowFeatures
 from mlcycle.core.tables import unparse
+from mlcycle.core.text import TextFeatures
 from mlcycle.core.workspace import model_metadata
 from mlcycle.tasks.tabular import compiled
 
@@ -56,8 +57,21 @@ class TrainResult:
         return out
 
 
-def preprocessor(numeric: list[str], categorical: list[str], params: TrainParams, for_trees: bool) -> ColumnTransformer:
-    """Column preprocessing: ordinal codes for trees (missing kept as NaN), one-hot + scaling for linear."""
+def text_step(column: str, params: TrainParams, for_trees: bool) -> TextFeatures:
+    """The words of one text column as features (`core.text.TextFeatures`, params `train.text`): a TF-IDF
+    over a bounded vocabulary; trees (HistGradientBoosting takes dense input only) get its
+    `svd_components` leading SVD directions, the linear model the sparse TF-IDF, a weight per term."""
+    t = params.text
+    return TextFeatures(column, max_features=t.max_features, ngram_max=t.ngram_max, min_df=t.min_df,
+                        lowercase=t.lowercase, components=t.svd_components if for_trees else None,
+                        random_state=params.seed)
+
+
+def preprocessor(numeric: list[str], categorical: list[str], params: TrainParams, for_trees: bool,
+                 text: list[str] = ()) -> ColumnTransformer:
+    """Column preprocessing: ordinal codes for trees (missing kept as NaN), one-hot + scaling for linear;
+    each text column through its own `text_step` (after the categories and numbers). The output is a
+    DataFrame, except for the linear model with text: a sparse matrix (a column per term)."""
     if for_trees:
         cat = OrdinalEncoder(
             handle_unknown="use_encoded_value", unknown_value=np.nan, encoded_missing_value=np.nan,
@@ -76,7 +90,10 @@ def preprocessor(numeric: list[str], categorical: list[str], params: TrainParams
         parts.append(("cat", cat, categorical))
     if numeric:
         parts.append(("num", num, numeric))
-    return ColumnTransformer(parts, remainder="drop", verbose_feature_names_out=False).set_output(transform="pandas")
+    for c in text:  # the column's name as a string: the step gets one Series, not a frame
+        parts.append((f"text:{c}", text_step(c, params, for_trees), c))
+    ct = ColumnTransformer(parts, remainder="drop", verbose_feature_names_out=False)
+    return ct if text and not for_trees else ct.set_output(transform="pandas")
 
 
 def estimator(task: str, params: TrainParams, n_categorical: int):
@@ -112,10 +129,11 @@ def build_pipeline(spec: FeatureSpec, params: TrainParams, columns: list[str] | 
     columns = spec.features if columns is None else columns
     numeric = [c for c in spec.numeric if c in columns]
     categorical = [c for c in spec.categorical if c in columns]
+    text = [c for c in spec.text if c in columns]
     # trees take ordinal codes with NaN for missing (random forests accept NaN since scikit-learn 1.4);
     # the ColumnTransformer puts categorical columns first, so they are the first n columns
     trees = params.model != "linear"
-    pre = preprocessor(numeric, categorical, params, for_trees=trees)
+    pre = preprocessor(numeric, categorical, params, for_trees=trees, text=text)
     return Pipeline([("features", RowFeatures.from_spec(spec)), ("preprocess", pre),
                      ("model", estimator(spec.task, params, len(categorical) if trees else 0))])
 
@@ -328,7 +346,8 @@ def summary(result: TrainResult, spec: FeatureSpec) -> pd.DataFrame:
     """What was chosen on the validation split, for the report."""
     rows = [
         {"item": "model", "value": type(getattr(result.model, "global_model", result.model).named_steps["model"]).__name__},
-        {"item": "features", "value": f"{len(spec.numeric)} numeric, {len(spec.categorical)} categorical"},
+        {"item": "features", "value": f"{len(spec.numeric)} numeric, {len(spec.categorical)} categorical"
+                                       + (f", {len(spec.text)} text ({', '.join(spec.text)})" if spec.text else "")},
         {"item": f"validation {result.score_name}", "value": f"{result.valid_score:.4f}"},
         {"item": f"baseline validation {result.score_name}", "value": f"{result.valid_baseline_score:.4f}"},
     ]
