@@ -129,6 +129,9 @@ class Task:
     #       baseline is, "rows": the data behind the holdout, "model": the model}: the index page's
     #       headline section (stages/report.py; `read(path)` gives a JSON file's content or None)
     #   "infer_objective": function(target column) -> the data.task value `mlcycle init` writes
+    #   "infer_params": function(table, data section) -> ({section: values}, notes): what else
+    #       `mlcycle init --data ... --task <objective>` writes for the task (its own section), raising
+    #       DataError naming what to set when it cannot tell
     hooks: dict[str, str] = field(default_factory=dict)
 
     def monitor(self) -> ModuleType:

@@ -31,5 +31,6 @@ TASK = Task(
                          metrics=("mase", "smape", "coverage"), lower_is_better=("mase", "smape")),),
     hooks={"index": "mlcycle.tasks.forecast.stages:index_section",
            "load": "mlcycle.tasks.forecast.model:load_registered",
-           "check_params": "mlcycle.tasks.forecast.params:check"},
+           "check_params": "mlcycle.tasks.forecast.params:check",
+           "infer_params": "mlcycle.tasks.forecast.params:infer_section"},
 )

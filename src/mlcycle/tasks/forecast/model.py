@@ -25,7 +25,7 @@ import pandas as pd
 from mlcycle.core import provenance
 from mlcycle.core.scoring import quiet_mlflow
 from mlcycle.core.workspace import model_metadata
-from mlcycle.tasks.forecast import backtest
+from mlcycle.tasks.forecast import backtest, families
 from mlcycle.tasks.forecast.params import ForecastParams
 from mlcycle.tasks.forecast.series import ID, TIME, VALUE
 
@@ -102,6 +102,15 @@ class ForecastModel(mlflow.pyfunc.PythonModel):
         future = canon[canon[VALUE].isna()] if has_time else None
         if future is not None and len(future):
             h = int(future.groupby(ID).size().max())
+            expected = families.future_times(history, h, self.family.freq)
+            sent = future[[ID, TIME]].sort_values([ID, TIME]).reset_index(drop=True)
+            wrong = sorted(set(expected[ID]) - set(sent.merge(expected, on=[ID, TIME])[ID])
+                           | {u for u, n in sent.groupby(ID).size().items() if n != h})
+            if wrong:
+                first = expected[expected[ID] == wrong[0]][TIME].iloc[0]
+                raise ValueError(f"the future rows of series {wrong[:8]} are not the {h} steps after their history "
+                                 f"(for '{wrong[0]}': from {first:%Y-%m-%d %H:%M}, every {self.family.freq}); send "
+                                 "those times, or the history up to the first time you send")
         elif self.fc.dynamic_columns:
             raise ValueError(f"this model needs the future values of {list(self.fc.dynamic_columns)}: send a row per "
                              f"series and future step with '{self.time_column}' and those columns (no '{self.target}')")

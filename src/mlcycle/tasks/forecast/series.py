@@ -49,26 +49,31 @@ def standardise(df: pd.DataFrame, data: DataParams, fc: ForecastParams) -> pd.Da
 
 
 def infer_freq(frame: pd.DataFrame) -> str | None:
-    """The step between times: pandas' inferred frequency of the times every series shares (their
-    union, sorted), else of the longest series, else the most common step as a fixed offset; None when
-    no series has two times."""
-    union = pd.DatetimeIndex(np.sort(frame[TIME].dropna().unique()))
-    for times in (union, _longest(frame)):
-        if len(times) >= 3:
-            found = pd.infer_freq(times)
-            if found:
-                return found
+    """The step between times: the frequency pandas infers for most series (each on its own, so a gap
+    or a stray time in one series does not hide it), else for the times all series share, else the
+    most common step as a fixed offset; None when no series has two times."""
+    found = []
+    for _, times in frame.groupby(ID, sort=True)[TIME]:
+        f = _inferred(pd.DatetimeIndex(times.dropna().drop_duplicates().sort_values()))
+        if f:
+            found.append(f)
+    if found:
+        return str(pd.Series(found).mode().iloc[0])
+    union = _inferred(pd.DatetimeIndex(np.sort(frame[TIME].dropna().unique())))
+    if union:
+        return union
     steps = frame.groupby(ID)[TIME].diff().dropna()
     if steps.empty:
         return None
     return pd.tseries.frequencies.to_offset(steps.mode().iloc[0]).freqstr
 
 
-def _longest(frame: pd.DataFrame) -> pd.DatetimeIndex:
-    sizes = frame.groupby(ID).size()
-    if sizes.empty:
-        return pd.DatetimeIndex([])
-    return pd.DatetimeIndex(frame.loc[frame[ID] == sizes.idxmax(), TIME].drop_duplicates().sort_values())
+def _inferred(times: pd.DatetimeIndex) -> str | None:
+    if len(times) < 3:
+        return None
+    with pd.option_context("future.infer_freq_returns_offset", True):
+        f = pd.infer_freq(times)
+    return pd.tseries.frequencies.to_offset(f).freqstr if f is not None else None
 
 
 def season_length(freq: str | None, given: int | None = None) -> int:
@@ -78,7 +83,7 @@ def season_length(freq: str | None, given: int | None = None) -> int:
     if not freq:
         return 1
     base = pd.tseries.frequencies.to_offset(freq)
-    name = base.name.split("-")[0]
+    name = base.rule_code.split("-")[0]
     n = max(int(getattr(base, "n", 1)), 1)
     season = SEASONS.get(name, 1)
     return max(season // n, 1) if season % n == 0 else 1
@@ -168,6 +173,7 @@ def check(df: pd.DataFrame, data: DataParams, fc: ForecastParams, min_rows: int 
         f.errors.append(f"{len(future):,} rows are dated after now ({now:%Y-%m-%d}), in series "
                         f"{named(future[ID].unique())}; a value not yet observed cannot be learned from "
                         "(drop those rows)")
+        frame = frame[frame[TIME] <= now]  # the steps and lengths below are those of the observed rows
     freq = fc.freq or infer_freq(frame)
     season = season_length(freq, fc.season_length)
     if freq is None:
