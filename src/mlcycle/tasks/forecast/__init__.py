@@ -32,5 +32,5 @@ TASK = Task(
     hooks={"index": "mlcycle.tasks.forecast.stages:index_section",
            "load": "mlcycle.tasks.forecast.model:load_registered",
            "check_params": "mlcycle.tasks.forecast.params:check",
-           "infer_params": "mlcycle.tasks.forecast.params:infer_section"},
+           "infer_params": "mlcycle.tasks.forecast.series:infer_section"},
 )

@@ -257,3 +257,37 @@ def regular(frame: pd.DataFrame, freq: str, fc: ForecastParams) -> pd.DataFrame:
     if not parts:
         return pd.DataFrame(columns=cols)
     return pd.concat(parts, ignore_index=True)[cols]
+
+
+def infer_section(df, data: dict) -> tuple[dict, list[str]]:
+    """The `forecasting` section `mlcycle init --task forecast` writes for a table (the task's
+    "infer_params" hook), with notes to print: the series id columns (the fewest text columns that
+    make (series, time) unique), the step inferred from the times, the season from it and a horizon
+    of one season. Raises DataError naming what to set when it cannot tell."""
+    from itertools import combinations
+
+    import pandas as pd
+
+    from mlcycle.core.tables import parse_series
+
+    time = data.get("time_column")
+    if not time:
+        raise DataError("a forecast needs the time of each row: name it with --time-column")
+    t = parse_series(df[time], time, data.get("time_format"), data.get("time_unit"))
+    target = data["target"]
+    texts = [c for c in df.columns if c not in (time, target) and not pd.api.types.is_float_dtype(df[c])
+             and 1 < df[c].nunique(dropna=False) < len(df) / 2]
+    ids = next((list(combo) for n in (1, 2, 3) for combo in combinations(texts, n)
+                if not pd.concat([df[list(combo)], t.rename("__t__")], axis=1).duplicated().any()), None)
+    if ids is None:
+        raise DataError(f"no column (or pair of columns) among {texts[:10]} names a series with one row per time "
+                        f"in '{time}'; write forecasting.id_columns yourself (see docs/forecast.md)")
+    frame = pd.DataFrame({ID: df[ids].astype("str").agg("/".join, axis=1), TIME: t.to_numpy(),
+                          VALUE: 0.0})
+    freq = infer_freq(frame)
+    season = season_length(freq)
+    notes = [f"series: {ids} ({frame[ID].nunique():,} series; forecasting.id_columns)",
+             f"step: {freq} (forecasting.freq), a season of {season} steps; horizon {max(season, 1)} steps "
+             "(forecasting.horizon: change it to what you need)"]
+    section = {"id_columns": ids, "horizon": max(season, 1), "freq": freq}
+    return {"forecasting": section}, notes
