@@ -200,3 +200,19 @@ def test_the_model_refuses_what_it_cannot_forecast():
         model().predict(None, pd.DataFrame({"store": ["a"], "horizon": [5]}))
     with pytest.raises(ValueError, match=r"future values of \['promo'\]"):
         model(dynamic=True).predict(None, pd.DataFrame({"store": ["a"]}))
+
+
+# ---------------------------------------------------------------- mlcycle init --task forecast
+
+def test_init_infers_the_series_columns_and_the_step():
+    section, notes = series.infer_section(table(), {"target": "sales", "time_column": "month"})
+    assert section == {"forecasting": {"id_columns": ["store"], "horizon": 12, "freq": "MS"}}
+    assert any("['store'] (3 series" in n for n in notes)
+    weekly = table().assign(month=lambda d: d.groupby("store").cumcount().map(
+        lambda i: pd.Timestamp("2024-01-07") + pd.Timedelta(weeks=i)))
+    assert series.infer_section(weekly, {"target": "sales", "time_column": "month"})[0]["forecasting"]["freq"] == "W-SUN"
+    with pytest.raises(DataError, match="--time-column"):
+        series.infer_section(table(), {"target": "sales"})
+    with pytest.raises(DataError, match="write forecasting.id_columns yourself"):
+        series.infer_section(table(stores=("a",)).drop(columns=["store", "region"]).assign(promo=1.5),
+                             {"target": "sales", "time_column": "month"})
