@@ -95,5 +95,5 @@ def test_task_names_the_package_that_serves_data_task():
     with pytest.raises(ParamsError, match=r"task recommender serves data.task recommendation, not classification: "
                                           r"set task: tabular"):
         config.parse({**raw, "task": "recommender"})
-    with pytest.raises(ParamsError, match=r"no task named 'forecasting'; registered tasks: recommender, tabular"):
+    with pytest.raises(ParamsError, match=r"no task named 'forecasting'; registered tasks: forecast, recommender, tabular"):
         config.parse({**raw, "task": "forecasting"})

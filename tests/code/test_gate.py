@@ -166,7 +166,7 @@ def test_every_kind_of_model_is_declared_by_one_task_and_told_apart():
 
     owners = {k.name: t.name for t in tasks.all_tasks() for k in t.gate_kinds}
     assert owners == {"binary classification": "tabular", "multiclass classification": "tabular",
-                      "regression": "tabular", "recommendation": "recommender"}
+                      "regression": "tabular", "recommendation": "recommender", "forecast": "forecast"}
     tells = [m for k in gate.kinds() for m in k.tells]
     assert len(tells) == len(set(tells))  # a metric tells one kind only: the order of the tasks does not matter
     with pytest.raises(KeyError, match="cannot tell the task from the metrics"):

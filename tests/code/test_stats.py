@@ -175,9 +175,11 @@ def test_metric_names_are_defined_once_in_stats():
     assert config.GATE_METRICS is stats.GATE_METRICS and config.RANKING_METRICS is stats.RANKING_METRICS
     assert ranking.METRICS is stats.RANKING_METRICS
     assert release.SUPPORTED is stats.WEIGHTED_METRICS
-    assert stats.GATE_METRICS == stats.TABLE_METRICS + stats.RANKING_METRICS
+    # a task's gate kinds add their own (the forecast's mase, smape, coverage) with their direction
+    assert stats.GATE_METRICS == stats.TABLE_METRICS + stats.RANKING_METRICS + stats.TASK_METRICS
+    assert {"mase", "smape"} <= set(stats.TASK_METRICS) and {"mase", "smape"} <= stats.LOWER_IS_BETTER
     assert len(set(stats.GATE_METRICS)) == len(stats.GATE_METRICS)
-    assert stats.LOWER_IS_BETTER <= set(stats.TABLE_METRICS)
+    assert stats.LOWER_IS_BETTER <= set(stats.TABLE_METRICS) | set(stats.TASK_METRICS)
     assert set(stats.WEIGHTED_METRICS) <= set(stats.TABLE_METRICS)
     # the recommender's params name the same four (a Literal keeps them readable in the schema)
     annotation = RecommendParams.model_fields["metric"].annotation

@@ -29,8 +29,10 @@ PARAMS = deep_merge(SAMPLE, {"evaluate": {"bootstrap": 10, "explain_rows": 500}}
 REC_PARAMS = {"ingest": {"movielens": {"params": {"user_frac": 0.2}}}, "eda": {"sample_rows": 4000},
               "evaluate": {"bootstrap": 10}, "monitor": {"min_rows": 5},
               "recommend": {"factors": 16, "iterations": 5, "weights": [0.0, 0.5, 1.0]}}
+FC_PARAMS = {"ingest": {"us_employment": {"params": {"series_frac": 0.05}}},
+             "forecasting": {"max_history": 120, "max_iter": 50, "backtest_windows": 2}}
 # the workspace fixture each task's notebooks run on: every registered task needs one
-WORKSPACES = {"tabular": "ran_ws", "recommender": "rec_ws"}
+WORKSPACES = {"tabular": "ran_ws", "recommender": "rec_ws", "forecast": "fc_ws"}
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +63,18 @@ def rec_ws(tmp_path_factory) -> Path:
         run(["mlcycle", "model", "promote", "--model", "1", "--reason", "a champion for the monitor notebook"], ws)
     assert (ws / "mlruns" / "audit.jsonl").exists()
     recommendation_log(ws)
+    return ws
+
+
+@pytest.fixture(scope="module")
+def fc_ws(tmp_path_factory) -> Path:
+    """The US employment example on a sample of its series where the pipeline ran once (`dvc repro`),
+    with tracking and a champion (its monitor is not built yet: the notebook says so)."""
+    ws = make_workspace(tmp_path_factory.mktemp("safe-fc") / "ws")
+    run(["mlcycle", "init", "--example", "us-employment", "--force"], ws)
+    edit_params(ws, FC_PARAMS)
+    run(["dvc", "repro"], ws, timeout=1200)
+    assert (ws / "mlruns" / "audit.jsonl").exists()
     return ws
 
 

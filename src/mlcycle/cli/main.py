@@ -761,7 +761,7 @@ def parser() -> argparse.ArgumentParser:
                    _init)
     it.add_argument("--data", metavar="FILE", help="your CSV or Parquet file (relative to the workspace root)")
     it.add_argument("--target", metavar="COLUMN", help="the column to predict")
-    it.add_argument("--task", choices=tasks.default().objectives, help="default: inferred from the target")
+    it.add_argument("--task", choices=tasks.objectives(), help="default: inferred from the target")
     it.add_argument("--time-column", metavar="COLUMN", help="default: a column that reads as dates, if any")
     it.add_argument("--example", metavar="NAME", help="a shipped example instead (examples/NAME), e.g. flights")
     it.add_argument("--force", action="store_true", help="replace an edited params.yaml and an existing schema")

@@ -338,7 +338,13 @@ def infer(df: pd.DataFrame, path: str, target: str, task: str | None = None,
                              for c in ids)
         notes.append(f"id columns (kept out of the features): {evidence}; remove one from data.id_columns to make "
                      "it a feature")
-    return {"data": data}, notes
+    chosen: dict[str, Any] = {"data": data}
+    own = tasks.for_objective(task).hook("infer_params")  # a task's own section (e.g. the series of a forecast)
+    if own is not None:
+        section, more = own(df.drop(columns=pii), data)
+        chosen.update(section)
+        notes += more
+    return chosen, notes
 
 
 def init_from_data(root: Path, file: str, target: str, task: str | None = None, time_column: str | None = None,

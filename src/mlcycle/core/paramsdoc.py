@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from mlcycle.core import config
+from mlcycle.core import config, tasks
 
 HEADER = """\
 # The single source of truth for every stage. Each top-level section belongs to one stage
@@ -35,7 +35,9 @@ SECTIONS: dict[str, str] = {
 }
 
 KEYS: dict[str, str] = {
-    "task": "tabular (data.task classification, regression) | recommender (recommendation)",
+    # every registered task with the data.task values it serves, the default task first
+    "task": " | ".join(f"{t.name} ({'data.task ' if t.default else ''}{', '.join(t.objectives)})"
+                       for t in sorted(tasks.all_tasks(), key=lambda t: not t.default)),
     "compute.scheduler": "null: a local cluster per job; or an address such as tcp://host:8786",
     "compute.workers": "local cluster: worker processes (auto: cores / threads_per_worker)",
     "compute.threads_per_worker": "threads per worker, also its OpenMP / BLAS threads",
@@ -233,6 +235,14 @@ KEYS: dict[str, str] = {
     "recommend.metric": "ranking metric that chooses the weight and that the gate compares: ndcg_at_k | recall_at_k | map_at_k | hit_rate_at_k",
     "recommend.seed": "seed of ALS and of the bootstrap over users",
 }
+
+# a task that documents its own section (`Task.params_doc`): its lines join the framework's
+for _task in tasks.all_tasks():
+    _doc = _task.section_doc()
+    if _doc and _task.params_section:
+        SECTIONS.setdefault(_task.params_section, _doc.get("section", ""))
+        for _key, _line in _doc.get("keys", {}).items():
+            KEYS.setdefault(_key, _line)
 
 
 def _bounds(metadata: Any) -> list[str]:

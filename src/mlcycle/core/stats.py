@@ -18,10 +18,14 @@ from mlcycle.core import tasks
 TABLE_METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "f1", "precision", "recall", "accuracy",
                  "f1_macro", "balanced_accuracy", "roc_auc_ovr", "rmse", "mae", "r2")
 RANKING_METRICS = ("ndcg_at_k", "recall_at_k", "map_at_k", "hit_rate_at_k")
-GATE_METRICS = TABLE_METRICS + RANKING_METRICS  # the gate may name any of these
+# the metrics a registered task's gate kinds add (`GateKind.metrics`, e.g. a forecast's "mase")
+TASK_METRICS = tuple(dict.fromkeys(m for t in tasks.all_tasks() for k in t.gate_kinds for m in k.metrics))
+GATE_METRICS = TABLE_METRICS + RANKING_METRICS + TASK_METRICS  # the gate may name any of these
 # the metrics `weighted_metric` computes under resample weights (the release decision's live metrics)
 WEIGHTED_METRICS = ("roc_auc", "log_loss", "brier", "accuracy", "rmse", "mae")
-LOWER_IS_BETTER = frozenset({"rmse", "mae", "log_loss", "brier", "ece"})  # every other metric: higher is better
+# every other metric: higher is better; a task's gate kinds add theirs (`GateKind.lower_is_better`)
+LOWER_IS_BETTER = frozenset({"rmse", "mae", "log_loss", "brier", "ece",
+                             *(m for t in tasks.all_tasks() for k in t.gate_kinds for m in k.lower_is_better)})
 # the quantiles of the 95% intervals evaluate, fairness and live monitoring write; `tails(0.95)` gives
 # 0.025000000000000022 and 0.975, which the recommender's evaluate and the release decision use
 CI95 = (0.025, 0.975)

@@ -58,6 +58,11 @@ class GateKind:
     tells: tuple[str, ...]  # evaluate reports one of these metrics for this kind (and for no kind tried before it)
     primary: str  # `gate.metric: auto`: the metric compared with the baseline and the champion
     minimums: dict[str, float]  # `gate.minimums: auto`: the floor a model with real signal passes
+    # metrics evaluate reports for this kind beyond the shared ones (core/stats.py GATE_METRICS): the
+    # gate may name them (gate.metric, gate.minimums, gate.maximums), e.g. a forecast's "mase"
+    metrics: tuple[str, ...] = ()
+    # of those (and of the shared ones), the metrics where lower is better (core/stats.py LOWER_IS_BETTER)
+    lower_is_better: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,10 @@ class Task:
     # the pydantic model of that section, "module:Class" (a core.section.Section): params.yaml's
     # `<params_section>` is checked with it (null unless this task runs)
     params_model: str | None = None
+    # what each key of that section means, "module:NAME" of a dict {"section": the comment above the
+    # section in params.yaml, "keys": {dotted key: its one line}} (core/paramsdoc.py merges it); None:
+    # the section's lines are in core/paramsdoc.py
+    params_doc: str | None = None
     # per stage, the params sections its run logs beyond the generic ones (paths.PARAMS_SECTIONS)
     stage_params: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # the module of its monitor (check, summary, takeaways, tables_of, metrics_of, and for the replay
@@ -120,6 +129,9 @@ class Task:
     #       baseline is, "rows": the data behind the holdout, "model": the model}: the index page's
     #       headline section (stages/report.py; `read(path)` gives a JSON file's content or None)
     #   "infer_objective": function(target column) -> the data.task value `mlcycle init` writes
+    #   "infer_params": function(table, data section) -> ({section: values}, notes): what else
+    #       `mlcycle init --data ... --task <objective>` writes for the task (its own section), raising
+    #       DataError naming what to set when it cannot tell
     hooks: dict[str, str] = field(default_factory=dict)
 
     def monitor(self) -> ModuleType:
@@ -139,6 +151,10 @@ class Task:
     def section_model(self) -> type | None:
         """The pydantic model of its params section (`params_model`), or None."""
         return _function(self.params_model) if self.params_model else None
+
+    def section_doc(self) -> dict:
+        """What its params section's keys mean (`params_doc`): {"section": text, "keys": {...}}, or {}."""
+        return dict(_function(self.params_doc)) if self.params_doc else {}
 
 
 def _function(ref: str) -> Callable:
