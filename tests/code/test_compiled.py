@@ -19,13 +19,17 @@ from tests.code.frames import data_params, mixed_frame
 @cache  # fitted once per task and family for the whole module (tests copy what they change)
 def fitted(task: str, model: str = "hist_gradient_boosting", n: int = 600):
     df = mixed_frame(n, seed=1, task=task)
-    df.loc[df.index[::11], "when"] = pd.NaT  # gaps in the time column
     df["flag"] = df["flag"].astype(object)
     df.loc[df.index[::13], "flag"] = None  # a boolean with missing values
     dp = data_params(task="regression" if task == "regression" else "classification", time_column="when")
     table, spec, _ = features.build(df, dp, config.FeaturesParams())
     parts = features.split(table, spec, config.SplitParams(seed=0))
     xy = {k: (v[spec.inputs], v[features.LABEL]) for k, v in parts.items()}
+    # gaps in the time column of the rows scored (training rows have every time: validate and the split
+    # refuse missing ones; a request may still send none)
+    X_test = xy["test"][0].copy()
+    X_test.loc[X_test.index[::11], "when"] = pd.NaT
+    xy["test"] = (X_test, xy["test"][1])
     params = config.TrainParams(model=model, max_iter=30, min_samples_leaf=5, n_estimators=10, baseline_columns=[])
     return train.fit(xy["train"], xy["valid"], spec, params), spec, xy
 
