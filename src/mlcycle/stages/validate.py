@@ -525,15 +525,23 @@ def duplicates(df: pd.DataFrame, data: DataParams, table: TableSchema | None,
         for i in rows:
             rec = {"duplicate_group": g, "row_in_table": int(i) + 1, **{str(c): _cell(df[c].iloc[i]) for c in df.columns}}
             info["examples"].append(rec)
+    return duplicate_finding(count, keys, names, table, sch), info
+
+
+def duplicate_finding(count: int, keys: list[str], names: list[str], table: TableSchema | None,
+                      sch: str) -> list[Finding]:
+    """The `unique_rows` finding for `count` duplicate rows (compared without the row `keys`;
+    `names`: example groups): an error under a schema with `unique_rows: true`, a warning without a
+    schema, none under `unique_rows: false`."""
     if table is not None and not table.unique_rows:
-        return [], info
+        return []
     level = "error" if table is not None else "warning"
     without = f"every column but the row keys {_few(keys)} (not compared)" if keys else "every column"
     todo = (f"remove them or set unique_rows: false in {sch}" if level == "error" else
             "remove them if they are copies of one record (under a schema with unique_rows: true they stop the pipeline)")
     eg = f" (e.g. {'; '.join(names)})" if names else ""
     msg = f"{count:,} duplicate row(s): identical to an earlier row in {without}{eg}; {todo}"
-    return [Finding(level, None, "unique_rows", msg, count, names)], info
+    return [Finding(level, None, "unique_rows", msg, count, names)]
 
 
 def _rows_named(df: pd.DataFrame, keys: list[str], rows) -> str:
@@ -1231,15 +1239,7 @@ class ChunkedCheck:
                 rec = {"duplicate_group": gi, "row_in_table": i + 1,
                        **{str(c): _cell(local[c].iloc[j]) for c in local.columns}}
                 info["examples"].append(rec)
-        if table is not None and not table.unique_rows:
-            return [], info
-        level = "error" if table is not None else "warning"
-        without = f"every column but the row keys {_few(keys)} (not compared)" if keys else "every column"
-        todo = (f"remove them or set unique_rows: false in {sch}" if level == "error" else
-                "remove them if they are copies of one record (under a schema with unique_rows: true they stop the pipeline)")
-        eg = f" (e.g. {'; '.join(names)})" if names else ""
-        msg = f"{self.dup_count:,} duplicate row(s): identical to an earlier row in {without}{eg}; {todo}"
-        return [Finding(level, None, "unique_rows", msg, self.dup_count, names)], info
+        return duplicate_finding(self.dup_count, keys, names, table, sch), info
 
     def _declared(self) -> set:
         table = self.table
