@@ -31,6 +31,39 @@ TABLE = "<table>"  # the column of table-level findings while grouping
 
 
 @dataclass
+class TaskFindings:
+    """What a task's own table checks found (beside the shared checks above): errors stop the
+    pipeline, warnings are shown. A task subclasses it with `key` (its section in the metrics and
+    findings files, and its table's name) and `head` (the summary's first line)."""
+
+    rows: int
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    stats: dict = field(default_factory=dict)
+    key = "table"
+
+    def head(self) -> str:
+        return f"{self.key}: {self.rows:,} rows"
+
+    def summary(self) -> str:
+        return "\n".join([self.head(), *[f"ERROR {e}" for e in self.errors], *[f"warning {w}" for w in self.warnings]])
+
+    def enforce(self) -> None:
+        if self.errors:
+            raise DataError(f"validate: the {self.key} table fails its checks:\n  " + "\n  ".join(self.errors))
+
+    def write(self, metrics_path: Path, findings_path: Path) -> None:
+        """Add these checks to what the shared checks wrote (`write`, run first): their counts and
+        figures under `key` in the metrics, every finding under `key` in the findings file."""
+        for path, part in ((metrics_path, {"rows": self.rows, "errors": len(self.errors),
+                                           "warnings": len(self.warnings), **self.stats}),
+                           (findings_path, {"errors": self.errors, "warnings": self.warnings})):
+            body = json.loads(path.read_text()) if path.exists() else {}
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({**body, self.key: part}, indent=2, default=str) + "\n")
+
+
+@dataclass
 class Finding:
     level: str  # error | warning
     column: str | None

@@ -9,13 +9,12 @@ series and time (the names mlforecast and utilsforecast take).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 import pandas as pd
 
 from mlcycle.core.config import DataParams
 from mlcycle.core.errors import DataError
+from mlcycle.stages.validate import TaskFindings
 from mlcycle.tasks.forecast.params import ForecastParams
 
 ID, TIME, VALUE = "unique_id", "ds", "y"
@@ -104,24 +103,15 @@ def min_length(fc: ForecastParams, season: int) -> int:
     return longest + 1 + fc.horizon
 
 
-@dataclass
-class Findings:
+class Findings(TaskFindings):
     """What validate found: errors stop the pipeline, warnings are shown; each names its series."""
 
-    rows: int
-    errors: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    stats: dict = field(default_factory=dict)
+    key = "series"
 
-    def summary(self) -> str:
+    def head(self) -> str:
         s = self.stats
-        head = (f"series: {s.get('series', 0):,} in {self.rows:,} rows; step {s.get('freq')}, "
+        return (f"series: {s.get('series', 0):,} in {self.rows:,} rows; step {s.get('freq')}, "
                 f"season {s.get('season_length')} steps")
-        return "\n".join([head, *[f"ERROR {e}" for e in self.errors], *[f"warning {w}" for w in self.warnings]])
-
-    def enforce(self) -> None:
-        if self.errors:
-            raise DataError("validate: the series table fails its checks:\n  " + "\n  ".join(self.errors))
 
 
 def check(df: pd.DataFrame, data: DataParams, fc: ForecastParams, min_rows: int = 1,

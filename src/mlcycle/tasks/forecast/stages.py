@@ -40,14 +40,8 @@ def validate(cfg: Params, root: Path, df: pd.DataFrame | None = None) -> series.
 
 
 def write_validate(findings: series.Findings, metrics_path: Path, findings_path: Path) -> None:
-    """Add the series checks to what the table checks wrote (`validate.write`, run first): under
-    `series` in the metrics and in the findings file."""
-    for path, part in ((metrics_path, {"rows": findings.rows, "errors": len(findings.errors),
-                                       "warnings": len(findings.warnings), **findings.stats}),
-                       (findings_path, {"errors": findings.errors, "warnings": findings.warnings})):
-        body = json.loads(path.read_text()) if path.exists() else {}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({**body, "series": part}, indent=2, default=str) + "\n")
+    """Add the task's checks to what the shared checks wrote (`validate.write`, run first)."""
+    findings.write(metrics_path, findings_path)
 
 
 # ---------------------------------------------------------------- features

@@ -9,7 +9,7 @@ Ids are kept as text everywhere (a served request sends them as JSON strings or 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -17,6 +17,7 @@ import scipy.sparse as sp
 
 from mlcycle.core.config import DataParams
 from mlcycle.core.errors import DataError
+from mlcycle.stages.validate import TaskFindings
 from mlcycle.tasks.recommender.params import RecommendParams
 
 USER, ITEM, RATING, TIME = "user", "item", "rating", "time"  # the standard column names after `standardise`
@@ -24,23 +25,14 @@ USER, ITEM, RATING, TIME = "user", "item", "rating", "time"  # the standard colu
 EARLIEST = pd.Timestamp("1990-01-01")
 
 
-@dataclass
-class Findings:
+class Findings(TaskFindings):
     """What validate found: errors stop the pipeline, warnings are shown."""
 
-    rows: int
-    errors: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    stats: dict = field(default_factory=dict)
+    key = "interactions"
 
-    def summary(self) -> str:
-        head = (f"interactions: {self.rows:,} rows, {self.stats.get('users', 0):,} users, "
+    def head(self) -> str:
+        return (f"interactions: {self.rows:,} rows, {self.stats.get('users', 0):,} users, "
                 f"{self.stats.get('items', 0):,} items")
-        return "\n".join([head, *[f"ERROR {e}" for e in self.errors], *[f"warning {w}" for w in self.warnings]])
-
-    def enforce(self) -> None:
-        if self.errors:
-            raise DataError("validate: the interactions table fails its checks:\n  " + "\n  ".join(self.errors))
 
 
 def check(df: pd.DataFrame, data: DataParams, rec: RecommendParams, min_rows: int = 1,

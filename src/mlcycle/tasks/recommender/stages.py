@@ -38,15 +38,8 @@ def validate(cfg: Params, root: Path, df: pd.DataFrame | None = None) -> ia.Find
 
 
 def write_validate(findings: ia.Findings, metrics_path: Path, findings_path: Path) -> None:
-    """Add the interaction checks to what the table checks wrote (`validate.write`, run first): their
-    counts and figures under `interactions` in the metrics, every finding under `interactions` in
-    the findings file."""
-    for path, part in ((metrics_path, {"rows": findings.rows, "errors": len(findings.errors),
-                                       "warnings": len(findings.warnings), **findings.stats}),
-                       (findings_path, {"errors": findings.errors, "warnings": findings.warnings})):
-        body = json.loads(path.read_text()) if path.exists() else {}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({**body, "interactions": part}, indent=2, default=str) + "\n")
+    """Add the task's checks to what the shared checks wrote (`validate.write`, run first)."""
+    findings.write(metrics_path, findings_path)
 
 
 # ---------------------------------------------------------------- features
