@@ -175,6 +175,35 @@ def test_stage_kernels_talk_over_unix_sockets_in_a_private_folder(tmp_path):
     assert out.cells[0].outputs[0]["text"].split() == ["ipc", str(sockets / "kernel")]
 
 
+def test_a_cell_s_prints_are_one_output_however_the_kernel_flushed_them(tmp_path):
+    """A cell that prints, waits past the kernel's flush interval and prints again reaches the
+    notebook as two stream messages; executed as the runner executes a stage, it holds one output
+    per stream (stdout first), so a loaded machine does not change the executed notebook's bytes."""
+    import shutil
+    import tempfile
+
+    import papermill
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": runner.KERNEL, "display_name": runner.KERNEL, "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell("import sys, time\nprint('first')\ntime.sleep(0.6)\n"
+                                          "sys.stderr.write('said\\n')\ntime.sleep(0.6)\nprint('second')")]
+    src = tmp_path / "in.ipynb"
+    nbformat.write(nb, str(src))
+    outputs = {}
+    for name, options in {"plain": {}, "runner": runner.EXECUTE_OPTIONS}.items():
+        sockets = Path(tempfile.mkdtemp(prefix="mlcycle-test-"))
+        try:
+            out = papermill.execute_notebook(str(src), str(tmp_path / f"{name}.ipynb"), kernel_name=runner.KERNEL,
+                                             progress_bar=False, kernel_manager_class=runner.kernel_manager_class(sockets),
+                                             **options)
+        finally:
+            shutil.rmtree(sockets, ignore_errors=True)
+        outputs[name] = [(o["name"], o["text"]) for o in out.cells[0].outputs]
+    assert len(outputs["plain"]) == 3  # the flushes the kernel made: what varies with the machine's load
+    assert outputs["runner"] == [("stdout", "first\nsecond\n"), ("stderr", "said\n")]
+
+
 def test_a_stage_report_warns_only_when_the_environment_differs(tmp_path):
     """What differs from requirements.lock (`core/environment.py`) opens the report as a warning,
     the only addition: when nothing differs, the report is byte for byte what it was."""

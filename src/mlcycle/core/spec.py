@@ -19,6 +19,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from mlcycle.core.errors import DataError
 from mlcycle.core.tables import client_type, parse_series
+from mlcycle.core.text import as_text
 
 LABEL = "__label__"  # never a user's column name; renamed back to data.target on write
 DATE_PARTS = ["year", "month", "day_of_week"]  # of date columns other than the time column
@@ -182,7 +183,7 @@ class RowFeatures(BaseEstimator, TransformerMixin):
             t = s if pd.api.types.is_datetime64_any_dtype(s) else pd.to_datetime(s, errors="coerce")
             return dict(calendar(pd.DataFrame({c: t}, index=s.index), c, DATE_PARTS, prefix=f"{c}_").items())
         if kind == "text":
-            return {c: s.astype("str").where(s.notna(), "")}
+            return {c: as_text(s)}
         if kind == "numeric":
             return {c: pd.to_numeric(s, errors="coerce").astype("float64") if s.dtype == object else s.astype("float64")}
         return {c: s.astype("str")}

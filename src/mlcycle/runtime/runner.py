@@ -76,6 +76,13 @@ def kernel_manager_class(folder: Path):
     return StageKernelManager
 
 
+# The kernel sends what a cell prints in pieces, as its output buffer is flushed (every 0.2 s and
+# when a display is shown); a cell's prints would become one output or several depending on the
+# machine's load, and the executed notebook and its report would differ byte for byte from run to
+# run. Merged, a cell holds one output per stream, stdout before stderr.
+EXECUTE_OPTIONS = {"coalesce_streams": True}
+
+
 def check_notebook(nb_path: Path, expected: set[str] | frozenset[str] = PARAMETERS) -> None:
     """The notebook must exist and declare exactly the parameters the runner injects."""
     import papermill
@@ -231,6 +238,7 @@ def _run(run: StageRun, params_file: str, hooks, parameters: dict | None, t0: fl
             kernel_name=KERNEL, cwd=str(paths.root), progress_bar=False, log_output=False,
             request_save_on_cell_execute=False, autosave_cell_every=0, shutdown_kernel="immediate",
             kernel_manager_class=kernel_manager_class(sockets), extra_arguments=kernel_arguments(),
+            **EXECUTE_OPTIONS,
         )
     except PapermillExecutionError as exc:
         failure = exc
