@@ -480,8 +480,12 @@ def test_the_server_does_not_route_to_a_candidate_the_gate_rejected(tmp_path, mo
     assert f"v{bad} cannot be a release candidate: the gate rejected it" in holder.refused
     good = r.candidate("promoted")
     assert holder.check() and holder.current.version == good and holder.refused is None
+    asked, judge = [], holder.refuse
+    holder.refuse = lambda version: asked.append(version) or judge(version)
+    assert not holder.check() and not holder.check() and asked == []  # an admitted version is not judged again
     r.client.set_registered_model_alias(r.name, "challenger", bad)  # moved back by hand
     assert holder.check() and holder.current is None
+    assert not holder.check() and asked == [bad, bad]  # a refusal is asked again: the gate may pass it later
 
 
 def test_a_recommender_candidate_is_refused_canary_and_shadow():

@@ -153,6 +153,7 @@ class Holder:
         # refused version is treated as no candidate, so the champion answers everything
         self.refuse = refuse
         self.refused: str | None = None  # why the alias's version is not served, while it is refused
+        self._admitted: str | None = None  # the last version `refuse` allowed (a refusal is asked again)
         self.current: Served | None = None
         if not optional or self.resolve() is not None:
             self.current = load(client, uri, not_null, compiled)
@@ -201,7 +202,11 @@ class Holder:
             if "RESOURCE_DOES_NOT_EXIST" in str(exc) or "not found" in str(exc).lower() or "does not exist" in str(exc).lower():
                 return None
             raise
+        if version == self._admitted:  # a version allowed once stays allowed: no registry read per check
+            return version
         why = self.refuse(version) if self.refuse is not None else None
+        if why is None:
+            self._admitted = version
         if why != self.refused and why:
             log.error("serve: %s is not served: %s", self.uri, why)
         self.refused = why
