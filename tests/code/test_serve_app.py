@@ -241,7 +241,10 @@ def test_recommend_feedback_ratings_are_bounded_and_the_endpoint_is_counted_and_
         assert (r.status_code, r.json()["field"]) == (422, "rating"), r.text
         assert c.post("/feedback", json={"request_id": rid, "item": "10", "rating": 4.0}, headers=auth).json() == {"accepted": 1}
         metrics = c.get("/metrics").text
-    assert 'endpoint="/recommend"' in metrics and 'endpoint="other"' not in metrics
+    assert 'endpoint="other"' not in metrics
+    served = [line for line in metrics.splitlines()
+              if line.startswith('mlcycle_serve_requests_total{endpoint="/recommend"') and 'status="200"' in line]
+    assert served and all('route="champion"' in line and 'version=""' not in line for line in served), served
 
 
 @pytest.fixture

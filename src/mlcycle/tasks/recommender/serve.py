@@ -105,7 +105,7 @@ def answer(ep, body):
     body_out = {"user": user, "items": [{"item": i, "score": v} for i, v in zip(items, scores, strict=True)],
                 "source": source, "known_user": source == served.meta.get("model"),
                 "model_name": served.info.get("name"), "model_version": served.version, "request_id": rid}
-    return json_response(body_out, 200, rid)
+    return json_response(body_out, 200, rid, {"X-Model-Version": served.version, "X-Route": "champion"})  # labels its metrics
 
 
 def check_rating(value, meta: dict, where: str) -> float | None:
