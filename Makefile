@@ -61,7 +61,7 @@ repro: setup ## run the pipeline on the data named in params.yaml (re-runs only 
 	@echo "open reports/index.html"
 
 test: setup ## run every test: unit, data, model and end-to-end pipeline tests (TEST_WORKERS=2 processes, one test file each)
-	pytest $(XDIST) $(PYTEST_ARGS)
+	pytest $(XDIST) --durations=20 $(PYTEST_ARGS)
 
 test-fast: setup ## quick tests for iteration (skips notebook and pipeline runs)
 	pytest -m "not slow" $(XDIST) $(PYTEST_ARGS)
