@@ -92,7 +92,8 @@ class Task:
     # from_file, score, figures), loaded when first used (monitoring/monitor.py calls it)
     monitor_module: str = ""
     # the module of what the server adds (ROUTE, SUMMARY, endpoint(ep), NOT_PREDICT, PREDICT_HINT,
-    # checked_feedback, feedback_items); None: rows in, predictions out (`POST /predict`)
+    # checked_feedback, feedback_items, FEEDBACK_ENTRY, FEEDBACK_EXAMPLE; optionally GET_ROUTES {path:
+    # summary} with get_endpoints(ep) {path: endpoint}); None: rows in, predictions out (`POST /predict`)
     serving_module: str | None = None
     # what the task puts in its model card (lifecycle/card.py), as "module:function", loaded when first
     # used: function(paths, cfg, documents) -> {"family", "purpose", "data", "sections", "limitations"}

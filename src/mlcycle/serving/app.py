@@ -12,8 +12,9 @@
 - Every scored row goes to the prediction log (`predlog.py`), written off the request path; the
   lifespan flushes it on shutdown (uvicorn turns SIGTERM into that shutdown).
 - A task with its own endpoint adds it (its serving module, found through `core.tasks`): a
-  recommender answers `POST /recommend` (`mlcycle.tasks.recommender.serve`, docs/recommender.md)
-  and refuses `/predict` with a 409 naming its route.
+  recommender answers `POST /recommend` (`mlcycle.tasks.recommender.serve`, docs/recommender.md),
+  a forecast model `POST /forecast` and `GET /forecast/series` (`mlcycle.tasks.forecast.serve`,
+  docs/forecast.md), and either refuses `/predict` with a 409 naming its route.
 - The model holder (`model.Holder`) swaps in a new version when the alias moves; a request
   finishes on the version it started with.
 
@@ -106,8 +107,9 @@ def create_app(s: Settings):
 
     app = FastAPI(title="mlcycle model server", version="1", lifespan=lifespan(s, holder, predlog, candidate, ep_ref),
                   description=f"Serves `{s.model_uri}`. Input columns and types come from the model's MLflow signature.")
+    gets = getattr(own, "GET_ROUTES", {})  # the task's GET routes: path -> summary
     app.add_middleware(Guard, metrics=metrics, max_body=s.max_body_bytes, token=token,
-                       routes=(own.ROUTE,) if own is not None else (), body_timeout=s.body_timeout_seconds)
+                       routes=(own.ROUTE, *gets) if own is not None else (), body_timeout=s.body_timeout_seconds)
     for kind, handler in error_handlers(s).items():
         app.add_exception_handler(kind, handler)
 
@@ -127,6 +129,10 @@ def create_app(s: Settings):
         app.add_api_route(own.ROUTE, own.endpoint(ep), methods=["POST"],
                           responses=error_responses(token is not None), summary=own.SUMMARY,
                           dependencies=[auth_dependency(token, s.token_env)] if token else [])
+        for path, endpoint in (own.get_endpoints(ep) if gets else {}).items():  # e.g. a forecast's series list
+            app.add_api_route(path, endpoint, methods=["GET"], summary=gets[path],
+                              responses={401: {"description": "missing or wrong bearer token"}} if token else None,
+                              dependencies=[auth_dependency(token, s.token_env)] if token else [])
     app.add_api_route("/health", ep.health, methods=["GET"], summary="the process is alive")
     app.add_api_route("/ready", ep.ready, methods=["GET"],
                       summary="a model is loaded and the prediction log writer runs",
@@ -552,7 +558,8 @@ def feedback_endpoint(ep: Endpoints):
 
     def feedback(body: Annotated[dict, Body()]):
         """Labels for logged predictions: `{request_id, row, label}` or `{"feedback": [...]}`; for a
-        recommender `{request_id, item, rating}` (an item of the /recommend answer; no rating: a click). An
+        recommender `{request_id, item, rating}` (an item of the /recommend answer; no rating: a click); for
+        a forecast `{request_id, time, value}` (the actual at a forecast time of the /forecast answer). An
         unknown request id (404), a duplicate (409), a wrong type or an item not in the answer (422) refuses
         the whole call: nothing is stored."""
         return ep.feedback(body)

@@ -26,7 +26,8 @@ class Guard:
 
     def __init__(self, app, metrics: Metrics, max_body: int, token: str | None = None,
                  routes: tuple[str, ...] = (), body_timeout: float = 30.0):
-        """`routes`: a task's own POST routes (e.g. /recommend), counted by name and needing the token."""
+        """`routes`: a task's own routes (e.g. /recommend), counted by name; a POST to one needs the
+        token here (a GET route checks it in its dependency: it has no body to hold off)."""
         self.app, self.metrics, self.max_body, self.token = app, metrics, max_body, token
         self.endpoints, self.protected = ENDPOINTS | set(routes), (*PROTECTED, *routes)
         self.body_timeout = body_timeout

@@ -13,7 +13,7 @@ With no candidate loaded (its alias names no version, or the same version as the
 champion answers everything and the share is 0.
 
 A task whose serving cannot route a candidate (its `Task.releases` lacks the mode: the recommender's
-`/recommend` answers from the champion alone) is refused a canary or shadow (`refusal`) by
+`/recommend` and the forecast's `/forecast` answer from the champion alone) is refused a canary or shadow (`refusal`) by
 `mlcycle serving start` and `mlcycle release`, rather than reporting a share nobody was served."""
 
 from __future__ import annotations

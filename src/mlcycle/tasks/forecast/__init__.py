@@ -8,6 +8,7 @@ id columns, a time, the value, optional static and dynamic columns), forecasts o
 - `backtest`: the held-out horizon, the rolling-origin backtest, MASE / sMAPE / RMSE, conformal intervals
 - `stages`: what the stage notebooks under notebooks/forecast/ call
 - `model`: the saved model (an MLflow pyfunc forecasting known series or a caller's history)
+- `serve`: what the server adds: `POST /forecast`, `GET /forecast/series`, feedback of actuals
 """
 
 from mlcycle.core.tasks import GateKind, Task
@@ -24,7 +25,8 @@ TASK = Task(
     stage_params={"validate": ("forecasting",), "eda": ("forecasting",), "features": ("forecasting",),
                   "train": ("forecasting",), "evaluate": ("forecasting",)},
     monitor_module="mlcycle.tasks.forecast.monitor",
-    releases=(),  # served from the champion alone until forecasts are served (docs/forecast.md)
+    serving_module="mlcycle.tasks.forecast.serve",
+    releases=(),  # /forecast answers from the champion only: no canary or shadow routing (serving/release.py)
     # MASE: below 1 beats the seasonal naive on the series' own history; the floor only stops a model
     # far worse than repeating the last season
     gate_kinds=(GateKind("forecast", tells=("mase",), primary="mase", minimums={},
