@@ -144,3 +144,39 @@ def test_actuals_are_taken_for_a_forecast_time_only(app_for, served, tmp_path):
     with pytest.raises(ClientError) as err:
         fresh.add_file(frame.rename(columns={"value": "actual"}), served.meta, "file actuals.csv")
     assert (err.value.status, err.value.field) == (422, "value")
+
+
+def test_forecasts_at_once_through_one_global_model_keep_their_own_series_scale():
+    """The server's threads share one fitted global model, whose mlforecast transforms are refitted on
+    each history forecast: two series of levels 100 and 100,000 forecast at once each keep their own
+    (unguarded, a share of them came back at the other's level)."""
+    import threading
+
+    import numpy as np
+
+    from mlcycle.tasks.forecast import families
+    from mlcycle.tasks.forecast.series import ID, TIME, VALUE
+    from tests.code.test_forecast import params
+
+    fc = params(lags=[1, 4], windows=[], max_iter=20, dynamic_columns=[], static_columns=[]).forecasting
+    times = pd.date_range("2020-01-01", periods=48, freq="MS")
+
+    def one(uid, level):
+        return pd.DataFrame({ID: uid, TIME: times, VALUE: level + 10 * np.sin(np.arange(48)) + np.arange(48)})
+
+    g = families.Global("MS", 4, fc).fit(pd.concat([one("a", 100.0), one("b", 1e5)], ignore_index=True))
+    alone = {uid: g.forecast(one(uid, level), 3)["yhat"].tolist() for uid, level in (("a", 100.0), ("b", 1e5))}
+    wrong = []
+
+    def forecast(uid, level):
+        for _ in range(25):
+            got = g.forecast(one(uid, level), 3)["yhat"].tolist()
+            if not np.allclose(got, alone[uid]):
+                wrong.append((uid, got))
+
+    threads = [threading.Thread(target=forecast, args=a) for a in (("a", 100.0), ("b", 1e5))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert max(alone["a"]) < 1000 < min(alone["b"]) and wrong == []

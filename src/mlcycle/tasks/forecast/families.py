@@ -15,6 +15,7 @@ fits at forecast time on the history it is given; the global family's regressor 
 
 from __future__ import annotations
 
+import threading
 import warnings
 from dataclasses import dataclass, field
 
@@ -26,6 +27,10 @@ from mlcycle.tasks.forecast.series import ID, TIME, VALUE, lags_of, windows_of
 
 # the calendar part the global model learns a season from, by steps per season (mlforecast date_features)
 CALENDAR = {12: ["month"], 4: ["quarter"], 7: ["dayofweek"], 5: ["dayofweek"], 24: ["hour"]}
+# mlforecast's predict(new_df=...) refits the fitted model's target transforms (differences, scaler)
+# in place on the history it is given and inverts the forecasts with them: two forecasts at once
+# (the server's threads) would invert one series with the other's scale, so they take turns
+PREDICTING = threading.Lock()
 
 
 def future_times(history: pd.DataFrame, h: int, freq: str) -> pd.DataFrame:
@@ -138,7 +143,8 @@ class Global:
                 raise ValueError(f"the global model needs the future values of {self.fc.dynamic_columns} "
                                  "(forecasting.dynamic_columns) for every step forecast")
             x = categorical(future[[ID, TIME, *self.fc.dynamic_columns]], self.fc)
-        pred = self.mlf.predict(h, new_df=categorical(history[self.columns()], self.fc), X_df=x)
+        with PREDICTING:
+            pred = self.mlf.predict(h, new_df=categorical(history[self.columns()], self.fc), X_df=x)
         pred = pred.rename(columns={"global": "yhat"})[[ID, TIME, "yhat"]]
         return out.merge(pred, on=[ID, TIME], how="left")
 
