@@ -180,3 +180,25 @@ def test_forecasts_at_once_through_one_global_model_keep_their_own_series_scale(
     for t in threads:
         t.join()
     assert max(alone["a"]) < 1000 < min(alone["b"]) and wrong == []
+
+
+def test_a_model_with_dynamic_columns_takes_their_future_values_and_the_token_guards_its_routes(app_for, tmp_path):
+    folder = tmp_path / "dynamic"
+    forecast_model.save(model(dynamic=True), folder, {"id_columns": ["store"]})
+    s = LOAD(None, str(folder))
+    with app_for(served=dataclasses.replace(s, info={**s.info, "name": "promo", "version": "2"}), token="t0k") as c:
+        auth = {"Authorization": "Bearer t0k"}
+        assert c.post("/forecast", json={"series": {"store": "a"}}).status_code == 401
+        assert c.get("/forecast/series").status_code == 401
+        assert c.get("/forecast/series", headers=auth).json()["count"] == 3
+        (example,) = c.get("/openapi.json").json()["components"]["schemas"]["ForecastRequest"]["examples"]
+        assert [row["time"] for row in example["future"]] == [t[:10] + "T00:00:00" for t in NEXT]
+        r = c.post("/forecast", json=example, headers=auth)
+        assert r.status_code == 200 and len(r.json()["forecasts"]) == 3, r.text
+        r = c.post("/forecast", json={"series": {"store": "a"}}, headers=auth)
+        assert (r.status_code, r.json()["field"]) == (422, "future"), r.text
+        late = {**example, "future": [{**row, "time": "2023-01-01"} for row in example["future"][:1]]}
+        r = c.post("/forecast", json=late, headers=auth)
+        assert (r.status_code, r.json()["field"]) == (422, "future") and "not the 1 steps after" in r.text, r.text
+        r = c.post("/forecast", json={**example, "future": [{**example["future"][0], "promo": "1"}]}, headers=auth)
+        assert (r.status_code, r.json()["field"]) == (422, "promo"), r.text
