@@ -76,7 +76,7 @@ def test_a_known_series_is_forecast_logged_and_counted_under_its_version(app_for
     ({"series": {"store": 1.5}}, 422, "store", ""),
     ({"series": {"store": "a", "shop": "a"}}, 422, "shop", "not part of the request"),
     ({"series": {"shop": "a"}}, 422, "store", "required"),
-    ({"series": {"store": "a"}, "steps": 2}, 422, "steps", "not part of the request"),
+    ({"series": {"store": "a"}, "steps": 2}, 422, "steps", "not part of the request; /docs shows the fields of /forecast"),
     ({"horizon": 2}, 422, "series", "required"),
     ({"series": {"store": "a"}, "history": [{"time": "2021-01-01", "value": "5"}]}, 422, "value", ""),
     ({"series": {"store": "a"}, "history": [{"time": 20210101, "value": 5}]}, 422, "time", ""),
@@ -108,6 +108,8 @@ def test_the_series_list_a_callers_history_the_published_example_and_predict(app
         (example,) = c.get("/openapi.json").json()["components"]["schemas"]["ForecastRequest"]["examples"]
         assert example == {"series": {"store": "a"}, "horizon": 3}
         assert post(c, example).status_code == 200
+        r = c.post("/forecast", headers={"Content-Type": "application/json"})
+        assert (r.status_code, r.json()["error"]) == (400, "empty body") and "dataframe" not in r.text, r.text
         r = c.post("/predict", json={"dataframe_records": [{"store": "a", "horizon": 1}]})
         assert r.status_code == 409 and "POST /forecast" in r.json()["detail"], r.text
 

@@ -294,7 +294,7 @@ def error_handlers(s: Settings) -> dict:
         return error_response(exc)
 
     async def validation_error(request, exc: RequestValidationError):
-        return error_response(describe(exc.errors(), s.max_rows))
+        return error_response(describe(exc.errors(), s.max_rows, request.url.path))
 
     async def http_error(request, exc: HTTPException):
         if exc.status_code == 413:

@@ -193,8 +193,9 @@ def frame(rows: list[dict], columns: tuple[Column, ...]) -> pd.DataFrame:
 UNION_TAGS = {"float", "int", "str", "bool", "none", "datetime", "any"}
 
 
-def describe(errors: list[dict], max_rows: int) -> ClientError:
-    """The first pydantic / FastAPI validation error as a ClientError naming the field."""
+def describe(errors: list[dict], max_rows: int, route: str = "/predict") -> ClientError:
+    """The first pydantic / FastAPI validation error as a ClientError naming the field (`route`: the
+    path asked, whose body the hints describe)."""
     errors = list(errors)
     # too many rows wins: the client should split the request, whatever else is wrong
     for e in errors:
@@ -215,14 +216,17 @@ def describe(errors: list[dict], max_rows: int) -> ClientError:
                            f"the body is not valid JSON: {e.get('ctx', {}).get('error', 'decode error')} at character {loc[0] if loc else '?'}")
     if kind == "missing" and not names:
         return ClientError(400, "empty body", "body",
-                           'send a JSON object: {"dataframe_records": [...]} or {"dataframe_split": {...}}')
+                           'send a JSON object: {"dataframe_records": [...]} or {"dataframe_split": {...}}'
+                           if route == "/predict" else f"send a JSON object (/docs shows the body of {route})")
     if kind == "missing":
         return ClientError(422, "missing column" if row is not None else "missing field", fieldname,
                            f"'{fieldname}' is required" + (f" (row {row})" if row is not None else ""), row)
     if kind == "extra_forbidden":
         what = "unknown column" if row is not None else "unknown field"
         return ClientError(422, what, fieldname, f"'{fieldname}' is not an input of this model"
-                           if row is not None else f"'{fieldname}' is not part of the request; use dataframe_records or dataframe_split", row)
+                           if row is not None else f"'{fieldname}' is not part of the request; " + (
+                               "use dataframe_records or dataframe_split" if route == "/predict" else
+                               f"/docs shows the fields of {route}"), row)
     if kind == "literal_error" and "columns" in names:
         return ClientError(422, "unknown column", str(got), f"'{got}' is not an input of this model")
     if kind == "too_short":
