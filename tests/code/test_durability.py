@@ -92,10 +92,11 @@ def test_the_queue_is_bounded_in_bytes(tmp_path):
     log = PredictionLog(tmp_path, roll_seconds=3600, max_queue_bytes=1_000_000)
     log._thread = type("Stuck", (), {"is_alive": lambda self: True})()  # a writer that takes nothing
     big = Batch({"text": ["x" * 600_000]}, {"prediction": [1], "score": [0.5]}, "3", "a", dt.datetime.now(dt.UTC))
-    log._journaled = 10**9  # (no writer: the submit does not wait for the journal)
     log.submit(big)
-    with pytest.raises(LogFull, match="MB of rows wait"):
+    log.submit(big)  # 1.2 MB: the part is rolled, and waits for the writer
+    with pytest.raises(LogFull, match="1.2 MB of rows wait"):
         log.submit(big)  # at once, not after a wait: a waiting request holds its bytes too
+    assert log.pending == 2
 
 
 def test_a_part_rolls_at_the_byte_bound(tmp_path):
