@@ -67,6 +67,7 @@ log = logging.getLogger("mlcycle.serve")
 BACKOFF = (0.5, 30.0)  # first retry delay and the largest, seconds
 JOURNAL = "_journal"  # the journals' folder in the log folder (a leading _: pandas and pyarrow skip it)
 SYNC_SECONDS = 0.05  # the journal is fsynced at most this long after a write (against a machine crash)
+SETTLE_BATCHES = 64  # the writer turns the requests' rows into columns once this many wait
 
 
 @dataclass
@@ -102,20 +103,37 @@ class Batch:
         cols["ts"] = [self.ts] * n
         return cols
 
+    def record(self) -> bytes:
+        """These rows as one journal record (`journal_record`), the columns not copied."""
+        n = len(self)
+        if isinstance(self.inputs, pd.DataFrame):
+            cols = {str(c): self.inputs[c].tolist() for c in self.inputs.columns}
+        else:
+            cols = dict(self.inputs)
+        cols.update(self.outputs)
+        cols["route"] = [self.route] * n
+        cols["model_version"] = [self.model_version] * n
+        cols["request_id"] = [self.request_id] * n
+        cols["row"] = list(self.positions) if self.positions is not None else list(range(n))
+        return journal_record(cols, n, self.ts)
+
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.columns())
 
 
 class Held:
     """Rows accumulated as columns: a list per column, padded with None where a batch lacks one.
-    `name` is the part they become and the name of their journal (fixed by the first row, so a
-    retry, a spill and the recovery of their journal all write the same file); `nbytes` is their
-    size as journal records; `fd` their journal, open and locked until the part is written;
-    `unjournaled` the rows the journal could not take."""
+    A request only appends its batch (`append`); the writer thread turns batches into columns
+    (`settle`), off the request path. `name` is the part they become and the name of their journal
+    (fixed by the first row, so a retry, a spill and the recovery of their journal all write the
+    same file); `nbytes` is their size as journal records; `fd` their journal, open and locked until
+    the part is written; `unjournaled` the rows the journal could not take."""
 
     def __init__(self, name: str = ""):
         self.cols: dict[str, list] = {}
+        self.batches: list[Batch] = []  # appended, not yet in `cols`
         self.n = 0
+        self.ncols = 0  # rows in `cols`
         self.nbytes = 0
         self.name = name
         self.first_ts: dt.datetime | None = None
@@ -124,23 +142,41 @@ class Held:
         self.dirty = False  # the journal was written since its last fsync
         self.unjournaled = 0
 
+    def _count(self, n: int, ts: dt.datetime) -> None:
+        if not self.n:
+            self.first_ts, self.since = ts, time.monotonic()
+        self.n += n
+
+    def append(self, batch: Batch, n: int, nbytes: int) -> None:
+        """A request's `n` rows (`nbytes` as a journal record), to be turned into columns by `settle`."""
+        self._count(n, batch.ts)
+        self.nbytes += nbytes
+        self.batches.append(batch)
+
+    def settle(self, batches: list[Batch]) -> None:
+        """Turn appended batches (taken from `batches`, in order) into columns."""
+        for batch in batches:
+            self._extend(batch.columns(), len(batch))
+
     def add(self, batch: Batch) -> None:
         self.add_columns(batch.columns(), len(batch), batch.ts)
 
     def add_columns(self, cols: dict[str, list], n: int, ts: dt.datetime) -> None:
         """Append `n` rows given as columns (`ts` among them)."""
-        if not self.n:
-            self.first_ts, self.since = ts, time.monotonic()
+        self._count(n, ts)
+        self._extend(cols, n)
+
+    def _extend(self, cols: dict[str, list], n: int) -> None:
         if cols.keys() != self.cols.keys():
             for k in cols:
                 if k not in self.cols:
-                    self.cols[k] = [None] * self.n
+                    self.cols[k] = [None] * self.ncols
             for k in self.cols:
                 if k not in cols:
                     cols[k] = [None] * n
         for k, v in cols.items():
             self.cols[k].extend(v)
-        self.n += n
+        self.ncols += n
 
     def __len__(self) -> int:
         return self.n
@@ -203,9 +239,8 @@ class PredictionLog:
         `timeout` s, or at once when they hold `max_queue_bytes` bytes (as journal records)."""
         if self._thread is None or not self._thread.is_alive():
             raise LogFull(f"the prediction log writer is not running ({self.error!r})")
-        cols = batch.columns()
         n = len(batch)
-        record = journal_record(cols, n, batch.ts)  # serialised before the lock: other requests append meanwhile
+        record = batch.record()  # serialised before the lock: other requests append meanwhile
         with self._lock:
             if self._ready_rows and self._ready_bytes + len(record) > self.max_queue_bytes:
                 raise LogFull(f"{self._ready_bytes / 1e6:.1f} MB of rows wait for the prediction log writer "
@@ -224,10 +259,11 @@ class PredictionLog:
                 cur.name = self._next_name(batch.ts)
                 self._wake.notify()  # the writer times the roll from the first row
             self._journal_append(cur, record, n)
-            cur.add_columns(cols, n, batch.ts)
-            cur.nbytes += len(record)
+            cur.append(batch, n, len(record))
             if cur.n >= self.max_rows or cur.nbytes >= self.max_queue_bytes:
                 self._roll()
+            elif len(cur.batches) == SETTLE_BATCHES:
+                self._wake.notify()  # the writer turns them into columns
 
     @property
     def pending(self) -> int:
@@ -416,6 +452,8 @@ class PredictionLog:
                         self._roll()
                     if self._ready or self._stopping or (self.error is not None and now >= retry_at):
                         break
+                    if len(self._cur.batches) >= SETTLE_BATCHES:
+                        break
                     waits = [self._cur.since + self.roll_seconds - now] if self._cur.n else []
                     if self.error is not None:
                         waits.append(retry_at - now)
@@ -423,9 +461,16 @@ class PredictionLog:
                 stopping = self._stopping
                 if stopping:
                     self._roll()
-                parked += self._ready
+                ready = self._ready
                 self._ready, self._ready_rows, self._ready_bytes = [], 0, 0
                 self._room.notify_all()
+                cur, batches = self._cur, self._cur.batches
+                cur.batches = []
+            cur.settle(batches)  # the columns of the part being filled, built here rather than on requests
+            for held in ready:
+                held.settle(held.batches)
+                held.batches = []
+            parked += ready
             if stopping:
                 self._drain(parked)
                 return
@@ -602,8 +647,9 @@ def json_value(value):
 def journal_record(cols: dict[str, list], n: int, ts: dt.datetime) -> bytes:
     """One journal line: the CRC-32 of the JSON record in 8 hex digits, a space, the record
     `{"n": rows, "ts": ISO time, "cols": {column: values}}` and a newline."""
-    body = json.dumps({"n": n, "ts": ts.isoformat(), "cols": {k: v for k, v in cols.items() if k != "ts"}},
-                      default=json_value, separators=(",", ":")).encode()
+    if "ts" in cols:
+        cols = {k: v for k, v in cols.items() if k != "ts"}
+    body = json.dumps({"n": n, "ts": ts.isoformat(), "cols": cols}, default=json_value, separators=(",", ":")).encode()
     return b"%08x %s\n" % (zlib.crc32(body), body)
 
 
