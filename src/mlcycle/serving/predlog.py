@@ -206,6 +206,7 @@ class PredictionLog:
         self._ready_rows = 0
         self._ready_bytes = 0
         self._held_rows = 0  # rows of rolled parts not yet written, spilled or given up
+        self._busy = True  # the writer is not waiting for work (rolled parts wait for it meanwhile)
         self._open: list[Held] = []  # the parts whose journal is open (the syncer fsyncs them)
         self._stopping = False
         self._seq = 0
@@ -235,18 +236,19 @@ class PredictionLog:
     def submit(self, batch: Batch, timeout: float = 30.0) -> None:
         """Append one request's rows to the journal (one write) and to the part being filled, then
         return: a process kill from then on loses none of them. The writer thread is not waited
-        for. Waits while `max_queue_rows` rows of rolled parts wait for the writer; LogFull after
-        `timeout` s, or at once when they hold `max_queue_bytes` bytes (as journal records)."""
+        for. Waits while `max_queue_rows` rows of rolled parts wait for the writer (busy with
+        another); LogFull after `timeout` s, or at once when they hold `max_queue_bytes` bytes (as
+        journal records)."""
         if self._thread is None or not self._thread.is_alive():
             raise LogFull(f"the prediction log writer is not running ({self.error!r})")
         n = len(batch)
         record = batch.record()  # serialised before the lock: other requests append meanwhile
         with self._lock:
-            if self._ready_rows and self._ready_bytes + len(record) > self.max_queue_bytes:
+            if self._busy and self._ready_rows and self._ready_bytes + len(record) > self.max_queue_bytes:
                 raise LogFull(f"{self._ready_bytes / 1e6:.1f} MB of rows wait for the prediction log writer "
                               f"(serve.log_queue_mb: {self.max_queue_bytes / 1e6:g})")
             deadline = None
-            while self._ready_rows and self._ready_rows + n > self.max_queue_rows:
+            while self._busy and self._ready_rows and self._ready_rows + n > self.max_queue_rows:
                 deadline = deadline or time.monotonic() + timeout
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -457,7 +459,9 @@ class PredictionLog:
                     waits = [self._cur.since + self.roll_seconds - now] if self._cur.n else []
                     if self.error is not None:
                         waits.append(retry_at - now)
+                    self._busy = False  # a part rolled meanwhile is taken at once: it does not count as waiting
                     self._wake.wait(min(waits) if waits else None)
+                    self._busy = True
                 stopping = self._stopping
                 if stopping:
                     self._roll()
