@@ -71,6 +71,95 @@ def test_recovery_writes_each_journal_once(tmp_path):
     assert len(read(folder)) == 50  # no row twice
 
 
+FAILED_THEN_KILLED = """
+    import datetime as dt, os, signal, sys, time
+    from pathlib import Path
+    from mlcycle.serving.predlog import Batch, PredictionLog
+    folder, flag, mode = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+
+    class Flaky(PredictionLog):  # no part can be written while the flag file exists
+        def table(self, held):
+            if flag.exists():
+                raise OSError("no space left on device (test)")
+            return super().table(held)
+
+    def until(cond):
+        deadline = time.monotonic() + 60
+        while not cond() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert cond()
+
+    log = Flaky(folder, max_rows=3, roll_seconds=3600).start()
+    sub = lambda i: log.submit(Batch({"x": [float(i)]}, {"prediction": [1], "score": [0.5]}, "1", f"r{i}",
+                                     dt.datetime.now(dt.UTC)))
+    for i in range(3):
+        sub(i)  # a part of 3 rows: its write fails
+    until(lambda: log.error is not None)
+    for i in range(3, 7):
+        sub(i)  # new rows meanwhile: a second part rolled (waiting for the retry), a third being filled
+    if mode == "retried":
+        flag.unlink()
+        until(lambda: log.rows_written == 6)  # both held parts written at the retry, oldest first
+        sub(7)
+    print("answered", log.parts_written, log.pending, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+@pytest.mark.parametrize("mode, answered, in_parts", [("parked", 7, 0), ("retried", 8, 6)])
+def test_parts_held_after_a_failed_write_are_recovered_once_after_a_kill(tmp_path, mode, answered, in_parts):
+    folder, flag = tmp_path / "log", tmp_path / "full"
+    flag.touch()
+    proc = child(FAILED_THEN_KILLED, str(folder), str(flag), mode)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert proc.stdout.split() == ["answered", str(in_parts // 3), str(answered - in_parts)], proc.stderr
+    assert len(read(folder)) == in_parts
+    assert len(list((folder / "_journal").glob("*.journal"))) == (3 if mode == "parked" else 1)  # one per part held
+    log = PredictionLog(folder).start()  # the next start
+    log.close()
+    df = read(folder)
+    assert log.rows_recovered == answered - in_parts
+    assert sorted(df["request_id"]) == sorted(f"r{i}" for i in range(answered))  # each answered row once
+    assert not list((folder / "_journal").glob("*.journal"))
+
+
+def test_a_part_holds_exactly_its_journal_s_rows_across_rolls_under_concurrent_requests(tmp_path):
+    """Requests append to the journal and to the part being filled from many threads while parts
+    roll (by rows on a request's thread, by time on the writer's): when a part is written, its
+    journal holds exactly its rows."""
+    import threading
+
+    from mlcycle.serving.predlog import read_journal
+
+    checked: list[tuple[list, list]] = []
+
+    class Checked(PredictionLog):
+        def _write(self, held, folder, spill=False):
+            if not spill:
+                journal = [rid for _, _, cols in read_journal(self.journal_path(held.name)) for rid in cols["request_id"]]
+                checked.append((sorted(held.cols["request_id"]), sorted(journal)))
+            return super()._write(held, folder, spill)
+
+    log = Checked(tmp_path, max_rows=7, roll_seconds=0.005).start()
+
+    def client(c: int) -> None:
+        for i in range(150):
+            log.submit(Batch({"x": [float(i), 2.0]}, {"prediction": [1, 0], "score": [0.5, 0.25]}, "1", f"c{c}-{i}",
+                             dt.datetime.now(dt.UTC)))
+
+    threads = [threading.Thread(target=client, args=(c,)) for c in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    log.close()
+    assert len(checked) > 10 and sum(len(rows) for rows, _ in checked) == 1200
+    assert all(rows == journal for rows, journal in checked)
+    df = read(tmp_path)
+    assert len(df) == 1200 and df.groupby("request_id").size().eq(2).all() and df["request_id"].nunique() == 600
+    assert not list((tmp_path / "_journal").glob("*.journal"))
+
+
 def test_a_torn_journal_line_is_skipped_with_a_warning(tmp_path):
     folder = tmp_path / "log"
     assert child(KILLED_WRITER, str(folder)).returncode == -signal.SIGKILL
@@ -92,10 +181,11 @@ def test_the_queue_is_bounded_in_bytes(tmp_path):
     log = PredictionLog(tmp_path, roll_seconds=3600, max_queue_bytes=1_000_000)
     log._thread = type("Stuck", (), {"is_alive": lambda self: True})()  # a writer that takes nothing
     big = Batch({"text": ["x" * 600_000]}, {"prediction": [1], "score": [0.5]}, "3", "a", dt.datetime.now(dt.UTC))
-    log._journaled = 10**9  # (no writer: the submit does not wait for the journal)
     log.submit(big)
-    with pytest.raises(LogFull, match="MB of rows wait"):
+    log.submit(big)  # 1.2 MB: the part is rolled, and waits for the writer
+    with pytest.raises(LogFull, match="1.2 MB of rows wait"):
         log.submit(big)  # at once, not after a wait: a waiting request holds its bytes too
+    assert log.pending == 2
 
 
 def test_a_part_rolls_at_the_byte_bound(tmp_path):

@@ -55,9 +55,9 @@ def test_schema_keeps_parts_alike(tmp_path):
 
 
 def test_queue_is_bounded(tmp_path):
-    log = PredictionLog(tmp_path, max_queue_rows=5)  # writer not started: nothing drains the queue
+    log = PredictionLog(tmp_path, max_rows=4, max_queue_rows=5)  # writer not started: nothing takes a part
     log._thread = type("Alive", (), {"is_alive": staticmethod(lambda: True)})()
-    log.submit(batch(4))
+    log.submit(batch(4))  # a part of 4 rows, rolled: it waits for the writer
     with pytest.raises(LogFull, match="4 rows wait"):
         log.submit(batch(4), timeout=0.2)
     assert log.pending == 4

@@ -1,9 +1,9 @@
 """The prediction log: every scored row, written off the request path as Parquet parts.
 
-A request hands its rows to `PredictionLog.submit` (no disk work there); one writer thread collects
-them as columns (lists, not one DataFrame per request) and writes a part when it holds `max_rows`
-rows or its first row is `roll_seconds` old. Parts are written under a temporary name and renamed,
-so a reader never sees half a file:
+A request appends its rows to the part being filled (columns as lists, not one DataFrame per
+request); a part is rolled when it holds `max_rows` rows, `max_queue_bytes` bytes (as journal
+records) or its first row is `roll_seconds` old, and one writer thread writes it. Parts are written
+under a temporary name and renamed, so a reader never sees half a file:
 
     <log_dir>/part-<UTC start>-<pid>-<seq>.parquet
 
@@ -15,32 +15,33 @@ A shadow row has the same request id and position as the champion's row it shado
 `pandas.read_parquet(log_dir)` reads them all. The folder is 0700 (an existing one is made 0700) and
 parts and journals 0600: they hold request inputs.
 
-A hard kill loses nothing answered: `submit` returns once the writer has appended the rows to the
-process's write-ahead journal, `<log_dir>/_journal/<part name>.journal` (the rows of the part being
-held; one line per request: CRC-32, space, JSON). The writer takes every batch queued meanwhile and
-appends them in one `os.write` (group commit). From then on a SIGKILL (the OOM killer) loses none
-of them: they are in the kernel's page cache. A thread fsyncs the journal `SYNC_SECONDS` (50 ms)
-after a write, so a machine crash (power, kernel) loses at most the rows answered in the last 50 ms
-plus the time of one fsync. (Measured against syncing every second, on single-row requests through
-the compiled path with 1 and 4 clients: no cost the run-to-run noise shows.)
+A hard kill loses nothing answered: before `submit` returns, the request's own thread has appended
+its rows to the write-ahead journal of the part they join, `<log_dir>/_journal/<part name>.journal`
+(one line per request: CRC-32, space, JSON), with one `os.write`; from then on a SIGKILL (the OOM
+killer) loses none of them: they are in the kernel's page cache. The request does not wait for the
+writer thread. One lock orders a request's journal append with its rows joining the part, and a
+part is rolled under it, so a part holds exactly the rows of its journal. A thread fsyncs every
+journal written to `SYNC_SECONDS` (50 ms) after a write, so a machine crash (power, kernel) loses
+at most the rows answered in the last 50 ms plus the time of one fsync.
 A part written, its journal is removed. `start` first writes the journals of processes that died
 (their `flock`, held for the process's life, is free) as the parts they were to become
 (`recover`): a journal whose part exists is only removed, so no row is written twice; a torn
 record is skipped with a warning.
 
 Nothing answered is dropped:
-- a part that cannot be written stays in memory and is retried with backoff (0.5 s doubling up to
-  30 s); meanwhile `healthy` is False (the server answers /ready and /predict with 503);
-- rows held beyond `max_queue_rows` while failing, and rows still unwritten at `close()`, are
-  spilled to `fallback_dir` (parts of the same shape); the next successful write moves spilled
-  parts back into the log folder;
+- a part that cannot be written stays in memory (with its journal) and is retried with backoff
+  (0.5 s doubling up to 30 s), oldest first with the parts rolled meanwhile, each its own file;
+  meanwhile `healthy` is False (the server answers /ready and /predict with 503);
+- parts held beyond `max_queue_rows` rows or `max_queue_bytes` bytes while failing, and rows still
+  unwritten at `close()`, are spilled to `fallback_dir` (parts of the same shape); the next
+  successful write moves spilled parts back into the log folder;
 - rows that could be written nowhere stay in the journal for the next start; only those the journal
   could not take either are counted in `rows_lost` and logged as an error.
 
-Memory is bounded: at most `max_queue_rows` rows wait for the writer; beyond that `submit` waits
-(the request slows down rather than a row being lost); at most `max_queue_bytes` bytes wait,
-beyond which `submit` raises LogFull at once (503 `busy`), and a part is rolled once the held rows
-reach `max_queue_bytes` as journal records. `close()` writes everything still held.
+Memory is bounded: at most `max_queue_rows` rows of rolled parts wait for the writer (while it
+writes another part); beyond that `submit` waits (the request slows down rather than a row being
+lost); at most `max_queue_bytes` bytes wait, beyond which `submit` raises LogFull at once (503
+`busy`). `close()` writes everything still held.
 """
 
 from __future__ import annotations
@@ -50,7 +51,6 @@ import fcntl
 import json
 import logging
 import os
-import queue
 import threading
 import time
 import zlib
@@ -63,13 +63,11 @@ from mlcycle.core import private
 from mlcycle.core.errors import LogFull, MonitorError
 from mlcycle.core.jsonl import skipped, write_whole
 
-_STOP = object()
-_TIMEOUT = object()
 log = logging.getLogger("mlcycle.serve")
 BACKOFF = (0.5, 30.0)  # first retry delay and the largest, seconds
 JOURNAL = "_journal"  # the journals' folder in the log folder (a leading _: pandas and pyarrow skip it)
 SYNC_SECONDS = 0.05  # the journal is fsynced at most this long after a write (against a machine crash)
-GROUP_BATCHES = 4096  # batches appended to the journal in one write at most
+SETTLE_BATCHES = 64  # the writer turns the requests' rows into columns once this many wait
 
 
 @dataclass
@@ -105,40 +103,80 @@ class Batch:
         cols["ts"] = [self.ts] * n
         return cols
 
+    def record(self) -> bytes:
+        """These rows as one journal record (`journal_record`), the columns not copied."""
+        n = len(self)
+        if isinstance(self.inputs, pd.DataFrame):
+            cols = {str(c): self.inputs[c].tolist() for c in self.inputs.columns}
+        else:
+            cols = dict(self.inputs)
+        cols.update(self.outputs)
+        cols["route"] = [self.route] * n
+        cols["model_version"] = [self.model_version] * n
+        cols["request_id"] = [self.request_id] * n
+        cols["row"] = list(self.positions) if self.positions is not None else list(range(n))
+        return journal_record(cols, n, self.ts)
+
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.columns())
 
 
 class Held:
     """Rows accumulated as columns: a list per column, padded with None where a batch lacks one.
-    `name` is the part they become (fixed by the first row, so a retry, a spill and the recovery of
-    their journal all write the same file) and `nbytes` their size as journal records."""
+    A request only appends its batch (`append`); the writer thread turns batches into columns
+    (`settle`), off the request path. `name` is the part they become and the name of their journal
+    (fixed by the first row, so a retry, a spill and the recovery of their journal all write the
+    same file); `nbytes` is their size as journal records; `fd` their journal, open and locked until
+    the part is written; `unjournaled` the rows the journal could not take."""
 
     def __init__(self, name: str = ""):
         self.cols: dict[str, list] = {}
+        self.batches: list[Batch] = []  # appended, not yet in `cols`
         self.n = 0
+        self.ncols = 0  # rows in `cols`
         self.nbytes = 0
         self.name = name
         self.first_ts: dt.datetime | None = None
         self.since = 0.0  # monotonic time of the first row
+        self.fd: int | None = None
+        self.dirty = False  # the journal was written since its last fsync
+        self.unjournaled = 0
+
+    def _count(self, n: int, ts: dt.datetime) -> None:
+        if not self.n:
+            self.first_ts, self.since = ts, time.monotonic()
+        self.n += n
+
+    def append(self, batch: Batch, n: int, nbytes: int) -> None:
+        """A request's `n` rows (`nbytes` as a journal record), to be turned into columns by `settle`."""
+        self._count(n, batch.ts)
+        self.nbytes += nbytes
+        self.batches.append(batch)
+
+    def settle(self, batches: list[Batch]) -> None:
+        """Turn appended batches (taken from `batches`, in order) into columns."""
+        for batch in batches:
+            self._extend(batch.columns(), len(batch))
 
     def add(self, batch: Batch) -> None:
         self.add_columns(batch.columns(), len(batch), batch.ts)
 
     def add_columns(self, cols: dict[str, list], n: int, ts: dt.datetime) -> None:
         """Append `n` rows given as columns (`ts` among them)."""
-        if not self.n:
-            self.first_ts, self.since = ts, time.monotonic()
+        self._count(n, ts)
+        self._extend(cols, n)
+
+    def _extend(self, cols: dict[str, list], n: int) -> None:
         if cols.keys() != self.cols.keys():
             for k in cols:
                 if k not in self.cols:
-                    self.cols[k] = [None] * self.n
+                    self.cols[k] = [None] * self.ncols
             for k in self.cols:
                 if k not in cols:
                     cols[k] = [None] * n
         for k, v in cols.items():
             self.cols[k].extend(v)
-        self.n += n
+        self.ncols += n
 
     def __len__(self) -> int:
         return self.n
@@ -158,21 +196,23 @@ class PredictionLog:
         self.max_queue_rows = max_queue_rows
         self.max_queue_bytes = max_queue_bytes
         self.schema = schema  # optional pyarrow schema of the input columns, so parts agree
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._pending = 0  # rows submitted and not yet taken by the writer
-        self._pending_bytes = 0  # their estimated size (`batch_bytes`)
-        self._held = 0  # rows the writer holds (taken, not yet on disk)
-        self._cond = threading.Condition()
-        self._ticket = 0  # batches submitted
-        self._journaled = 0  # batches taken by the writer and appended to the journal (or failed to)
+        # One lock orders a request's journal append with its rows joining the part being filled, so
+        # a part holds exactly the rows of its journal; the writer rolls a part under it.
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)  # the writer waits on it
+        self._room = threading.Condition(self._lock)  # requests wait on it while max_queue_rows rows wait
+        self._cur = Held()  # the part being filled: requests append to it and to its journal
+        self._ready: list[Held] = []  # parts rolled and not yet taken by the writer
+        self._ready_rows = 0
+        self._ready_bytes = 0
+        self._held_rows = 0  # rows of rolled parts not yet written, spilled or given up
+        self._busy = True  # the writer is not waiting for work (rolled parts wait for it meanwhile)
+        self._open: list[Held] = []  # the parts whose journal is open (the syncer fsyncs them)
+        self._stopping = False
         self._seq = 0
         self._thread: threading.Thread | None = None
         self._syncer: threading.Thread | None = None
         self._stop_sync = threading.Event()
-        self._jlock = threading.Lock()  # the journal's descriptor, between the writer and the syncer
-        self._jfd: int | None = None
-        self._jname = ""  # the part the open journal holds rows of
-        self._jdirty = False  # written since the last fsync
         self.rows_written = 0
         self.parts_written = 0
         self.rows_spilled = 0  # written to fallback_dir
@@ -185,6 +225,7 @@ class PredictionLog:
     def start(self) -> PredictionLog:
         private.mkdir(self.dir)
         self.recover()
+        self._stopping = False
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
         self._thread.start()
         self._stop_sync.clear()
@@ -193,41 +234,43 @@ class PredictionLog:
         return self
 
     def submit(self, batch: Batch, timeout: float = 30.0) -> None:
-        """Queue one request's rows and return once the writer has appended them to the journal (a
-        process kill from then on loses none of them). Waits while `max_queue_rows` rows are queued;
-        LogFull after `timeout` s, or at once when the queued rows hold `max_queue_bytes` bytes (a
-        waiting request would hold its bytes in memory too)."""
+        """Append one request's rows to the journal (one write) and to the part being filled, then
+        return: a process kill from then on loses none of them. The writer thread is not waited
+        for. Waits while `max_queue_rows` rows of rolled parts wait for the writer (busy with
+        another); LogFull after `timeout` s, or at once when they hold `max_queue_bytes` bytes (as
+        journal records)."""
         if self._thread is None or not self._thread.is_alive():
             raise LogFull(f"the prediction log writer is not running ({self.error!r})")
         n = len(batch)
-        size = batch_bytes(batch)
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            if self._pending > 0 and self._pending_bytes + size > self.max_queue_bytes:
-                raise LogFull(f"{self._pending_bytes / 1e6:.1f} MB of rows wait for the prediction log writer "
+        record = batch.record()  # serialised before the lock: other requests append meanwhile
+        with self._lock:
+            if self._busy and self._ready_rows and self._ready_bytes + len(record) > self.max_queue_bytes:
+                raise LogFull(f"{self._ready_bytes / 1e6:.1f} MB of rows wait for the prediction log writer "
                               f"(serve.log_queue_mb: {self.max_queue_bytes / 1e6:g})")
-            while self._pending > 0 and self._pending + n > self.max_queue_rows:
+            deadline = None
+            while self._busy and self._ready_rows and self._ready_rows + n > self.max_queue_rows:
+                deadline = deadline or time.monotonic() + timeout
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise LogFull(f"{self._pending} rows wait for the prediction log writer")
-                self._cond.wait(left)
-            self._pending += n
-            self._pending_bytes += size
-            self._ticket += 1
-            ticket = self._ticket
-            self._queue.put((ticket, size, batch))  # in ticket order: the writer journals in this order
-            while self._journaled < ticket:  # group commit: one journal write for every batch queued meanwhile
-                left = deadline - time.monotonic()
-                if left <= 0 or not self.running:  # answered; the rows stay at risk until written
-                    log.error("prediction log: request %s answered before its rows reached the journal",
-                              batch.request_id)
-                    return
-                self._cond.wait(min(left, 1.0))
+                    raise LogFull(f"{self._ready_rows} rows wait for the prediction log writer")
+                self._room.wait(left)
+            if self._stopping:
+                raise LogFull("the prediction log is closing")
+            cur = self._cur
+            if not cur.n:
+                cur.name = self._next_name(batch.ts)
+                self._wake.notify()  # the writer times the roll from the first row
+            self._journal_append(cur, record, n)
+            cur.append(batch, n, len(record))
+            if cur.n >= self.max_rows or cur.nbytes >= self.max_queue_bytes:
+                self._roll()
+            elif len(cur.batches) == SETTLE_BATCHES:
+                self._wake.notify()  # the writer turns them into columns
 
     @property
     def pending(self) -> int:
-        """Rows not yet in a part: queued for the writer or held by it."""
-        return self._pending + self._held
+        """Rows not yet in a part: in the part being filled or in rolled parts not yet written."""
+        return self._cur.n + self._held_rows
 
     @property
     def running(self) -> bool:
@@ -239,12 +282,15 @@ class PredictionLog:
         return self.running and self.error is None
 
     def close(self, timeout: float = 120.0) -> None:
-        """Write every row still queued or held (spilling what cannot be written), then stop the writer.
+        """Write every row still held (spilling what cannot be written), then stop the writer.
         Rows still unwritten after `timeout` seconds are counted in `rows_lost` and logged (their
         journal stays for the next start)."""
         if self._thread is None:
             return
-        self._queue.put(_STOP)
+        with self._lock:
+            self._stopping = True
+            self._wake.notify()
+            self._room.notify_all()
         self._thread.join(timeout)
         if self._thread.is_alive():
             self.rows_lost += self.pending
@@ -262,20 +308,35 @@ class PredictionLog:
         """The journal of the rows that become part `name`."""
         return self.journal_dir / (name.removesuffix(".parquet") + ".journal")
 
-    def _journal_append(self, name: str, data: bytes) -> None:
-        """Append records to the journal of part `name` (opened, locked, on its first records)."""
+    def _journal_open(self, held: Held) -> int:
+        """Create and lock the journal of `held` (held for the process's life: the recovery skips it).
+        Another worker's recovery may have taken the new file between its creation and our lock
+        (and removed it, as a journal of no rows): then it is created again."""
+        private.mkdir(self.journal_dir)
+        path = self.journal_path(held.name)
+        for _ in range(3):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                if os.fstat(fd).st_nlink:
+                    return fd
+            except OSError:
+                os.close(fd)
+                raise
+            os.close(fd)
+        raise OSError(f"the journal {path} was removed as soon as it was created, three times")
+
+    def _journal_append(self, held: Held, data: bytes, n: int) -> None:
+        """Append the records of `n` rows to the journal of `held` (opened on its first rows). The
+        caller holds the lock."""
         try:
-            if self._jname != name:
-                self._journal_close(remove=False)
-                private.mkdir(self.journal_dir)
-                fd = os.open(self.journal_path(name), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-                fcntl.flock(fd, fcntl.LOCK_EX)  # held while this process lives: the recovery skips it
-                with self._jlock:
-                    self._jfd, self._jname = fd, name
-            write_whole(self._jfd, data)
-            with self._jlock:
-                self._jdirty = True
+            if held.fd is None:
+                held.fd = self._journal_open(held)
+                self._open.append(held)
+            write_whole(held.fd, data)
+            held.dirty = True
         except OSError as exc:
+            held.unjournaled += n
             if self.journal_error is None:
                 log.error("prediction log: rows could not be appended to the journal in %s (they are held in memory "
                           "until their part is written): %s: %s", self.journal_dir, type(exc).__name__, exc)
@@ -285,37 +346,42 @@ class PredictionLog:
             log.info("prediction log: the journal in %s can be written again", self.journal_dir)
             self.journal_error = None
 
-    def _journal_close(self, remove: bool) -> None:
-        """Close the open journal; `remove` it once its rows are in a part."""
-        with self._jlock:
-            fd, name = self._jfd, self._jname
-            self._jfd, self._jname, self._jdirty = None, "", False
-        if fd is None:
-            return
-        if remove:
+    def _finish(self, held: Held, remove: bool) -> None:
+        """The rows of `held` are written (or given up): close its journal; `remove` it once they are
+        in a part. Removed before it is closed: while it is locked no recovery takes it."""
+        with self._lock:
+            if held in self._open:
+                self._open.remove(held)
+            fd, held.fd = held.fd, None
+            self._held_rows -= held.n
+        if remove and held.name:
             try:
-                self.journal_path(name).unlink(missing_ok=True)
+                self.journal_path(held.name).unlink(missing_ok=True)
             except OSError as exc:  # the part exists: the next start removes the journal
-                log.warning("prediction log: the journal %s could not be removed: %s", self.journal_path(name), exc)
-        os.close(fd)
+                log.warning("prediction log: the journal %s could not be removed: %s",
+                            self.journal_path(held.name), exc)
+        if fd is not None:
+            os.close(fd)
 
     def _sync_loop(self) -> None:
         while not self._stop_sync.wait(SYNC_SECONDS):
             self._sync()
 
     def _sync(self) -> None:
-        """fsync the journal when it was written since the last time (against a machine crash)."""
-        with self._jlock:
-            if not self._jdirty or self._jfd is None:
-                return
-            fd = os.dup(self._jfd)  # the writer may close its descriptor meanwhile
-            self._jdirty = False
-        try:
-            os.fsync(fd)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
+        """fsync the journals written since the last time (against a machine crash)."""
+        with self._lock:
+            fds = []
+            for held in self._open:
+                if held.dirty and held.fd is not None:
+                    fds.append(os.dup(held.fd))  # the writer may close its descriptor meanwhile
+                    held.dirty = False
+        for fd in fds:
+            try:
+                os.fsync(fd)
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
 
     def recover(self) -> int:
         """Write the rows of journals left by processes that ended without writing their part (a
@@ -361,114 +427,96 @@ class PredictionLog:
         self._seq += 1
         return f"part-{ts.strftime('%Y%m%dT%H%M%S%fZ')}-{os.getpid()}-{self._seq:06d}.parquet"
 
-    def _take(self, held: Held, group: list) -> None:
-        """Add a group of queued batches to `held` and append them to its journal in one write;
-        then their submitters return."""
-        records, rows, size = [], 0, 0
-        for _, nbytes, batch in group:
-            cols = batch.columns()
-            n = len(batch)
-            if not held.n:
-                held.name = self._next_name(batch.ts)
-            records.append(journal_record(cols, n, batch.ts))
-            held.add_columns(cols, n, batch.ts)
-            rows, size = rows + n, size + nbytes
-        data = b"".join(records)
-        held.nbytes += len(data)
-        self._journal_append(held.name, data)
-        with self._cond:
-            self._pending -= rows
-            self._pending_bytes -= size
-            self._journaled = group[-1][0]
-            self._held = held.n
-            self._cond.notify_all()
+    def _roll(self) -> None:
+        """Close the part being filled: its rows and journal go to the writer, the next request
+        starts a part (and a journal) of its own. The caller holds the lock."""
+        cur = self._cur
+        if not cur.n:
+            return
+        self._cur = Held()
+        self._ready.append(cur)
+        self._ready_rows += cur.n
+        self._ready_bytes += cur.nbytes
+        self._held_rows += cur.n
+        self._wake.notify()
+
+    def _backoff(self) -> float:
+        return min(BACKOFF[1], BACKOFF[0] * 2 ** (self.failures - 1))
 
     def _run(self) -> None:
-        held = Held()
+        parked: list[Held] = []  # rolled parts taken from the requests, not yet written (oldest first)
         retry_at = 0.0
         while True:
-            now = time.monotonic()
-            if self.error is not None:  # retry the held rows, or (all spilled) probe the folder
-                wait = max(0.0, retry_at - now)
-            elif not held.n:
-                wait = None
-            else:
-                wait = max(0.0, held.since + self.roll_seconds - now)
-            try:
-                item = self._queue.get(timeout=wait) if wait is None or wait > 0 else _TIMEOUT
-            except queue.Empty:
-                item = _TIMEOUT
-            if item is _STOP:
-                self._drain(held)
+            with self._lock:
+                while True:
+                    now = time.monotonic()
+                    if self._cur.n and now - self._cur.since >= self.roll_seconds:
+                        self._roll()
+                    if self._ready or self._stopping or (self.error is not None and now >= retry_at):
+                        break
+                    if len(self._cur.batches) >= SETTLE_BATCHES:
+                        break
+                    waits = [self._cur.since + self.roll_seconds - now] if self._cur.n else []
+                    if self.error is not None:
+                        waits.append(retry_at - now)
+                    self._busy = False  # a part rolled meanwhile is taken at once: it does not count as waiting
+                    self._wake.wait(min(waits) if waits else None)
+                    self._busy = True
+                stopping = self._stopping
+                if stopping:
+                    self._roll()
+                ready = self._ready
+                self._ready, self._ready_rows, self._ready_bytes = [], 0, 0
+                self._room.notify_all()
+                cur, batches = self._cur, self._cur.batches
+                cur.batches = []
+            cur.settle(batches)  # the columns of the part being filled, built here rather than on requests
+            for held in ready:
+                held.settle(held.batches)
+                held.batches = []
+            parked += ready
+            if stopping:
+                self._drain(parked)
                 return
-            if item is not _TIMEOUT:
-                group, stop = [item], False
-                while len(group) < GROUP_BATCHES:  # everything queued meanwhile: one journal write
-                    try:
-                        nxt = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if nxt is _STOP:
-                        stop = True
-                        break
-                    group.append(nxt)
-                self._take(held, group)
-                if stop:
-                    self._drain(held)
-                    return
-            now = time.monotonic()
-            if not held.n:
-                if self.error is not None and now >= retry_at:
-                    if self._probe():
-                        self._reclaim()
+            if self.error is not None and time.monotonic() < retry_at:
+                pass  # failing: new parts wait with the others for the retry
+            elif parked:
+                while parked and self._write(parked[0], self.dir):
+                    self._finish(parked.pop(0), remove=True)
+                    self._reclaim()
+                if parked:
+                    retry_at = time.monotonic() + self._backoff()
+            elif self.error is not None:  # everything held was spilled: probe the folder
+                if self._probe():
+                    self._reclaim()
+                else:
+                    retry_at = time.monotonic() + self._backoff()
+            if self.error is not None and parked and (sum(p.n for p in parked) >= self.max_queue_rows
+                                                      or sum(p.nbytes for p in parked) >= self.max_queue_bytes):
+                kept = []
+                for p in parked:  # memory stays bounded
+                    if self._spill(p):
+                        self._finish(p, remove=True)
                     else:
-                        retry_at = now + min(BACKOFF[1], BACKOFF[0] * 2 ** (self.failures - 1))
-                continue
-            due = (held.n >= self.max_rows or held.nbytes >= self.max_queue_bytes
-                   or now - held.since >= self.roll_seconds)
-            if self.error is not None:
-                due = now >= retry_at
-            if not due:
-                continue
-            if self._write(held, self.dir):
-                self._journal_close(remove=True)
-                held = Held()
-                self._reclaim()
-            else:
-                retry_at = time.monotonic() + min(BACKOFF[1], BACKOFF[0] * 2 ** (self.failures - 1))
-                if (held.n >= self.max_queue_rows or held.nbytes >= self.max_queue_bytes) and self._spill(held):
-                    self._journal_close(remove=True)  # memory stays bounded
-                    held = Held()
-            self._held = held.n
+                        kept.append(p)
+                parked = kept
 
-    def _drain(self, held: Held) -> None:
-        """At close: everything queued joins `held`; written, else spilled, else left in its journal
-        for the next start (counted as lost when the journal could not be written either)."""
-        group = []
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is not _STOP:
-                group.append(item)
-        if group:
-            self._take(held, group)
-        if held.n and (self._write(held, self.dir) or self._spill(held)):
-            self._journal_close(remove=True)
-        elif held.n and self.journal_error is None:
-            log.error("prediction log: %d answered rows could not be written to %s nor to %s; they stay in the "
-                      "journal %s and the next start writes them", held.n, self.dir, self.fallback_dir,
-                      self.journal_path(held.name))
-            self._journal_close(remove=False)
-        elif held.n:
-            self.rows_lost += held.n
-            log.error("prediction log: %d answered rows could not be written to %s nor to %s; they are lost",
-                      held.n, self.dir, self.fallback_dir)
-            self._journal_close(remove=False)
-        else:
-            self._journal_close(remove=True)  # a journal of no rows
-        self._held = 0
+    def _drain(self, parked: list[Held]) -> None:
+        """At close: every part held written, else spilled, else left in its journal for the next
+        start (counted as lost when the journal could not take its rows either)."""
+        for held in parked:
+            if self._write(held, self.dir) or self._spill(held):
+                self._finish(held, remove=True)
+                continue
+            if held.n > held.unjournaled:
+                log.error("prediction log: %d answered rows could not be written to %s nor to %s; they stay in the "
+                          "journal %s and the next start writes them", held.n - held.unjournaled, self.dir,
+                          self.fallback_dir, self.journal_path(held.name))
+            if held.unjournaled:
+                self.rows_lost += held.unjournaled
+                log.error("prediction log: %d answered rows could not be written to %s nor to %s nor to the "
+                          "journal; they are lost", held.unjournaled, self.dir, self.fallback_dir)
+            self._finish(held, remove=False)
 
     def _spill(self, held: Held) -> bool:
         if self.fallback_dir is None:
@@ -600,20 +648,12 @@ def json_value(value):
     return str(value)
 
 
-def batch_bytes(batch: Batch) -> int:
-    """About the bytes a batch's rows hold in memory: text by its length, other values 8 each."""
-    if isinstance(batch.inputs, pd.DataFrame):
-        size = int(batch.inputs.memory_usage(deep=True, index=False).sum())
-    else:
-        size = sum(len(v) if isinstance(v, str | bytes) else 8 for col in batch.inputs.values() for v in col)
-    return size + sum(len(v) if isinstance(v, str) else 8 for col in batch.outputs.values() for v in col) + 64
-
-
 def journal_record(cols: dict[str, list], n: int, ts: dt.datetime) -> bytes:
     """One journal line: the CRC-32 of the JSON record in 8 hex digits, a space, the record
     `{"n": rows, "ts": ISO time, "cols": {column: values}}` and a newline."""
-    body = json.dumps({"n": n, "ts": ts.isoformat(), "cols": {k: v for k, v in cols.items() if k != "ts"}},
-                      default=json_value, separators=(",", ":")).encode()
+    if "ts" in cols:
+        cols = {k: v for k, v in cols.items() if k != "ts"}
+    body = json.dumps({"n": n, "ts": ts.isoformat(), "cols": cols}, default=json_value, separators=(",", ":")).encode()
     return b"%08x %s\n" % (zlib.crc32(body), body)
 
 
