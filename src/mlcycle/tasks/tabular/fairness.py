@@ -269,20 +269,13 @@ def gaps(column: str, table: pd.DataFrame, groups: pd.Series, y, scores, task: s
             out.append(Gap(column, metric, None, groups=len(big), excluded=excluded,
                            note=f"{len(big)} group(s) of at least evaluate.min_group_size rows; a gap needs two"))
             continue
-        keep = np.asarray(pd.Series(np.asarray(groups), dtype=str).isin(big["group"]))
-        yk, sk, gk = np.asarray(y)[keep], scores[keep], np.asarray(groups, dtype=str)[keep]
-        tk = per_row(threshold, len(scores))[keep]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            if metric == "demographic_parity_difference":
-                value = flm.demographic_parity_difference(yk, (sk >= tk).astype(int), sensitive_features=gk)
-            elif metric == "equalized_odds_difference":
-                value = flm.equalized_odds_difference(yk, (sk >= tk).astype(int), sensitive_features=gk)
-            elif metric == "error_gap":
-                value = flm.MetricFrame(metrics=skm.mean_absolute_error, y_true=yk, y_pred=sk,
-                                        sensitive_features=gk).difference()
-            else:
-                value = big["accuracy"].max() - big["accuracy"].min()
+        parts = list(GAP_PARTS[metric])
+        if big[parts].notna().all().all():
+            # every group's rates defined: fairlearn's gap is the largest spread of the group table's
+            # values (the same functions on the same rows), without splitting the rows again
+            value = max(big[p].max() - big[p].min() for p in parts)
+        else:
+            value = fairlearn_gap(metric, big, groups, y, scores, threshold)
         # which pair: the per-group metric with the widest spread (for equalized odds, TPR or FPR)
         spreads = {p: big[p].max() - big[p].min() for p in GAP_PARTS[metric]}
         part = max(spreads, key=lambda p: (np.nan_to_num(spreads[p], nan=-1.0)))
@@ -295,6 +288,24 @@ def gaps(column: str, table: pd.DataFrame, groups: pd.Series, y, scores, task: s
                        "" if not np.isnan(value) else "undefined: a group has no positive or no negative rows",
                        *interval))
     return out
+
+
+def fairlearn_gap(metric: str, big: pd.DataFrame, groups, y, scores, threshold) -> float:
+    """The gap by fairlearn's functions over the rows of the groups in `big` (its conventions for a
+    group whose rate is undefined, e.g. no positive rows)."""
+    keep = np.asarray(pd.Series(np.asarray(groups), dtype=str).isin(big["group"]))
+    yk, sk, gk = np.asarray(y)[keep], scores[keep], np.asarray(groups, dtype=str)[keep]
+    tk = per_row(threshold, len(scores))[keep]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if metric == "demographic_parity_difference":
+            return flm.demographic_parity_difference(yk, (sk >= tk).astype(int), sensitive_features=gk)
+        if metric == "equalized_odds_difference":
+            return flm.equalized_odds_difference(yk, (sk >= tk).astype(int), sensitive_features=gk)
+        if metric == "error_gap":
+            return flm.MetricFrame(metrics=skm.mean_absolute_error, y_true=yk, y_pred=sk,
+                                   sensitive_features=gk).difference()
+        return big["accuracy"].max() - big["accuracy"].min()
 
 
 def _gap_interval(metric: str, groups: list[str], samples: dict) -> tuple[float | None, float | None]:
