@@ -51,10 +51,21 @@ def code_at(rev: str, dest: Path) -> Path:
     return dest
 
 
-def run_evaluate(ws: Path, code: Path) -> tuple[float, str]:
-    """`mlcycle run evaluate` with the notebook and `src` of `code`: (runner seconds, evaluate.json)."""
+def install(code: Path, ws: Path) -> None:
+    """The notebook and `src` of `code` into the workspace (a stage's kernel imports the workspace's src)."""
     shutil.copy(code / NOTEBOOK, ws / NOTEBOOK)
-    out = measure([sys.executable, "-m", "mlcycle", "run", "evaluate"], ws, {"PYTHONPATH": str(code / "src")})
+    shutil.rmtree(ws / "src")
+    shutil.copytree(code / "src", ws / "src", ignore=shutil.ignore_patterns("__pycache__"))
+
+
+def run_evaluate(ws: Path, code: Path, now: Path) -> tuple[float, str]:
+    """`mlcycle run evaluate` with the notebook and `src` of `code`, then this code put back:
+    (runner seconds, evaluate.json)."""
+    install(code, ws)
+    try:
+        out = measure([sys.executable, "-m", "mlcycle", "run", "evaluate"], ws, {"PYTHONPATH": str(code / "src")})
+    finally:
+        install(now, ws)
     return stage_seconds(out["output"])["evaluate"], (ws / "reports/metrics/evaluate.json").read_text()
 
 
@@ -64,23 +75,23 @@ def main() -> None:
     ap.add_argument("--before", default=BEFORE, help="git revision of the code to compare evaluate with")
     ap.add_argument("--workspace", type=Path, help="a reproduced full-size workspace copy to use (changed in place)")
     args = ap.parse_args()
-    here = {"PYTHONPATH": str(ROOT / "src")}
+    here = {"PYTHONPATH": str(ROOT / "src")}  # the runner; its kernels import the workspace's src
     with tempfile.TemporaryDirectory(prefix="mlcycle-bench-loop-") as tmp:
         ws = args.workspace or workspace(Path(tmp) / "ws")
-        shutil.copy(ROOT / NOTEBOOK, ws / NOTEBOOK)
-        measure(["dvc", "repro"], ws, here)  # the starting point, not timed: everything up to date
         before = code_at(args.before, Path(tmp) / "before")
         now = Path(tmp) / "now"
         (now / NOTEBOOK).parent.mkdir(parents=True)
         shutil.copy(ROOT / NOTEBOOK, now / NOTEBOOK)
         (now / "src").symlink_to(ROOT / "src")
+        install(now, ws)  # (a copy made by `workspace` has it already)
+        measure(["dvc", "repro"], ws, here)  # the starting point, not timed: everything up to date
         loops, old, new, same = [], [], [], []
         for i in range(args.repeats):
             edit_params(ws, {"train": {"l2_regularization": round(1.0 + 0.1 * (i + 1), 2)}})
             s = stage_seconds(measure(["dvc", "repro"], ws, here)["output"])
             loops.append({"train": s.get("train"), "evaluate": s.get("evaluate"), "ran": sorted(s)})
-            b_s, b_json = run_evaluate(ws, before)
-            n_s, n_json = run_evaluate(ws, now)
+            b_s, b_json = run_evaluate(ws, before, now)
+            n_s, n_json = run_evaluate(ws, now, now)
             old.append(b_s)
             new.append(n_s)
             same.append(b_json == n_json)

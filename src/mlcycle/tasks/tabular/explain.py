@@ -138,7 +138,7 @@ class InputBlocks:
         shuffled = np.column_stack([rng.permutation(len(X)) for _ in X.columns]) if len(X.columns) else None
         mixed = X.copy()
         for j, c in enumerate(X.columns):
-            mixed[c] = X[c].iloc[shuffled[:, j]].to_numpy()
+            mixed[c] = X[c].iloc[shuffled[:, j]].set_axis(X.index)  # its dtype kept, as scikit-learn shuffles
         blocks = cls(model, F, owners)
 
         def pipeline_features(rows: pd.DataFrame) -> np.ndarray:
