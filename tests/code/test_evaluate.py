@@ -1,6 +1,9 @@
+import warnings
+
 import numpy as np
 import pytest
 
+from mlcycle.core import stats
 from mlcycle.tasks.tabular import evaluate
 
 
@@ -70,3 +73,60 @@ def test_takeaways_name_the_headline_metric_interval_and_top_inputs():
     assert "`a` (0.1000), `b` (0.0200)" in text
     worse = {"model": {"rmse": 3.0}, "baseline": {"rmse": 2.0}}
     assert "the model is not better" in evaluate.takeaways(worse, ["rmse"])
+
+
+def _cases():
+    rng = np.random.default_rng(3)
+    n = 300
+    y = (rng.random(n) < 0.3).astype(int)
+    p = np.round(np.clip(0.3 * y + rng.random(n) * 0.7, 0, 1), 2)  # rounded: ties, as trees give
+    per_row = np.where(rng.random(n) < 0.5, 0.4, 0.6)  # a routed model's thresholds, one per row
+    yr = rng.normal(size=n)
+    k = rng.integers(0, 3, n)
+    pk = rng.dirichlet([1, 1, 1], n)
+    return [("classification", y, p, 0.45, ["roc_auc", "pr_auc", "log_loss", "brier", "f1", "precision", "recall",
+                                            "accuracy"]),
+            ("classification", y, p, per_row, ["f1", "precision", "recall", "accuracy", "roc_auc"]),
+            ("regression", yr, yr + rng.normal(size=n), None, ["rmse", "mae", "r2"]),
+            ("classification", k, pk, None, ["accuracy", "log_loss"])]
+
+
+@pytest.mark.parametrize("case", range(4))
+def test_vectorised_bootstrap_matches_one_resample_at_a_time(case):
+    task, y, s, t, names = _cases()[case]
+    idx = stats.resample_indices(np.random.default_rng(0), len(y), 60)
+    fast = evaluate.resampled_metrics(task, y, s, t, names, idx)
+    slow = evaluate.loop_metrics(task, y, s, t, 10, names, idx)
+    for n in names:
+        assert len(fast[n]) == 60
+        np.testing.assert_allclose(fast[n], slow[n], rtol=1e-12, atol=1e-12, err_msg=n)
+
+
+def test_vectorised_bootstrap_on_resamples_of_one_class_gives_what_scikit_learn_gives():
+    y = np.array([0] * 8 + [1])  # many resamples of 9 rows miss the one positive
+    p = np.linspace(0.1, 0.9, 9)
+    idx = stats.resample_indices(np.random.default_rng(1), len(y), 50)
+    names = ["roc_auc", "pr_auc", "f1", "recall", "log_loss"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scikit-learn warns of the undefined values
+        slow = evaluate.loop_metrics("classification", y, p, 0.5, 10, names, idx)
+        ci = evaluate.intervals("classification", y, p, 0.5, 10, ["roc_auc"], 50, seed=1)
+    fast = evaluate.resampled_metrics("classification", y, p, 0.5, names, idx)
+    one_class = ~(y[idx] == 1).any(axis=1)
+    assert 0 < one_class.sum() < 50
+    assert np.isnan(fast["roc_auc"][one_class]).all() and (fast["pr_auc"][one_class] == 0).all()
+    for n in names:
+        np.testing.assert_allclose(fast[n], slow[n], rtol=1e-12, atol=1e-12, err_msg=n)  # nan where sklearn's is
+    assert np.isfinite([ci["roc_auc_lo"], ci["roc_auc_hi"]]).all()  # the undefined resamples left out
+
+
+@pytest.mark.parametrize("case", range(4))
+def test_intervals_equal_the_plain_loop_for_the_same_seed(case):
+    task, y, s, t, names = _cases()[case]
+    fast = evaluate.intervals(task, y, s, t, 10, names + ["ece"] * (task == "classification" and s.ndim == 1),
+                              70, seed=5)  # 70: blocks of BOOT_BLOCK and a partial one; ece: by the loop
+    slow = evaluate.intervals_loop(task, y, s, t, 10, names + ["ece"] * (task == "classification" and s.ndim == 1),
+                                   70, seed=5)
+    assert fast.keys() == slow.keys() and len(fast) >= 2 * len(names)
+    for k in slow:
+        assert fast[k] == pytest.approx(slow[k], rel=1e-12, abs=1e-12), k

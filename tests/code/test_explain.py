@@ -65,3 +65,51 @@ def test_rows_from_json_and_prepare_names_missing_features(fitted):
     assert ready["when"].iloc[0] == X["when"].iloc[0]
     with pytest.raises(DataError, match="not valid JSON"):
         explain.rows_from("{carrier: UA}", None)
+
+
+@pytest.mark.parametrize("task", ["binary", "regression"])
+def test_permutation_importance_through_the_compiled_features_equals_the_pipeline(task, tmp_path):
+    from mlcycle.tasks.tabular import compiled
+    from tests.code.test_compiled import fitted as compiled_fitted
+
+    res, spec, xy = compiled_fitted(task)
+    assert compiled.build(res.model, tmp_path, [xy["valid"][0]], spec.task, res.threshold).agrees
+    fast, _ = compiled.load(tmp_path)
+    X, y = xy["test"][0], train.encode_label(xy["test"][1], spec)
+    binary = spec.positive_class is not None
+    through = explain.permutation_importance(res.model, X, y, spec.task, binary, rows=150, seed=3, repeats=4, fast=fast)
+    plain = explain.permutation_importance(res.model, X, y, spec.task, binary, rows=150, seed=3, repeats=4)
+    assert through.attrs["path"] == "compiled features" and plain.attrs["path"] == "pipeline"
+    pd.testing.assert_frame_equal(through, plain, check_exact=True)  # the same shuffles, the same scores
+    assert through["importance"].abs().max() > 0
+    # the shuffled rows' scores themselves: the estimator on the moved features, the pipeline on shuffled rows
+    Xs = X.iloc[:150]
+    blocks = explain.InputBlocks.proven(res.model, fast, Xs, seed=0)
+    positions = blocks.positions()
+    positions[:, 1] = positions[::-1, 1]
+    shuffled = Xs.copy()
+    shuffled[Xs.columns[1]] = Xs[Xs.columns[1]].to_numpy()[::-1]
+    method = "predict_proba" if spec.task == "classification" else "predict"
+    assert np.array_equal(getattr(blocks, method)(positions), getattr(res.model, method)(shuffled))
+
+
+def test_permutation_importance_falls_back_to_the_pipeline_when_the_features_differ(tmp_path, monkeypatch):
+    from mlcycle.tasks.tabular import compiled
+    from tests.code.test_compiled import fitted as compiled_fitted
+
+    res, spec, xy = compiled_fitted("binary")
+    compiled.build(res.model, tmp_path, [xy["valid"][0]], spec.task, res.threshold)
+    fast, _ = compiled.load(tmp_path)
+    real = compiled.Compiled.blocks
+
+    def mixed_up(self, X):  # the features of two input columns swapped: not what the pipeline makes
+        F, owners = real(self, X)
+        a, b = owners["x1"], owners["x2"]
+        F[:, a + b] = F[:, b + a]
+        return F, owners
+
+    monkeypatch.setattr(compiled.Compiled, "blocks", mixed_up)
+    X, y = xy["test"][0], train.encode_label(xy["test"][1], spec)
+    got = explain.permutation_importance(res.model, X, y, spec.task, True, rows=100, seed=0, repeats=2, fast=fast)
+    assert got.attrs["path"] == "pipeline"
+    assert explain.InputBlocks.proven(res.model, None, X, seed=0) is None  # no compiled form: the pipeline

@@ -140,3 +140,18 @@ def test_a_group_with_one_class_has_undefined_metrics_stored_null_and_shown_as_n
     assert shown["true_positive_rate"] == "n/a (no positive rows in the group)"
     assert shown["selection_rate"] == "0.000"  # every resample 0: no interval of no width
     assert "0.000 [0.000, 0.000]" not in fairness.display_table(a.table("carrier")).to_string()
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_gaps_from_the_group_table_equal_fairlearns(task):
+    rng = np.random.default_rng(4)
+    n = 3000
+    groups = pd.Series(rng.choice(["a", "b", "c", "d"], n, p=[0.4, 0.3, 0.2, 0.1]))
+    y = (rng.random(n) < 0.3).astype(int) if task == "classification" else rng.normal(size=n)
+    s = np.clip(0.3 * y + rng.random(n) * 0.7, 0, 1) if task == "classification" else y + rng.normal(size=n)
+    table = fairness.group_table("g", groups, y, s, task, 0.45, min_group_size=50)
+    got = fairness.gaps("g", table, groups, y, s, task, 0.45)
+    big = table[~table["small"]]
+    assert len(got) >= 1 and all(g.value is not None and g.value > 0 for g in got)
+    for g in got:
+        assert g.value == fairness.fairlearn_gap(g.metric, big, groups, y, s, 0.45), g.metric

@@ -127,15 +127,24 @@ class Compiled:
 
     def features(self, X: pd.DataFrame) -> np.ndarray:
         """The estimator's input: rows x features, float64 (float32 values for sklearn's decision trees)."""
+        return self.blocks(X)[0]
+
+    def blocks(self, X: pd.DataFrame) -> tuple[np.ndarray, dict[str, list[int]]]:
+        """`features(X)` and, per input column, the positions of the features made from it (each input
+        column is converted on its own, row by row: `explain.permutation_importance` moves its rows)."""
         missing = [c for c in self.rows.inputs if c not in X.columns]
         if missing:
             raise ValueError(f"missing input columns {missing}")
         parts: dict = {}
+        made: dict[str, list[str]] = {}
         for c in self.rows.inputs:
             s = X[c]
             got = self._column(c, s)
-            parts.update(got if got is not None else self.rows.column(c, s))
-        return self._matrix(parts, len(X))
+            got = got if got is not None else self.rows.column(c, s)
+            parts.update(got)
+            made[c] = list(got)
+        at = {name: j for j, name in enumerate(self.columns)}
+        return self._matrix(parts, len(X)), {c: [at[k] for k in keys if k in at] for c, keys in made.items()}
 
     def prepare(self, records: list[dict]) -> Prepared | None:
         """Request rows (dicts of JSON values: numbers, text, booleans, null, ISO times) as the

@@ -188,13 +188,48 @@ def comparison(metrics: dict, names: list[str]) -> pd.DataFrame:
 def intervals(task: str, y: np.ndarray, scores: np.ndarray, threshold: float | None, n_bins: int,
               names: list[str], n_boot: int, seed: int) -> dict[str, float]:
     """95% percentile bootstrap intervals of the named metrics over the holdout rows, as
-    {"<metric>_lo": ..., "<metric>_hi": ...}; {} when n_boot is 0. Seeded: a re-run gives the same."""
+    {"<metric>_lo": ..., "<metric>_hi": ...}; {} when n_boot is 0. Seeded: a re-run gives the same.
+    The metrics of `resampled_metrics` are computed for blocks of resamples at once (the same
+    resamples and values as `intervals_loop`, which computes any other metric one resample at a time).
+    A resample where a metric is undefined (ROC AUC of a resample holding one class) is left out of
+    that metric's interval."""
     if not n_boot:
         return {}
+    fast = [n for n in names if n in vectorised_metrics(task, scores)]
+    slow = [n for n in names if n not in fast]
+    values = {n: [] for n in names}
     rng = np.random.default_rng(seed)
+    for start in range(0, n_boot, BOOT_BLOCK):  # blocks of draws: the same numbers as one n_boot x n draw
+        idx = stats.resample_indices(rng, len(y), min(BOOT_BLOCK, n_boot - start))
+        if fast:
+            got = resampled_metrics(task, y, scores, threshold, fast, idx)
+            for n in fast:
+                values[n].extend(got[n].tolist())
+        if slow:
+            for n, v in loop_metrics(task, y, scores, threshold, n_bins, slow, idx).items():
+                values[n].extend(v)
+    return _cut(values)
+
+
+BOOT_BLOCK = 25  # resamples computed together by `intervals` (memory: a few BOOT_BLOCK x rows arrays)
+
+
+def intervals_loop(task: str, y: np.ndarray, scores: np.ndarray, threshold: float | None, n_bins: int,
+                   names: list[str], n_boot: int, seed: int) -> dict[str, float]:
+    """`intervals` computed one resample at a time with `metrics_for` (the reference the tests hold
+    `intervals` to)."""
+    if not n_boot:
+        return {}
+    idx = stats.resample_indices(np.random.default_rng(seed), len(y), n_boot)
+    return _cut(loop_metrics(task, y, scores, threshold, n_bins, names, idx))
+
+
+def loop_metrics(task: str, y: np.ndarray, scores: np.ndarray, threshold, n_bins: int, names: list[str],
+                 idx: np.ndarray) -> dict[str, list[float]]:
+    """The named metrics of each resample (rows of `idx`, row positions) by `metrics_for` (a resample
+    it refuses is left out: scikit-learn before 1.6 refused ROC AUC for one class)."""
     values: dict[str, list[float]] = {n: [] for n in names}
-    for _ in range(n_boot):  # one resample at a time (the same draws as all at once), not n_boot x n in memory
-        i = stats.resample_indices(rng, len(y), 1)[0]
+    for i in idx:
         try:
             m = metrics_for(task, y[i], scores[i], rows_of(threshold, i), n_bins)
         except ValueError:  # a resample holding one class only
@@ -202,12 +237,85 @@ def intervals(task: str, y: np.ndarray, scores: np.ndarray, threshold: float | N
         for n in names:
             if n in m:
                 values[n].append(m[n])
+    return values
+
+
+def _cut(values: dict[str, list[float]]) -> dict[str, float]:
     out = {}
     for n, v in values.items():
+        v = [x for x in v if not np.isnan(x)]  # undefined on a resample (ROC AUC of one class): left out
         if v:
             lo, hi = stats.percentile_interval(v, stats.CI95)
             out[f"{n}_lo"], out[f"{n}_hi"] = float(lo), float(hi)
     return out
+
+
+def vectorised_metrics(task: str, scores: np.ndarray) -> tuple[str, ...]:
+    """The metrics `resampled_metrics` computes for the task (by the scores' shape)."""
+    if task == "regression":
+        return ("rmse", "mae", "r2")
+    if scores.ndim == 1:
+        return ("roc_auc", "pr_auc", "log_loss", "brier", "f1", "precision", "recall", "accuracy")
+    return ("accuracy", "log_loss")
+
+
+def resampled_metrics(task: str, y: np.ndarray, scores: np.ndarray, threshold, names: list[str],
+                      idx: np.ndarray) -> dict[str, np.ndarray]:
+    """The named metrics (of `vectorised_metrics`) on every resample at once: `idx` holds one
+    resample's row positions a row (B x n, `core.stats.resample_indices`); each metric an array of B,
+    the values `metrics_for` gives on `y[i], scores[i]` up to rounding (a resample is the count of
+    each row drawn, `core.stats.counts_of`, and each metric a weighted sum: the rankings behind ROC
+    AUC and average precision need one sort of the scores for every resample). As scikit-learn's, ROC
+    AUC is nan on a resample holding one class, average precision 0 on one without positives."""
+    w = stats.counts_of(idx)
+    y = np.asarray(y)
+    total = w.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if task == "regression":
+            err = scores - y
+            sse = w @ err ** 2
+            mean_y = (w @ y) / total
+            sst = (w * (y[None, :] - mean_y[:, None]) ** 2).sum(axis=1)
+            r2 = np.where(sst > 0, 1 - sse / np.where(sst > 0, sst, 1), np.where(sse == 0, 1.0, 0.0))
+            got = {"rmse": lambda: np.sqrt(sse / total), "mae": lambda: (w @ np.abs(err)) / total, "r2": lambda: r2}
+            return {n: got[n]() for n in names}
+        if scores.ndim == 2:
+            rows = np.arange(len(y))
+            p = scores / scores.sum(axis=1, keepdims=True)
+            p_true = np.clip(p[rows, y], np.finfo(p.dtype).eps, 1 - np.finfo(p.dtype).eps)
+            got = {"accuracy": lambda: (w @ (scores.argmax(axis=1) == y).astype(float)) / total,
+                   "log_loss": lambda: -(w @ np.log(p_true)) / total}
+            return {n: got[n]() for n in names}
+        yf = y.astype(float)
+        pos, neg = w @ yf, w @ (1 - yf)
+        pred = (scores >= (0.5 if threshold is None else np.asarray(threshold))).astype(float)
+        tp, fp = w @ (pred * yf), w @ (pred * (1 - yf))
+        fn = pos - tp
+
+        def share(a, b):
+            return np.where(b > 0, a / np.where(b > 0, b, 1), 0.0)  # zero_division=0, as sklearn's scores
+
+        got = {"roc_auc": lambda: stats.weighted_metric("roc_auc", y, scores, w),
+               "pr_auc": lambda: np.where(pos > 0, weighted_average_precision(y, scores, w), 0.0),
+               "log_loss": lambda: stats.weighted_metric("log_loss", y, np.clip(scores, 1e-15, 1 - 1e-15), w),
+               "brier": lambda: stats.weighted_metric("brier", y, scores, w),
+               "f1": lambda: share(2 * tp, 2 * tp + fp + fn), "precision": lambda: share(tp, tp + fp),
+               "recall": lambda: share(tp, pos), "accuracy": lambda: (tp + neg - fp) / total}
+        return {n: got[n]() for n in names}
+
+
+def weighted_average_precision(y: np.ndarray, s: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Average precision (sklearn's `average_precision_score`: the sum over the distinct scores, highest
+    first, of the rise in recall times the precision there) under each row of weights `w` (B x n)."""
+    order = np.argsort(-np.asarray(s, dtype=float), kind="stable")
+    ss, ys, ws = np.asarray(s, dtype=float)[order], np.asarray(y, dtype=float)[order], w[:, order]
+    starts = np.r_[0, np.flatnonzero(np.diff(ss)) + 1]  # groups of equal scores
+    tps = np.cumsum(np.add.reduceat(ws * ys, starts, axis=1), axis=1)
+    fps = np.cumsum(np.add.reduceat(ws * (1 - ys), starts, axis=1), axis=1)
+    recall = tps / tps[:, -1:]
+    rise = np.diff(recall, axis=1, prepend=0.0)
+    precision = np.where(tps + fps > 0, tps / np.where(tps + fps > 0, tps + fps, 1), 0.0)
+    return (rise * precision).sum(axis=1)
 
 
 def comparison_with_intervals(metrics: dict, names: list[str], ci: dict) -> pd.DataFrame:

@@ -47,19 +47,109 @@ def sample(X: pd.DataFrame, y, n: int, seed: int):
 
 
 def permutation_importance(model, X: pd.DataFrame, y, task: str, binary: bool, rows: int, seed: int,
-                           repeats: int = 5) -> pd.DataFrame:
-    """Mean and standard deviation of the score drop per feature, most important first."""
+                           repeats: int = 5, fast=None) -> pd.DataFrame:
+    """Mean and standard deviation of the score drop per feature, most important first.
+
+    `fast`: the model's compiled form (`compiled.load`, proven equal to the pipeline at training).
+    Its feature matrix is made once and each shuffle moves the rows of one input column's features,
+    scored by the pipeline's own estimator, instead of the pipeline converting every shuffled copy
+    of the rows again: the same shuffles (scikit-learn's, same seed) and the same scores, when
+    `InputBlocks.proven` finds the matrix equal to the pipeline's on the rows and on a copy with
+    every column shuffled; else (or without `fast`) the pipeline scores every copy.
+    `attrs["path"]` says which."""
     from sklearn.inspection import permutation_importance as pi
 
     Xs, ys = sample(X, y, rows, seed)
+    blocks = InputBlocks.proven(model, fast, Xs, seed)
+    target, data = (model, Xs) if blocks is None else (blocks, blocks.positions())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        r = pi(model, Xs, ys, scoring=scoring(task, binary), n_repeats=repeats, random_state=seed)
+        r = pi(target, data, ys, scoring=scoring(task, binary), n_repeats=repeats, random_state=seed)
     out = pd.DataFrame({"feature": list(X.columns), "importance": r.importances_mean, "std": r.importances_std})
     out["rank"] = out["importance"].rank(ascending=False, method="first").astype(int)
     out.attrs["scoring"] = scoring(task, binary)
     out.attrs["rows"] = len(Xs)
+    out.attrs["path"] = "pipeline" if blocks is None else "compiled features"
     return out.sort_values("rank").reset_index(drop=True)
+
+
+class InputBlocks:
+    """Rows given as row positions, one column per input column (what permutation importance shuffles),
+    scored by a pipeline's estimator on the feature matrix of the original rows: input column j of
+    row i takes the features input column j made for row `positions[i, j]`. Built by `proven`."""
+
+    def __init__(self, pipeline, matrix: np.ndarray, owners: list[list[int]]):
+        self.pipeline, self.estimator = pipeline, pipeline[-1]
+        self.matrix, self.owners = matrix, owners
+        self.classes_ = getattr(self.estimator, "classes_", None)
+        self._base: dict[str, np.ndarray] = {}  # the estimator's answers on the original rows, by method
+
+    def __sklearn_tags__(self):  # a classifier or a regressor as the pipeline is (scikit-learn's scorers ask)
+        return self.pipeline.__sklearn_tags__()
+
+    def fit(self, *_):  # scikit-learn's scorers take estimators only; this one is fitted already
+        return self
+
+    def positions(self) -> np.ndarray:
+        """The unshuffled rows: every input column at its own row."""
+        return np.repeat(np.arange(len(self.matrix))[:, None], len(self.owners), axis=1)
+
+    def rows(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The feature matrix of the rows at `positions` and which of its rows differ from the original
+        rows' (a shuffled category often lands on its own value: that row's score is known)."""
+        F, changed = self.matrix.copy(), np.zeros(len(self.matrix), dtype=bool)
+        for j, cols in enumerate(self.owners):
+            if cols and not np.array_equal(positions[:, j], np.arange(len(F))):
+                F[:, cols] = self.matrix[positions[:, j]][:, cols]
+                same = (F[:, cols] == self.matrix[:, cols]) | (np.isnan(F[:, cols]) & np.isnan(self.matrix[:, cols]))
+                changed |= ~same.all(axis=1)
+        return F, changed
+
+    def _answer(self, method: str, positions: np.ndarray) -> np.ndarray:
+        """The estimator's `method` on the rows at `positions`: rows equal to the original rows keep the
+        original rows' answers (the estimator scores each row on its own), the others are scored."""
+        if method not in self._base:
+            self._base[method] = getattr(self.estimator, method)(self.matrix)
+        F, changed = self.rows(positions)
+        out = self._base[method].copy()
+        if changed.any():
+            out[changed] = getattr(self.estimator, method)(F[changed])
+        return out
+
+    def predict_proba(self, positions: np.ndarray) -> np.ndarray:
+        return self._answer("predict_proba", positions)
+
+    def predict(self, positions: np.ndarray) -> np.ndarray:
+        return self._answer("predict", positions)
+
+    @classmethod
+    def proven(cls, model, fast, X: pd.DataFrame, seed: int) -> InputBlocks | None:
+        """The blocks of the rows X when the compiled form `fast` makes the features the pipeline
+        `model` gives its estimator: equal (NaN for NaN) on X and on a copy of X with every column
+        shuffled on its own (so each input column's features come from it alone); else None."""
+        if fast is None or not hasattr(model, "steps") or len(model.steps) < 2:
+            return None
+        try:
+            F, made = fast.blocks(X)
+        except (ValueError, TypeError, KeyError):  # a value the compiled conversion refuses: the pipeline scores
+            return None
+        owners = [made.get(c, []) for c in X.columns]
+        rng = np.random.default_rng(seed)
+        shuffled = np.column_stack([rng.permutation(len(X)) for _ in X.columns]) if len(X.columns) else None
+        mixed = X.copy()
+        for j, c in enumerate(X.columns):
+            mixed[c] = X[c].iloc[shuffled[:, j]].set_axis(X.index)  # its dtype kept, as scikit-learn shuffles
+        blocks = cls(model, F, owners)
+
+        def pipeline_features(rows: pd.DataFrame) -> np.ndarray:
+            out = np.asarray(model[:-1].transform(rows), dtype=np.float64)
+            return out.astype(np.float32).astype(np.float64) if fast.float32 else out
+
+        if F.shape != pipeline_features(X).shape or sorted(sum(owners, [])) != list(range(F.shape[1])):
+            return None
+        same = np.array_equal(F, pipeline_features(X), equal_nan=True) and \
+            np.array_equal(blocks.rows(shuffled)[0], pipeline_features(mixed), equal_nan=True)
+        return blocks if same else None
 
 
 def partial_dependence(model, X: pd.DataFrame, features: list[str], categorical: list[str], task: str,
