@@ -29,8 +29,10 @@ def free_port() -> int:
 
 
 @contextmanager
-def tracking_server(root: Path, timeout: float = 90):
-    """A `mlflow server` on 127.0.0.1 over the workspace's SQLite store; yields its URL."""
+def tracking_server(root: Path, timeout: float = 600):
+    """A `mlflow server` on 127.0.0.1 over the workspace's SQLite store; yields its URL. The wait
+    for its first answer ends at once when the server exits; while it runs it is given `timeout`
+    seconds (a loaded machine can take minutes to start its workers), a bound against a hang."""
     store = store_dir(root)
     store.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -48,8 +50,12 @@ def tracking_server(root: Path, timeout: float = 90):
                 urllib.request.urlopen(f"{url}/health", timeout=2)
                 break
             except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise MlcycleError(f"mlflow server did not start; see {store / 'server.log'}") from None
+                if proc.poll() is not None:
+                    raise MlcycleError(f"mlflow server exited with code {proc.returncode} before it answered; "
+                                       f"see {store / 'server.log'}") from None
+                if time.monotonic() > deadline:
+                    raise MlcycleError(f"mlflow server did not answer {url}/health within {timeout:.0f} s; "
+                                       f"see {store / 'server.log'}") from None
                 time.sleep(0.5)
         yield url
     finally:

@@ -125,15 +125,19 @@ def password(root: Path) -> str:
     return f.read_text().strip()
 
 
-def wait_http(url: str, proc: subprocess.Popen | None, what: str, log: Path, timeout: float = 90) -> None:
+def wait_http(url: str, proc: subprocess.Popen | None, what: str, log: Path, timeout: float = 600) -> None:
+    """Wait for `url` to answer: at once an error when `proc` exits; while it runs, `timeout`
+    seconds (a loaded machine can take minutes to start a server), a bound against a hang."""
     deadline = time.monotonic() + timeout
     while True:
         try:
             urllib.request.urlopen(url, timeout=2)
             return
         except OSError:
-            if (proc is not None and proc.poll() is not None) or time.monotonic() > deadline:
-                raise TeamError(f"team: {what} did not start; see {log}") from None
+            if proc is not None and proc.poll() is not None:
+                raise TeamError(f"team: {what} exited with code {proc.returncode} before it answered; see {log}") from None
+            if time.monotonic() > deadline:
+                raise TeamError(f"team: {what} did not answer {url} within {timeout:.0f} s; see {log}") from None
             time.sleep(0.3)
 
 
@@ -279,7 +283,7 @@ def start_mlflow(root: Path, state: dict, port: int | None = None) -> None:
         env=e, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     state["mlflow"] = {"pid": proc.pid, "port": port, "url": url}
-    wait_http(f"{url}/health", proc, "mlflow server", log, timeout=180)
+    wait_http(f"{url}/health", proc, "mlflow server", log)
 
 
 def exports(state: dict) -> dict[str, str]:
