@@ -20,7 +20,7 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter("mlcycle_serve_requests", "HTTP requests by endpoint, status, answering version "
-                                "and route (champion | canary | shadow; empty outside /predict)",
+                                "and route (champion | canary | shadow; empty outside /predict, /recommend and /forecast)",
                                 ["endpoint", "status", "version", "route"], registry=r)
         self.latency = Histogram("mlcycle_serve_request_seconds", "request latency in seconds by endpoint, "
                                  "version and route (shadow: the candidate's scoring after the answer)",
