@@ -181,6 +181,37 @@ def entry_request_id(e, at: str, fields: tuple[str, ...], fields_hint: str, id_h
     return rid
 
 
+def logged_rows(known: KnownRequests, rid: str, at: str, noun: str) -> int:
+    """The rows of request `rid` in the prediction log; a 404 naming it (a `noun`: prediction,
+    recommendation, forecast) when the log does not hold it."""
+    n = known.get(rid)
+    if n is None:
+        raise ClientError(404, "unknown request id", f"{at}request_id",
+                          f"no {noun} with request id {rid!r} in the prediction log (a request answered "
+                          "by another worker is known once its part is written: retry after serve.log_roll_seconds)")
+    return n
+
+
+def answer_of(known: KnownRequests, rid: str, at: str, noun: str, route: str) -> list[str]:
+    """What the answer of a task's own route (`route`, e.g. /recommend) listed for request `rid` (its
+    items, its forecast times), one per logged row; a ClientError when the request is unknown or was
+    answered by another route."""
+    logged_rows(known, rid, at, noun)
+    listed = known.items.get(rid)
+    if listed is None:
+        raise ClientError(422, f"not a {noun}", f"{at}request_id",
+                          f"request {rid} was not answered by {route}; send its labels as {{request_id, row, label}}")
+    return listed
+
+
+def claim(labelled: set, seen: set, rid: str, row: int, where: str, message: str) -> None:
+    """Count row `row` of request `rid` as labelled by this call; a 409 naming `where` with `message`
+    when it already has a label (stored, or earlier in the same call): feedback is never replaced."""
+    if (rid, row) in labelled or (rid, row) in seen:
+        raise ClientError(409, "duplicate", where, message)
+    seen.add((rid, row))
+
+
 def checked(items: list, meta: dict, known: KnownRequests, labelled: set, prefix: str = "") -> list[dict]:
     """The entries as stored ({request_id, row, label}); a ClientError naming the first bad one."""
     task = tasks.for_objective(meta.get("task"))
@@ -195,11 +226,7 @@ def checked(items: list, meta: dict, known: KnownRequests, labelled: set, prefix
                                "the request id a /predict answer gave (its request_id or X-Request-ID)")
         if "label" not in e or e["label"] is None:
             raise ClientError(422, "missing field", f"{at}label", "the observed outcome")
-        n = known.get(rid)
-        if n is None:
-            raise ClientError(404, "unknown request id", f"{at}request_id",
-                              f"no prediction with request id {rid!r} in the prediction log (a request answered "
-                              "by another worker is known once its part is written: retry after serve.log_roll_seconds)")
+        n = logged_rows(known, rid, at, "prediction")
         row = e.get("row")
         if row is None:
             if n != 1:
@@ -208,10 +235,7 @@ def checked(items: list, meta: dict, known: KnownRequests, labelled: set, prefix
         if isinstance(row, bool) or not isinstance(row, int) or not 0 <= row < n:
             raise ClientError(422, "out of range", f"{at}row", f"request {rid} has rows 0..{n - 1}, got {row!r}")
         label = check(e["label"], meta, f"{at}label")
-        if (rid, row) in labelled or (rid, row) in seen:
-            raise ClientError(409, "duplicate", f"{at}request_id",
-                              f"request {rid} row {row} already has a label; labels are never replaced")
-        seen.add((rid, row))
+        claim(labelled, seen, rid, row, f"{at}request_id", f"request {rid} row {row} already has a label; labels are never replaced")
         out.append({"request_id": rid, "row": row, "label": label})
     return out
 

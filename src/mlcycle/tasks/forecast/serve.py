@@ -32,7 +32,14 @@ import pandas as pd
 from mlcycle.core.errors import ClientError, LogFull
 from mlcycle.core.tables import TIME_RANGE_TEXT, time_in_range
 from mlcycle.serving.app import json_response
-from mlcycle.serving.feedback import KnownRequests, cell_value, entry_request_id, file_columns
+from mlcycle.serving.feedback import (
+    KnownRequests,
+    answer_of,
+    cell_value,
+    claim,
+    entry_request_id,
+    file_columns,
+)
 from mlcycle.serving.predlog import Batch
 from mlcycle.serving.request import encodable
 from mlcycle.tasks.forecast import TASK, families
@@ -355,23 +362,13 @@ def checked_feedback(items: list, meta: dict, known: KnownRequests, labelled: se
             raise ClientError(422, "missing field", f"{at}time", "the forecast time the actual value is for")
         t = time_text(parse_time(e["time"], f"{at}time"))
         value = check_value(e.get("value"), f"{at}value")
-        if known.get(rid) is None:
-            raise ClientError(404, "unknown request id", f"{at}request_id",
-                              f"no forecast with request id {rid!r} in the prediction log (a request answered "
-                              "by another worker is known once its part is written: retry after serve.log_roll_seconds)")
-        times = known.items.get(rid)
-        if times is None:
-            raise ClientError(422, "not a forecast", f"{at}request_id",
-                              f"request {rid} was not answered by /forecast; send its labels as {{request_id, row, label}}")
+        times = answer_of(known, rid, at, "forecast", ROUTE)
         if t not in times:
             raise ClientError(422, "not in the answer", f"{at}time",
                               f"{t} is not one of the {len(times)} forecast times of request {rid} "
                               f"({times[0]} to {times[-1]}): actuals are for the times the answer forecast")
         row = times.index(t)
-        if (rid, row) in labelled or (rid, row) in seen:
-            raise ClientError(409, "duplicate", f"{at}time",
-                              f"time {t} of request {rid} already has its actual; feedback is never replaced")
-        seen.add((rid, row))
+        claim(labelled, seen, rid, row, f"{at}time", f"time {t} of request {rid} already has its actual; feedback is never replaced")
         out.append({"request_id": rid, "row": row, "time": t, "label": value})
     return out
 

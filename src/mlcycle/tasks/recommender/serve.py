@@ -26,7 +26,14 @@ import pandas as pd
 
 from mlcycle.core.errors import ClientError, LogFull
 from mlcycle.serving.app import json_response
-from mlcycle.serving.feedback import KnownRequests, cell_value, entry_request_id, file_columns
+from mlcycle.serving.feedback import (
+    KnownRequests,
+    answer_of,
+    cell_value,
+    claim,
+    entry_request_id,
+    file_columns,
+)
 from mlcycle.serving.predlog import Batch
 from mlcycle.tasks.recommender import TASK
 
@@ -143,24 +150,15 @@ def checked_feedback(items: list, meta: dict, known: KnownRequests, labelled: se
         if isinstance(item, bool) or not isinstance(item, str | int):
             raise ClientError(422, "wrong type", f"{at}item", f"the item id as text or an integer, got {item!r}")
         item = str(item)
-        if known.get(rid) is None:
-            raise ClientError(404, "unknown request id", f"{at}request_id",
-                              f"no recommendation with request id {rid!r} in the prediction log (a request answered "
-                              "by another worker is known once its part is written: retry after serve.log_roll_seconds)")
-        listed = known.items.get(rid)
-        if listed is None:
-            raise ClientError(422, "not a recommendation", f"{at}request_id",
-                              f"request {rid} was not answered by /recommend; send its labels as {{request_id, row, label}}")
+        listed = answer_of(known, rid, at, "recommendation", ROUTE)
         if item not in listed:
             raise ClientError(422, "not in the answer", f"{at}item",
                               f"item {item!r} was not among the {len(listed)} items of request {rid}: "
                               "feedback is on the items the answer listed")
         row = listed.index(item)
         rating = check_rating(e.get("rating"), meta, f"{at}rating")
-        if (rid, row) in labelled or (rid, row) in seen:
-            raise ClientError(409, "duplicate", f"{at}item",
-                              f"item {item!r} of request {rid} already has feedback; feedback is never replaced")
-        seen.add((rid, row))
+        claim(labelled, seen, rid, row, f"{at}item",
+              f"item {item!r} of request {rid} already has feedback; feedback is never replaced")
         out.append({"request_id": rid, "row": row, "item": item, "label": rating})
     return out
 
