@@ -120,13 +120,20 @@ def test_vectorised_bootstrap_on_resamples_of_one_class_gives_what_scikit_learn_
     assert np.isfinite([ci["roc_auc_lo"], ci["roc_auc_hi"]]).all()  # the undefined resamples left out
 
 
+def intervals_loop(task, y, scores, threshold, n_bins, names, n_boot, seed):
+    """`evaluate.intervals` computed one resample at a time with `metrics_for`: all n_boot draws at
+    once, then `loop_metrics` (the reference the vectorised blocks are held to)."""
+    idx = stats.resample_indices(np.random.default_rng(seed), len(y), n_boot)
+    return evaluate._cut(evaluate.loop_metrics(task, y, scores, threshold, n_bins, names, idx))
+
+
 @pytest.mark.parametrize("case", range(4))
 def test_intervals_equal_the_plain_loop_for_the_same_seed(case):
     task, y, s, t, names = _cases()[case]
     fast = evaluate.intervals(task, y, s, t, 10, names + ["ece"] * (task == "classification" and s.ndim == 1),
                               70, seed=5)  # 70: blocks of BOOT_BLOCK and a partial one; ece: by the loop
-    slow = evaluate.intervals_loop(task, y, s, t, 10, names + ["ece"] * (task == "classification" and s.ndim == 1),
-                                   70, seed=5)
+    slow = intervals_loop(task, y, s, t, 10, names + ["ece"] * (task == "classification" and s.ndim == 1),
+                          70, seed=5)
     assert fast.keys() == slow.keys() and len(fast) >= 2 * len(names)
     for k in slow:
         assert fast[k] == pytest.approx(slow[k], rel=1e-12, abs=1e-12), k

@@ -190,7 +190,7 @@ def intervals(task: str, y: np.ndarray, scores: np.ndarray, threshold: float | N
     """95% percentile bootstrap intervals of the named metrics over the holdout rows, as
     {"<metric>_lo": ..., "<metric>_hi": ...}; {} when n_boot is 0. Seeded: a re-run gives the same.
     The metrics of `resampled_metrics` are computed for blocks of resamples at once (the same
-    resamples and values as `intervals_loop`, which computes any other metric one resample at a time).
+    resamples and values as `loop_metrics`, which computes any other metric one resample at a time).
     A resample where a metric is undefined (ROC AUC of a resample holding one class) is left out of
     that metric's interval."""
     if not n_boot:
@@ -212,16 +212,6 @@ def intervals(task: str, y: np.ndarray, scores: np.ndarray, threshold: float | N
 
 
 BOOT_BLOCK = 25  # resamples computed together by `intervals` (memory: a few BOOT_BLOCK x rows arrays)
-
-
-def intervals_loop(task: str, y: np.ndarray, scores: np.ndarray, threshold: float | None, n_bins: int,
-                   names: list[str], n_boot: int, seed: int) -> dict[str, float]:
-    """`intervals` computed one resample at a time with `metrics_for` (the reference the tests hold
-    `intervals` to)."""
-    if not n_boot:
-        return {}
-    idx = stats.resample_indices(np.random.default_rng(seed), len(y), n_boot)
-    return _cut(loop_metrics(task, y, scores, threshold, n_bins, names, idx))
 
 
 def loop_metrics(task: str, y: np.ndarray, scores: np.ndarray, threshold, n_bins: int, names: list[str],
