@@ -89,33 +89,28 @@ class Batch:
 
     def columns(self) -> dict[str, list]:
         """Every log column of these rows as a list (`ts` last), in the order the parts hold them."""
-        n = len(self)
-        if isinstance(self.inputs, pd.DataFrame):
-            cols = {str(c): self.inputs[c].tolist() for c in self.inputs.columns}
-        else:
-            cols = {k: list(v) for k, v in self.inputs.items()}
-        for k, v in self.outputs.items():
-            cols[k] = list(v)
-        cols["route"] = [self.route] * n
-        cols["model_version"] = [self.model_version] * n
-        cols["request_id"] = [self.request_id] * n
-        cols["row"] = list(self.positions) if self.positions is not None else list(range(n))
-        cols["ts"] = [self.ts] * n
+        cols = self._columns(copy=True)
+        cols["ts"] = [self.ts] * len(self)
         return cols
 
     def record(self) -> bytes:
         """These rows as one journal record (`journal_record`), the columns not copied."""
+        return journal_record(self._columns(copy=False), len(self), self.ts)
+
+    def _columns(self, copy: bool) -> dict[str, list]:
+        """The log columns but `ts`: the inputs' and outputs' (as new lists when `copy`), then the
+        request's own."""
         n = len(self)
         if isinstance(self.inputs, pd.DataFrame):
             cols = {str(c): self.inputs[c].tolist() for c in self.inputs.columns}
         else:
-            cols = dict(self.inputs)
-        cols.update(self.outputs)
+            cols = {k: list(v) for k, v in self.inputs.items()} if copy else dict(self.inputs)
+        cols.update({k: list(v) for k, v in self.outputs.items()} if copy else self.outputs)
         cols["route"] = [self.route] * n
         cols["model_version"] = [self.model_version] * n
         cols["request_id"] = [self.request_id] * n
         cols["row"] = list(self.positions) if self.positions is not None else list(range(n))
-        return journal_record(cols, n, self.ts)
+        return cols
 
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.columns())
