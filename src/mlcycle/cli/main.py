@@ -595,7 +595,7 @@ def _simulate(args) -> int:
     root, params = ws.root, ws.params
     res = simulate.simulate(root, params, periods=args.periods, train_periods=args.train_periods,
                             sample_frac=args.sample_frac)
-    t = simulate.table(res["periods"])
+    t = simulate.table(res["periods"], res["replay"]["columns"])
     if not t.empty:
         print(t.drop(columns=["drifted"], errors="ignore").to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     s = res["summary"]

@@ -89,8 +89,13 @@ class Task:
     # per stage, the params sections its run logs beyond the generic ones (paths.PARAMS_SECTIONS)
     stage_params: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # the module of its monitor (check, summary, takeaways, tables_of, metrics_of, and for the replay
-    # from_file, score, figures), loaded when first used (monitoring/monitor.py calls it)
+    # from_file, score, figures and REPLAY {"columns": the keys figures gives, "bar": (the one drawn per
+    # period, what it is, its monitor threshold key)}), loaded when first used (monitoring/monitor.py calls it)
     monitor_module: str = ""
+    # a batch of new rows joins the data even when the monitor calls for no retraining (`mlcycle
+    # monitoring retrain`): a forecast's observations are the history the next forecast and the next
+    # training start from, so none may be left out
+    keeps_batches: bool = False
     # the module of what the server adds (ROUTE, SUMMARY, endpoint(ep), NOT_PREDICT, PREDICT_HINT,
     # checked_feedback, feedback_items, FEEDBACK_ENTRY, FEEDBACK_EXAMPLE; optionally GET_ROUTES {path:
     # summary} with get_endpoints(ep) {path: endpoint}); None: rows in, predictions out (`POST /predict`)
@@ -129,6 +134,8 @@ class Task:
     #   "index": function(paths, params, read) -> {"headline": metric names, "baseline": what the
     #       baseline is, "rows": the data behind the holdout, "model": the model}: the index page's
     #       headline section (stages/report.py; `read(path)` gives a JSON file's content or None)
+    #   "sample": function(table, params, frac) -> the share `frac` of the table's rows the replay
+    #       (`mlcycle monitoring simulate --sample-frac`) keeps; none: rows drawn at random
     #   "infer_objective": function(target column) -> the data.task value `mlcycle init` writes
     #   "infer_params": function(table, data section) -> ({section: values}, notes): what else
     #       `mlcycle init --data ... --task <objective>` writes for the task (its own section), raising

@@ -6,7 +6,8 @@
 3. when the verdict calls for retraining (`retrain.trigger`) and not `--dry-run`: **add** the
    labelled batch as a new DVC-tracked file recorded in data/batches.jsonl (the training data is
    data.path plus the recorded batches, cut to `retrain.window`), **re-run** the pipeline with
-   `dvc repro`, and let the **gate** decide the promotion;
+   `dvc repro`, and let the **gate** decide the promotion; a task that keeps every batch
+   (`Task.keeps_batches`: a forecast's observations are its history) adds it without retraining too;
 4. **link** every step: each stage run of that pipeline carries the tag
    `mlcycle.trigger.monitor_run` (the monitor run's id), the new model version the tag
    `trigger_monitor_run`, the gate decision is on the version as usual, and one `retrain` entry in
@@ -21,6 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from mlcycle.core import tasks
 from mlcycle.core.config import Params
 from mlcycle.core.errors import DataError, RetrainError
 from mlcycle.core.paths import Paths
@@ -65,6 +67,12 @@ def retrain(root: Path, params: Params, batch: str | Path, dry_run: bool = False
            "monitor_run_id": verdict.get("mlflow_run_id"), "model_version": verdict["model"]["version"],
            "retrained": False}
     if not verdict["retrain"]:
+        if tasks.active(params).keeps_batches and not dry_run:  # a forecast's history: every observation is kept
+            _, record = batches.add(src, params, root, name)
+            out.update(batch_file=record["file"], added=True)
+            log(f"retrain: not called for; {record['file']} added ({record['rows']} rows) to the history the next "
+                "training starts from (the task keeps every batch)")
+            return out
         log("retrain: not called for; the batch was not added")
         return out
     if dry_run:

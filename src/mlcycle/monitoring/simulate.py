@@ -124,8 +124,10 @@ def periods_of(work: Path, source: str, params: Params, train_periods: int, peri
     data = params.data
     path = Path(source) if Path(source).is_absolute() else work / source
     df = tables.read_table(path, data.format, shown=source)
-    if sample_frac < 1.0:
-        df = df.sample(frac=sample_frac, random_state=params.split.seed).sort_index()
+    if sample_frac < 1.0:  # rows drawn at random, or what the task samples (a forecast: whole series)
+        sample = tasks.active(params).hook("sample")
+        df = (sample(df, params, sample_frac) if sample
+              else df.sample(frac=sample_frac, random_state=params.split.seed).sort_index())
     t = tables.parse_series(df[data.time_column], data.time_column, data.time_format, data.time_unit)
     labels = period_labels(t, params.simulate.period, params.simulate.timezone)
     order = sorted(labels.dropna().unique())
@@ -203,7 +205,8 @@ def simulate(root: Path, params: Params, periods: int | None = None, train_perio
               "data": params.data.path, "period": sp.period, "timezone": sp.timezone,
               "train_periods": train_periods, "sample_frac": sample_frac, "base_rows": len(base),
               "workdir": str(Path(sp.workdir)), "model_name": name, "periods": rows, "audit": history,
-              "policy": {**wparams.monitor.model_dump(), **wparams.retrain.model_dump()}}
+              "policy": {**wparams.monitor.model_dump(), **wparams.retrain.model_dump()},
+              "replay": {"columns": list(own.REPLAY["columns"]), "bar": list(own.REPLAY["bar"])}}
     result["summary"] = summarise(rows)
     out_json = root / "reports" / "simulation.json"
     out_json.parent.mkdir(parents=True, exist_ok=True)
@@ -232,18 +235,19 @@ def summarise(rows: list[dict]) -> dict:
             "periods_worse": int((gain < 0).sum())}
 
 
-def table(rows: list[dict]) -> pd.DataFrame:
+def table(rows: list[dict], columns: tuple[str, ...] | list[str]) -> pd.DataFrame:
+    """The periods as a table, with the task's drift figures (`columns`: its monitor's REPLAY)."""
     df = pd.DataFrame(rows)
     if df.empty:
         return df
-    drift = (["item_popularity_psi", "user_activity_psi", "new_item_share", "new_user_share"]
-             if "item_popularity_psi" in df.columns else ["share_drifted", "score_psi", "drifted"])
-    return df[["period", "rows", "champion", "champion_score", "frozen_score", *drift, "status", "retrain",
-               "new_version", "gate", "champion_after"]]
+    return df[["period", "rows", "champion", "champion_score", "frozen_score",
+               *[c for c in columns if c in df.columns], "status", "retrain", "new_version", "gate", "champion_after"]]
 
 
 @literal.figures()
-def _figure(rows: list[dict], metric: str, drift_share: float | None = None) -> str:
+def _figure(rows: list[dict], metric: str, bar: tuple[str, str, str], threshold: float | None = None) -> str:
+    """The metric per period with the loop and frozen; below, the task's drift figure `bar` (column, label,
+    its policy key) per period against `threshold`."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -260,13 +264,11 @@ def _figure(rows: list[dict], metric: str, drift_share: float | None = None) -> 
                         xytext=(0, 8), ha="center", fontsize=8)
     a1.set_ylabel(f"{metric} on the period (unseen)")
     a1.legend()
-    recommender = "item_popularity_psi" in df.columns
-    column, what = (("item_popularity_psi", "item popularity PSI") if recommender
-                    else ("share_drifted", "share of drifted features"))
-    a2.bar(df["period"], df[column].astype("float64").fillna(0), color=np.where(df["retrain"], "#c0392b", "#7f8c8d"))
-    if drift_share is not None:
-        name = "monitor.psi_threshold" if recommender else "monitor.drift_share"
-        a2.axhline(drift_share, color="k", ls="--", lw=1, label=f"{name} {drift_share:g}")
+    column, what, key = bar
+    values = pd.to_numeric(df[column], errors="coerce") if column in df.columns else pd.Series(np.nan, index=df.index)
+    a2.bar(df["period"], values.astype("float64").fillna(0), color=np.where(df["retrain"], "#c0392b", "#7f8c8d"))
+    if threshold is not None:
+        a2.axhline(threshold, color="k", ls="--", lw=1, label=f"monitor.{key} {threshold:g}")
         a2.legend(loc="upper left")
     a2.set_ylabel(what)
     a2.set_xlabel("period fed (red: retraining triggered, by drift or decay)")
@@ -300,10 +302,11 @@ def render(result: dict) -> str:
                      f"<b>{s['mean_champion']:.4f}</b> with the loop, <b>{s['mean_frozen']:.4f}</b> frozen: "
                      f"the loop {verdict} {abs(s['mean_gain']):.4f} on average (better in {s['periods_better']}, "
                      f"worse in {s['periods_worse']}).</p>")
+        bar = tuple(result["replay"]["bar"])
         parts.append(f"<img alt='metric and drift per {esc(per)}' src='data:image/png;base64,"
-                     f"{_figure(rows, s['metric'], result['policy'].get('psi_threshold' if 'item_popularity_psi' in rows[0] else 'drift_share'))}'>")
+                     f"{_figure(rows, s['metric'], bar, result['policy'].get(bar[2]))}'>")
     parts.append(f"<h2>{esc(per.capitalize())} by {esc(per)}</h2>")
-    parts.append(table(rows).to_html(index=False, float_format=lambda v: f"{v:.4f}", na_rep="-", border=0))
+    parts.append(table(rows, result["replay"]["columns"]).to_html(index=False, float_format=lambda v: f"{v:.4f}", na_rep="-", border=0))
     parts.append("<h2>Verdicts and events</h2><ul>")
     for r in rows:
         ev = f"<b>{esc(r['period'])}</b>: {esc('; '.join(r['reasons']))}"

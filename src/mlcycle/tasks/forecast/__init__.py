@@ -26,6 +26,7 @@ TASK = Task(
                   "train": ("forecasting",), "evaluate": ("forecasting",)},
     monitor_module="mlcycle.tasks.forecast.monitor",
     serving_module="mlcycle.tasks.forecast.serve",
+    keeps_batches=True,  # new observations are the history: `monitoring retrain` adds every batch
     releases=(),  # /forecast answers from the champion only: no canary or shadow routing (serving/release.py)
     # MASE: below 1 beats the seasonal naive on the series' own history; the floor only stops a model
     # far worse than repeating the last season
@@ -34,5 +35,6 @@ TASK = Task(
     hooks={"index": "mlcycle.tasks.forecast.stages:index_section",
            "load": "mlcycle.tasks.forecast.model:load_registered",
            "check_params": "mlcycle.tasks.forecast.params:check",
-           "infer_params": "mlcycle.tasks.forecast.series:infer_section"},
+           "infer_params": "mlcycle.tasks.forecast.series:infer_section",
+           "sample": "mlcycle.tasks.forecast.series:sample"},
 )

@@ -281,3 +281,13 @@ def infer_section(df, data: dict) -> tuple[dict, list[str]]:
              "(forecasting.horizon: change it to what you need)"]
     section = {"id_columns": ids, "horizon": max(season, 1), "freq": freq}
     return {"forecasting": section}, notes
+
+
+def sample(df: pd.DataFrame, params, frac: float) -> pd.DataFrame:
+    """A share `frac` of the series, each whole (the replay's `--sample-frac`: rows drawn at random would
+    leave every series full of gaps); drawn with forecasting.seed, at least one."""
+    cols = list(params.forecasting.id_columns)
+    ids = df[cols].astype("string").drop_duplicates().sort_values(cols).reset_index(drop=True)
+    rng = np.random.default_rng(params.forecasting.seed)
+    keep = ids.iloc[np.sort(rng.choice(len(ids), max(1, round(len(ids) * frac)), replace=False))]
+    return df[pd.MultiIndex.from_frame(df[cols].astype("string")).isin(pd.MultiIndex.from_frame(keep))]

@@ -446,6 +446,12 @@ def score(root: Path, params: Params, served, cur: Interactions) -> tuple[float 
     return (float(ev["results"][name][metric]) if ev["relevant"] else None), metric
 
 
+# the replay's table (monitoring/simulate.py): the columns `figures` gives, and the one drawn per
+# period (column, what it is, the monitor key of its threshold)
+REPLAY = {"columns": ("item_popularity_psi", "user_activity_psi", "new_item_share", "new_user_share"),
+          "bar": ("item_popularity_psi", "item popularity PSI", "psi_threshold")}
+
+
 def figures(verdict: dict) -> dict:
     """A recommender's verdict in a period's row: item popularity and user activity PSI, new items."""
     if "popularity_drift" not in verdict:

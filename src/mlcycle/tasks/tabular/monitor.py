@@ -516,6 +516,12 @@ def score(root: Path, params: Params, served, cur: Current) -> tuple[float | Non
     return (m.get(name) if name else None), name or "-"
 
 
+# the replay's table (monitoring/simulate.py): the columns `figures` gives, and the one drawn per
+# period (column, what it is, the monitor key of its threshold)
+REPLAY = {"columns": ("share_drifted", "score_psi", "drifted"),
+          "bar": ("share_drifted", "share of drifted features", "drift_share")}
+
+
 def figures(verdict: dict) -> dict:
     """A verdict in a period's row of the replay: the share of drifted features, which, score PSI."""
     return {"share_drifted": verdict.get("drift", {}).get("share_drifted"),
