@@ -2,7 +2,7 @@
 naive): the live error of logged forecasts and their actuals against a hand computation and the
 backtest's promise, level and seasonality drift per series (found and named, or not run), decay,
 too few actuals, a file of new observations scored, and the served model's log and feedback read
-back through `check`."""
+back through `mlcycle monitoring run`'s path."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import pytest
 
 from mlcycle.core import config
 from mlcycle.core.errors import MonitorError
+from mlcycle.monitoring import monitor
 from mlcycle.serving import feedback, predlog
 from mlcycle.tasks.forecast import backtest, families, series, stages
 from mlcycle.tasks.forecast import monitor as fm
@@ -140,6 +141,12 @@ def test_decay_is_claimed_when_forecasts_go_bad_and_not_when_they_hold():
     assert perf["now"] == pytest.approx(9.0) and lo > 1.0  # |40 - 4| / 4 on every step, promised 1
     assert any(r.startswith("decay: MASE 9.000") for r in v["reasons"]), v["reasons"]
     assert [b.get_height() for b in fm.plot_error_by_step(v).axes[0].patches] == pytest.approx([9.0] * 3)
+    # one series of ten gone bad: MASE 1.8 is worse than promised by more than the drop allowed, but the
+    # interval over series reaches down to the promise (the nine good ones): no decay claimed
+    rows = logged(pm)
+    rows.loc[rows["series"] == "s3", ["forecast", "lower", "upper"]] += 40.0
+    perf = fm.assess(params(), as_served(pm), pm.history, fm.with_actuals(rows, labels_of(rows, true_value)))["performance"]
+    assert perf["now"] == pytest.approx(1.8) and perf["interval_now"][0] <= 1.0 and not perf["decayed"]
 
 
 def test_too_few_actuals_give_no_verdict_and_no_retrain():
@@ -244,7 +251,7 @@ def test_the_train_stage_keeps_the_backtests_promise_per_step():
 
 # ---------------------------------------------------------------- the served model's log and feedback
 
-def test_answers_and_actuals_of_the_server_are_read_back_by_check(app_for, served, tmp_path):  # noqa: F811
+def test_answers_and_actuals_of_the_server_are_judged_by_the_monitor_run(app_for, served, tmp_path):  # noqa: F811
     with app_for(served=served) as c:
         rids = {s: post(c, {"series": {"store": s}}).json()["request_id"] for s in ("a", "b", "c")}
         items = [{"request_id": rids[s], "time": t, "value": true_value(s, t) + 50.0 * (s == "a")}
@@ -253,7 +260,12 @@ def test_answers_and_actuals_of_the_server_are_read_back_by_check(app_for, serve
     assert len(predlog.read(tmp_path / "log")) == 9 and len(feedback.read(tmp_path / "log")) == 9
     p = config.parse({**RAW, "forecasting": {**RAW["forecasting"], "dynamic_columns": [], "static_columns": []},
                       "serve": {"log_dir": str(tmp_path / "log")}, "monitor": {"min_rows": 9, "drift_share": 0.3}})
-    v = fm.check(tmp_path, p, served, None, 1.0, dt.datetime.now(dt.UTC))
+    # `mlcycle monitoring run --from-log --days 1`'s path: the generic monitor loads the served version (app_for's
+    # loader hands over `served`), its task's monitor judges, the verdict files are written
+    v = monitor.run(tmp_path, p, None, 1.0, "models:/sales-forecast/4", dt.datetime.now(dt.UTC))
+    assert monitor.read_verdict(tmp_path)["status"] == "drift"
+    written = json.loads((tmp_path / "reports/metrics/monitor.json").read_text())
+    assert written["level_drift_share"] == pytest.approx(1 / 3) and written["mase_now"] == pytest.approx(v["performance"]["now"])
     assert v["task"] == "forecast" and v["model"]["version"] == "4" and v["current"]["rows"] == 9
     assert v["current"]["source"] == "prediction log, last 1 days"
     (live,) = v["live"]
@@ -263,4 +275,4 @@ def test_answers_and_actuals_of_the_server_are_read_back_by_check(app_for, serve
     assert v["level_drift"]["drifted"] == ["a"] and v["status"] == "drift"
     assert v["performance"]["at_training"] is None  # saved without backtest figures: nothing promised, said so
     assert "saved without its backtest figures" in " ".join(v["current"]["notes"])
-    json.dumps(v)  # the verdict file's content
+    assert "live v4: 3 forecasts, 9 actuals" in monitor.summary(v) and "'a' (z +13.5)" in v["reasons"][0]
