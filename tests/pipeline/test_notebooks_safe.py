@@ -30,7 +30,8 @@ REC_PARAMS = {"ingest": {"movielens": {"params": {"user_frac": 0.2}}}, "eda": {"
               "evaluate": {"bootstrap": 10}, "monitor": {"min_rows": 5},
               "recommend": {"factors": 16, "iterations": 5, "weights": [0.0, 0.5, 1.0]}}
 FC_PARAMS = {"ingest": {"us_employment": {"params": {"series_frac": 0.05}}},
-             "forecasting": {"max_history": 120, "max_iter": 50, "backtest_windows": 2}}
+             "forecasting": {"max_history": 120, "max_iter": 50, "backtest_windows": 2},
+             "monitor": {"min_rows": 10}}  # the sample's few actuals fed back get a verdict
 # the workspace fixture each task's notebooks run on: every registered task needs one
 WORKSPACES = {"tabular": "ran_ws", "recommender": "rec_ws", "forecast": "fc_ws"}
 
@@ -69,13 +70,44 @@ def rec_ws(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def fc_ws(tmp_path_factory) -> Path:
     """The US employment example on a sample of its series where the pipeline ran once (`dvc repro`),
-    with tracking and a champion (its monitor is not built yet: the notebook says so)."""
+    with tracking and a champion, and a prediction log of `/forecast` answers with the actuals of
+    some fed back (what the monitor reads by default)."""
     ws = make_workspace(tmp_path_factory.mktemp("safe-fc") / "ws")
     run(["mlcycle", "init", "--example", "us-employment", "--force"], ws)
     edit_params(ws, FC_PARAMS)
     run(["dvc", "repro"], ws, timeout=1200)
     assert (ws / "mlruns" / "audit.jsonl").exists()
+    forecast_log(ws)
     return ws
+
+
+def forecast_log(ws: Path) -> None:
+    """`/forecast` answers as `mlcycle serving start` logs them (the saved model's forecasts of each
+    series from the history it holds, a row per step), and the held-out values of the first steps
+    fed back as their actuals, as `POST /feedback` stores them."""
+    from mlcycle.serving.feedback import FeedbackStore
+    from mlcycle.serving.predlog import Batch, PredictionLog
+    from mlcycle.tasks.forecast import model as forecast_model
+
+    model, meta = forecast_model.load(ws / "models" / "model")
+    version = json.loads((ws / "models/registered.json").read_text())["version"]
+    held = pd.read_parquet(ws / "data/processed/series.parquet").set_index(["unique_id", "ds"])["y"]
+    log_dir = ws / "data" / "predictions"
+    log = PredictionLog(log_dir, max_rows=300)
+    log.start()
+    actuals = []
+    for i, (uid, f) in enumerate(model.forecast().groupby("unique_id", sort=True)):
+        f = f.sort_values("step")
+        rid, n = f"fc-{i:04d}", len(f)
+        log.submit(Batch({model.fc.id_columns[0]: [uid] * n, "series": [uid] * n, "horizon": [n] * n,
+                          "history_rows": [0] * n},
+                         {"time": list(f["ds"]), "step": f["step"].tolist(), "forecast": f["yhat"].tolist(),
+                          "lower": f["lower"].tolist(), "upper": f["upper"].tolist()},
+                         str(version), rid, dt.datetime.now(dt.UTC)))
+        actuals += [{"request_id": rid, "time": t.isoformat(), "value": float(held[(uid, t)])}
+                    for t in f["ds"].head(3) if (uid, t) in held.index]
+    log.close()
+    assert FeedbackStore(log_dir).add(actuals, meta) == len(actuals)
 
 
 def recommendation_log(ws: Path, n: int = 40) -> None:

@@ -9,6 +9,8 @@ id columns, a time, the value, optional static and dynamic columns), forecasts o
 - `stages`: what the stage notebooks under notebooks/forecast/ call
 - `model`: the saved model (an MLflow pyfunc forecasting known series or a caller's history)
 - `serve`: what the server adds: `POST /forecast`, `GET /forecast/series`, feedback of actuals
+- `monitor`: the forecasts against the actuals fed back (or a file): MASE and coverage now against the
+  backtest's promise, level and seasonality drift per series
 """
 
 from mlcycle.core.tasks import GateKind, Task

@@ -38,6 +38,12 @@ class ForecastParams(Section):
     metric: Literal["mase", "smape", "rmse"] = "mase"  # chooses the family on the backtest (mean over windows)
     max_history: Annotated[int, Field(ge=2)] | None = None  # the latest steps of each series the models learn from; null: all
     coverage: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.9  # conformal intervals from the backtest's errors: nominal coverage
+    # monitor: a series drifted in level when its mean seasonal change now, over its historic mean
+    # seasonal change (its MASE scale), reaches this in absolute value
+    level_drift: Annotated[float, Field(gt=0.0)] = 3.0
+    # monitor: a series drifted in seasonality when its latest season's profile correlates below this
+    # with its history's last season
+    season_drift: Annotated[float, Field(ge=-1.0, le=1.0)] = 0.5
     seed: int = 42
 
     @model_validator(mode="after")
@@ -104,6 +110,8 @@ DOCS = {
         "forecasting.metric": "chooses the family on the backtest (its mean over windows): mase | smape | rmse",
         "forecasting.max_history": "the latest steps of each series the models learn from; null: all",
         "forecasting.coverage": "nominal coverage of the conformal intervals built from the backtest's errors",
+        "forecasting.level_drift": "monitor: a series drifted in level when |the mean seasonal change y_t - y_{t-season} now| / its historic mean |seasonal change| (its MASE scale) reaches this",
+        "forecasting.season_drift": "monitor: a series drifted in seasonality when its latest full season's profile correlates below this with its history's last season",
         "forecasting.seed": "seed of the global model",
     },
 }

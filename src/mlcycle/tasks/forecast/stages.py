@@ -211,13 +211,30 @@ def train(frame: pd.DataFrame, info: dict, cfg: Params) -> dict:
     chosen, means = backtest.choose(table[table["model"].isin(fc.families)], fc.metric)
     widths = backtest.conformal(points, chosen, h, fc.coverage)
     base_widths = backtest.conformal(points, BASELINE, h, fc.coverage)
+    promises = {n: promise(table, points, n, h, w) for n, w in ((chosen, widths), (BASELINE, base_widths))}
     history, _ = backtest.cut(frame, 0, h)
     history = backtest.tail(history, fc.max_history)
     cols = [ID, TIME, VALUE, *fc.static_columns, *fc.dynamic_columns]
     return {"table": table, "summary": backtest.summary(table), "chosen": chosen, "means": means,
             "widths": widths, "baseline_widths": base_widths, "history": history[cols],
             "model": makers[chosen](history[cols]), "baseline": makers[BASELINE](history[cols]),
-            "freq": freq, "season": season}
+            "freq": freq, "season": season, "promise": promises[chosen], "baseline_promise": promises[BASELINE]}
+
+
+def promise(table: pd.DataFrame, points: pd.DataFrame, name: str, h: int, widths: list[float]) -> dict:
+    """What the backtest promises of family `name`, saved with its model for the monitor: its mean MASE
+    over windows, its mean |error| / scale per step ahead (1..h; a step without forecasts: None) and
+    the share of its backtest actuals inside the conformal widths (in-sample: the widths come from
+    the same errors, so about the nominal coverage)."""
+    p = points[points["model"] == name]
+    scaled = (p[VALUE] - p["yhat"]).abs() / p["scale"]
+    by_step = scaled.groupby(p["step"]).mean()
+    inside = scaled <= np.asarray(widths)[p["step"].to_numpy() - 1]
+    means = table[table["model"] == name].groupby("window")["mase"].mean()
+    by_step = [float(by_step.get(k, np.nan)) for k in range(1, h + 1)]
+    return {"mase": float(means.mean()), "scaled_error_by_step": [v if np.isfinite(v) else None for v in by_step],
+            "actuals_by_step": [int((p["step"] == k).sum()) for k in range(1, h + 1)],
+            "coverage": float(inside.mean()) if len(p) else None}
 
 
 def save(trained: dict, cfg: Params, model_dir: Path, baseline_dir: Path) -> None:
@@ -229,10 +246,11 @@ def save(trained: dict, cfg: Params, model_dir: Path, baseline_dir: Path) -> Non
             "freq": trained["freq"], "season_length": trained["season"], "coverage": fc.coverage,
             "dynamic_columns": fc.dynamic_columns, "static_columns": fc.static_columns,
             "series": int(trained["history"][ID].nunique())}
-    for key, folder, widths in (("model", model_dir, trained["widths"]), ("baseline", baseline_dir, trained["baseline_widths"])):
+    for key, folder, widths, promised in (("model", model_dir, trained["widths"], trained["promise"]),
+                                          ("baseline", baseline_dir, trained["baseline_widths"], trained["baseline_promise"])):
         m = forecast_model.ForecastModel(trained[key], trained["history"], widths, fc, cfg.data.time_column,
                                          cfg.data.target, trained["season"])
-        forecast_model.save(m, folder, meta)
+        forecast_model.save(m, folder, {**meta, "backtest": promised})  # the monitor's promise (monitor.py)
 
 
 def write_train_metrics(trained: dict, path: Path, metric: str) -> None:
