@@ -85,10 +85,11 @@ def test_a_forecast_runs_through_init_and_dvc_repro(tmp_path):
     reg = json.loads((ws / "models/registered.json").read_text())
     assert reg["version"] == "1"
     model = mlflow.pyfunc.load_model(str(ws / "models/model"))
-    # models/model learned from everything before the held-out horizon: its history ends in June 2023
-    future = pd.DataFrame({"store": "s0", "month": pd.date_range("2023-07-01", periods=6, freq="MS"), "promo": 1})
+    # models/model learned from everything before the held-out horizon and holds the whole history
+    # (to December 2023): it forecasts from January 2024
+    future = pd.DataFrame({"store": "s0", "month": pd.date_range("2024-01-01", periods=6, freq="MS"), "promo": 1})
     known = model.predict(future)
-    assert len(known) == 6 and known["series"].eq("s0").all() and known["time"].iloc[0] == pd.Timestamp("2023-07-01")
+    assert len(known) == 6 and known["series"].eq("s0").all() and known["time"].iloc[0] == pd.Timestamp("2024-01-01")
     assert (known["lower"] <= known["forecast"]).all() and (known["forecast"] <= known["upper"]).all()
     history = series_table(seed=1).query("store == 's1'").assign(store="new")
     later = pd.DataFrame({"store": "new", "month": pd.date_range("2024-01-01", periods=6, freq="MS"), "promo": 0})
@@ -98,4 +99,44 @@ def test_a_forecast_runs_through_init_and_dvc_repro(tmp_path):
     with pytest.raises(Exception, match="not in the training data"):
         model.predict(future.assign(store="nowhere"))
     with pytest.raises(Exception, match="are not the 6 steps after their history"):
-        model.predict(later.assign(store="s0"))
+        model.predict(future.assign(month=pd.date_range("2023-07-01", periods=6, freq="MS")))
+
+
+def test_the_replay_keeps_every_month_and_retrains_on_a_level_shift(tmp_path):
+    """`mlcycle monitoring simulate` on a forecast: 70 months train version 1, then two months are fed.
+    The first moves as before (no retraining; its rows still join the data: a forecast's history),
+    the second jumps by 300 in three of the four stores (level drift named, retraining, the gate)."""
+    ws = make_workspace(tmp_path / "ws")
+    (ws / "data" / "series").mkdir(parents=True)
+    table = series_table()
+    last = table["month"] == "2023-12-01"
+    table.loc[last & table["store"].isin(["s0", "s1", "s3"]), "sales"] += 300.0
+    table.to_csv(ws / "data" / "series" / "sales.csv", index=False)
+    run(["mlcycle", "init", "--data", "data/series/sales.csv", "--target", "sales", "--task", "forecast",
+         "--time-column", "month", "--force"], ws)
+    edit_params(ws, {"ingest": {}, "validate": {"min_rows": 3},
+                     "forecasting": {"horizon": 6, "backtest_windows": 1, "families": ["seasonal_naive", "global"],
+                                     "max_iter": 40, "lags": [1, 12], "windows": [3]},
+                     "monitor": {"min_rows": 3},
+                     "simulate": {"period": "month", "train_periods": 70, "periods": 2}})
+    run(["git", "add", "-A"], ws)
+    run(["git", "commit", "-qm", "forecast replay params"], ws)
+    out = run(["mlcycle", "monitoring", "simulate"], ws, timeout=1500)
+    assert "reports/simulation.html" in out.stdout, out.stdout[-2000:]
+    res = json.loads((ws / "reports/simulation.json").read_text())
+    first, second = res["periods"]
+    assert (first["period"], second["period"]) == ("2023-11", "2023-12") and first["metric"] == "mase"
+    assert first["champion"] == "v1" and first["champion_score"] == first["frozen_score"]
+    assert 0 < first["champion_score"] < 3, first  # a month like the history: forecast about as well as promised
+    assert not first["retrain"] and first["level_drift_share"] == 0.0, first
+    assert second["retrain"] and second["level_drift_share"] == 0.75, second
+    assert any("level" in r and "'s0'" in r for r in second["reasons"]), second["reasons"]
+    assert second["champion_score"] > 5 * first["champion_score"]  # the jump was not forecast
+    assert second["new_version"] == "2" and second["gate"] in ("promoted", "rejected")
+    # both months joined the replay's data, the first without retraining
+    work = ws / "build" / "simulation"
+    added = [json.loads(line) for line in (work / "data/batches.jsonl").read_text().splitlines()]
+    assert [b["rows"] for b in added] == [4, 4]
+    assert res["replay"]["bar"][0] == "level_drift_share"
+    html = (ws / "reports/simulation.html").read_text()
+    assert "Month by month" in html and "level_drift_share" in html and "data:image/png;base64," in html

@@ -83,10 +83,11 @@ def fc_ws(tmp_path_factory) -> Path:
 
 def forecast_log(ws: Path) -> None:
     """`/forecast` answers as `mlcycle serving start` logs them (the saved model's forecasts of each
-    series from the history it holds, a row per step), and the held-out values of the first steps
-    fed back as their actuals, as `POST /feedback` stores them."""
+    series from the history it held a horizon ago, a row per step), and the held-out values of the
+    first steps fed back as their actuals, as `POST /feedback` stores them."""
     from mlcycle.serving.feedback import FeedbackStore
     from mlcycle.serving.predlog import Batch, PredictionLog
+    from mlcycle.tasks.forecast import backtest
     from mlcycle.tasks.forecast import model as forecast_model
 
     model, meta = forecast_model.load(ws / "models" / "model")
@@ -96,7 +97,8 @@ def forecast_log(ws: Path) -> None:
     log = PredictionLog(log_dir, max_rows=300)
     log.start()
     actuals = []
-    for i, (uid, f) in enumerate(model.forecast().groupby("unique_id", sort=True)):
+    before, _ = backtest.cut(model.history, 0, model.fc.horizon)  # as served a horizon ago: the held-out values judge it
+    for i, (uid, f) in enumerate(model.forecast(before).groupby("unique_id", sort=True)):
         f = f.sort_values("step")
         rid, n = f"fc-{i:04d}", len(f)
         log.submit(Batch({model.fc.id_columns[0]: [uid] * n, "series": [uid] * n, "horizon": [n] * n,

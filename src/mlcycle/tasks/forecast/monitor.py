@@ -1,8 +1,8 @@
 """Monitoring a forecast (task `forecast`): do the champion's forecasts still hold what its backtest
 promised, and do the series still move as they did in the history it holds?
 
-The *reference* is the history the served model holds (`ForecastModel.history`: the training data
-before the held-out horizon) and what the rolling-origin backtest promised of its family, saved with
+The *reference* is the history the served model holds (`ForecastModel.history`: each series' training data,
+the held-out horizon included) and what the rolling-origin backtest promised of its family, saved with
 it at train time (`backtest` in its metadata, `stages.promise`): the mean |error| / scale per step
 ahead and the share of actuals its intervals held. The *current* data is either
 
@@ -572,6 +572,12 @@ def tables_of(verdict: dict) -> dict[str, pd.DataFrame]:
     if verdict.get("live"):
         out["live"] = pd.DataFrame(verdict["live"])
     return out
+
+
+# the replay's table (monitoring/simulate.py): the columns `figures` gives, and the one drawn per
+# period (column, what it is, the monitor key of its threshold)
+REPLAY = {"columns": ("level_drift_share", "season_drift_share", "mase_now"),
+          "bar": ("level_drift_share", "share of series drifted in level", "drift_share")}
 
 
 def figures(verdict: dict) -> dict:

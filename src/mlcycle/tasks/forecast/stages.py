@@ -7,7 +7,8 @@ and `backtest`; the saved model in `model`).
   to data/processed/series.parquet with the step and season in reports/metrics/features.json;
 - train: the families compared on the rolling-origin backtest before the held-out horizon, the best
   by forecasting.metric fitted on everything before the holdout and saved as an MLflow pyfunc model
-  (models/model) with conformal widths from its backtest errors; models/baseline: the seasonal naive;
+  (models/model) holding every series' whole history, with conformal widths from its backtest
+  errors; models/baseline: the seasonal naive;
 - evaluate: model and baseline (and every family) on the held-out horizon, per series and overall,
   the intervals' coverage, the worst series.
 """
@@ -202,7 +203,8 @@ def write_metrics(doc: dict, path: Path) -> None:
 def train(frame: pd.DataFrame, info: dict, cfg: Params) -> dict:
     """The families on the rolling-origin backtest before the holdout, the best chosen by
     forecasting.metric, then it and the seasonal naive fitted on everything before the holdout, the
-    conformal widths from the chosen family's backtest errors. The holdout is not looked at."""
+    conformal widths from the chosen family's backtest errors. The holdout is not looked at; the saved
+    models hold every series' whole history (to max_history), so they forecast the steps after the data."""
     fc = cfg.forecasting
     freq, season, h = info["freq"], int(info["season_length"]), fc.horizon
     names = list(dict.fromkeys([BASELINE, *fc.families]))
@@ -215,8 +217,10 @@ def train(frame: pd.DataFrame, info: dict, cfg: Params) -> dict:
     history, _ = backtest.cut(frame, 0, h)
     history = backtest.tail(history, fc.max_history)
     cols = [ID, TIME, VALUE, *fc.static_columns, *fc.dynamic_columns]
+    # fitted before the holdout (the model evaluate judges), holding every series up to its last time:
+    # served, it forecasts the steps after the data, not the held-out ones
     return {"table": table, "summary": backtest.summary(table), "chosen": chosen, "means": means,
-            "widths": widths, "baseline_widths": base_widths, "history": history[cols],
+            "widths": widths, "baseline_widths": base_widths, "history": backtest.tail(frame, fc.max_history)[cols],
             "model": makers[chosen](history[cols]), "baseline": makers[BASELINE](history[cols]),
             "freq": freq, "season": season, "promise": promises[chosen], "baseline_promise": promises[BASELINE]}
 
