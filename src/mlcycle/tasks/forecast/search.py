@@ -276,3 +276,13 @@ def table(found: Found) -> pd.DataFrame:
     rows = [{"trial": t.number, "state": t.state, column: None if t.score is None else round(t.score, 5),
              **{k: (label(v) if isinstance(v, list) else v) for k, v in t.params.items()}} for t in found.trials]
     return pd.DataFrame(rows).sort_values(column, na_position="last", kind="stable").reset_index(drop=True)
+
+
+def takeaway(found: Found) -> str:
+    """One line for the train report: what the search tried and the settings it kept."""
+    best = found.best
+    p = best.params
+    return (f"- Search ({found.method}, {len(found.trials)} candidates{', stopped by the time limit' if found.timed_out else ''}): "
+            f"the global model's best backtest {found.metric} {best.score:.4f} with lags {label(p['lags'])}, windows "
+            f"{label(p['windows'])}, {'differenced' if p['difference'] else 'not differenced'}, max_iter {p['max_iter']}, "
+            f"learning rate {p['learning_rate']:.3g}.")
