@@ -110,6 +110,7 @@ def test_search_json_holds_the_trials_lower_is_better_and_the_families(tmp_path)
     assert len(doc["trials"]) == 2 and {r["model"] for r in doc["families"]} == {"seasonal_naive"}
     runs = shared.trial_runs(doc)
     assert [m[0] for m in runs[0]["metrics"]] == ["fold_backtest_mase"] * WINDOWS + ["backtest_mase"]
+    assert f"best backtest mase {found.best.score:.4f} with lags {search.label(found.best.params['lags'])}" in search.takeaway(found)
     shown = search.table(found)
     assert shown["backtest_mase"].is_monotonic_increasing and shown["lags"].iloc[0] == ",".join(
         str(v) for v in found.best.params["lags"])
