@@ -200,6 +200,7 @@ SEARCHABLE = {  # hyperparameters a search may vary, per model family (see mlcyc
     "random_forest": ("n_estimators", "max_depth", "min_samples_leaf"),
     "linear": ("C",),
     "als": ("factors", "regularization", "iterations", "alpha"),  # task recommendation: the CF component (section recommend)
+    "global": ("max_iter", "learning_rate"),  # task forecast: the global model (section forecasting); lags, windows, difference: choices
 }
 
 

@@ -3,7 +3,8 @@
 models/search.json (the method, the chosen candidate and every trial; tracking turns each trial into
 a nested MLflow run of the train run). How a task scores its candidates is its own
 (`mlcycle.tasks.tabular.search`: cross-validated scikit-learn pipelines; `mlcycle.tasks.recommender.search`:
-implicit's ALS on the validation period)."""
+implicit's ALS on the validation period; `mlcycle.tasks.forecast.search`: the global model on the
+rolling-origin backtest, lower is better)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ SPACE: dict[str, tuple[float, float, bool, bool]] = {
     "regularization": (1e-3, 1.0, False, True),
     "iterations": (5, 40, True, False),
     "alpha": (1.0, 100.0, False, True),
+    # family "global" (mlcycle.tasks.forecast.search): the forecast's gradient-boosted model
+    "max_iter": (50, 500, True, True),
 }
 
 
@@ -39,7 +42,7 @@ class Trial:
     number: int
     model: str
     params: dict
-    score: float | None  # mean over folds (or the validation score when method is none), higher is better
+    score: float | None  # mean over folds (or the validation score when method is none), higher is better (a forecast: lower, its search.json says lower_is_better)
     fold_scores: list[float] = field(default_factory=list)
     state: str = "COMPLETE"  # COMPLETE | PRUNED | FAIL
     error: str = ""

@@ -74,7 +74,8 @@ class ForecastParams(Section):
 
 
 def check(params) -> None:
-    """What a forecast needs of the whole params file (core/config.py calls it when the task runs)."""
+    """What a forecast needs of the whole params file (core/config.py calls it when the task runs);
+    with train.search, the global family to search and only its ranges in train.search.space."""
     fc = params.forecasting
     if fc is None:
         raise ValueError("data.task is forecast: the `forecasting` section must name id_columns and horizon "
@@ -86,6 +87,18 @@ def check(params) -> None:
         clash = sorted(named & set(getattr(fc, key)))
         if clash:
             raise ValueError(f"forecasting.{key} lists {clash}, which is data.target or data.time_column")
+    s = params.train.search
+    if s.method == "none":
+        return
+    if "global" not in fc.families:
+        raise ValueError(f"train.search.method {s.method} searches the global model's settings; forecasting.families "
+                         "does not list global: add it, or set train.search.method: none")
+    from mlcycle.core.config import SEARCHABLE  # here: core/config.py loads this module's section
+
+    other = sorted(set(s.space) - set(SEARCHABLE["global"]))
+    if other:
+        raise ValueError(f"train.search.space: {other} are not searched for a forecast; it searches "
+                         f"{', '.join(SEARCHABLE['global'])} (lags, windows and difference among sets derived from the season)")
 
 
 DOCS = {
