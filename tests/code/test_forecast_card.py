@@ -54,7 +54,7 @@ def forecast(tmp_path_factory):
 def card_of(f, tmp_path, evaluated=None, worst=None):
     """The card's record and its markdown and HTML: from the workspace's files, or (given evaluate's
     document) from the stage's own results, as its notebook passes them with `write = False`."""
-    docs = None if evaluated is None else forecast_card.documents(
+    docs = None if evaluated is None else forecast_card.card_documents(
         evaluated, f.ev["worst"] if worst is None else worst, gate.document(f.decision))
     record = card.collect(f.paths, f.p, documents=docs)
     written = card.write(record, tmp_path)

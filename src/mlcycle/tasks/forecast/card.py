@@ -36,7 +36,7 @@ def _json(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def documents(evaluated: dict, worst, decision: dict, figures: bool = False) -> dict:
+def card_documents(evaluated: dict, worst, decision: dict, figures: bool = False) -> dict:
     """What the model card reads of this evaluation (`card.collect(..., documents=...)`), named as the
     evaluate stage writes it: `evaluate` (reports/metrics/evaluate.json, `stages.metrics_document`),
     `explanations` (the worst series, `stages.evaluate`'s `worst` table), `gate` (the gate's document,
@@ -101,7 +101,7 @@ def limitations(evaluated: dict, examples: list[dict], feats: dict, cfg) -> list
         shown = ("; the worst of them: " + ", ".join(f"'{e[ID]}' (MASE {e['mase']:.2f}, seasonal naive "
                                                      f"{e['baseline_mase']:.2f})" for e in worst)) if worst else ""
         out.append(f"it does not beat the seasonal naive on {1 - share:.0%} of the series{count} by MASE{shown}: "
-                   "for those, repeating the last season forecast better")
+                   "for those, repeating the last season did better")
     left = feats.get("left_out_series") or []
     if left:
         out.append(f"left out as shorter than {feats.get('min_length', '-')} steps: {len(left):,} series "
@@ -109,12 +109,12 @@ def limitations(evaluated: dict, examples: list[dict], feats: dict, cfg) -> list
                    "them (a caller may send a series' own history)")
     if feats.get("filled_rows"):
         out.append(f"{feats['filled_rows']:,} missing steps were filled by interpolation and count as "
-                   "observations in training and in the held-out scores")
-    out.append(f"it forecasts at most {fc.horizon} steps ahead (`forecasting.horizon`): a longer horizon is refused, "
+                   "observations wherever they fall (training, backtest or held-out horizon)")
+    out.append(f"it forecasts at most {feats.get('horizon', fc.horizon)} steps ahead (`forecasting.horizon`): a longer horizon is refused, "
                "and only that horizon was held out and judged")
     last = feats.get("last_time")
     out.append("judged on one held-out horizon per series" + (f", ending {_time(last)}" if last else "")
-               + ": quality on later data comes from `mlcycle monitoring` with actuals fed back")
+               + ": quality on later data is not measured here (actuals sent to `POST /feedback` measure it)")
     if not TASK.releases:
         out.append("`POST /forecast` answers from the champion only: no canary or shadow release for this task")
     return out
