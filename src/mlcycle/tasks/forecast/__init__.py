@@ -8,6 +8,7 @@ id columns, a time, the value, optional static and dynamic columns), forecasts o
 - `backtest`: the held-out horizon, the rolling-origin backtest, MASE / sMAPE / RMSE, conformal intervals
 - `stages`: what the stage notebooks under notebooks/forecast/ call
 - `model`: the saved model (an MLflow pyfunc forecasting known series or a caller's history)
+- `card`: its parts of the model card (the backtest, the held-out horizon, the worst series, the intervals)
 - `serve`: what the server adds: `POST /forecast`, `GET /forecast/series`, feedback of actuals
 - `monitor`: the forecasts against the actuals fed back (or a file): MASE and coverage now against the
   backtest's promise, level and seasonality drift per series
@@ -27,6 +28,7 @@ TASK = Task(
     stage_params={"validate": ("forecasting",), "eda": ("forecasting",), "features": ("forecasting",),
                   "train": ("forecasting",), "evaluate": ("forecasting",)},
     monitor_module="mlcycle.tasks.forecast.monitor",
+    card_sections="mlcycle.tasks.forecast.card:sections",
     serving_module="mlcycle.tasks.forecast.serve",
     keeps_batches=True,  # new observations are the history: `monitoring retrain` adds every batch
     releases=(),  # /forecast answers from the champion only: no canary or shadow routing (serving/release.py)
