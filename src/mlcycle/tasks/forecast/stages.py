@@ -24,7 +24,7 @@ from matplotlib.figure import Figure
 
 from mlcycle.core import tables
 from mlcycle.core.config import Params
-from mlcycle.tasks.forecast import backtest, families, series
+from mlcycle.tasks.forecast import backtest, families, search, series
 from mlcycle.tasks.forecast.params import METRICS
 from mlcycle.tasks.forecast.series import FILLED, ID, TIME, VALUE
 
@@ -205,7 +205,7 @@ def train(frame: pd.DataFrame, info: dict, cfg: Params) -> dict:
     forecasting.metric, then it and the seasonal naive fitted on everything before the holdout, the
     conformal widths from the chosen family's backtest errors. The holdout is not looked at; the saved
     models hold every series' whole history (to max_history), so they forecast the steps after the data."""
-    fc = cfg.forecasting
+    fc, found = search.tune(frame, info, cfg)  # train.search: the global model's settings (else params.yaml's)
     freq, season, h = info["freq"], int(info["season_length"]), fc.horizon
     names = list(dict.fromkeys([BASELINE, *fc.families]))
     makers = {n: (lambda hist, n=n: families.fitted(n, hist, freq, season, fc)) for n in names}
@@ -222,7 +222,7 @@ def train(frame: pd.DataFrame, info: dict, cfg: Params) -> dict:
     return {"table": table, "summary": backtest.summary(table), "chosen": chosen, "means": means,
             "widths": widths, "baseline_widths": base_widths, "history": backtest.tail(frame, fc.max_history)[cols],
             "model": makers[chosen](history[cols]), "baseline": makers[BASELINE](history[cols]),
-            "freq": freq, "season": season, "promise": promises[chosen], "baseline_promise": promises[BASELINE]}
+            "freq": freq, "season": season, "found": found, "promise": promises[chosen], "baseline_promise": promises[BASELINE]}
 
 
 def promise(table: pd.DataFrame, points: pd.DataFrame, name: str, h: int, widths: list[float]) -> dict:
@@ -269,6 +269,9 @@ def write_train_metrics(trained: dict, path: Path, metric: str) -> None:
 
 def write_search(trained: dict, path: Path, metric: str) -> None:
     """models/search.json: every family's backtest metrics per window (the comparison that chose it)."""
+    if trained.get("found") is not None:  # train.search: the global model's trials, the families beside them
+        search.write(trained["found"], path, trained["summary"], trained["chosen"])
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     s = trained["summary"].astype({"window": "str"})
     path.write_text(json.dumps({"method": "backtest", "score": metric, "scored_by": "backtest",
@@ -285,6 +288,7 @@ def train_takeaways(trained: dict, metric: str) -> str:
         "- Every family's mean over windows: " + ", ".join(f"{m} {v:.4f}" for m, v in means.items()) + ".",
         "- Interval half-widths per step, in units of each series' scale: "
         + ", ".join(f"{w:.2f}" for w in trained["widths"]) + ".",
+        *([search.takeaway(trained["found"])] if trained.get("found") is not None else []),
     ])
 
 
