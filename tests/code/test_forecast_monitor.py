@@ -233,6 +233,19 @@ def test_a_file_is_scored_from_the_workspaces_data_before_it(tmp_path):
         fm.from_file(tmp_path, p, _without(tmp_path, new, "sales"))
 
 
+def test_a_file_after_a_gap_is_forecast_the_steps_from_the_datas_end(tmp_path):
+    p = params()
+    table(stores=STORES)[["store", "month", "sales"]].to_csv(tmp_path / "s.csv", index=False)  # to 2021-12
+    times = pd.date_range("2022-02-01", periods=2, freq="MS")  # steps 2 and 3 after the data's end: h is 3
+    new = pd.DataFrame([{"store": s, "month": t, "sales": true_value(s, t)} for s in STORES for t in times])
+    new.to_csv(tmp_path / "gap.csv", index=False)
+    v = fm.check(tmp_path, p, as_served(fitted()), str(tmp_path / "gap.csv"))
+    perf = v["performance"]
+    assert perf["actuals"] == 20 and [s["step"] for s in perf["by_step"]] == [2, 3]
+    assert perf["now"] == pytest.approx(1.0)  # the seasonal naive: off by 4 at every step, scale 4
+    assert "lie more than" not in " ".join(v["current"]["notes"])
+
+
 def _without(folder, frame, column):
     path = folder / f"no-{column}.csv"
     frame.drop(columns=column).to_csv(path, index=False)
