@@ -160,6 +160,15 @@ def test_too_few_actuals_give_no_verdict_and_no_retrain():
     assert fm.metrics_of(v)["actuals"] == 5 and fm.figures(v)["level_drift_share"] is None
 
 
+def test_actuals_of_another_version_are_shown_live_but_do_not_judge_the_served_one():
+    pm = fitted()
+    rows = logged(pm, version="3")
+    v = fm.assess(params(), as_served(pm), pm.history, fm.with_actuals(rows, labels_of(rows, true_value)))
+    assert v["performance"] is None and not v["decayed"] and [r["version"] for r in v["live"]] == ["3"]
+    assert v["live"][0]["actuals"] == 30 and "mase_promised" not in v["live"][0]
+    assert "forecasts of version 4 in this window: its error is not judged" in " ".join(v["current"]["notes"])
+
+
 # ---------------------------------------------------------------- drift of level and seasonality
 
 def test_a_level_shift_in_three_of_ten_series_is_found_and_named():

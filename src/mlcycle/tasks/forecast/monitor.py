@@ -420,6 +420,9 @@ def assess(params: Params, served, reference: pd.DataFrame, cur: Observations, s
         if perf and perf["left_out_series"]:
             notes.append(f"{perf['left_out_series']} series forecast from a caller's history had no scale to read "
                          "back (no interval width): left out of MASE")
+        if perf is None:
+            notes.append(f"no actual fed back with a scale on the forecasts of version {served.version} in this window: "
+                         "its error is not judged (the other versions' are in `live`)")
     elif scored is not None:
         perf = file_performance(scored, served, params)
         if scored["unknown_series"]:
