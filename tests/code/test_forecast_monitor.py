@@ -160,6 +160,15 @@ def test_too_few_actuals_give_no_verdict_and_no_retrain():
     assert fm.metrics_of(v)["actuals"] == 5 and fm.figures(v)["level_drift_share"] is None
 
 
+def test_actuals_of_another_version_are_shown_live_but_do_not_judge_the_served_one():
+    pm = fitted()
+    rows = logged(pm, version="3")
+    v = fm.assess(params(), as_served(pm), pm.history, fm.with_actuals(rows, labels_of(rows, true_value)))
+    assert v["performance"] is None and not v["decayed"] and [r["version"] for r in v["live"]] == ["3"]
+    assert v["live"][0]["actuals"] == 30 and "mase_promised" not in v["live"][0]
+    assert "forecasts of version 4 in this window: its error is not judged" in " ".join(v["current"]["notes"])
+
+
 # ---------------------------------------------------------------- drift of level and seasonality
 
 def test_a_level_shift_in_three_of_ten_series_is_found_and_named():
@@ -231,6 +240,19 @@ def test_a_file_is_scored_from_the_workspaces_data_before_it(tmp_path):
     assert "10 observations lie more than the model's 3 steps" in notes and "1 series of the file have no history" in notes
     with pytest.raises(MonitorError, match="no column 'sales'"):
         fm.from_file(tmp_path, p, _without(tmp_path, new, "sales"))
+
+
+def test_a_file_after_a_gap_is_forecast_the_steps_from_the_datas_end(tmp_path):
+    p = params()
+    table(stores=STORES)[["store", "month", "sales"]].to_csv(tmp_path / "s.csv", index=False)  # to 2021-12
+    times = pd.date_range("2022-02-01", periods=2, freq="MS")  # steps 2 and 3 after the data's end: h is 3
+    new = pd.DataFrame([{"store": s, "month": t, "sales": true_value(s, t)} for s in STORES for t in times])
+    new.to_csv(tmp_path / "gap.csv", index=False)
+    v = fm.check(tmp_path, p, as_served(fitted()), str(tmp_path / "gap.csv"))
+    perf = v["performance"]
+    assert perf["actuals"] == 20 and [s["step"] for s in perf["by_step"]] == [2, 3]
+    assert perf["now"] == pytest.approx(1.0)  # the seasonal naive: off by 4 at every step, scale 4
+    assert "lie more than" not in " ".join(v["current"]["notes"])
 
 
 def _without(folder, frame, column):

@@ -247,7 +247,8 @@ def forecast_file(root: Path, params: Params, served, cur: Observations, history
     """The served model's forecasts of a file's observations, each series from the workspace's data
     before its first current time (`frame_history`), as evaluate scores the holdout: per series
     (`backtest.per_series`) and overall (`backtest.aggregate`), coverage, the steps counted. The
-    observations more than the model's horizon after a series' history are left out and counted."""
+    observations more than the model's horizon after a series' history (in steps, a gap before the
+    file counted) are left out and counted."""
     pm = python_model(served)
     h_max = len(pm.widths)
     history = frame_history(root, params, pm) if history is None else history
@@ -261,7 +262,10 @@ def forecast_file(root: Path, params: Params, served, cur: Observations, history
            "actuals": 0, "per_series": None}
     if actuals.empty:
         return out
-    h = int(min(h_max, actuals.groupby(ID).size().max()))
+    # steps from each series' last time in the data to its last observation (a file may start after a gap)
+    last, off = history.groupby(ID)[TIME].max(), _offset(pm.family.freq)
+    ahead = max(len(pd.date_range(last[u], t, freq=off)) - 1 for u, t in actuals.groupby(ID)[TIME].max().items())
+    h = int(min(h_max, max(ahead, 1)))
     future = actuals if pm.fc.dynamic_columns else None
     try:
         f = pm.forecast(history, h, future)
@@ -416,6 +420,9 @@ def assess(params: Params, served, reference: pd.DataFrame, cur: Observations, s
         if perf and perf["left_out_series"]:
             notes.append(f"{perf['left_out_series']} series forecast from a caller's history had no scale to read "
                          "back (no interval width): left out of MASE")
+        if perf is None:
+            notes.append(f"no actual fed back with a scale on the forecasts of version {served.version} in this window: "
+                         "its error is not judged (the other versions' are in `live`)")
     elif scored is not None:
         perf = file_performance(scored, served, params)
         if scored["unknown_series"]:
