@@ -137,7 +137,7 @@ def test_the_replay_keeps_every_month_and_retrains_on_a_level_shift(tmp_path):
     assert second["new_version"] == "2" and second["gate"] in ("promoted", "rejected")
     # both months joined the replay's data, the first without retraining
     work = ws / "build" / "simulation"
-    added = [json.loads(line) for line in (work / "data/batches.jsonl").read_text().splitlines()]
+    added = [json.loads(line) for line in (work / "data/batches.jsonl").read_text().splitlines() if line.startswith("{")]
     assert [b["rows"] for b in added] == [4, 4]
     assert res["replay"]["bar"][0] == "level_drift_share"
     html = (ws / "reports/simulation.html").read_text()
