@@ -206,8 +206,11 @@ def test_the_model_refuses_what_it_cannot_forecast():
 
 def test_init_infers_the_series_columns_and_the_step():
     section, notes = series.infer_section(table(), {"target": "sales", "time_column": "month"})
-    assert section == {"forecasting": {"id_columns": ["store"], "horizon": 12, "freq": "MS"}}
+    assert section == {"forecasting": {"id_columns": ["store"], "horizon": 12, "freq": "MS"},
+                       "validate": {"min_rows": 3}, "monitor": {"min_rows": 3}}  # a month of the 3 stores
     assert any("['store'] (3 series" in n for n in notes)
+    ended = pd.concat([table(), table(n=10, stores=("old",))])  # a store no longer observed at the end
+    assert series.infer_section(ended, {"target": "sales", "time_column": "month"})[0]["monitor"] == {"min_rows": 3}
     weekly = table().assign(month=lambda d: d.groupby("store").cumcount().map(
         lambda i: pd.Timestamp("2024-01-07") + pd.Timedelta(weeks=i)))
     assert series.infer_section(weekly, {"target": "sales", "time_column": "month"})[0]["forecasting"]["freq"] == "W-SUN"

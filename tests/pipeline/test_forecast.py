@@ -114,13 +114,13 @@ def test_the_replay_keeps_every_month_and_retrains_on_a_level_shift(tmp_path):
     table.to_csv(ws / "data" / "series" / "sales.csv", index=False)
     run(["mlcycle", "init", "--data", "data/series/sales.csv", "--target", "sales", "--task", "forecast",
          "--time-column", "month", "--force"], ws)
-    edit_params(ws, {"ingest": {}, "validate": {"min_rows": 3},
+    params = yaml.safe_load((ws / "params.yaml").read_text())  # a month's batch: the 4 stores observed at the end
+    assert params["validate"]["min_rows"] == 4 and params["monitor"]["min_rows"] == 4
+    assert yaml.safe_load((ws / "schemas" / "sales.yaml").read_text())["min_rows"] == 4
+    edit_params(ws, {"ingest": {},
                      "forecasting": {"horizon": 6, "backtest_windows": 1, "families": ["seasonal_naive", "global"],
                                      "max_iter": 40, "lags": [1, 12], "windows": [3]},
-                     "monitor": {"min_rows": 3},
                      "simulate": {"period": "month", "train_periods": 70, "periods": 2}})
-    schema = ws / "schemas" / "sales.yaml"  # init wrote validate.min_rows (100) into it: a month's batch has 4 rows
-    schema.write_text(yaml.safe_dump({**yaml.safe_load(schema.read_text()), "min_rows": 3}, sort_keys=False))
     run(["git", "add", "-A"], ws)
     run(["git", "commit", "-qm", "forecast replay params"], ws)
     out = run(["mlcycle", "monitoring", "simulate"], ws, timeout=1500)

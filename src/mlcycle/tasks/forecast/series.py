@@ -253,7 +253,8 @@ def infer_section(df, data: dict) -> tuple[dict, list[str]]:
     """The `forecasting` section `mlcycle init --task forecast` writes for a table (the task's
     "infer_params" hook), with notes to print: the series id columns (the fewest text columns that
     make (series, time) unique), the step inferred from the times, the season from it and a horizon
-    of one season. Raises DataError naming what to set when it cannot tell."""
+    of one season; and validate.min_rows and monitor.min_rows at most the series observed at the last
+    time. Raises DataError naming what to set when it cannot tell."""
     from itertools import combinations
 
     import pandas as pd
@@ -280,7 +281,14 @@ def infer_section(df, data: dict) -> tuple[dict, list[str]]:
              f"step: {freq} (forecasting.freq), a season of {season} steps; horizon {max(season, 1)} steps "
              "(forecasting.horizon: change it to what you need)"]
     section = {"id_columns": ids, "horizon": max(season, 1), "freq": freq}
-    return {"forecasting": section}, notes
+    # a batch of new observations (`mlcycle monitoring retrain`, the replay) is a step of the series
+    # still observed at the end: the row floors of a table (validate 100, monitor 500) would refuse it
+    # or never judge it
+    live = int(frame.loc[frame[TIME] == frame[TIME].max(), ID].nunique())
+    floors = {"validate": min(100, live), "monitor": min(500, live)}
+    notes.append(f"validate.min_rows {floors['validate']}, monitor.min_rows {floors['monitor']}: a step of the "
+                 f"{live:,} series observed at the last time (a batch of new observations)")
+    return {"forecasting": section, **{k: {"min_rows": v} for k, v in floors.items()}}, notes
 
 
 def sample(df: pd.DataFrame, params, frac: float) -> pd.DataFrame:
