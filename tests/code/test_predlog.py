@@ -8,8 +8,8 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from mlcycle.core.errors import LogFull
-from mlcycle.serving.predlog import Batch, PredictionLog, read
+from mlcycle.core.errors import LogFull, MonitorError
+from mlcycle.serving.predlog import Batch, PredictionLog, answers_to_monitor, read
 
 
 def batch(n: int, rid: str = "r", nulls: bool = False) -> Batch:
@@ -185,3 +185,21 @@ def test_a_full_disk_loses_no_answered_row_and_marks_the_log_unhealthy(tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     got = json.loads(out.stdout.strip().splitlines()[-1])
     assert got == {"unhealthy_while_full": True, "healthy_after": True, "on_disk": 40, "lost": 0}, got
+
+
+def test_a_task_s_answers_of_the_window_are_read_and_an_empty_window_names_the_route(tmp_path):
+    log = tmp_path / "data" / "predictions"
+    with pytest.raises(MonitorError, match="prediction log data/predictions is empty: serve the model"):
+        answers_to_monitor(tmp_path, "data/predictions", "the model", lambda df: df, 7, None, "/x answers")
+    log.mkdir(parents=True)
+    now = dt.datetime(2026, 1, 31, tzinfo=dt.UTC)
+    ts = [now - dt.timedelta(days=d) for d in (10, 3, 1)]
+    pd.DataFrame({"ts": ts, "v": [1, 2, 3]}).to_parquet(log / "part-1.parquet")
+
+    def rows_of(df):  # the task's own rows: here those with v > 1, ts as UTC times
+        return df[df["v"] > 1].assign(ts=pd.to_datetime(df["ts"], utc=True))
+
+    folder, rows = answers_to_monitor(tmp_path, "data/predictions", "the model", rows_of, 7, now, "/x answers")
+    assert folder == log and rows["v"].tolist() == [2, 3]
+    with pytest.raises(MonitorError, match=r"no /x answers in the last 0.5 days of data/predictions; widen --days"):
+        answers_to_monitor(tmp_path, "data/predictions", "the model", rows_of, 0.5, now, "/x answers")

@@ -624,6 +624,20 @@ def parts_to_monitor(root: Path, log_dir: str | Path, send: str) -> tuple[Path, 
     return folder, files
 
 
+def answers_to_monitor(root: Path, log_dir: str | Path, send: str, rows_of, days: float,
+                       now: dt.datetime | None, what: str) -> tuple[Path, pd.DataFrame]:
+    """The log folder (`parts_to_monitor`) and a task's answers of the last `days` in it: `rows_of`
+    turns the log's rows into the task's (with a UTC `ts`); a MonitorError naming `what` (e.g.
+    "/forecast answers") when there are none in the window."""
+    folder, files = parts_to_monitor(root, log_dir, send)
+    rows = rows_of(pd.concat([pd.read_parquet(f) for f in files], ignore_index=True))
+    since = pd.Timestamp(now or dt.datetime.now(dt.UTC)) - pd.Timedelta(days=days)
+    rows = rows[rows["ts"] >= since].reset_index(drop=True)
+    if rows.empty:
+        raise MonitorError(f"no {what} in the last {days:g} days of {log_dir}; widen --days or monitor.log_window_days")
+    return folder, rows
+
+
 def read(log_dir: Path) -> pd.DataFrame:
     """Every row of the prediction log (all parts), oldest part first."""
     files = parts(log_dir)

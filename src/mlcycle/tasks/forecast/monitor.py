@@ -129,14 +129,9 @@ def with_actuals(rows: pd.DataFrame, labels: pd.DataFrame) -> Observations:
 def from_log(root: Path, params: Params, days: float | None = None, now: dt.datetime | None = None) -> Observations:
     """The `/forecast` answers of the last `days` (monitor.log_window_days) and the actuals fed back."""
     days = days or params.monitor.log_window_days
-    log_dir, files = predlog.parts_to_monitor(root, params.serve.log_dir,
-                                              "the forecast model (`mlcycle serving start`) and send /forecast requests")
-    rows = served_forecasts(pd.concat([pd.read_parquet(f) for f in files], ignore_index=True))
-    since = pd.Timestamp(now or dt.datetime.now(dt.UTC)) - pd.Timedelta(days=days)
-    rows = rows[rows["ts"] >= since].reset_index(drop=True)
-    if rows.empty:
-        raise MonitorError(f"no /forecast answers in the last {days:g} days of {params.serve.log_dir}; "
-                           "widen --days or monitor.log_window_days")
+    log_dir, rows = predlog.answers_to_monitor(
+        root, params.serve.log_dir, "the forecast model (`mlcycle serving start`) and send /forecast requests",
+        served_forecasts, days, now, "/forecast answers")
     cur = with_actuals(rows, feedback.read(log_dir))
     cur.source = f"prediction log, last {days:g} days"
     return cur

@@ -126,14 +126,9 @@ def served_lists(log: pd.DataFrame) -> pd.DataFrame:
 def from_log(root: Path, params: Params, days: float | None = None, now: dt.datetime | None = None) -> Interactions:
     """The `/recommend` answers of the last `days` (monitor.log_window_days) and their feedback."""
     days = days or params.monitor.log_window_days
-    log_dir, files = predlog.parts_to_monitor(root, params.serve.log_dir,
-                                              "the recommender (`mlcycle serving start`) and send /recommend requests")
-    lists = served_lists(pd.concat([pd.read_parquet(f) for f in files], ignore_index=True))
-    since = pd.Timestamp(now or dt.datetime.now(dt.UTC)) - pd.Timedelta(days=days)
-    lists = lists[lists["ts"] >= since].reset_index(drop=True)
-    if lists.empty:
-        raise MonitorError(f"no /recommend answers in the last {days:g} days of {params.serve.log_dir}; "
-                           "widen --days or monitor.log_window_days")
+    log_dir, lists = predlog.answers_to_monitor(
+        root, params.serve.log_dir, "the recommender (`mlcycle serving start`) and send /recommend requests",
+        served_lists, days, now, "/recommend answers")
     cur = with_feedback(lists, feedback.read(log_dir))
     cur.source = f"prediction log, last {days:g} days"
     return cur
