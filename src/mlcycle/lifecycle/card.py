@@ -45,8 +45,15 @@ NOT_WRITTEN = "Not written yet: describe the intended use in {file} (quoted here
 
 
 
-def _json(path: Path):
+def read_json(path: Path):
+    """A JSON file's content, or None when there is no such file."""
     return json.loads(path.read_text()) if path.exists() else None
+
+
+def document(documents: dict | None, key: str, path: Path):
+    """What a card reads of `key`: the evaluate stage's own result when it gave its `documents`
+    (its notebook run with `write = False`), else the file it writes at `path`."""
+    return read_json(path) if documents is None else documents.get(key)
 
 
 TEMPLATE_MARK = "<!-- mlcycle: not written yet -->"  # the shipped intended_use.md, until its owner writes it
@@ -203,10 +210,10 @@ def collect(paths, cfg, client=None, name: str | None = None, version: str | Non
     docs = None if documents is None else {k: json.loads(json.dumps(v, default=str)) for k, v in documents.items()}
 
     def doc(key: str, path: Path):
-        return _json(path) if docs is None else docs.get(key)
+        return document(docs, key, path)
 
     evaluate = doc("evaluate", paths.metrics("evaluate")) or {}
-    feats = _json(paths.metrics("features")) or {}
+    feats = read_json(paths.metrics("features")) or {}
     decision = doc("gate", paths.gate_decision) or {}
     fair = doc("fairness", paths.fairness)
     expl = doc("explanations", paths.explanations) or {}
@@ -261,7 +268,7 @@ def task_record(paths, cfg, parts_of, client=None, name: str | None = None, vers
     task = tasks.active(cfg)
     docs = None if documents is None else json.loads(json.dumps(documents, default=str))
     parts = parts_of(paths, cfg, docs)
-    decision = (_json(paths.gate_decision) if docs is None else docs.get("gate")) or {}
+    decision = document(docs, "gate", paths.gate_decision) or {}
     intended = Path(cfg.evaluate.intended_use)
     intended = intended if intended.is_absolute() else paths.root / intended
     section = task.params_section or "train"

@@ -15,10 +15,9 @@ it did not write them) or its files, with the features and train stages' metrics
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from mlcycle.lifecycle.card import image
+from mlcycle.lifecycle.card import document, image, read_json
 from mlcycle.tasks.forecast import TASK
 from mlcycle.tasks.forecast.params import METRICS
 from mlcycle.tasks.forecast.series import ID, named
@@ -30,10 +29,6 @@ FAMILY_NAMES = {"seasonal_naive": "seasonal naive (each step repeats the value o
 COVERAGE_SLACK = 0.05  # coverage this far below nominal is a limitation: the intervals are too narrow
 MOST_NAMED = 5  # series named in a limitation
 METRIC_NAMES = {"mase": "MASE", "smape": "sMAPE", "rmse": "RMSE"}
-
-
-def _json(path: Path) -> dict | None:
-    return json.loads(path.read_text()) if path.exists() else None
 
 
 def card_documents(evaluated: dict, worst, decision: dict, figures: bool = False) -> dict:
@@ -126,13 +121,13 @@ def sections(paths, cfg, documents: dict | None = None) -> dict:
     given when it did not write its files; None: read reports/."""
 
     def doc(key: str, path: Path):
-        return _json(path) if documents is None else documents.get(key)
+        return document(documents, key, path)
 
     fc = cfg.forecasting
     evaluated = doc("evaluate", paths.metrics("evaluate")) or {}
     examples = (doc("explanations", paths.explanations) or {}).get("examples") or []
-    feats = _json(paths.metrics("features")) or {}
-    trained = _json(paths.metrics("train")) or {}
+    feats = read_json(paths.metrics("features")) or {}
+    trained = read_json(paths.metrics("train")) or {}
     chosen = evaluated.get("family") or trained.get("chosen")
     m, b = evaluated.get("model") or {}, evaluated.get("baseline") or {}
     nominal = evaluated.get("nominal_coverage", fc.coverage)
@@ -140,7 +135,7 @@ def sections(paths, cfg, documents: dict | None = None) -> dict:
 
     out_sections = []
     if trained.get("backtest"):
-        windows = windows_of(_json(paths.search)) or fc.backtest_windows
+        windows = windows_of(read_json(paths.search)) or fc.backtest_windows
         metric = METRIC_NAMES.get(trained.get("metric") or fc.metric, fc.metric)
         out_sections.append({
             "title": "Backtest: the families compared",

@@ -16,11 +16,10 @@ model's metadata (models/model/MLmodel).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from mlcycle.core.workspace import model_metadata
-from mlcycle.lifecycle.card import image
+from mlcycle.lifecycle.card import document, image, read_json
 from mlcycle.tasks.recommender import ranking
 
 # models/metrics/evaluate.json names the hybrid `model` and popularity `baseline` (stages.metrics_document)
@@ -28,10 +27,6 @@ NAMES = {"baseline": "popularity", "model": "hybrid"}
 ORDER = ("popularity", "cf", "content", "hybrid")
 SLICE_COLUMNS = ("slice", "group", "users", "relevant_items", *ranking.METRICS)
 COUNTS = ("users", "relevant_items")  # whole numbers (floats in a slices table with gaps)
-
-
-def _json(path: Path) -> dict | None:
-    return json.loads(path.read_text()) if path.exists() else None
 
 
 def served_meta(model_dir: Path) -> dict:
@@ -111,7 +106,7 @@ def sections(paths, cfg, documents: dict | None = None) -> dict:
     given when it did not write its files; None: read reports/."""
 
     def doc(key: str, path: Path):
-        return _json(path) if documents is None else documents.get(key)
+        return document(documents, key, path)
 
     rec = cfg.recommend
     k, metric = rec.k, rec.metric
@@ -119,7 +114,7 @@ def sections(paths, cfg, documents: dict | None = None) -> dict:
     results, cis = results_of(evaluated)
     slices = evaluated.get("slices") or (doc("fairness", paths.fairness) or {}).get("slices") or []
     examples = (doc("explanations", paths.explanations) or {}).get("examples") or []
-    feats = _json(paths.metrics("features")) or {}
+    feats = read_json(paths.metrics("features")) or {}
     served = served_meta(paths.model)
     model = served.get("model", "hybrid")
     users = evaluated.get("users")
