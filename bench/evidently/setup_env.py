@@ -4,81 +4,23 @@ Evidently 0.7.x cannot be imported with pandas 3 (the project's pandas), so it g
 its own, `.venv-evidently` at the repository root by default (`BENCH_EVIDENTLY_VENV` overrides),
 installed from PyPI with the pins in requirements.txt beside this file. `bench_drift.py` calls
 `ensure()` on every run: the first run creates the environment (a minute or two), later runs reuse
-it until requirements.txt changes. The folder holds a `.gitignore` of `*`, so git never sees it.
+it until requirements.txt changes. The folder holds a `.gitignore` of `*`, so git never sees it (bench/venvs.py).
 
     python bench/evidently/setup_env.py          # create or update it by hand
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
-REQUIREMENTS = HERE / "requirements.txt"
-DEFAULT_VENV = ROOT / ".venv-evidently"
+sys.path.insert(0, str(HERE.parent))
+from venvs import IsolatedVenv, SetupError  # noqa: E402, F401 (SetupError: what ensure() raises)
 
-
-class SetupError(RuntimeError):
-    pass
-
-
-def venv_path() -> Path:
-    return Path(os.environ.get("BENCH_EVIDENTLY_VENV", DEFAULT_VENV)).resolve()
-
-
-def python_of(venv: Path) -> Path:
-    return venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-
-
-def _fingerprint() -> str:
-    return hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()
-
-
-def _run(cmd: list[str], what: str) -> None:
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        out = "\n".join(line for line in (proc.stdout + proc.stderr).splitlines()
-                        if not line.startswith("WARNING: Location"))
-        raise SetupError(f"{what} failed (exit {proc.returncode}): {' '.join(cmd)}\n{out[-4000:]}")
-
-
-def ensure(venv: Path | None = None, log=print) -> Path:
-    """The Python of the Evidently virtualenv, created or reinstalled when requirements.txt changed."""
-    venv = venv or venv_path()
-    py, stamp = python_of(venv), venv / ".installed"
-    want = _fingerprint()
-    if py.exists() and stamp.exists() and stamp.read_text().strip() == want:
-        return py
-    log(f"setting up Evidently's virtualenv {venv} from {REQUIREMENTS.relative_to(ROOT)} "
-        "(first run only; downloads from PyPI)")
-    if not py.exists():
-        _run([sys.executable, "-m", "venv", str(venv)], "creating the virtualenv")
-    (venv / ".gitignore").write_text("# created by bench/evidently/setup_env.py\n*\n")
-    stamp.unlink(missing_ok=True)
-    _run([str(py), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", str(REQUIREMENTS)],
-         "pip install of Evidently")
-    _run([str(py), "-c", "import evidently, evidently.presets, pandas, pyarrow, psutil"],
-         "importing Evidently in its virtualenv")
-    stamp.write_text(want + "\n")
-    return py
-
-
-def main() -> int:
-    try:
-        py = ensure()
-    except SetupError as e:
-        print(f"ERROR: could not set up Evidently's virtualenv: {e}", file=sys.stderr)
-        return 1
-    out = subprocess.run([str(py), "-c", "import evidently, pandas; print(evidently.__version__, pandas.__version__)"],
-                         capture_output=True, text=True, check=True).stdout.split()
-    print(f"{py}: evidently {out[0]}, pandas {out[1]}")
-    return 0
-
+ENV = IsolatedVenv("Evidently", "evidently", HERE, "BENCH_EVIDENTLY_VENV",
+                   "evidently, evidently.presets, pandas, pyarrow, psutil")
+venv_path, ensure = ENV.venv_path, ENV.ensure
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(ENV.main())
